@@ -1,0 +1,240 @@
+"""The `tc` command tree: parse, call one operation, print its result, set the exit code.
+
+Operations are imported inside the handlers so `tc --help` and `tc spec validate` start fast and
+never import NautilusTrader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import Any, Callable, Sequence
+
+from opslab import __version__
+from opslab.errors import InputError, OpsLabError
+
+Handler = Callable[[argparse.Namespace], Any]
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line and exit 2 through the usual path."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    common.add_argument("--traceback", action="store_true", help="show the stack trace of an unexpected error (also TC_DEBUG=1)")
+    return common
+
+
+COMMON = _common()
+
+
+def leaf(sub: Any, name: str, help_: str, examples: str, handler: Handler) -> argparse.ArgumentParser:
+    """Add a leaf command with --json/--traceback, an examples epilog and its handler."""
+    parser = sub.add_parser(
+        name, help=help_, description=help_, parents=[COMMON],
+        epilog="examples:\n" + examples.strip("\n"), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def group(sub: Any, name: str, help_: str) -> Any:
+    """Add a command group and return its subparsers."""
+    parser = sub.add_parser(name, help=help_, description=help_)
+    inner = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    inner.required = True
+    return inner
+
+
+def _load_spec(path: str) -> Any:
+    from opslab import spec
+
+    return spec.load(path)
+
+
+# --- spec -------------------------------------------------------------------------------------
+
+def _spec_validate(args: argparse.Namespace) -> Any:
+    from opslab.result import Result
+
+    loaded = _load_spec(args.spec)
+    return Result("ok", f"{args.spec}: ok (run_id {loaded.run_id}, {loaded.config_hash})", data={"run_id": loaded.run_id, "config_hash": loaded.config_hash, "spec": loaded.data})
+
+
+def _group_spec(sub: Any) -> None:
+    g = group(sub, "spec", "validate RunSpecs")
+    p = leaf(g, "validate", "validate a RunSpec against schemas/runspec.schema.json", """
+  tc spec validate fixtures/specs/demo.yaml
+  tc spec validate my-run.yaml --json     # normalized spec and config hash as JSON""", _spec_validate)
+    p.add_argument("spec", metavar="SPEC", help="RunSpec file (YAML or JSON)")
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def _data_prepare(args: argparse.Namespace) -> Any:
+    from opslab import data
+
+    loaded = _load_spec(args.spec)
+    return data.prepare(data.DatasetParams.from_spec(loaded.data), force=args.force, check=args.check)
+
+
+def _data_fingerprint(args: argparse.Namespace) -> Any:
+    from opslab import data
+
+    return data.fingerprint_op(args.path)
+
+
+def _group_data(sub: Any) -> None:
+    g = group(sub, "data", "prepare and fingerprint datasets")
+    p = leaf(g, "prepare", "write the spec's deterministic synthetic dataset (ok when already intact)", """
+  tc data prepare --spec fixtures/specs/demo.yaml
+  tc data prepare --spec fixtures/specs/demo.yaml --check   # only say what would change
+  tc data prepare --spec fixtures/specs/demo.yaml --force   # rebuild a dataset that no longer matches its manifest""", _data_prepare)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec whose dataset block to prepare")
+    p.add_argument("--check", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--force", action="store_true", help="rewrite the dataset even if it exists")
+    p = leaf(g, "fingerprint", "sha256 of a file, streamed (constant memory)", """
+  tc data fingerprint artifacts/datasets/*/bars.csv""", _data_fingerprint)
+    p.add_argument("path", metavar="PATH", help="file to fingerprint")
+
+
+# --- run --------------------------------------------------------------------------------------
+
+def _run_init(args: argparse.Namespace) -> Any:
+    from opslab import runs
+
+    return runs.init(_load_spec(args.spec), check=args.check)
+
+
+def _run_list(args: argparse.Namespace) -> Any:
+    from opslab import runs
+
+    return runs.list_runs()
+
+
+def _run_show(args: argparse.Namespace) -> Any:
+    from opslab import runs
+
+    return runs.show(args.run_id)
+
+
+def _group_run(sub: Any) -> None:
+    g = group(sub, "run", "initialize, run and inspect runs")
+    p = leaf(g, "init", "create the run folder for a spec (ok when it already exists with the same spec)", """
+  tc run init --spec fixtures/specs/demo.yaml
+  TC_ARTIFACTS_DIR=/tmp/lab tc run init --spec fixtures/specs/demo.yaml --json""", _run_init)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec file")
+    p.add_argument("--check", action="store_true", help="print the plan, change nothing")
+    leaf(g, "list", "list runs under the artifacts root", "  tc run list\n  tc run list --json", _run_list)
+    p = leaf(g, "show", "show one run's metadata and journal position", "  tc run show demo", _run_show)
+    p.add_argument("run_id", metavar="RUN_ID")
+
+
+# --- report / artifacts -----------------------------------------------------------------------
+
+def _report(args: argparse.Namespace) -> Any:
+    from opslab import artifacts, runs
+    from opslab.result import Result
+
+    folder, _ = runs.load_metadata(args.run_id)
+    with artifacts.locked(folder, f"run {args.run_id}"):
+        status = runs.finalize(folder, args.run_id)
+    path = folder / runs.REPORT
+    return Result(status, f"report: {path}", [str(path)], {"report": str(path), "text": path.read_text(encoding="utf-8")})
+
+
+def _artifacts_verify(args: argparse.Namespace) -> Any:
+    from opslab import verify
+
+    if args.run_id and args.all:
+        raise InputError("tc artifacts verify: give RUN_ID or --all, not both")
+    return verify.verify(args.run_id, all_runs=args.all)
+
+
+def _group_report(sub: Any) -> None:
+    p = leaf(sub, "report", "re-render a run's report.md from its artifacts and print its path", "  tc report demo", _report)
+    p.add_argument("run_id", metavar="RUN_ID")
+
+
+def _group_artifacts(sub: Any) -> None:
+    g = group(sub, "artifacts", "check artifacts against their contracts")
+    p = leaf(g, "verify", "check schemas, manifest digests and journal chains (exit 4 on any problem)", """
+  tc artifacts verify demo
+  tc artifacts verify --all       # every run plus datasets and state""", _artifacts_verify)
+    p.add_argument("run_id", metavar="RUN_ID", nargs="?")
+    p.add_argument("--all", action="store_true", help="verify every run and root artifact (the default without RUN_ID)")
+
+
+GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts]
+
+
+def build_parser() -> Parser:
+    """The whole `tc` parser."""
+    parser = Parser(
+        prog="tc",
+        description="TradingChassis Ops Lab: spec-driven NautilusTrader runs whose every outcome is a schema-validated artifact.",
+        epilog="exit codes: 0 ok, 1 unexpected error, 2 bad input, 3 blocked by safety, 4 a check failed\n"
+        "artifacts root: $TC_ARTIFACTS_DIR (default ./artifacts)\n\n"
+        "examples:\n  tc spec validate fixtures/specs/demo.yaml\n  tc run init --spec fixtures/specs/demo.yaml\n  tc artifacts verify --all",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[COMMON],
+    )
+    parser.add_argument("--version", action="version", version=f"tc (opslab) {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for add in GROUPS:
+        add(sub)
+    return parser
+
+
+def _print_text(result: Any) -> None:
+    print(f"{result.status}: {result.summary}")
+    for line in result.details:
+        print(f"  {line}")
+    rows = result.data.get("runs") if isinstance(result.data, dict) else None
+    if rows:
+        for row in rows:
+            print("  " + "  ".join(f"{row.get(k, '')}" for k in ("run_id", "status", "engine_kind", "scenario", "created_at")))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `tc`; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    want_json = "--json" in argv
+    want_trace = "--traceback" in argv or os.environ.get("TC_DEBUG") == "1"
+    try:
+        args = build_parser().parse_args(argv)
+        result = args.handler(args)
+    except OpsLabError as exc:
+        return _fail(str(exc), exc.exit_code, want_json)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, want_json)
+    except Exception as exc:  # the one place an unexpected error becomes exit 1
+        if want_trace:
+            traceback.print_exc()
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --traceback for details)", 1, want_json)
+    if want_json:
+        print(json.dumps(result.as_dict(), sort_keys=True, default=str))
+    else:
+        _print_text(result)
+    return result.exit_code
+
+
+def _fail(message: str, code: int, want_json: bool) -> int:
+    for line in message.splitlines() or [message]:
+        print(f"error: {line}", file=sys.stderr)
+    if want_json:
+        print(json.dumps({"status": "error", "error": message, "exit_code": code}, sort_keys=True))
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

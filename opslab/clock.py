@@ -1,0 +1,41 @@
+"""The one source of wall-clock time for everything tc writes.
+
+With SOURCE_DATE_EPOCH set, every timestamp is that instant, so the same inputs give
+byte-identical artifacts. Durations (latency, scrape time) use time.monotonic directly and are
+never written where determinism matters.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from opslab.errors import InputError
+
+
+def now() -> datetime:
+    """Current UTC time, or SOURCE_DATE_EPOCH when it is set."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and epoch != "":
+        try:
+            return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise InputError(
+                f"SOURCE_DATE_EPOCH: expected an integer number of seconds, got {epoch!r}"
+            ) from None
+    return datetime.now(timezone.utc)
+
+
+def iso(ts: datetime) -> str:
+    """RFC 3339 UTC with a Z suffix and no sub-second digits."""
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_iso() -> str:
+    """now() as an RFC 3339 string."""
+    return iso(now())
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse the RFC 3339 UTC form tc writes (and accepts in specs)."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)

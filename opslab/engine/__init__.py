@@ -1,0 +1,1 @@
+"""Engine room: the only place NautilusTrader is imported (lazily, inside functions)."""

@@ -1,0 +1,83 @@
+"""report.md, rendered only from a run's artifacts on disk (never from in-memory state).
+
+SECTIONS is the registry: each entry renders one concern from the artifacts it needs and returns
+None when they are absent, so a section appears once its operation has run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+Section = Callable[[Path, dict[str, Any]], "str | None"]
+
+
+def _load(folder: Path, name: str) -> Any:
+    try:
+        return json.loads((folder / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    lines = ["| field | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def overview(folder: Path, meta: dict[str, Any]) -> str | None:
+    spec = _load(folder, "runspec.json") or {}
+    rows = [
+        ("run_id", meta.get("run_id")),
+        ("status", meta.get("status")),
+        ("engine", meta.get("engine_kind")),
+        ("scenario", f"{meta['scenario']['name']} {meta['scenario']['version']}" if meta.get("scenario") else None),
+        ("strategy (identity only)", f"{meta['strategy']['name']} {meta['strategy']['version']}" if meta.get("strategy") else None),
+        ("config hash", f"`{meta.get('config_hash')}`"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in sorted(meta.get("versions", {}).items()))),
+    ]
+    text = "## Overview\n\n"
+    if spec.get("description"):
+        text += spec["description"].strip() + "\n\n"
+    return text + _table(rows)
+
+
+def dataset(folder: Path, meta: dict[str, Any]) -> str | None:
+    ds = meta.get("dataset")
+    if not ds:
+        return None
+    rows = [("dataset_id", ds["dataset_id"]), ("fingerprint", f"`{ds['fingerprint']}`"), ("bars", ds["rows"]),
+            ("first bar close", ds["first_bar_close"]), ("last bar close", ds["last_bar_close"])]
+    return "## Dataset\n\n" + _table(rows)
+
+
+def journal_summary(folder: Path, meta: dict[str, Any]) -> str | None:
+    path = folder / "journal.jsonl"
+    if not path.exists():
+        return None
+    lines = ["## Journal", "", "| seq | event |", "| --- | --- |"]
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            lines.append("| ? | (unreadable line: run `tc artifacts verify`) |")
+            continue
+        lines.append(f"| {rec.get('seq')} | {rec.get('event')} |")
+    return "\n".join(lines)
+
+
+SECTIONS: list[Section] = [overview, dataset, journal_summary]
+
+
+def render(folder: Path) -> str:
+    """The whole report.md text for the run in FOLDER."""
+    meta = _load(folder, "metadata.json") or {}
+    spec = _load(folder, "runspec.json") or {}
+    title = (spec.get("report") or {}).get("title") or f"Run {meta.get('run_id', folder.name)}"
+    parts = [f"# {title}", "", "Rendered by `tc` from this run's artifacts; `tc artifacts verify` checks them.", ""]
+    for section in SECTIONS:
+        body = section(folder, meta)
+        if body:
+            parts += [body, ""]
+    return "\n".join(parts)

@@ -1,0 +1,150 @@
+"""RunSpec: load (safe YAML or JSON), validate against schemas/runspec.schema.json, normalize, hash."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opslab.artifacts import canonical_json
+from opslab.contracts import errors_for, load_schema
+from opslab.errors import InputError
+
+MAX_SPEC_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A validated, normalized spec and where it came from."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return self.data["run_id"]
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.data)
+
+    def resolve(self, relative: str) -> Path:
+        """A path named in the spec, relative to the spec file's folder."""
+        return (self.path.parent / relative).resolve()
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and anchors/aliases (no alias bombs)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen[key] = True
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _AliasRefusingComposer(_StrictLoader):
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D401 - yaml hook
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases are not allowed in a RunSpec", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def parse_document(path: Path, what: str = "spec") -> Any:
+    """Read PATH and parse it as one safe YAML (or JSON) document; InputError names the file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a {what} file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise InputError(f"{path}: {len(raw)} bytes, a {what} file is at most {MAX_SPEC_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise InputError(f"{path}: is empty, expected a {what} mapping")
+    try:
+        docs = list(yaml.load_all(text, Loader=_AliasRefusingComposer))  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "could not determine a constructor" in str(exc):
+            problem = "unsupported YAML tag (only plain YAML is accepted; tags such as !!python are refused)"
+        raise InputError(f"{path}: not valid YAML{where}: {problem}") from None
+    if len(docs) != 1:
+        raise InputError(f"{path}: holds {len(docs)} YAML documents, expected exactly one")
+    return docs[0]
+
+
+def apply_defaults(schema: dict[str, Any], instance: Any) -> Any:
+    """Fill the schema's `default` values into INSTANCE (objects only, recursively)."""
+    if not isinstance(instance, dict) or schema.get("type") != "object":
+        return instance
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            instance[key] = apply_defaults(sub, instance[key])
+    return instance
+
+
+def normalize(data: dict[str, Any]) -> dict[str, Any]:
+    """The normalized spec: defaults from the schema filled in (what the config hash covers)."""
+    return apply_defaults(load_schema("runspec"), copy.deepcopy(data))
+
+
+def config_hash(normalized: dict[str, Any]) -> str:
+    """sha256 over the canonical JSON of a normalized spec, as sha256:<hex>."""
+    return "sha256:" + hashlib.sha256(canonical_json(normalized)).hexdigest()
+
+
+def validation_errors(data: Any, source: str) -> list[str]:
+    """Every problem of DATA as a RunSpec, one line each (file, JSON pointer, expectation)."""
+    if not isinstance(data, dict):
+        kind = "list" if isinstance(data, list) else type(data).__name__
+        return [f"{source}: /: expected a mapping of RunSpec fields, got a {kind}"]
+    lines = errors_for("runspec", data, source)
+    if lines:
+        return lines
+    # Checks a JSON Schema cannot express, kept next to it.
+    from opslab.engine.scenarios import SCENARIOS  # registry only; no Nautilus import
+
+    name = data["scenario"]["name"]
+    if name not in SCENARIOS:
+        known = ", ".join(sorted(SCENARIOS))
+        lines.append(f"{source}: /scenario/name: unknown scenario {name!r}; known: {known}")
+    return lines
+
+
+def load(path: Path | str) -> RunSpec:
+    """Load, validate and normalize a RunSpec; InputError with one line per problem."""
+    path = Path(path)
+    data = parse_document(path)
+    lines = validation_errors(data, str(path))
+    if lines:
+        raise InputError("\n".join(lines))
+    return RunSpec(path=path, data=normalize(data))

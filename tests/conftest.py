@@ -1,0 +1,64 @@
+"""Shared fixtures: run the real `tc` in a subprocess against a temporary artifacts root."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+SPECS = FIXTURES / "specs"
+EPOCH = "1700000000"
+
+
+@dataclass
+class Completed:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def tc_env(artifacts: Path, **extra: str) -> dict[str, str]:
+    """Environment for a tc subprocess: this checkout first on the path, the given artifacts root."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TC_") and k != "SOURCE_DATE_EPOCH"}
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["TC_ARTIFACTS_DIR"] = str(artifacts)
+    env.update(extra)
+    return env
+
+
+def run_tc(*args: str, artifacts: Path, cwd: Path | None = None, timeout: float = 600, **env: str) -> Completed:
+    """Run `python -m opslab ARGS` and capture its exit code, stdout and stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "opslab", *args],
+        cwd=cwd or REPO, env=tc_env(artifacts, **env), capture_output=True, text=True, timeout=timeout,
+    )
+    return Completed(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def lab(tmp_path: Path):
+    """A callable running tc against a fresh artifacts root (tmp_path/artifacts) with a fixed clock."""
+    root = tmp_path / "artifacts"
+
+    def call(*args: str, **env: str) -> Completed:
+        env.setdefault("SOURCE_DATE_EPOCH", EPOCH)
+        return run_tc(*args, artifacts=root, **env)
+
+    call.root = root  # type: ignore[attr-defined]
+    return call
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file under ROOT and its bytes, by relative path."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
