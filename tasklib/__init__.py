@@ -1,0 +1,1 @@
+"""Task modules for tasks.py; each exposes TASKS."""

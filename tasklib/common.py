@@ -1,0 +1,40 @@
+"""Helpers shared by the task modules: how to call tc, where artifacts go, ok/changed lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from invoke import Context
+
+REPO = Path(__file__).resolve().parent.parent
+TC = f"{shlex.quote(sys.executable)} -m opslab"
+
+
+def artifacts_root() -> Path:
+    """The artifacts root the tasks use ($TC_ARTIFACTS_DIR, default ./artifacts)."""
+    return Path(os.environ.get("TC_ARTIFACTS_DIR") or REPO / "artifacts")
+
+
+def tc(c: Context, *args: str, env: dict[str, str] | None = None, warn: bool = False) -> dict[str, Any]:
+    """Run `tc ARGS --json`, print its one-line status, and return the parsed result."""
+    cmd = f"{TC} {' '.join(shlex.quote(a) for a in args)} --json"
+    full_env = {"TC_ARTIFACTS_DIR": str(artifacts_root())}
+    full_env.update(env or {})
+    res = c.run(cmd, env=full_env, hide="out", warn=True)
+    try:
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        out = {"status": "error", "summary": res.stdout.strip(), "exit_code": res.exited}
+    line = out.get("summary") or out.get("error") or ""
+    print(f"{out.get('status', 'error'):>8}  tc {' '.join(args)}: {line}")
+    for detail in out.get("details") or []:
+        print(f"          {detail}")
+    if res.exited != 0 and not warn:
+        sys.exit(res.exited)
+    out["exit_code"] = res.exited
+    return out

@@ -1,0 +1,35 @@
+"""The demo flow: every step is an idempotent tc operation, so a second run reports ok."""
+
+from __future__ import annotations
+
+from invoke import Context, task
+
+from tasklib.common import REPO, artifacts_root, tc
+
+DEMO_SPEC = str(REPO / "fixtures" / "specs" / "demo.yaml")
+
+
+@task
+def setup(c: Context) -> None:
+    """Report the environment (the Makefile already converged .venv from the locks)."""
+    c.run(f"{__import__('sys').executable} -m opslab --version")
+    print(f"      ok  .venv matches requirements/*.lock; artifacts root: {artifacts_root()}")
+
+
+@task
+def demo(c: Context) -> None:
+    """Prepare the dataset, run the demo spec, verify every artifact, and say where the run is."""
+    root = artifacts_root()
+    print(f"demo: artifacts root {root}")
+    tc(c, "spec", "validate", DEMO_SPEC)
+    tc(c, "data", "prepare", "--spec", DEMO_SPEC)
+    run = tc(c, "run", "init", "--spec", DEMO_SPEC)
+    tc(c, "artifacts", "verify", "--all")
+    run_dir = run["data"]["run_dir"]
+    print()
+    print(f"demo run: {run_dir}")
+    print(f"  report:   {run_dir}/report.md")
+    print(f"  verify:   tc artifacts verify --all   (TC_ARTIFACTS_DIR={root})")
+
+
+TASKS = [setup, demo]

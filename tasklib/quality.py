@@ -1,0 +1,40 @@
+"""Tests, static checks and docs."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import Context, task
+
+from tasklib.common import REPO
+
+PY = sys.executable
+
+
+@task(help={"args": "extra pytest arguments, e.g. '-m \"not integration\"'"})
+def test(c: Context, args: str = "") -> None:
+    """Run the test suite (exit code 5, no tests collected, counts as a failure)."""
+    c.run(f"{PY} -m pytest {args}", pty=False)
+
+
+@task
+def docs(c: Context) -> None:
+    """Build the MkDocs site with --strict into site/."""
+    c.run(f"{PY} -m mkdocs build --strict --quiet --site-dir {REPO / 'site'}")
+    print(f"      ok  docs built in {REPO / 'site'}")
+
+
+@task
+def check(c: Context) -> None:
+    """Static checks: every schema against its metaschema, the docs build --strict."""
+    from jsonschema import Draft202012Validator
+
+    from opslab import contracts
+
+    for name in contracts.schema_names():
+        Draft202012Validator.check_schema(contracts.load_schema(name))
+    print(f"      ok  {len(contracts.schema_names())} schemas are valid JSON Schema 2020-12")
+    docs(c)
+
+
+TASKS = [test, docs, check]

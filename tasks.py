@@ -1,0 +1,11 @@
+"""invoke tasks: the namespace is assembled from one small module per concern in tasklib/."""
+
+from invoke import Collection
+
+from tasklib import bench, demo, quality
+
+ns = Collection()
+for module in (demo, quality, bench):
+    for task in module.TASKS:
+        ns.add_task(task)
+ns.configure({"run": {"echo": False, "pty": False}})
