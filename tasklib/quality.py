@@ -20,7 +20,7 @@ def test(c: Context, args: str = "") -> None:
 @task
 def docs(c: Context) -> None:
     """Build the MkDocs site with --strict into site/."""
-    c.run(f"{PY} -m mkdocs build --strict --quiet --site-dir {REPO / 'site'}")
+    c.run(f"{PY} -m mkdocs build --strict --quiet --site-dir {REPO / 'site'}", env={"NO_MKDOCS_2_WARNING": "1"})
     print(f"      ok  docs built in {REPO / 'site'}")
 
 

@@ -1,0 +1,52 @@
+"""The README's demo: runs, is idempotent, and is byte-identical under SOURCE_DATE_EPOCH."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import EPOCH, REPO, tree_bytes
+
+pytestmark = pytest.mark.integration
+
+
+def _demo(root, epoch: str | None = EPOCH) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TC_") and k not in ("SOURCE_DATE_EPOCH", "MAKEFLAGS", "MAKELEVEL")}
+    env["TC_ARTIFACTS_DIR"] = str(root)
+    if epoch:
+        env["SOURCE_DATE_EPOCH"] = epoch
+    return subprocess.run(["make", "--no-print-directory", "demo", "RUNTIME=native"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def demo_roots(tmp_path_factory):
+    a, b = tmp_path_factory.mktemp("demo-a"), tmp_path_factory.mktemp("demo-b")
+    first_a = _demo(a)
+    assert first_a.returncode == 0, first_a.stdout + first_a.stderr
+    snapshot = {p: p.stat().st_mtime_ns for p in a.rglob("*") if p.is_file()}
+    second_a = _demo(a)
+    assert second_a.returncode == 0, second_a.stdout + second_a.stderr
+    first_b = _demo(b)
+    assert first_b.returncode == 0, first_b.stdout + first_b.stderr
+    return a, b, first_a, second_a, snapshot
+
+
+def test_demo_prints_where_the_run_is(demo_roots):
+    a, _, first, _, _ = demo_roots
+    assert f"demo run: {a}/runs/demo" in first.stdout
+    assert "changed" in first.stdout
+
+
+def test_second_demo_reports_ok_and_changes_no_file(demo_roots):
+    a, _, _, second, snapshot = demo_roots
+    status_lines = [line for line in second.stdout.splitlines() if re.match(r"^\s*(ok|changed|failed|error)\s+tc ", line)]
+    assert status_lines and all(line.split()[0] == "ok" for line in status_lines), second.stdout
+    assert {p: p.stat().st_mtime_ns for p in a.rglob("*") if p.is_file()} == snapshot
+
+
+def test_two_demo_roots_are_byte_identical(demo_roots):
+    a, b, *_ = demo_roots
+    assert tree_bytes(a) == tree_bytes(b)

@@ -1,0 +1,105 @@
+"""Every bad input to `tc spec validate` / `tc run init`: exit 2, one line naming file and field, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import SPECS
+
+DEMO = yaml.safe_load((SPECS / "demo.yaml").read_text())
+
+
+def _write(tmp_path: Path, content: str | bytes, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def _with(**changes) -> str:
+    data = {**DEMO, **changes}
+    return yaml.safe_dump({k: v for k, v in data.items() if v is not None})
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+
+CASES = {
+    "empty": ("", "is empty"),
+    "whitespace only": ("   \n\n", "is empty"),
+    "not yaml": ("run_id: [unclosed\n", "not valid YAML"),
+    "yaml list": ("- a\n- b\n", "expected a mapping"),
+    "yaml scalar": ("just a string\n", "expected a mapping"),
+    "invalid utf-8": (b"run_id: \xff\xfe\n", "not valid UTF-8"),
+    "python tag": ("!!python/object/apply:os.system ['touch /tmp/tc-pwned']\n", "unsupported YAML tag"),
+    "alias bomb": (BOMB, "anchors and aliases are not allowed"),
+    "duplicate keys": ("run_id: a\nrun_id: b\n", "duplicate key 'run_id'"),
+    "two documents": ("a: 1\n---\nb: 2\n", "expected exactly one"),
+    "missing required": (_with(scenario=None), "missing required field 'scenario'"),
+    "wrong type": (_with(dataset={**DEMO["dataset"], "bars": "many"}), "/dataset/bars: 'many' is not of type 'integer'"),
+    "unknown key": (_with(colour="blue"), "unknown field(s) ('colour' was unexpected)"),
+    "run_id slash": (_with(run_id="a/b"), "/run_id: 'a/b' does not match"),
+    "run_id dotdot": (_with(run_id=".."), "/run_id: '..' does not match"),
+    "run_id space": (_with(run_id="my run"), "/run_id: 'my run' does not match"),
+    "run_id too long": (_with(run_id="r" * 65), "/run_id:"),
+    "unknown scenario": (_with(scenario={"name": "no_such", "version": "1"}), "unknown scenario 'no_such'; known: ops_smoke_demo"),
+    "zero bars": (_with(dataset={**DEMO["dataset"], "bars": 0}), "/dataset/bars: 0 is less than the minimum of 1"),
+    "bad start": (_with(dataset={**DEMO["dataset"], "start": "yesterday"}), "/dataset/start:"),
+}
+
+
+@pytest.mark.parametrize("command", [("spec", "validate"), ("run", "init", "--spec")], ids=["validate", "init"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_spec_exits_2_with_one_line_and_writes_nothing(lab, tmp_path, case, command):
+    content, expected = CASES[case]
+    spec = _write(tmp_path, content)
+    result = lab(*command, str(spec))
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {spec}"), lines[0]
+    assert expected in lines[0]
+    assert "Traceback" not in result.err
+    assert not lab.root.exists(), "a rejected spec must not create the artifacts root"
+    assert not Path("/tmp/tc-pwned").exists()
+
+
+def test_several_problems_one_line_each(lab, tmp_path):
+    spec = _write(tmp_path, _with(run_id="a b", colour="x"))
+    result = lab("spec", "validate", str(spec))
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"error: {spec}: /") for line in lines)
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_spec_path_must_be_a_file(lab, tmp_path, kind):
+    path = tmp_path / "nope.yaml" if kind == "missing" else tmp_path
+    result = lab("spec", "validate", str(path))
+    assert result.code == 2
+    assert result.err.strip() == f"error: {path}: " + ("no such file" if kind == "missing" else "is a directory, expected a spec file")
+
+
+def test_artifacts_root_not_writable(tmp_path):
+    from conftest import run_tc
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_tc("run", "init", "--spec", str(SPECS / "demo.yaml"), artifacts=blocker / "artifacts")
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "artifacts root" in result.err and "TC_ARTIFACTS_DIR" in result.err
+
+
+def test_valid_specs_validate(lab):
+    for spec in sorted(SPECS.glob("*")):
+        result = lab("spec", "validate", str(spec), "--json")
+        assert result.code == 0, (spec, result.err)
+        assert result.json()["data"]["config_hash"].startswith("sha256:")
+
+
+def test_json_error_output(lab, tmp_path):
+    spec = _write(tmp_path, "")
+    result = lab("spec", "validate", str(spec), "--json")
+    assert result.code == 2
+    assert result.json() == {"status": "error", "error": f"{spec}: is empty, expected a spec mapping", "exit_code": 2}
