@@ -11,8 +11,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from jsonschema import Draft202012Validator, FormatChecker
-
 SCHEMA_VERSION = 1
 
 # Artifact path inside a run folder -> schema name. Every JSON artifact is listed here, and
@@ -53,8 +51,10 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
-def validator(name: str) -> Draft202012Validator:
-    """A compiled, cached validator for schema NAME."""
+def validator(name: str) -> Any:
+    """A compiled, cached validator for schema NAME (jsonschema is imported on first use)."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
     return Draft202012Validator(load_schema(name), format_checker=FormatChecker())
 
 

@@ -94,7 +94,7 @@ def generate_rows(params: DatasetParams) -> Iterator[bytes]:
 
 
 def fingerprint(path: Path | str) -> str:
-    """sha256:<hex> of a file, streamed in 1 MiB chunks (never read whole into memory)."""
+    """sha256:<hex> of a file, streamed in 64 KiB chunks (never read whole into memory)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
