@@ -173,7 +173,33 @@ def _group_artifacts(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="verify every run and root artifact (the default without RUN_ID)")
 
 
-GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts]
+# --- drills -----------------------------------------------------------------------------------
+
+def _drill_list(args: argparse.Namespace) -> Any:
+    from opslab.drills import runner
+
+    return runner.list_drills()
+
+
+def _drill_run(args: argparse.Namespace) -> Any:
+    from opslab.drills import runner
+
+    if bool(args.name) == bool(args.all):
+        raise InputError("tc drill run: give one drill NAME or --all (see 'tc drill list')")
+    return runner.run_all() if args.all else runner.run(args.name)
+
+
+def _group_drill(sub: Any) -> None:
+    g = group(sub, "drill", "deterministic failure drills: inject one fault, check the lab detects it")
+    leaf(g, "list", "list the drills and their runbooks", "  tc drill list", _drill_list)
+    p = leaf(g, "run", "run one drill (or all) in an isolated sandbox; exit 4 when a failure went undetected", """
+  tc drill run mismatch
+  tc drill run --all            # every drill, then artifacts/drills/scorecard.json""", _drill_run)
+    p.add_argument("name", metavar="NAME", nargs="?", help="drill name from `tc drill list`")
+    p.add_argument("--all", action="store_true", help="run every drill and write the scorecard")
+
+
+GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_drill]
 
 
 def build_parser() -> Parser:

@@ -39,3 +39,23 @@ def now_iso() -> str:
 def parse_iso(text: str) -> datetime:
     """Parse the RFC 3339 UTC form tc writes (and accepts in specs)."""
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+class Stopwatch:
+    """Elapsed time by the lab clock: real milliseconds, or 0 when SOURCE_DATE_EPOCH freezes the clock.
+
+    Durations written into artifacts (probe latency, time to detect) go through this, so
+    reproducible runs stay byte-identical; live measurements (scrape time) use time directly.
+    """
+
+    def __init__(self) -> None:
+        import time
+
+        self._time = time
+        self._start = time.monotonic()
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the stopwatch started (0.0 under SOURCE_DATE_EPOCH)."""
+        if os.environ.get("SOURCE_DATE_EPOCH"):
+            return 0.0
+        return round((self._time.monotonic() - self._start) * 1000.0, 3)

@@ -26,6 +26,8 @@ RUN_ARTIFACTS: dict[str, str] = {
 # Artifacts outside run folders, relative to the artifacts root. A "*" matches one path segment.
 ROOT_ARTIFACTS: dict[str, str] = {
     "datasets/*/manifest.json": "dataset_manifest",
+    "drills/*/result.json": "drill_result",
+    "drills/scorecard.json": "drill_scorecard",
 }
 
 

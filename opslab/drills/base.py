@@ -1,0 +1,104 @@
+"""What a drill is, the isolated context it runs in, and what it observes.
+
+A drill runs the real `tc` as a subprocess against its own sandbox artifacts root, so it never
+touches the operator's runs or kill switch and exercises the same code paths and exit codes an
+operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass
+class Completed:
+    """Outcome of one tc call inside a drill."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict[str, Any]:
+        lines = self.out.strip().splitlines()
+        return json.loads(lines[-1]) if lines else {}
+
+
+@dataclass
+class Context:
+    """A drill's sandbox and switches."""
+
+    name: str
+    sandbox: Path
+    detection: bool = True
+
+    def reset(self) -> None:
+        """Start from an empty sandbox (drills are deterministic and repeatable)."""
+        shutil.rmtree(self.sandbox, ignore_errors=True)
+        self.sandbox.mkdir(parents=True)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for tc subprocesses: the sandbox as artifacts root."""
+        env = dict(os.environ)
+        env["TC_ARTIFACTS_DIR"] = str(self.sandbox / "artifacts")
+        env.update(extra)
+        return env
+
+    def tc(self, *args: str, timeout: float = 600, **extra: str) -> Completed:
+        """Run `tc ARGS --json` in the sandbox and capture the outcome."""
+        proc = subprocess.run([sys.executable, "-m", "opslab", *args, "--json"], env=self.env(**extra),
+                              capture_output=True, text=True, timeout=timeout)
+        return Completed(proc.returncode, proc.stdout, proc.stderr)
+
+    def spec(self, name: str, data: dict[str, Any]) -> Path:
+        """Write a RunSpec for the drill into the sandbox and return its path."""
+        path = self.sandbox / f"{name}.json"
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return path
+
+
+@dataclass
+class Observation:
+    """What the lab reported while the fault was present."""
+
+    detected: bool
+    observed: str
+    time_to_detect: float | None
+    unit: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Drill:
+    """One registered drill."""
+
+    name: str
+    summary: str
+    fault: str
+    expected: str
+    execute: Callable[[Context], Observation]
+
+    @property
+    def runbook(self) -> str:
+        return f"runbooks/{self.name}.md"
+
+
+def base_spec(run_id: str, bars: int = 240, kind: str = "backtest") -> dict[str, Any]:
+    """A small valid RunSpec for drills (fast: a few hundred bars)."""
+    return {
+        "schema_version": 1,
+        "run_id": run_id,
+        "description": "failure drill",
+        "scenario": {"name": "ops_smoke_demo", "version": "1.0.0"},
+        "strategy": {"name": "drill", "version": "1"},
+        "instrument": "BTCUSDT",
+        "venue": "BINANCE",
+        "dataset": {"kind": "synthetic", "seed": 11, "start": "2024-01-01T00:00:00Z", "bars": bars},
+        "engine": {"kind": kind},
+    }
