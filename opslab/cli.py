@@ -126,6 +126,12 @@ def _run_show(args: argparse.Namespace) -> Any:
     return runs.show(args.run_id)
 
 
+def _run_backtest(args: argparse.Namespace) -> Any:
+    from opslab.engine import backtest
+
+    return backtest.run_backtest(_load_spec(args.spec))
+
+
 def _group_run(sub: Any) -> None:
     g = group(sub, "run", "initialize, run and inspect runs")
     p = leaf(g, "init", "create the run folder for a spec (ok when it already exists with the same spec)", """
@@ -133,6 +139,11 @@ def _group_run(sub: Any) -> None:
   TC_ARTIFACTS_DIR=/tmp/lab tc run init --spec fixtures/specs/demo.yaml --json""", _run_init)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec file")
     p.add_argument("--check", action="store_true", help="print the plan, change nothing")
+    p = leaf(g, "backtest", "run the spec's scenario through a real NautilusTrader BacktestEngine", """
+  tc data prepare --spec fixtures/specs/demo.yaml
+  tc run backtest --spec fixtures/specs/demo.yaml
+  tc run backtest --spec fixtures/specs/demo.yaml --json   # counters as JSON""", _run_backtest)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: backtest")
     leaf(g, "list", "list runs under the artifacts root", "  tc run list\n  tc run list --json", _run_list)
     p = leaf(g, "show", "show one run's metadata and journal position", "  tc run show demo", _run_show)
     p.add_argument("run_id", metavar="RUN_ID")

@@ -21,6 +21,11 @@ RUN_ARTIFACTS: dict[str, str] = {
     "metrics.json": "metrics",
     "manifest.json": "manifest",
     "journal.jsonl": "journal_event",
+    "orders.json": "orders",
+    "fills.json": "fills",
+    "positions.json": "positions",
+    "final_state.json": "state_snapshot",
+    "paper/lifecycle.json": "paper_lifecycle",
 }
 
 # Artifacts outside run folders, relative to the artifacts root. A "*" matches one path segment.

@@ -67,7 +67,19 @@ def journal_summary(folder: Path, meta: dict[str, Any]) -> str | None:
     return "\n".join(lines)
 
 
-SECTIONS: list[Section] = [overview, dataset, journal_summary]
+def scenario_execution(folder: Path, meta: dict[str, Any]) -> str | None:
+    summary = meta.get("engine_summary")
+    if not summary:
+        return None
+    rows = [(name.replace("_", " "), value) for name, value in summary["counters"].items()]
+    rows += [(f"final balance {ccy}", amount) for ccy, amount in sorted(summary["final_balances"].items())]
+    rows += [("open positions at end", summary["open_positions"]), ("open orders at end", summary["open_orders"])]
+    text = (f"## Scenario execution\n\nMode: {summary['mode']}, {summary['bars_given']} bars given to NautilusTrader. "
+            "Counters of a smoke test of the plumbing, not a performance claim.\n\n")
+    return text + _table(rows)
+
+
+SECTIONS: list[Section] = [overview, dataset, scenario_execution, journal_summary]
 
 
 def render(folder: Path) -> str:

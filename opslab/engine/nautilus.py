@@ -1,0 +1,180 @@
+"""Builds a NautilusTrader BacktestEngine for a spec and reads its state back as plain data.
+
+Identifiers are fixed (trader, instance, strategy) and the fill model is seeded, so the same spec
+on the same dataset gives the same orders, fills and positions. Position snapshot ids end in a
+Python uuid4; the suffix is stripped. Order init ids and fill event ids (Rust UUID4, not
+seedable) are never read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.backtest.models import FillModel
+from nautilus_trader.config import BacktestEngineConfig, LoggingConfig
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.model.currencies import BTC, USDT
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.enums import AccountType, OmsType, TradingState, position_side_to_str
+from nautilus_trader.model.identifiers import TraderId, Venue
+from nautilus_trader.model.objects import Money
+from nautilus_trader.persistence.wranglers import BarDataWrangler
+from nautilus_trader.test_kit.providers import TestInstrumentProvider
+
+from opslab.engine.scenarios import get as get_scenario
+from opslab.engine.smoke import SmokeConfig, SmokeStrategy
+
+TRADER_ID = "OPSLAB-001"
+INSTANCE_ID = "00000000-0000-4000-8000-000000000001"
+STRATEGY_ID = "SMOKE-001"
+BAR_TYPE = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+CURRENCIES = {"USDT": USDT, "BTC": BTC}
+
+
+@dataclass
+class Session:
+    """One engine with its venue, instrument and strategy."""
+
+    engine: BacktestEngine
+    strategy: SmokeStrategy
+    instrument: Any
+    venue: Venue
+    bar_type: BarType
+
+    def halt(self) -> int:
+        """Map a stop onto Nautilus's own RiskEngine (HALTED) and cancel open orders; returns how many."""
+        self.engine.kernel.risk_engine.set_trading_state(TradingState.HALTED)
+        open_orders = self.engine.cache.orders_open(instrument_id=self.instrument.id)
+        if open_orders:
+            self.strategy.cancel_all_orders(self.instrument.id)
+        return len(open_orders)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def load_bars(bars_csv: Path, limit: int, instrument: Any, bar_type: BarType) -> list[Bar]:
+    """Bars from a dataset CSV, stamped at their close time (the wrangler reads columns by position)."""
+    frame = pd.read_csv(bars_csv, nrows=limit, index_col="ts_close")
+    frame.index = pd.to_datetime(frame.index, utc=True)
+    frame = frame[["open", "high", "low", "close", "volume"]]
+    return BarDataWrangler(bar_type, instrument).process(frame)
+
+
+def build(spec: dict[str, Any], total_bars: int) -> Session:
+    """An engine for SPEC: simulated BINANCE cash venue, BTCUSDT, the scenario's strategy."""
+    config = BacktestEngineConfig(
+        trader_id=TraderId(TRADER_ID),
+        instance_id=UUID4.from_str(INSTANCE_ID),
+        logging=LoggingConfig(bypass_logging=True),
+    )
+    engine = BacktestEngine(config=config)
+    venue = Venue(spec["venue"])
+    balances = [Money(Decimal(amount), CURRENCIES[ccy]) for ccy, amount in sorted(spec["engine"]["starting_balances"].items())]
+    engine.add_venue(
+        venue=venue, oms_type=OmsType.NETTING, account_type=AccountType.CASH, base_currency=None,
+        starting_balances=balances, fill_model=FillModel(random_seed=spec["engine"]["fill_seed"]),
+    )
+    instrument = TestInstrumentProvider.btcusdt_binance()
+    engine.add_instrument(instrument)
+    bar_type = BarType.from_str(BAR_TYPE)
+    scenario = get_scenario(spec["scenario"]["name"])
+    strategy = SmokeStrategy(SmokeConfig(
+        strategy_id=STRATEGY_ID, instrument_id=instrument.id, bar_type=bar_type,
+        order_every_bars=scenario.order_every_bars, hold_bars=scenario.hold_bars,
+        trade_size=scenario.trade_size, total_bars=total_bars,
+    ))
+    engine.add_strategy(strategy)
+    return Session(engine, strategy, instrument, venue, bar_type)
+
+
+def _ts(ns: int) -> str:
+    return pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ") if ns else ""
+
+
+def _dec(value: Any) -> str:
+    return format(Decimal(str(value)).normalize(), "f")
+
+
+def _position_id(value: str) -> str:
+    # NETTING snapshots append "-<uuid4>" to the position id; the uuid differs every run.
+    parts = value.split("-")
+    return "-".join(parts[:-5]) if len(parts) > 5 and len(parts[-1]) == 12 else value
+
+
+def read_state(session: Session, source: str, run_id: str) -> dict[str, Any]:
+    """Orders, fills, positions, final state and counters of a finished (or halted) engine."""
+    cache = session.engine.cache
+    orders, fills = [], []
+    for order in cache.orders():
+        row = {
+            "client_order_id": order.client_order_id.value,
+            "side": order.side_string(),
+            "type": order.type_string(),
+            "quantity": _dec(order.quantity),
+            "filled_qty": _dec(order.filled_qty),
+            "status": order.status_string(),
+            "ts_init": _ts(order.ts_init),
+        }
+        if order.has_price:
+            row["price"] = _dec(order.price)
+        if order.filled_qty.as_decimal() > 0:
+            row["avg_px"] = _dec(round(Decimal(str(order.avg_px)), 8))
+        orders.append(row)
+        for event in order.events:
+            if type(event).__name__ == "OrderFilled":
+                fills.append({
+                    "trade_id": event.trade_id.value,
+                    "client_order_id": event.client_order_id.value,
+                    "side": order.side_string(),
+                    "quantity": _dec(event.last_qty),
+                    "price": _dec(event.last_px),
+                    "commission": _dec(event.commission.as_decimal()),
+                    "commission_currency": event.commission.currency.code,
+                    "ts_event": _ts(event.ts_event),
+                })
+    positions = []
+    for pos in list(cache.position_snapshots()) + list(cache.positions()):
+        positions.append({
+            "position_id": _position_id(pos.id.value),
+            "side": position_side_to_str(pos.side) if pos.is_open else "FLAT",
+            "quantity": _dec(pos.quantity),
+            "peak_qty": _dec(pos.peak_qty),
+            "avg_px_open": _dec(round(Decimal(str(pos.avg_px_open)), 8)),
+            "ts_opened": _ts(pos.ts_opened),
+            "ts_closed": _ts(pos.ts_closed) if pos.is_closed else None,
+            "is_open": pos.is_open,
+        })
+    account = cache.account_for_venue(session.venue)
+    balances = {money.currency.code: _dec(money.as_decimal()) for money in account.balances_total().values()}
+    open_positions = [
+        {"instrument": session.instrument.id.value, "side": position_side_to_str(p.side), "quantity": _dec(p.quantity)}
+        for p in cache.positions_open()
+    ]
+    open_orders = []
+    for order in cache.orders_open():
+        entry = {"client_order_id": order.client_order_id.value, "instrument": order.instrument_id.value,
+                 "side": order.side_string(), "quantity": _dec(order.leaves_qty)}
+        if order.has_price:
+            entry["price"] = _dec(order.price)
+        open_orders.append(entry)
+    final_state = {"schema_version": 1, "run_id": run_id, "source": source,
+                   "as_of": _ts(session.engine.kernel.clock.timestamp_ns()),
+                   "positions": open_positions, "open_orders": open_orders, "balances": balances}
+    counters = {
+        "bars_processed": session.strategy.bars_seen,
+        "orders_submitted": len(orders),
+        "orders_filled": sum(1 for o in orders if o["status"] == "FILLED"),
+        "orders_denied": sum(1 for o in orders if o["status"] == "DENIED"),
+        "orders_canceled": sum(1 for o in orders if o["status"] == "CANCELED"),
+        "fills": len(fills),
+        "positions_opened": len(positions),
+        "positions_closed": sum(1 for p in positions if not p["is_open"]),
+    }
+    return {"orders": orders, "fills": fills, "positions": positions, "final_state": final_state,
+            "counters": counters, "balances": balances}
