@@ -132,6 +132,30 @@ def _run_backtest(args: argparse.Namespace) -> Any:
     return backtest.run_backtest(_load_spec(args.spec))
 
 
+def _progress(args: argparse.Namespace) -> Any:
+    """A progress printer for long work: stderr, only on a terminal and not in --json mode."""
+    if args.json or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\r  step {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _paper_gates() -> tuple[list[Any], list[Any]]:
+    """The gates `tc run paper` checks in preflight and between steps."""
+    return [], []
+
+
+def _run_paper(args: argparse.Namespace) -> Any:
+    from opslab.engine import paper
+
+    preflight, between = _paper_gates()
+    return paper.run_paper(_load_spec(args.spec), preflight, between, progress=_progress(args))
+
+
 def _group_run(sub: Any) -> None:
     g = group(sub, "run", "initialize, run and inspect runs")
     p = leaf(g, "init", "create the run folder for a spec (ok when it already exists with the same spec)", """
@@ -144,6 +168,10 @@ def _group_run(sub: Any) -> None:
   tc run backtest --spec fixtures/specs/demo.yaml
   tc run backtest --spec fixtures/specs/demo.yaml --json   # counters as JSON""", _run_backtest)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: backtest")
+    p = leaf(g, "paper", "run a bounded paper lifecycle (no exchange, no network); SIGINT/SIGTERM stop it gracefully", """
+  tc run paper --spec fixtures/specs/paper-demo.yaml
+  tc run paper --spec fixtures/specs/paper-demo.yaml --json   # lifecycle history as JSON""", _run_paper)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: paper")
     leaf(g, "list", "list runs under the artifacts root", "  tc run list\n  tc run list --json", _run_list)
     p = leaf(g, "show", "show one run's metadata and journal position", "  tc run show demo", _run_show)
     p.add_argument("run_id", metavar="RUN_ID")
