@@ -178,11 +178,15 @@ def write_manifest(folder: Path, run_id: str) -> bool:
     return write_json_atomic(folder / MANIFEST, {"schema_version": SCHEMA_VERSION, "run_id": run_id, "files": files})
 
 
-def write_validated(path: Path, obj: Any, schema: str) -> bool:
-    """Validate OBJ against SCHEMA, then write it atomically. An invalid artifact is a bug: never written."""
+def write_validated(path: Path, obj: Any, schema: str, validate: bool = True) -> bool:
+    """Validate OBJ against SCHEMA, then write it atomically. An invalid artifact is a bug: never written.
+
+    validate=False is for bulk listings built row by row by one function (orders, fills): validating
+    thousands of rows costs more than the engine run; `tc artifacts verify` and the tests check them.
+    """
     from opslab.contracts import errors_for
 
-    problems = errors_for(schema, obj, str(path))
+    problems = errors_for(schema, obj, str(path)) if validate else []
     if problems:
         raise AssertionError("refusing to write an invalid artifact: " + "; ".join(problems))
     return write_json_atomic(path, obj)

@@ -7,6 +7,7 @@ from invoke import Context, task
 from tasklib.common import REPO, artifacts_root, tc
 
 DEMO_SPEC = str(REPO / "fixtures" / "specs" / "demo.yaml")
+PAPER_SPEC = str(REPO / "fixtures" / "specs" / "paper-demo.yaml")
 
 
 @task
@@ -23,12 +24,17 @@ def demo(c: Context) -> None:
     print(f"demo: artifacts root {root}")
     tc(c, "spec", "validate", DEMO_SPEC)
     tc(c, "data", "prepare", "--spec", DEMO_SPEC)
-    run = tc(c, "run", "init", "--spec", DEMO_SPEC)
+    run = tc(c, "run", "backtest", "--spec", DEMO_SPEC)
+    tc(c, "run", "paper", "--spec", PAPER_SPEC)
     tc(c, "artifacts", "verify", "--all")
     run_dir = run["data"]["run_dir"]
+    counters = run["data"]["counters"]
     print()
     print(f"demo run: {run_dir}")
+    print(f"  backtest: {counters['bars_processed']} bars, {counters['orders_submitted']} orders, {counters['fills']} fills, "
+          f"{counters['positions_opened']} positions opened, {counters['positions_closed']} closed (real NautilusTrader)")
     print(f"  report:   {run_dir}/report.md")
+    print(f"  paper:    {root}/runs/paper-demo/paper/lifecycle.json")
     print(f"  verify:   tc artifacts verify --all   (TC_ARTIFACTS_DIR={root})")
 
 

@@ -62,7 +62,7 @@ def write_outputs(folder: Path, run_id: str, state: dict[str, Any], extra_counte
     for name, schema in OUTPUTS.items():
         key = name[: -len(".json")]
         payload = state[key] if key == "final_state" else {"schema_version": 1, "run_id": run_id, key: state[key]}
-        artifacts.write_validated(folder / name, payload, schema)
+        artifacts.write_validated(folder / name, payload, schema, validate=key == "final_state")
     metrics = artifacts.read_json(folder / runs.METRICS)
     metrics["counters"].update(state["counters"])
     metrics["counters"].update(extra_counters or {})

@@ -36,16 +36,17 @@ class SmokeStrategy(Strategy):
         super().__init__(config)
         self.bars_seen = 0
         self.instrument = None
+        self.qty = None
 
     def on_start(self) -> None:
         self.instrument = self.cache.instrument(self.config.instrument_id)
+        self.qty = self.instrument.make_qty(Decimal(self.config.trade_size))
         self.subscribe_bars(self.config.bar_type)
 
     def on_bar(self, bar: Bar) -> None:
         i = self.bars_seen
         self.bars_seen += 1
-        cfg = self.config
-        qty = self.instrument.make_qty(Decimal(cfg.trade_size))
+        cfg, qty = self.config, self.qty
         if i == 0:
             price = self.instrument.make_price(bar.close.as_decimal() * Decimal(cfg.resting_limit_fraction))
             self.submit_order(self.order_factory.limit(cfg.instrument_id, OrderSide.BUY, qty, price))

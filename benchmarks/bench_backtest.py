@@ -1,0 +1,50 @@
+"""`tc run backtest` on 100,000 bars against a bare-NautilusTrader baseline (same bars, same cadence).
+
+Targets (reported, not asserted): opslab within 1.15x of the baseline in wall time and 1.2x in
+peak RSS. Also reports the engine's bars per second for both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+from harness import REPO, WORK, measure
+
+PY = sys.executable
+SPEC = REPO / "fixtures" / "specs" / "week-100k.yaml"
+ROUNDS = int(os.environ.get("TC_BENCH_ROUNDS", "3"))
+
+
+def main() -> None:
+    base_root = WORK / "bt-base"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TC_ARTIFACTS_DIR": str(base_root)}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    subprocess.run([PY, "-m", "opslab", "data", "prepare", "--spec", str(SPEC)], env=env, check=True, capture_output=True)
+    datasets = base_root / "datasets"
+    bars_csv = next(datasets.glob("*/bars.csv"))
+    bars = sum(1 for _ in bars_csv.open()) - 1
+    subject, baseline = [], []
+    for i in range(ROUNDS + 1):  # round 0 warms the page cache and is dropped
+        root = WORK / f"bt-round-{i}"
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(datasets, root / "datasets")
+        s = measure([PY, "-m", "opslab", "run", "backtest", "--spec", str(SPEC)], {**env, "TC_ARTIFACTS_DIR": str(root)})
+        b = measure([PY, str(REPO / "benchmarks" / "baseline_backtest.py"), str(bars_csv)], env)
+        if i:
+            subject.append(s)
+            baseline.append(b)
+        shutil.rmtree(root, ignore_errors=True)
+    s_wall, b_wall = statistics.median(w for w, _ in subject), statistics.median(w for w, _ in baseline)
+    s_rss, b_rss = max(r for _, r in subject), max(r for _, r in baseline)
+    print(f"tc run backtest vs bare NautilusTrader, {bars} bars, {ROUNDS} alternating rounds (whole process)")
+    print(f"  wall median  opslab {s_wall:7.2f} s  baseline {b_wall:7.2f} s  ratio {s_wall / b_wall:.3f} (target <= 1.15)")
+    print(f"  peak RSS     opslab {s_rss:7.1f} MiB baseline {b_rss:7.1f} MiB ratio {s_rss / b_rss:.3f} (target <= 1.2)")
+    print(f"  bars/s (whole process) opslab {bars / s_wall:,.0f}  baseline {bars / b_wall:,.0f}")
+
+
+if __name__ == "__main__":
+    main()
