@@ -145,8 +145,12 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 def _paper_gates() -> tuple[list[Any], list[Any]]:
-    """The gates `tc run paper` checks in preflight and between steps."""
-    return [], []
+    """The gates `tc run paper` checks in preflight and between steps: the kill switch."""
+    from opslab import safety
+    from opslab.engine.paper import Gate
+
+    kill_switch = Gate("kill_switch", safety.gate)
+    return [kill_switch], [kill_switch]
 
 
 def _run_paper(args: argparse.Namespace) -> Any:
@@ -212,6 +216,62 @@ def _group_artifacts(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="verify every run and root artifact (the default without RUN_ID)")
 
 
+# --- kill switch ------------------------------------------------------------------------------
+
+def _ks_engage(args: argparse.Namespace) -> Any:
+    from opslab import safety
+
+    return safety.engage(args.reason, check=args.check)
+
+
+def _ks_release(args: argparse.Namespace) -> Any:
+    from opslab import safety
+
+    return safety.release(args.reason, force=args.force, check=args.check)
+
+
+def _ks_status(args: argparse.Namespace) -> Any:
+    from opslab import safety
+
+    return safety.status()
+
+
+def _group_killswitch(sub: Any) -> None:
+    g = group(sub, "killswitch", "the file-based kill switch: nothing starts while it is engaged")
+    p = leaf(g, "engage", "engage the switch (ok when already engaged); paper runs then block (exit 3) or stop at the next step", """
+  tc killswitch engage --reason "venue incident 42"
+  tc killswitch engage --reason "drill" --check     # only say what would change""", _ks_engage)
+    p.add_argument("--reason", required=True, help="why (kept in state/kill_switch_events.jsonl; at most 200 characters)")
+    p.add_argument("--check", action="store_true", help="print the plan, change nothing")
+    p = leaf(g, "release", "release the switch (ok when already released); --force repairs an unreadable state file", """
+  tc killswitch release --reason "incident 42 resolved"
+  tc killswitch release --force --reason "state file inspected, was truncated"   # after a corrupt-state warning""", _ks_release)
+    p.add_argument("--reason", required=True, help="why (kept in the history)")
+    p.add_argument("--force", action="store_true", help="release even though the state file is unreadable (inspect it first)")
+    p.add_argument("--check", action="store_true", help="print the plan, change nothing")
+    leaf(g, "status", "show the switch: exit 0 released, 3 engaged (or unreadable: fail closed)", """
+  tc killswitch status
+  tc killswitch status --json      # state, since, by (user@host), reason, warning""", _ks_status)
+
+
+# --- reconcile ----------------------------------------------------------------------------------
+
+def _reconcile(args: argparse.Namespace) -> Any:
+    from opslab import reconcile
+
+    return reconcile.reconcile(_load_spec(args.spec), args.expected, args.observed)
+
+
+def _group_reconcile(sub: Any) -> None:
+    p = leaf(sub, "reconcile", "compare expected with observed state (positions, open orders, balances); exit 4 on a mismatch", """
+  tc reconcile --spec fixtures/specs/paper-demo.yaml                 # expected from the spec, observed = the run's final state
+  tc reconcile --spec SPEC --expected fixtures/reconciliation/expected.json --observed fixtures/reconciliation/observed_quantity_off.json""",
+             _reconcile)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec (its run receives reconciliation.json)")
+    p.add_argument("--expected", metavar="FILE", help="expected state (default: reconciliation.expected in the spec)")
+    p.add_argument("--observed", metavar="FILE", help="observed state (default: the run's final_state.json)")
+
+
 # --- drills -----------------------------------------------------------------------------------
 
 def _drill_list(args: argparse.Namespace) -> Any:
@@ -238,7 +298,7 @@ def _group_drill(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="run every drill and write the scorecard")
 
 
-GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_drill]
+GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch, _group_reconcile, _group_drill]
 
 
 def build_parser() -> Parser:

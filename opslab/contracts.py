@@ -26,11 +26,14 @@ RUN_ARTIFACTS: dict[str, str] = {
     "positions.json": "positions",
     "final_state.json": "state_snapshot",
     "paper/lifecycle.json": "paper_lifecycle",
+    "reconciliation.json": "reconciliation",
 }
 
 # Artifacts outside run folders, relative to the artifacts root. A "*" matches one path segment.
 ROOT_ARTIFACTS: dict[str, str] = {
     "datasets/*/manifest.json": "dataset_manifest",
+    "state/kill_switch.json": "kill_switch",
+    "state/kill_switch_events.jsonl": "kill_switch_event",
     "drills/*/result.json": "drill_result",
     "drills/scorecard.json": "drill_scorecard",
 }

@@ -44,7 +44,15 @@ def read(path: Path) -> list[dict[str, Any]]:
 
 
 def append(path: Path, run_id: str, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Append one event (fsync'd) chained to the last one, and return it."""
+    """Append one run journal event (fsync'd) chained to the last one, and return it."""
+    return append_record(path, {"event": event, "run_id": run_id, "data": data or {}})
+
+
+def append_record(path: Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """Append FIELDS plus schema_version, seq, ts, prev and hash as one chained line (fsync'd).
+
+    Callers hold the lock of whatever the log belongs to, so seq and prev cannot race.
+    """
     path = Path(path)
     events = read(path)
     last = events[-1] if events else None
@@ -52,9 +60,7 @@ def append(path: Path, run_id: str, event: str, data: dict[str, Any] | None = No
         "schema_version": SCHEMA_VERSION,
         "seq": (last["seq"] + 1) if last else 1,
         "ts": clock.now_iso(),
-        "event": event,
-        "run_id": run_id,
-        "data": data or {},
+        **fields,
         "prev": last["hash"] if last else GENESIS,
     }
     record["hash"] = event_hash(record)

@@ -79,7 +79,32 @@ def scenario_execution(folder: Path, meta: dict[str, Any]) -> str | None:
     return text + _table(rows)
 
 
-SECTIONS: list[Section] = [overview, dataset, scenario_execution, journal_summary]
+def safety_status(folder: Path, meta: dict[str, Any]) -> str | None:
+    seen = meta.get("safety")
+    if not seen:
+        return None
+    state = {"engaged": "ENGAGED", "released": "released", "corrupt": "UNREADABLE (treated as engaged)"}[seen["kill_switch"]]
+    rows = [("kill switch", state), ("since", seen["since"] or "-"), ("reason", seen["reason"] or "-"), ("checked at", seen["checked_at"])]
+    life = _load(folder, "paper/lifecycle.json")
+    if life:
+        rows += [("paper lifecycle", life["state"]), ("stop reason", life["stop_reason"] or "-"),
+                 ("orders cancelled on stop", ", ".join(life["cancelled_orders"]) or "-")]
+    return "## Safety status\n\nThe kill switch as this run last saw it (`tc killswitch status` shows it now).\n\n" + _table(rows)
+
+
+def reconciliation(folder: Path, meta: dict[str, Any]) -> str | None:
+    doc = _load(folder, "reconciliation.json")
+    if not doc:
+        return None
+    lines = [f"## Reconciliation\n\n**{doc['status'].upper()}**: {doc['summary']['matches']}/{doc['summary']['checks']} checks match "
+             f"(expected `{doc['expected_file']}`, observed `{doc['observed_source']}`).\n",
+             "| kind | key | field | expected | observed | difference | tolerance | status |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in doc["checks"]:
+        lines.append(f"| {c['kind']} | {c['key']} | {c['field']} | {c['expected']} | {c['observed']} | {c['difference'] or '-'} | {c['tolerance'] or '-'} | {c['status']} |")
+    return "\n".join(lines)
+
+
+SECTIONS: list[Section] = [overview, dataset, scenario_execution, safety_status, reconciliation, journal_summary]
 
 
 def render(folder: Path) -> str:

@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from opslab import __version__, artifacts, clock, data, journal, report
+from opslab import __version__, artifacts, clock, data, journal, report, safety
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import InputError
 from opslab.result import Result, merge_status
@@ -67,6 +67,7 @@ def _metadata(spec: RunSpec, manifest: dict[str, Any]) -> dict[str, Any]:
         },
         "versions": versions(),
         "status": "initialized",
+        "safety": safety.record(),
         "created_at": now,
         "updated_at": now,
     }
@@ -122,6 +123,14 @@ def patch_metadata(folder: Path, **fields: Any) -> dict[str, Any]:
     meta["updated_at"] = clock.now_iso()
     artifacts.write_validated(folder / METADATA, meta, "metadata")
     return meta
+
+
+def record_safety(folder: Path, run_id: str) -> dict[str, Any]:
+    """Store the kill switch as seen now in metadata.safety and journal kill_switch_checked."""
+    seen = safety.record()
+    patch_metadata(folder, safety=seen)
+    journal.append(folder / JOURNAL, run_id, "kill_switch_checked", {"kill_switch": seen["kill_switch"], "engaged": seen["engaged"]})
+    return seen
 
 
 def load_metadata(run_id: str) -> tuple[Path, dict[str, Any]]:

@@ -31,7 +31,8 @@ def tc(c: Context, *args: str, env: dict[str, str] | None = None, warn: bool = F
     except (ValueError, IndexError):
         out = {"status": "error", "summary": res.stdout.strip(), "exit_code": res.exited}
     line = out.get("summary") or out.get("error") or ""
-    print(f"{out.get('status', 'error'):>8}  tc {' '.join(args)}: {line}")
+    label = "blocked" if res.exited == 3 else out.get("status", "error")
+    print(f"{label:>8}  tc {' '.join(args)}: {line}")
     for detail in out.get("details") or []:
         print(f"          {detail}")
     if res.exited != 0 and not warn:

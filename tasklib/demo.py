@@ -25,7 +25,8 @@ def demo(c: Context) -> None:
     tc(c, "spec", "validate", DEMO_SPEC)
     tc(c, "data", "prepare", "--spec", DEMO_SPEC)
     run = tc(c, "run", "backtest", "--spec", DEMO_SPEC)
-    tc(c, "run", "paper", "--spec", PAPER_SPEC)
+    safety_demo(c)
+    tc(c, "reconcile", "--spec", PAPER_SPEC)
     tc(c, "artifacts", "verify", "--all")
     run_dir = run["data"]["run_dir"]
     counters = run["data"]["counters"]
@@ -36,6 +37,18 @@ def demo(c: Context) -> None:
     print(f"  report:   {run_dir}/report.md")
     print(f"  paper:    {root}/runs/paper-demo/paper/lifecycle.json")
     print(f"  verify:   tc artifacts verify --all   (TC_ARTIFACTS_DIR={root})")
+
+
+def safety_demo(c: Context) -> None:
+    """Show both kill switch paths once: engaged -> paper blocked (exit 3) -> released -> paper runs."""
+    lifecycle = artifacts_root() / "runs" / "paper-demo" / "paper" / "lifecycle.json"
+    if not (lifecycle.exists() and '"state": "stopped"' in lifecycle.read_text()):
+        tc(c, "killswitch", "engage", "--reason", "demo: show the paper gate")
+        blocked = tc(c, "run", "paper", "--spec", PAPER_SPEC, warn=True)
+        if blocked["exit_code"] != 3:
+            raise SystemExit(f"demo: expected the engaged kill switch to block the paper run (exit 3), got {blocked['exit_code']}")
+        tc(c, "killswitch", "release", "--reason", "demo: gate shown, releasing")
+    tc(c, "run", "paper", "--spec", PAPER_SPEC)
 
 
 TASKS = [setup, demo]

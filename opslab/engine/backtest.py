@@ -29,6 +29,7 @@ def run_backtest(spec: RunSpec) -> Result:
         blocked = runio.stale_block(spec, folder, manifest)
         if blocked:
             return blocked
+        runs.record_safety(folder, spec.run_id)  # a backtest only records the switch; it trades nothing real
         bars_given = runio.bars_to_use(spec, manifest)
         journal.append(folder / runs.JOURNAL, spec.run_id, "backtest_started", {"bars": bars_given, "dataset_id": manifest["dataset_id"]})
         runs.patch_metadata(folder, status="running")

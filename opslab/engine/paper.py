@@ -120,9 +120,11 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
             life.doc["steps_done"] = 0
             life.to("created")
         life.to("preflight")
+        runs.record_safety(folder, spec.run_id)
         for gate in preflight_gates:
             reason = gate.check()
             if reason:
+                journal.append(folder / runs.JOURNAL, spec.run_id, f"{gate.name}_blocked", {"reason": reason})
                 life.to("blocked", f"{gate.name}: {reason}")
                 runs.patch_metadata(folder, status="blocked")
                 runs.finalize(folder, spec.run_id)

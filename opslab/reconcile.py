@@ -1,0 +1,136 @@
+"""Reconciliation: compare an expected state with an observed one, check by check, as Decimal.
+
+Both sides are state snapshots (schemas/state_snapshot.schema.json): positions per instrument,
+open orders per client order id, balances per currency. Quantities and balances must be decimal
+STRINGS; a JSON/YAML float is refused (floats carry binary rounding: 0.1 + 0.2 != 0.3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from opslab import artifacts, journal, runs
+from opslab.contracts import SCHEMA_VERSION, errors_for
+from opslab.errors import CheckFailed, InputError
+from opslab.result import Result
+from opslab.spec import RunSpec, parse_document
+
+RECONCILIATION = "reconciliation.json"
+
+
+def load_state(path: Path, role: str) -> dict[str, Any]:
+    """A state snapshot file, validated; InputError (one line: file, pointer, expectation) otherwise."""
+    doc = parse_document(path, what=f"{role} state")
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: /: expected a state mapping (positions, open_orders, balances)")
+    problems = errors_for("state_snapshot", doc, str(path))
+    if problems:
+        first = problems[0]
+        if "is not of type 'string'" in first:
+            first += " (write decimals as strings, e.g. \"0.3\": floats carry binary rounding)"
+        raise InputError(first + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return doc
+
+
+def _check(kind: str, key: str, field: str, expected: Any, observed: Any, tolerance: Decimal | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kind": kind, "key": key, "field": field, "expected": expected, "observed": observed,
+                             "difference": None, "tolerance": None}
+    if tolerance is not None and expected is not None and observed is not None:
+        diff = Decimal(observed) - Decimal(expected)
+        entry["difference"] = format(diff.normalize(), "f") if diff else "0"
+        entry["tolerance"] = format(tolerance.normalize(), "f") if tolerance else "0"
+        entry["status"] = "match" if abs(diff) <= tolerance else "mismatch"
+    else:
+        entry["status"] = "match" if expected == observed else "mismatch"
+    return entry
+
+
+def compare(expected: dict[str, Any], observed: dict[str, Any], qty_tol: Decimal, bal_tol: Decimal) -> list[dict[str, Any]]:
+    """Every check between two states, in a stable order."""
+    checks: list[dict[str, Any]] = []
+    exp_pos = {p["instrument"]: p for p in expected["positions"]}
+    obs_pos = {p["instrument"]: p for p in observed["positions"]}
+    for key in sorted(exp_pos.keys() | obs_pos.keys()):
+        e, o = exp_pos.get(key), obs_pos.get(key)
+        checks.append(_check("position", key, "presence", "present" if e else "absent", "present" if o else "absent"))
+        if e and o:
+            checks.append(_check("position", key, "side", e["side"], o["side"]))
+            checks.append(_check("position", key, "quantity", e["quantity"], o["quantity"], qty_tol))
+    exp_ord = {o["client_order_id"]: o for o in expected["open_orders"]}
+    obs_ord = {o["client_order_id"]: o for o in observed["open_orders"]}
+    for key in sorted(exp_ord.keys() | obs_ord.keys()):
+        e, o = exp_ord.get(key), obs_ord.get(key)
+        checks.append(_check("open_order", key, "presence", "present" if e else "absent", "present" if o else "absent"))
+        if e and o:
+            checks.append(_check("open_order", key, "side", e["side"], o["side"]))
+            checks.append(_check("open_order", key, "quantity", e["quantity"], o["quantity"], qty_tol))
+            if "price" in e or "price" in o:
+                if "price" in e and "price" in o:
+                    checks.append(_check("open_order", key, "price", e["price"], o["price"], Decimal(0)))
+                else:
+                    checks.append(_check("open_order", key, "price", e.get("price"), o.get("price")))
+    for ccy in sorted(expected["balances"].keys() | observed["balances"].keys()):
+        e, o = expected["balances"].get(ccy), observed["balances"].get(ccy)
+        if e is None or o is None:
+            checks.append(_check("balance", ccy, "presence", "present" if e else "absent", "present" if o else "absent"))
+        else:
+            checks.append(_check("balance", ccy, "total", e, o, bal_tol))
+    return checks
+
+
+def _describe(check: dict[str, Any]) -> str:
+    text = f"{check['kind']} {check['key']} {check['field']}: expected {check['expected']}, observed {check['observed']}"
+    if check["difference"] is not None:
+        text += f" (difference {check['difference']}, tolerance {check['tolerance']})"
+    return text
+
+
+def reconcile(spec: RunSpec, expected_file: str | None = None, observed_file: str | None = None) -> Result:
+    """The `tc reconcile` operation: exit 0 when every check matches, 4 otherwise."""
+    conf = spec.data["reconciliation"]
+    if expected_file:
+        exp_path = Path(expected_file)
+    elif conf.get("expected"):
+        exp_path = spec.resolve(conf["expected"])
+    else:
+        raise InputError(f"{spec.path}: /reconciliation/expected: not set; name an expected-state file there or pass --expected FILE")
+    expected = load_state(exp_path, "expected")
+    folder = artifacts.run_dir(spec.run_id)
+    if observed_file:
+        obs_path = Path(observed_file)
+        observed_source = str(obs_path)
+    else:
+        obs_path = folder / "final_state.json"
+        observed_source = f"runs/{spec.run_id}/final_state.json"
+        if not obs_path.exists():
+            raise InputError(f"{obs_path}: no final state for run {spec.run_id!r}; run `tc run backtest` or `tc run paper` "
+                             "for this spec first, or pass --observed FILE")
+    observed = load_state(obs_path, "observed")
+    tol = conf["tolerances"]
+    checks = compare(expected, observed, Decimal(tol["quantity"]), Decimal(tol["balance"]))
+    mismatches = [c for c in checks if c["status"] == "mismatch"]
+    status = "mismatch" if mismatches else "match"
+    doc = {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "status": status, "expected_file": str(exp_path),
+           "observed_source": observed_source, "tolerances": {"quantity": tol["quantity"], "balance": tol["balance"]},
+           "summary": {"checks": len(checks), "matches": len(checks) - len(mismatches), "mismatches": len(mismatches)},
+           "checks": checks}
+    digest = hashlib.sha256(artifacts.canonical_json(doc)).hexdigest()
+    runs.init(spec)
+    changed = False
+    with artifacts.locked(folder, f"run {spec.run_id}"):
+        if artifacts.write_validated(folder / RECONCILIATION, doc, "reconciliation") or not journal.has_event(
+                folder / runs.JOURNAL, "reconciliation_evaluated", digest=digest):
+            journal.append(folder / runs.JOURNAL, spec.run_id, "reconciliation_evaluated",
+                           {"status": status, "checks": len(checks), "mismatches": len(mismatches), "digest": digest})
+            runs.patch_metadata(folder, reconciliation={"status": status, "checks": len(checks), "mismatches": len(mismatches),
+                                                        "expected_file": str(exp_path), "observed_source": observed_source})
+            changed = True
+        runs.finalize(folder, spec.run_id)
+    summary = f"reconciliation of run {spec.run_id}: {len(checks) - len(mismatches)}/{len(checks)} checks match"
+    if mismatches:
+        summary += f", {len(mismatches)} MISMATCH"
+    return Result("changed" if changed else "ok", summary, [str(folder / RECONCILIATION)], {"reconciliation": doc},
+                  exit_code=CheckFailed.exit_code if mismatches else 0, details=[_describe(c) for c in mismatches])

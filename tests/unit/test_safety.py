@@ -1,0 +1,81 @@
+"""The kill switch: idempotent, fail closed, hash-chained history, safe under concurrent use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO, tc_env
+from opslab import journal
+
+
+def test_engage_release_idempotent_with_history(lab):
+    assert lab("killswitch", "status").code == 0
+    first = lab("killswitch", "engage", "--reason", "incident 1", "--json")
+    assert first.code == 0 and first.json()["status"] == "changed"
+    again = lab("killswitch", "engage", "--reason", "incident 1 again", "--json")
+    assert again.json()["status"] == "ok"
+    status = lab("killswitch", "status", "--json")
+    assert status.code == 3
+    ks = status.json()["data"]["kill_switch"]
+    assert ks["engaged"] and ks["reason"] == "incident 1" and "@" in ks["by"] and ks["since"]
+    assert lab("killswitch", "release", "--reason", "fixed", "--json").json()["status"] == "changed"
+    assert lab("killswitch", "release", "--reason", "fixed", "--json").json()["status"] == "ok"
+    events = journal.read(lab.root / "state/kill_switch_events.jsonl")
+    assert [e["action"] for e in events] == ["engage", "release"]
+    assert journal.verify(lab.root / "state/kill_switch_events.jsonl", "kill_switch_event") == []
+    assert lab("artifacts", "verify", "--all").code == 0
+
+
+def test_check_mode_changes_nothing(lab):
+    result = lab("killswitch", "engage", "--reason", "x", "--check", "--json")
+    assert result.json()["status"] == "changed"
+    assert not (lab.root / "state").exists() or not (lab.root / "state/kill_switch.json").exists()
+
+
+def test_corrupt_state_fails_closed_and_needs_force(lab):
+    lab("killswitch", "engage", "--reason", "x")
+    state = lab.root / "state/kill_switch.json"
+    for bad in ["{not json", json.dumps({"state": "maybe"}), ""]:
+        state.write_text(bad)
+        status = lab("killswitch", "status", "--json")
+        assert status.code == 3
+        assert status.json()["data"]["kill_switch"]["state"] == "corrupt"
+        assert "release --force" in status.json()["summary"] and str(state) in status.json()["summary"]
+    refused = lab("killswitch", "release", "--reason", "y")
+    assert refused.code == 2 and "--force" in refused.err and refused.err.count("\n") == 1
+    forced = lab("killswitch", "release", "--force", "--reason", "inspected: truncated file")
+    assert forced.code == 0
+    assert lab("killswitch", "status").code == 0
+    assert journal.read(lab.root / "state/kill_switch_events.jsonl")[-1]["forced"] is True
+
+
+def test_bad_reason_is_refused_and_nothing_written(lab):
+    too_long = lab("killswitch", "engage", "--reason", "r" * 201)
+    assert too_long.code == 2 and "at most 200" in too_long.err and too_long.err.count("\n") == 1
+    empty = lab("killswitch", "engage", "--reason", "  ")
+    assert empty.code == 2
+    missing = lab("killswitch", "engage")
+    assert missing.code == 2 and "--reason" in missing.err
+    assert not (lab.root / "state").exists()
+
+
+def test_concurrent_engage_and_release_lose_nothing(tmp_path):
+    root = tmp_path / "artifacts"
+    code = (
+        "import sys\nfrom opslab import safety\n"
+        "for i in range(15):\n"
+        "    (safety.engage if (i + int(sys.argv[1])) % 2 == 0 else safety.release)(f'worker {sys.argv[1]} step {i}')\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(n)], cwd=REPO, env=tc_env(root)) for n in range(6)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    events_path = root / "state/kill_switch_events.jsonl"
+    assert journal.verify(events_path, "kill_switch_event") == []
+    events = journal.read(events_path)
+    assert events, "some transitions must have happened"
+    actions = [e["action"] for e in events]
+    assert all(a != b for a, b in zip(actions, actions[1:])), "every event is a real transition"
+    state = json.loads((root / "state/kill_switch.json").read_text())
+    assert state["event_seq"] == events[-1]["seq"]
+    assert state["state"] == ("engaged" if events[-1]["action"] == "engage" else "released")
