@@ -84,7 +84,7 @@ def safety_status(folder: Path, meta: dict[str, Any]) -> str | None:
     if not seen:
         return None
     state = {"engaged": "ENGAGED", "released": "released", "corrupt": "UNREADABLE (treated as engaged)"}[seen["kill_switch"]]
-    rows = [("kill switch", state), ("since", seen["since"] or "-"), ("reason", seen["reason"] or "-"), ("checked at", seen["checked_at"])]
+    rows = [("kill switch", state), ("since", seen["since"] or "-"), ("reason", seen["reason"] or "-")]
     life = _load(folder, "paper/lifecycle.json")
     if life:
         rows += [("paper lifecycle", life["state"]), ("stop reason", life["stop_reason"] or "-"),
