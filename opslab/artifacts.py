@@ -190,3 +190,20 @@ def write_validated(path: Path, obj: Any, schema: str, validate: bool = True) ->
     if problems:
         raise AssertionError("refusing to write an invalid artifact: " + "; ".join(problems))
     return write_json_atomic(path, obj)
+
+
+def same_except_volatile(path: Path, obj: Any, schema: str) -> bool:
+    """True when PATH already holds OBJ up to the fields SCHEMA marks x-volatile (top level).
+
+    Observations (a probe, a drill) are rewritten only when what they observed changed, so
+    repeating an operation leaves the artifacts as they were.
+    """
+    from opslab.contracts import volatile_fields
+
+    try:
+        old = read_json(path)
+    except (OSError, ValueError):
+        return False
+    skip = {p.strip("/") for p in volatile_fields(schema) if p.count("/") == 1}
+    strip = lambda doc: {k: v for k, v in doc.items() if k not in skip} if isinstance(doc, dict) else doc  # noqa: E731
+    return strip(old) == strip(obj)

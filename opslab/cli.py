@@ -272,6 +272,67 @@ def _group_reconcile(sub: Any) -> None:
     p.add_argument("--observed", metavar="FILE", help="observed state (default: the run's final_state.json)")
 
 
+# --- connectivity ---------------------------------------------------------------------------
+
+def _readiness(args: argparse.Namespace) -> Any:
+    from opslab.connectivity import readiness
+
+    return readiness.evaluate(_load_spec(args.spec))
+
+
+def _probe(args: argparse.Namespace) -> Any:
+    from opslab.connectivity import probe, urls
+
+    urls.parse(args.url)  # refuse a bad URL before reading anything else
+    return probe.run_probe(_load_spec(args.spec), args.url, args.timeout_ms)
+
+
+def _venue_serve(args: argparse.Namespace) -> Any:
+    import signal
+
+    from opslab.connectivity import venue_stub
+    from opslab.result import Result
+
+    venue = venue_stub.FakeVenue(args.host, args.port, venue_stub.parse_faults(args.fault))
+
+    def stop(signum: int, frame: Any) -> None:
+        import threading
+
+        threading.Thread(target=venue.server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def ready(url: str) -> None:
+        print(f"listening on {url}", flush=True)
+
+    venue.serve(on_ready=ready)
+    venue.server.server_close()
+    return Result("ok", f"fake venue on {venue.url} stopped", data={"url": venue.url, "stats": venue.state.stats})
+
+
+def _group_connectivity(sub: Any) -> None:
+    g = group(sub, "connectivity", "readiness to connect (no network) and a loopback-only probe")
+    p = leaf(g, "readiness", "check the spec's credential placeholders are set (names only; exit 4 when not ready)", """
+  TC_BINANCE_API_KEY=... TC_BINANCE_API_SECRET=... tc connectivity readiness --spec fixtures/specs/connectivity.yaml""", _readiness)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with a connectivity_readiness block")
+    p = leaf(g, "probe", "GET a loopback URL and record up/down, status, latency (exit 4 when down)", """
+  tc connectivity probe --spec fixtures/specs/connectivity.yaml --url http://127.0.0.1:8080/api/v3/ping
+  tc connectivity probe --spec SPEC --url http://[::1]:8080/api/v3/time --timeout-ms 500""", _probe)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec whose run records the probe")
+    p.add_argument("--url", required=True, help="http(s)://127.0.0.1, localhost or [::1], optional port and path")
+    p.add_argument("--timeout-ms", type=int, default=2000, help="connect + answer timeout (default 2000)")
+    g = group(sub, "venue", "the lab's fake venue: a Binance-shaped REST API on 127.0.0.1 with switchable faults")
+    p = leaf(g, "serve", "serve the fake venue until SIGINT/SIGTERM; prints `listening on URL` first", """
+  tc venue serve --port 0                      # a free port; the first line says which
+  tc venue serve --port 8080 --fault latency=200 --fault rate_limit=20/10
+  curl -X POST -d '{"faults": ["drop"]}' http://127.0.0.1:8080/admin/faults   # switch faults at runtime""", _venue_serve)
+    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or ::1; nothing else")
+    p.add_argument("--port", type=int, default=0, help="port, 0 for a free one (default)")
+    p.add_argument("--fault", action="append", default=[], metavar="MODE",
+                   help="latency=MS, error_5xx, rate_limit=WEIGHT[/SECONDS], drop[=K], frozen_time, stale_book, sequence_gap=N")
+
+
 # --- drills -----------------------------------------------------------------------------------
 
 def _drill_list(args: argparse.Namespace) -> Any:
@@ -298,7 +359,7 @@ def _group_drill(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="run every drill and write the scorecard")
 
 
-GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch, _group_reconcile, _group_drill]
+GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch, _group_reconcile, _group_connectivity, _group_drill]
 
 
 def build_parser() -> Parser:

@@ -27,6 +27,8 @@ RUN_ARTIFACTS: dict[str, str] = {
     "final_state.json": "state_snapshot",
     "paper/lifecycle.json": "paper_lifecycle",
     "reconciliation.json": "reconciliation",
+    "connectivity_readiness.json": "connectivity_readiness",
+    "connectivity_probe.json": "connectivity_probe",
 }
 
 # Artifacts outside run folders, relative to the artifacts root. A "*" matches one path segment.

@@ -104,7 +104,26 @@ def reconciliation(folder: Path, meta: dict[str, Any]) -> str | None:
     return "\n".join(lines)
 
 
-SECTIONS: list[Section] = [overview, dataset, scenario_execution, safety_status, reconciliation, journal_summary]
+def connectivity_readiness(folder: Path, meta: dict[str, Any]) -> str | None:
+    doc = _load(folder, "connectivity_readiness.json")
+    if not doc:
+        return None
+    rows = [(f"{p['role']} (`{p['env']}`)", p["state"]) for p in doc["placeholders"]]
+    head = "READY" if doc["ready"] else f"NOT READY: missing {', '.join(doc['missing'])}"
+    return f"## Connectivity readiness\n\n**{head}** for {doc['venue']} (names only; values are never read or written).\n\n" + _table(rows)
+
+
+def connectivity_probe(folder: Path, meta: dict[str, Any]) -> str | None:
+    doc = _load(folder, "connectivity_probe.json")
+    if not doc:
+        return None
+    rows = [("target", doc["target"]), ("outcome", doc["outcome"]), ("HTTP status", doc["http_status"]),
+            ("error class", doc["error_class"] or "-"), ("timeout", f"{doc['timeout_ms']} ms")]
+    return "## Connectivity probe\n\nLoopback only; see the probe runbook when it is down.\n\n" + _table(rows)
+
+
+SECTIONS: list[Section] = [overview, dataset, scenario_execution, safety_status, reconciliation, connectivity_readiness,
+                           connectivity_probe, journal_summary]
 
 
 def render(folder: Path) -> str:

@@ -137,7 +137,9 @@ def validation_errors(data: Any, source: str) -> list[str]:
     if name not in SCENARIOS:
         known = ", ".join(sorted(SCENARIOS))
         lines.append(f"{source}: /scenario/name: unknown scenario {name!r}; known: {known}")
-    return lines
+    from opslab.connectivity.readiness import block_problems  # no network, no Nautilus
+
+    return lines + block_problems(data, source)
 
 
 def load(path: Path | str) -> RunSpec:

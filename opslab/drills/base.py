@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -37,11 +36,6 @@ class Context:
     name: str
     sandbox: Path
     detection: bool = True
-
-    def reset(self) -> None:
-        """Start from an empty sandbox (drills are deterministic and repeatable)."""
-        shutil.rmtree(self.sandbox, ignore_errors=True)
-        self.sandbox.mkdir(parents=True)
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for tc subprocesses: the sandbox as artifacts root."""

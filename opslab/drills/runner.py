@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from opslab import artifacts, clock
@@ -37,11 +38,11 @@ def _get(name: str) -> Drill:
     return DRILLS[name]
 
 
-def _run_one(drill: Drill) -> dict:
+def _run_one(drill: Drill) -> tuple[dict, bool]:
     folder = drills_dir() / drill.name
-    ctx = Context(drill.name, folder / "sandbox", detection_enabled())
-    ctx.reset()
-    seen = drill.execute(ctx)
+    with tempfile.TemporaryDirectory(prefix=f"tc-drill-{drill.name}-") as sandbox:  # never the user's artifacts
+        ctx = Context(drill.name, Path(sandbox), detection_enabled())
+        seen = drill.execute(ctx)
     result = {
         "schema_version": SCHEMA_VERSION,
         "drill": drill.name,
@@ -56,33 +57,40 @@ def _run_one(drill: Drill) -> dict:
         "evidence": seen.evidence,
         "finished_at": clock.now_iso(),
     }
-    artifacts.write_validated(folder / "result.json", result, "drill_result")
-    return result
+    path = folder / "result.json"
+    changed = not artifacts.same_except_volatile(path, result, "drill_result")
+    if changed:
+        artifacts.write_validated(path, result, "drill_result")
+    return result, changed
 
 
 def run(name: str) -> Result:
     """The `tc drill run NAME` operation: exit 0 when detected, 4 when not."""
     artifacts.ensure_writable_root()
-    result = _run_one(_get(name))
+    result, changed = _run_one(_get(name))
     path = drills_dir() / name / "result.json"
     code = 0 if result["verdict"] == "pass" else CheckFailed.exit_code
     summary = f"drill {name}: {result['verdict']} ({'detected' if result['detected'] else 'NOT detected'}: {result['observed_detection']})"
-    return Result("changed", summary, [str(path)], {"result": result}, exit_code=code, details=[f"runbook: docs/{result['runbook']}"])
+    return Result("changed" if changed else "ok", summary, [str(path)], {"result": result}, exit_code=code,
+                  details=[f"runbook: docs/{result['runbook']}"])
 
 
 def run_all() -> Result:
     """The `tc drill run --all` operation: every drill plus drills/scorecard.json."""
     artifacts.ensure_writable_root()
-    rows, results = [], []
+    rows, results, changes = [], [], []
     for drill in DRILLS.values():
-        result = _run_one(drill)
+        result, changed = _run_one(drill)
         results.append(result)
+        changes.append(changed)
         rows.append({"drill": drill.name, "verdict": result["verdict"], "detected": result["detected"], "runbook": result["runbook"]})
     passed = sum(r["verdict"] == "pass" for r in rows)
     card = {"schema_version": SCHEMA_VERSION, "total": len(rows), "passed": passed, "failed": len(rows) - passed,
             "drills": rows, "finished_at": clock.now_iso()}
     path = drills_dir() / "scorecard.json"
-    artifacts.write_validated(path, card, "drill_scorecard")
+    if not artifacts.same_except_volatile(path, card, "drill_scorecard"):
+        artifacts.write_validated(path, card, "drill_scorecard")
+        changes.append(True)
     details = [f"{r['drill']:<22} {r['verdict']:<5} {'detected' if r['detected'] else 'NOT detected':<13} docs/{r['runbook']}" for r in rows]
     code = 0 if passed == len(rows) else CheckFailed.exit_code
-    return Result("changed", f"scorecard: {passed}/{len(rows)} drills detected their failure ({path})", [str(path)], {"scorecard": card, "results": results}, exit_code=code, details=details)
+    return Result("changed" if any(changes) else "ok", f"scorecard: {passed}/{len(rows)} drills detected their failure ({path})", [str(path)], {"scorecard": card, "results": results}, exit_code=code, details=details)

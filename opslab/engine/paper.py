@@ -31,6 +31,7 @@ from opslab.spec import RunSpec
 LIFECYCLE = "paper/lifecycle.json"
 UNFINISHED = ("created", "preflight", "running", "stopping")
 STEP_DELAY_ENV = "TC_TEST_STEP_DELAY_MS"  # test hook: sleep after each step so a test can kill mid-run
+RECOVERY_ENV = "TC_PAPER_RECOVERY"  # test hook: "off" ignores an unfinished lifecycle (proves the restart drill can fail)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
             return Result("ok", f"run {spec.run_id}: paper lifecycle already stopped ({life.doc['stop_reason']})", [str(folder)],
                           {"run_id": spec.run_id, "run_dir": str(folder), "lifecycle": life.doc})
         replay = 0
-        if life.doc["state"] in UNFINISHED:
+        if life.doc["state"] in UNFINISHED and os.environ.get(RECOVERY_ENV) != "off":
             replay = life.doc["steps_done"]
             life.doc["recoveries"] += 1
             life.to("recovered", f"unfinished lifecycle found in state {life.doc['state']} after step {replay}")
