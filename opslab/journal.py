@@ -54,6 +54,7 @@ def append_record(path: Path, fields: dict[str, Any]) -> dict[str, Any]:
     Callers hold the lock of whatever the log belongs to, so seq and prev cannot race.
     """
     path = Path(path)
+    _drop_torn_tail(path)
     events = read(path)
     last = events[-1] if events else None
     record: dict[str, Any] = {
@@ -73,6 +74,29 @@ def append_record(path: Path, fields: dict[str, Any]) -> dict[str, Any]:
     finally:
         os.close(fd)
     return record
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a torn last line (a crash in the middle of a write) so the chain can go on.
+
+    Lines are written with one write() each and fsynced, so a line without its newline was never
+    a complete event; keeping it would make every later line unreadable.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with path.open("rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        data = fh.read()
+        fh.truncate(data.rfind(b"\n") + 1)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def has_event(path: Path, event: str, **match: Any) -> bool:

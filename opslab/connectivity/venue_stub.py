@@ -105,7 +105,8 @@ class FakeVenue:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, faults: dict[str, Any] | None = None) -> None:
         if host not in ALLOWED_HOSTS:
             raise InputError(f"--host: {host!r}: the fake venue binds loopback only (127.0.0.1 or ::1)")
-        self.state = VenueState(faults=dict(faults or {}))
+        self.state = VenueState()
+        _apply(self.state, dict(faults or {}))
         handler = type("Handler", (_Handler,), {"venue": self.state})
         server_cls = _V6Server if ":" in host else ThreadingHTTPServer
         try:

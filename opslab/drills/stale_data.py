@@ -9,6 +9,7 @@ from opslab.drills.base import Context, Drill, Observation, base_spec
 
 def execute(ctx: Context) -> Observation:
     spec = base_spec("stale-data-drill")
+    spec["dataset"]["start"] = "2001-01-01T00:00:00Z"  # stale against any plausible clock, SOURCE_DATE_EPOCH included
     spec["safety"] = {"max_data_age_seconds": 3600 if ctx.detection else None}
     path = ctx.spec("stale-data", spec)
     ctx.tc("data", "prepare", "--spec", str(path))
@@ -25,5 +26,5 @@ def execute(ctx: Context) -> Observation:
 
 
 DRILL = Drill("stale_data", "a dataset older than the staleness bound is refused before trading",
-              "the dataset's last bar closed long before now (the 2024 synthetic series against a 1 h bound)",
+              "the dataset's last bar closed long before now (a 2001 synthetic series against a 1 h bound)",
               "tc run backtest exits 4 with data_stale_detected and submits no order", execute)

@@ -113,7 +113,11 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
                           {"run_id": spec.run_id, "run_dir": str(folder), "lifecycle": life.doc})
         replay = 0
         if life.doc["state"] in UNFINISHED and os.environ.get(RECOVERY_ENV) != "off":
-            replay = life.doc["steps_done"]
+            # The journal is the truth: a kill between journaling a step and saving lifecycle.json
+            # must not make the step run (and be journaled) twice.
+            replay = max([life.doc["steps_done"]] + [e["data"]["step"] for e in journal.read(folder / runs.JOURNAL)
+                                                     if e["event"] == "paper_step" and e["data"].get("attempt") == life.doc["attempts"]])
+            life.doc["steps_done"] = replay
             life.doc["recoveries"] += 1
             life.to("recovered", f"unfinished lifecycle found in state {life.doc['state']} after step {replay}")
         else:

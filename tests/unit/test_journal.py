@@ -61,3 +61,11 @@ def test_schema_violation_is_reported(tmp_path):
     path = tmp_path / "journal.jsonl"
     journal.append(path, "r1", "not_an_event_type")
     assert any("/event" in p for p in journal.verify(path))
+
+
+def test_append_after_a_torn_line_drops_it_and_keeps_the_chain(tmp_path):
+    path = _journal(tmp_path, 3)
+    path.write_bytes(path.read_bytes() + b'{"schema_version":1,"seq":4,"ts"')  # killed mid-write
+    journal.append(path, "r1", "dataset_linked", {"i": 4})
+    assert journal.verify(path) == []
+    assert [e["seq"] for e in journal.read(path)] == [1, 2, 3, 4]

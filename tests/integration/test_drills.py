@@ -1,0 +1,79 @@
+"""Every drill detects its failure, and with detection disabled (test hook) is reported NOT detected."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_tc
+from opslab.drills import DRILLS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def detected(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drills") / "artifacts"
+    result = run_tc("drill", "run", "--all", "--json", artifacts=root, timeout=900)
+    return root, result
+
+
+@pytest.fixture(scope="module")
+def undetected(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drills-off") / "artifacts"
+    result = run_tc("drill", "run", "--all", "--json", artifacts=root, timeout=900, TC_DRILL_DETECTION="off")
+    return root, result
+
+
+def test_all_drills_pass(detected):
+    root, result = detected
+    assert result.code == 0, result.out + result.err
+    card = json.loads((root / "drills/scorecard.json").read_text())
+    assert card["total"] == 7 and card["passed"] == 7
+    for name in DRILLS:
+        doc = json.loads((root / f"drills/{name}/result.json").read_text())
+        assert doc["detected"] is True and doc["verdict"] == "pass" and doc["time_to_detect"]["value"] is not None
+    assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
+    assert not (root / "runs").exists(), "drills must not touch the user's runs"
+    assert not (root / "state").exists(), "drills must not touch the user's kill switch"
+
+
+@pytest.mark.parametrize("name", sorted(DRILLS))
+def test_each_drill_can_fail(undetected, name):
+    root, result = undetected
+    assert result.code == 4
+    doc = json.loads((root / f"drills/{name}/result.json").read_text())
+    assert doc["detected"] is False and doc["verdict"] == "fail" and doc["detection_enabled"] is False
+
+
+def test_rerun_is_ok_and_changes_no_file(detected):
+    root, _ = detected
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    again = run_tc("drill", "run", "mismatch", "--json", artifacts=root)
+    assert again.code == 0 and again.json()["status"] == "ok"
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_unknown_drill_and_usage(tmp_path):
+    result = run_tc("drill", "run", "nope", artifacts=tmp_path)
+    assert result.code == 2 and "unknown; known: stale_data" in result.err
+    assert run_tc("drill", "run", artifacts=tmp_path).code == 2
+
+
+def test_every_drill_has_a_runbook_with_the_required_sections_and_working_links():
+    docs = REPO / "docs"
+    nav = (REPO / "mkdocs.yml").read_text()
+    for drill in DRILLS.values():
+        page = docs / drill.runbook
+        assert page.is_file(), f"{drill.name}: no runbook at docs/{drill.runbook}"
+        text = page.read_text()
+        for heading in ("## Symptom", "## How it is detected", "## Diagnosis", "## Recovery", "## Verify recovery"):
+            assert heading in text, f"{page}: missing {heading}"
+        assert drill.runbook in nav, f"{drill.runbook} is not in the docs nav"
+    for page in docs.rglob("*.md"):
+        for target in re.findall(r"\]\(([^)#]+\.md)\)", page.read_text()):
+            if "://" not in target:
+                assert (page.parent / target).resolve().is_file(), f"{page}: broken link {target}"
