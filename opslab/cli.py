@@ -333,6 +333,51 @@ def _group_connectivity(sub: Any) -> None:
                    help="latency=MS, error_5xx, rate_limit=WEIGHT[/SECONDS], drop[=K], frozen_time, stale_book, sequence_gap=N")
 
 
+# --- metrics ----------------------------------------------------------------------------------
+
+def _metrics_serve(args: argparse.Namespace) -> Any:
+    import signal
+    import threading
+
+    from opslab import artifacts
+    from opslab.metrics.server import MetricsServer
+    from opslab.result import Result
+
+    port = args.port if args.port is not None else int(os.environ.get("TC_METRICS_PORT") or 9108)
+    server = MetricsServer(artifacts.root(), args.host, port)
+
+    def stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve(on_ready=lambda url: print(f"serving {artifacts.root()} on {url}/metrics (and /healthz)", flush=True))
+    return Result("ok", f"metrics exporter on {server.url} stopped after {server.collector.scrapes} scrape(s)")
+
+
+def _metrics_dump(args: argparse.Namespace) -> Any:
+    from opslab import artifacts
+    from opslab.metrics.server import render
+    from opslab.result import Result
+
+    text = render(artifacts.root()).decode()
+    if not args.json:
+        sys.stdout.write(text)
+    return Result("ok", f"{sum(1 for line in text.splitlines() if line and not line.startswith('#'))} sample(s)", data={"exposition": text})
+
+
+def _group_metrics(sub: Any) -> None:
+    g = group(sub, "metrics", "Prometheus metrics from the artifacts")
+    p = leaf(g, "serve", "serve /metrics and /healthz (127.0.0.1:9108 by default) until SIGINT/SIGTERM", """
+  tc metrics serve                               # http://127.0.0.1:9108/metrics
+  TC_METRICS_PORT=9200 tc metrics serve
+  tc metrics serve --host 0.0.0.0 --port 9108    # inside a container only""", _metrics_serve)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default $TC_METRICS_PORT or 9108)")
+    leaf(g, "dump", "print one scrape to stdout (for promtool check metrics or a quick look)", """
+  tc metrics dump | promtool check metrics""", _metrics_dump)
+
+
 # --- drills -----------------------------------------------------------------------------------
 
 def _drill_list(args: argparse.Namespace) -> Any:
@@ -359,7 +404,7 @@ def _group_drill(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="run every drill and write the scorecard")
 
 
-GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch, _group_reconcile, _group_connectivity, _group_drill]
+GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch, _group_reconcile, _group_connectivity, _group_metrics, _group_drill]
 
 
 def build_parser() -> Parser:
@@ -409,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --traceback for details)", 1, want_json)
     if want_json:
         print(json.dumps(result.as_dict(), sort_keys=True, default=str))
-    else:
+    elif getattr(args, "handler", None) is not _metrics_dump:
         _print_text(result)
     return result.exit_code
 

@@ -34,7 +34,22 @@ def check(c: Context) -> None:
     for name in contracts.schema_names():
         Draft202012Validator.check_schema(contracts.load_schema(name))
     print(f"      ok  {len(contracts.schema_names())} schemas are valid JSON Schema 2020-12")
+    promtool(c)
     docs(c)
 
 
-TASKS = [test, docs, check]
+@task
+def promtool(c: Context) -> None:
+    """promtool: check the Prometheus config and rules, and run the rule unit tests."""
+    import shutil
+
+    if not shutil.which("promtool"):
+        raise SystemExit("promtool not found: apt-get install prometheus (Debian's package ships it)")
+    prom = REPO / "prometheus"
+    c.run(f"promtool check config --syntax-only {prom / 'prometheus.yml'}", hide="out")
+    c.run(f"promtool check rules {prom / 'rules' / '*.yml'}", hide="out")
+    c.run(f"promtool test rules {prom / 'tests' / '*.yml'}", hide="out")
+    print("      ok  promtool: config, rules and rule unit tests")
+
+
+TASKS = [test, docs, check, promtool]

@@ -1,0 +1,1 @@
+"""Prometheus metrics from the artifacts: a cached custom collector and a small loopback server."""

@@ -1,0 +1,81 @@
+"""`tc metrics serve`: /metrics (the artifact collector) and /healthz on a small HTTP server."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from opslab.errors import InputError
+from opslab.metrics.collector import ArtifactCollector
+
+
+def registry_for(root: Path) -> tuple[CollectorRegistry, ArtifactCollector]:
+    """A fresh registry holding only the artifact collector (no process/platform noise)."""
+    registry = CollectorRegistry(auto_describe=False)
+    collector = ArtifactCollector(root)
+    registry.register(collector)
+    return registry, collector
+
+
+def render(root: Path) -> bytes:
+    """One scrape of ROOT in the Prometheus text format (`tc metrics dump`)."""
+    registry, _ = registry_for(root)
+    return generate_latest(registry)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    collector: ArtifactCollector
+    lock: threading.Lock
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            with self.lock:  # one scrape at a time keeps the cache simple
+                body, ctype, status = self.collector.exposition(), CONTENT_TYPE_LATEST, 200
+        elif path == "/healthz":
+            body, ctype, status = b"ok\n", "text/plain; charset=utf-8", 200
+        else:
+            body, ctype, status = b"not found: try /metrics or /healthz\n", "text/plain; charset=utf-8", 404
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class MetricsServer:
+    """The exporter: binds HOST:PORT (127.0.0.1 by default) and serves until shutdown()."""
+
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 9108) -> None:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise InputError(f"--host: {host!r}: expected an IP address such as 127.0.0.1 (the default) or 0.0.0.0 inside a container") from None
+        if not 0 <= port <= 65535:
+            raise InputError(f"--port: {port} is out of range (0-65535)")
+        self.registry, self.collector = registry_for(root)
+        handler = type("Handler", (_Handler,), {"collector": self.collector, "lock": threading.Lock()})
+        server_cls = type("Server", (ThreadingHTTPServer,), {"address_family": 10 if ":" in host else 2, "daemon_threads": True})
+        try:
+            self.server = server_cls((host, port), handler)
+        except OSError as exc:
+            raise InputError(f"--port {port}: cannot listen on {host} ({exc.strerror}); set --port or TC_METRICS_PORT") from None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
+        if on_ready:
+            on_ready(self.url)
+        self.server.serve_forever()
+        self.server.server_close()

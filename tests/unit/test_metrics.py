@@ -1,0 +1,98 @@
+"""The exporter's collector: families from artifacts, cache by change, corrupt artifacts counted not fatal."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, SPECS
+from opslab.metrics import collector
+from opslab.metrics.server import render
+
+
+def _scrape(root: Path) -> str:
+    return render(root).decode()
+
+
+def test_scrape_of_an_initialized_run_and_empty_state(lab):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    text = _scrape(lab.root)
+    assert 'tc_run_status{run_id="minimal",status="initialized"} 1.0' in text
+    assert 'tc_run_dataset_rows_total{run_id="minimal"} 120.0' in text
+    assert "tc_kill_switch_engaged 0.0" in text
+    assert 'tc_artifacts_verification_problems{run_id="minimal"} 0.0' in text
+
+
+def test_warm_scrape_reads_nothing_and_a_change_is_picked_up(lab, monkeypatch):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    col = collector.ArtifactCollector(lab.root)
+    col.samples()
+    calls = []
+    real = collector.run_samples
+    monkeypatch.setattr(collector, "run_samples", lambda folder: calls.append(folder) or real(folder))
+    col.samples()
+    assert calls == []
+    assert lab("killswitch", "engage", "--reason", "x").code == 0
+    assert lab("run", "init", "--spec", str(SPECS / "demo.yaml")).code == 0
+    names = [n for n, _, v in col.samples() if n == "tc_kill_switch_engaged" and v == 1]
+    assert names and [p.name for p in calls] == ["demo"]
+
+
+def test_corrupt_artifacts_are_counted_not_fatal(lab):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    (lab.root / "runs/minimal/metadata.json").write_text("{half")
+    (lab.root / "state").mkdir()
+    (lab.root / "state/kill_switch.json").write_text("garbage")
+    text = _scrape(lab.root)
+    assert 'tc_exporter_artifact_errors_total{kind="run"} 1.0' in text
+    assert "tc_kill_switch_engaged 1.0" in text and "tc_kill_switch_state_valid 0.0" in text
+
+
+def test_every_counter_in_the_schema_is_a_family():
+    props = json.loads((REPO / "schemas/metrics.schema.json").read_text())["properties"]["counters"]["properties"]
+    assert {f"tc_run_{name}" for name in props} <= set(collector.BY_NAME)
+
+
+def test_dashboard_panels_use_the_provisioned_datasource():
+    uid = yaml.safe_load((REPO / "grafana/provisioning/datasources/opslab.yml").read_text())["datasources"][0]["uid"]
+    dash = json.loads((REPO / "grafana/dashboards/opslab.json").read_text())
+    panels = [p for p in dash["panels"] if p["type"] != "row"]
+    titles = {p["title"] for p in panels}
+    for needed in ("Connectivity Readiness", "Connectivity Probe State", "Connectivity Probe Latency", "Kill switch engaged", "Drill detection"):
+        assert needed in titles
+    known = {f.name + ("_total" if f.kind == "counter" else "") for f in collector.FAMILIES}
+    for panel in panels:
+        assert panel["datasource"]["uid"] == uid
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == uid
+            for metric in re.findall(r"\btc_[a-z0-9_]+", target["expr"]):
+                assert metric in known, f"{panel['title']}: unknown metric {metric}"
+
+
+def test_every_alert_has_summary_description_and_a_runbook_that_exists():
+    rules = yaml.safe_load((REPO / "prometheus/rules/opslab.rules.yml").read_text())["groups"][0]["rules"]
+    tests = (REPO / "prometheus/tests/opslab.rules.test.yml").read_text()
+    for rule in rules:
+        ann = rule["annotations"]
+        assert ann["summary"] and ann["description"]
+        page = ann["runbook_url"].split("/blob/main/", 1)[1]
+        assert (REPO / page).is_file(), f"{rule['alert']}: runbook {page} does not exist"
+        assert f"alertname: {rule['alert']}" in tests, f"{rule['alert']} has no promtool unit test"
+
+
+@pytest.mark.parametrize("host", ["localhost.example", "not an ip"])
+def test_serve_refuses_a_bad_host(lab, host):
+    result = lab("metrics", "serve", "--host", host)
+    assert result.code == 2 and "--host" in result.err
+
+
+def test_metrics_reference_docs_are_current():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "scripts/gen_metrics_docs.py", "--check"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
