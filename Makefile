@@ -24,7 +24,7 @@ else
   $(error RUNTIME must be native, container or auto, not '$(RUNTIME)')
 endif
 
-.PHONY: help setup demo test check bench docs clean
+.PHONY: help setup demo test check bench docs clean drill image stack-up stack-down stack-status
 
 help: ## list the targets (this text)
 	@echo "TradingChassis Ops Lab. Usage: make TARGET [RUNTIME=native|container|auto]"
@@ -56,6 +56,21 @@ bench: $(NEEDS) ## benchmarks, reported as ratios against baselines measured in 
 
 docs: $(NEEDS) ## build the MkDocs site into site/
 	@echo "runtime: $(RUNTIME)"; $(TASK) docs
+
+drill: $(NEEDS) ## run one failure drill: make drill NAME=mismatch (NAME=all for every drill)
+	@echo "runtime: $(RUNTIME)"; $(TASK) drill --name "$(NAME)"
+
+image: $(STAMP) ## build the container images (skipped when their inputs did not change)
+	@$(INVOKE) image
+
+stack-up: $(STAMP) ## start metrics + Prometheus + Grafana (127.0.0.1) and wait until they answer
+	@$(INVOKE) stack-up
+
+stack-down: $(STAMP) ## stop the stack (volumes kept)
+	@$(INVOKE) stack-down
+
+stack-status: $(STAMP) ## show which stack services answer
+	@$(INVOKE) stack-status
 
 clean: ## remove build output and caches; FORCE=1 also removes ./artifacts
 	rm -rf site .bench .pytest_cache build dist *.egg-info

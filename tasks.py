@@ -2,10 +2,10 @@
 
 from invoke import Collection
 
-from tasklib import bench, demo, quality
+from tasklib import bench, container, demo, quality
 
 ns = Collection()
-for module in (demo, quality, bench):
+for module in (demo, quality, bench, container):
     for task in module.TASKS:
         ns.add_task(task)
 ns.configure({"run": {"echo": False, "pty": False}})

@@ -94,4 +94,14 @@ def connectivity_demo(c: Context) -> None:
         venue.wait(timeout=30)
 
 
-TASKS = [setup, demo]
+@task(help={"name": "drill name from `tc drill list`, or all"})
+def drill(c: Context, name: str = "") -> None:
+    """Run one failure drill (or all) through tc; exit 4 when its failure went undetected."""
+    if not name:
+        raise SystemExit("drill: give NAME, e.g. make drill NAME=mismatch (NAME=all runs every drill); see `tc drill list`")
+    result = tc(c, "drill", "run", *(["--all"] if name == "all" else [name]), warn=True)
+    if result["exit_code"]:
+        raise SystemExit(result["exit_code"])
+
+
+TASKS = [setup, demo, drill]

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Container engine setup for the build and CI machines (see shared/CONTAINERS-HERE.md):
+# Podman with runc and explicit ulimits, the Docker-API socket for testcontainers, a locally
+# built debian:bookworm-slim base when no registry answers, and a Prometheus image from Debian's
+# package. Idempotent: reuses images already present. Prints the environment to export.
+set -euo pipefail
+
+BASE=docker.io/library/debian:bookworm-slim
+PROM_IMAGE=localhost/opslab-prometheus:debian
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null; then
+  apt-get install -y -qq podman runc podman-compose debootstrap >/dev/null
+fi
+conf=/etc/containers/containers.conf
+if ! grep -q 'runtime = "runc"' "$conf" 2>/dev/null; then
+  mkdir -p /etc/containers
+  cat >"$conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+CONF
+fi
+if [ ! -S /run/podman/podman.sock ]; then
+  mkdir -p /run/podman
+  nohup podman system service --time=0 unix:///run/podman/podman.sock >/tmp/podman-service.log 2>&1 &
+  for _ in $(seq 1 50); do [ -S /run/podman/podman.sock ] && break; sleep 0.2; done
+fi
+if ! podman image exists "$BASE"; then
+  if ! timeout 60 podman pull -q "$BASE" >/dev/null 2>&1; then
+    echo "podman-setup: no registry answers; building $BASE with debootstrap" >&2
+    rootfs=$(mktemp -d)
+    debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >/tmp/debootstrap.log 2>&1
+    tar -C "$rootfs" -c . | podman import - "$BASE" >/dev/null
+    rm -rf "$rootfs"
+  fi
+fi
+if ! podman image exists "$PROM_IMAGE"; then
+  podman build -q -t "$PROM_IMAGE" -f "$here/prometheus/Containerfile.debian" "$here/prometheus" >/dev/null
+fi
+echo "export DOCKER_HOST=unix:///run/podman/podman.sock"
+echo "export TESTCONTAINERS_RYUK_DISABLED=true"
+echo "export TESTCONTAINERS_CONNECTION_MODE=docker_host"
+echo "export TC_PROMETHEUS_IMAGE=$PROM_IMAGE"
