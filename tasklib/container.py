@@ -20,6 +20,7 @@ IMAGE = os.environ.get("TC_IMAGE") or f"localhost/opslab:{VERSION}"
 DEV_IMAGE = os.environ.get("TC_DEV_IMAGE") or f"localhost/opslab-dev:{VERSION}"
 INPUTS = ["Containerfile", "pyproject.toml", "README.md", "requirements/runtime.lock", "requirements/dev.lock", "opslab", "schemas", "wheels"]
 LABEL = "dev.opslab.inputs"
+PROJECT = "opslab"  # compose project name (older podman-compose ignores `name:` in compose.yaml)
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
@@ -116,6 +117,20 @@ def _image_available(name: str) -> bool:
     return subprocess.run([eng, "pull", "-q", name], capture_output=True, timeout=120).returncode == 0
 
 
+DEBIAN_PROMETHEUS = "localhost/opslab-prometheus:debian"
+
+
+def _prometheus_image(c: Context) -> str:
+    """TC_PROMETHEUS_IMAGE (default the pinned official tag); without a registry, one built from Debian's package."""
+    wanted = os.environ.get("TC_PROMETHEUS_IMAGE", "docker.io/prom/prometheus:v2.53.2")
+    if _image_available(wanted):
+        return wanted
+    if not _image_available(DEBIAN_PROMETHEUS):
+        print(f"    note  {wanted} cannot be pulled; building {DEBIAN_PROMETHEUS} from Debian's prometheus package")
+        c.run(f"{engine()} build -q -t {DEBIAN_PROMETHEUS} -f {REPO / 'prometheus' / 'Containerfile.debian'} {REPO / 'prometheus'}", hide="out")
+    return DEBIAN_PROMETHEUS
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("TC_IMAGE", IMAGE)
@@ -142,8 +157,10 @@ def stack_up(c: Context) -> None:
         print(f"      ok  stack already up: {', '.join(services)}")
     else:
         image(c)
-        Path(_env()["TC_ARTIFACTS_DIR"]).mkdir(parents=True, exist_ok=True)
-        c.run(" ".join(compose() + ["-f", str(REPO / "compose.yaml"), "up", "-d", *services]), env=_env(), hide="both")
+        env = _env()
+        env["TC_PROMETHEUS_IMAGE"] = _prometheus_image(c)
+        Path(env["TC_ARTIFACTS_DIR"]).mkdir(parents=True, exist_ok=True)
+        c.run(" ".join(compose() + ["-p", PROJECT, "-f", str(REPO / "compose.yaml"), "up", "-d", *services]), env=env, hide="both")
         deadline = time.monotonic() + 180
         waiting = list(services)
         while waiting and time.monotonic() < deadline:
@@ -163,12 +180,11 @@ def stack_up(c: Context) -> None:
 @task
 def stack_down(c: Context) -> None:
     """Stop and remove the stack's containers (volumes are kept); ok when nothing runs."""
-    res = subprocess.run([engine(), "ps", "-q", "--filter", "label=com.docker.compose.project=opslab"], capture_output=True, text=True)
-    res2 = subprocess.run([engine(), "ps", "-q", "--filter", "label=io.podman.compose.project=opslab"], capture_output=True, text=True)
-    if not (res.stdout.strip() or res2.stdout.strip()):
+    res = subprocess.run([engine(), "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"], capture_output=True, text=True)
+    if not res.stdout.strip():
         print("      ok  stack is not running")
         return
-    c.run(" ".join(compose() + ["-f", str(REPO / "compose.yaml"), "down"]), env=_env(), hide="both")
+    c.run(" ".join(compose() + ["-p", PROJECT, "-f", str(REPO / "compose.yaml"), "down"]), env=_env(), hide="both")
     print(" changed  stack down (volumes kept)")
 
 

@@ -11,10 +11,29 @@ from tasklib.common import REPO
 PY = sys.executable
 
 
+PODMAN_SOCKET = "/run/podman/podman.sock"
+
+
+def _container_test_env() -> dict[str, str]:
+    """Point testcontainers at Podman's Docker-API socket when it runs here (see .ci/podman-setup.sh)."""
+    import os
+    import shutil
+    import subprocess
+
+    env: dict[str, str] = {}
+    if not os.environ.get("DOCKER_HOST") and os.path.exists(PODMAN_SOCKET):
+        env.update({"DOCKER_HOST": f"unix://{PODMAN_SOCKET}", "TESTCONTAINERS_RYUK_DISABLED": "true",
+                    "TESTCONTAINERS_CONNECTION_MODE": "docker_host"})
+    if not os.environ.get("TC_PROMETHEUS_IMAGE") and shutil.which("podman"):
+        if subprocess.run(["podman", "image", "exists", "localhost/opslab-prometheus:debian"]).returncode == 0:
+            env["TC_PROMETHEUS_IMAGE"] = "localhost/opslab-prometheus:debian"
+    return env
+
+
 @task(help={"args": "extra pytest arguments, e.g. '-m \"not integration\"'"})
 def test(c: Context, args: str = "") -> None:
     """Run the test suite (exit code 5, no tests collected, counts as a failure)."""
-    c.run(f"{PY} -m pytest {args}", pty=False)
+    c.run(f"{PY} -m pytest {args}", pty=False, env=_container_test_env())
 
 
 @task

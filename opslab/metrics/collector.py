@@ -232,6 +232,13 @@ class ArtifactCollector:
 
     def refresh(self) -> bool:
         """Bring the cache up to date with the files; True when anything changed."""
+        try:
+            return self._refresh()
+        except OSError:  # an unreadable root or folder (permissions): count it, serve what is cached
+            self.errors["root"] = self.errors.get("root", 0) + 1
+            return False
+
+    def _refresh(self) -> bool:
         changed = False
         seen: set[str] = set()
         runs = self.root / "runs"
@@ -281,7 +288,7 @@ class ArtifactCollector:
 
     def exporter_families(self, duration: float) -> list[Any]:
         errors = CounterMetricFamily("tc_exporter_artifact_errors", BY_NAME["tc_exporter_artifact_errors"].help, labels=["kind"])
-        for kind in ("run", "datasets", "state", "drills"):
+        for kind in ("run", "datasets", "state", "drills", "root"):
             errors.add_metric([kind], self.errors.get(kind, 0))
         scrapes = CounterMetricFamily("tc_exporter_scrapes", BY_NAME["tc_exporter_scrapes"].help)
         scrapes.add_metric([], self.scrapes)
