@@ -48,30 +48,27 @@ def _check(kind: str, key: str, field: str, expected: Any, observed: Any, tolera
     return entry
 
 
+def _keyed(kind: str, key_field: str, expected: list[dict], observed: list[dict],
+           fields: list[tuple[str, Decimal | None]]) -> list[dict[str, Any]]:
+    """Presence of every key on either side, then each field of keys present on both."""
+    checks = []
+    exp = {row[key_field]: row for row in expected}
+    obs = {row[key_field]: row for row in observed}
+    for key in sorted(exp.keys() | obs.keys()):
+        e, o = exp.get(key), obs.get(key)
+        checks.append(_check(kind, key, "presence", "present" if e else "absent", "present" if o else "absent"))
+        if e and o:
+            for field, tolerance in fields:
+                if field in e or field in o:
+                    checks.append(_check(kind, key, field, e.get(field), o.get(field), tolerance))
+    return checks
+
+
 def compare(expected: dict[str, Any], observed: dict[str, Any], qty_tol: Decimal, bal_tol: Decimal) -> list[dict[str, Any]]:
     """Every check between two states, in a stable order."""
-    checks: list[dict[str, Any]] = []
-    exp_pos = {p["instrument"]: p for p in expected["positions"]}
-    obs_pos = {p["instrument"]: p for p in observed["positions"]}
-    for key in sorted(exp_pos.keys() | obs_pos.keys()):
-        e, o = exp_pos.get(key), obs_pos.get(key)
-        checks.append(_check("position", key, "presence", "present" if e else "absent", "present" if o else "absent"))
-        if e and o:
-            checks.append(_check("position", key, "side", e["side"], o["side"]))
-            checks.append(_check("position", key, "quantity", e["quantity"], o["quantity"], qty_tol))
-    exp_ord = {o["client_order_id"]: o for o in expected["open_orders"]}
-    obs_ord = {o["client_order_id"]: o for o in observed["open_orders"]}
-    for key in sorted(exp_ord.keys() | obs_ord.keys()):
-        e, o = exp_ord.get(key), obs_ord.get(key)
-        checks.append(_check("open_order", key, "presence", "present" if e else "absent", "present" if o else "absent"))
-        if e and o:
-            checks.append(_check("open_order", key, "side", e["side"], o["side"]))
-            checks.append(_check("open_order", key, "quantity", e["quantity"], o["quantity"], qty_tol))
-            if "price" in e or "price" in o:
-                if "price" in e and "price" in o:
-                    checks.append(_check("open_order", key, "price", e["price"], o["price"], Decimal(0)))
-                else:
-                    checks.append(_check("open_order", key, "price", e.get("price"), o.get("price")))
+    checks = _keyed("position", "instrument", expected["positions"], observed["positions"], [("side", None), ("quantity", qty_tol)])
+    checks += _keyed("open_order", "client_order_id", expected["open_orders"], observed["open_orders"],
+                     [("side", None), ("quantity", qty_tol), ("price", Decimal(0))])
     for ccy in sorted(expected["balances"].keys() | observed["balances"].keys()):
         e, o = expected["balances"].get(ccy), observed["balances"].get(ccy)
         if e is None or o is None:
