@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import InputError, LockedError
 
+GENERATION = ".generation"  # one byte appended per write anywhere under the root: the exporter's change signal
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MANIFEST = "manifest.json"
 CHUNK = 1 << 16  # 64 KiB stays in L2 cache: measurably faster than 1 MiB with OpenSSL sha256
@@ -107,7 +108,18 @@ def write_bytes_atomic(path: Path, data: bytes) -> bool:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+    bump_generation()
     return True
+
+
+def bump_generation() -> None:
+    """Signal "something under the artifacts root changed" to readers such as the metrics exporter."""
+    with contextlib.suppress(OSError):
+        fd = os.open(root() / GENERATION, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b".")
+        finally:
+            os.close(fd)
 
 
 def write_json_atomic(path: Path, obj: Any) -> bool:

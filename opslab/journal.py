@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from opslab import clock
-from opslab.artifacts import canonical_json
+from opslab.artifacts import bump_generation, canonical_json
 from opslab.contracts import SCHEMA_VERSION, iter_errors
 
 GENESIS = "0" * 64
@@ -73,6 +73,7 @@ def append_record(path: Path, fields: dict[str, Any]) -> dict[str, Any]:
         os.fsync(fd)
     finally:
         os.close(fd)
+    bump_generation()
     return record
 
 

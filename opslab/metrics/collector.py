@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from opslab.artifacts import GENERATION
 from opslab.contracts import load_schema
 
 Sample = tuple[str, tuple[str, ...], float]
@@ -211,8 +212,12 @@ class ArtifactCollector:
     exporter families.
     """
 
+    SWEEP_EVERY_S = 30.0  # full stat sweep at least this often, to catch changes made outside tc
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._generation: Any = None
+        self._last_sweep = float("-inf")
         self._cache: dict[str, tuple[Any, list[Sample]]] = {}
         self._rendered: bytes | None = None
         self.errors: dict[str, int] = {}
@@ -231,7 +236,20 @@ class ArtifactCollector:
         return True
 
     def refresh(self) -> bool:
-        """Bring the cache up to date with the files; True when anything changed."""
+        """Bring the cache up to date with the files; True when anything changed.
+
+        Every tc write appends a byte to <root>/.generation, so when that file did not change
+        (and the last full sweep is recent) nothing did: no per-run stat at all.
+        """
+        try:
+            st = (self.root / GENERATION).stat()
+            generation: Any = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            generation = None
+        now = time.monotonic()
+        if generation is not None and generation == self._generation and now - self._last_sweep < self.SWEEP_EVERY_S:
+            return False
+        self._generation, self._last_sweep = generation, now
         try:
             return self._refresh()
         except OSError:  # an unreadable root or folder (permissions): count it, serve what is cached
