@@ -22,10 +22,17 @@ default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 runtime = "runc"
 CONF
 fi
-if [ ! -S /run/podman/podman.sock ]; then
+SOCK=/run/podman/podman.sock
+# A socket file can outlive its service (a machine restored from a snapshot): ask it, not the file.
+socket_answers() {
+  python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(sys.argv[1]); s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); ok=s.recv(64).startswith(b"HTTP/1."); s.close(); sys.exit(0 if ok else 1)' "$SOCK" 2>/dev/null
+}
+if ! socket_answers; then
+  rm -f "$SOCK"
   mkdir -p /run/podman
-  nohup podman system service --time=0 unix:///run/podman/podman.sock >/tmp/podman-service.log 2>&1 &
-  for _ in $(seq 1 50); do [ -S /run/podman/podman.sock ] && break; sleep 0.2; done
+  nohup podman system service --time=0 "unix://$SOCK" >/tmp/podman-service.log 2>&1 &
+  for _ in $(seq 1 100); do socket_answers && break; sleep 0.2; done
+  socket_answers || { echo "podman-setup: the Docker-API socket $SOCK does not answer; see /tmp/podman-service.log" >&2; exit 1; }
 fi
 if ! podman image exists "$BASE"; then
   if ! timeout 60 podman pull -q "$BASE" >/dev/null 2>&1; then

@@ -4,6 +4,7 @@ in containers with every dashboard query answered. Skips say exactly what is mis
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import warnings
 
 import pytest
 import yaml
@@ -33,6 +35,20 @@ PROMETHEUS_IMAGE = os.environ.get("TC_PROMETHEUS_IMAGE", "localhost/opslab-prome
 GRAFANA_IMAGE = os.environ.get("TC_GRAFANA_IMAGE", "docker.io/grafana/grafana:11.2.2")
 
 
+def _collect_leaked_sockets() -> None:
+    """docker-py leaves sockets to the garbage collector; collect them here, under this module's
+    warning filters, so their ResourceWarning cannot surface later inside an unrelated test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leaked_sockets():
+    yield
+    _collect_leaked_sockets()
+
+
 def _docker_client():
     import docker
 
@@ -42,9 +58,14 @@ def _docker_client():
         client.ping()
         return client
     except Exception as exc:  # no socket, engine down
+        reason = f"{type(exc).__name__}: {exc}"
         if client is not None:
             client.close()
-        pytest.skip(f"no container engine reachable through the Docker API (DOCKER_HOST={os.environ.get('DOCKER_HOST', 'unset')}): {exc}")
+    # Outside the except block, so the skip does not chain the exception (and its sockets).
+    del client
+    _collect_leaked_sockets()
+    pytest.skip(f"no container engine reachable through the Docker API "
+                f"(DOCKER_HOST={os.environ.get('DOCKER_HOST', 'unset')}): {reason}")
 
 
 def _has_image(client, name: str) -> bool:
