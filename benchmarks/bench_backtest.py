@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 
-from harness import REPO, WORK, measure
+from harness import REPO, WORK, measure, summarize
 
 PY = sys.executable
 SPEC = REPO / "fixtures" / "specs" / "week-100k.yaml"
@@ -38,12 +37,11 @@ def main() -> None:
             subject.append(s)
             baseline.append(b)
         shutil.rmtree(root, ignore_errors=True)
-    s_wall, b_wall = statistics.median(w for w, _ in subject), statistics.median(w for w, _ in baseline)
-    s_rss, b_rss = max(r for _, r in subject), max(r for _, r in baseline)
+    r = summarize(subject, baseline)
     print(f"tc run backtest vs bare NautilusTrader, {bars} bars, {ROUNDS} alternating rounds (whole process)")
-    print(f"  wall median  opslab {s_wall:7.2f} s  baseline {b_wall:7.2f} s  ratio {s_wall / b_wall:.3f} (target <= 1.15)")
-    print(f"  peak RSS     opslab {s_rss:7.1f} MiB baseline {b_rss:7.1f} MiB ratio {s_rss / b_rss:.3f} (target <= 1.2)")
-    print(f"  bars/s (whole process) opslab {bars / s_wall:,.0f}  baseline {bars / b_wall:,.0f}")
+    print(f"  wall median  opslab {r['subject_wall']:7.2f} s  baseline {r['baseline_wall']:7.2f} s  ratio {r['wall_ratio']:.3f} (target <= 1.15)")
+    print(f"  peak RSS     opslab {r['subject_rss_mib']:7.1f} MiB baseline {r['baseline_rss_mib']:7.1f} MiB ratio {r['rss_ratio']:.3f} (target <= 1.2)")
+    print(f"  bars/s (whole process) opslab {bars / r['subject_wall']:,.0f}  baseline {bars / r['baseline_wall']:,.0f}")
 
 
 if __name__ == "__main__":

@@ -37,12 +37,18 @@ def compare(name: str, subject: Sequence[str], baseline: Sequence[str], rounds: 
     for _ in range(rounds):
         subj.append(measure(subject, env))
         base.append(measure(baseline, env))
-    s_wall, b_wall = statistics.median(w for w, _ in subj), statistics.median(w for w, _ in base)
-    s_rss, b_rss = max(r for _, r in subj), max(r for _, r in base)
+    result = summarize(subj, base)
     print(f"{name}")
     print(f"  subject : {' '.join(subject)[:110]}")
     print(f"  baseline: {' '.join(baseline)[:110]}")
-    print(f"  wall median  subject {s_wall:8.3f} s  baseline {b_wall:8.3f} s  ratio {s_wall / b_wall:6.3f}")
-    print(f"  peak RSS     subject {s_rss:8.1f} MiB baseline {b_rss:8.1f} MiB ratio {s_rss / b_rss:6.3f}")
+    print(f"  wall median  subject {result['subject_wall']:8.3f} s  baseline {result['baseline_wall']:8.3f} s  ratio {result['wall_ratio']:6.3f}")
+    print(f"  peak RSS     subject {result['subject_rss_mib']:8.1f} MiB baseline {result['baseline_rss_mib']:8.1f} MiB ratio {result['rss_ratio']:6.3f}")
+    return result
+
+
+def summarize(subject: Sequence[tuple[float, float]], baseline: Sequence[tuple[float, float]]) -> dict[str, float]:
+    """Median wall time and maximum peak RSS of each side's (wall, rss) samples, and their ratios."""
+    s_wall, b_wall = statistics.median(w for w, _ in subject), statistics.median(w for w, _ in baseline)
+    s_rss, b_rss = max(r for _, r in subject), max(r for _, r in baseline)
     return {"wall_ratio": s_wall / b_wall, "rss_ratio": s_rss / b_rss, "subject_wall": s_wall, "baseline_wall": b_wall,
             "subject_rss_mib": s_rss, "baseline_rss_mib": b_rss}

@@ -321,13 +321,15 @@ class ArtifactCollector:
         yield from self.artifact_families()
         yield from self.exporter_families(time.perf_counter() - start)
 
-    def exposition(self) -> bytes:
-        """One scrape in the text format, re-rendering artifact families only after a change."""
+    def exposition(self) -> list[bytes]:
+        """One scrape in the text format, as chunks to send in order: the artifact families
+        (re-rendered only after a change, else the cached bytes as they are, not copied) and the
+        exporter's own families."""
         start = time.perf_counter()
         self.scrapes += 1
         if self.refresh() or self._rendered is None:
             self._rendered = _render(self.artifact_families())
-        return self._rendered + _render(self.exporter_families(time.perf_counter() - start))
+        return [self._rendered, _render(self.exporter_families(time.perf_counter() - start))]
 
 
 class _Static:

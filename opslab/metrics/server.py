@@ -39,16 +39,17 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             with self.lock:  # one scrape at a time keeps the cache simple
-                body, ctype, status = self.collector.exposition(), CONTENT_TYPE_LATEST, 200
+                chunks, ctype, status = self.collector.exposition(), CONTENT_TYPE_LATEST, 200
         elif path == "/healthz":
-            body, ctype, status = b"ok\n", "text/plain; charset=utf-8", 200
+            chunks, ctype, status = [b"ok\n"], "text/plain; charset=utf-8", 200
         else:
-            body, ctype, status = b"not found: try /metrics or /healthz\n", "text/plain; charset=utf-8", 404
+            chunks, ctype, status = [b"not found: try /metrics or /healthz\n"], "text/plain; charset=utf-8", 404
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(len(chunk) for chunk in chunks)))
         self.end_headers()
-        self.wfile.write(body)
+        for chunk in chunks:
+            self.wfile.write(chunk)
 
 
 class MetricsServer:

@@ -96,3 +96,30 @@ def test_metrics_reference_docs_are_current():
 
     proc = subprocess.run([sys.executable, "scripts/gen_metrics_docs.py", "--check"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_served_scrapes_are_whole_and_the_warm_one_reuses_the_rendered_families(lab):
+    import threading
+    import urllib.request
+
+    from opslab.metrics.server import MetricsServer
+
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    server = MetricsServer(lab.root, port=0)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        bodies = []
+        for _ in range(2):
+            with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as resp:
+                body = resp.read()
+                assert int(resp.headers["Content-Length"]) == len(body)
+            bodies.append(body.decode())
+        rendered = server.collector._rendered
+    finally:
+        server.server.shutdown()
+        thread.join(10)
+    for body in bodies:
+        assert body.startswith("# HELP tc_run_info") and 'tc_run_status{run_id="minimal",status="initialized"} 1.0' in body
+    assert "tc_exporter_scrapes_total 1.0" in bodies[0] and "tc_exporter_scrapes_total 2.0" in bodies[1]
+    assert bodies[1].startswith(rendered.decode())
