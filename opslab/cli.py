@@ -26,6 +26,17 @@ class Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
+def port_number(text: str) -> int:
+    """argparse type for --port (also used for TC_METRICS_PORT): an integer 0-65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (expected 0-65535)") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (expected 0-65535)")
+    return value
+
+
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -328,7 +339,7 @@ def _group_connectivity(sub: Any) -> None:
   tc venue serve --port 8080 --fault latency=200 --fault rate_limit=20/10
   curl -X POST -d '{"faults": ["drop"]}' http://127.0.0.1:8080/admin/faults   # switch faults at runtime""", _venue_serve)
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or ::1; nothing else")
-    p.add_argument("--port", type=int, default=0, help="port, 0 for a free one (default)")
+    p.add_argument("--port", type=port_number, default=0, help="port, 0 for a free one (default)")
     p.add_argument("--fault", action="append", default=[], metavar="MODE",
                    help="latency=MS, error_5xx, rate_limit=WEIGHT[/SECONDS], drop[=K], frozen_time, stale_book, sequence_gap=N")
 
@@ -343,7 +354,12 @@ def _metrics_serve(args: argparse.Namespace) -> Any:
     from opslab.metrics.server import MetricsServer
     from opslab.result import Result
 
-    port = args.port if args.port is not None else int(os.environ.get("TC_METRICS_PORT") or 9108)
+    port = args.port
+    if port is None:
+        try:
+            port = port_number(os.environ.get("TC_METRICS_PORT") or "9108")
+        except argparse.ArgumentTypeError as exc:
+            raise InputError(f"TC_METRICS_PORT: {exc}") from None
     server = MetricsServer(artifacts.root(), args.host, port)
 
     def stop(signum: int, frame: Any) -> None:
@@ -373,7 +389,7 @@ def _group_metrics(sub: Any) -> None:
   TC_METRICS_PORT=9200 tc metrics serve
   tc metrics serve --host 0.0.0.0 --port 9108    # inside a container only""", _metrics_serve)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default $TC_METRICS_PORT or 9108)")
+    p.add_argument("--port", type=port_number, default=None, help="port (default $TC_METRICS_PORT or 9108)")
     leaf(g, "dump", "print one scrape to stdout (for promtool check metrics or a quick look)", """
   tc metrics dump | promtool check metrics""", _metrics_dump)
 

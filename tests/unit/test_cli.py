@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -9,9 +10,19 @@ import sys
 import pytest
 
 from conftest import REPO, SPECS, tc_env
+from opslab.cli import build_parser
 
-LEAVES = [["spec", "validate"], ["data", "prepare"], ["data", "fingerprint"], ["run", "init"], ["run", "list"],
-          ["run", "show"], ["report"], ["artifacts", "verify"]]
+
+
+def _leaves(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    """Every leaf command of the real parser (so a new command cannot miss this test)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [list(prefix)]
+    return [leaf for name, child in subs[0].choices.items() for leaf in _leaves(child, (*prefix, name))]
+
+
+LEAVES = _leaves(build_parser())
 
 
 @pytest.mark.parametrize("leaf", LEAVES, ids=" ".join)
@@ -28,11 +39,19 @@ def test_version(lab):
 
 @pytest.mark.parametrize("argv, needle", [([], "the following arguments are required: COMMAND"),
                                           (["frobnicate"], "invalid choice: 'frobnicate'"),
-                                          (["data", "prepare"], "the following arguments are required: --spec")])
+                                          (["data", "prepare"], "the following arguments are required: --spec"),
+                                          (["venue", "serve", "--port", "99999"], "--port: 99999 is out of range (expected 0-65535)"),
+                                          (["metrics", "serve", "--port", "x"], "--port: 'x' is not a port number")])
 def test_usage_errors_are_one_line_exit_2(lab, argv, needle):
     result = lab(*argv)
     assert result.code == 2
     assert result.err.count("\n") == 1 and needle in result.err and "--help" in result.err
+
+
+@pytest.mark.parametrize("value", ["abc", "70000", "-1"])
+def test_bad_metrics_port_in_the_environment_is_one_line_exit_2(lab, value):
+    result = lab("metrics", "serve", TC_METRICS_PORT=value)
+    assert result.code == 2 and result.err.count("\n") == 1 and result.err.startswith("error: TC_METRICS_PORT: ")
 
 
 def _modules_after(tmp_path, *argv: str) -> set[str]:
