@@ -48,7 +48,7 @@ demo: $(NEEDS) ## run the whole demo flow into $TC_ARTIFACTS_DIR and print where
 test: $(NEEDS) ## run the test suite (unit + integration; container tests skip without an engine)
 	@echo "runtime: $(RUNTIME)"; $(TASK) test
 
-check: $(NEEDS) ## static checks: schemas vs metaschema, docs build --strict, promtool
+check: $(NEEDS) ## static checks: schemas vs metaschema, ruff, promtool, docs build --strict
 	@echo "runtime: $(RUNTIME)"; $(TASK) check
 
 bench: $(NEEDS) ## benchmarks, reported as ratios against baselines measured in the same run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ REPORT = "report.md"
 
 def versions() -> dict[str, str]:
     """Versions of the software that produced a run (no Nautilus import)."""
+    import importlib.metadata  # here, not at module level: `tc spec validate` starts without it
+
     try:
         nautilus = importlib.metadata.version("nautilus_trader")
     except importlib.metadata.PackageNotFoundError:

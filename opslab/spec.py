@@ -137,9 +137,25 @@ def validation_errors(data: Any, source: str) -> list[str]:
     if name not in SCENARIOS:
         known = ", ".join(sorted(SCENARIOS))
         lines.append(f"{source}: /scenario/name: unknown scenario {name!r}; known: {known}")
-    from opslab.connectivity.readiness import block_problems  # no network, no Nautilus
+    return lines + _connectivity_block_problems(data, source)
 
-    return lines + block_problems(data, source)
+
+def _connectivity_block_problems(data: dict[str, Any], source: str) -> list[str]:
+    """Checks of the connectivity_readiness block that JSON Schema cannot express (one line each)."""
+    block = data.get("connectivity_readiness")
+    if not block:
+        return []
+    lines = []
+    if block["venue"] != data["venue"]:
+        lines.append(f"{source}: /connectivity_readiness/venue: {block['venue']!r} must equal the spec's venue {data['venue']!r}")
+    roles: dict[str, str] = {}
+    for i, item in enumerate(block["placeholders"]):
+        name, role = item["env"], item["role"]
+        if name in roles:
+            what = "used twice" if roles[name] == role else f"used for two roles ({roles[name]} and {role})"
+            lines.append(f"{source}: /connectivity_readiness/placeholders/{i}/env: {name} is {what}")
+        roles.setdefault(name, role)
+    return lines
 
 
 def load(path: Path | str) -> RunSpec:

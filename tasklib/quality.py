@@ -45,7 +45,7 @@ def docs(c: Context) -> None:
 
 @task
 def check(c: Context) -> None:
-    """Static checks: every schema against its metaschema, the docs build --strict."""
+    """Static checks: every schema against its metaschema, ruff, promtool, the docs build --strict."""
     from jsonschema import Draft202012Validator
 
     from opslab import contracts
@@ -53,6 +53,8 @@ def check(c: Context) -> None:
     for name in contracts.schema_names():
         Draft202012Validator.check_schema(contracts.load_schema(name))
     print(f"      ok  {len(contracts.schema_names())} schemas are valid JSON Schema 2020-12")
+    c.run(f"{PY} -m ruff check --quiet {REPO}")
+    print("      ok  ruff: no unused or undefined names, no bugbear findings")
     promtool(c)
     docs(c)
 

@@ -7,7 +7,6 @@ it is never copied, logged or written anywhere.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from opslab import artifacts, journal, runs
 from opslab.contracts import SCHEMA_VERSION
@@ -16,24 +15,6 @@ from opslab.result import Result
 from opslab.spec import RunSpec
 
 ARTIFACT = "connectivity_readiness.json"
-
-
-def block_problems(data: dict[str, Any], source: str) -> list[str]:
-    """Checks of the connectivity_readiness block that JSON Schema cannot express (one line each)."""
-    block = data.get("connectivity_readiness")
-    if not block:
-        return []
-    lines = []
-    if block["venue"] != data["venue"]:
-        lines.append(f"{source}: /connectivity_readiness/venue: {block['venue']!r} must equal the spec's venue {data['venue']!r}")
-    roles: dict[str, str] = {}
-    for i, item in enumerate(block["placeholders"]):
-        name, role = item["env"], item["role"]
-        if name in roles:
-            what = "used twice" if roles[name] == role else f"used for two roles ({roles[name]} and {role})"
-            lines.append(f"{source}: /connectivity_readiness/placeholders/{i}/env: {name} is {what}")
-        roles.setdefault(name, role)
-    return lines
 
 
 def _state(name: str) -> str:

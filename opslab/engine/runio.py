@@ -54,7 +54,7 @@ def stale_block(spec: RunSpec, folder: Path, manifest: dict[str, Any]) -> Result
     runs.patch_metadata(folder, status="blocked")
     runs.finalize(folder, spec.run_id)
     return Result("failed", message, [str(folder)], {"run_id": spec.run_id, "age_seconds": age, "max_data_age_seconds": bound},
-                  exit_code=4, details=[f"runbook: docs/runbooks/stale_data.md"])
+                  exit_code=4, details=["runbook: docs/runbooks/stale_data.md"])
 
 
 def write_outputs(folder: Path, run_id: str, state: dict[str, Any], extra_counters: dict[str, int] | None = None) -> None:

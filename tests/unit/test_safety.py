@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def test_concurrent_engage_and_release_lose_nothing(tmp_path):
     events = journal.read(events_path)
     assert events, "some transitions must have happened"
     actions = [e["action"] for e in events]
-    assert all(a != b for a, b in zip(actions, actions[1:])), "every event is a real transition"
+    assert all(a != b for a, b in itertools.pairwise(actions)), "every event is a real transition"
     state = json.loads((root / "state/kill_switch.json").read_text())
     assert state["event_seq"] == events[-1]["seq"]
     assert state["state"] == ("engaged" if events[-1]["action"] == "engage" else "released")
