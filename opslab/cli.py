@@ -140,17 +140,17 @@ def _run_show(args: argparse.Namespace) -> Any:
 def _run_backtest(args: argparse.Namespace) -> Any:
     from opslab.engine import backtest
 
-    return backtest.run_backtest(_load_spec(args.spec))
+    return backtest.run_backtest(_load_spec(args.spec), progress=_progress(args, "bars"))
 
 
-def _progress(args: argparse.Namespace) -> Any:
+def _progress(args: argparse.Namespace, unit: str) -> Any:
     """A progress printer for long work: stderr, only on a terminal and not in --json mode."""
     if args.json or not sys.stderr.isatty():
         return None
 
     def show(done: int, total: int) -> None:
         end = "\n" if done == total else ""
-        print(f"\r  step {done}/{total}", end=end, file=sys.stderr, flush=True)
+        print(f"\r  {unit} {done}/{total}", end=end, file=sys.stderr, flush=True)
 
     return show
 
@@ -168,7 +168,7 @@ def _run_paper(args: argparse.Namespace) -> Any:
     from opslab.engine import paper
 
     preflight, between = _paper_gates()
-    return paper.run_paper(_load_spec(args.spec), preflight, between, progress=_progress(args))
+    return paper.run_paper(_load_spec(args.spec), preflight, between, progress=_progress(args, "step"))
 
 
 def _group_run(sub: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from opslab import artifacts, journal, runs
 from opslab.engine import runio
 from opslab.errors import OpsLabError
@@ -15,8 +17,9 @@ class EngineFailed(OpsLabError):
     exit_code = 1
 
 
-def run_backtest(spec: RunSpec) -> Result:
-    """Converge the run to a completed backtest: ok when it already completed with this spec."""
+def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = None) -> Result:
+    """Converge the run to a completed backtest: ok when it already completed with this spec.
+    PROGRESS, when given, is called with (bars processed, bars in total) as the engine runs."""
     runio.check_kind(spec, "backtest")
     manifest, bars_csv = runio.dataset(spec)
     init = runs.init(spec)
@@ -34,7 +37,7 @@ def run_backtest(spec: RunSpec) -> Result:
         journal.append(folder / runs.JOURNAL, spec.run_id, "backtest_started", {"bars": bars_given, "dataset_id": manifest["dataset_id"]})
         runs.patch_metadata(folder, status="running")
         try:
-            state = _execute(spec, bars_csv, bars_given)
+            state = _execute(spec, bars_csv, bars_given, progress)
             processed = state["counters"]["bars_processed"]
             if processed != bars_given:
                 raise EngineFailed(f"engine stopped after {processed} of {bars_given} bars (see NautilusTrader's AccountBalanceNegative pitfall)")
@@ -55,10 +58,11 @@ def run_backtest(spec: RunSpec) -> Result:
                   [str(folder)], {"run_id": spec.run_id, "run_dir": str(folder), "counters": c, "init": init.status})
 
 
-def _execute(spec: RunSpec, bars_csv, bars_given: int) -> dict:
+def _execute(spec: RunSpec, bars_csv, bars_given: int, progress: Callable[[int, int], None] | None) -> dict:
     from opslab.engine import nautilus
 
     session = nautilus.build(spec.data, bars_given)
+    session.strategy.progress = progress
     try:
         session.engine.add_data(nautilus.load_bars(bars_csv, bars_given, session.instrument, session.bar_type))
         session.engine.run()

@@ -67,6 +67,47 @@ def test_backtest_is_byte_identical_across_processes(backtest_root, tmp_path):
     assert tree_bytes(other) == tree_bytes(root)
 
 
+def _on_terminal(*args: str, artifacts: Path) -> tuple[int, str, str]:
+    """Run tc with stderr on a pseudo-terminal (stdout a pipe); exit code, stdout, terminal text."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = tc_env(artifacts, SOURCE_DATE_EPOCH=EPOCH)
+    proc = subprocess.Popen([sys.executable, "-m", "opslab", *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    out = proc.stdout.read().decode()
+    proc.stdout.close()
+    return proc.wait(timeout=300), out, b"".join(chunks).decode()
+
+
+def test_long_work_shows_progress_on_a_terminal_only(backtest_root, tmp_path):
+    root, plain = backtest_root
+    assert "bars" not in plain.err  # stderr not a terminal (and --json): no progress
+    other = tmp_path / "artifacts"
+    assert run_tc("data", "prepare", "--spec", DEMO, artifacts=other, SOURCE_DATE_EPOCH=EPOCH).code == 0
+    code, out, terminal = _on_terminal("run", "backtest", "--spec", DEMO, artifacts=other)
+    assert code == 0 and "backtest completed" in out
+    assert "\r  bars 1440/1440" in terminal
+    assert tree_bytes(other) == tree_bytes(root)  # progress changes no artifact
+    assert run_tc("data", "prepare", "--spec", PAPER, artifacts=other).code == 0
+    code, _, terminal = _on_terminal("run", "paper", "--spec", PAPER, artifacts=other)
+    assert code == 0 and "\r  step 12/12" in terminal
+    third = tmp_path / "third"
+    assert run_tc("data", "prepare", "--spec", DEMO, artifacts=third, SOURCE_DATE_EPOCH=EPOCH).code == 0
+    code, out, terminal = _on_terminal("run", "backtest", "--spec", DEMO, "--json", artifacts=third)
+    assert code == 0 and json.loads(out)["status"] == "changed" and "bars " not in terminal
+
+
 def test_engine_output_never_reaches_the_cli(backtest_root, tmp_path):
     other = tmp_path / "artifacts"
     run_tc("data", "prepare", "--spec", DEMO, artifacts=other)
