@@ -15,7 +15,7 @@ from invoke import Context, task
 
 from tasklib.common import REPO
 
-VERSION = "0.1.0"
+VERSION = next(line.split('"')[1] for line in (REPO / "opslab" / "__init__.py").read_text().splitlines() if line.startswith("__version__"))
 IMAGE = os.environ.get("TC_IMAGE") or f"localhost/opslab:{VERSION}"
 DEV_IMAGE = os.environ.get("TC_DEV_IMAGE") or f"localhost/opslab-dev:{VERSION}"
 INPUTS = ["Containerfile", "pyproject.toml", "README.md", "requirements/runtime.lock", "requirements/dev.lock", "opslab", "schemas", "wheels"]
@@ -102,6 +102,13 @@ def _ports() -> dict[str, str]:
             "grafana": os.environ.get("TC_GRAFANA_PORT", "3000")}
 
 
+def _health_urls() -> dict[str, str]:
+    """Where each service says it is ready, on the loopback ports the stack publishes."""
+    ports = _ports()
+    return {"metrics": f"http://127.0.0.1:{ports['metrics']}/healthz", "prometheus": f"http://127.0.0.1:{ports['prometheus']}/-/ready",
+            "grafana": f"http://127.0.0.1:{ports['grafana']}/api/health"}
+
+
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL built here
@@ -149,9 +156,7 @@ def _services() -> tuple[list[str], str | None]:
 @task
 def stack_up(c: Context) -> None:
     """Bring up metrics, prometheus and grafana on 127.0.0.1; wait until each answers (ok when already up)."""
-    ports = _ports()
-    urls = {"metrics": f"http://127.0.0.1:{ports['metrics']}/healthz", "prometheus": f"http://127.0.0.1:{ports['prometheus']}/-/ready",
-            "grafana": f"http://127.0.0.1:{ports['grafana']}/api/health"}
+    ports, urls = _ports(), _health_urls()
     services, note = _services()
     if all(_ready(urls[s]) for s in services):
         print(f"      ok  stack already up: {', '.join(services)}")
@@ -191,9 +196,7 @@ def stack_down(c: Context) -> None:
 @task
 def stack_status(c: Context) -> None:
     """Show each service and whether it answers."""
-    ports = _ports()
-    for name, url in (("metrics", f"http://127.0.0.1:{ports['metrics']}/healthz"), ("prometheus", f"http://127.0.0.1:{ports['prometheus']}/-/ready"),
-                      ("grafana", f"http://127.0.0.1:{ports['grafana']}/api/health")):
+    for name, url in _health_urls().items():
         print(f"{'up' if _ready(url) else 'down':>8}  {name:<10} {url}")
 
 

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from opslab import __version__
 
 pytestmark = [
     pytest.mark.integration,
@@ -28,7 +29,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
-VERSION = "0.1.0"
+VERSION = __version__
 IMAGE = f"localhost/opslab:{VERSION}"
 DEV_IMAGE = f"localhost/opslab-dev:{VERSION}"
 PROMETHEUS_IMAGE = os.environ.get("TC_PROMETHEUS_IMAGE", "localhost/opslab-prometheus:debian")
