@@ -20,8 +20,9 @@ def artifacts_root() -> Path:
     return Path(os.environ.get("TC_ARTIFACTS_DIR") or REPO / "artifacts")
 
 
-def tc(c: Context, *args: str, env: dict[str, str] | None = None, warn: bool = False) -> dict[str, Any]:
-    """Run `tc ARGS --json`, print its one-line status, and return the parsed result."""
+def tc(c: Context, *args: str, env: dict[str, str] | None = None, warn: bool = False, details: bool = True) -> dict[str, Any]:
+    """Run `tc ARGS --json`, print its one-line status (and its detail lines unless DETAILS is
+    false), and return the parsed result."""
     cmd = f"{TC} {' '.join(shlex.quote(a) for a in args)} --json"
     full_env = {"TC_ARTIFACTS_DIR": str(artifacts_root())}
     full_env.update(env or {})
@@ -33,7 +34,7 @@ def tc(c: Context, *args: str, env: dict[str, str] | None = None, warn: bool = F
     line = out.get("summary") or out.get("error") or ""
     label = "blocked" if res.exited == 3 else out.get("status", "error")
     print(f"{label:>8}  tc {' '.join(args)}: {line}")
-    for detail in out.get("details") or []:
+    for detail in (out.get("details") or []) if details else []:
         print(f"          {detail}")
     if res.exited != 0 and not warn:
         sys.exit(res.exited)

@@ -32,7 +32,7 @@ def demo(c: Context) -> None:
     safety_demo(c)
     tc(c, "reconcile", "--spec", PAPER_SPEC)
     connectivity_demo(c)
-    drills = tc(c, "drill", "run", "--all")
+    drills = tc(c, "drill", "run", "--all", details=False)  # the scorecard ends the summary below
     tc(c, "artifacts", "verify", "--all")
     run_dir = run["data"]["run_dir"]
     counters = run["data"]["counters"]
@@ -43,6 +43,7 @@ def demo(c: Context) -> None:
     print(f"  report:   {run_dir}/report.md")
     print(f"  paper:    {root}/runs/paper-demo/paper/lifecycle.json")
     print(f"  verify:   tc artifacts verify --all   (TC_ARTIFACTS_DIR={root})")
+    print("  metrics:  tc metrics serve, then curl http://127.0.0.1:9108/metrics (or make stack-up)")
     print()
     print("drill scorecard:")
     for line in drills.get("details", []):

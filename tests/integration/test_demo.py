@@ -38,6 +38,10 @@ def test_demo_prints_where_the_run_is(demo_roots):
     a, _, first, _, _ = demo_roots
     assert f"demo run: {a}/runs/demo" in first.stdout
     assert "changed" in first.stdout
+    tail = first.stdout.rstrip().split("\ndrill scorecard:\n")
+    assert len(tail) == 2, "the demo ends with the drill scorecard, printed once"
+    rows = tail[1].splitlines()
+    assert len(rows) == 7 and all(row.split()[1:3] == ["pass", "detected"] for row in rows), tail[1]
 
 
 def test_second_demo_reports_ok_and_changes_no_file(demo_roots):
