@@ -20,15 +20,14 @@ from __future__ import annotations
 import calendar
 import json
 import math
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from opslab import data
+from opslab import data, httpserver
 from opslab.errors import InputError
 
 ALLOWED_HOSTS = ("127.0.0.1", "::1")
@@ -108,12 +107,7 @@ class FakeVenue:
         self.state = VenueState()
         _apply(self.state, dict(faults or {}))
         handler = type("Handler", (_Handler,), {"venue": self.state})
-        server_cls = _V6Server if ":" in host else ThreadingHTTPServer
-        try:
-            self.server = server_cls((host, port), handler)
-        except OSError as exc:
-            raise InputError(f"--port {port}: cannot listen on {host} ({exc.strerror})") from None
-        self.server.daemon_threads = True
+        self.server = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
         self.thread: threading.Thread | None = None
 
     @property
@@ -122,8 +116,7 @@ class FakeVenue:
 
     @property
     def url(self) -> str:
-        host = self.server.server_address[0]
-        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+        return httpserver.url(self.server)
 
     def set_faults(self, faults: dict[str, Any]) -> None:
         """Replace the active faults."""
@@ -152,10 +145,6 @@ class FakeVenue:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-
-class _V6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
 
 
 def _apply(state: VenueState, faults: dict[str, Any]) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from opslab import httpserver
 from opslab.errors import InputError
 from opslab.metrics.collector import ArtifactCollector
 
@@ -64,16 +65,11 @@ class MetricsServer:
             raise InputError(f"--port: {port} is out of range (0-65535)")
         self.registry, self.collector = registry_for(root)
         handler = type("Handler", (_Handler,), {"collector": self.collector, "lock": threading.Lock()})
-        server_cls = type("Server", (ThreadingHTTPServer,), {"address_family": 10 if ":" in host else 2, "daemon_threads": True})
-        try:
-            self.server = server_cls((host, port), handler)
-        except OSError as exc:
-            raise InputError(f"--port {port}: cannot listen on {host} ({exc.strerror}); set --port or TC_METRICS_PORT") from None
+        self.server = httpserver.bind(host, port, handler, "set --port or TC_METRICS_PORT")
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        return httpserver.url(self.server)
 
     def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
         if on_ready:

@@ -1,0 +1,43 @@
+"""The lab's own small HTTP servers (the metrics exporter, the fake venue): one threaded server class.
+
+A client that goes away mid-answer (a scrape timeout, a drill's dropped connection) is normal for
+these servers and is not logged; any other error in a handler still prints its traceback.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opslab.errors import InputError
+
+
+class LabHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer (daemon threads) that ignores clients hanging up."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipe, ConnectionReset, ConnectionAborted
+            return
+        super().handle_error(request, client_address)
+
+
+class _LabHTTPServer6(LabHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def bind(host: str, port: int, handler: type[BaseHTTPRequestHandler], what: str) -> LabHTTPServer:
+    """A server for HANDLER listening on HOST:PORT (IPv6 when HOST has a colon); InputError when
+    the address cannot be bound, naming WHAT to change."""
+    cls = _LabHTTPServer6 if ":" in host else LabHTTPServer
+    try:
+        return cls((host, port), handler)
+    except OSError as exc:
+        raise InputError(f"--port {port}: cannot listen on {host} ({exc.strerror}); {what}") from None
+
+
+def url(server: LabHTTPServer) -> str:
+    """http://HOST:PORT of a bound server (brackets around IPv6)."""
+    host, port = server.server_address[:2]
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
