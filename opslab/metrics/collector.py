@@ -327,9 +327,14 @@ class ArtifactCollector:
         exporter's own families."""
         start = time.perf_counter()
         self.scrapes += 1
+        return [self.rendered_artifacts(), _render(self.exporter_families(time.perf_counter() - start))]
+
+    def rendered_artifacts(self) -> bytes:
+        """The artifact families in the text format, re-rendered only after a change. Called once
+        when the exporter starts, so the first scrape does not pay for reading every run."""
         if self.refresh() or self._rendered is None:
             self._rendered = _render(self.artifact_families())
-        return [self._rendered, _render(self.exporter_families(time.perf_counter() - start))]
+        return self._rendered
 
 
 class _Static:

@@ -64,14 +64,21 @@ class MetricsServer:
         if not 0 <= port <= 65535:
             raise InputError(f"--port: {port} is out of range (0-65535)")
         self.registry, self.collector = registry_for(root)
-        handler = type("Handler", (_Handler,), {"collector": self.collector, "lock": threading.Lock()})
+        self.lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"collector": self.collector, "lock": self.lock})
         self.server = httpserver.bind(host, port, handler, "set --port or TC_METRICS_PORT")
+
+    def _warm(self) -> None:
+        """Read every artifact once at start (scrapes wait on the lock meanwhile, /healthz does not)."""
+        with self.lock:
+            self.collector.rendered_artifacts()
 
     @property
     def url(self) -> str:
         return httpserver.url(self.server)
 
     def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
+        threading.Thread(target=self._warm, name="warm-cache", daemon=True).start()
         if on_ready:
             on_ready(self.url)
         self.server.serve_forever()

@@ -123,3 +123,24 @@ def test_served_scrapes_are_whole_and_the_warm_one_reuses_the_rendered_families(
         assert body.startswith("# HELP tc_run_info") and 'tc_run_status{run_id="minimal",status="initialized"} 1.0' in body
     assert "tc_exporter_scrapes_total 1.0" in bodies[0] and "tc_exporter_scrapes_total 2.0" in bodies[1]
     assert bodies[1].startswith(rendered.decode())
+
+
+def test_the_exporter_reads_the_artifacts_at_start_not_at_the_first_scrape(lab):
+    import threading
+    import time
+
+    from opslab.metrics.server import MetricsServer
+
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    server = MetricsServer(lab.root, port=0)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while server.collector._rendered is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.collector._rendered is not None and server.collector.scrapes == 0
+        assert b'tc_run_status{run_id="minimal",status="initialized"} 1.0' in server.collector._rendered
+    finally:
+        server.server.shutdown()
+        thread.join(10)
