@@ -98,9 +98,10 @@ def test_metrics_reference_docs_are_current():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_served_scrapes_are_whole_and_the_warm_one_reuses_the_rendered_families(lab):
+@pytest.fixture()
+def exporter(lab):
+    """A real exporter on a free loopback port over a root holding one initialized run."""
     import threading
-    import urllib.request
 
     from opslab.metrics.server import MetricsServer
 
@@ -108,39 +109,31 @@ def test_served_scrapes_are_whole_and_the_warm_one_reuses_the_rendered_families(
     server = MetricsServer(lab.root, port=0)
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
-    try:
-        bodies = []
-        for _ in range(2):
-            with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as resp:
-                body = resp.read()
-                assert int(resp.headers["Content-Length"]) == len(body)
-            bodies.append(body.decode())
-        rendered = server.collector._rendered
-    finally:
-        server.server.shutdown()
-        thread.join(10)
+    yield server
+    server.server.shutdown()
+    thread.join(10)
+
+
+def test_served_scrapes_are_whole_and_the_warm_one_reuses_the_rendered_families(exporter):
+    import urllib.request
+
+    bodies = []
+    for _ in range(2):
+        with urllib.request.urlopen(f"{exporter.url}/metrics", timeout=10) as resp:
+            body = resp.read()
+            assert int(resp.headers["Content-Length"]) == len(body)
+        bodies.append(body.decode())
     for body in bodies:
         assert body.startswith("# HELP tc_run_info") and 'tc_run_status{run_id="minimal",status="initialized"} 1.0' in body
     assert "tc_exporter_scrapes_total 1.0" in bodies[0] and "tc_exporter_scrapes_total 2.0" in bodies[1]
-    assert bodies[1].startswith(rendered.decode())
+    assert bodies[1].startswith(exporter.collector._rendered.decode())
 
 
-def test_the_exporter_reads_the_artifacts_at_start_not_at_the_first_scrape(lab):
-    import threading
+def test_the_exporter_reads_the_artifacts_at_start_not_at_the_first_scrape(exporter):
     import time
 
-    from opslab.metrics.server import MetricsServer
-
-    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
-    server = MetricsServer(lab.root, port=0)
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while server.collector._rendered is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.collector._rendered is not None and server.collector.scrapes == 0
-        assert b'tc_run_status{run_id="minimal",status="initialized"} 1.0' in server.collector._rendered
-    finally:
-        server.server.shutdown()
-        thread.join(10)
+    deadline = time.monotonic() + 30
+    while exporter.collector._rendered is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert exporter.collector._rendered is not None and exporter.collector.scrapes == 0
+    assert b'tc_run_status{run_id="minimal",status="initialized"} 1.0' in exporter.collector._rendered
