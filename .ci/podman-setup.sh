@@ -27,10 +27,19 @@ SOCK=/run/podman/podman.sock
 socket_answers() {
   python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(sys.argv[1]); s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); ok=s.recv(64).startswith(b"HTTP/1."); s.close(); sys.exit(0 if ok else 1)' "$SOCK" 2>/dev/null
 }
+# A service started from a folder that was deleted since (an earlier CI clone) answers pings but
+# cannot start containers: stop it so it is started again below.
+for pid in $(pgrep -f "podman system service" || true); do
+  case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in
+    *" (deleted)") kill "$pid" 2>/dev/null && sleep 1 ;;
+  esac
+done
 if ! socket_answers; then
   rm -f "$SOCK"
   mkdir -p /run/podman
-  nohup podman system service --time=0 "unix://$SOCK" >/tmp/podman-service.log 2>&1 &
+  # From /: conmon inherits the service's working directory, and a checkout can be deleted
+  # ("[conmon:e] Failed to get working directory", then every container start fails).
+  (cd / && nohup podman system service --time=0 "unix://$SOCK" >/tmp/podman-service.log 2>&1 &)
   for _ in $(seq 1 100); do socket_answers && break; sleep 0.2; done
   socket_answers || { echo "podman-setup: the Docker-API socket $SOCK does not answer; see /tmp/podman-service.log" >&2; exit 1; }
 fi
