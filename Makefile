@@ -17,9 +17,13 @@ endif
 ifeq ($(RUNTIME),container)
   NEEDS :=
   TASK := ./scripts/container-task
+  # Inside the image: the unit tests. The integration tests drive make, the host's Prometheus and
+  # the container engine, so they run natively (CI runs both).
+  TEST_ARGS := --args tests/unit
 else ifeq ($(RUNTIME),native)
   NEEDS := $(STAMP)
   TASK := $(INVOKE)
+  TEST_ARGS :=
 else
   $(error RUNTIME must be native, container or auto, not '$(RUNTIME)')
 endif
@@ -45,8 +49,8 @@ setup: $(NEEDS) ## create .venv from the hashed locks (re-installs only when a l
 demo: $(NEEDS) ## run the whole demo flow into $TC_ARTIFACTS_DIR and print where the run is
 	@echo "runtime: $(RUNTIME)"; $(TASK) demo
 
-test: $(NEEDS) ## run the test suite (unit + integration; container tests skip without an engine)
-	@echo "runtime: $(RUNTIME)"; $(TASK) test
+test: $(NEEDS) ## run the test suite (unit + integration; RUNTIME=container: unit tests in the image)
+	@echo "runtime: $(RUNTIME)"; $(TASK) test $(TEST_ARGS)
 
 check: $(NEEDS) ## static checks: schemas vs metaschema, ruff, promtool, docs build --strict
 	@echo "runtime: $(RUNTIME)"; $(TASK) check
