@@ -85,6 +85,8 @@ def image(c: Context, check: bool = False) -> None:
     start = time.monotonic()
     c.run(f"{common} --target runtime -t {IMAGE} {REPO}", hide="out")
     c.run(f"{common} --target dev -t {DEV_IMAGE} {REPO}", hide="out")
+    # The images these replaced are left untagged; remove them (only ours: they carry LABEL).
+    c.run(f"{engine()} image prune -f --filter label={LABEL}", hide="both", warn=True)
     print(f" changed  built {IMAGE} and {DEV_IMAGE} in {time.monotonic() - start:.0f} s (inputs {want})")
 
 

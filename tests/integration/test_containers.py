@@ -102,12 +102,13 @@ def _free_port() -> int:
 
 
 def _run_to_end(container, timeout: int = 900) -> tuple[int, str]:
-    container.start()
-    wrapped = container.get_wrapped_container()
-    status = wrapped.wait(timeout=timeout)
-    logs = wrapped.logs().decode(errors="replace")
-    container.stop()
-    return status["StatusCode"], logs
+    try:
+        container.start()
+        wrapped = container.get_wrapped_container()
+        status = wrapped.wait(timeout=timeout)
+        return status["StatusCode"], wrapped.logs().decode(errors="replace")
+    finally:
+        container.stop()  # removes the container, also when it was created but failed to start
 
 
 @pytest.fixture(scope="module")
@@ -177,18 +178,16 @@ def stack(client, demo_in_image, tmp_path_factory):
     prometheus = (DockerContainer(PROMETHEUS_IMAGE)
                   .with_command(f"--config.file=/config/prometheus.yml --storage.tsdb.path=/tmp/prom --web.listen-address=127.0.0.1:{prom_port}")
                   .with_volume_mapping(str(work), "/config", "ro").with_kwargs(network_mode="host"))
-    exporter.start()
     try:
+        exporter.start()
         prometheus.start()
-        try:
-            base = f"http://127.0.0.1:{prom_port}"
-            _wait("exporter /healthz", lambda: _get(f"http://127.0.0.1:{metrics_port}/healthz") == b"ok\n")
-            _wait("prometheus ready", lambda: bool(_get(f"{base}/-/ready")))
-            _wait("exporter target up", lambda: any(t["health"] == "up" for t in json.loads(_get(f"{base}/api/v1/targets"))["data"]["activeTargets"]))
-            yield base
-        finally:
-            prometheus.stop()
-    finally:
+        base = f"http://127.0.0.1:{prom_port}"
+        _wait("exporter /healthz", lambda: _get(f"http://127.0.0.1:{metrics_port}/healthz") == b"ok\n")
+        _wait("prometheus ready", lambda: bool(_get(f"{base}/-/ready")))
+        _wait("exporter target up", lambda: any(t["health"] == "up" for t in json.loads(_get(f"{base}/api/v1/targets"))["data"]["activeTargets"]))
+        yield base
+    finally:  # removes each container, also one that was created but failed to start
+        prometheus.stop()
         exporter.stop()
 
 
