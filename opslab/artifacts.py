@@ -16,7 +16,8 @@ from typing import Any, Iterator
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import InputError, LockedError
 
-GENERATION = ".generation"  # one byte appended per write anywhere under the root: the exporter's change signal
+GENERATION = ".generation"  # one line per write under the root (the path written): the exporter's change feed
+GENERATION_MAX_BYTES = 1 << 20  # then the feed starts over in a new file
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MANIFEST = "manifest.json"
 CHUNK = 1 << 16  # 64 KiB stays in L2 cache: measurably faster than 1 MiB with OpenSSL sha256
@@ -108,16 +109,30 @@ def write_bytes_atomic(path: Path, data: bytes) -> bool:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
-    bump_generation()
+    bump_generation(path)
     return True
 
 
-def bump_generation() -> None:
-    """Signal "something under the artifacts root changed" to readers such as the metrics exporter."""
+def bump_generation(path: Path) -> None:
+    """Tell readers of the artifacts root (the metrics exporter) that PATH changed: one line with
+    its path relative to the root, appended to <root>/.generation. Past GENERATION_MAX_BYTES the
+    feed starts over in a new file; readers notice and re-read everything once."""
+    base = root()
+    try:
+        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(base)).as_posix()
+    except ValueError:
+        return  # outside this root (a drill's sandbox): no reader of this root cares
+    feed = base / GENERATION
     with contextlib.suppress(OSError):
-        fd = os.open(root() / GENERATION, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if feed.stat().st_size > GENERATION_MAX_BYTES:
+            fd, tmp = tempfile.mkstemp(prefix=f"{GENERATION}.", dir=base)
+            os.fchmod(fd, 0o644)  # as readable as the feed it replaces (the exporter may run as another user)
+            os.close(fd)
+            os.replace(tmp, feed)
+    with contextlib.suppress(OSError):
+        fd = os.open(feed, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, b".")
+            os.write(fd, rel.encode("utf-8", "surrogateescape") + b"\n")  # one write: appends do not interleave
         finally:
             os.close(fd)
 

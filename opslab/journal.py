@@ -73,7 +73,7 @@ def append_record(path: Path, fields: dict[str, Any]) -> dict[str, Any]:
         os.fsync(fd)
     finally:
         os.close(fd)
-    bump_generation()
+    bump_generation(path)
     return record
 
 

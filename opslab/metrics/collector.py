@@ -5,10 +5,11 @@ extractor functions that yield samples for declared families. A new artifact nee
 and its families here, never server code. Counter families for runs come from the properties of
 schemas/metrics.schema.json, so a new counter appears without code.
 
-Scrapes stay cheap as runs pile up: every write into a run folder ends with an atomic rename
-(the manifest), which changes the folder's mtime; a run's samples are cached under that mtime and
-re-read only when it changes. Root artifacts are cached by (mtime_ns, size). A corrupt or
-half-written artifact increments tc_exporter_artifact_errors_total and never breaks the scrape.
+Scrapes stay cheap as runs pile up: tc names every path it writes in <root>/.generation, so a
+scrape re-checks only those runs and files (see ArtifactCollector). A run's samples are cached
+under its folder's mtime (every write into a run ends with an atomic rename of its manifest),
+root artifacts under (mtime_ns, size). A corrupt or half-written artifact increments
+tc_exporter_artifact_errors_total and never breaks the scrape.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from __future__ import annotations
 import calendar
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from opslab.artifacts import GENERATION
 from opslab.contracts import load_schema
@@ -204,24 +207,79 @@ ROOT_SOURCES: list[tuple[str, str | None, Callable[[Path], Iterable[Sample]]]] =
 ]
 
 
+ARTIFACT_FAMILIES = [f for f in FAMILIES if f.source != "(exporter)"]
+NO_KILL_SWITCH_STATE = "(no kill switch state)"  # cache key of the samples a missing state file means
+NO_KILL_SWITCH_SAMPLES: list[Sample] = [("tc_kill_switch_engaged", (), 0), ("tc_kill_switch_state_valid", (), 1)]  # released
+
+
+def _exposed_name(family: Family) -> str:
+    return family.name + "_total" if family.kind == "counter" else family.name
+
+
+def _escape_label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def _sample_line(name: str, labels: tuple[str, ...], value: float) -> str:
+    """One sample in the Prometheus text format, exactly as prometheus_client writes it (labels
+    sorted by name, Go float formatting)."""
+    family = BY_NAME[name]
+    pairs = sorted(zip(family.labels, labels, strict=True))
+    label_text = "{" + ",".join(f'{k}="{_escape_label_value(str(v))}"' for k, v in pairs) + "}" if pairs else ""
+    return f"{_exposed_name(family)}{label_text} {floatToGoString(value)}\n"
+
+
+def _header(family: Family) -> bytes:
+    doc = family.help.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {_exposed_name(family)} {doc}\n# TYPE {_exposed_name(family)} {family.kind}\n".encode()
+
+
+HEADERS = {f.name: _header(f) for f in ARTIFACT_FAMILIES}  # in FAMILIES order: the exposition's order
+
+
 class ArtifactCollector:
     """A prometheus_client custom collector over one artifacts root, with a per-artifact cache.
 
-    refresh() stats what exists and re-reads only what changed; exposition() re-renders the
-    artifact families only after a change, so a warm scrape costs one stat per run plus the few
-    exporter families.
+    Every tc write appends the path it wrote to <root>/.generation (artifacts.bump_generation). A
+    refresh reads only the lines added since the last one and re-checks only those runs and files;
+    it sweeps everything (one stat per run and root artifact) when the feed is new, started over or
+    missing, and at least every SWEEP_EVERY_S seconds, for changes made outside tc. Each cached
+    artifact keeps its samples already rendered, per family, so after a change only the families it
+    touches are joined again: a scrape costs what changed, plus copying the text out.
     """
 
-    SWEEP_EVERY_S = 30.0  # full stat sweep at least this often, to catch changes made outside tc
+    SWEEP_EVERY_S = 30.0
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._generation: Any = None
+        self._feed: tuple[int, int] | None = None  # (device, inode) of .generation when last read
+        self._feed_offset = 0
         self._last_sweep = float("-inf")
         self._cache: dict[str, tuple[Any, list[Sample]]] = {}
+        self._lines: dict[str, dict[str, bytes]] = {f.name: {} for f in ARTIFACT_FAMILIES}  # family -> key -> lines
+        self._blocks: dict[str, bytes] = {}
+        self._dirty: set[str] = set(HEADERS)
         self._rendered: bytes | None = None
         self.errors: dict[str, int] = {}
         self.scrapes = 0
+
+    # --- the cache --------------------------------------------------------------------------
+    def _store(self, key: str, sig: Any, samples: list[Sample]) -> None:
+        self._drop(key)
+        self._cache[key] = (sig, samples)
+        grouped: dict[str, list[str]] = {}
+        for name, labels, value in samples:
+            if name in self._lines:
+                grouped.setdefault(name, []).append(_sample_line(name, labels, value))
+        for name, lines in grouped.items():
+            self._lines[name][key] = "".join(lines).encode()
+            self._dirty.add(name)
+
+    def _drop(self, key: str) -> None:
+        old = self._cache.pop(key, None)
+        for name in {sample[0] for sample in old[1]} if old else ():
+            if self._lines.get(name, {}).pop(key, None) is not None:
+                self._dirty.add(name)
 
     def _update(self, key: str, sig: Any, kind: str, produce: Callable[[], Iterable[Sample]]) -> bool:
         hit = self._cache.get(key)
@@ -232,64 +290,128 @@ class ArtifactCollector:
         except Exception:  # corrupt, half-written or foreign files must never break a scrape
             self.errors[kind] = self.errors.get(kind, 0) + 1
             samples = []
-        self._cache[key] = (sig, samples)
+        self._store(key, sig, samples)
         return True
 
-    def refresh(self) -> bool:
-        """Bring the cache up to date with the files; True when anything changed.
+    def _check_run(self, folder: str, st: os.stat_result | None = None) -> bool:
+        """Re-read one run folder if its modification time changed (every tc write into a run ends
+        with an atomic rename of its manifest); forget it when it is gone. ST: its stat, if known."""
+        if st is None:
+            try:
+                st = os.stat(folder)
+            except FileNotFoundError:
+                pass
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            had = folder in self._cache
+            self._drop(folder)
+            return had
+        return self._update(folder, st.st_mtime_ns, "run", lambda: run_samples(Path(folder)))
 
-        Every tc write appends a byte to <root>/.generation, so when that file did not change
-        (and the last full sweep is recent) nothing did: no per-run stat at all.
-        """
+    def _check_file(self, path: Path, kind: str, extractor: Callable[[Path], Iterable[Sample]]) -> bool:
+        """Re-read one root artifact if its (mtime, size) changed; forget it when it is gone."""
         try:
-            st = (self.root / GENERATION).stat()
-            generation: Any = (st.st_mtime_ns, st.st_size)
+            st = path.stat()
+        except FileNotFoundError:
+            had = str(path) in self._cache
+            self._drop(str(path))
+            return had
+        return self._update(str(path), (st.st_mtime_ns, st.st_size), kind, lambda: extractor(path))
+
+    def _settle_kill_switch_default(self) -> None:
+        if str(self.root / "state/kill_switch.json") in self._cache:
+            self._drop(NO_KILL_SWITCH_STATE)
+        elif NO_KILL_SWITCH_STATE not in self._cache:
+            self._store(NO_KILL_SWITCH_STATE, None, NO_KILL_SWITCH_SAMPLES)
+
+    # --- finding what changed ---------------------------------------------------------------
+    def _read_feed(self) -> list[str] | None:
+        """Paths written since the last read, or None when the feed cannot say (a full sweep is due)."""
+        try:
+            fh = open(self.root / GENERATION, "rb")
         except OSError:
-            generation = None
+            self._feed = None
+            return None
+        with fh:
+            st = os.fstat(fh.fileno())
+            ident = (st.st_dev, st.st_ino)
+            if ident != self._feed or st.st_size < self._feed_offset:  # a new feed, or it started over
+                self._feed, self._feed_offset = ident, st.st_size
+                return None
+            if st.st_size == self._feed_offset:
+                return []
+            fh.seek(self._feed_offset)
+            chunk = fh.read(st.st_size - self._feed_offset)
+        complete = chunk.rfind(b"\n") + 1  # a line still being written is read next time
+        self._feed_offset += complete
+        return chunk[:complete].decode("utf-8", "replace").splitlines()
+
+    def _source_of(self, rel: str) -> tuple[Path, str, Callable[[Path], Iterable[Sample]]] | None:
+        """The root artifact a written path (relative to the root) is, if the exporter reads it."""
+        for base, inner, extractor in ROOT_SOURCES:
+            parts = rel.split("/")
+            base_parts = base.split("/")
+            if inner is None and parts == base_parts:
+                return self.root / rel, base_parts[0], extractor
+            if inner is not None and len(parts) == len(base_parts) + 2 and parts[:-2] == base_parts and parts[-1] == inner:
+                return self.root / rel, base_parts[0], extractor
+        return None
+
+    def refresh(self) -> bool:
+        """Bring the cache up to date with the files; True when anything changed."""
+        lines = self._read_feed()
         now = time.monotonic()
-        if generation is not None and generation == self._generation and now - self._last_sweep < self.SWEEP_EVERY_S:
-            return False
-        self._generation, self._last_sweep = generation, now
         try:
-            return self._refresh()
+            if lines is None or now - self._last_sweep >= self.SWEEP_EVERY_S:
+                self._last_sweep = now
+                changed = self._sweep()
+            else:
+                changed = self._apply(lines)
         except OSError:  # an unreadable root or folder (permissions): count it, serve what is cached
             self.errors["root"] = self.errors.get("root", 0) + 1
             return False
+        self._settle_kill_switch_default()
+        return changed
 
-    def _refresh(self) -> bool:
+    def _apply(self, lines: list[str]) -> bool:
         changed = False
-        seen: set[str] = set()
+        for rel in dict.fromkeys(lines):  # each path once
+            parts = rel.split("/")
+            if len(parts) >= 3 and parts[0] == "runs":
+                changed |= self._check_run(os.path.join(self.root, "runs", parts[1]))
+            else:
+                source = self._source_of(rel)
+                if source:
+                    changed |= self._check_file(*source)
+        return changed
+
+    def _sweep(self) -> bool:
+        changed = False
+        seen: set[str] = {NO_KILL_SWITCH_STATE}
         runs = self.root / "runs"
         if runs.is_dir():
             for entry in os.scandir(runs):
                 if entry.is_dir():
                     seen.add(entry.path)
-                    changed |= self._update(entry.path, entry.stat().st_mtime_ns, "run", lambda p=Path(entry.path): run_samples(p))
+                    changed |= self._check_run(entry.path, entry.stat())
         for rel, inner, extractor in ROOT_SOURCES:
             base = self.root / rel
             if inner is None:
                 paths = [base]
             else:
-                paths = [Path(e.path) / inner for e in os.scandir(base) if e.is_dir()] if base.is_dir() else []
+                paths = [base / e.name / inner for e in os.scandir(base) if e.is_dir()] if base.is_dir() else []
             for path in paths:
-                try:
-                    st = path.stat()
-                except FileNotFoundError:
-                    continue
-                seen.add(str(path))
-                changed |= self._update(str(path), (st.st_mtime_ns, st.st_size), rel.split("/")[0], lambda p=path, x=extractor: x(p))
-        for gone in set(self._cache) - seen:  # runs or files deleted since the last scrape
-            del self._cache[gone]
+                changed |= self._check_file(path, rel.split("/")[0], extractor)
+                if str(path) in self._cache:
+                    seen.add(str(path))
+        for gone in set(self._cache) - seen:  # runs or files deleted since the last sweep
+            self._drop(gone)
             changed = True
         return changed
 
     def samples(self) -> list[Sample]:
         """All artifact samples (after a refresh)."""
         self.refresh()
-        out = [sample for _, samples in self._cache.values() for sample in samples]
-        if str(self.root / "state/kill_switch.json") not in self._cache:
-            out += [("tc_kill_switch_engaged", (), 0), ("tc_kill_switch_state_valid", (), 1)]  # no state file: released
-        return out
+        return [sample for _, samples in self._cache.values() for sample in samples]
 
     def artifact_families(self) -> list[Any]:
         families: dict[str, Any] = {}
@@ -330,10 +452,14 @@ class ArtifactCollector:
         return [self.rendered_artifacts(), _render(self.exporter_families(time.perf_counter() - start))]
 
     def rendered_artifacts(self) -> bytes:
-        """The artifact families in the text format, re-rendered only after a change. Called once
-        when the exporter starts, so the first scrape does not pay for reading every run."""
-        if self.refresh() or self._rendered is None:
-            self._rendered = _render(self.artifact_families())
+        """The artifact families in the text format; only the families a change touched are joined
+        again. Called once when the exporter starts, so the first scrape does not read every run."""
+        self.refresh()
+        if self._dirty or self._rendered is None:
+            for name in self._dirty:
+                self._blocks[name] = HEADERS[name] + b"".join(self._lines[name].values())
+            self._dirty.clear()
+            self._rendered = b"".join(self._blocks[name] for name in HEADERS)
         return self._rendered
 
 

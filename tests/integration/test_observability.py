@@ -126,3 +126,27 @@ def test_exporter_output_passes_promtool_and_healthz(exporter):
     for family in ("tc_run_status", "tc_run_orders_submitted_total", "tc_kill_switch_engaged", "tc_reconciliation_mismatches",
                    "tc_connectivity_ready", "tc_connectivity_probe_up", "tc_drill_detected", "tc_exporter_scrape_duration_seconds"):
         assert f"\n{family}" in text, family
+
+
+def test_incremental_exposition_says_what_prometheus_client_says(demo_root):
+    """The exporter renders each artifact's samples itself (to re-join only what changed); the
+    result must equal prometheus_client's own rendering of the same collector, line for line."""
+    from opslab.metrics.collector import ArtifactCollector
+    from opslab.metrics.server import render
+
+    collector = ArtifactCollector(demo_root)
+    ours = collector.rendered_artifacts().decode()
+    theirs = render(demo_root).decode()
+    theirs = theirs[:theirs.index("# HELP tc_exporter_scrape_duration_seconds")]  # the exporter's own families differ per scrape
+
+    def blocks(text: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for line in text.splitlines():
+            if line.startswith("# HELP "):
+                current = out.setdefault(line, [])
+            else:
+                current.append(line)
+        return {head: sorted(lines) for head, lines in out.items()}
+
+    assert len(ours.splitlines()) > 100
+    assert list(blocks(ours)) == list(blocks(theirs)) and blocks(ours) == blocks(theirs)

@@ -42,6 +42,83 @@ def test_warm_scrape_reads_nothing_and_a_change_is_picked_up(lab, monkeypatch):
     assert names and [p.name for p in calls] == ["demo"]
 
 
+def _count_sweeps(col, monkeypatch) -> list[int]:
+    sweeps: list[int] = []
+    real = col._sweep
+    monkeypatch.setattr(col, "_sweep", lambda: sweeps.append(1) or real())
+    return sweeps
+
+
+def test_a_change_rechecks_only_what_the_feed_names(lab, monkeypatch):
+    for spec in ("minimal.json", "demo.yaml"):
+        assert lab("run", "init", "--spec", str(SPECS / spec)).code == 0
+    col = collector.ArtifactCollector(lab.root)
+    col.rendered_artifacts()
+    sweeps = _count_sweeps(col, monkeypatch)
+    checked = []
+    real_check = col._check_run
+    monkeypatch.setattr(col, "_check_run", lambda folder, st=None: checked.append(Path(folder).name) or real_check(folder, st))
+    probe = lab("connectivity", "probe", "--spec", str(SPECS / "minimal.json"), "--url", "http://127.0.0.1:9/")  # down: exit 4
+    assert probe.code == 4 and lab("killswitch", "engage", "--reason", "x").code == 0
+    text = col.rendered_artifacts().decode()
+    assert sweeps == [] and set(checked) == {"minimal"}, "only the run the feed named is looked at"
+    assert 'tc_connectivity_probe_up{run_id="minimal",target="http://127.0.0.1:9/"} 0.0' in text
+    assert "\ntc_kill_switch_engaged 1.0\n" in text and 'tc_run_info{engine_kind="backtest",run_id="demo"' in text
+
+
+def test_the_feed_starting_over_or_missing_means_one_full_sweep(lab, monkeypatch):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    col = collector.ArtifactCollector(lab.root)
+    col.rendered_artifacts()
+    sweeps = _count_sweeps(col, monkeypatch)
+    (lab.root / ".generation").unlink()  # e.g. an operator cleaned up
+    assert lab("run", "init", "--spec", str(SPECS / "demo.yaml")).code == 0  # writes a new feed
+    assert 'run_id="demo"' in col.rendered_artifacts().decode() and sweeps == [1]
+    col.rendered_artifacts()
+    assert sweeps == [1], "after the sweep the new feed is followed"
+
+
+def test_the_feed_rotates_past_its_size_limit_and_readers_follow(lab, monkeypatch):
+    from opslab import artifacts
+
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    col = collector.ArtifactCollector(lab.root)
+    col.rendered_artifacts()
+    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(lab.root))
+    monkeypatch.setattr(artifacts, "GENERATION_MAX_BYTES", 64)
+    before = (lab.root / ".generation").stat().st_ino
+    for i in range(6):  # ~40 bytes a line: rotates at least once
+        artifacts.write_bytes_atomic(lab.root / "drills" / f"d{i}" / "note.txt", f"{i}\n".encode())
+    assert (lab.root / ".generation").stat().st_ino != before
+    assert (lab.root / ".generation").stat().st_size <= 64 + 64
+    assert lab("killswitch", "engage", "--reason", "after rotation").code == 0
+    assert "\ntc_kill_switch_engaged 1.0\n" in col.rendered_artifacts().decode()
+
+
+def test_an_edit_made_outside_tc_shows_up_at_the_next_sweep(lab, monkeypatch):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    col = collector.ArtifactCollector(lab.root)
+    col.rendered_artifacts()
+    (lab.root / "state").mkdir()
+    (lab.root / "state/kill_switch.json").write_text("hand-edited garbage")  # no feed line
+    assert "\ntc_kill_switch_engaged 0.0\n" in col.rendered_artifacts().decode()  # not seen yet
+    monkeypatch.setattr(col, "SWEEP_EVERY_S", 0.0)
+    assert "\ntc_kill_switch_engaged 1.0\n" in col.rendered_artifacts().decode()  # the sweep sees it (fail closed)
+
+
+@pytest.mark.parametrize("value", ['plain', 'with "quotes"', "back\\slash", "new\nline", "ünïcode"])
+def test_sample_lines_match_prometheus_client(value):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    family = GaugeMetricFamily("tc_connectivity_probe_up", collector.BY_NAME["tc_connectivity_probe_up"].help, labels=["run_id", "target"])
+    family.add_metric(["r1", value], 1)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(type("C", (), {"collect": lambda self: [family]})())
+    expected = generate_latest(registry).decode().splitlines()[-1] + "\n"
+    assert collector._sample_line("tc_connectivity_probe_up", ("r1", value), 1) == expected
+
+
 def test_corrupt_artifacts_are_counted_not_fatal(lab):
     assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
     (lab.root / "runs/minimal/metadata.json").write_text("{half")
