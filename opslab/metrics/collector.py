@@ -207,7 +207,8 @@ ROOT_SOURCES: list[tuple[str, str | None, Callable[[Path], Iterable[Sample]]]] =
 ]
 
 
-ARTIFACT_FAMILIES = [f for f in FAMILIES if f.source != "(exporter)"]
+ARTIFACT_FAMILIES = [f.name for f in FAMILIES if f.source != "(exporter)"]
+EXPORTER_FAMILIES = [f.name for f in FAMILIES if f.source == "(exporter)"]
 NO_KILL_SWITCH_STATE = "(no kill switch state)"  # cache key of the samples a missing state file means
 NO_KILL_SWITCH_SAMPLES: list[Sample] = [("tc_kill_switch_engaged", (), 0), ("tc_kill_switch_state_valid", (), 1)]  # released
 
@@ -229,12 +230,33 @@ def _sample_line(name: str, labels: tuple[str, ...], value: float) -> str:
     return f"{_exposed_name(family)}{label_text} {floatToGoString(value)}\n"
 
 
+def _lines_by_family(samples: Iterable[Sample]) -> dict[str, str]:
+    """SAMPLES rendered as text lines, grouped by family."""
+    grouped: dict[str, list[str]] = {}
+    for name, labels, value in samples:
+        grouped.setdefault(name, []).append(_sample_line(name, labels, value))
+    return {name: "".join(lines) for name, lines in grouped.items()}
+
+
 def _header(family: Family) -> bytes:
     doc = family.help.replace("\\", r"\\").replace("\n", r"\n")
     return f"# HELP {_exposed_name(family)} {doc}\n# TYPE {_exposed_name(family)} {family.kind}\n".encode()
 
 
-HEADERS = {f.name: _header(f) for f in ARTIFACT_FAMILIES}  # in FAMILIES order: the exposition's order
+HEADERS = {f.name: _header(f) for f in FAMILIES}
+
+
+def _families(names: list[str], samples: Iterable[Sample]) -> list[Any]:
+    """prometheus_client metric families NAMES (in that order) holding SAMPLES (for collect())."""
+    families: dict[str, Any] = {}
+    for name in names:
+        fam = BY_NAME[name]
+        cls = CounterMetricFamily if fam.kind == "counter" else GaugeMetricFamily
+        families[name] = cls(name, fam.help, labels=list(fam.labels))
+    for name, labels, value in samples:
+        if name in families:
+            families[name].add_metric(list(labels), value)
+    return list(families.values())
 
 
 class ArtifactCollector:
@@ -256,9 +278,9 @@ class ArtifactCollector:
         self._feed_offset = 0
         self._last_sweep = float("-inf")
         self._cache: dict[str, tuple[Any, list[Sample]]] = {}
-        self._lines: dict[str, dict[str, bytes]] = {f.name: {} for f in ARTIFACT_FAMILIES}  # family -> key -> lines
+        self._lines: dict[str, dict[str, bytes]] = {name: {} for name in ARTIFACT_FAMILIES}  # family -> key -> lines
         self._blocks: dict[str, bytes] = {}
-        self._dirty: set[str] = set(HEADERS)
+        self._dirty: set[str] = set(ARTIFACT_FAMILIES)
         self._rendered: bytes | None = None
         self.errors: dict[str, int] = {}
         self.scrapes = 0
@@ -267,19 +289,17 @@ class ArtifactCollector:
     def _store(self, key: str, sig: Any, samples: list[Sample]) -> None:
         self._drop(key)
         self._cache[key] = (sig, samples)
-        grouped: dict[str, list[str]] = {}
-        for name, labels, value in samples:
-            if name in self._lines:
-                grouped.setdefault(name, []).append(_sample_line(name, labels, value))
-        for name, lines in grouped.items():
-            self._lines[name][key] = "".join(lines).encode()
+        for name, text in _lines_by_family(sample for sample in samples if sample[0] in self._lines).items():
+            self._lines[name][key] = text.encode()
             self._dirty.add(name)
 
-    def _drop(self, key: str) -> None:
+    def _drop(self, key: str) -> bool:
+        """Forget KEY; True when it was cached."""
         old = self._cache.pop(key, None)
         for name in {sample[0] for sample in old[1]} if old else ():
             if self._lines.get(name, {}).pop(key, None) is not None:
                 self._dirty.add(name)
+        return old is not None
 
     def _update(self, key: str, sig: Any, kind: str, produce: Callable[[], Iterable[Sample]]) -> bool:
         hit = self._cache.get(key)
@@ -302,9 +322,7 @@ class ArtifactCollector:
             except FileNotFoundError:
                 pass
         if st is None or not stat.S_ISDIR(st.st_mode):
-            had = folder in self._cache
-            self._drop(folder)
-            return had
+            return self._drop(folder)
         return self._update(folder, st.st_mtime_ns, "run", lambda: run_samples(Path(folder)))
 
     def _check_file(self, path: Path, kind: str, extractor: Callable[[Path], Iterable[Sample]]) -> bool:
@@ -312,9 +330,7 @@ class ArtifactCollector:
         try:
             st = path.stat()
         except FileNotFoundError:
-            had = str(path) in self._cache
-            self._drop(str(path))
-            return had
+            return self._drop(str(path))
         return self._update(str(path), (st.st_mtime_ns, st.st_size), kind, lambda: extractor(path))
 
     def _settle_kill_switch_default(self) -> None:
@@ -347,8 +363,8 @@ class ArtifactCollector:
 
     def _source_of(self, rel: str) -> tuple[Path, str, Callable[[Path], Iterable[Sample]]] | None:
         """The root artifact a written path (relative to the root) is, if the exporter reads it."""
+        parts = rel.split("/")
         for base, inner, extractor in ROOT_SOURCES:
-            parts = rel.split("/")
             base_parts = base.split("/")
             if inner is None and parts == base_parts:
                 return self.root / rel, base_parts[0], extractor
@@ -400,9 +416,8 @@ class ArtifactCollector:
             else:
                 paths = [base / e.name / inner for e in os.scandir(base) if e.is_dir()] if base.is_dir() else []
             for path in paths:
+                seen.add(str(path))
                 changed |= self._check_file(path, rel.split("/")[0], extractor)
-                if str(path) in self._cache:
-                    seen.add(str(path))
         for gone in set(self._cache) - seen:  # runs or files deleted since the last sweep
             self._drop(gone)
             changed = True
@@ -413,35 +428,18 @@ class ArtifactCollector:
         self.refresh()
         return [sample for _, samples in self._cache.values() for sample in samples]
 
-    def artifact_families(self) -> list[Any]:
-        families: dict[str, Any] = {}
-        for fam in FAMILIES:
-            if fam.source == "(exporter)":
-                continue
-            cls = CounterMetricFamily if fam.kind == "counter" else GaugeMetricFamily
-            families[fam.name] = cls(fam.name, fam.help, labels=list(fam.labels))
-        for name, labels, value in self.samples():
-            family = families.get(name)
-            if family is not None:
-                family.add_metric(list(labels), value)
-        return list(families.values())
-
-    def exporter_families(self, duration: float) -> list[Any]:
-        errors = CounterMetricFamily("tc_exporter_artifact_errors", BY_NAME["tc_exporter_artifact_errors"].help, labels=["kind"])
-        for kind in ("run", "datasets", "state", "drills", "root"):
-            errors.add_metric([kind], self.errors.get(kind, 0))
-        scrapes = CounterMetricFamily("tc_exporter_scrapes", BY_NAME["tc_exporter_scrapes"].help)
-        scrapes.add_metric([], self.scrapes)
-        took = GaugeMetricFamily("tc_exporter_scrape_duration_seconds", BY_NAME["tc_exporter_scrape_duration_seconds"].help)
-        took.add_metric([], duration)
-        return [took, errors, scrapes]
+    def exporter_samples(self, duration: float) -> list[Sample]:
+        """The exporter's own samples: this scrape's duration, artifact errors by kind, scrapes."""
+        return [("tc_exporter_scrape_duration_seconds", (), duration),
+                *(("tc_exporter_artifact_errors", (kind,), self.errors.get(kind, 0)) for kind in ("run", "datasets", "state", "drills", "root")),
+                ("tc_exporter_scrapes", (), self.scrapes)]
 
     def collect(self) -> Iterator[Any]:
         """prometheus_client's collector interface (used by `tc metrics dump` and tests)."""
         start = time.perf_counter()
         self.scrapes += 1
-        yield from self.artifact_families()
-        yield from self.exporter_families(time.perf_counter() - start)
+        yield from _families(ARTIFACT_FAMILIES, self.samples())
+        yield from _families(EXPORTER_FAMILIES, self.exporter_samples(time.perf_counter() - start))
 
     def exposition(self) -> list[bytes]:
         """One scrape in the text format, as chunks to send in order: the artifact families
@@ -449,7 +447,9 @@ class ArtifactCollector:
         exporter's own families."""
         start = time.perf_counter()
         self.scrapes += 1
-        return [self.rendered_artifacts(), _render(self.exporter_families(time.perf_counter() - start))]
+        artifact_text = self.rendered_artifacts()
+        own = _lines_by_family(self.exporter_samples(time.perf_counter() - start))
+        return [artifact_text, b"".join(HEADERS[name] + own.get(name, "").encode() for name in EXPORTER_FAMILIES)]
 
     def rendered_artifacts(self) -> bytes:
         """The artifact families in the text format; only the families a change touched are joined
@@ -459,21 +459,5 @@ class ArtifactCollector:
             for name in self._dirty:
                 self._blocks[name] = HEADERS[name] + b"".join(self._lines[name].values())
             self._dirty.clear()
-            self._rendered = b"".join(self._blocks[name] for name in HEADERS)
+            self._rendered = b"".join(self._blocks[name] for name in ARTIFACT_FAMILIES)
         return self._rendered
-
-
-class _Static:
-    def __init__(self, families: list[Any]) -> None:
-        self.families = families
-
-    def collect(self) -> list[Any]:
-        return self.families
-
-
-def _render(families: list[Any]) -> bytes:
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Static(families))
-    return generate_latest(registry)

@@ -214,3 +214,19 @@ def test_the_exporter_reads_the_artifacts_at_start_not_at_the_first_scrape(expor
         time.sleep(0.05)
     assert exporter.collector._rendered is not None and exporter.collector.scrapes == 0
     assert b'tc_run_status{run_id="minimal",status="initialized"} 1.0' in exporter.collector._rendered
+
+
+def test_the_exporters_own_families_render_as_prometheus_client_renders_them(lab):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    col = collector.ArtifactCollector(lab.root)
+    col.errors["run"] = 2
+    ours = col.exposition()[1].decode().splitlines()
+    families = collector._families(collector.EXPORTER_FAMILIES, col.exporter_samples(0.0))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(type("C", (), {"collect": lambda self: families})())
+    theirs = generate_latest(registry).decode().splitlines()
+    duration = "tc_exporter_scrape_duration_seconds "
+    assert [line for line in ours if not line.startswith(duration)] == [line for line in theirs if not line.startswith(duration)]
+    assert 'tc_exporter_artifact_errors_total{kind="run"} 2.0' in ours and "tc_exporter_scrapes_total 1.0" in ours
+    assert sum(line.startswith(duration) for line in ours) == 1
