@@ -30,6 +30,8 @@ class _LabHTTPServer6(LabHTTPServer):
 def bind(host: str, port: int, handler: type[BaseHTTPRequestHandler], what: str) -> LabHTTPServer:
     """A server for HANDLER listening on HOST:PORT (IPv6 when HOST has a colon); InputError when
     the address cannot be bound, naming WHAT to change."""
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port {port}: out of range (0-65535)")
     cls = _LabHTTPServer6 if ":" in host else LabHTTPServer
     try:
         return cls((host, port), handler)

@@ -15,17 +15,11 @@ from opslab.errors import InputError
 from opslab.metrics.collector import ArtifactCollector
 
 
-def registry_for(root: Path) -> tuple[CollectorRegistry, ArtifactCollector]:
-    """A fresh registry holding only the artifact collector (no process/platform noise)."""
-    registry = CollectorRegistry(auto_describe=False)
-    collector = ArtifactCollector(root)
-    registry.register(collector)
-    return registry, collector
-
-
 def render(root: Path) -> bytes:
-    """One scrape of ROOT in the Prometheus text format (`tc metrics dump`)."""
-    registry, _ = registry_for(root)
+    """One scrape of ROOT in the Prometheus text format (`tc metrics dump`), through
+    prometheus_client's own registry (only the artifact collector: no process/platform noise)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ArtifactCollector(root))
     return generate_latest(registry)
 
 
@@ -61,9 +55,7 @@ class MetricsServer:
             ipaddress.ip_address(host)
         except ValueError:
             raise InputError(f"--host: {host!r}: expected an IP address such as 127.0.0.1 (the default) or 0.0.0.0 inside a container") from None
-        if not 0 <= port <= 65535:
-            raise InputError(f"--port: {port} is out of range (0-65535)")
-        self.registry, self.collector = registry_for(root)
+        self.collector = ArtifactCollector(root)
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"collector": self.collector, "lock": self.lock})
         self.server = httpserver.bind(host, port, handler, "set --port or TC_METRICS_PORT")

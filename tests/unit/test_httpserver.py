@@ -72,3 +72,9 @@ def test_a_busy_port_is_one_input_error():
             httpserver.bind("127.0.0.1", port, _Hello, "pick another")
     finally:
         first.server_close()
+
+
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_a_port_out_of_range_is_one_input_error(port):
+    with pytest.raises(InputError, match=rf"^--port {port}: out of range \(0-65535\)$"):
+        httpserver.bind("127.0.0.1", port, _Hello, "pick another")
