@@ -13,9 +13,10 @@ from pathlib import Path
 
 from invoke import Context, task
 
+from opslab import __version__
 from tasklib.common import REPO
 
-VERSION = next(line.split('"')[1] for line in (REPO / "opslab" / "__init__.py").read_text().splitlines() if line.startswith("__version__"))
+VERSION = __version__
 IMAGE = os.environ.get("TC_IMAGE") or f"localhost/opslab:{VERSION}"
 DEV_IMAGE = os.environ.get("TC_DEV_IMAGE") or f"localhost/opslab-dev:{VERSION}"
 INPUTS = ["Containerfile", "pyproject.toml", "README.md", "requirements/runtime.lock", "requirements/dev.lock", "opslab", "schemas", "wheels"]
