@@ -39,7 +39,10 @@ if ! socket_answers; then
   mkdir -p /run/podman
   # From /: conmon inherits the service's working directory, and a checkout can be deleted
   # ("[conmon:e] Failed to get working directory", then every container start fails).
-  (cd / && nohup podman system service --time=0 "unix://$SOCK" >/tmp/podman-service.log 2>&1 &)
+  # Every descriptor is redirected for the whole background job: CI reads this script's stdout
+  # through $(...), which only returns once no process holds that pipe open.
+  (cd / && exec setsid podman system service --time=0 "unix://$SOCK") \
+    </dev/null >/tmp/podman-service.log 2>&1 &
   for _ in $(seq 1 100); do socket_answers && break; sleep 0.2; done
   socket_answers || { echo "podman-setup: the Docker-API socket $SOCK does not answer; see /tmp/podman-service.log" >&2; exit 1; }
 fi
