@@ -39,8 +39,8 @@ if ! socket_answers; then
   mkdir -p /run/podman
   # From /: conmon inherits the service's working directory, and a checkout can be deleted
   # ("[conmon:e] Failed to get working directory", then every container start fails).
-  # Every descriptor is redirected for the whole background job: CI reads this script's stdout
-  # through $(...), which only returns once no process holds that pipe open.
+  # Every descriptor is redirected for the whole background job, so the service holds none of
+  # this script's own (a caller reading its output through a pipe would wait for it for ever).
   (cd / && exec setsid podman system service --time=0 "unix://$SOCK") \
     </dev/null >/tmp/podman-service.log 2>&1 &
   for _ in $(seq 1 100); do socket_answers && break; sleep 0.2; done
