@@ -14,9 +14,46 @@ import traceback
 from typing import Any, Callable, Sequence
 
 from opslab import __version__
-from opslab.errors import InputError, OpsLabError
+from opslab.errors import InputError, OpsLabError, exit_code_of
 
-Handler = Callable[[argparse.Namespace], Any]
+Handler = Callable[[argparse.Namespace, "Reporter"], Any]
+
+
+class Reporter:
+    """Prints results and server events: text for people, or one JSON object per line (--json).
+    Stored text is escaped, so it cannot forge output lines or send terminal escape sequences."""
+
+    def __init__(self, want_json: bool) -> None:
+        self.json = want_json
+
+    def event(self, kind: str, message: str, **fields: Any) -> None:
+        """A line a long-running command prints before its result (a server's `listening`)."""
+        if self.json:
+            print(json.dumps({"event": kind, "message": message, **fields}, sort_keys=True, default=str), flush=True)
+        else:
+            print(_safe(message), flush=True)
+
+    def result(self, result: Any) -> None:
+        if self.json:
+            print(json.dumps(result.as_dict(), sort_keys=True, default=str))
+        elif result.body is not None:
+            sys.stdout.write(result.body)
+        else:
+            print(_safe(f"{result.status}: {result.summary}"))
+            for line in result.details:
+                print("  " + _safe(line))
+
+    def error(self, message: str, code: int) -> None:
+        for line in message.splitlines() or [message]:
+            print("error: " + _safe(line), file=sys.stderr)
+        if self.json:
+            print(json.dumps({"status": "error", "error": message, "exit_code": code}, sort_keys=True))
+
+
+def _safe(line: str) -> str:
+    from opslab.text import terminal
+
+    return terminal(line)
 
 
 class Parser(argparse.ArgumentParser):
@@ -71,9 +108,25 @@ def _load_spec(path: str) -> Any:
     return spec.load(path)
 
 
+def _check_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true", help="print the plan, change nothing")
+
+
+def _progress(args: argparse.Namespace, unit: str) -> Any:
+    """A progress printer for long work: stderr, only on a terminal and not in --json mode."""
+    if args.json or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\r  {unit} {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
 # --- spec -------------------------------------------------------------------------------------
 
-def _spec_validate(args: argparse.Namespace) -> Any:
+def _spec_validate(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.result import Result
 
     loaded = _load_spec(args.spec)
@@ -90,14 +143,14 @@ def _group_spec(sub: Any) -> None:
 
 # --- data -------------------------------------------------------------------------------------
 
-def _data_prepare(args: argparse.Namespace) -> Any:
+def _data_prepare(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import data
 
     loaded = _load_spec(args.spec)
     return data.prepare(data.DatasetParams.from_spec(loaded.data), force=args.force, check=args.check)
 
 
-def _data_fingerprint(args: argparse.Namespace) -> Any:
+def _data_fingerprint(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import data
 
     return data.fingerprint_op(args.path)
@@ -110,7 +163,7 @@ def _group_data(sub: Any) -> None:
   tc data prepare --spec fixtures/specs/demo.yaml --check   # only say what would change
   tc data prepare --spec fixtures/specs/demo.yaml --force   # rebuild a dataset that no longer matches its manifest""", _data_prepare)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec whose dataset block to prepare")
-    p.add_argument("--check", action="store_true", help="print the plan, change nothing")
+    _check_flag(p)
     p.add_argument("--force", action="store_true", help="rewrite the dataset even if it exists")
     p = leaf(g, "fingerprint", "sha256 of a file, streamed (constant memory)", """
   tc data fingerprint artifacts/datasets/*/bars.csv""", _data_fingerprint)
@@ -119,56 +172,36 @@ def _group_data(sub: Any) -> None:
 
 # --- run --------------------------------------------------------------------------------------
 
-def _run_init(args: argparse.Namespace) -> Any:
+def _run_init(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import runs
 
     return runs.init(_load_spec(args.spec), check=args.check)
 
 
-def _run_list(args: argparse.Namespace) -> Any:
+def _run_list(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import runs
 
     return runs.list_runs()
 
 
-def _run_show(args: argparse.Namespace) -> Any:
+def _run_show(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import runs
 
     return runs.show(args.run_id)
 
 
-def _run_backtest(args: argparse.Namespace) -> Any:
+def _run_backtest(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.engine import backtest
 
-    return backtest.run_backtest(_load_spec(args.spec), progress=_progress(args, "bars"))
+    return backtest.run_backtest(_load_spec(args.spec), progress=_progress(args, "bars"), check=args.check)
 
 
-def _progress(args: argparse.Namespace, unit: str) -> Any:
-    """A progress printer for long work: stderr, only on a terminal and not in --json mode."""
-    if args.json or not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        end = "\n" if done == total else ""
-        print(f"\r  {unit} {done}/{total}", end=end, file=sys.stderr, flush=True)
-
-    return show
-
-
-def _paper_gates() -> tuple[list[Any], list[Any]]:
-    """The gates `tc run paper` checks in preflight and between steps: the kill switch."""
+def _run_paper(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import safety
-    from opslab.engine.paper import Gate
-
-    kill_switch = Gate("kill_switch", safety.gate)
-    return [kill_switch], [kill_switch]
-
-
-def _run_paper(args: argparse.Namespace) -> Any:
     from opslab.engine import paper
 
-    preflight, between = _paper_gates()
-    return paper.run_paper(_load_spec(args.spec), preflight, between, progress=_progress(args, "step"))
+    kill_switch = paper.Gate("kill_switch", safety.gate)
+    return paper.run_paper(_load_spec(args.spec), [kill_switch], [kill_switch], progress=_progress(args, "step"), check=args.check)
 
 
 def _group_run(sub: Any) -> None:
@@ -177,16 +210,19 @@ def _group_run(sub: Any) -> None:
   tc run init --spec fixtures/specs/demo.yaml
   TC_ARTIFACTS_DIR=/tmp/lab tc run init --spec fixtures/specs/demo.yaml --json""", _run_init)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec file")
-    p.add_argument("--check", action="store_true", help="print the plan, change nothing")
-    p = leaf(g, "backtest", "run the spec's scenario through a real NautilusTrader BacktestEngine", """
-  tc data prepare --spec fixtures/specs/demo.yaml
+    _check_flag(p)
+    p = leaf(g, "backtest", "run the spec's scenario through a real NautilusTrader BacktestEngine (prepares the dataset if missing)", """
   tc run backtest --spec fixtures/specs/demo.yaml
-  tc run backtest --spec fixtures/specs/demo.yaml --json   # counters as JSON""", _run_backtest)
+  tc run backtest --spec fixtures/specs/demo.yaml --check   # only say what would happen
+  tc run backtest --spec fixtures/specs/demo.yaml --json    # counters as JSON""", _run_backtest)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: backtest")
-    p = leaf(g, "paper", "run a bounded paper lifecycle (no exchange, no network); SIGINT/SIGTERM stop it gracefully", """
+    _check_flag(p)
+    p = leaf(g, "paper", "run a bounded paper lifecycle (no exchange, no network); SIGINT/SIGTERM stop it gracefully; "
+             "exit 3 when the kill switch blocks or halts it", """
   tc run paper --spec fixtures/specs/paper-demo.yaml
   tc run paper --spec fixtures/specs/paper-demo.yaml --json   # lifecycle history as JSON""", _run_paper)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: paper")
+    _check_flag(p)
     leaf(g, "list", "list runs under the artifacts root", "  tc run list\n  tc run list --json", _run_list)
     p = leaf(g, "show", "show one run's metadata and journal position", "  tc run show demo", _run_show)
     p.add_argument("run_id", metavar="RUN_ID")
@@ -194,18 +230,13 @@ def _group_run(sub: Any) -> None:
 
 # --- report / artifacts -----------------------------------------------------------------------
 
-def _report(args: argparse.Namespace) -> Any:
-    from opslab import artifacts, runs
-    from opslab.result import Result
+def _report(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import runs
 
-    folder, _ = runs.load_metadata(args.run_id)
-    with artifacts.locked(folder, f"run {args.run_id}"):
-        status = runs.finalize(folder, args.run_id)
-    path = folder / runs.REPORT
-    return Result(status, f"report: {path}", [str(path)], {"report": str(path), "text": path.read_text(encoding="utf-8")})
+    return runs.rerender(args.run_id, check=args.check)
 
 
-def _artifacts_verify(args: argparse.Namespace) -> Any:
+def _artifacts_verify(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import verify
 
     if args.run_id and args.all:
@@ -214,34 +245,36 @@ def _artifacts_verify(args: argparse.Namespace) -> Any:
 
 
 def _group_report(sub: Any) -> None:
-    p = leaf(sub, "report", "re-render a run's report.md from its artifacts and print its path", "  tc report demo", _report)
+    p = leaf(sub, "report", "re-render a run's report.md from its artifacts and print its path", "  tc report demo\n  tc report demo --check", _report)
     p.add_argument("run_id", metavar="RUN_ID")
+    _check_flag(p)
 
 
 def _group_artifacts(sub: Any) -> None:
     g = group(sub, "artifacts", "check artifacts against their contracts")
-    p = leaf(g, "verify", "check schemas, manifest digests and journal chains (exit 4 on any problem)", """
+    p = leaf(g, "verify", "check every file under the root: schemas, digests, chains, datasets, kill switch, links, unknown files (exit 4 on any problem)", """
   tc artifacts verify demo
-  tc artifacts verify --all       # every run plus datasets and state""", _artifacts_verify)
+  tc artifacts verify --all       # every run plus datasets, state and drills
+  TC_MANIFEST_KEY=... tc artifacts verify --all   # also check the manifests' HMAC seals""", _artifacts_verify)
     p.add_argument("run_id", metavar="RUN_ID", nargs="?")
     p.add_argument("--all", action="store_true", help="verify every run and root artifact (the default without RUN_ID)")
 
 
 # --- kill switch ------------------------------------------------------------------------------
 
-def _ks_engage(args: argparse.Namespace) -> Any:
+def _ks_engage(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import safety
 
     return safety.engage(args.reason, check=args.check)
 
 
-def _ks_release(args: argparse.Namespace) -> Any:
+def _ks_release(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import safety
 
     return safety.release(args.reason, force=args.force, check=args.check)
 
 
-def _ks_status(args: argparse.Namespace) -> Any:
+def _ks_status(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import safety
 
     return safety.status()
@@ -253,86 +286,75 @@ def _group_killswitch(sub: Any) -> None:
   tc killswitch engage --reason "venue incident 42"
   tc killswitch engage --reason "drill" --check     # only say what would change""", _ks_engage)
     p.add_argument("--reason", required=True, help="why (kept in state/kill_switch_events.jsonl; at most 200 characters)")
-    p.add_argument("--check", action="store_true", help="print the plan, change nothing")
-    p = leaf(g, "release", "release the switch (ok when already released); --force repairs an unreadable state file", """
+    _check_flag(p)
+    p = leaf(g, "release", "release the switch (ok when already released); --force repairs a state that cannot be trusted", """
   tc killswitch release --reason "incident 42 resolved"
-  tc killswitch release --force --reason "state file inspected, was truncated"   # after a corrupt-state warning""", _ks_release)
+  tc killswitch release --force --reason "state file inspected, was truncated"   # after a fail-closed warning""", _ks_release)
     p.add_argument("--reason", required=True, help="why (kept in the history)")
-    p.add_argument("--force", action="store_true", help="release even though the state file is unreadable (inspect it first)")
-    p.add_argument("--check", action="store_true", help="print the plan, change nothing")
-    leaf(g, "status", "show the switch: exit 0 released, 3 engaged (or unreadable: fail closed)", """
+    p.add_argument("--force", action="store_true", help="release even though the state cannot be trusted (inspect it first)")
+    _check_flag(p)
+    leaf(g, "status", "show the switch: exit 0 released, 3 engaged (or untrustworthy: fail closed)", """
   tc killswitch status
   tc killswitch status --json      # state, since, by (user@host), reason, warning""", _ks_status)
 
 
 # --- reconcile ----------------------------------------------------------------------------------
 
-def _reconcile(args: argparse.Namespace) -> Any:
+def _reconcile(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import reconcile
 
-    return reconcile.reconcile(_load_spec(args.spec), args.expected, args.observed)
+    return reconcile.reconcile(_load_spec(args.spec), args.expected, args.observed, check=args.check)
 
 
 def _group_reconcile(sub: Any) -> None:
-    p = leaf(sub, "reconcile", "compare expected with observed state (positions, open orders, balances); exit 4 on a mismatch", """
+    p = leaf(sub, "reconcile", "compare expected with observed state (positions, open orders, balances) and record it; exit 4 on a mismatch", """
   tc reconcile --spec fixtures/specs/paper-demo.yaml                 # expected from the spec, observed = the run's final state
   tc reconcile --spec SPEC --expected fixtures/reconciliation/expected.json --observed fixtures/reconciliation/observed_quantity_off.json""",
              _reconcile)
-    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec (its run receives reconciliation.json)")
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec (its run records the observation)")
     p.add_argument("--expected", metavar="FILE", help="expected state (default: reconciliation.expected in the spec)")
     p.add_argument("--observed", metavar="FILE", help="observed state (default: the run's final_state.json)")
+    _check_flag(p)
 
 
 # --- connectivity ---------------------------------------------------------------------------
 
-def _readiness(args: argparse.Namespace) -> Any:
+def _readiness(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.connectivity import readiness
 
-    return readiness.evaluate(_load_spec(args.spec))
+    return readiness.evaluate(_load_spec(args.spec), check=args.check)
 
 
-def _probe(args: argparse.Namespace) -> Any:
+def _probe(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.connectivity import probe, urls
 
     urls.parse(args.url)  # refuse a bad URL before reading anything else
-    return probe.run_probe(_load_spec(args.spec), args.url, args.timeout_ms)
+    return probe.run_probe(_load_spec(args.spec), args.url, args.timeout_ms, check=args.check)
 
 
-def _venue_serve(args: argparse.Namespace) -> Any:
-    import signal
-
+def _venue_serve(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import httpserver
     from opslab.connectivity import venue_stub
     from opslab.result import Result
 
     venue = venue_stub.FakeVenue(args.host, args.port, venue_stub.parse_faults(args.fault))
-
-    def stop(signum: int, frame: Any) -> None:
-        import threading
-
-        threading.Thread(target=venue.server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    def ready(url: str) -> None:
-        print(f"listening on {url}", flush=True)
-
-    venue.serve(on_ready=ready)
-    venue.server.server_close()
+    httpserver.serve_until_signal(venue.server, lambda url: report.event("listening", f"listening on {url}", url=url))
     return Result("ok", f"fake venue on {venue.url} stopped", data={"url": venue.url, "stats": venue.state.stats})
 
 
 def _group_connectivity(sub: Any) -> None:
     g = group(sub, "connectivity", "readiness to connect (no network) and a loopback-only probe")
-    p = leaf(g, "readiness", "check the spec's credential placeholders are set (names only; exit 4 when not ready)", """
+    p = leaf(g, "readiness", "check the spec's credential placeholders are set and record it (names only; exit 4 when not ready)", """
   TC_BINANCE_API_KEY=... TC_BINANCE_API_SECRET=... tc connectivity readiness --spec fixtures/specs/connectivity.yaml""", _readiness)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with a connectivity_readiness block")
-    p = leaf(g, "probe", "GET a loopback URL and record up/down, status, latency (exit 4 when down)", """
+    _check_flag(p)
+    p = leaf(g, "probe", "GET a loopback URL and record a new observation: up/down, status, latency (exit 4 when down)", """
   tc connectivity probe --spec fixtures/specs/connectivity.yaml --url http://127.0.0.1:8080/api/v3/ping
   tc connectivity probe --spec SPEC --url http://[::1]:8080/api/v3/time --timeout-ms 500""", _probe)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec whose run records the probe")
     p.add_argument("--url", required=True, help="http(s)://127.0.0.1, localhost or [::1], optional port and path")
     p.add_argument("--timeout-ms", type=int, default=2000, help="connect + answer timeout (default 2000)")
+    _check_flag(p)
     g = group(sub, "venue", "the lab's fake venue: a Binance-shaped REST API on 127.0.0.1 with switchable faults")
     p = leaf(g, "serve", "serve the fake venue until SIGINT/SIGTERM; prints `listening on URL` first", """
   tc venue serve --port 0                      # a free port; the first line says which
@@ -346,11 +368,8 @@ def _group_connectivity(sub: Any) -> None:
 
 # --- metrics ----------------------------------------------------------------------------------
 
-def _metrics_serve(args: argparse.Namespace) -> Any:
-    import signal
-    import threading
-
-    from opslab import artifacts
+def _metrics_serve(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import fs, httpserver
     from opslab.metrics.server import MetricsServer
     from opslab.result import Result
 
@@ -360,26 +379,20 @@ def _metrics_serve(args: argparse.Namespace) -> Any:
             port = port_number(os.environ.get("TC_METRICS_PORT") or "9108")
         except argparse.ArgumentTypeError as exc:
             raise InputError(f"TC_METRICS_PORT: {exc}") from None
-    server = MetricsServer(artifacts.root(), args.host, port)
-
-    def stop(signum: int, frame: Any) -> None:
-        threading.Thread(target=server.server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    server.serve(on_ready=lambda url: print(f"serving {artifacts.root()} on {url}/metrics (and /healthz)", flush=True))
-    return Result("ok", f"metrics exporter on {server.url} stopped after {server.collector.scrapes} scrape(s)")
+    server = MetricsServer(fs.root(), args.host, port)
+    if server.exposed:
+        report.event("warning", f"warning: --host {args.host} exposes the lab's metrics beyond this machine; the default is 127.0.0.1")
+    server.start_warming()
+    httpserver.serve_until_signal(server.server, lambda url: report.event(
+        "listening", f"serving {fs.root()} on {url}/metrics (and /healthz)", url=f"{url}/metrics"))
+    return Result("ok", f"metrics exporter on {server.url} stopped after {server.scrapes} scrape(s)")
 
 
-def _metrics_dump(args: argparse.Namespace) -> Any:
-    from opslab import artifacts
-    from opslab.metrics.server import render
-    from opslab.result import Result
+def _metrics_dump(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import fs
+    from opslab.metrics.server import dump
 
-    text = render(artifacts.root()).decode()
-    if not args.json:
-        sys.stdout.write(text)
-    return Result("ok", f"{sum(1 for line in text.splitlines() if line and not line.startswith('#'))} sample(s)", data={"exposition": text})
+    return dump(fs.root_for_read())
 
 
 def _group_metrics(sub: Any) -> None:
@@ -387,7 +400,7 @@ def _group_metrics(sub: Any) -> None:
     p = leaf(g, "serve", "serve /metrics and /healthz (127.0.0.1:9108 by default) until SIGINT/SIGTERM", """
   tc metrics serve                               # http://127.0.0.1:9108/metrics
   TC_METRICS_PORT=9200 tc metrics serve
-  tc metrics serve --host 0.0.0.0 --port 9108    # inside a container only""", _metrics_serve)
+  tc metrics serve --host 0.0.0.0 --port 9108    # inside a container only (prints a warning)""", _metrics_serve)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=port_number, default=None, help="port (default $TC_METRICS_PORT or 9108)")
     leaf(g, "dump", "print one scrape to stdout (for promtool check metrics or a quick look)", """
@@ -396,28 +409,29 @@ def _group_metrics(sub: Any) -> None:
 
 # --- drills -----------------------------------------------------------------------------------
 
-def _drill_list(args: argparse.Namespace) -> Any:
+def _drill_list(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.drills import runner
 
     return runner.list_drills()
 
 
-def _drill_run(args: argparse.Namespace) -> Any:
+def _drill_run(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.drills import runner
 
     if bool(args.name) == bool(args.all):
         raise InputError("tc drill run: give one drill NAME or --all (see 'tc drill list')")
-    return runner.run_all() if args.all else runner.run(args.name)
+    return runner.run_all(check=args.check) if args.all else runner.run(args.name, check=args.check)
 
 
 def _group_drill(sub: Any) -> None:
     g = group(sub, "drill", "deterministic failure drills: inject one fault, check the lab detects it")
     leaf(g, "list", "list the drills and their runbooks", "  tc drill list", _drill_list)
-    p = leaf(g, "run", "run one drill (or all) in an isolated sandbox; exit 4 when a failure went undetected", """
+    p = leaf(g, "run", "run one drill (or all) in an isolated sandbox and record the result; exit 4 when a failure went undetected", """
   tc drill run mismatch
   tc drill run --all            # every drill, then artifacts/drills/scorecard.json""", _drill_run)
     p.add_argument("name", metavar="NAME", nargs="?", help="drill name from `tc drill list`")
     p.add_argument("--all", action="store_true", help="run every drill and write the scorecard")
+    _check_flag(p)
 
 
 GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch, _group_reconcile, _group_connectivity, _group_metrics, _group_drill]
@@ -428,7 +442,7 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="tc",
         description="TradingChassis Ops Lab: spec-driven NautilusTrader runs whose every outcome is a schema-validated artifact.",
-        epilog="exit codes: 0 ok, 1 unexpected error, 2 bad input, 3 blocked by safety, 4 a check failed\n"
+        epilog="exit codes: 0 ok, 1 unexpected error, 2 bad input, 3 blocked by safety, 4 a check failed, 5 busy (another tc holds the lock)\n"
         "artifacts root: $TC_ARTIFACTS_DIR (default ./artifacts)\n\n"
         "examples:\n  tc spec validate fixtures/specs/demo.yaml\n  tc run init --spec fixtures/specs/demo.yaml\n  tc artifacts verify --all",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -442,45 +456,26 @@ def build_parser() -> Parser:
     return parser
 
 
-def _print_text(result: Any) -> None:
-    print(f"{result.status}: {result.summary}")
-    for line in result.details:
-        print(f"  {line}")
-    rows = result.data.get("runs") if isinstance(result.data, dict) else None
-    if rows:
-        for row in rows:
-            print("  " + "  ".join(f"{row.get(k, '')}" for k in ("run_id", "status", "engine_kind", "scenario", "created_at")))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `tc`; returns the exit code."""
+    """Entry point of `tc`: parse, call one operation, report its result, return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    want_json = "--json" in argv
+    report = Reporter("--json" in argv)
     want_trace = "--traceback" in argv or os.environ.get("TC_DEBUG") == "1"
     try:
         args = build_parser().parse_args(argv)
-        result = args.handler(args)
-    except OpsLabError as exc:
-        return _fail(str(exc), exc.exit_code, want_json)
+        result = args.handler(args, report)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130, want_json)
-    except Exception as exc:  # the one place an unexpected error becomes exit 1
-        if want_trace:
+        report.error("interrupted", 130)
+        return 130
+    except Exception as exc:  # the one place an error becomes an exit code (unexpected ones: 1)
+        if want_trace and not isinstance(exc, OpsLabError):
             traceback.print_exc()
-        return _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --traceback for details)", 1, want_json)
-    if want_json:
-        print(json.dumps(result.as_dict(), sort_keys=True, default=str))
-    elif getattr(args, "handler", None) is not _metrics_dump:
-        _print_text(result)
-    return result.exit_code
-
-
-def _fail(message: str, code: int, want_json: bool) -> int:
-    for line in message.splitlines() or [message]:
-        print(f"error: {line}", file=sys.stderr)
-    if want_json:
-        print(json.dumps({"status": "error", "error": message, "exit_code": code}, sort_keys=True))
-    return code
+        code = exit_code_of(exc)
+        text = str(exc) if isinstance(exc, OpsLabError) else f"unexpected {type(exc).__name__}: {exc} (rerun with --traceback for details)"
+        report.error(text, code)
+        return code
+    report.result(result)
+    return exit_code_of(result)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,38 +7,105 @@ Schemas are found next to the package in a checkout, or inside an installed whee
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
 SCHEMA_VERSION = 1
 
-# Artifact path inside a run folder -> schema name. Every JSON artifact is listed here, and
-# `tc artifacts verify` uses this map; .jsonl artifacts are validated line by line.
-RUN_ARTIFACTS: dict[str, str] = {
-    "runspec.json": "runspec",
-    "metadata.json": "metadata",
-    "metrics.json": "metrics",
-    "manifest.json": "manifest",
-    "journal.jsonl": "journal_event",
-    "orders.json": "orders",
-    "fills.json": "fills",
-    "positions.json": "positions",
-    "final_state.json": "state_snapshot",
-    "paper/lifecycle.json": "paper_lifecycle",
-    "reconciliation.json": "reconciliation",
-    "connectivity_readiness.json": "connectivity_readiness",
-    "connectivity_probe.json": "connectivity_probe",
-}
 
-# Artifacts outside run folders, relative to the artifacts root. A "*" matches one path segment.
-ROOT_ARTIFACTS: dict[str, str] = {
-    "datasets/*/manifest.json": "dataset_manifest",
-    "state/kill_switch.json": "kill_switch",
-    "state/kill_switch_events.jsonl": "kill_switch_event",
-    "drills/*/result.json": "drill_result",
-    "drills/scorecard.json": "drill_scorecard",
-}
+
+@dataclass(frozen=True)
+class Artifact:
+    """One artifact: where it lives, what validates it, and what kind of thing it is.
+
+    scope: run (PATH relative to runs/<run_id>/) or root (relative to the artifacts root; "*" is one
+    path segment). kind: state (convergent), observation (recorded anew on every call; HISTORY is its
+    bounded JSONL log), output (what a run produced), log (hash-chained, append-only), derived
+    (rendered from other artifacts). schema None: not JSON (digests cover it).
+    """
+
+    name: str
+    path: str
+    schema: str | None
+    scope: str
+    kind: str
+    summary: str
+    history: str | None = None
+
+    @property
+    def jsonl(self) -> bool:
+        return self.path.endswith(".jsonl")
+
+    def matches(self, rel: str) -> bool:
+        """True when REL (relative to the artifact's scope) is this artifact's path."""
+        pattern = self.path.split("/")
+        parts = rel.split("/")
+        return len(parts) == len(pattern) and all(p == "*" or p == q for p, q in zip(pattern, parts, strict=True))
+
+
+# THE registry: every artifact tc writes, declared once. Writers, the report, `tc artifacts verify`,
+# the exporter and the docs' artifact table all read it; no other module spells a file name.
+ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
+    Artifact("runspec", "runspec.json", "runspec", "run", "state", "the normalized RunSpec the run was initialized with"),
+    Artifact("metadata", "metadata.json", "metadata", "run", "state", "identity, status, dataset, versions, safety, latest observations"),
+    Artifact("metrics", "metrics.json", "metrics", "run", "output", "counters and final balances"),
+    Artifact("journal", "journal.jsonl", "journal_event", "run", "log", "every event of the run, hash-chained"),
+    Artifact("orders", "orders.json", "orders", "run", "output", "orders as NautilusTrader reported them"),
+    Artifact("fills", "fills.json", "fills", "run", "output", "fills as NautilusTrader reported them"),
+    Artifact("positions", "positions.json", "positions", "run", "output", "positions (with snapshots) as NautilusTrader reported them"),
+    Artifact("final_state", "final_state.json", "state_snapshot", "run", "output", "positions, open orders and balances at the end"),
+    Artifact("paper_lifecycle", "paper/lifecycle.json", "paper_lifecycle", "run", "state", "the paper lifecycle and its transitions"),
+    Artifact("reconciliation", "reconciliation.json", "reconciliation", "run", "observation", "the latest reconciliation",
+             "observations/reconciliation.jsonl"),
+    Artifact("connectivity_readiness", "connectivity_readiness.json", "connectivity_readiness", "run", "observation",
+             "the latest readiness evaluation", "observations/connectivity_readiness.jsonl"),
+    Artifact("connectivity_probe", "connectivity_probe.json", "connectivity_probe", "run", "observation", "the latest probe",
+             "observations/connectivity_probe.jsonl"),
+    Artifact("report", "report.md", None, "run", "derived", "the run report, rendered from the artifacts"),
+    Artifact("manifest", "manifest.json", "manifest", "run", "derived", "sha256 of every other file of the run"),
+    Artifact("dataset_manifest", "datasets/*/manifest.json", "dataset_manifest", "root", "state", "a dataset's fingerprint, rows and range"),
+    Artifact("dataset_bars", "datasets/*/bars.csv", None, "root", "state", "a dataset's bars (CSV, close time first)"),
+    Artifact("kill_switch", "state/kill_switch.json", "kill_switch", "root", "state", "the kill switch, derived from its history"),
+    Artifact("kill_switch_events", "state/kill_switch_events.jsonl", "kill_switch_event", "root", "log",
+             "the kill switch's history, hash-chained (the truth)"),
+    Artifact("drill_result", "drills/*/result.json", "drill_result", "root", "observation", "the latest result of one drill",
+             "drills/*/history.jsonl"),
+    Artifact("drill_scorecard", "drills/scorecard.json", "drill_scorecard", "root", "observation", "the latest `tc drill run --all`"),
+    Artifact("drills_manifest", "drills/manifest.json", "manifest", "root", "derived", "sha256 of every drill artifact"),
+    Artifact("generation", ".generation", None, "root", "log", "the change feed: one line per path tc wrote"),
+]}
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def artifact(name: str) -> Artifact:
+    """The registered artifact NAME (a KeyError here is a bug in tc, not bad input)."""
+    return ARTIFACTS[name]
+
+
+def run_artifacts() -> list[Artifact]:
+    """Artifacts that live in a run folder."""
+    return [a for a in ARTIFACTS.values() if a.scope == "run"]
+
+
+def root_artifacts() -> list[Artifact]:
+    """Artifacts that live outside run folders."""
+    return [a for a in ARTIFACTS.values() if a.scope == "root"]
+
+
+def classify(rel: str, scope: str) -> tuple[Artifact, bool] | None:
+    """The artifact a relative path is (and whether it is that artifact's history log), if any."""
+    for a in ARTIFACTS.values():
+        if a.scope != scope:
+            continue
+        if a.matches(rel):
+            return a, False
+        if a.history and Artifact(a.name, a.history, a.schema, a.scope, a.kind, "").matches(rel):
+            return a, True
+    return None
 
 
 def schema_dir() -> Path:
@@ -113,3 +180,10 @@ def volatile_fields(name: str) -> set[str]:
 
     walk(load_schema(name), "")
     return found
+
+
+def ensure_valid(name: str | None, instance: Any, source: str) -> None:
+    """Refuse to write an invalid artifact: that is a bug in tc, never the user's input."""
+    problems = errors_for(name, instance, source) if name else []
+    if problems:
+        raise AssertionError("refusing to write an invalid artifact: " + "; ".join(problems))

@@ -7,26 +7,21 @@ CSV with the bar's CLOSE time first (Nautilus stamps a bar at its close).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
-from opslab import artifacts, clock
+from opslab import clock, contracts, digests, fs
 from opslab.contracts import SCHEMA_VERSION, errors_for
 from opslab.errors import InputError
 from opslab.result import Result
 
 GENERATOR = "int-walk-v1"
 COLUMNS = ["ts_close", "open", "high", "low", "close", "volume"]
-BARS_FILE = "bars.csv"
-MANIFEST = "manifest.json"
 MIN_PRICE_CENTS = 100_000
 
 
@@ -50,18 +45,23 @@ class DatasetParams:
         ds = spec_data["dataset"]
         return cls(ds["seed"], ds["start"], ds["bars"], ds["start_price"], spec_data["instrument"], spec_data["venue"])
 
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> "DatasetParams":
+        p = manifest["params"]
+        return cls(p["seed"], p["start"], p["bars"], p["start_price"], manifest["instrument"], manifest["venue"])
+
     def as_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "start": self.start, "bars": self.bars, "start_price": self.start_price, "generator": GENERATOR}
 
     @property
     def dataset_id(self) -> str:
-        digest = hashlib.sha256(artifacts.canonical_json([self.instrument, self.venue, self.as_dict()])).hexdigest()[:10]
+        digest = hashlib.sha256(fs.canonical_json([self.instrument, self.venue, self.as_dict()])).hexdigest()[:10]
         return f"{self.instrument.lower()}-1m-s{self.seed}-n{self.bars}-{digest}"
 
 
 def datasets_dir() -> Path:
     """artifacts/datasets."""
-    return artifacts.root() / "datasets"
+    return fs.root() / "datasets"
 
 
 def dataset_dir(dataset_id: str) -> Path:
@@ -93,35 +93,44 @@ def generate_rows(params: DatasetParams) -> Iterator[bytes]:
         price = close
 
 
-def fingerprint(path: Path | str) -> str:
-    """sha256:<hex> of a file, streamed in 64 KiB chunks (never read whole into memory)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a file")
-    try:
-        return "sha256:" + artifacts.sha256_file(path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+def bars_path(folder: Path) -> Path:
+    """A dataset's bars file (the registry names it)."""
+    return folder.parent.parent / contracts.artifact("dataset_bars").path.replace("*", folder.name)
+
+
+def manifest_path(folder: Path) -> Path:
+    """A dataset's manifest (the registry names it)."""
+    return folder.parent.parent / contracts.artifact("dataset_manifest").path.replace("*", folder.name)
+
+
+def measure(folder: Path) -> tuple[int, int]:
+    """(bytes, data rows) of a dataset's bars file, streamed."""
+    size = lines = 0
+    for chunk in fs.iter_chunks(bars_path(folder)):
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+    return size, max(0, lines - 1)
 
 
 def fingerprint_op(path: Path | str) -> Result:
-    """The `tc data fingerprint` operation."""
-    fp = fingerprint(path)
-    return Result("ok", f"{fp}  {path}", data={"path": str(path), "fingerprint": fp, "bytes": Path(path).stat().st_size})
+    """The `tc data fingerprint` operation: sha256 of any file, streamed in 64 KiB chunks."""
+    digest, size = fs.sha256_input(path)
+    fp = "sha256:" + digest
+    return Result("ok", f"{fp}  {path}", data={"path": str(path), "fingerprint": fp, "bytes": size})
 
 
 def load_manifest(folder: Path) -> dict[str, Any]:
     """The dataset manifest, validated; DatasetError when missing or invalid."""
-    path = folder / MANIFEST
+    path = manifest_path(folder)
     try:
-        data = artifacts.read_json(path)
+        data = fs.read_json(path)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no dataset manifest; run `tc data prepare --spec SPEC`") from None
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: unreadable manifest ({exc}); run `tc data prepare --spec SPEC --force`") from None
-    problems = errors_for("dataset_manifest", data, str(path))
+    except OSError as exc:
+        raise DatasetError(f"{path}: unreadable manifest ({exc.strerror}); run `tc data prepare --spec SPEC --force`") from None
+    except InputError as exc:
+        raise DatasetError(f"{exc}; run `tc data prepare --spec SPEC --force`") from None
+    problems = errors_for("dataset_manifest", data, str(path)) + digests.seal_problems(data, str(path))
     if problems:
         raise DatasetError(problems[0] + "; run `tc data prepare --spec SPEC --force`")
     return data
@@ -130,10 +139,11 @@ def load_manifest(folder: Path) -> dict[str, Any]:
 def check_intact(folder: Path) -> dict[str, Any]:
     """The manifest of an intact dataset; DatasetError when the bytes do not match it."""
     manifest = load_manifest(folder)
-    bars = folder / BARS_FILE
-    if not bars.is_file():
-        raise DatasetError(f"{bars}: missing; run `tc data prepare --spec SPEC --force`")
-    actual = fingerprint(bars)
+    bars = bars_path(folder)
+    try:
+        actual = "sha256:" + fs.sha256_file(bars)
+    except FileNotFoundError:
+        raise DatasetError(f"{bars}: missing; run `tc data prepare --spec SPEC --force`") from None
     if actual != manifest["fingerprint"]:
         raise DatasetError(
             f"{bars}: fingerprint {actual} does not match its manifest ({manifest['fingerprint']}); "
@@ -142,33 +152,18 @@ def check_intact(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def _batches(params: DatasetParams) -> Iterator[bytes]:
+    batch: list[bytes] = []
+    for line in generate_rows(params):
+        batch.append(line)
+        if len(batch) >= 4096:
+            yield b"".join(batch)
+            batch.clear()
+    yield b"".join(batch)
+
+
 def _write(params: DatasetParams, folder: Path) -> dict[str, Any]:
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    size = 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{BARS_FILE}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            batch: list[bytes] = []
-            for line in generate_rows(params):
-                batch.append(line)
-                if len(batch) >= 4096:
-                    chunk = b"".join(batch)
-                    fh.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    batch.clear()
-            chunk = b"".join(batch)
-            fh.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / BARS_FILE)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    size, digest = fs.write_stream_atomic(bars_path(folder), _batches(params))
     start = clock.parse_iso(params.start)
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -178,31 +173,34 @@ def _write(params: DatasetParams, folder: Path) -> dict[str, Any]:
         "venue": params.venue,
         "interval": "1m",
         "params": params.as_dict(),
-        "file": BARS_FILE,
+        "file": bars_path(folder).name,
         "columns": COLUMNS,
         "rows": params.bars,
         "first_bar_close": clock.iso(start + timedelta(minutes=1)),
         "last_bar_close": clock.iso(start + timedelta(minutes=params.bars)),
         "bytes": size,
-        "fingerprint": "sha256:" + digest.hexdigest(),
+        "fingerprint": "sha256:" + digest,
     }
-    artifacts.write_json_atomic(folder / MANIFEST, manifest)
+    fs.write_json(manifest_path(folder), digests.seal(manifest))
     return manifest
 
 
 def prepare(params: DatasetParams, force: bool = False, check: bool = False) -> Result:
     """Converge the dataset for PARAMS: ok when present and intact, changed when (re)written."""
-    artifacts.ensure_writable_root()
     folder = dataset_dir(params.dataset_id)
     rel = str(folder)
-    exists = (folder / MANIFEST).exists()
+    if check and not fs.root().exists():
+        exists = False
+    else:
+        (fs.root_for_read if check else fs.root_for_write)()
+        exists = fs.exists(manifest_path(folder))
     if exists and not force:
         manifest = check_intact(folder)
         return Result("ok", f"dataset {params.dataset_id} is intact ({manifest['rows']} bars)", [rel], {"manifest": manifest})
     if check:
         verb = "rebuild" if exists else "create"
         return Result("changed", f"would {verb} dataset {params.dataset_id} ({params.bars} bars)", [rel], {"dataset_id": params.dataset_id})
-    with artifacts.locked(folder, f"dataset {params.dataset_id}"):
+    with fs.locked(folder, f"dataset {params.dataset_id}"):
         manifest = _write(params, folder)
     return Result("changed", f"prepared dataset {params.dataset_id} ({manifest['rows']} bars, {manifest['fingerprint'][:19]}…)", [rel], {"manifest": manifest})
 

@@ -1,33 +1,52 @@
-"""Error classes; each carries the exit code the CLI returns for it (see docs/cli.md)."""
+"""Error classes and the one outcome -> exit code mapping (docs/cli.md)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+# The exit codes, by outcome: the only table of them.
+EXIT_CODES = {"ok": 0, "unexpected": 1, "input": 2, "safety": 3, "check": 4, "busy": 5}
+
 
 class OpsLabError(Exception):
-    """Base class: an error tc reports as one line, with its own exit code."""
+    """Base class: an error tc reports as one line, with its own outcome (and so exit code)."""
 
-    exit_code = 1
+    outcome = "unexpected"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.outcome]
 
 
 class InputError(OpsLabError):
-    """Bad input: usage, an unreadable or invalid file, a bad value. Nothing was written."""
+    """Bad input: usage, an unreadable, invalid or oversized file, a bad value, a misconfigured root.
+    Raised before anything is written."""
 
-    exit_code = 2
+    outcome = "input"
 
 
 class SafetyBlocked(OpsLabError):
     """An operation refused because a safety control (the kill switch) is engaged."""
 
-    exit_code = 3
+    outcome = "safety"
 
 
 class CheckFailed(OpsLabError):
     """A check ran and failed (reconciliation mismatch, probe down, not ready)."""
 
-    exit_code = 4
+    outcome = "check"
 
 
 class LockedError(OpsLabError):
-    """Another tc process holds the lock on the same run or state."""
+    """Another tc process holds the lock on the same run, dataset or state: busy, retry later."""
 
-    exit_code = 1
+    outcome = "busy"
+
+
+def exit_code_of(outcome: Any) -> int:
+    """The exit code of a Result or of an exception (anything not an OpsLabError is unexpected: 1)."""
+    if isinstance(outcome, OpsLabError):
+        return outcome.exit_code
+    if isinstance(outcome, BaseException):
+        return EXIT_CODES["unexpected"]
+    return outcome.exit_code

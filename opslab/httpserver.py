@@ -6,10 +6,12 @@ these servers and is not logged; any other error in a handler still prints its t
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 from opslab.errors import InputError
 
@@ -43,3 +45,20 @@ def url(server: LabHTTPServer) -> str:
     """http://HOST:PORT of a bound server (brackets around IPv6)."""
     host, port = server.server_address[:2]
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def serve_until_signal(server: LabHTTPServer, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve in this thread until SIGINT or SIGTERM (shut down from another thread, as the server
+    requires); ON_READY(url) runs once the socket listens."""
+    def stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if on_ready:
+            on_ready(url(server))
+        server.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.server_close()

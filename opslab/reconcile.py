@@ -7,18 +7,15 @@ STRINGS; a JSON/YAML float is refused (floats carry binary rounding: 0.1 + 0.2 !
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from opslab import artifacts, journal, runs
+from opslab import clock, runs
 from opslab.contracts import SCHEMA_VERSION, errors_for
-from opslab.errors import CheckFailed, InputError
+from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 from opslab.spec import RunSpec, parse_document
-
-RECONCILIATION = "reconciliation.json"
 
 
 def load_state(path: Path, role: str) -> dict[str, Any]:
@@ -85,8 +82,8 @@ def _describe(check: dict[str, Any]) -> str:
     return text
 
 
-def reconcile(spec: RunSpec, expected_file: str | None = None, observed_file: str | None = None) -> Result:
-    """The `tc reconcile` operation: exit 0 when every check matches, 4 otherwise."""
+def reconcile(spec: RunSpec, expected_file: str | None = None, observed_file: str | None = None, check: bool = False) -> Result:
+    """The `tc reconcile` operation: records a new reconciliation; exit 0 when every check matches, 4 otherwise."""
     conf = spec.data["reconciliation"]
     if expected_file:
         exp_path = Path(expected_file)
@@ -95,13 +92,13 @@ def reconcile(spec: RunSpec, expected_file: str | None = None, observed_file: st
     else:
         raise InputError(f"{spec.path}: /reconciliation/expected: not set; name an expected-state file there or pass --expected FILE")
     expected = load_state(exp_path, "expected")
-    folder = artifacts.run_dir(spec.run_id)
+    folder = runs.run_dir(spec.run_id)
     if observed_file:
         obs_path = Path(observed_file)
         observed_source = str(obs_path)
     else:
-        obs_path = folder / "final_state.json"
-        observed_source = f"runs/{spec.run_id}/final_state.json"
+        obs_path = runs.path_of(folder, "final_state")
+        observed_source = f"runs/{spec.run_id}/{obs_path.name}"
         if not obs_path.exists():
             raise InputError(f"{obs_path}: no final state for run {spec.run_id!r}; run `tc run backtest` or `tc run paper` "
                              "for this spec first, or pass --observed FILE")
@@ -110,24 +107,20 @@ def reconcile(spec: RunSpec, expected_file: str | None = None, observed_file: st
     checks = compare(expected, observed, Decimal(tol["quantity"]), Decimal(tol["balance"]))
     mismatches = [c for c in checks if c["status"] == "mismatch"]
     status = "mismatch" if mismatches else "match"
-    doc = {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "status": status, "expected_file": str(exp_path),
-           "observed_source": observed_source, "tolerances": {"quantity": tol["quantity"], "balance": tol["balance"]},
-           "summary": {"checks": len(checks), "matches": len(checks) - len(mismatches), "mismatches": len(mismatches)},
-           "checks": checks}
-    digest = hashlib.sha256(artifacts.canonical_json(doc)).hexdigest()
-    runs.init(spec)
-    changed = False
-    with artifacts.locked(folder, f"run {spec.run_id}"):
-        if artifacts.write_validated(folder / RECONCILIATION, doc, "reconciliation") or not journal.has_event(
-                folder / runs.JOURNAL, "reconciliation_evaluated", digest=digest):
-            journal.append(folder / runs.JOURNAL, spec.run_id, "reconciliation_evaluated",
-                           {"status": status, "checks": len(checks), "mismatches": len(mismatches), "digest": digest})
-            runs.patch_metadata(folder, reconciliation={"status": status, "checks": len(checks), "mismatches": len(mismatches),
-                                                        "expected_file": str(exp_path), "observed_source": observed_source})
-            changed = True
-        runs.finalize(folder, spec.run_id)
     summary = f"reconciliation of run {spec.run_id}: {len(checks) - len(mismatches)}/{len(checks)} checks match"
     if mismatches:
         summary += f", {len(mismatches)} MISMATCH"
-    return Result("changed" if changed else "ok", summary, [str(folder / RECONCILIATION)], {"reconciliation": doc},
-                  exit_code=CheckFailed.exit_code if mismatches else 0, details=[_describe(c) for c in mismatches])
+    details = [_describe(c) for c in mismatches]
+    code = EXIT_CODES["check"] if mismatches else 0
+    if check:
+        return Result("changed", f"would record: {summary}", [str(runs.path_of(folder, 'reconciliation'))], exit_code=code, details=details)
+    doc = {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "status": status, "expected_file": str(exp_path),
+           "observed_source": observed_source, "tolerances": {"quantity": tol["quantity"], "balance": tol["balance"]},
+           "summary": {"checks": len(checks), "matches": len(checks) - len(mismatches), "mismatches": len(mismatches)},
+           "checks": checks, "evaluated_at": clock.now_iso()}
+    with runs.open(spec, dataset=False) as run:
+        run.observe("reconciliation", doc, "reconciliation_evaluated",
+                    {"status": status, "checks": len(checks), "mismatches": len(mismatches)},
+                    {"status": status, "checks": len(checks), "mismatches": len(mismatches), "expected_file": str(exp_path),
+                     "observed_source": observed_source, "evaluated_at": doc["evaluated_at"]})
+    return Result("changed", summary, [str(run.path("reconciliation"))], {"reconciliation": doc}, exit_code=code, details=details)

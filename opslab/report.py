@@ -6,40 +6,44 @@ None when they are absent, so a section appears once its operation has run.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
+from opslab import contracts, fs, text
+from opslab.errors import InputError
+
 Section = Callable[[Path, dict[str, Any]], "str | None"]
+md = text.markdown
 
 
 def _load(folder: Path, name: str) -> Any:
+    """A registered run artifact, or None when absent or unreadable (verify reports those)."""
     try:
-        return json.loads((folder / name).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return fs.read_json(folder / contracts.artifact(name).path)
+    except (OSError, InputError):
         return None
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
     lines = ["| field | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in rows]
+    lines += [f"| {md(k)} | {md(v)} |" for k, v in rows]
     return "\n".join(lines)
 
 
 def overview(folder: Path, meta: dict[str, Any]) -> str | None:
-    spec = _load(folder, "runspec.json") or {}
+    spec = _load(folder, "runspec") or {}
     rows = [
         ("run_id", meta.get("run_id")),
         ("status", meta.get("status")),
         ("engine", meta.get("engine_kind")),
         ("scenario", f"{meta['scenario']['name']} {meta['scenario']['version']}" if meta.get("scenario") else None),
         ("strategy (identity only)", f"{meta['strategy']['name']} {meta['strategy']['version']}" if meta.get("strategy") else None),
-        ("config hash", f"`{meta.get('config_hash')}`"),
+        ("config hash", meta.get("config_hash")),
         ("versions", ", ".join(f"{k} {v}" for k, v in sorted(meta.get("versions", {}).items()))),
     ]
     text = "## Overview\n\n"
     if spec.get("description"):
-        text += spec["description"].strip() + "\n\n"
+        text += md(spec["description"].strip()) + "\n\n"
     return text + _table(rows)
 
 
@@ -47,23 +51,19 @@ def dataset(folder: Path, meta: dict[str, Any]) -> str | None:
     ds = meta.get("dataset")
     if not ds:
         return None
-    rows = [("dataset_id", ds["dataset_id"]), ("fingerprint", f"`{ds['fingerprint']}`"), ("bars", ds["rows"]),
+    rows = [("dataset_id", ds["dataset_id"]), ("fingerprint", ds["fingerprint"]), ("bars", ds["rows"]),
             ("first bar close", ds["first_bar_close"]), ("last bar close", ds["last_bar_close"])]
     return "## Dataset\n\n" + _table(rows)
 
 
 def journal_summary(folder: Path, meta: dict[str, Any]) -> str | None:
-    path = folder / "journal.jsonl"
-    if not path.exists():
+    from opslab import journal
+
+    events = journal.read(folder / contracts.artifact("journal").path)
+    if not events:
         return None
     lines = ["## Journal", "", "| seq | event |", "| --- | --- |"]
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            lines.append("| ? | (unreadable line: run `tc artifacts verify`) |")
-            continue
-        lines.append(f"| {rec.get('seq')} | {rec.get('event')} |")
+    lines += [f"| {md(rec.get('seq'))} | {md(rec.get('event'))} |" for rec in events]
     return "\n".join(lines)
 
 
@@ -85,7 +85,7 @@ def safety_status(folder: Path, meta: dict[str, Any]) -> str | None:
         return None
     state = {"engaged": "ENGAGED", "released": "released", "corrupt": "UNREADABLE (treated as engaged)"}[seen["kill_switch"]]
     rows = [("kill switch", state), ("since", seen["since"] or "-"), ("reason", seen["reason"] or "-")]
-    life = _load(folder, "paper/lifecycle.json")
+    life = _load(folder, "paper_lifecycle")
     if life:
         rows += [("paper lifecycle", life["state"]), ("stop reason", life["stop_reason"] or "-"),
                  ("orders cancelled on stop", ", ".join(life["cancelled_orders"]) or "-")]
@@ -93,31 +93,33 @@ def safety_status(folder: Path, meta: dict[str, Any]) -> str | None:
 
 
 def reconciliation(folder: Path, meta: dict[str, Any]) -> str | None:
-    doc = _load(folder, "reconciliation.json")
+    doc = _load(folder, "reconciliation")
     if not doc:
         return None
-    lines = [f"## Reconciliation\n\n**{doc['status'].upper()}**: {doc['summary']['matches']}/{doc['summary']['checks']} checks match "
-             f"(expected `{doc['expected_file']}`, observed `{doc['observed_source']}`).\n",
+    lines = [f"## Reconciliation\n\n**{md(doc['status'].upper())}**: {doc['summary']['matches']}/{doc['summary']['checks']} checks match "
+             f"(expected {md(doc['expected_file'])}, observed {md(doc['observed_source'])}).\n",
              "| kind | key | field | expected | observed | difference | tolerance | status |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in doc["checks"]:
-        lines.append(f"| {c['kind']} | {c['key']} | {c['field']} | {c['expected']} | {c['observed']} | {c['difference'] or '-'} | {c['tolerance'] or '-'} | {c['status']} |")
+        cells = [c["kind"], c["key"], c["field"], c["expected"], c["observed"], c["difference"] or "-", c["tolerance"] or "-", c["status"]]
+        lines.append("| " + " | ".join(md(cell) for cell in cells) + " |")
     return "\n".join(lines)
 
 
 def connectivity_readiness(folder: Path, meta: dict[str, Any]) -> str | None:
-    doc = _load(folder, "connectivity_readiness.json")
+    doc = _load(folder, "connectivity_readiness")
     if not doc:
         return None
-    rows = [(f"{p['role']} (`{p['env']}`)", p["state"]) for p in doc["placeholders"]]
+    rows = [(f"{p['role']} ({p['env']})", p["state"]) for p in doc["placeholders"]]
     head = "READY" if doc["ready"] else f"NOT READY: missing {', '.join(doc['missing'])}"
-    return f"## Connectivity readiness\n\n**{head}** for {doc['venue']} (names only; values are never read or written).\n\n" + _table(rows)
+    return f"## Connectivity readiness\n\n**{md(head)}** for {md(doc['venue'])} (names only; values are never read or written).\n\n" + _table(rows)
 
 
 def connectivity_probe(folder: Path, meta: dict[str, Any]) -> str | None:
-    doc = _load(folder, "connectivity_probe.json")
+    doc = _load(folder, "connectivity_probe")
     if not doc:
         return None
     rows = [("target", doc["target"]), ("outcome", doc["outcome"]), ("HTTP status", doc["http_status"]),
+            ("latency", f"{doc['latency_ms']} ms" if doc["latency_ms"] is not None else "-"), ("probed at", doc["probed_at"]),
             ("error class", doc["error_class"] or "-"), ("timeout", f"{doc['timeout_ms']} ms")]
     return "## Connectivity probe\n\nLoopback only; see the probe runbook when it is down.\n\n" + _table(rows)
 
@@ -128,10 +130,10 @@ SECTIONS: list[Section] = [overview, dataset, scenario_execution, safety_status,
 
 def render(folder: Path) -> str:
     """The whole report.md text for the run in FOLDER."""
-    meta = _load(folder, "metadata.json") or {}
-    spec = _load(folder, "runspec.json") or {}
+    meta = _load(folder, "metadata") or {}
+    spec = _load(folder, "runspec") or {}
     title = (spec.get("report") or {}).get("title") or f"Run {meta.get('run_id', folder.name)}"
-    parts = [f"# {title}", "", "Rendered by `tc` from this run's artifacts; `tc artifacts verify` checks them.", ""]
+    parts = [f"# {md(title)}", "", "Rendered by `tc` from this run's artifacts; `tc artifacts verify` checks them.", ""]
     for section in SECTIONS:
         body = section(folder, meta)
         if body:

@@ -8,7 +8,9 @@ from typing import Any
 
 @dataclass
 class Result:
-    """Outcome of one operation: ok (nothing changed) or changed, a one-line summary, touched paths."""
+    """Outcome of one operation: ok (nothing changed), changed, or what blocked or failed it
+    (blocked, halted, engaged, failed); a one-line summary; touched paths; the exit code
+    (errors.EXIT_CODES)."""
 
     status: str
     summary: str
@@ -16,6 +18,7 @@ class Result:
     data: dict[str, Any] = field(default_factory=dict)
     exit_code: int = 0
     details: list[str] = field(default_factory=list)
+    body: str | None = None  # printed as it is instead of the summary in text mode (`tc metrics dump`)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -1,22 +1,60 @@
-"""Run control: initialize a run folder from a spec, list runs, show one, update its metadata."""
+"""The run object: the one place that owns a run folder's protocol.
+
+    with runs.open(spec) as run:          # root checked, lock taken once, folder initialized once,
+        run.event("backtest_started", {})  # dataset prepared and linked once (unless dataset=False)
+        run.meta(status="running"); run.flush()
+        run.write("orders", doc)           # artifact names come from the registry (contracts.ARTIFACTS)
+        run.observe("connectivity_probe", doc, event=..., summary=...)
+    # on exit, also on failure: metadata.json written if it changed, then report.md and manifest.json once
+
+metadata.json is written at most twice per command (flush() at the start of long work, and on exit);
+no module outside this one appends to a run's journal or patches its metadata. list/show live here too.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from opslab import __version__, artifacts, clock, data, journal, report, safety
-from opslab.contracts import SCHEMA_VERSION
+from opslab import __version__, clock, contracts, data, digests, fs, journal, report, safety
+from opslab.contracts import RUN_ID_RE, SCHEMA_VERSION
 from opslab.errors import InputError
 from opslab.result import Result, merge_status
 from opslab.spec import RunSpec, config_hash
 
-RUNSPEC = "runspec.json"
-METADATA = "metadata.json"
-METRICS = "metrics.json"
-JOURNAL = "journal.jsonl"
-REPORT = "report.md"
+RETENTION_ENV = "TC_OBSERVATION_RETENTION"
+DEFAULT_RETENTION = 100
+
+
+def check_run_id(run_id: str) -> str:
+    """Return RUN_ID if it matches the strict pattern, else InputError (it can never leave the root)."""
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
+        raise InputError(f"run_id {run_id!r}: expected letters, digits, '_' or '-', starting with a letter or digit, at most 64 characters")
+    return run_id
+
+
+def runs_dir() -> Path:
+    """artifacts/runs."""
+    return fs.root() / "runs"
+
+
+def run_dir(run_id: str) -> Path:
+    """The folder of one run (the id is validated first)."""
+    return runs_dir() / check_run_id(run_id)
+
+
+def path_of(folder: Path, name: str) -> Path:
+    """Where the registered run artifact NAME lives in a run folder."""
+    return folder / contracts.artifact(name).path
+
+
+def read_artifact(folder: Path, name: str) -> Any:
+    """A run artifact read outside an open run (None when absent)."""
+    path = path_of(folder, name)
+    return fs.read_json(path) if fs.exists(path) else None
 
 
 def versions() -> dict[str, str]:
@@ -30,150 +68,264 @@ def versions() -> dict[str, str]:
     return {"opslab": __version__, "nautilus_trader": nautilus, "python": platform.python_version()}
 
 
+def retention() -> int:
+    """How many observations an observation's history keeps ($TC_OBSERVATION_RETENTION, default 100)."""
+    text = os.environ.get(RETENTION_ENV) or str(DEFAULT_RETENTION)
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise InputError(f"{RETENTION_ENV}: expected an integer 1-100000, got {text!r}")
+    return int(text)
+
+
 def existing_hash(folder: Path) -> str | None:
     """Config hash of the spec a run folder was initialized with, or None when it has none."""
-    path = folder / RUNSPEC
-    if not path.exists():
+    path = path_of(folder, "runspec")
+    if not fs.exists(path):
         return None
-    try:
-        return config_hash(artifacts.read_json(path))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable ({exc}); inspect the run folder") from None
+    return config_hash(fs.read_json(path))
 
 
-def _refuse_other_spec(spec: RunSpec, folder: Path) -> None:
+def refuse_other_spec(spec: RunSpec, folder: Path) -> None:
+    """InputError when the run exists with a different spec (a run id names one spec for ever)."""
     found = existing_hash(folder)
     if found is not None and found != spec.config_hash:
-        raise InputError(
-            f"{spec.path}: /run_id: run {spec.run_id!r} already exists with a different spec "
-            f"({found[:19]}… vs {spec.config_hash[:19]}…); use a new run_id"
-        )
+        raise InputError(f"{spec.path}: /run_id: run {spec.run_id!r} already exists with a different spec "
+                         f"({found[:19]}… vs {spec.config_hash[:19]}…); use a new run_id")
 
 
-def _metadata(spec: RunSpec, manifest: dict[str, Any]) -> dict[str, Any]:
-    now = clock.now_iso()
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": spec.run_id,
-        "config_hash": spec.config_hash,
-        "scenario": dict(spec.data["scenario"]),
-        "strategy": dict(spec.data["strategy"]),
-        "engine_kind": spec.data["engine"]["kind"],
-        "dataset": {
-            "dataset_id": manifest["dataset_id"],
-            "fingerprint": manifest["fingerprint"],
-            "rows": manifest["rows"],
-            "first_bar_close": manifest["first_bar_close"],
-            "last_bar_close": manifest["last_bar_close"],
-        },
-        "versions": versions(),
-        "status": "initialized",
-        "safety": safety.record(),
-        "created_at": now,
-        "updated_at": now,
-    }
+def dataset_block(manifest: dict[str, Any]) -> dict[str, Any]:
+    """metadata.dataset: the dataset a run is linked to."""
+    return {k: manifest[k] for k in ("dataset_id", "fingerprint", "rows", "first_bar_close", "last_bar_close")}
 
+
+class Run:
+    """An open run: its folder, spec, metadata (in memory until flushed) and the changes made."""
+
+    def __init__(self, spec: RunSpec, folder: Path) -> None:
+        self.spec, self.folder, self.run_id = spec, folder, spec.run_id
+        self.dataset: dict[str, Any] | None = None
+        self.statuses: list[str] = []
+        self._meta: dict[str, Any] = {}
+        self._meta_on_disk: dict[str, Any] | None = None
+
+    # --- artifacts -----------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        return path_of(self.folder, name)
+
+    def exists(self, name: str) -> bool:
+        return fs.exists(self.path(name))
+
+    def read(self, name: str) -> Any:
+        """A run artifact, parsed (None when absent)."""
+        return fs.read_json(self.path(name)) if self.exists(name) else None
+
+    def write(self, name: str, doc: Any, validate: bool = True) -> bool:
+        """Validate DOC against the artifact's schema and write it atomically; True when it changed."""
+        art = contracts.artifact(name)
+        if validate:
+            contracts.ensure_valid(art.schema, doc, str(self.path(name)))
+        changed = fs.write_json(self.path(name), doc)
+        self.statuses.append("changed" if changed else "ok")
+        return changed
+
+    # --- journal ---------------------------------------------------------------------------------
+    def event(self, name: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.statuses.append("changed")
+        return journal.append(self.path("journal"), self.run_id, name, data)
+
+    def has_event(self, name: str, **match: Any) -> bool:
+        return journal.has_event(self.path("journal"), name, **match)
+
+    def events(self) -> list[dict[str, Any]]:
+        return journal.read(self.path("journal"))
+
+    # --- metadata ----------------------------------------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._meta
+
+    def meta(self, **fields: Any) -> None:
+        """Set top-level metadata FIELDS (in memory; written by flush() or on exit)."""
+        self._meta.update(fields)
+
+    def flush(self) -> None:
+        """Write metadata.json now if it changed (call once before long work, so a crash shows `running`)."""
+        body = {k: v for k, v in self._meta.items() if k != "updated_at"}
+        if self._meta_on_disk is not None and body == {k: v for k, v in self._meta_on_disk.items() if k != "updated_at"}:
+            return
+        self._meta["updated_at"] = clock.now_iso()
+        self.write("metadata", self._meta)
+        self._meta_on_disk = dict(self._meta)
+
+    def record_safety(self) -> dict[str, Any]:
+        """The kill switch as seen now: into metadata.safety and the journal (kill_switch_checked)."""
+        seen = safety.record()
+        self.meta(safety=seen)
+        self.event("kill_switch_checked", {"kill_switch": seen["kill_switch"], "engaged": seen["engaged"]})
+        return seen
+
+    # --- observations --------------------------------------------------------------------------------
+    def observe(self, name: str, doc: dict[str, Any], event: str, event_data: dict[str, Any], summary: dict[str, Any]) -> None:
+        """Record a new observation: the latest file, one more line of its bounded history, a journal
+        event and its summary in metadata. Never deduplicated into an older one."""
+        self.write(name, doc)
+        append_history(self.folder / contracts.artifact(name).history, doc)
+        self.event(event, event_data)
+        self.meta(**{name: summary})
+
+    # --- protocol ----------------------------------------------------------------------------------
+    def _start(self, prepare_dataset: bool) -> None:
+        if self.exists("metadata"):
+            self._meta = fs.read_json(self.path("metadata"))
+            self._meta_on_disk = dict(self._meta)
+        else:
+            now = clock.now_iso()
+            self._meta = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, "config_hash": self.spec.config_hash,
+                          "scenario": dict(self.spec.data["scenario"]), "strategy": dict(self.spec.data["strategy"]),
+                          "engine_kind": self.spec.data["engine"]["kind"], "versions": versions(), "status": "initialized",
+                          "safety": safety.record(), "created_at": now, "updated_at": now}
+        self.write("runspec", self.spec.data)
+        if not self.has_event("run_initialized"):
+            self.event("run_initialized", {"config_hash": self.spec.config_hash, "spec_file": self.spec.path.name})
+        if prepare_dataset:
+            self.link_dataset()
+        if not self.exists("metrics"):
+            counters = {"dataset_rows": self.dataset["rows"]} if self.dataset else {}
+            self.write("metrics", {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, "counters": counters})
+
+    def link_dataset(self) -> dict[str, Any]:
+        """Prepare the spec's dataset if missing (converge), check it intact once, link it to the run."""
+        prepared = data.prepare(data.DatasetParams.from_spec(self.spec.data))
+        self.statuses.append(prepared.status)
+        manifest = prepared.data["manifest"]
+        if not self.has_event("dataset_linked", fingerprint=manifest["fingerprint"]):
+            self.event("dataset_linked", {"dataset_id": manifest["dataset_id"], "fingerprint": manifest["fingerprint"], "rows": manifest["rows"]})
+        self.meta(dataset=dataset_block(manifest))
+        self.dataset = manifest
+        return manifest
+
+    def _close(self) -> None:
+        self.flush()
+        changed = fs.write_atomic(self.path("report"), report.render(self.folder).encode("utf-8"))
+        changed |= digests.write_manifest(self.path("manifest"), self.run_id, self.folder, run_files(self.folder))
+        self.statuses.append("changed" if changed else "ok")
+
+    @property
+    def status(self) -> str:
+        """changed when anything was written, else ok."""
+        return merge_status(*self.statuses)
+
+
+@contextlib.contextmanager
+def open(spec: RunSpec, dataset: bool = True) -> Iterator[Run]:  # noqa: A001 - the run object's verb
+    """Open the run of SPEC: check the root, refuse another spec, take the lock once, initialize once.
+
+    DATASET=False is for observations (probe, readiness, reconcile): no dataset is prepared. On exit,
+    also on failure, metadata, report.md and manifest.json are brought up to date once.
+    """
+    fs.root_for_write()
+    folder = run_dir(spec.run_id)
+    refuse_other_spec(spec, folder)
+    with fs.locked(folder, f"run {spec.run_id}"):
+        refuse_other_spec(spec, folder)  # again under the lock
+        run = Run(spec, folder)
+        run._start(dataset)
+        try:
+            yield run
+        finally:
+            run._close()
+
+
+def append_history(path: Path, doc: dict[str, Any]) -> None:
+    """One more line in an observation's history, keeping the newest `retention()` lines."""
+    fs.append_line(path, fs.canonical_json(doc) + b"\n")
+    keep = retention()
+    raw = fs.read_bytes(path)
+    lines = raw.splitlines(keepends=True)
+    if len(lines) > keep:
+        fs.truncate_log(path, lines[-keep:])
+    else:
+        fs.bump_generation(path)
+
+
+def run_files(folder: Path) -> list[str]:
+    """Every file of a run folder the manifest covers (all but the manifest itself and temp files)."""
+    manifest = contracts.artifact("manifest").path
+    return sorted(p for p, kind in fs.walk(folder) if kind == "file" and p != manifest and not p.rsplit("/", 1)[-1].startswith("."))
+
+
+# --- the run commands --------------------------------------------------------------------------
 
 def init(spec: RunSpec, check: bool = False) -> Result:
-    """Converge the run folder for SPEC: create it, or say ok when it already matches."""
-    artifacts.ensure_writable_root()
-    folder = artifacts.run_dir(spec.run_id)
-    _refuse_other_spec(spec, folder)
-    params = data.DatasetParams.from_spec(spec.data)
-    complete = (folder / artifacts.MANIFEST).exists() and journal.has_event(folder / JOURNAL, "dataset_linked")
+    """`tc run init`: converge the run folder for SPEC (create it, or ok when it already matches)."""
+    folder = run_dir(spec.run_id)
     if check:
-        ds = data.prepare(params, check=True)
+        present = fs.root().is_dir()
+        if present:
+            refuse_other_spec(spec, folder)
+        ds = data.prepare(data.DatasetParams.from_spec(spec.data), check=True)
+        complete = present and fs.exists(path_of(folder, "manifest")) and journal.has_event(path_of(folder, "journal"), "dataset_linked")
         status = merge_status(ds.status, "ok" if complete else "changed")
         what = "is initialized" if complete else "would be initialized"
         return Result(status, f"run {spec.run_id} {what}; {ds.summary}", [str(folder)])
-    ds = data.prepare(params)
-    manifest = ds.data["manifest"]
-    with artifacts.locked(folder, f"run {spec.run_id}"):
-        _refuse_other_spec(spec, folder)  # re-check under the lock
-        changes = [ds.status]
-        changes.append("changed" if artifacts.write_validated(folder / RUNSPEC, spec.data, "runspec") else "ok")
-        if not (folder / METADATA).exists():
-            artifacts.write_validated(folder / METADATA, _metadata(spec, manifest), "metadata")
-            changes.append("changed")
-        if not journal.has_event(folder / JOURNAL, "run_initialized"):
-            journal.append(folder / JOURNAL, spec.run_id, "run_initialized", {"config_hash": spec.config_hash, "spec_file": spec.path.name})
-            changes.append("changed")
-        if not journal.has_event(folder / JOURNAL, "dataset_linked", fingerprint=manifest["fingerprint"]):
-            journal.append(folder / JOURNAL, spec.run_id, "dataset_linked", {"dataset_id": manifest["dataset_id"], "fingerprint": manifest["fingerprint"], "rows": manifest["rows"]})
-            changes.append("changed")
-        if not (folder / METRICS).exists():
-            artifacts.write_validated(folder / METRICS, {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "counters": {"dataset_rows": manifest["rows"]}}, "metrics")
-            changes.append("changed")
-        changes.append(finalize(folder, spec.run_id))
-    status = merge_status(*changes)
-    verb = "initialized" if status == "changed" else "is up to date"
-    return Result(status, f"run {spec.run_id} {verb} at {folder}", [str(folder)], {"run_id": spec.run_id, "run_dir": str(folder), "config_hash": spec.config_hash, "dataset_id": manifest["dataset_id"]})
-
-
-def finalize(folder: Path, run_id: str) -> str:
-    """Re-render report.md from the artifacts and rewrite the manifest; changed or ok."""
-    wrote_report = artifacts.write_bytes_atomic(folder / REPORT, report.render(folder).encode("utf-8"))
-    wrote_manifest = artifacts.write_manifest(folder, run_id)
-    return "changed" if (wrote_report or wrote_manifest) else "ok"
-
-
-def patch_metadata(folder: Path, **fields: Any) -> dict[str, Any]:
-    """Set top-level metadata FIELDS (validated against the schema) and bump updated_at."""
-    meta = artifacts.read_json(folder / METADATA)
-    meta.update(fields)
-    meta["updated_at"] = clock.now_iso()
-    artifacts.write_validated(folder / METADATA, meta, "metadata")
-    return meta
-
-
-def record_safety(folder: Path, run_id: str) -> dict[str, Any]:
-    """Store the kill switch as seen now in metadata.safety and journal kill_switch_checked."""
-    seen = safety.record()
-    patch_metadata(folder, safety=seen)
-    journal.append(folder / JOURNAL, run_id, "kill_switch_checked", {"kill_switch": seen["kill_switch"], "engaged": seen["engaged"]})
-    return seen
+    with open(spec) as run:
+        pass
+    verb = "initialized" if run.status == "changed" else "is up to date"
+    return Result(run.status, f"run {spec.run_id} {verb} at {folder}", [str(folder)],
+                  {"run_id": spec.run_id, "run_dir": str(folder), "config_hash": spec.config_hash, "dataset_id": run.dataset["dataset_id"]})
 
 
 def load_metadata(run_id: str) -> tuple[Path, dict[str, Any]]:
     """A run's folder and metadata; InputError when there is no such run."""
-    folder = artifacts.run_dir(run_id)
-    path = folder / METADATA
-    if not path.exists():
-        raise InputError(f"run {run_id!r}: not found under {artifacts.runs_dir()}; see `tc run list`")
-    try:
-        return folder, artifacts.read_json(path)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable ({exc}); run `tc artifacts verify {run_id}`") from None
+    fs.root_for_read()
+    folder = run_dir(run_id)
+    path = path_of(folder, "metadata")
+    if not fs.exists(path):
+        raise InputError(f"run {run_id!r}: not found under {runs_dir()}; see `tc run list`")
+    doc = fs.read_json(path)
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: not a metadata object; run `tc artifacts verify {run_id}`")
+    return folder, doc
 
 
 def run_ids() -> list[str]:
-    """Run ids present under the artifacts root, sorted."""
-    base = artifacts.runs_dir()
-    if not base.is_dir():
-        return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and artifacts.RUN_ID_RE.fullmatch(p.name))
+    """Run folders under the artifacts root (links and odd names are left to verify), sorted."""
+    return [name for name, kind in fs.entries(runs_dir()) if kind == "dir" and RUN_ID_RE.fullmatch(name)]
 
 
 def list_runs() -> Result:
-    """The `tc run list` operation."""
+    """`tc run list`."""
+    fs.root_for_read()
     rows = []
     for run_id in run_ids():
         try:
             _, meta = load_metadata(run_id)
-        except InputError:
-            rows.append({"run_id": run_id, "status": "unreadable"})
-            continue
-        rows.append({"run_id": run_id, "status": meta["status"], "engine_kind": meta["engine_kind"], "scenario": meta["scenario"]["name"], "created_at": meta["created_at"]})
-    return Result("ok", f"{len(rows)} run(s) under {artifacts.runs_dir()}", data={"runs": rows})
+            rows.append({"run_id": run_id, "status": meta["status"], "engine_kind": meta["engine_kind"],
+                         "scenario": meta["scenario"]["name"], "created_at": meta["created_at"]})
+        except (InputError, KeyError, TypeError):
+            rows.append({"run_id": run_id, "status": "unreadable", "engine_kind": "", "scenario": "", "created_at": ""})
+    table = [f"{r['run_id']}  {r['status']}  {r['engine_kind']}  {r['scenario']}  {r['created_at']}" for r in rows]
+    return Result("ok", f"{len(rows)} run(s) under {runs_dir()}", data={"runs": rows}, details=table)
 
 
 def show(run_id: str) -> Result:
-    """The `tc run show RUN_ID` operation."""
+    """`tc run show RUN_ID`."""
     folder, meta = load_metadata(run_id)
-    events = journal.read(folder / JOURNAL)
-    return Result(
-        "ok",
-        f"run {run_id}: {meta['status']} ({meta['engine_kind']}, scenario {meta['scenario']['name']}), report {folder / REPORT}",
-        [str(folder)],
-        {"metadata": meta, "journal_events": len(events), "last_event": events[-1]["event"] if events else None, "files": artifacts.run_files(folder)},
-    )
+    events = journal.read(path_of(folder, "journal"))
+    last = events[-1].get("event") if events else None
+    return Result("ok", f"run {run_id}: {meta.get('status')} ({meta.get('engine_kind')}), report {path_of(folder, 'report')}", [str(folder)],
+                  {"metadata": meta, "journal_events": len(events), "last_event": last, "files": run_files(folder)})
+
+
+def rerender(run_id: str, check: bool = False) -> Result:
+    """`tc report RUN_ID`: bring report.md and the manifest up to date with the artifacts."""
+    folder, _ = load_metadata(run_id)
+    path = path_of(folder, "report")
+    text = report.render(folder)
+    current = fs.read_bytes(path).decode("utf-8", "replace") if fs.exists(path) else None
+    if check or current == text:
+        return Result("ok" if current == text else "changed", f"report: {path}" + ("" if current == text else " (would be re-rendered)"),
+                      [str(path)], {"report": str(path), "text": text})
+    with fs.locked(folder, f"run {run_id}"):
+        fs.write_atomic(path, text.encode("utf-8"))
+        digests.write_manifest(path_of(folder, "manifest"), run_id, folder, run_files(folder))
+    return Result("changed", f"report: {path}", [str(path)], {"report": str(path), "text": text})

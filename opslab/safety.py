@@ -1,35 +1,35 @@
-"""The file-based kill switch: engage, release, status, and the gate runs check.
+"""The file-based kill switch: engage, release, status, and the gate runs check. Its rules live here only.
 
-State lives in artifacts/state/kill_switch.json (current) and kill_switch_events.jsonl (history,
-hash-chained like a run journal); both are written under a lock on the state folder. The switch
-fails closed: a state file that cannot be read, is not JSON or breaks its schema counts as ENGAGED
-until an operator inspects it and runs `tc killswitch release --force`. A missing file counts as
-released (nobody ever engaged it).
+The truth is the hash-chained history, state/kill_switch_events.jsonl; state/kill_switch.json is
+derived from it (the last event) and written after each append for people and tools to read. Every
+read checks the two against each other and fails closed: a broken or unreadable history, a state
+file that disagrees with the history's last event (a crash between the append and the state write,
+or a hand edit), or a state file with no history counts as ENGAGED until an operator inspects it and
+runs `tc killswitch release --force`. Neither file present means nobody ever engaged it: released.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
-import json
 import socket
 from pathlib import Path
 from typing import Any
 
-from opslab import artifacts, clock, journal
+from opslab import clock, contracts, fs, journal
 from opslab.contracts import SCHEMA_VERSION, errors_for, load_schema
-from opslab.errors import InputError, SafetyBlocked
+from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 
-STATE_FILE = "state/kill_switch.json"
-EVENTS_FILE = "state/kill_switch_events.jsonl"
+REPAIR = "inspect state/, then run `tc killswitch release --force --reason TEXT` (or engage it again)"
 
 
-def state_path() -> Path:
-    return artifacts.root() / STATE_FILE
+def state_path(base: Path | None = None) -> Path:
+    return (base or fs.root()) / contracts.artifact("kill_switch").path
 
 
-def events_path() -> Path:
-    return artifacts.root() / EVENTS_FILE
+def events_path(base: Path | None = None) -> Path:
+    return (base or fs.root()) / contracts.artifact("kill_switch_events").path
 
 
 def _who() -> str:
@@ -40,34 +40,58 @@ def _who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def snapshot() -> dict[str, Any]:
-    """The switch as a run should see it: engaged (bool), state, since, by, reason, warning."""
-    path = state_path()
-    base = {"state_file": STATE_FILE, "warning": None}
+def _read_state(base: Path | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(state document, None) or (None, why it is unusable); (None, None) when absent."""
+    path = state_path(base)
     try:
-        raw = path.read_bytes()
+        doc = fs.read_json(path, limit=1 << 16)
     except FileNotFoundError:
-        return {**base, "engaged": False, "state": "released", "since": None, "by": None, "reason": None}
-    except OSError as exc:
-        return _corrupt(base, f"cannot read {path} ({exc.strerror})")
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return _corrupt(base, f"{path} is not valid JSON")
+        return None, None
+    except (OSError, InputError) as exc:
+        return None, f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})"
     problems = errors_for("kill_switch", doc, str(path))
+    return (None, problems[0]) if problems else (doc, None)
+
+
+def snapshot(base: Path | None = None) -> dict[str, Any]:
+    """The switch as a run should see it: engaged (bool), state (engaged | released | corrupt),
+    since, by, reason, warning. BASE: an artifacts root other than the configured one (the exporter)."""
+    blank = {"state_file": contracts.artifact("kill_switch").path, "warning": None, "since": None, "by": None, "reason": None}
+    doc, state_problem = _read_state(base)
+    history = events_path(base)
+    try:
+        raw = fs.read_bytes(history, limit=16 << 20)
+    except FileNotFoundError:
+        raw = None
+    except (OSError, InputError) as exc:
+        return _corrupt(blank, f"{history}: unreadable ({getattr(exc, 'strerror', None) or exc})")
+    if state_problem:
+        return _corrupt(blank, state_problem)
+    if raw is None:
+        if doc is None:
+            return {**blank, "engaged": False, "state": "released"}
+        return _corrupt(blank, f"{state_path(base)} exists but its history {history.name} is missing")
+    problems = journal.verify_bytes(raw, "kill_switch_event", history.name)
     if problems:
-        return _corrupt(base, problems[0])
-    return {**base, "engaged": doc["state"] == "engaged", "state": doc["state"], "since": doc["since"], "by": doc["by"], "reason": doc["reason"]}
+        return _corrupt(blank, f"history broken: {problems[0]}")
+    lines = raw.split(b"\n")[:-1]
+    if not lines:
+        return {**blank, "engaged": False, "state": "released"} if doc is None else _corrupt(blank, "state file present, history empty")
+    last = fs.parse_json(lines[-1], history.name)
+    state = "engaged" if last["action"] == "engage" else "released"
+    if doc is None or doc["state"] != state or doc["event_seq"] != last["seq"]:
+        seen = "missing" if doc is None else f"{doc['state']} (event {doc['event_seq']})"
+        return _corrupt(blank, f"state file says {seen} but the history's last event {last['seq']} says {state}")
+    return {**blank, "engaged": state == "engaged", "state": state, "since": last["ts"], "by": last["by"], "reason": last["reason"]}
 
 
 def _corrupt(base: dict[str, Any], why: str) -> dict[str, Any]:
-    warning = (f"kill switch state is unreadable, treating it as ENGAGED (fail closed): {why}; inspect it, then run "
-               "`tc killswitch release --force --reason TEXT` to repair")
-    return {**base, "engaged": True, "state": "corrupt", "since": None, "by": None, "reason": None, "warning": warning}
+    warning = f"kill switch state cannot be trusted, treating it as ENGAGED (fail closed): {why}; {REPAIR}"
+    return {**base, "engaged": True, "state": "corrupt", "warning": warning}
 
 
 def gate() -> str | None:
-    """None when runs may proceed; otherwise why not (used by the paper preflight and step checks)."""
+    """None when runs may proceed; otherwise why not (the paper and node preflight and step checks)."""
     snap = snapshot()
     if not snap["engaged"]:
         return None
@@ -85,52 +109,53 @@ def _check_reason(reason: str) -> None:
 
 
 def _set(state: str, reason: str, forced: bool) -> dict[str, Any]:
-    who, now = _who(), clock.now_iso()
-    event = journal.append_record(events_path(), {"action": "engage" if state == "engaged" else "release", "by": who,
-                                                   "reason": reason, "forced": forced})
-    doc = {"schema_version": SCHEMA_VERSION, "state": state, "since": now, "by": who, "reason": reason, "event_seq": event["seq"]}
-    artifacts.write_validated(state_path(), doc, "kill_switch")
+    event = journal.append_record(events_path(), {"action": "engage" if state == "engaged" else "release", "by": _who(),
+                                                  "reason": reason, "forced": forced})
+    doc = {"schema_version": SCHEMA_VERSION, "state": state, "since": event["ts"], "by": event["by"], "reason": reason,
+           "event_seq": event["seq"]}
+    contracts.ensure_valid("kill_switch", doc, str(state_path()))
+    fs.write_json(state_path(), doc)
     return doc
 
 
-def engage(reason: str, check: bool = False) -> Result:
-    """Engage the switch; ok (and no event) when it already is."""
+def _change(state: str, reason: str, force: bool, check: bool) -> Result:
     _check_reason(reason)
-    artifacts.ensure_writable_root()
-    with artifacts.waiting_lock(state_path().parent):
+    verb = "engage" if state == "engaged" else "release"
+    if check and not fs.root().exists():
+        return Result("changed" if state == "engaged" else "ok", f"would {verb} the kill switch" if state == "engaged" else "kill switch already released")
+    (fs.root_for_read if check else fs.root_for_write)()
+    with (contextlib.nullcontext() if check else fs.locked(state_path().parent, "the kill switch", wait=True)):
         snap = snapshot()
-        if snap["state"] == "engaged":
-            return Result("ok", f"kill switch already engaged since {snap['since']} by {snap['by']}: {snap['reason']}", data={"kill_switch": snap})
+        if snap["state"] == "corrupt" and not force and state == "released":
+            raise InputError(f"{snap['warning']}")
+        if snap["state"] == state:
+            since = f" since {snap['since']} by {snap['by']}: {snap['reason']}" if state == "engaged" else ""
+            return Result("ok", f"kill switch already {state}{since}", data={"kill_switch": snap})
         if check:
-            return Result("changed", "would engage the kill switch", data={"kill_switch": snap})
-        doc = _set("engaged", reason, forced=False)
-    return Result("changed", f"kill switch ENGAGED by {doc['by']}: {reason}", [str(state_path())], {"kill_switch": snapshot()})
+            return Result("changed", f"would {verb} the kill switch", data={"kill_switch": snap})
+        doc = _set(state, reason, forced=snap["state"] == "corrupt")
+    label = "ENGAGED" if state == "engaged" else "released"
+    return Result("changed", f"kill switch {label} by {doc['by']}: {reason}", [str(state_path())], {"kill_switch": snapshot()})
+
+
+def engage(reason: str, check: bool = False) -> Result:
+    """Engage the switch; ok (and no event) when it already is. Engaging also repairs a corrupt state."""
+    return _change("engaged", reason, force=True, check=check)
 
 
 def release(reason: str, force: bool = False, check: bool = False) -> Result:
     """Release the switch; ok when already released; a corrupt state needs --force."""
-    _check_reason(reason)
-    artifacts.ensure_writable_root()
-    with artifacts.waiting_lock(state_path().parent):
-        snap = snapshot()
-        if snap["state"] == "corrupt" and not force:
-            raise InputError(f"{state_path()}: kill switch state is unreadable or invalid (treated as engaged); "
-                             "inspect it, then use `tc killswitch release --force --reason TEXT`")
-        if snap["state"] == "released":
-            return Result("ok", "kill switch already released", data={"kill_switch": snap})
-        if check:
-            return Result("changed", "would release the kill switch", data={"kill_switch": snap})
-        doc = _set("released", reason, forced=snap["state"] == "corrupt")
-    return Result("changed", f"kill switch released by {doc['by']}: {reason}", [str(state_path())], {"kill_switch": snapshot()})
+    return _change("released", reason, force=force, check=check)
 
 
 def status() -> Result:
-    """Current state; exit 0 when released, 3 when engaged (or corrupt), so scripts can gate on it."""
+    """Current state: exit 0 and `released`, or exit 3 and `engaged` (also when it cannot be trusted)."""
+    fs.root_for_read()
     snap = snapshot()
     if not snap["engaged"]:
-        return Result("ok", "kill switch released", data={"kill_switch": snap})
+        return Result("released", "kill switch released", data={"kill_switch": snap})
     text = snap["warning"] if snap["state"] == "corrupt" else f"kill switch ENGAGED since {snap['since']} by {snap['by']}: {snap['reason']}"
-    return Result("ok", text, data={"kill_switch": snap}, exit_code=SafetyBlocked.exit_code)
+    return Result("engaged", text, data={"kill_switch": snap}, exit_code=EXIT_CODES["safety"])
 
 
 def record() -> dict[str, Any]:

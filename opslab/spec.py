@@ -10,11 +10,9 @@ from typing import Any
 
 import yaml
 
-from opslab.artifacts import canonical_json
+from opslab import fs
 from opslab.contracts import errors_for, load_schema
 from opslab.errors import InputError
-
-MAX_SPEC_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -70,16 +68,7 @@ class _AliasRefusingComposer(_StrictLoader):
 def parse_document(path: Path, what: str = "spec") -> Any:
     """Read PATH and parse it as one safe YAML (or JSON) document; InputError names the file."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a {what} file")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise InputError(f"{path}: {len(raw)} bytes, a {what} file is at most {MAX_SPEC_BYTES}")
+    raw = fs.read_input(path, what)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -95,8 +84,13 @@ def parse_document(path: Path, what: str = "spec") -> Any:
         if "could not determine a constructor" in str(exc):
             problem = "unsupported YAML tag (only plain YAML is accepted; tags such as !!python are refused)"
         raise InputError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise InputError(f"{path}: nested deeper than {fs.MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise InputError(f"{path}: not a value tc accepts ({str(exc).splitlines()[0][:120]})") from None
     if len(docs) != 1:
         raise InputError(f"{path}: holds {len(docs)} YAML documents, expected exactly one")
+    fs.check_document(docs[0], str(path))
     return docs[0]
 
 
@@ -119,7 +113,7 @@ def normalize(data: dict[str, Any]) -> dict[str, Any]:
 
 def config_hash(normalized: dict[str, Any]) -> str:
     """sha256 over the canonical JSON of a normalized spec, as sha256:<hex>."""
-    return "sha256:" + hashlib.sha256(canonical_json(normalized)).hexdigest()
+    return "sha256:" + hashlib.sha256(fs.canonical_json(normalized)).hexdigest()
 
 
 def validation_errors(data: Any, source: str) -> list[str]:
@@ -130,13 +124,12 @@ def validation_errors(data: Any, source: str) -> list[str]:
     lines = errors_for("runspec", data, source)
     if lines:
         return lines
-    # Checks a JSON Schema cannot express, kept next to it.
-    from opslab.engine.scenarios import SCENARIOS  # registry only; no Nautilus import
-
-    name = data["scenario"]["name"]
-    if name not in SCENARIOS:
-        known = ", ".join(sorted(SCENARIOS))
-        lines.append(f"{source}: /scenario/name: unknown scenario {name!r}; known: {known}")
+    # Checks a JSON Schema cannot express, kept next to it. The scenario versions are generated into
+    # the schema from the scenario registry (scripts/gen_runspec_scenarios.py), so no engine import.
+    versions = load_schema("runspec")["$defs"]["scenario_versions"]["default"]
+    name, version = data["scenario"]["name"], data["scenario"]["version"]
+    if version not in versions[name]:
+        lines.append(f"{source}: /scenario/version: {name} has no version {version!r}; known: {', '.join(versions[name])}")
     return lines + _connectivity_block_problems(data, source)
 
 

@@ -1,90 +1,151 @@
-"""`tc artifacts verify`: every JSON artifact against its schema, manifest digests, journal chains."""
+"""`tc artifacts verify`: every file under the root against the artifact registry.
+
+Runs: schemas, manifest digests (and seal), journal chains, observation histories, unknown files.
+Datasets: manifest schema and seal, bars bytes/rows/fingerprint against the manifest, the id against
+its parameters. State: the kill switch state against its history. Drills: schemas and the drills
+manifest. Anywhere: links (tampering: tc never follows them), leftover temp files, unknown files.
+"""
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
+from typing import Callable
 
-from opslab import artifacts, journal
-from opslab.contracts import RUN_ARTIFACTS, ROOT_ARTIFACTS, errors_for
-from opslab.errors import CheckFailed
+from opslab import contracts, data, digests, fs, journal, runs, safety
+from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
+
+
 
 
 def _check_json(path: Path, schema: str, label: str) -> list[str]:
     try:
-        obj = artifacts.read_json(path)
-    except (OSError, ValueError) as exc:
-        return [f"{label}: not readable JSON ({exc})"]
-    return errors_for(schema, obj, label)
+        obj = fs.read_json(path)
+    except (OSError, InputError) as exc:
+        return [f"{label}: not readable JSON ({getattr(exc, 'strerror', None) or exc})"]
+    return contracts.errors_for(schema, obj, label)
+
+
+def _check_history(path: Path, schema: str, label: str) -> list[str]:
+    try:
+        raw = fs.read_bytes(path)
+    except (OSError, InputError) as exc:
+        return [f"{label}: cannot read ({getattr(exc, 'strerror', None) or exc})"]
+    problems = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        try:
+            doc = fs.parse_json(line, f"{label}:{number}")
+        except InputError as exc:
+            return problems + [str(exc)]
+        problems += contracts.errors_for(schema, doc, f"{label}:{number}")
+    return problems
+
+
+def _check_file(folder: Path, rel: str, scope: str, label: str) -> list[str]:
+    """Schema (or chain) problems of one file, or `unknown file` when the registry does not know it."""
+    found = contracts.classify(rel, scope)
+    if found is None:
+        return [f"{label}/{rel}: unknown file (not an artifact tc writes)"]
+    art, is_history = found
+    if art.schema is None:
+        return []
+    path = folder / rel
+    if is_history:
+        return _check_history(path, art.schema, f"{label}/{rel}")
+    if art.jsonl:
+        return journal.verify(path, art.schema, f"{label}/{rel}")
+    return _check_json(path, art.schema, f"{label}/{rel}")
+
+
+def _odd_entries(folder: Path, label: str, prune: Callable[[str], bool] | None = None) -> tuple[list[str], list[str]]:
+    """(regular files as relative paths, problems: links, devices, leftover temp files) beneath FOLDER."""
+    files, problems = [], []
+    for rel, kind in fs.walk(folder, prune):
+        name = rel.rsplit("/", 1)[-1]
+        if kind == "link":
+            problems.append(f"{label}/{rel}: is a symlink (tampering: tc never writes or follows links)")
+        elif kind == "other":
+            problems.append(f"{label}/{rel}: is not a regular file or folder")
+        elif kind == "file" and fs.is_leftover_temp(name):
+            problems.append(f"{label}/{rel}: leftover temp file of a crashed writer (the next write there removes it)")
+        elif kind == "file":
+            files.append(rel)
+    return files, problems
 
 
 def verify_run(folder: Path) -> list[str]:
     """Problems of one run folder (empty when it verifies)."""
     label = f"runs/{folder.name}"
-    problems: list[str] = []
-    manifest_path = folder / artifacts.MANIFEST
-    if not manifest_path.exists():
-        return [f"{label}/manifest.json: missing (run did not finish initializing; re-run `tc run init`)"]
-    problems += _check_json(manifest_path, "manifest", f"{label}/manifest.json")
-    try:
-        listed = artifacts.read_json(manifest_path).get("files", {})
-    except (OSError, ValueError, AttributeError):
-        listed = {}
-    present = artifacts.run_files(folder)
-    for rel in present:
-        if rel not in listed:
-            problems.append(f"{label}/{rel}: not in manifest.json (added after the run wrote it)")
-    for rel, digest in sorted(listed.items()):
-        path = folder / rel
-        if not path.is_file():
-            problems.append(f"{label}/{rel}: listed in manifest.json but missing")
-            continue
-        if "sha256:" + artifacts.sha256_file(path) != digest:
-            problems.append(f"{label}/{rel}: digest does not match manifest.json (modified)")
-    for rel in present:
-        schema = RUN_ARTIFACTS.get(rel)
-        if schema is None:
-            continue
-        if rel.endswith(".jsonl"):
-            problems += [f"{label}/{p}" for p in journal.verify(folder / rel, schema)]
-        else:
-            problems += _check_json(folder / rel, schema, f"{label}/{rel}")
+    manifest = runs.path_of(folder, "manifest")
+    if not fs.exists(manifest):
+        return [f"{label}/manifest.json: missing (the run did not finish initializing; re-run `tc run init`)"]
+    files, problems = _odd_entries(folder, label)
+    listed = [rel for rel in files if rel != contracts.artifact("manifest").path]
+    problems += digests.check_manifest(manifest, folder, listed, label)
+    for rel in files:
+        problems += _check_file(folder, rel, "run", label)
     return problems
 
 
-def verify_root_artifacts(base: Path) -> list[str]:
-    """Problems of artifacts outside run folders (datasets, state, drills)."""
-    problems: list[str] = []
-    for path in sorted(base.rglob("*")):
-        if not path.is_file():
+def _verify_dataset(base: Path, dataset_id: str) -> list[str]:
+    folder = data.dataset_dir(dataset_id)
+    label = f"datasets/{dataset_id}"
+    try:
+        manifest = data.check_intact(folder)
+    except InputError as exc:
+        return [f"{label}: {exc}"]
+    problems = []
+    if data.DatasetParams.from_manifest(manifest).dataset_id != dataset_id or manifest["dataset_id"] != dataset_id:
+        problems.append(f"{label}/manifest.json: dataset_id does not match its parameters (edited?)")
+    size, rows = data.measure(folder)
+    if size != manifest["bytes"] or rows != manifest["rows"]:
+        problems.append(f"{label}/bars.csv: {size} bytes and {rows} rows, the manifest says {manifest['bytes']} and {manifest['rows']}")
+    return problems
+
+
+def verify_root(base: Path) -> list[str]:
+    """Problems of everything under the root except run folders' contents (checked by verify_run)."""
+    files, problems = _odd_entries(base, ".", prune=lambda rel: rel.startswith("runs/"))
+    problems = [p.replace("./", "", 1) for p in problems]
+    checked_datasets: set[str] = set()
+    drills = []
+    for rel in files:
+        top = rel.split("/", 1)[0]
+        if top == "runs":
+            if rel.count("/") == 1:
+                problems.append(f"{rel}: unknown file (runs/ holds run folders only)")
             continue
-        rel = path.relative_to(base).as_posix()
-        for pattern, schema in ROOT_ARTIFACTS.items():
-            if fnmatch.fnmatch(rel, pattern) and rel.count("/") == pattern.count("/"):
-                if rel.endswith(".jsonl"):
-                    problems += [f"{rel.rsplit('/', 1)[0]}/{p}" for p in journal.verify(path, schema)]
-                else:
-                    problems += _check_json(path, schema, rel)
+        problems += [p.replace("./", "", 1) for p in _check_file(base, rel, "root", ".")]
+        if top == "datasets" and rel.count("/") == 2 and rel.split("/")[1] not in checked_datasets:
+            checked_datasets.add(rel.split("/")[1])
+            problems += _verify_dataset(base, rel.split("/")[1])
+        if top == "drills" and rel != contracts.artifact("drills_manifest").path:
+            drills.append(rel[len("drills/"):])
+    if drills:
+        problems += digests.check_manifest(base / contracts.artifact("drills_manifest").path, base / "drills", drills, "drills")
+    for name, kind in fs.entries(base / "runs"):
+        if kind == "dir" and not contracts.RUN_ID_RE.fullmatch(name):
+            problems.append(f"runs/{name}: not a valid run id")
+    snap = safety.snapshot(base)
+    if snap["state"] == "corrupt":
+        problems.append(f"state: {snap['warning']}")
     return problems
 
 
 def verify(run_id: str | None = None, all_runs: bool = False) -> Result:
-    """Verify one run, or every run and root artifact; CheckFailed (exit 4) lists the problems."""
-    from opslab import runs
-
-    base = artifacts.root()
+    """Verify one run, or every run and root artifact; exit 4 lists the problems."""
+    base = fs.root_for_read()
     if run_id:
         runs.load_metadata(run_id)  # InputError for an unknown run
         checked = [run_id]
-        problems = verify_run(artifacts.run_dir(run_id))
+        problems = verify_run(runs.run_dir(run_id))
     else:
         checked = runs.run_ids()
-        problems = []
+        problems = verify_root(base)
         for rid in checked:
-            problems += verify_run(artifacts.run_dir(rid))
-        problems += verify_root_artifacts(base) if base.is_dir() else []
-    data = {"runs_checked": checked, "problems": problems}
+            problems += verify_run(runs.run_dir(rid))
+    found = {"runs_checked": checked, "problems": problems}
     if problems:
-        return Result("failed", f"{len(problems)} problem(s) under {base}", data=data, exit_code=CheckFailed.exit_code, details=problems)
-    return Result("ok", f"verified {len(checked)} run(s) under {base}: all artifacts match their schemas, digests and chains", data=data)
+        return Result("failed", f"{len(problems)} problem(s) under {base}", data=found, exit_code=EXIT_CODES["check"], details=problems)
+    return Result("ok", f"verified {len(checked)} run(s) and every root artifact under {base}: schemas, digests, chains, "
+                  "datasets and the kill switch agree", data=found)

@@ -1,4 +1,4 @@
-"""Generate docs/reference/metrics.md from opslab.metrics.collector.FAMILIES (a test checks it is current).
+"""Generate docs/reference/metrics.md from opslab.metrics.catalog.FAMILIES (a test checks it is current).
 
 Usage: python scripts/gen_metrics_docs.py [--check]
 """
@@ -11,14 +11,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from opslab.metrics.collector import FAMILIES  # noqa: E402
+from opslab.metrics.catalog import FAMILIES  # noqa: E402
 
 OUT = REPO / "docs" / "reference" / "metrics.md"
 
 
 def render() -> str:
     lines = ["# Metrics reference", "",
-             "Generated from `opslab/metrics/collector.py` by `scripts/gen_metrics_docs.py`; do not edit by hand.",
+             "Generated from `opslab/metrics/catalog.py` by `scripts/gen_metrics_docs.py`; do not edit by hand.",
              "`tc metrics serve` (127.0.0.1:9108 by default, `/metrics` and `/healthz`) exports these families;",
              "`tc metrics dump` prints one scrape. Counter names carry `_total` in the exposition.", "",
              "| family | type | labels | meaning | source |", "| --- | --- | --- | --- | --- |"]

@@ -48,14 +48,30 @@ def _rows(node: dict, prefix: str = "") -> list[str]:
 
 def render() -> str:
     """The whole page."""
-    where = {schema: path for path, schema in {**contracts.RUN_ARTIFACTS, **{f"(root) {k}": v for k, v in contracts.ROOT_ARTIFACTS.items()}}.items()}
+    where = {}
+    for art in contracts.ARTIFACTS.values():
+        where.setdefault(art.schema, f"{'runs/<run_id>/' if art.scope == 'run' else ''}{art.path}")
     parts = [
         "# Schema reference",
         "",
-        "Generated from `schemas/` by `scripts/gen_schema_docs.py`; do not edit by hand.",
-        "Fields marked *volatile* may differ between two runs unless `SOURCE_DATE_EPOCH` is set.",
+        "Generated from `schemas/` and the artifact registry (`opslab/contracts.py`) by `scripts/gen_schema_docs.py`;",
+        "do not edit by hand. Fields marked *volatile* may differ between two runs unless `SOURCE_DATE_EPOCH` is set.",
         "",
+        "## Artifact registry",
+        "",
+        "Every file tc writes, declared once. *state* converges (a second call writes nothing), *observation* is",
+        "recorded anew on every call (its history keeps the newest `TC_OBSERVATION_RETENTION`, default 100),",
+        "*output* is what a run produced, *log* is append-only, *derived* is rendered from the others.",
+        "",
+        "| artifact | path | kind | schema | history | what |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
+    for art in contracts.ARTIFACTS.values():
+        path = f"runs/<run_id>/{art.path}" if art.scope == "run" else art.path
+        history = "-" if not art.history else f"`{'runs/<run_id>/' if art.scope == 'run' else ''}{art.history}`"
+        schema = f"`{art.schema}`" if art.schema else "-"
+        parts.append(f"| `{art.name}` | `{path}` | {art.kind} | {schema} | {history} | {art.summary} |")
+    parts.append("")
     for name in contracts.schema_names():
         schema = contracts.load_schema(name)
         parts += [f"## {schema.get('title', name)}", "", f"`schemas/{name}.schema.json`" + (f" — artifact `{where[name]}`" if name in where else ""), ""]

@@ -12,14 +12,13 @@ import socket
 import ssl
 from typing import Any
 
-from opslab import artifacts, clock, journal, runs
+from opslab import clock, runs
 from opslab.connectivity import urls
 from opslab.contracts import SCHEMA_VERSION
-from opslab.errors import CheckFailed, InputError
+from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 from opslab.spec import RunSpec
 
-ARTIFACT = "connectivity_probe.json"
 MAX_TIMEOUT_MS = 60_000
 
 
@@ -58,28 +57,24 @@ def probe_url(target: urls.LoopbackURL, timeout_ms: int) -> dict[str, Any]:
             "error_class": error_class, "error": error}
 
 
-def run_probe(spec: RunSpec, url: str, timeout_ms: int) -> Result:
-    """The `tc connectivity probe` operation: exit 0 up, 4 down."""
+def run_probe(spec: RunSpec, url: str, timeout_ms: int, check: bool = False) -> Result:
+    """The `tc connectivity probe` operation: records a new observation; exit 0 up, 4 down."""
     target = urls.parse(url)
     if not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
         raise InputError(f"--timeout-ms: {timeout_ms} is out of range (1-{MAX_TIMEOUT_MS})")
+    if check:
+        return Result("changed", f"would probe {target.url} and record the observation in run {spec.run_id}",
+                      [str(runs.path_of(runs.run_dir(spec.run_id), "connectivity_probe"))])
     seen = probe_url(target, timeout_ms)
     doc = {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "target": target.url, "timeout_ms": timeout_ms, **seen,
            "probed_at": clock.now_iso()}
-    runs.init(spec)
-    folder = artifacts.run_dir(spec.run_id)
-    with artifacts.locked(folder, f"run {spec.run_id}"):
-        changed = not artifacts.same_except_volatile(folder / ARTIFACT, doc, "connectivity_probe")
-        if changed:
-            artifacts.write_validated(folder / ARTIFACT, doc, "connectivity_probe")
-            journal.append(folder / runs.JOURNAL, spec.run_id, "connectivity_probe_evaluated",
-                           {"target": target.url, "outcome": seen["outcome"], "http_status": seen["http_status"], "error_class": seen["error_class"]})
-            runs.patch_metadata(folder, connectivity_probe={"target": target.url, "outcome": seen["outcome"],
-                                                            "http_status": seen["http_status"], "error_class": seen["error_class"]})
-        runs.finalize(folder, spec.run_id)
+    with runs.open(spec, dataset=False) as run:
+        run.observe("connectivity_probe", doc, "connectivity_probe_evaluated",
+                    {"target": target.url, "outcome": seen["outcome"], "http_status": seen["http_status"], "error_class": seen["error_class"]},
+                    {"target": target.url, "outcome": seen["outcome"], "http_status": seen["http_status"], "error_class": seen["error_class"],
+                     "latency_ms": seen["latency_ms"], "probed_at": doc["probed_at"]})
+    where = [str(run.path("connectivity_probe"))]
     if seen["outcome"] == "up":
-        summary = f"probe {target.url}: up, HTTP {seen['http_status']} in {seen['latency_ms']:.1f} ms"
-        return Result("changed" if changed else "ok", summary, [str(folder / ARTIFACT)], {"probe": doc})
-    summary = f"probe {target.url}: DOWN ({seen['error_class']}: {seen['error']})"
-    return Result("changed" if changed else "ok", summary, [str(folder / ARTIFACT)], {"probe": doc},
-                  exit_code=CheckFailed.exit_code, details=["runbook: docs/runbooks/probe.md"])
+        return Result("changed", f"probe {target.url}: up, HTTP {seen['http_status']} in {seen['latency_ms']:.1f} ms", where, {"probe": doc})
+    return Result("changed", f"probe {target.url}: DOWN ({seen['error_class']}: {seen['error']})", where, {"probe": doc},
+                  exit_code=EXIT_CODES["check"], details=["runbook: docs/runbooks/probe.md"])

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from opslab import contracts
 from opslab.drills.base import Context, Drill, Observation, base_spec
 
 STEPS = 8
@@ -22,7 +23,7 @@ def execute(ctx: Context) -> Observation:
     env = ctx.env(TC_TEST_STEP_DELAY_MS="200")
     if not ctx.detection:
         env["TC_PAPER_RECOVERY"] = "off"
-    journal = ctx.sandbox / "artifacts" / "runs" / "restart-drill" / "journal.jsonl"
+    journal = ctx.sandbox / "artifacts" / "runs" / "restart-drill" / contracts.artifact("journal").path
     proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "paper", "--spec", str(path)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -6,11 +6,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from opslab import artifacts, clock
+from opslab import clock, contracts, digests, fs, runs
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills import DRILLS
 from opslab.drills.base import Context, Drill
-from opslab.errors import CheckFailed, InputError
+from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 
 DETECTION_ENV = "TC_DRILL_DETECTION"  # test hook: "off" runs drills with their detection disabled
@@ -18,7 +18,27 @@ DETECTION_ENV = "TC_DRILL_DETECTION"  # test hook: "off" runs drills with their 
 
 def drills_dir() -> Path:
     """artifacts/drills."""
-    return artifacts.root() / "drills"
+    return fs.root() / "drills"
+
+
+def _path(name: str, drill: str = "") -> Path:
+    """Where the registered drill artifact NAME lives (for DRILL, where the path has a `*`)."""
+    return fs.root() / contracts.artifact(name).path.replace("*", drill)
+
+
+def _record(card: dict | None, results: list[dict]) -> None:
+    """Every run of a drill is a new observation: the latest result, one more history line; then the
+    scorecard (when given) and the drills manifest over all of it."""
+    for result in results:
+        contracts.ensure_valid("drill_result", result, str(_path("drill_result", result["drill"])))
+        fs.write_json(_path("drill_result", result["drill"]), result)
+        runs.append_history(fs.root() / contracts.artifact("drill_result").history.replace("*", result["drill"]), result)
+    if card is not None:
+        contracts.ensure_valid("drill_scorecard", card, str(_path("drill_scorecard")))
+        fs.write_json(_path("drill_scorecard"), card)
+    manifest = _path("drills_manifest")
+    files = [rel for rel, kind in fs.walk(drills_dir()) if kind == "file" and rel != manifest.name and not rel.rsplit("/", 1)[-1].startswith(".")]
+    digests.write_manifest(manifest, "drills", drills_dir(), sorted(files))
 
 
 def detection_enabled() -> bool:
@@ -38,8 +58,7 @@ def _get(name: str) -> Drill:
     return DRILLS[name]
 
 
-def _run_one(drill: Drill) -> tuple[dict, bool]:
-    folder = drills_dir() / drill.name
+def _run_one(drill: Drill) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"tc-drill-{drill.name}-") as sandbox:  # never the user's artifacts
         ctx = Context(drill.name, Path(sandbox), detection_enabled())
         seen = drill.execute(ctx)
@@ -57,40 +76,39 @@ def _run_one(drill: Drill) -> tuple[dict, bool]:
         "evidence": seen.evidence,
         "finished_at": clock.now_iso(),
     }
-    path = folder / "result.json"
-    changed = not artifacts.same_except_volatile(path, result, "drill_result")
-    if changed:
-        artifacts.write_validated(path, result, "drill_result")
-    return result, changed
+    return result
 
 
-def run(name: str) -> Result:
-    """The `tc drill run NAME` operation: exit 0 when detected, 4 when not."""
-    artifacts.ensure_writable_root()
-    result, changed = _run_one(_get(name))
-    path = drills_dir() / name / "result.json"
-    code = 0 if result["verdict"] == "pass" else CheckFailed.exit_code
+def run(name: str, check: bool = False) -> Result:
+    """The `tc drill run NAME` operation: records a new result; exit 0 when detected, 4 when not."""
+    drill = _get(name)
+    if check:
+        return Result("changed", f"would run drill {name} in a sandbox and record its result", [str(_path("drill_result", name))])
+    fs.root_for_write()
+    with fs.locked(drills_dir(), "the drills folder"):
+        result = _run_one(drill)
+        _record(None, [result])
+    code = 0 if result["verdict"] == "pass" else EXIT_CODES["check"]
     summary = f"drill {name}: {result['verdict']} ({'detected' if result['detected'] else 'NOT detected'}: {result['observed_detection']})"
-    return Result("changed" if changed else "ok", summary, [str(path)], {"result": result}, exit_code=code,
+    return Result("changed", summary, [str(_path("drill_result", name))], {"result": result}, exit_code=code,
                   details=[f"runbook: docs/{result['runbook']}"])
 
 
-def run_all() -> Result:
-    """The `tc drill run --all` operation: every drill plus drills/scorecard.json."""
-    artifacts.ensure_writable_root()
-    rows, results, changes = [], [], []
-    for drill in DRILLS.values():
-        result, changed = _run_one(drill)
-        results.append(result)
-        changes.append(changed)
-        rows.append({"drill": drill.name, "verdict": result["verdict"], "detected": result["detected"], "runbook": result["runbook"]})
-    passed = sum(r["verdict"] == "pass" for r in rows)
-    card = {"schema_version": SCHEMA_VERSION, "total": len(rows), "passed": passed, "failed": len(rows) - passed,
-            "drills": rows, "finished_at": clock.now_iso()}
-    path = drills_dir() / "scorecard.json"
-    if not artifacts.same_except_volatile(path, card, "drill_scorecard"):
-        artifacts.write_validated(path, card, "drill_scorecard")
-        changes.append(True)
+def run_all(check: bool = False) -> Result:
+    """The `tc drill run --all` operation: every drill, then drills/scorecard.json."""
+    if check:
+        return Result("changed", f"would run {len(DRILLS)} drills and record their results and the scorecard", [str(_path("drill_scorecard"))])
+    fs.root_for_write()
+    with fs.locked(drills_dir(), "the drills folder"):
+        results = [_run_one(drill) for drill in DRILLS.values()]
+        rows = [{"drill": r["drill"], "verdict": r["verdict"], "detected": r["detected"], "runbook": r["runbook"],
+                 "time_to_detect": r["time_to_detect"]} for r in results]
+        passed = sum(r["verdict"] == "pass" for r in rows)
+        card = {"schema_version": SCHEMA_VERSION, "total": len(rows), "passed": passed, "failed": len(rows) - passed,
+                "drills": rows, "finished_at": clock.now_iso()}
+        _record(card, results)
+    path = _path("drill_scorecard")
     details = [f"{r['drill']:<22} {r['verdict']:<5} {'detected' if r['detected'] else 'NOT detected':<13} docs/{r['runbook']}" for r in rows]
-    code = 0 if passed == len(rows) else CheckFailed.exit_code
-    return Result("changed" if any(changes) else "ok", f"scorecard: {passed}/{len(rows)} drills detected their failure ({path})", [str(path)], {"scorecard": card, "results": results}, exit_code=code, details=details)
+    code = 0 if passed == len(rows) else EXIT_CODES["check"]
+    return Result("changed", f"scorecard: {passed}/{len(rows)} drills detected their failure ({path})", [str(path)],
+                  {"scorecard": card, "results": results}, exit_code=code, details=details)

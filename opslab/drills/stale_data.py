@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from opslab import contracts
 from opslab.drills.base import Context, Drill, Observation, base_spec
 
 
@@ -15,8 +16,8 @@ def execute(ctx: Context) -> Observation:
     ctx.tc("data", "prepare", "--spec", str(path))
     result = ctx.tc("run", "backtest", "--spec", str(path))
     folder = ctx.sandbox / "artifacts" / "runs" / "stale-data-drill"
-    traded = (folder / "orders.json").exists()
-    events = [json.loads(line)["event"] for line in (folder / "journal.jsonl").read_text().splitlines()] if folder.exists() else []
+    traded = (folder / contracts.artifact("orders").path).exists()
+    events = [json.loads(line)["event"] for line in (folder / contracts.artifact("journal").path).read_text().splitlines()] if folder.exists() else []
     detected = result.code == 4 and not traded and "data_stale_detected" in events
     observed = (f"tc run backtest exited {result.code} before any order; journal data_stale_detected" if detected
                 else f"tc run backtest exited {result.code}; orders written: {traded}")

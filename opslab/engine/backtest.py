@@ -1,11 +1,12 @@
-"""`tc run backtest`: the real NautilusTrader BacktestEngine over the run's prepared dataset."""
+"""`tc run backtest`: the real NautilusTrader BacktestEngine over the run's dataset."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
-from opslab import artifacts, journal, runs
-from opslab.engine import runio
+from opslab import data, runs
+from opslab.engine import outputs, preflight
 from opslab.errors import OpsLabError
 from opslab.result import Result
 from opslab.spec import RunSpec
@@ -17,48 +18,55 @@ class EngineFailed(OpsLabError):
     exit_code = 1
 
 
-def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = None) -> Result:
+def plan(spec: RunSpec) -> Result:
+    """--check: what `tc run backtest` would do, changing nothing."""
+    init = runs.init(spec, check=True)
+    done = init.status == "ok" and runs.load_metadata(spec.run_id)[1].get("status") == "completed"
+    if done:
+        return Result("ok", f"run {spec.run_id}: backtest already completed", [str(runs.run_dir(spec.run_id))])
+    return Result("changed", f"would run the backtest of {spec.run_id}; {init.summary}", [str(runs.run_dir(spec.run_id))])
+
+
+def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = None, check: bool = False) -> Result:
     """Converge the run to a completed backtest: ok when it already completed with this spec.
     PROGRESS, when given, is called with (bars processed, bars in total) as the engine runs."""
-    runio.check_kind(spec, "backtest")
-    manifest, bars_csv = runio.dataset(spec)
-    init = runs.init(spec)
-    folder = artifacts.run_dir(spec.run_id)
-    with artifacts.locked(folder, f"run {spec.run_id}"):
-        meta = artifacts.read_json(folder / runs.METADATA)
-        if meta["status"] == "completed" and journal.has_event(folder / runs.JOURNAL, "backtest_completed"):
-            return Result("ok", f"run {spec.run_id}: backtest already completed ({folder / runs.REPORT})", [str(folder)],
-                          {"run_id": spec.run_id, "run_dir": str(folder), "counters": artifacts.read_json(folder / runs.METRICS)["counters"]})
-        blocked = runio.stale_block(spec, folder, manifest)
+    preflight.check_kind(spec, "backtest")
+    if check:
+        return plan(spec)
+    with runs.open(spec) as run:
+        if run.metadata["status"] == "completed" and run.has_event("backtest_completed"):
+            counters = run.read("metrics")["counters"]
+            return Result(run.status, f"run {spec.run_id}: backtest already completed ({run.path('report')})", [str(run.folder)],
+                          {"run_id": spec.run_id, "run_dir": str(run.folder), "counters": counters})
+        blocked = preflight.stale_block(run)
         if blocked:
             return blocked
-        runs.record_safety(folder, spec.run_id)  # a backtest only records the switch; it trades nothing real
-        bars_given = runio.bars_to_use(spec, manifest)
-        journal.append(folder / runs.JOURNAL, spec.run_id, "backtest_started", {"bars": bars_given, "dataset_id": manifest["dataset_id"]})
-        runs.patch_metadata(folder, status="running")
+        run.record_safety()  # a backtest only records the switch; it trades nothing real
+        bars_given = preflight.bars_to_use(spec, run.dataset)
+        run.event("backtest_started", {"bars": bars_given, "dataset_id": run.dataset["dataset_id"]})
+        run.meta(status="running")
+        run.flush()
         try:
-            state = _execute(spec, bars_csv, bars_given, progress)
+            state = _execute(spec, data.bars_path(data.dataset_dir(run.dataset["dataset_id"])), bars_given, progress)
             processed = state["counters"]["bars_processed"]
             if processed != bars_given:
                 raise EngineFailed(f"engine stopped after {processed} of {bars_given} bars (see NautilusTrader's AccountBalanceNegative pitfall)")
         except Exception as exc:
-            journal.append(folder / runs.JOURNAL, spec.run_id, "backtest_failed", {"error": f"{type(exc).__name__}: {exc}"})
-            runs.patch_metadata(folder, status="failed")
-            runs.finalize(folder, spec.run_id)
+            run.event("backtest_failed", {"error": f"{type(exc).__name__}: {exc}"})
+            run.meta(status="failed")
             if isinstance(exc, OpsLabError):
                 raise
             raise EngineFailed(f"run {spec.run_id}: backtest failed: {type(exc).__name__}: {exc}") from exc
-        runio.write_outputs(folder, spec.run_id, state)
-        journal.append(folder / runs.JOURNAL, spec.run_id, "backtest_completed", {"counters": state["counters"]})
-        runs.patch_metadata(folder, status="completed", engine_summary=runio.engine_summary(state, bars_given, "backtest"))
-        runs.finalize(folder, spec.run_id)
+        outputs.write_outputs(run, state)
+        run.event("backtest_completed", {"counters": state["counters"]})
+        run.meta(status="completed", engine_summary=outputs.engine_summary(state, bars_given, "backtest"))
     c = state["counters"]
     return Result("changed", f"run {spec.run_id}: backtest completed: {c['bars_processed']} bars, {c['orders_submitted']} orders, "
-                  f"{c['fills']} fills, {c['positions_opened']} positions ({c['positions_closed']} closed); report {folder / runs.REPORT}",
-                  [str(folder)], {"run_id": spec.run_id, "run_dir": str(folder), "counters": c, "init": init.status})
+                  f"{c['fills']} fills, {c['positions_opened']} positions ({c['positions_closed']} closed); report {run.path('report')}",
+                  [str(run.folder)], {"run_id": spec.run_id, "run_dir": str(run.folder), "counters": c})
 
 
-def _execute(spec: RunSpec, bars_csv, bars_given: int, progress: Callable[[int, int], None] | None) -> dict:
+def _execute(spec: RunSpec, bars_csv: Path, bars_given: int, progress: Callable[[int, int], None] | None) -> dict:
     from opslab.engine import nautilus
 
     session = nautilus.build(spec.data, bars_given)

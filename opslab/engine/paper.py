@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from opslab import artifacts, clock, journal, runs
-from opslab.engine import runio
-from opslab.errors import SafetyBlocked
+from opslab import clock, data, runs
+from opslab.engine import outputs, preflight
+from opslab.errors import EXIT_CODES
 from opslab.result import Result
+from opslab.runs import Run
 from opslab.spec import RunSpec
 
-LIFECYCLE = "paper/lifecycle.json"
 UNFINISHED = ("created", "preflight", "running", "stopping")
 STEP_DELAY_ENV = "TC_TEST_STEP_DELAY_MS"  # test hook: sleep after each step so a test can kill mid-run
 RECOVERY_ENV = "TC_PAPER_RECOVERY"  # test hook: "off" ignores an unfinished lifecycle (proves the restart drill can fail)
@@ -40,36 +40,34 @@ class Gate:
 
     name: str
     check: Callable[[], "str | None"]
+    blocks: bool = True  # a safety gate: stopping on it is exit 3 (blocked by safety)
 
 
 class _Lifecycle:
     """paper/lifecycle.json plus the matching journal events."""
 
-    def __init__(self, folder: Path, run_id: str, doc: dict[str, Any]) -> None:
-        self.folder, self.run_id, self.doc = folder, run_id, doc
+    def __init__(self, run: Run, doc: dict[str, Any]) -> None:
+        self.run, self.doc = run, doc
 
     @classmethod
-    def load(cls, folder: Path, run_id: str, steps: int, per_step: int) -> "_Lifecycle":
-        path = folder / LIFECYCLE
-        if path.exists():
-            return cls(folder, run_id, artifacts.read_json(path))
-        return cls(folder, run_id, {
-            "schema_version": 1, "run_id": run_id, "state": "new", "stop_reason": None,
+    def load(cls, run: Run, steps: int, per_step: int) -> "_Lifecycle":
+        doc = run.read("paper_lifecycle")
+        return cls(run, doc or {
+            "schema_version": 1, "run_id": run.run_id, "state": "new", "stop_reason": None,
             "steps_total": steps, "bars_per_step": per_step, "steps_done": 0, "attempts": 0,
             "recoveries": 0, "cancelled_orders": [], "transitions": [],
         })
 
     def save(self) -> None:
-        artifacts.write_validated(self.folder / LIFECYCLE, self.doc, "paper_lifecycle")
+        self.run.write("paper_lifecycle", self.doc)
 
-    def to(self, state: str, reason: str | None = None, **data: Any) -> None:
+    def to(self, state: str, reason: str | None = None, **fields: Any) -> None:
         self.doc["state"] = state
         entry = {"state": state, "at": clock.now_iso(), "attempt": self.doc["attempts"], "step": self.doc["steps_done"], "reason": reason}
         self.doc["transitions"].append(entry)
         self.save()
         event = "paper_recovered" if state == "recovered" else f"paper_{state}"
-        journal.append(self.folder / runs.JOURNAL, self.run_id, event,
-                       {"attempt": self.doc["attempts"], "step": self.doc["steps_done"], "reason": reason, **data})
+        self.run.event(event, {"attempt": self.doc["attempts"], "step": self.doc["steps_done"], "reason": reason, **fields})
 
 
 class _Signals:
@@ -95,27 +93,36 @@ class _Signals:
             signal.signal(sig, old)
 
 
+def plan(spec: RunSpec) -> Result:
+    """--check: what `tc run paper` would do, changing nothing."""
+    init = runs.init(spec, check=True)
+    folder = runs.run_dir(spec.run_id)
+    life = runs.read_artifact(folder, "paper_lifecycle") if init.status == "ok" else None
+    if life and life["state"] == "stopped":
+        return Result("ok", f"run {spec.run_id}: paper lifecycle already stopped ({life['stop_reason']})", [str(folder)])
+    return Result("changed", f"would run the paper lifecycle of {spec.run_id}; {init.summary}", [str(folder)])
+
+
 def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: Iterable[Gate] = (),
-              progress: Callable[[int, int], None] | None = None) -> Result:
+              progress: Callable[[int, int], None] | None = None, check: bool = False) -> Result:
     """Converge the run to a stopped paper lifecycle (ok when it already stopped)."""
-    runio.check_kind(spec, "paper")
-    manifest, bars_csv = runio.dataset(spec)
-    runs.init(spec)
-    folder = artifacts.run_dir(spec.run_id)
+    preflight.check_kind(spec, "paper")
+    if check:
+        return plan(spec)
     bounds = spec.data["engine"]["paper"]
     per_step = bounds["bars_per_step"]
-    bars_given = min(bounds["steps"] * per_step, manifest["rows"], spec.data["engine"]["max_bars"])
-    steps = -(-bars_given // per_step)  # the dataset may hold fewer bars than steps x bars_per_step
-    with artifacts.locked(folder, f"run {spec.run_id}"):
-        life = _Lifecycle.load(folder, spec.run_id, steps, per_step)
+    with runs.open(spec) as run:
+        bars_given = min(bounds["steps"] * per_step, run.dataset["rows"], spec.data["engine"]["max_bars"])
+        steps = -(-bars_given // per_step)  # the dataset may hold fewer bars than steps x bars_per_step
+        life = _Lifecycle.load(run, steps, per_step)
         if life.doc["state"] == "stopped":
-            return Result("ok", f"run {spec.run_id}: paper lifecycle already stopped ({life.doc['stop_reason']})", [str(folder)],
-                          {"run_id": spec.run_id, "run_dir": str(folder), "lifecycle": life.doc})
+            return Result(run.status, f"run {spec.run_id}: paper lifecycle already stopped ({life.doc['stop_reason']})", [str(run.folder)],
+                          {"run_id": spec.run_id, "run_dir": str(run.folder), "lifecycle": life.doc})
         replay = 0
         if life.doc["state"] in UNFINISHED and os.environ.get(RECOVERY_ENV) != "off":
             # The journal is the truth: a kill between journaling a step and saving lifecycle.json
             # must not make the step run (and be journaled) twice.
-            replay = max([life.doc["steps_done"]] + [e["data"]["step"] for e in journal.read(folder / runs.JOURNAL)
+            replay = max([life.doc["steps_done"]] + [e["data"]["step"] for e in run.events()
                                                      if e["event"] == "paper_step" and e["data"].get("attempt") == life.doc["attempts"]])
             life.doc["steps_done"] = replay
             life.doc["recoveries"] += 1
@@ -125,41 +132,41 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
             life.doc["steps_done"] = 0
             life.to("created")
         life.to("preflight")
-        runs.record_safety(folder, spec.run_id)
+        run.record_safety()
         for gate in preflight_gates:
             reason = gate.check()
             if reason:
-                journal.append(folder / runs.JOURNAL, spec.run_id, f"{gate.name}_blocked", {"reason": reason})
+                run.event(f"{gate.name}_blocked", {"reason": reason})
                 life.to("blocked", f"{gate.name}: {reason}")
-                runs.patch_metadata(folder, status="blocked")
-                runs.finalize(folder, spec.run_id)
-                return Result("failed", f"run {spec.run_id}: paper blocked in preflight by {gate.name}: {reason}", [str(folder)],
-                              {"run_id": spec.run_id, "gate": gate.name, "reason": reason}, exit_code=SafetyBlocked.exit_code)
-        blocked = runio.stale_block(spec, folder, manifest)
+                run.meta(status="blocked")
+                return Result("blocked", f"run {spec.run_id}: paper blocked in preflight by {gate.name}: {reason}", [str(run.folder)],
+                              {"run_id": spec.run_id, "gate": gate.name, "reason": reason}, exit_code=EXIT_CODES["safety"])
+        blocked = preflight.stale_block(run)
         if blocked:
             life.to("blocked", "stale_data")
-            runs.finalize(folder, spec.run_id)
             return blocked
         life.to("running")
-        runs.patch_metadata(folder, status="running")
+        run.meta(status="running")
+        run.flush()
         try:
-            outcome = _drive(spec, bars_csv, bars_given, life, replay, step_gates, progress)
+            bars_csv = data.bars_path(data.dataset_dir(run.dataset["dataset_id"]))
+            state, reason, cancelled, bars_given = _drive(spec, bars_csv, bars_given, life, replay, step_gates, progress)
         except Exception as exc:
             life.to("failed", f"{type(exc).__name__}: {exc}")
-            runs.patch_metadata(folder, status="failed")
-            runs.finalize(folder, spec.run_id)
+            run.meta(status="failed")
             raise
-        state, reason, cancelled, bars_given = outcome
         life.doc["stop_reason"] = reason
         life.doc["cancelled_orders"] = cancelled
-        runio.write_outputs(folder, spec.run_id, state, {"paper_steps": life.doc["steps_done"]})
+        outputs.write_outputs(run, state, {"paper_steps": life.doc["steps_done"]})
         life.to("stopped", reason)
-        runs.patch_metadata(folder, status="stopped", engine_summary=runio.engine_summary(state, bars_given, "paper"))
-        runs.finalize(folder, spec.run_id)
+        run.meta(status="stopped", engine_summary=outputs.engine_summary(state, bars_given, "paper"))
     c = state["counters"]
-    return Result("changed", f"run {spec.run_id}: paper stopped ({reason}) after {life.doc['steps_done']}/{life.doc['steps_total']} steps: "
-                  f"{c['orders_submitted']} orders, {c['fills']} fills; report {folder / runs.REPORT}",
-                  [str(folder)], {"run_id": spec.run_id, "run_dir": str(folder), "lifecycle": life.doc, "counters": c})
+    summary = (f"run {spec.run_id}: paper stopped ({reason}) after {life.doc['steps_done']}/{life.doc['steps_total']} steps: "
+               f"{c['orders_submitted']} orders, {c['fills']} fills; report {run.path('report')}")
+    halted = any(reason == gate.name for gate in step_gates if gate.blocks)
+    return Result("halted" if halted else "changed", summary, [str(run.folder)],
+                  {"run_id": spec.run_id, "run_dir": str(run.folder), "lifecycle": life.doc, "counters": c},
+                  exit_code=EXIT_CODES["safety"] if halted else 0)
 
 
 def _drive(spec: RunSpec, bars_csv: Path, bars_given: int, life: _Lifecycle, replay: int,
@@ -180,8 +187,7 @@ def _drive(spec: RunSpec, bars_csv: Path, bars_given: int, life: _Lifecycle, rep
                 if step < replay:
                     continue  # already journaled before the crash; the replay reaches the same state
                 life.doc["steps_done"] = step + 1
-                journal.append(life.folder / runs.JOURNAL, life.run_id, "paper_step",
-                               {"attempt": life.doc["attempts"], "step": step + 1, "bars_processed": session.strategy.bars_seen})
+                life.run.event("paper_step", {"attempt": life.doc["attempts"], "step": step + 1, "bars_processed": session.strategy.bars_seen})
                 life.save()
                 if progress:
                     progress(step + 1, steps)
@@ -199,7 +205,7 @@ def _drive(spec: RunSpec, bars_csv: Path, bars_given: int, life: _Lifecycle, rep
             else:
                 life.to("stopping", "completed")
         session.engine.end()
-        return nautilus.read_state(session, "paper", life.run_id), reason, cancelled, bars_given
+        return nautilus.read_state(session, "paper", life.run.run_id), reason, cancelled, bars_given
     finally:
         session.dispose()
 

@@ -1,1 +1,2 @@
-"""Prometheus metrics from the artifacts: a cached custom collector and a small loopback server."""
+"""Prometheus metrics from the artifacts: catalog (families), extract (artifact -> samples),
+exposition (the one encoder), cache (the change feed), server (serve and dump)."""

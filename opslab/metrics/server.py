@@ -1,4 +1,4 @@
-"""`tc metrics serve`: /metrics (the artifact collector) and /healthz on a small HTTP server."""
+"""`tc metrics serve` and `tc metrics dump`: /metrics and /healthz over the artifact cache."""
 
 from __future__ import annotations
 
@@ -6,21 +6,20 @@ import ipaddress
 import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Callable
-
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from typing import Any
 
 from opslab import httpserver
 from opslab.errors import InputError
-from opslab.metrics.collector import ArtifactCollector
+from opslab.metrics.cache import ArtifactCollector
+from opslab.metrics.exposition import CONTENT_TYPE
+from opslab.result import Result
 
 
-def render(root: Path) -> bytes:
-    """One scrape of ROOT in the Prometheus text format (`tc metrics dump`), through
-    prometheus_client's own registry (only the artifact collector: no process/platform noise)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ArtifactCollector(root))
-    return generate_latest(registry)
+def dump(root: Path) -> Result:
+    """`tc metrics dump`: one scrape of ROOT, through the same encoder as the server."""
+    text = b"".join(ArtifactCollector(root).exposition()).decode()
+    samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    return Result("ok", f"{samples} sample(s)", data={"exposition": text}, body=text)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -34,7 +33,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             with self.lock:  # one scrape at a time keeps the cache simple
-                chunks, ctype, status = self.collector.exposition(), CONTENT_TYPE_LATEST, 200
+                chunks, ctype, status = self.collector.exposition(), CONTENT_TYPE, 200
         elif path == "/healthz":
             chunks, ctype, status = [b"ok\n"], "text/plain; charset=utf-8", 200
         else:
@@ -48,13 +47,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class MetricsServer:
-    """The exporter: binds HOST:PORT (127.0.0.1 by default) and serves until shutdown()."""
+    """The exporter: binds HOST:PORT (127.0.0.1 by default); serve with httpserver.serve_until_signal."""
 
     def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 9108) -> None:
         try:
-            ipaddress.ip_address(host)
+            address = ipaddress.ip_address(host)
         except ValueError:
             raise InputError(f"--host: {host!r}: expected an IP address such as 127.0.0.1 (the default) or 0.0.0.0 inside a container") from None
+        self.exposed = not address.is_loopback
         self.collector = ArtifactCollector(root)
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"collector": self.collector, "lock": self.lock})
@@ -65,13 +65,14 @@ class MetricsServer:
         with self.lock:
             self.collector.rendered_artifacts()
 
+    def start_warming(self) -> None:
+        """Read the artifacts in the background, so the first scrape is warm."""
+        threading.Thread(target=self._warm, name="warm-cache", daemon=True).start()
+
+    @property
+    def scrapes(self) -> int:
+        return self.collector.scrapes
+
     @property
     def url(self) -> str:
         return httpserver.url(self.server)
-
-    def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
-        threading.Thread(target=self._warm, name="warm-cache", daemon=True).start()
-        if on_ready:
-            on_ready(self.url)
-        self.server.serve_forever()
-        self.server.server_close()

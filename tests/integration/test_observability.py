@@ -128,25 +128,19 @@ def test_exporter_output_passes_promtool_and_healthz(exporter):
         assert f"\n{family}" in text, family
 
 
-def test_incremental_exposition_says_what_prometheus_client_says(demo_root):
-    """The exporter renders each artifact's samples itself (to re-join only what changed); the
-    result must equal prometheus_client's own rendering of the same collector, line for line."""
-    from opslab.metrics.collector import ArtifactCollector
-    from opslab.metrics.server import render
+def test_the_one_encoder_parses_as_prometheus_client_and_serve_equals_dump(demo_root):
+    """`tc metrics serve` and `tc metrics dump` share one encoder (equal by construction); its
+    output must parse with prometheus_client's parser, every sample under a declared family."""
+    from prometheus_client.parser import text_string_to_metric_families
 
-    collector = ArtifactCollector(demo_root)
-    ours = collector.rendered_artifacts().decode()
-    theirs = render(demo_root).decode()
-    theirs = theirs[:theirs.index("# HELP tc_exporter_scrape_duration_seconds")]  # the exporter's own families differ per scrape
+    from opslab.metrics.cache import ArtifactCollector
+    from opslab.metrics.catalog import BY_NAME
+    from opslab.metrics.server import dump
 
-    def blocks(text: str) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for line in text.splitlines():
-            if line.startswith("# HELP "):
-                current = out.setdefault(line, [])
-            else:
-                current.append(line)
-        return {head: sorted(lines) for head, lines in out.items()}
-
+    ours = ArtifactCollector(demo_root).rendered_artifacts().decode()
+    dumped = dump(demo_root).body
+    assert dumped.startswith(ours)
+    families = list(text_string_to_metric_families(dumped))
     assert len(ours.splitlines()) > 100
-    assert list(blocks(ours)) == list(blocks(theirs)) and blocks(ours) == blocks(theirs)
+    assert {f.name for f in families} <= set(BY_NAME)
+    assert all(f.samples or f.name.startswith("tc_") for f in families)

@@ -30,9 +30,31 @@ def test_schema_is_valid_and_every_field_described(name):
     assert schema.get("additionalProperties") is False
 
 
-def test_every_registered_artifact_has_a_schema():
-    for schema in [*contracts.RUN_ARTIFACTS.values(), *contracts.ROOT_ARTIFACTS.values()]:
-        assert schema in contracts.schema_names()
+def test_every_registered_artifact_has_a_schema_or_is_not_json():
+    for art in contracts.ARTIFACTS.values():
+        assert art.scope in ("run", "root") and art.kind in ("state", "observation", "output", "log", "derived")
+        if art.path.endswith((".json", ".jsonl")) and art.name != "generation":
+            assert art.schema in contracts.schema_names(), art.name
+        else:
+            assert art.schema is None, art.name
+        assert (art.history is not None) == (art.kind == "observation" and art.name != "drill_scorecard"), art.name
+
+
+def test_no_artifact_file_name_is_spelled_outside_the_registry():
+    """Every writer, reader and the exporter find artifacts through contracts.ARTIFACTS."""
+    names = {art.path.rsplit("/", 1)[-1] for art in contracts.ARTIFACTS.values()} - {".generation"}
+    offenders = []
+    for path in (REPO / "opslab").rglob("*.py"):
+        if path.name == "contracts.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        offenders += [f"{path.relative_to(REPO)}: {name}" for name in names if f'"{name}"' in text or f"'{name}'" in text]
+    assert offenders == []
+
+
+def test_the_runspec_scenarios_are_generated_from_the_registry():
+    proc = subprocess.run([sys.executable, "scripts/gen_runspec_scenarios.py", "--check"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
 
 
 def test_schema_reference_docs_are_current():

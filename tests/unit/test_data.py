@@ -43,7 +43,8 @@ def test_fingerprint_streams_and_matches_hashlib(tmp_path):
     path = tmp_path / "blob.bin"
     payload = bytes(range(256)) * 20_000
     path.write_bytes(payload)
-    assert data.fingerprint(path) == "sha256:" + hashlib.sha256(payload).hexdigest()
+    result = data.fingerprint_op(path)
+    assert result.data["fingerprint"] == "sha256:" + hashlib.sha256(payload).hexdigest() and result.data["bytes"] == len(payload)
 
 
 def test_prepare_is_idempotent_and_detects_tampering(lab):

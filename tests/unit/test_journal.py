@@ -16,7 +16,7 @@ def _journal(tmp_path, n=4):
 
 def test_intact_chain_verifies(tmp_path):
     path = _journal(tmp_path)
-    assert journal.verify(path) == []
+    assert journal.verify(path, "journal_event", "journal.jsonl") == []
     events = journal.read(path)
     assert [e["seq"] for e in events] == [1, 2, 3, 4]
     assert events[0]["prev"] == journal.GENESIS and events[1]["prev"] == events[0]["hash"]
@@ -29,14 +29,14 @@ def test_edit_is_detected(tmp_path):
     rec["data"]["i"] = 99
     lines[1] = json.dumps(rec, sort_keys=True, separators=(",", ":"))
     path.write_text("\n".join(lines) + "\n")
-    assert any("hash does not match" in p for p in journal.verify(path))
+    assert any("hash does not match" in p for p in journal.verify(path, "journal_event", "journal.jsonl"))
 
 
 def test_dropped_line_is_detected(tmp_path):
     path = _journal(tmp_path)
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
-    problems = journal.verify(path)
+    problems = journal.verify(path, "journal_event", "journal.jsonl")
     assert any("chain broken" in p for p in problems) and any("seq" in p for p in problems)
 
 
@@ -45,14 +45,14 @@ def test_reorder_is_detected(tmp_path):
     lines = path.read_text().splitlines()
     lines[1], lines[2] = lines[2], lines[1]
     path.write_text("\n".join(lines) + "\n")
-    assert journal.verify(path)
+    assert journal.verify(path, "journal_event", "journal.jsonl")
 
 
 def test_torn_last_line_is_detected_and_skipped_by_reader(tmp_path):
     path = _journal(tmp_path)
     raw = path.read_bytes()
     path.write_bytes(raw[:-20])
-    problems = journal.verify(path)
+    problems = journal.verify(path, "journal_event", "journal.jsonl")
     assert any("torn" in p for p in problems)
     assert len(journal.read(path)) == 3
 
@@ -60,12 +60,12 @@ def test_torn_last_line_is_detected_and_skipped_by_reader(tmp_path):
 def test_schema_violation_is_reported(tmp_path):
     path = tmp_path / "journal.jsonl"
     journal.append(path, "r1", "not_an_event_type")
-    assert any("/event" in p for p in journal.verify(path))
+    assert any("/event" in p for p in journal.verify(path, "journal_event", "journal.jsonl"))
 
 
 def test_append_after_a_torn_line_drops_it_and_keeps_the_chain(tmp_path):
     path = _journal(tmp_path, 3)
     path.write_bytes(path.read_bytes() + b'{"schema_version":1,"seq":4,"ts"')  # killed mid-write
     journal.append(path, "r1", "dataset_linked", {"i": 4})
-    assert journal.verify(path) == []
+    assert journal.verify(path, "journal_event", "journal.jsonl") == []
     assert [e["seq"] for e in journal.read(path)] == [1, 2, 3, 4]

@@ -1,4 +1,4 @@
-"""The exporter's collector: families from artifacts, cache by change, corrupt artifacts counted not fatal."""
+"""The exporter: families from artifacts, cache by change, corrupt artifacts counted not fatal."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from conftest import REPO, SPECS
-from opslab.metrics import collector
-from opslab.metrics.server import render
+from opslab.metrics import cache, catalog, exposition
+from opslab.metrics.server import dump
 
 
 def _scrape(root: Path) -> str:
-    return render(root).decode()
+    return dump(root).body
 
 
 def test_scrape_of_an_initialized_run_and_empty_state(lab):
@@ -29,11 +29,11 @@ def test_scrape_of_an_initialized_run_and_empty_state(lab):
 
 def test_warm_scrape_reads_nothing_and_a_change_is_picked_up(lab, monkeypatch):
     assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
-    col = collector.ArtifactCollector(lab.root)
+    col = cache.ArtifactCollector(lab.root)
     col.samples()
     calls = []
-    real = collector.run_samples
-    monkeypatch.setattr(collector, "run_samples", lambda folder: calls.append(folder) or real(folder))
+    real = cache.run_samples
+    monkeypatch.setattr(cache, "run_samples", lambda folder: calls.append(folder) or real(folder))
     col.samples()
     assert calls == []
     assert lab("killswitch", "engage", "--reason", "x").code == 0
@@ -52,7 +52,7 @@ def _count_sweeps(col, monkeypatch) -> list[int]:
 def test_a_change_rechecks_only_what_the_feed_names(lab, monkeypatch):
     for spec in ("minimal.json", "demo.yaml"):
         assert lab("run", "init", "--spec", str(SPECS / spec)).code == 0
-    col = collector.ArtifactCollector(lab.root)
+    col = cache.ArtifactCollector(lab.root)
     col.rendered_artifacts()
     sweeps = _count_sweeps(col, monkeypatch)
     checked = []
@@ -68,7 +68,7 @@ def test_a_change_rechecks_only_what_the_feed_names(lab, monkeypatch):
 
 def test_the_feed_starting_over_or_missing_means_one_full_sweep(lab, monkeypatch):
     assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
-    col = collector.ArtifactCollector(lab.root)
+    col = cache.ArtifactCollector(lab.root)
     col.rendered_artifacts()
     sweeps = _count_sweeps(col, monkeypatch)
     (lab.root / ".generation").unlink()  # e.g. an operator cleaned up
@@ -79,16 +79,16 @@ def test_the_feed_starting_over_or_missing_means_one_full_sweep(lab, monkeypatch
 
 
 def test_the_feed_rotates_past_its_size_limit_and_readers_follow(lab, monkeypatch):
-    from opslab import artifacts
+    from opslab import fs
 
     assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
-    col = collector.ArtifactCollector(lab.root)
+    col = cache.ArtifactCollector(lab.root)
     col.rendered_artifacts()
     monkeypatch.setenv("TC_ARTIFACTS_DIR", str(lab.root))
-    monkeypatch.setattr(artifacts, "GENERATION_MAX_BYTES", 64)
+    monkeypatch.setattr(fs, "GENERATION_MAX_BYTES", 64)
     before = (lab.root / ".generation").stat().st_ino
     for i in range(6):  # ~40 bytes a line: rotates at least once
-        artifacts.write_bytes_atomic(lab.root / "drills" / f"d{i}" / "note.txt", f"{i}\n".encode())
+        fs.write_atomic(lab.root / "drills" / f"d{i}" / "note.txt", f"{i}\n".encode())
     assert (lab.root / ".generation").stat().st_ino != before
     assert (lab.root / ".generation").stat().st_size <= 64 + 64
     assert lab("killswitch", "engage", "--reason", "after rotation").code == 0
@@ -97,13 +97,16 @@ def test_the_feed_rotates_past_its_size_limit_and_readers_follow(lab, monkeypatc
 
 def test_an_edit_made_outside_tc_shows_up_at_the_next_sweep(lab, monkeypatch):
     assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
-    col = collector.ArtifactCollector(lab.root)
+    col = cache.ArtifactCollector(lab.root)
     col.rendered_artifacts()
     (lab.root / "state").mkdir()
     (lab.root / "state/kill_switch.json").write_text("hand-edited garbage")  # no feed line
-    assert "\ntc_kill_switch_engaged 0.0\n" in col.rendered_artifacts().decode()  # not seen yet
+    # The kill switch is re-checked on every scrape (two stats), not only at a sweep: fail closed at once.
+    assert "\ntc_kill_switch_engaged 1.0\n" in col.rendered_artifacts().decode()
+    (lab.root / "runs/minimal/metadata.json").write_text("{}")  # no feed line either
+    assert 'tc_exporter_artifact_errors_total{kind="run"} 0.0' in b"".join(col.exposition()).decode()  # not seen yet
     monkeypatch.setattr(col, "SWEEP_EVERY_S", 0.0)
-    assert "\ntc_kill_switch_engaged 1.0\n" in col.rendered_artifacts().decode()  # the sweep sees it (fail closed)
+    assert 'tc_exporter_artifact_errors_total{kind="run"} 1.0' in b"".join(col.exposition()).decode()  # the sweep sees it
 
 
 @pytest.mark.parametrize("value", ['plain', 'with "quotes"', "back\\slash", "new\nline", "ünïcode"])
@@ -111,12 +114,12 @@ def test_sample_lines_match_prometheus_client(value):
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.core import GaugeMetricFamily
 
-    family = GaugeMetricFamily("tc_connectivity_probe_up", collector.BY_NAME["tc_connectivity_probe_up"].help, labels=["run_id", "target"])
+    family = GaugeMetricFamily("tc_connectivity_probe_up", catalog.BY_NAME["tc_connectivity_probe_up"].help, labels=["run_id", "target"])
     family.add_metric(["r1", value], 1)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(type("C", (), {"collect": lambda self: [family]})())
     expected = generate_latest(registry).decode().splitlines()[-1] + "\n"
-    assert collector._sample_line("tc_connectivity_probe_up", ("r1", value), 1) == expected
+    assert exposition._sample_line("tc_connectivity_probe_up", ("r1", value), 1) == expected
 
 
 def test_corrupt_artifacts_are_counted_not_fatal(lab):
@@ -131,7 +134,7 @@ def test_corrupt_artifacts_are_counted_not_fatal(lab):
 
 def test_every_counter_in_the_schema_is_a_family():
     props = json.loads((REPO / "schemas/metrics.schema.json").read_text())["properties"]["counters"]["properties"]
-    assert {f"tc_run_{name}" for name in props} <= set(collector.BY_NAME)
+    assert {f"tc_run_{name}" for name in props} <= set(catalog.BY_NAME)
 
 
 def test_dashboard_panels_use_the_provisioned_datasource():
@@ -141,7 +144,7 @@ def test_dashboard_panels_use_the_provisioned_datasource():
     titles = {p["title"] for p in panels}
     for needed in ("Connectivity Readiness", "Connectivity Probe State", "Connectivity Probe Latency", "Kill switch engaged", "Drill detection"):
         assert needed in titles
-    known = {f.name + ("_total" if f.kind == "counter" else "") for f in collector.FAMILIES}
+    known = {f.name + ("_total" if f.kind == "counter" else "") for f in catalog.FAMILIES}
     for panel in panels:
         assert panel["datasource"]["uid"] == uid
         for target in panel["targets"]:
@@ -184,7 +187,8 @@ def exporter(lab):
 
     assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
     server = MetricsServer(lab.root, port=0)
-    thread = threading.Thread(target=server.serve, daemon=True)
+    server.start_warming()
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.server.shutdown()
@@ -216,17 +220,14 @@ def test_the_exporter_reads_the_artifacts_at_start_not_at_the_first_scrape(expor
     assert b'tc_run_status{run_id="minimal",status="initialized"} 1.0' in exporter.collector._rendered
 
 
-def test_the_exporters_own_families_render_as_prometheus_client_renders_them(lab):
-    from prometheus_client import CollectorRegistry, generate_latest
+def test_the_exporters_own_families_parse_with_prometheus_client(lab):
+    from prometheus_client.parser import text_string_to_metric_families
 
-    col = collector.ArtifactCollector(lab.root)
+    col = cache.ArtifactCollector(lab.root)
     col.errors["run"] = 2
-    ours = col.exposition()[1].decode().splitlines()
-    families = collector._families(collector.EXPORTER_FAMILIES, col.exporter_samples(0.0))
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(type("C", (), {"collect": lambda self: families})())
-    theirs = generate_latest(registry).decode().splitlines()
-    duration = "tc_exporter_scrape_duration_seconds "
-    assert [line for line in ours if not line.startswith(duration)] == [line for line in theirs if not line.startswith(duration)]
-    assert 'tc_exporter_artifact_errors_total{kind="run"} 2.0' in ours and "tc_exporter_scrapes_total 1.0" in ours
-    assert sum(line.startswith(duration) for line in ours) == 1
+    ours = col.exposition()[1].decode()
+    parsed = {f.name: f for f in text_string_to_metric_families(ours)}
+    assert set(parsed) == {"tc_exporter_scrape_duration_seconds", "tc_exporter_artifact_errors", "tc_exporter_scrapes"}
+    assert parsed["tc_exporter_artifact_errors"].type == "counter"
+    errors = {s.labels["kind"]: s.value for s in parsed["tc_exporter_artifact_errors"].samples}
+    assert errors["run"] == 2.0 and parsed["tc_exporter_scrapes"].samples[0].value == 1.0

@@ -25,7 +25,7 @@ def test_unset_empty_and_set(lab):
     ready = lab("connectivity", "readiness", "--spec", SPEC, "--json", TC_BINANCE_API_KEY="a", TC_BINANCE_API_SECRET="b")
     assert ready.code == 0 and ready.json()["data"]["readiness"]["ready"] is True
     meta = json.loads((lab.root / "runs/connectivity/metadata.json").read_text())
-    assert meta["connectivity_readiness"] == {"ready": True, "placeholders": 2, "missing": 0}
+    assert meta["connectivity_readiness"] == {"ready": True, "placeholders": 2, "missing": 0, "evaluated_at": "2023-11-14T22:13:20Z"}
     assert "## Connectivity readiness" in (lab.root / "runs/connectivity/report.md").read_text()
     assert lab("artifacts", "verify", "--all").code == 0
 

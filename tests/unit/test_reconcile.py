@@ -34,13 +34,26 @@ def test_fixture(lab, observed, code, failing):
     assert lab("artifacts", "verify", "--all").code == 0
 
 
-def test_rerun_is_ok_and_adds_no_event(lab):
+def test_every_reconcile_is_a_new_observation(lab):
+    """Reconciliation observes: a second call records a second observation (never deduplicated)."""
     args = ("reconcile", "--spec", SPEC, "--observed", str(REC / "observed_match.json"), "--json")
     assert lab(*args).json()["status"] == "changed"
-    journal = lab.root / "runs/reconcile-fixtures/journal.jsonl"
-    before = journal.read_bytes()
-    assert lab(*args).json()["status"] == "ok"
-    assert journal.read_bytes() == before
+    assert lab(*args, SOURCE_DATE_EPOCH="1700000100").json()["status"] == "changed"
+    folder = lab.root / "runs/reconcile-fixtures"
+    events = [json.loads(line)["event"] for line in (folder / "journal.jsonl").read_text().splitlines()]
+    assert events.count("reconciliation_evaluated") == 2
+    history = [json.loads(line) for line in (folder / "observations/reconciliation.jsonl").read_text().splitlines()]
+    assert [h["evaluated_at"] for h in history] == ["2023-11-14T22:13:20Z", "2023-11-14T22:15:00Z"]
+    assert json.loads((folder / "reconciliation.json").read_text())["evaluated_at"] == "2023-11-14T22:15:00Z"
+    assert lab("artifacts", "verify", "--all").code == 0
+
+
+def test_observation_history_is_bounded_by_retention(lab):
+    args = ("reconcile", "--spec", SPEC, "--observed", str(REC / "observed_match.json"))
+    for n in range(4):
+        assert lab(*args, TC_OBSERVATION_RETENTION="2", SOURCE_DATE_EPOCH=str(1700000000 + n)).code == 0
+    lines = (lab.root / "runs/reconcile-fixtures/observations/reconciliation.jsonl").read_text().splitlines()
+    assert [json.loads(line)["evaluated_at"][-3:] for line in lines] == ["22Z", "23Z"]
 
 
 @pytest.mark.parametrize("content, needle", [

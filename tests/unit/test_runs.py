@@ -60,7 +60,7 @@ def test_locked_run_gives_a_clear_error(lab):
         result = lab("run", "init", "--spec", DEMO)
     finally:
         os.close(fd)
-    assert result.code == 1 and "in use by another tc process" in result.err
+    assert result.code == 5 and "in use by another tc process" in result.err  # busy
     assert lab("run", "init", "--spec", DEMO, "--json").json()["status"] == "changed"
 
 

@@ -12,6 +12,9 @@ from opslab import journal
 
 
 def test_engage_release_idempotent_with_history(lab):
+    missing_root = lab("killswitch", "status")
+    assert missing_root.code == 2 and "does not exist" in missing_root.err  # a typo'd root is not "released"
+    lab.root.mkdir(parents=True)
     assert lab("killswitch", "status").code == 0
     first = lab("killswitch", "engage", "--reason", "incident 1", "--json")
     assert first.code == 0 and first.json()["status"] == "changed"
@@ -25,7 +28,7 @@ def test_engage_release_idempotent_with_history(lab):
     assert lab("killswitch", "release", "--reason", "fixed", "--json").json()["status"] == "ok"
     events = journal.read(lab.root / "state/kill_switch_events.jsonl")
     assert [e["action"] for e in events] == ["engage", "release"]
-    assert journal.verify(lab.root / "state/kill_switch_events.jsonl", "kill_switch_event") == []
+    assert journal.verify(lab.root / "state/kill_switch_events.jsonl", "kill_switch_event", "kill_switch_events.jsonl") == []
     assert lab("artifacts", "verify", "--all").code == 0
 
 
@@ -72,7 +75,7 @@ def test_concurrent_engage_and_release_lose_nothing(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code, str(n)], cwd=REPO, env=tc_env(root)) for n in range(6)]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     events_path = root / "state/kill_switch_events.jsonl"
-    assert journal.verify(events_path, "kill_switch_event") == []
+    assert journal.verify(events_path, "kill_switch_event", "kill_switch_events.jsonl") == []
     events = journal.read(events_path)
     assert events, "some transitions must have happened"
     actions = [e["action"] for e in events]

@@ -43,7 +43,7 @@ CASES = {
     "run_id dotdot": (_with(run_id=".."), "/run_id: '..' does not match"),
     "run_id space": (_with(run_id="my run"), "/run_id: 'my run' does not match"),
     "run_id too long": (_with(run_id="r" * 65), "/run_id:"),
-    "unknown scenario": (_with(scenario={"name": "no_such", "version": "1"}), "unknown scenario 'no_such'; known: ops_smoke_demo"),
+    "unknown scenario": (_with(scenario={"name": "no_such", "version": "1"}), "/scenario/name: 'no_such' is not one of ['ops_smoke_demo']"),
     "zero bars": (_with(dataset={**DEMO["dataset"], "bars": 0}), "/dataset/bars: 0 is less than the minimum of 1"),
     "bad start": (_with(dataset={**DEMO["dataset"], "start": "yesterday"}), "/dataset/start:"),
 }
@@ -78,7 +78,7 @@ def test_spec_path_must_be_a_file(lab, tmp_path, kind):
     path = tmp_path / "nope.yaml" if kind == "missing" else tmp_path
     result = lab("spec", "validate", str(path))
     assert result.code == 2
-    assert result.err.strip() == f"error: {path}: " + ("no such file" if kind == "missing" else "is a directory, expected a spec file")
+    assert result.err.strip() == f"error: {path}: " + ("no such file (expected a spec file)" if kind == "missing" else "is a directory, expected a spec file")
 
 
 def test_artifacts_root_not_writable(tmp_path):

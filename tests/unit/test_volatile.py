@@ -28,7 +28,8 @@ def _masked_tree(root):
             continue
         rel = path.relative_to(root).as_posix()
         name = rel.split("/", 2)[-1] if rel.startswith("runs/") else None
-        schema = contracts.RUN_ARTIFACTS.get(name) if name else None
+        found = contracts.classify(name, "run") if name else None
+        schema = found[0].schema if found and not found[1] else None
         if schema and rel.endswith(".jsonl"):
             out[rel] = [_mask(json.loads(line), schema) for line in path.read_text().splitlines()]
         elif schema:

@@ -1,0 +1,132 @@
+"""Extraction: one artifact -> the samples it contributes. Paths come from the artifact registry.
+
+A new artifact needs one extractor here and its families in catalog.py, never server code.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from opslab import contracts, fs, safety
+
+Sample = tuple[str, tuple[str, ...], float]
+
+
+def _ts(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
+def _load(path: Path) -> Any:
+    return fs.parse_json(fs.read_input(path, "artifact", fs.MAX_JSON_BYTES), str(path))
+
+
+def run_samples(folder: Path) -> Iterator[Sample]:
+    """Every sample one run folder contributes (read only when the folder changed)."""
+    from opslab.verify import verify_run
+
+    rid = folder.name
+    meta = _load(folder / contracts.artifact("metadata").path)
+    yield "tc_run_info", (rid, meta["engine_kind"], meta["scenario"]["name"], meta["strategy"]["name"]), 1
+    yield "tc_run_status", (rid, meta["status"]), 1
+    updated = _ts(meta.get("updated_at"))
+    if updated is not None:
+        yield "tc_run_updated_timestamp_seconds", (rid,), updated
+    last_bar = _ts(meta["dataset"]["last_bar_close"]) if "dataset" in meta else None
+    if last_bar is not None:
+        yield "tc_run_dataset_last_bar_timestamp_seconds", (rid,), last_bar
+    if "safety" in meta:
+        yield "tc_run_kill_switch_engaged_at_start", (rid,), 1 if meta["safety"]["engaged"] else 0
+    metrics_path = folder / contracts.artifact("metrics").path
+    if metrics_path.exists():
+        metrics = _load(metrics_path)
+        for name, value in metrics["counters"].items():
+            yield f"tc_run_{name}", (rid,), value
+        for ccy, amount in metrics.get("balances", {}).items():
+            yield "tc_run_balance", (rid, ccy), float(amount)
+    for name, extractor in RUN_SOURCES.items():
+        path = folder / contracts.artifact(name).path
+        if path.exists():
+            yield from extractor(rid, _load(path))
+    yield "tc_artifacts_verification_problems", (rid,), len(verify_run(folder))
+
+
+def _lifecycle(rid: str, doc: dict) -> Iterator[Sample]:
+    yield "tc_paper_steps_done", (rid, doc["state"]), doc["steps_done"]
+    yield "tc_paper_recoveries", (rid,), doc["recoveries"]
+
+
+def _reconciliation(rid: str, doc: dict) -> Iterator[Sample]:
+    yield "tc_reconciliation_checks", (rid,), doc["summary"]["checks"]
+    yield "tc_reconciliation_mismatches", (rid,), doc["summary"]["mismatches"]
+
+
+def _readiness(rid: str, doc: dict) -> Iterator[Sample]:
+    yield "tc_connectivity_ready", (rid,), 1 if doc["ready"] else 0
+    yield "tc_connectivity_missing_placeholders", (rid,), len(doc["missing"])
+
+
+def _probe(rid: str, doc: dict) -> Iterator[Sample]:
+    labels = (rid, doc["target"])
+    yield "tc_connectivity_probe_up", labels, 1 if doc["outcome"] == "up" else 0
+    yield "tc_connectivity_probe_http_status", labels, doc["http_status"] or 0
+    if doc["latency_ms"] is not None:
+        yield "tc_connectivity_probe_latency_seconds", labels, doc["latency_ms"] / 1000.0
+
+
+# Run artifact (registry name) -> extractor.
+RUN_SOURCES: dict[str, Callable[[str, dict], Iterable[Sample]]] = {
+    "paper_lifecycle": _lifecycle,
+    "reconciliation": _reconciliation,
+    "connectivity_readiness": _readiness,
+    "connectivity_probe": _probe,
+}
+
+
+def _dataset(path: Path) -> Iterator[Sample]:
+    doc = _load(path)
+    yield "tc_dataset_rows", (doc["dataset_id"],), doc["rows"]
+    yield "tc_dataset_info", (doc["dataset_id"], doc["fingerprint"]), 1
+
+
+def kill_switch_samples(root: Path) -> Iterator[Sample]:
+    """The kill switch as safety.snapshot sees it (the rules live there only), and its history length."""
+    snap = safety.snapshot(root)
+    yield "tc_kill_switch_engaged", (), 1 if snap["engaged"] else 0
+    yield "tc_kill_switch_state_valid", (), 0 if snap["state"] == "corrupt" else 1
+    try:
+        raw = fs.read_input(safety.events_path(root), "history", 16 << 20)
+    except Exception:  # absent or unreadable: nothing to count (the snapshot already says corrupt)
+        raw = b""
+    yield "tc_kill_switch_events", (), raw.count(b"\n")
+
+
+def _drill(path: Path) -> Iterator[Sample]:
+    doc = _load(path)
+    yield "tc_drill_detected", (doc["drill"],), 1 if doc["detected"] else 0
+    finished = _ts(doc["finished_at"])
+    if finished is not None:
+        yield "tc_drill_finished_timestamp_seconds", (doc["drill"],), finished
+
+
+def _scorecard(path: Path) -> Iterator[Sample]:
+    doc = _load(path)
+    yield "tc_drills_passed", (), doc["passed"]
+    yield "tc_drills_run", (), doc["total"]
+
+
+# Root artifacts (registry name) -> extractor of one file. The kill switch is read as a whole
+# (state and history together) by kill_switch_samples.
+ROOT_SOURCES: dict[str, Callable[[Path], Iterable[Sample]]] = {
+    "dataset_manifest": _dataset,
+    "drill_result": _drill,
+    "drill_scorecard": _scorecard,
+}
+KILL_SWITCH_FILES = ("kill_switch", "kill_switch_events")
