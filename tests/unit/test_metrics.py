@@ -103,7 +103,8 @@ def test_an_edit_made_outside_tc_shows_up_at_the_next_sweep(lab, monkeypatch):
     (lab.root / "state/kill_switch.json").write_text("hand-edited garbage")  # no feed line
     # The kill switch is re-checked on every scrape (two stats), not only at a sweep: fail closed at once.
     assert "\ntc_kill_switch_engaged 1.0\n" in col.rendered_artifacts().decode()
-    (lab.root / "runs/minimal/metadata.json").write_text("{}")  # no feed line either
+    (lab.root / "runs/minimal/metadata.json").unlink()  # replaced by hand (the folder's mtime moves), no feed line either
+    (lab.root / "runs/minimal/metadata.json").write_text("{}")
     assert 'tc_exporter_artifact_errors_total{kind="run"} 0.0' in b"".join(col.exposition()).decode()  # not seen yet
     monkeypatch.setattr(col, "SWEEP_EVERY_S", 0.0)
     assert 'tc_exporter_artifact_errors_total{kind="run"} 1.0' in b"".join(col.exposition()).decode()  # the sweep sees it
@@ -193,6 +194,7 @@ def exporter(lab):
     yield server
     server.server.shutdown()
     thread.join(10)
+    server.server.server_close()
 
 
 def test_served_scrapes_are_whole_and_the_warm_one_reuses_the_rendered_families(exporter):
