@@ -59,3 +59,13 @@ class Stopwatch:
         if os.environ.get("SOURCE_DATE_EPOCH"):
             return 0.0
         return round((self._time.monotonic() - self._start) * 1000.0, 3)
+
+
+def iso_from_ns(ns: int) -> str:
+    """The RFC 3339 form of a Unix time in nanoseconds (NautilusTrader's timestamps)."""
+    return iso(datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc))
+
+
+def epoch_seconds(text: str) -> float:
+    """Unix seconds of an RFC 3339 string tc wrote (ValueError when it is not one)."""
+    return parse_iso(text).timestamp()

@@ -84,7 +84,7 @@ def generate_rows(params: DatasetParams) -> Iterator[bytes]:
         high = max(open_, close) + rng.randint(0, wick)
         low = max(1, min(open_, close) - rng.randint(0, wick))
         volume = rng.randint(10_000, 5_000_000)  # micro-BTC: 0.01 .. 5 BTC
-        ts = (start + minute * (i + 1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ts = clock.iso(start + minute * (i + 1))
         yield (
             f"{ts},{open_ // 100}.{open_ % 100:02d},{high // 100}.{high % 100:02d},"
             f"{low // 100}.{low % 100:02d},{close // 100}.{close % 100:02d},"

@@ -579,6 +579,11 @@ def walk(folder: Path, prune: Callable[[str], bool] | None = None) -> Iterator[t
             yield relpath, kind
 
 
+def open_read(path: Path) -> Any:
+    """A binary file object for reading a file beneath the root (no link followed); close it."""
+    return os.fdopen(_open_file(Path(path), os.O_RDONLY), "rb")
+
+
 def iter_chunks(path: Path) -> Iterator[bytes]:
     """The bytes of a file beneath the root in 1 MiB chunks (no link followed)."""
     fd = _open_file(Path(path), os.O_RDONLY)

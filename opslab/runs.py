@@ -173,7 +173,7 @@ class Run:
         self.meta(**{name: summary})
 
     # --- protocol ----------------------------------------------------------------------------------
-    def _start(self, prepare_dataset: bool) -> None:
+    def _start(self, prepared: Result | None) -> None:
         if self.exists("metadata"):
             self._meta = fs.read_json(self.path("metadata"))
             self._meta_on_disk = dict(self._meta)
@@ -186,15 +186,14 @@ class Run:
         self.write("runspec", self.spec.data)
         if not self.has_event("run_initialized"):
             self.event("run_initialized", {"config_hash": self.spec.config_hash, "spec_file": self.spec.path.name})
-        if prepare_dataset:
-            self.link_dataset()
+        if prepared is not None:
+            self.link_dataset(prepared)
         if not self.exists("metrics"):
             counters = {"dataset_rows": self.dataset["rows"]} if self.dataset else {}
             self.write("metrics", {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, "counters": counters})
 
-    def link_dataset(self) -> dict[str, Any]:
-        """Prepare the spec's dataset if missing (converge), check it intact once, link it to the run."""
-        prepared = data.prepare(data.DatasetParams.from_spec(self.spec.data))
+    def link_dataset(self, prepared: Result) -> dict[str, Any]:
+        """Link the prepared (and checked intact) dataset to the run."""
         self.statuses.append(prepared.status)
         manifest = prepared.data["manifest"]
         if not self.has_event("dataset_linked", fingerprint=manifest["fingerprint"]):
@@ -225,10 +224,13 @@ def open(spec: RunSpec, dataset: bool = True) -> Iterator[Run]:  # noqa: A001 - 
     fs.root_for_write()
     folder = run_dir(spec.run_id)
     refuse_other_spec(spec, folder)
+    # The dataset converges (prepared when missing, checked intact once) before the run folder is
+    # touched: a corrupt dataset is exit 2 with nothing of the run written.
+    prepared = data.prepare(data.DatasetParams.from_spec(spec.data)) if dataset else None
     with fs.locked(folder, f"run {spec.run_id}"):
         refuse_other_spec(spec, folder)  # again under the lock
         run = Run(spec, folder)
-        run._start(dataset)
+        run._start(prepared)
         try:
             yield run
         finally:

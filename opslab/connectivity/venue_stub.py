@@ -17,7 +17,6 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
 
 from __future__ import annotations
 
-import calendar
 import json
 import math
 import threading
@@ -27,7 +26,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from opslab import data, httpserver
+from opslab import clock, data, httpserver
 from opslab.errors import InputError
 
 ALLOWED_HOSTS = ("127.0.0.1", "::1")
@@ -290,6 +289,6 @@ def _klines(limit: int) -> list[list[Any]]:
     rows = [line.decode().strip().split(",") for line in data.generate_rows(KLINE_PARAMS)][1:]
     out = []
     for ts, o, h, low, c, vol in rows[-limit:]:
-        close_ms = calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")) * 1000
+        close_ms = int(clock.epoch_seconds(ts)) * 1000
         out.append([close_ms - 60_000, o, h, low, c, vol, close_ms - 1, "0", 0, "0", "0", "0"])
     return out

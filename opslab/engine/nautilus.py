@@ -26,6 +26,7 @@ from nautilus_trader.model.objects import Money
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
+from opslab import clock, fs
 from opslab.engine.scenarios import get as get_scenario
 from opslab.engine.smoke import SmokeConfig, SmokeStrategy
 
@@ -60,7 +61,8 @@ class Session:
 
 def load_bars(bars_csv: Path, limit: int, instrument: Any, bar_type: BarType) -> list[Bar]:
     """Bars from a dataset CSV, stamped at their close time (the wrangler reads columns by position)."""
-    frame = pd.read_csv(bars_csv, nrows=limit, index_col="ts_close")
+    with fs.open_read(bars_csv) as fh:  # never through a link under the root
+        frame = pd.read_csv(fh, nrows=limit, index_col="ts_close")
     frame.index = pd.to_datetime(frame.index, utc=True)
     frame = frame[["open", "high", "low", "close", "volume"]]
     return BarDataWrangler(bar_type, instrument).process(frame)
@@ -94,7 +96,7 @@ def build(spec: dict[str, Any], total_bars: int) -> Session:
 
 
 def _ts(ns: int) -> str:
-    return pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ") if ns else ""
+    return clock.iso_from_ns(ns) if ns else ""
 
 
 def _dec(value: Any) -> str:

@@ -5,12 +5,10 @@ A new artifact needs one extractor here and its families in catalog.py, never se
 
 from __future__ import annotations
 
-import calendar
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from opslab import contracts, fs, safety
+from opslab import clock, contracts, fs, safety
 
 Sample = tuple[str, tuple[str, ...], float]
 
@@ -19,7 +17,7 @@ def _ts(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+        return clock.epoch_seconds(text)
     except ValueError:
         return None
 

@@ -48,12 +48,18 @@ def test_each_drill_can_fail(undetected, name):
     assert doc["detected"] is False and doc["verdict"] == "fail" and doc["detection_enabled"] is False
 
 
-def test_rerun_is_ok_and_changes_no_file(detected):
+def test_every_drill_run_is_a_new_observation(detected):
+    """A drill is an observation: a rerun records a new result with its own finish time (the
+    exporter's tc_drill_finished_timestamp_seconds moves) and one more history line."""
     root, _ = detected
-    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    again = run_tc("drill", "run", "mismatch", "--json", artifacts=root)
-    assert again.code == 0 and again.json()["status"] == "ok"
-    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    history = root / "drills/mismatch/history.jsonl"
+    before = history.read_text().splitlines()
+    again = run_tc("drill", "run", "mismatch", "--json", artifacts=root, SOURCE_DATE_EPOCH="1700000999")
+    assert again.code == 0 and again.json()["status"] == "changed"
+    after = history.read_text().splitlines()
+    assert len(after) == len(before) + 1 and json.loads(after[-1])["finished_at"] == "2023-11-14T22:29:59Z"
+    assert json.loads((root / "drills/mismatch/result.json").read_text())["finished_at"] == "2023-11-14T22:29:59Z"
+    assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
 
 
 def test_unknown_drill_and_usage(tmp_path):

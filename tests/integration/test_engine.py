@@ -135,7 +135,7 @@ def _spec(tmp_path: Path, base: str, **changes) -> str:
     ("paper", PAPER, {"engine.paper.bars_per_step": -5}, "/engine/paper/bars_per_step: -5 is less than the minimum"),
     ("paper", PAPER, {"engine.paper.steps": 10**9}, "/engine/paper/steps: 1000000000 is greater than the maximum"),
     ("backtest", DEMO, {"engine.max_bars": 0}, "/engine/max_bars: 0 is less than the minimum of 1"),
-    ("backtest", DEMO, {"scenario.name": "moon_shot"}, "unknown scenario 'moon_shot'; known: ops_smoke_demo"),
+    ("backtest", DEMO, {"scenario.name": "moon_shot"}, "/scenario/name: 'moon_shot' is not one of ['ops_smoke_demo']"),
 ])
 def test_bad_engine_input_exits_2(tmp_path, command, spec_base, changes, needle):
     root = tmp_path / "artifacts"
@@ -144,11 +144,11 @@ def test_bad_engine_input_exits_2(tmp_path, command, spec_base, changes, needle)
     assert not (root / "runs").exists()
 
 
-def test_missing_and_corrupt_dataset_point_at_prepare(tmp_path):
+def test_a_missing_dataset_is_prepared_and_a_corrupt_one_points_at_prepare(tmp_path):
     root = tmp_path / "artifacts"
-    missing = run_tc("run", "backtest", "--spec", DEMO, artifacts=root)
-    assert missing.code == 2 and "tc data prepare" in missing.err and missing.err.count("\n") == 1
-    assert not (root / "runs").exists()
+    plan = run_tc("run", "backtest", "--spec", DEMO, "--check", "--json", artifacts=root)
+    assert plan.code == 0 and plan.json()["status"] == "changed" and "would create dataset" in plan.json()["summary"]
+    assert not root.exists()
     assert run_tc("data", "prepare", "--spec", DEMO, artifacts=root).code == 0
     bars = next(root.glob("datasets/*/bars.csv"))
     bars.write_bytes(bars.read_bytes()[:-10] + b"9999999999")
