@@ -18,8 +18,8 @@ from pathlib import Path
 from harness import REPO, WORK
 
 sys.path.insert(0, str(REPO))
-from opslab import artifacts  # noqa: E402
-from opslab.metrics.collector import ArtifactCollector  # noqa: E402
+from opslab import fs  # noqa: E402
+from opslab.metrics.cache import ArtifactCollector  # noqa: E402
 
 
 def _make_root(n: int) -> str:
@@ -45,7 +45,7 @@ def _scrape(collector: ArtifactCollector) -> float:
 def _scrape_after_one_change(collector: ArtifactCollector, root: str, i: int) -> float:
     """One run rewritten through tc's own atomic write (so the change feed names it), then a scrape."""
     os.environ["TC_ARTIFACTS_DIR"] = root
-    artifacts.write_bytes_atomic(Path(root) / "runs" / "minimal" / "report.md", f"# bench edit {i}\n".encode())
+    fs.write_atomic(Path(root) / "runs" / "minimal" / "report.md", f"# bench edit {i}\n".encode())
     return _scrape(collector)
 
 

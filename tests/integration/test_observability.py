@@ -137,7 +137,9 @@ def test_the_one_encoder_parses_as_prometheus_client_and_serve_equals_dump(demo_
     from opslab.metrics.catalog import BY_NAME
     from opslab.metrics.server import dump
 
-    ours = ArtifactCollector(demo_root).rendered_artifacts().decode()
+    collector = ArtifactCollector(demo_root)
+    ours = collector.rendered_artifacts().decode()
+    assert collector.errors == {}
     dumped = dump(demo_root).body
     assert dumped.startswith(ours)
     families = list(text_string_to_metric_families(dumped))
