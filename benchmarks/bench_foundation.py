@@ -1,6 +1,6 @@
 """Foundation benchmarks: CLI start-up vs a Nautilus import, fingerprint vs openssl on 500 MB.
 
-Targets (reported, not asserted): `tc spec validate` under 0.2x of `import
+Targets (reported, not asserted): `tc spec validate` at most 0.12x of `import
 nautilus_trader.backtest.engine`; `tc data fingerprint` within 1.25x of `openssl dgst -sha256`
 and peak RSS under 128 MB.
 """

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import traceback
 from typing import Any, Callable, Sequence
 
 from opslab import __version__
@@ -369,8 +368,8 @@ def _group_connectivity(sub: Any) -> None:
 # --- metrics ----------------------------------------------------------------------------------
 
 def _metrics_serve(args: argparse.Namespace, report: Reporter) -> Any:
-    from opslab import fs, httpserver
-    from opslab.metrics.server import MetricsServer
+    from opslab import fs
+    from opslab.metrics.server import PER_RUN_ENV, MetricsServer, per_run_limit
     from opslab.result import Result
 
     port = args.port
@@ -379,20 +378,21 @@ def _metrics_serve(args: argparse.Namespace, report: Reporter) -> Any:
             port = port_number(os.environ.get("TC_METRICS_PORT") or "9108")
         except argparse.ArgumentTypeError as exc:
             raise InputError(f"TC_METRICS_PORT: {exc}") from None
-    server = MetricsServer(fs.root(), args.host, port)
+    per_run = per_run_limit(args.per_run if args.per_run is not None else os.environ.get(PER_RUN_ENV))
+    server = MetricsServer(fs.root(), args.host, port, per_run)
     if server.exposed:
         report.event("warning", f"warning: --host {args.host} exposes the lab's metrics beyond this machine; the default is 127.0.0.1")
-    server.start_warming()
-    httpserver.serve_until_signal(server.server, lambda url: report.event(
-        "listening", f"serving {fs.root()} on {url}/metrics (and /healthz)", url=f"{url}/metrics"))
+    server.serve(lambda url: report.event("listening", f"serving {fs.root()} on {url}/metrics (and /healthz)", url=f"{url}/metrics"))
     return Result("ok", f"metrics exporter on {server.url} stopped after {server.scrapes} scrape(s)")
 
 
 def _metrics_dump(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import fs
-    from opslab.metrics.server import dump
+    from opslab.metrics.exposition import OPENMETRICS, TEXT
+    from opslab.metrics.server import PER_RUN_ENV, dump, per_run_limit
 
-    return dump(fs.root_for_read())
+    per_run = per_run_limit(args.per_run if args.per_run is not None else os.environ.get(PER_RUN_ENV))
+    return dump(fs.root_for_read(), OPENMETRICS if args.openmetrics else TEXT, per_run)
 
 
 def _group_metrics(sub: Any) -> None:
@@ -403,8 +403,13 @@ def _group_metrics(sub: Any) -> None:
   tc metrics serve --host 0.0.0.0 --port 9108    # inside a container only (prints a warning)""", _metrics_serve)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=port_number, default=None, help="port (default $TC_METRICS_PORT or 9108)")
-    leaf(g, "dump", "print one scrape to stdout (for promtool check metrics or a quick look)", """
-  tc metrics dump | promtool check metrics""", _metrics_dump)
+    p.add_argument("--per-run", default=None, metavar="N",
+                   help="serve per-run families for the newest N runs (and running or failed ones); default $TC_METRICS_PER_RUN or 50")
+    p = leaf(g, "dump", "print one scrape to stdout (for promtool check metrics or a quick look)", """
+  tc metrics dump | promtool check metrics
+  tc metrics dump --openmetrics      # the OpenMetrics dialect Prometheus asks for""", _metrics_dump)
+    p.add_argument("--openmetrics", action="store_true", help="OpenMetrics 1.0 text instead of the classic text format")
+    p.add_argument("--per-run", default=None, metavar="N", help="as for serve")
 
 
 # --- drills -----------------------------------------------------------------------------------
@@ -469,6 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # the one place an error becomes an exit code (unexpected ones: 1)
         if want_trace and not isinstance(exc, OpsLabError):
+            import traceback
+
             traceback.print_exc()
         code = exit_code_of(exc)
         text = str(exc) if isinstance(exc, OpsLabError) else f"unexpected {type(exc).__name__}: {exc} (rerun with --traceback for details)"

@@ -131,10 +131,20 @@ def load_schema(name: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=None)
 def validator(name: str) -> Any:
-    """A compiled, cached validator for schema NAME (jsonschema is imported on first use)."""
+    """A compiled, cached validator for schema NAME that explains every violation (jsonschema,
+    imported on first use: only when something is invalid)."""
     from jsonschema import Draft202012Validator, FormatChecker
 
     return Draft202012Validator(load_schema(name), format_checker=FormatChecker())
+
+
+@lru_cache(maxsize=None)
+def fast_validator(name: str) -> Any:
+    """A compiled, cached yes/no validator for schema NAME (jsonschema-rs: the same schema file, about
+    ten times faster to import and to run; it answers the common case, valid, on hot paths)."""
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(load_schema(name))
 
 
 def pointer(path: Any) -> str:
@@ -155,6 +165,8 @@ def _describe(error: Any) -> str:
 
 def iter_errors(name: str, instance: Any) -> Iterator[tuple[str, str]]:
     """(JSON pointer, what was expected) for every violation, in a stable order."""
+    if fast_validator(name).is_valid(instance):
+        return
     errors = sorted(validator(name).iter_errors(instance), key=lambda e: (list(map(str, e.path)), e.message))
     for error in errors:
         yield pointer(error.absolute_path), _describe(error)

@@ -19,11 +19,13 @@ from typing import Any, Callable, Iterable
 
 from opslab import contracts
 from opslab.fs import GENERATION
-from opslab.metrics.catalog import ARTIFACT_FAMILIES, EXPORTER_FAMILIES
-from opslab.metrics.exposition import HEADERS, lines_by_family
+from opslab.metrics.catalog import AGGREGATE_FAMILIES, ARTIFACT_FAMILIES, EXPORTER_FAMILIES, PER_RUN_DEFAULT, RUN_FAMILIES, _counters
+from opslab.metrics.exposition import EOF_MARK, HEADERS, TEXT, lines_by_family
 from opslab.metrics.extract import KILL_SWITCH_FILES, ROOT_SOURCES, Sample, kill_switch_samples, run_samples
 
 KILL_SWITCH_KEY = "(kill switch)"
+ACTIVE = ("running", "failed")  # runs shown per run whatever their age
+ERROR_KINDS = ("run", "datasets", "state", "drills", "root")
 
 
 class ArtifactCollector:
@@ -39,16 +41,21 @@ class ArtifactCollector:
 
     SWEEP_EVERY_S = 30.0
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, per_run: int = PER_RUN_DEFAULT, build: tuple[str, str, str] = ("", "", "")) -> None:
         self.root = Path(root)
+        self.per_run = per_run
+        self.build = build
+        self.warming = False
+        self.scrapes_waiting = 0  # scrapes waiting for the lock (the start-up read lets them in first)
+        self._selected: set[str] = set()
         self._feed: tuple[int, int] | None = None  # (device, inode) of .generation when last read
         self._feed_offset = 0
         self._last_sweep = float("-inf")
         self._cache: dict[str, tuple[Any, list[Sample]]] = {}
         self._lines: dict[str, dict[str, bytes]] = {name: {} for name in ARTIFACT_FAMILIES}  # family -> key -> lines
-        self._blocks: dict[str, bytes] = {}
+        self._blocks: dict[str, bytes] = {}  # family -> sample lines (no header)
         self._dirty: set[str] = set(ARTIFACT_FAMILIES)
-        self._rendered: bytes | None = None
+        self._rendered: dict[str, bytes] = {}  # dialect -> the artifact families
         self.errors: dict[str, int] = {}
         self.scrapes = 0
 
@@ -57,7 +64,7 @@ class ArtifactCollector:
         self._drop(key)
         self._cache[key] = (sig, samples)
         for name, text in lines_by_family(sample for sample in samples if sample[0] in self._lines).items():
-            self._lines[name][key] = text.encode()
+            self._lines[name][key] = text
             self._dirty.add(name)
 
     def _drop(self, key: str) -> bool:
@@ -190,33 +197,121 @@ class ArtifactCollector:
         return changed
 
     def samples(self) -> list[Sample]:
-        """All artifact samples (after a refresh)."""
+        """All artifact samples of every run and file (after a refresh; tests and tools)."""
         self.refresh()
         return [sample for _, samples in self._cache.values() for sample in samples]
 
+    # --- bounded series -------------------------------------------------------------------------
+    def _run_keys(self) -> list[str]:
+        return [key for key in self._cache if key.startswith(str(self.root / "runs") + os.sep)]
+
+    def _select(self) -> set[str]:
+        """Runs whose per-run families are served: the newest `per_run` by last update, plus every
+        running or failed one."""
+        facts = []
+        for key in self._run_keys():
+            updated, status = 0.0, ""
+            for name, labels, value in self._cache[key][1]:
+                if name == "tc_run_updated_timestamp_seconds":
+                    updated = value
+                elif name == "tc_run_status":
+                    status = labels[1]
+            facts.append((updated, key, status))
+        facts.sort(reverse=True)
+        return {key for i, (_, key, status) in enumerate(facts) if i < self.per_run or status in ACTIVE}
+
+    def _aggregates(self) -> list[Sample]:
+        """Every run summarized (bounded: labels are statuses and engine kinds), and drills by outcome."""
+        counters = [name for name, prop in _counters().items() if prop.get("x-metric-type", "counter") == "counter"]
+        by_state: dict[tuple[str, str], int] = {}
+        sums = dict.fromkeys(counters, 0.0)
+        problems = mismatches = down = 0.0
+        drills = {"pass": 0, "fail": 0}
+        for _, samples in self._cache.values():
+            status = kind = ""
+            for name, labels, value in samples:
+                if name == "tc_run_status":
+                    status = labels[1]
+                elif name == "tc_run_info":
+                    kind = labels[1]
+                elif name.startswith("tc_run_") and name[len("tc_run_"):] in sums:
+                    sums[name[len("tc_run_"):]] += value
+                elif name == "tc_artifacts_verification_problems":
+                    problems += value
+                elif name == "tc_reconciliation_mismatches":
+                    mismatches += value
+                elif name == "tc_connectivity_probe_up":
+                    down += 1 - value
+                elif name == "tc_drill_detected":
+                    drills["pass" if value else "fail"] += 1
+            if status:
+                by_state[(status, kind)] = by_state.get((status, kind), 0) + 1
+        return [*(("tc_runs", labels, count) for labels, count in sorted(by_state.items())),
+                *((f"tc_runs_{name}", (), total) for name, total in sums.items()),
+                ("tc_runs_verification_problems", (), problems), ("tc_runs_reconciliation_mismatches", (), mismatches),
+                ("tc_runs_probes_down", (), down), *(("tc_drills", (outcome,), n) for outcome, n in drills.items())]
+
+    # --- rendering --------------------------------------------------------------------------------
     def exporter_samples(self, duration: float) -> list[Sample]:
-        """The exporter's own samples: this scrape's duration, artifact errors by kind, scrapes."""
-        return [("tc_exporter_scrape_duration_seconds", (), duration),
-                *(("tc_exporter_artifact_errors", (kind,), self.errors.get(kind, 0)) for kind in ("run", "datasets", "state", "drills", "root")),
+        """The exporter's own samples."""
+        runs = len(self._run_keys())
+        return [("tc_build_info", self.build, 1), ("tc_exporter_warming", (), 1 if self.warming else 0),
+                ("tc_exporter_runs", ("per_run",), len(self._selected)), ("tc_exporter_runs", ("aggregate_only",), runs - len(self._selected)),
+                ("tc_exporter_scrape_duration_seconds", (), duration),
+                *(("tc_exporter_artifact_errors", (kind,), self.errors.get(kind, 0)) for kind in ERROR_KINDS),
                 ("tc_exporter_scrapes", (), self.scrapes)]
 
-    def exposition(self) -> list[bytes]:
-        """One scrape in the text format, as chunks to send in order: the artifact families
-        (re-rendered only after a change, else the cached bytes as they are, not copied) and the
-        exporter's own families."""
+    def exposition(self, dialect: str = TEXT, refresh: bool = True) -> list[bytes]:
+        """One scrape, as chunks to send in order: the artifact families (re-rendered only after a
+        change, else the cached bytes as they are) and the exporter's own families. REFRESH=False
+        serves what is cached (while the start-up read is still running)."""
         start = time.perf_counter()
         self.scrapes += 1
-        artifact_text = self.rendered_artifacts()
+        artifact_text = self.rendered_artifacts(dialect, refresh)
         own = lines_by_family(self.exporter_samples(time.perf_counter() - start))
-        return [artifact_text, b"".join(HEADERS[name] + own.get(name, "").encode() for name in EXPORTER_FAMILIES)]
+        headers = HEADERS[dialect]
+        return [artifact_text, b"".join(headers[name] + own.get(name, b"") for name in EXPORTER_FAMILIES) + EOF_MARK[dialect]]
 
-    def rendered_artifacts(self) -> bytes:
-        """The artifact families in the text format; only the families a change touched are joined
-        again. Called once when the exporter starts, so the first scrape does not read every run."""
-        self.refresh()
-        if self._dirty or self._rendered is None:
+    def rendered_artifacts(self, dialect: str = TEXT, refresh: bool = True) -> bytes:
+        """The artifact families; only the families a change touched are joined again."""
+        if refresh:
+            self.refresh()
+        if self._dirty:
+            selected = self._select()
+            if selected != self._selected:
+                self._selected = selected
+                self._dirty.update(RUN_FAMILIES)
             for name in self._dirty:
-                self._blocks[name] = HEADERS[name] + b"".join(self._lines[name].values())
+                if name in AGGREGATE_FAMILIES:
+                    continue
+                lines = self._lines[name]
+                chosen = lines.values() if name not in RUN_FAMILIES else (text for key, text in lines.items() if key in selected)
+                self._blocks[name] = b"".join(chosen)
+            self._blocks.update(lines_by_family(self._aggregates()))
             self._dirty.clear()
-            self._rendered = b"".join(self._blocks[name] for name in ARTIFACT_FAMILIES)
-        return self._rendered
+            self._rendered.clear()
+        if dialect not in self._rendered:
+            headers = HEADERS[dialect]
+            self._rendered[dialect] = b"".join(headers[name] + self._blocks.get(name, b"") for name in ARTIFACT_FAMILIES)
+        return self._rendered[dialect]
+
+    def warm(self, lock: Any) -> None:
+        """The start-up read: every run, one at a time under LOCK (scrapes meanwhile serve what is read
+        so far, with tc_exporter_warming 1), then everything else."""
+        self.warming = True
+        runs = self.root / "runs"
+        try:
+            entries = [e for e in os.scandir(runs) if e.is_dir(follow_symlinks=False)] if runs.is_dir() else []
+        except OSError:
+            entries = []
+        for entry in entries:
+            if self.scrapes_waiting:
+                time.sleep(0.001)  # let a waiting scrape take the lock first (a Lock is not fair)
+            with lock:
+                try:
+                    self._check_run(entry.path, entry.stat(follow_symlinks=False))
+                except OSError:
+                    self.errors["run"] = self.errors.get("run", 0) + 1
+        with lock:
+            self.refresh()
+            self.warming = False

@@ -1,65 +1,117 @@
-"""The metric catalog: every family the exporter serves (name, type, labels, help, source artifact).
+"""The metric catalog: every family the exporter serves (name, type, labels, help, source, scope).
 
-Counter families for runs come from the properties of schemas/metrics.schema.json, so a new counter
-appears without code. docs/reference/metrics.md is generated from this list.
+Scopes bound the series: `run` families carry a run_id label and are served only for the newest
+runs (TC_METRICS_PER_RUN, default 50) and for runs that are running or failed; `aggregate` families
+summarize every run; `root` families come from datasets, state and drills (bounded by what exists:
+datasets and drills are few); `exporter` families describe the exporter itself. Per-run counter
+families come from the properties of schemas/metrics.schema.json. docs/reference/metrics.md is
+generated from this list (scripts/gen_metrics_docs.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opslab import contracts
 from opslab.contracts import load_schema
+
+PER_RUN_DEFAULT = 50
+
 
 @dataclass(frozen=True)
 class Family:
-    """One metric family: its type, label names, help text and source artifact."""
+    """One metric family: its type, label names, help text, source artifact and scope."""
 
     name: str
     kind: str  # gauge | counter
     labels: tuple[str, ...]
     help: str
     source: str
+    scope: str  # run | aggregate | root | exporter
+
+    @property
+    def exposed(self) -> str:
+        """The sample name: counters end in _total."""
+        return self.name + "_total" if self.kind == "counter" else self.name
 
 
-def _counter_families() -> list[Family]:
-    props = load_schema("metrics")["properties"]["counters"]["properties"]
-    return [Family(f"tc_run_{name}", "counter", ("run_id",), props[name]["description"], "runs/<run_id>/metrics.json")
-            for name in sorted(props)]
+def _counters() -> dict[str, dict]:
+    return load_schema("metrics")["properties"]["counters"]["properties"]
+
+
+def _per_run_counters() -> list[Family]:
+    props = _counters()
+    return [Family(f"tc_run_{name}", props[name].get("x-metric-type", "counter"), ("run_id",), props[name]["description"],
+                   _run("metrics"), "run") for name in sorted(props)]
+
+
+def _aggregate_counters() -> list[Family]:
+    props = _counters()
+    return [Family(f"tc_runs_{name}", "counter", (), f"Sum over every run: {props[name]['description']}", _every_run("metrics"), "aggregate")
+            for name in sorted(props) if props[name].get("x-metric-type", "counter") == "counter"]
+
+
+def _run(name: str) -> str:
+    return "runs/<run_id>/" + contracts.artifact(name).path
+
+
+def _every_run(name: str) -> str:
+    return "runs/*/" + contracts.artifact(name).path
+
+
+def _root(name: str) -> str:
+    return contracts.artifact(name).path
 
 
 FAMILIES: list[Family] = [
-    Family("tc_run_info", "gauge", ("run_id", "engine_kind", "scenario", "strategy"), "1 for every run; identity labels.", "runs/<run_id>/metadata.json"),
-    Family("tc_run_status", "gauge", ("run_id", "status"), "1 for the run's current status (initialized, running, completed, failed, blocked, stopped).", "runs/<run_id>/metadata.json"),
-    Family("tc_run_updated_timestamp_seconds", "gauge", ("run_id",), "When the run's metadata last changed (Unix seconds).", "runs/<run_id>/metadata.json"),
-    Family("tc_run_dataset_last_bar_timestamp_seconds", "gauge", ("run_id",), "Close time of the run dataset's last bar (Unix seconds).", "runs/<run_id>/metadata.json"),
-    Family("tc_run_balance", "gauge", ("run_id", "currency"), "Final venue balance (total) per currency.", "runs/<run_id>/metrics.json"),
-    *_counter_families(),
-    Family("tc_run_kill_switch_engaged_at_start", "gauge", ("run_id",), "1 when the kill switch was engaged the last time the run looked.", "runs/<run_id>/metadata.json"),
-    Family("tc_paper_steps_done", "gauge", ("run_id", "state"), "Paper lifecycle steps done, labelled with the lifecycle state.", "runs/<run_id>/paper/lifecycle.json"),
-    Family("tc_paper_recoveries", "gauge", ("run_id",), "Times an unfinished paper lifecycle was recovered after a crash.", "runs/<run_id>/paper/lifecycle.json"),
-    Family("tc_reconciliation_checks", "gauge", ("run_id",), "Checks evaluated by the last reconciliation.", "runs/<run_id>/reconciliation.json"),
-    Family("tc_reconciliation_mismatches", "gauge", ("run_id",), "Checks that did not match in the last reconciliation.", "runs/<run_id>/reconciliation.json"),
-    Family("tc_connectivity_ready", "gauge", ("run_id",), "1 when every credential placeholder is set.", "runs/<run_id>/connectivity_readiness.json"),
-    Family("tc_connectivity_missing_placeholders", "gauge", ("run_id",), "Credential placeholders unset or empty.", "runs/<run_id>/connectivity_readiness.json"),
-    Family("tc_connectivity_probe_up", "gauge", ("run_id", "target"), "1 when the last recorded probe was up.", "runs/<run_id>/connectivity_probe.json"),
-    Family("tc_connectivity_probe_latency_seconds", "gauge", ("run_id", "target"), "Latency of the last recorded up probe.", "runs/<run_id>/connectivity_probe.json"),
-    Family("tc_connectivity_probe_http_status", "gauge", ("run_id", "target"), "HTTP status of the last recorded probe (0 when none).", "runs/<run_id>/connectivity_probe.json"),
-    Family("tc_artifacts_verification_problems", "gauge", ("run_id",), "Problems `tc artifacts verify` finds in the run (0 when it verifies).", "runs/<run_id>/*"),
-    Family("tc_dataset_rows", "gauge", ("dataset_id",), "Bars in a prepared dataset.", "datasets/<dataset_id>/manifest.json"),
-    Family("tc_dataset_info", "gauge", ("dataset_id", "fingerprint"), "1 per dataset; its fingerprint as a label.", "datasets/<dataset_id>/manifest.json"),
-    Family("tc_kill_switch_engaged", "gauge", (), "1 when the kill switch is engaged or its state is unreadable (fail closed), else 0.", "state/kill_switch.json"),
-    Family("tc_kill_switch_state_valid", "gauge", (), "0 when the kill switch state file is unreadable or invalid.", "state/kill_switch.json"),
-    Family("tc_kill_switch_events", "counter", (), "Engage and release events in the switch's history.", "state/kill_switch_events.jsonl"),
-    Family("tc_drill_detected", "gauge", ("drill",), "1 when the drill's failure was detected (verdict pass).", "drills/<drill>/result.json"),
-    Family("tc_drill_finished_timestamp_seconds", "gauge", ("drill",), "When the drill last finished (Unix seconds).", "drills/<drill>/result.json"),
-    Family("tc_drills_passed", "gauge", (), "Drills that passed in the last `tc drill run --all`.", "drills/scorecard.json"),
-    Family("tc_drills_run", "gauge", (), "Drills in the last `tc drill run --all`.", "drills/scorecard.json"),
-    Family("tc_exporter_scrape_duration_seconds", "gauge", (), "How long this scrape took to collect.", "(exporter)"),
-    Family("tc_exporter_artifact_errors", "counter", ("kind",), "Artifacts that could not be read or parsed, since the exporter started.", "(exporter)"),
-    Family("tc_exporter_scrapes", "counter", (), "Scrapes served since the exporter started.", "(exporter)"),
+    Family("tc_build_info", "gauge", ("version", "nautilus_trader", "python"), "1; the versions of the exporter's tc, NautilusTrader and Python.", "(exporter)", "exporter"),
+    # per run (bounded: newest runs, and running or failed ones)
+    Family("tc_run_info", "gauge", ("run_id", "engine_kind", "scenario", "strategy"), "1 for every run shown; identity labels.", _run("metadata"), "run"),
+    Family("tc_run_status", "gauge", ("run_id", "status"), "1 for the run's current status (initialized, running, completed, failed, blocked, stopped).", _run("metadata"), "run"),
+    Family("tc_run_updated_timestamp_seconds", "gauge", ("run_id",), "When the run's metadata last changed (Unix seconds).", _run("metadata"), "run"),
+    Family("tc_run_dataset_last_bar_timestamp_seconds", "gauge", ("run_id",), "Close time of the run dataset's last bar (Unix seconds).", _run("metadata"), "run"),
+    Family("tc_run_balance", "gauge", ("run_id", "currency"), "Final venue balance (total) per currency.", _run("metrics"), "run"),
+    *_per_run_counters(),
+    Family("tc_run_kill_switch_engaged_at_start", "gauge", ("run_id",), "1 when the kill switch was engaged the last time the run looked.", _run("metadata"), "run"),
+    Family("tc_paper_steps_done", "gauge", ("run_id", "state"), "Paper lifecycle steps done, labelled with the lifecycle state.", _run("paper_lifecycle"), "run"),
+    Family("tc_paper_recoveries", "counter", ("run_id",), "Times an unfinished paper lifecycle was recovered after a crash.", _run("paper_lifecycle"), "run"),
+    Family("tc_reconciliation_checks", "gauge", ("run_id",), "Checks evaluated by the latest reconciliation.", _run("reconciliation"), "run"),
+    Family("tc_reconciliation_mismatches", "gauge", ("run_id",), "Checks that did not match in the latest reconciliation.", _run("reconciliation"), "run"),
+    Family("tc_reconciliation_timestamp_seconds", "gauge", ("run_id",), "When the latest reconciliation was recorded (Unix seconds).", _run("reconciliation"), "run"),
+    Family("tc_connectivity_ready", "gauge", ("run_id",), "1 when every credential placeholder is set.", _run("connectivity_readiness"), "run"),
+    Family("tc_connectivity_missing_placeholders", "gauge", ("run_id",), "Credential placeholders unset or empty.", _run("connectivity_readiness"), "run"),
+    Family("tc_connectivity_probe_up", "gauge", ("run_id", "target"), "1 when the latest probe was up.", _run("connectivity_probe"), "run"),
+    Family("tc_connectivity_probe_latency_seconds", "gauge", ("run_id", "target"), "Latency of the latest probe, when it was up.", _run("connectivity_probe"), "run"),
+    Family("tc_connectivity_probe_http_status", "gauge", ("run_id", "target"), "HTTP status of the latest probe (0 when none).", _run("connectivity_probe"), "run"),
+    Family("tc_connectivity_probe_timestamp_seconds", "gauge", ("run_id", "target"), "When the latest probe was made (Unix seconds).", _run("connectivity_probe"), "run"),
+    Family("tc_artifacts_verification_problems", "gauge", ("run_id",), "Problems found in the run's files: digests against its manifest, links, temp and unknown files (schemas are checked when tc writes; `tc artifacts verify` rechecks them).", "runs/<run_id>/*", "run"),
+    # every run, summarized
+    Family("tc_runs", "gauge", ("status", "engine_kind"), "Runs under the root, by status and engine kind (every run, shown per run or not).", _every_run("metadata"), "aggregate"),
+    *_aggregate_counters(),
+    Family("tc_runs_verification_problems", "gauge", (), "Verification problems summed over every run.", "runs/*", "aggregate"),
+    Family("tc_runs_reconciliation_mismatches", "gauge", (), "Mismatches of the latest reconciliation, summed over every run.", _every_run("reconciliation"), "aggregate"),
+    Family("tc_runs_probes_down", "gauge", (), "Runs whose latest probe was down.", _every_run("connectivity_probe"), "aggregate"),
+    # outside runs
+    Family("tc_dataset_rows", "gauge", ("dataset_id",), "Bars in a prepared dataset.", _root("dataset_manifest"), "root"),
+    Family("tc_dataset_info", "gauge", ("dataset_id", "fingerprint"), "1 per dataset; its fingerprint as a label.", _root("dataset_manifest"), "root"),
+    Family("tc_kill_switch_engaged", "gauge", (), "1 when the kill switch is engaged or cannot be trusted (fail closed), else 0.", _root("kill_switch"), "root"),
+    Family("tc_kill_switch_state_valid", "gauge", (), "0 when the kill switch state cannot be trusted (unreadable, or disagrees with its history).", _root("kill_switch"), "root"),
+    Family("tc_kill_switch_events", "counter", (), "Engage and release events in the switch's history.", _root("kill_switch_events"), "root"),
+    Family("tc_drill_detected", "gauge", ("drill",), "1 when the drill's failure was detected in its latest run (verdict pass).", _root("drill_result"), "root"),
+    Family("tc_drill_last_run_timestamp_seconds", "gauge", ("drill",), "When the drill last ran (Unix seconds); moves on every run.", _root("drill_result"), "root"),
+    Family("tc_drills", "gauge", ("outcome",), "Drills by the outcome of their latest run (pass, fail).", _root("drill_result"), "root"),
+    Family("tc_drills_passed", "gauge", (), "Drills that passed in the last `tc drill run --all`.", _root("drill_scorecard"), "root"),
+    Family("tc_drills_run", "gauge", (), "Drills in the last `tc drill run --all`.", _root("drill_scorecard"), "root"),
+    # the exporter itself
+    Family("tc_exporter_warming", "gauge", (), "1 while the exporter is still reading the artifacts after a start (what it serves is incomplete).", "(exporter)", "exporter"),
+    Family("tc_exporter_runs", "gauge", ("shown",), "Runs the exporter knows, by whether their per-run families are served (per_run) or only summarized (aggregate_only).", "(exporter)", "exporter"),
+    Family("tc_exporter_scrape_duration_seconds", "gauge", (), "How long this scrape took to collect.", "(exporter)", "exporter"),
+    Family("tc_exporter_artifact_errors", "counter", ("kind",), "Artifacts that could not be read or parsed, since the exporter started.", "(exporter)", "exporter"),
+    Family("tc_exporter_scrapes", "counter", (), "Scrapes served since the exporter started.", "(exporter)", "exporter"),
 ]
 BY_NAME = {f.name: f for f in FAMILIES}
-
-
-ARTIFACT_FAMILIES = [f.name for f in FAMILIES if f.source != "(exporter)"]
-EXPORTER_FAMILIES = [f.name for f in FAMILIES if f.source == "(exporter)"]
+RUN_FAMILIES = [f.name for f in FAMILIES if f.scope == "run"]
+AGGREGATE_FAMILIES = [f.name for f in FAMILIES if f.scope == "aggregate"]
+ROOT_FAMILIES = [f.name for f in FAMILIES if f.scope == "root"]
+EXPORTER_FAMILIES = [f.name for f in FAMILIES if f.scope == "exporter"]
+ARTIFACT_FAMILIES = RUN_FAMILIES + AGGREGATE_FAMILIES + ROOT_FAMILIES

@@ -53,7 +53,7 @@ def run_samples(folder: Path) -> Iterator[Sample]:
         path = folder / contracts.artifact(name).path
         if path.exists():
             yield from extractor(rid, _load(path))
-    yield "tc_artifacts_verification_problems", (rid,), len(verify_run(folder))
+    yield "tc_artifacts_verification_problems", (rid,), len(verify_run(folder, schemas=False))
 
 
 def _lifecycle(rid: str, doc: dict) -> Iterator[Sample]:
@@ -64,6 +64,9 @@ def _lifecycle(rid: str, doc: dict) -> Iterator[Sample]:
 def _reconciliation(rid: str, doc: dict) -> Iterator[Sample]:
     yield "tc_reconciliation_checks", (rid,), doc["summary"]["checks"]
     yield "tc_reconciliation_mismatches", (rid,), doc["summary"]["mismatches"]
+    evaluated = _ts(doc.get("evaluated_at"))
+    if evaluated is not None:
+        yield "tc_reconciliation_timestamp_seconds", (rid,), evaluated
 
 
 def _readiness(rid: str, doc: dict) -> Iterator[Sample]:
@@ -77,6 +80,9 @@ def _probe(rid: str, doc: dict) -> Iterator[Sample]:
     yield "tc_connectivity_probe_http_status", labels, doc["http_status"] or 0
     if doc["latency_ms"] is not None:
         yield "tc_connectivity_probe_latency_seconds", labels, doc["latency_ms"] / 1000.0
+    probed = _ts(doc.get("probed_at"))
+    if probed is not None:
+        yield "tc_connectivity_probe_timestamp_seconds", labels, probed
 
 
 # Run artifact (registry name) -> extractor.
@@ -111,7 +117,7 @@ def _drill(path: Path) -> Iterator[Sample]:
     yield "tc_drill_detected", (doc["drill"],), 1 if doc["detected"] else 0
     finished = _ts(doc["finished_at"])
     if finished is not None:
-        yield "tc_drill_finished_timestamp_seconds", (doc["drill"],), finished
+        yield "tc_drill_last_run_timestamp_seconds", (doc["drill"],), finished
 
 
 def _scorecard(path: Path) -> Iterator[Sample]:

@@ -1,78 +1,173 @@
-"""`tc metrics serve` and `tc metrics dump`: /metrics and /healthz over the artifact cache."""
+"""`tc metrics serve` and `tc metrics dump`: /metrics and /healthz over the artifact cache.
+
+The server is aiohttp (asyncio): HTTP/1.1 keep-alive, a real listen backlog, idle connections
+closed after KEEPALIVE_S and costing no thread while they wait, gzip when the client asks for it,
+and OpenMetrics or the classic text format by the Accept header. The scrape itself (reading what
+changed, joining the cached families) runs in a bounded pool of WORKERS threads under one lock.
+The start-up read runs in the background; until it is done /metrics answers at once with what it
+has read so far and tc_exporter_warming 1 (never blocking past Prometheus's scrape timeout).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import platform
+import signal
 import threading
-from http.server import BaseHTTPRequestHandler
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from opslab import httpserver
+from opslab import __version__
 from opslab.errors import InputError
 from opslab.metrics.cache import ArtifactCollector
-from opslab.metrics.exposition import CONTENT_TYPE
+from opslab.metrics.catalog import PER_RUN_DEFAULT
+from opslab.metrics.exposition import CONTENT_TYPES, TEXT, negotiate
 from opslab.result import Result
 
+BACKLOG = 256
+KEEPALIVE_S = 15.0
+WORKERS = 2
+PER_RUN_ENV = "TC_METRICS_PER_RUN"
 
-def dump(root: Path) -> Result:
+
+def build_info() -> tuple[str, str, str]:
+    """(opslab, nautilus_trader, python) versions for tc_build_info (no Nautilus import)."""
+    import importlib.metadata
+
+    try:
+        nautilus = importlib.metadata.version("nautilus_trader")
+    except importlib.metadata.PackageNotFoundError:
+        nautilus = "not installed"
+    return __version__, nautilus, platform.python_version()
+
+
+def per_run_limit(text: str | None) -> int:
+    """TC_METRICS_PER_RUN / --per-run: how many of the newest runs get per-run families."""
+    value = text or str(PER_RUN_DEFAULT)
+    if not value.isdigit() or not 0 <= int(value) <= 100_000:
+        raise InputError(f"{PER_RUN_ENV}: expected an integer 0-100000, got {value!r}")
+    return int(value)
+
+
+def collector(root: Path, per_run: int = PER_RUN_DEFAULT) -> ArtifactCollector:
+    """The cache over ROOT, as the exporter builds it."""
+    return ArtifactCollector(root, per_run=per_run, build=build_info())
+
+
+def dump(root: Path, dialect: str = TEXT, per_run: int = PER_RUN_DEFAULT) -> Result:
     """`tc metrics dump`: one scrape of ROOT, through the same encoder as the server."""
-    text = b"".join(ArtifactCollector(root).exposition()).decode()
+    text = b"".join(collector(root, per_run).exposition(dialect)).decode()
     samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
     return Result("ok", f"{samples} sample(s)", data={"exposition": text}, body=text)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    collector: ArtifactCollector
-    lock: threading.Lock
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            with self.lock:  # one scrape at a time keeps the cache simple
-                chunks, ctype, status = self.collector.exposition(), CONTENT_TYPE, 200
-        elif path == "/healthz":
-            chunks, ctype, status = [b"ok\n"], "text/plain; charset=utf-8", 200
-        else:
-            chunks, ctype, status = [b"not found: try /metrics or /healthz\n"], "text/plain; charset=utf-8", 404
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(sum(len(chunk) for chunk in chunks)))
-        self.end_headers()
-        for chunk in chunks:
-            self.wfile.write(chunk)
-
-
 class MetricsServer:
-    """The exporter: binds HOST:PORT (127.0.0.1 by default); serve with httpserver.serve_until_signal."""
+    """The exporter on HOST:PORT (127.0.0.1 by default)."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 9108) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 9108, per_run: int = PER_RUN_DEFAULT) -> None:
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
             raise InputError(f"--host: {host!r}: expected an IP address such as 127.0.0.1 (the default) or 0.0.0.0 inside a container") from None
+        if not 0 <= port <= 65535:
+            raise InputError(f"--port {port}: out of range (0-65535)")
+        self.host, self.port = host, port
         self.exposed = not address.is_loopback
-        self.collector = ArtifactCollector(root)
+        self.collector = collector(root, per_run)
         self.lock = threading.Lock()
-        handler = type("Handler", (_Handler,), {"collector": self.collector, "lock": self.lock})
-        self.server = httpserver.bind(host, port, handler, "set --port or TC_METRICS_PORT")
-
-    def _warm(self) -> None:
-        """Read every artifact once at start (scrapes wait on the lock meanwhile, /healthz does not)."""
-        with self.lock:
-            self.collector.rendered_artifacts()
-
-    def start_warming(self) -> None:
-        """Read the artifacts in the background, so the first scrape is warm."""
-        threading.Thread(target=self._warm, name="warm-cache", daemon=True).start()
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="scrape")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
 
     @property
     def scrapes(self) -> int:
         return self.collector.scrapes
 
-    @property
-    def url(self) -> str:
-        return httpserver.url(self.server)
+    def _scrape(self, dialect: str) -> bytes:
+        self.collector.scrapes_waiting += 1
+        with self.lock:
+            self.collector.scrapes_waiting -= 1
+            return b"".join(self.collector.exposition(dialect, refresh=not self.collector.warming))
+
+    async def _metrics(self, request: Any) -> Any:
+        from aiohttp import web
+
+        dialect = negotiate(request.headers.get("Accept", ""))
+        body = await asyncio.get_running_loop().run_in_executor(self.pool, self._scrape, dialect)
+        response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPES[dialect]})
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
+
+    async def _healthz(self, request: Any) -> Any:
+        from aiohttp import web
+
+        return web.Response(text="ok\n")
+
+    async def _run(self, on_ready: Callable[[str], None] | None, ready: threading.Event | None) -> None:
+        from aiohttp import web
+
+        app = web.Application(client_max_size=1024)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_S, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, backlog=BACKLOG, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise InputError(f"--port {self.port}: cannot listen on {self.host} ({exc.strerror}); set --port or TC_METRICS_PORT") from None
+        host, port = site._server.sockets[0].getsockname()[:2]  # the bound port when 0 was asked for
+        self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        threading.Thread(target=self.collector.warm, args=(self.lock,), name="warm-cache", daemon=True).start()
+        if on_ready:
+            on_ready(self.url)
+        if ready:
+            ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+            self.pool.shutdown(wait=False)
+
+    def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve in this thread until SIGINT or SIGTERM; ON_READY(url) once the socket listens."""
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, lambda: self._stop.set() if self._stop else None)
+            await self._run(on_ready, None)
+
+        asyncio.run(main())
+
+    def start(self) -> "MetricsServer":
+        """Serve in a background thread (tests, benchmarks); returns once it listens."""
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                asyncio.run(self._run(None, ready))
+            except BaseException as exc:  # surfaced to the caller below
+                errors.append(exc)
+                ready.set()
+
+        self._thread = threading.Thread(target=run, name="metrics-server", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if errors:
+            raise errors[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop a server started with start()."""
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread:
+            self._thread.join(10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def test_scrape_of_an_initialized_run_and_empty_state(lab):
     assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
     text = _scrape(lab.root)
     assert 'tc_run_status{run_id="minimal",status="initialized"} 1.0' in text
-    assert 'tc_run_dataset_rows_total{run_id="minimal"} 120.0' in text
+    assert 'tc_run_dataset_rows{run_id="minimal"} 120.0' in text  # a size: a gauge, not a counter
     assert "tc_kill_switch_engaged 0.0" in text
     assert 'tc_artifacts_verification_problems{run_id="minimal"} 0.0' in text
 
@@ -120,7 +121,7 @@ def test_sample_lines_match_prometheus_client(value):
     registry = CollectorRegistry(auto_describe=False)
     registry.register(type("C", (), {"collect": lambda self: [family]})())
     expected = generate_latest(registry).decode().splitlines()[-1] + "\n"
-    assert exposition._sample_line("tc_connectivity_probe_up", ("r1", value), 1) == expected
+    assert exposition.sample_line("tc_connectivity_probe_up", ("r1", value), 1) == expected
 
 
 def test_corrupt_artifacts_are_counted_not_fatal(lab):
@@ -182,44 +183,149 @@ def test_metrics_reference_docs_are_current():
 @pytest.fixture()
 def exporter(lab):
     """A real exporter on a free loopback port over a root holding one initialized run."""
-    import threading
-
     from opslab.metrics.server import MetricsServer
 
     assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
-    server = MetricsServer(lab.root, port=0)
-    server.start_warming()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
+    server = MetricsServer(lab.root, port=0).start()
     yield server
-    server.server.shutdown()
-    thread.join(10)
-    server.server.server_close()
+    server.stop()
 
 
-def test_served_scrapes_are_whole_and_the_warm_one_reuses_the_rendered_families(exporter):
+def _get(url: str, headers: dict | None = None) -> tuple[dict, bytes]:
     import urllib.request
 
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as resp:
+        return dict(resp.headers), resp.read()
+
+
+def test_served_scrapes_are_whole_and_counted(exporter):
     bodies = []
     for _ in range(2):
-        with urllib.request.urlopen(f"{exporter.url}/metrics", timeout=10) as resp:
-            body = resp.read()
-            assert int(resp.headers["Content-Length"]) == len(body)
+        headers, body = _get(f"{exporter.url}/metrics")
+        assert int(headers["Content-Length"]) == len(body) and headers["Content-Type"].startswith("text/plain; version=0.0.4")
         bodies.append(body.decode())
     for body in bodies:
         assert body.startswith("# HELP tc_run_info") and 'tc_run_status{run_id="minimal",status="initialized"} 1.0' in body
     assert "tc_exporter_scrapes_total 1.0" in bodies[0] and "tc_exporter_scrapes_total 2.0" in bodies[1]
-    assert bodies[1].startswith(exporter.collector._rendered.decode())
+    assert 'tc_build_info{nautilus_trader="' in bodies[0]
 
 
-def test_the_exporter_reads_the_artifacts_at_start_not_at_the_first_scrape(exporter):
+def test_openmetrics_and_gzip_are_negotiated_and_parse(exporter):
+    import gzip
+
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+    from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+    accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    headers, body = _get(f"{exporter.url}/metrics", {"Accept": accept, "Accept-Encoding": "gzip"})
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert headers["Content-Encoding"] == "gzip"
+    text = gzip.decompress(body).decode()
+    assert text.endswith("# EOF\n")
+    families = {f.name: f for f in parse_openmetrics(text)}
+    assert families["tc_exporter_scrapes"].type == "counter" and families["tc_run_status"].samples
+    _, plain = _get(f"{exporter.url}/metrics")
+    assert len(plain) > 3 * len(body)  # gzip pays off
+    assert {f.name for f in parse_text(plain.decode())} >= {"tc_run_status", "tc_exporter_scrapes"}
+
+
+def test_keep_alive_serves_several_scrapes_on_one_connection(exporter):
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(exporter.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        for n in (1, 2, 3):
+            conn.request("GET", "/metrics")
+            resp = conn.getresponse()
+            assert resp.status == 200 and resp.version == 11 and resp.getheader("Connection", "").lower() != "close"
+            assert f"tc_exporter_scrapes_total {n}.0" in resp.read().decode()
+        sock = conn.sock
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().read() == b"ok\n" and conn.sock is sock  # the same socket all along
+    finally:
+        conn.close()
+
+
+def test_a_scrape_during_the_start_up_read_answers_at_once_with_warming(lab, monkeypatch):
     import time
 
-    deadline = time.monotonic() + 30
-    while exporter.collector._rendered is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert exporter.collector._rendered is not None and exporter.collector.scrapes == 0
-    assert b'tc_run_status{run_id="minimal",status="initialized"} 1.0' in exporter.collector._rendered
+    from opslab.metrics import cache as cache_module
+    from opslab.metrics.server import MetricsServer
+
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    for i in range(3):
+        shutil.copytree(lab.root / "runs/minimal", lab.root / "runs" / f"copy-{i}")
+    slow = cache_module.ArtifactCollector._check_run
+
+    def slowly(self, folder, st=None):
+        time.sleep(0.5)
+        return slow(self, folder, st)
+
+    monkeypatch.setattr(cache_module.ArtifactCollector, "_check_run", slowly)
+    server = MetricsServer(lab.root, port=0).start()
+    try:
+        start = time.monotonic()
+        _, body = _get(f"{server.url}/metrics")
+        assert time.monotonic() - start < 1.5  # about one run's read (0.5 s here), never the whole start-up read
+        assert b"\ntc_exporter_warming 1.0\n" in body
+        deadline = time.monotonic() + 30
+        while b"\ntc_exporter_warming 0.0\n" not in body and time.monotonic() < deadline:
+            time.sleep(0.2)
+            _, body = _get(f"{server.url}/metrics")
+        assert b"\ntc_exporter_warming 0.0\n" in body and b'run_id="copy-2"' in body
+    finally:
+        server.stop()
+
+
+def test_a_non_loopback_host_is_flagged_as_exposed_and_loopback_is_not():
+    from opslab.metrics.server import MetricsServer
+
+    assert MetricsServer(Path("/nonexistent"), "0.0.0.0", 0).exposed
+    assert not MetricsServer(Path("/nonexistent"), "127.0.0.1", 0).exposed
+    assert not MetricsServer(Path("/nonexistent"), "::1", 0).exposed
+
+
+def test_cardinality_budget_1000_runs_give_at_most_3000_series(lab):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    assert lab("reconcile", "--spec", str(SPECS / "minimal.json"), "--expected", str(REPO / "fixtures/reconciliation/expected.json"),
+               "--observed", str(REPO / "fixtures/reconciliation/expected.json")).code == 0
+    for i in range(999):
+        shutil.copytree(lab.root / "runs/minimal", lab.root / "runs" / f"run-{i:04d}")
+    text = dump(lab.root).body
+    series = sum(len(f.samples) for f in text_string_to_metric_families(text))
+    assert series <= 3000, series
+    shown = {s.labels["run_id"] for f in text_string_to_metric_families(text) if f.name == "tc_run_status" for s in f.samples}
+    assert len(shown) == 50
+    assert 'tc_runs{engine_kind="backtest",status="initialized"} 1000.0' in text
+    assert 'tc_exporter_runs{shown="aggregate_only"} 950.0' in text
+
+
+def test_running_and_failed_runs_are_always_shown_per_run(lab):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    meta = json.loads((lab.root / "runs/minimal/metadata.json").read_text())
+    for i, status in enumerate(["completed"] * 5 + ["failed", "completed"]):
+        folder = lab.root / "runs" / f"r{i}"
+        shutil.copytree(lab.root / "runs/minimal", folder)
+        (folder / "metadata.json").write_text(json.dumps({**meta, "run_id": f"r{i}", "status": status, "updated_at": f"2020-01-01T00:00:0{i}Z"}))
+    text = dump(lab.root, per_run=2).body
+    shown = set(re.findall(r'tc_run_status\{run_id="([^"]+)"', text))
+    assert shown == {"minimal", "r6", "r5"}, shown  # the newest two (minimal, r6), plus failed r5
+    (lab.root / "runs/r0/metadata.json").write_text(json.dumps({**meta, "run_id": "r0", "status": "running", "updated_at": "2019-01-01T00:00:00Z"}))
+    shown = set(re.findall(r'tc_run_status\{run_id="([^"]+)"', dump(lab.root, per_run=2).body))
+    assert shown == {"minimal", "r6", "r5", "r0"}, shown  # an old run that says running is shown too
+
+
+def test_label_values_are_bounded_in_length():
+    from opslab.metrics.exposition import MAX_LABEL_VALUE, sample_line
+
+    long_a, long_b = "http://127.0.0.1/" + "a" * 100_000, "http://127.0.0.1/" + "a" * 99_999 + "b"
+    line_a = sample_line("tc_connectivity_probe_up", ("r1", long_a), 1)
+    line_b = sample_line("tc_connectivity_probe_up", ("r1", long_b), 1)
+    assert len(line_a) < 2 * MAX_LABEL_VALUE + 100 and line_a != line_b
 
 
 def test_the_exporters_own_families_parse_with_prometheus_client(lab):
@@ -229,7 +335,7 @@ def test_the_exporters_own_families_parse_with_prometheus_client(lab):
     col.errors["run"] = 2
     ours = col.exposition()[1].decode()
     parsed = {f.name: f for f in text_string_to_metric_families(ours)}
-    assert set(parsed) == {"tc_exporter_scrape_duration_seconds", "tc_exporter_artifact_errors", "tc_exporter_scrapes"}
+    assert set(parsed) == {"tc_build_info", "tc_exporter_warming", "tc_exporter_runs", "tc_exporter_scrape_duration_seconds", "tc_exporter_artifact_errors", "tc_exporter_scrapes"}
     assert parsed["tc_exporter_artifact_errors"].type == "counter"
     errors = {s.labels["kind"]: s.value for s in parsed["tc_exporter_artifact_errors"].samples}
     assert errors["run"] == 2.0 and parsed["tc_exporter_scrapes"].samples[0].value == 1.0
