@@ -70,7 +70,7 @@ drill: $(NEEDS) ## run one failure drill: make drill NAME=mismatch (NAME=all for
 image: $(STAMP) ## build the container images (skipped when their inputs did not change)
 	@$(INVOKE) image
 
-stack-up: $(STAMP) ## start metrics + Prometheus + Grafana (127.0.0.1) and wait until they answer
+stack-up: $(STAMP) ## start metrics + Prometheus + Alertmanager + alert receiver + Grafana (127.0.0.1), wait until they answer
 	@$(INVOKE) stack-up
 
 stack-down: $(STAMP) ## stop the stack (volumes kept)

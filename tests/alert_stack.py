@@ -92,16 +92,31 @@ def tc(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 class AlertStack:
-    """Start with start(), stop with close(); every process is one of ours, stopped by its handle."""
+    """Start with start(), stop with close(); every process is one of ours, stopped by its handle.
 
-    def __init__(self, work: Path, root: Path) -> None:
+    IMAGES (part name -> image: exporter, receiver, prometheus, alertmanager) runs those parts in
+    containers through ENGINE instead (host network, the work folder and the artifacts root
+    mounted at the same paths, so every path and address in the configs stays the same)."""
+
+    def __init__(self, work: Path, root: Path, images: dict[str, str] | None = None, engine: str = "podman") -> None:
         self.work, self.root = work, root
+        self.images, self.engine = images or {}, engine
         self.procs: dict[str, subprocess.Popen] = {}
         self.urls: dict[str, str] = {}
         self.rules: dict[str, dict[str, Any]] = {}
 
     # --- processes ------------------------------------------------------------------------
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> Path:
+        """Start CMD (argv[0] the program; for a tc part, `python -m opslab`) natively or in its image."""
+        if name in self.images:
+            if cmd[:3] == [sys.executable, "-m", "opslab"]:
+                cmd, env_args = cmd[3:], ["-e", f"TC_ARTIFACTS_DIR={self.root}"]
+            else:
+                cmd, env_args = cmd[1:], []
+            self.root.mkdir(parents=True, exist_ok=True)
+            cmd = [self.engine, "run", "--rm", "--name", f"opslab-alerting-{name}-{os.getpid()}", "--network", "host",
+                   "--user", f"{os.getuid()}:{os.getgid()}", "-v", f"{self.work}:{self.work}:Z", "-v", f"{self.root}:{self.root}:Z",
+                   *env_args, self.images[name], *cmd]
         log = self.work / f"{name}.log"
         with log.open("wb") as out:
             self.procs[name] = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
