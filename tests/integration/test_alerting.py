@@ -1,7 +1,7 @@
 """End to end with the real binaries (tests/alert_stack.py): kill switch engaged -> exporter ->
 Prometheus rule -> Alertmanager route -> `tc alerts receive` -> a notification whose runbook_url
-opens a page of the built docs; released -> a resolved notification; exporter stopped ->
-TcExporterDown. Intervals are short (1 s) and every `for:` is divided by 60; waits poll."""
+opens a page of the built docs; a probe failing meanwhile is inhibited; released -> a resolved
+notification and the probe alert; exporter stopped -> TcExporterDown. Intervals are short (1 s) and every `for:` is divided by 60; waits poll."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import json
 import pytest
 
 import alert_stack
-from alert_stack import AlertStack, get, tc
+from alert_stack import AlertStack, get, tc, wait
+from conftest import SPECS
 
 pytestmark = pytest.mark.integration
 
@@ -44,11 +45,23 @@ def test_engage_fires_routes_and_records_with_a_runbook_that_opens(stack):
     rows = json.loads(listed.stdout)["data"]["alerts"]
     assert any(r["alertname"] == "TcKillSwitchEngaged" and r["status"] == "firing" and r["runbook_url"] == url for r in rows)
 
+    # A probe that fails while the switch is engaged: Prometheus fires TcProbeDown, Alertmanager
+    # holds it back (inhibited by TcKillSwitchEngaged) until the switch is released.
+    probe = tc(stack.root, "connectivity", "probe", "--spec", str(SPECS / "connectivity.yaml"), "--url", "http://127.0.0.1:1/", "--timeout-ms", "200")
+    assert probe.returncode == 4, probe.stderr
+    suppressed = wait("TcProbeDown inhibited in Alertmanager", lambda: [
+        a for a in json.loads(get(stack.urls["alertmanager"] + '/api/v2/alerts?filter=alertname%3D%22TcProbeDown%22'))
+        if a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]])
+    assert suppressed[0]["labels"]["area"] == "connectivity"
+    assert not any(a["labels"]["alertname"] == "TcProbeDown" for line in stack.notifications() for a in line["notification"]["alerts"])
+
     seq = stack.last_seq()
     released = tc(stack.root, "killswitch", "release", "--reason", "alerting e2e done")
     assert released.returncode == 0, released.stderr
     line, alert = stack.wait_for_alert("TcKillSwitchEngaged", "resolved", after_seq=seq)
     assert line["notification"]["status"] == "resolved" and not alert["endsAt"].startswith("0001")
+    _, probe_alert = stack.wait_for_alert("TcProbeDown", "firing", after_seq=seq)
+    assert probe_alert["annotations"]["runbook_url"] == stack.urls["docs"] + "/runbooks/probe/"
     assert tc(stack.root, "artifacts", "verify", "--all").returncode == 0
 
 

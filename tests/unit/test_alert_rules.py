@@ -179,3 +179,20 @@ def test_the_alerts_page_describes_every_alert_and_nothing_else(site):
     assert sorted(re.findall(r"^### (Tc\w+)$", text, re.M)) == sorted(NAMES)
     for name in NAMES:
         assert f'id="{name.lower()}"' in html, f"{name}: no anchor on the alerts page"
+
+
+def test_compose_runs_alertmanager_and_the_receiver_where_the_configs_point():
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    am, receiver = compose["alertmanager"], compose["alerts"]
+    assert re.fullmatch(r"\$\{TC_ALERTMANAGER_IMAGE:-docker\.io/prom/alertmanager:v\d+\.\d+\.\d+\}", am["image"])
+    assert am["ports"] == ["127.0.0.1:${TC_ALERTMANAGER_PORT:-9093}:9093"]
+    assert receiver["ports"] == ["127.0.0.1:${TC_ALERTS_PORT:-9095}:9095"]
+    for service in (am, receiver):
+        assert service["healthcheck"]["test"] and service["healthcheck"]["retries"] > 0
+    hook = yaml.safe_load(AM.read_text())["receivers"][0]["webhook_configs"][0]["url"]
+    assert hook == "http://alerts:9095/alerts" and receiver["command"][-4:] == ["--host", "0.0.0.0", "--port", "9095"]
+    assert "./alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro,Z" in am["volumes"]
+    assert "./prometheus/alertmanagers:/etc/prometheus/alertmanagers:ro,Z" in compose["prometheus"]["volumes"]
+    from tasklib import container
+
+    assert {"alertmanager", "alerts"} <= set(container._health_urls())
