@@ -127,7 +127,11 @@ class AlertStack:
             if self.procs[name].poll() is not None:
                 raise RuntimeError(f"{name} exited {self.procs[name].returncode}: {log.read_text()[-2000:]}")
             text = log.read_text()
-            return text.splitlines()[0] if "\n" in text else None
+            if "\n" not in text:
+                return None
+            if not text.startswith(("listening on ", "serving ")):
+                raise RuntimeError(f"{name} did not start: {text[-2000:]}")
+            return text.splitlines()[0]
 
         return wait(f"{name} to say where it listens", line, timeout=60)
 

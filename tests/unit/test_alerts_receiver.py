@@ -185,3 +185,13 @@ def test_receive_says_where_it_listens_first_and_stops_on_sigterm(tmp_path: Path
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "1 recorded, 0 refused" in out
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    """The image installs the wheel: a package missing from pyproject's list is missing there
+    (`tc alerts` failed in the image with ModuleNotFoundError before opslab.alerts was listed)."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "opslab").rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert found <= listed, found - listed
