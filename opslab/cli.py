@@ -437,7 +437,7 @@ def _alerts_receive(args: argparse.Namespace) -> Any:
             port = port_number(os.environ.get("TC_ALERTS_PORT") or str(DEFAULT_PORT))
         except argparse.ArgumentTypeError as exc:
             raise InputError(f"TC_ALERTS_PORT: {exc}") from None
-    counts = {"recorded": 0, "refused": 0}
+    counts = {"recorded": 0, "refused": 0, "failed": 0}
 
     def heard(outcome: str, line: Any, error: Any) -> None:
         counts[outcome] += 1
@@ -449,7 +449,7 @@ def _alerts_receive(args: argparse.Namespace) -> Any:
             names = ", ".join(sorted({a["labels"].get("alertname", "?") for a in line["notification"]["alerts"]}))
             print(notifications.printable(f"recorded #{line['seq']}: {line['notification']['status']} {names}"), flush=True)
         else:
-            print(notifications.printable(f"refused: {error}"), flush=True)
+            print(notifications.printable(f"{outcome}: {error}"), flush=True)
 
     artifacts.ensure_writable_root()
     receiver = Receiver(artifacts.root(), args.host, port, heard)
@@ -460,7 +460,7 @@ def _alerts_receive(args: argparse.Namespace) -> Any:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     receiver.serve(on_ready=lambda url: print(f"listening on {url}/alerts (recording into {notifications.history_path()})", flush=True))
-    return Result("ok", f"alert receiver on {receiver.url} stopped: {counts['recorded']} recorded, {counts['refused']} refused", data=counts)
+    return Result("ok", f"alert receiver on {receiver.url} stopped: {counts['recorded']} recorded, {counts['refused']} refused, {counts['failed']} failed", data=counts)
 
 
 def _alerts_list(args: argparse.Namespace) -> Any:

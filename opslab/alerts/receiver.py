@@ -2,7 +2,7 @@
 
 POST /alerts takes one webhook payload (version 4), validates it and appends it to
 alerts/notifications.jsonl: 200 when kept; 400 (bad JSON or schema), 411 (no Content-Length) or
-413 (too large) and nothing written otherwise. GET /healthz answers `ok`. Alertmanager retries a
+413 (too large) and nothing written otherwise; 503 when the history cannot be written. GET /healthz answers `ok`. Alertmanager retries a
 delivery that did not get a 2xx, so a refused payload is reported to it, not lost silently.
 """
 
@@ -21,7 +21,7 @@ from opslab.errors import InputError
 PATH = "/alerts"
 DEFAULT_PORT = 9095
 
-Listener = Callable[[str, dict[str, Any] | None, str | None], None]  # (outcome, kept line, error)
+Listener = Callable[[str, dict[str, Any] | None, str | None], None]  # (recorded | refused | failed, kept line, error)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -72,7 +72,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._tell("refused", None, str(exc))
             self._answer(400, {"error": str(exc)})
             return
-        line = notifications.record(payload, self.root)
+        try:
+            line = notifications.record(payload, self.root)
+        except OSError as exc:  # disk full, root gone: Alertmanager retries a 5xx, so nothing is lost yet
+            error = f"cannot write {notifications.history_path(self.root)}: {exc.strerror or exc}"
+            self._tell("failed", None, error)
+            self._answer(503, {"error": error})
+            return
         self._tell("recorded", line, None)
         self._answer(200, {"status": "recorded", "seq": line["seq"]})
 

@@ -36,6 +36,7 @@ def test_engage_fires_routes_and_records_with_a_runbook_that_opens(stack):
     note = line["notification"]
     assert note["receiver"] == "lab" and note["version"] == "4"
     assert alert["labels"]["severity"] == "warning" and alert["labels"]["area"] == "safety"
+    assert "runbook_base" not in alert["labels"]  # dropped by alert_relabel_configs
     url = alert["annotations"]["runbook_url"]
     assert url == stack.urls["docs"] + "/runbooks/kill_switch/"
     page = get(url).decode()

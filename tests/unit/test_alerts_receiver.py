@@ -130,6 +130,16 @@ def test_oversized_missing_length_and_unknown_paths_are_refused(receiver):
     conn.close()
 
 
+def test_a_history_that_cannot_be_written_is_a_503_for_alertmanager_to_retry(receiver):
+    port, root, events = receiver
+    root.mkdir(parents=True)
+    (root / "alerts").write_text("a file where the folder should be\n")
+    status, answer = _post(port, json.dumps(PAYLOAD).encode())
+    assert status == 503 and "cannot write" in answer["error"]
+    assert events[-1][0] == "failed"
+    assert (root / "alerts").read_text() == "a file where the folder should be\n"
+
+
 def test_parse_refuses_a_body_over_the_limit_before_parsing():
     with pytest.raises(Exception, match="more than the"):
         notifications.parse_payload(b" " * (notifications.MAX_BODY_BYTES + 1))
@@ -184,7 +194,7 @@ def test_receive_says_where_it_listens_first_and_stops_on_sigterm(tmp_path: Path
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert "1 recorded, 0 refused" in out
+    assert "1 recorded, 0 refused, 0 failed" in out
 
 
 def test_every_subpackage_ships_in_the_wheel():
