@@ -28,7 +28,7 @@ else
   $(error RUNTIME must be native, container or auto, not '$(RUNTIME)')
 endif
 
-.PHONY: help setup demo test check bench docs clean drill image stack-up stack-down stack-status
+.PHONY: help setup demo test check bench docs docs-serve clean drill image stack-up stack-down stack-status
 
 help: ## list the targets (this text)
 	@echo "TradingChassis Ops Lab. Usage: make TARGET [RUNTIME=native|container|auto]"
@@ -52,7 +52,7 @@ demo: $(NEEDS) ## run the whole demo flow into $TC_ARTIFACTS_DIR and print where
 test: $(NEEDS) ## run the test suite (unit + integration; RUNTIME=container: unit tests in the image)
 	@echo "runtime: $(RUNTIME)"; $(TASK) test $(TEST_ARGS)
 
-check: $(NEEDS) ## static checks: schemas vs metaschema, ruff, promtool, docs build --strict
+check: $(NEEDS) ## static checks: schemas vs metaschema, ruff, promtool, amtool, docs build --strict
 	@echo "runtime: $(RUNTIME)"; $(TASK) check
 
 bench: $(NEEDS) ## benchmarks, reported as ratios against baselines measured in the same run
@@ -61,13 +61,16 @@ bench: $(NEEDS) ## benchmarks, reported as ratios against baselines measured in 
 docs: $(NEEDS) ## build the MkDocs site into site/
 	@echo "runtime: $(RUNTIME)"; $(TASK) docs
 
+docs-serve: $(STAMP) ## serve the docs and runbooks on http://127.0.0.1:8000 (what alerts' runbook links open)
+	@$(INVOKE) docs-serve
+
 drill: $(NEEDS) ## run one failure drill: make drill NAME=mismatch (NAME=all for every drill)
 	@echo "runtime: $(RUNTIME)"; $(TASK) drill --name "$(NAME)"
 
 image: $(STAMP) ## build the container images (skipped when their inputs did not change)
 	@$(INVOKE) image
 
-stack-up: $(STAMP) ## start metrics + Prometheus + Grafana (127.0.0.1) and wait until they answer
+stack-up: $(STAMP) ## start metrics + Prometheus + Alertmanager + alert receiver + Grafana (127.0.0.1), wait until they answer
 	@$(INVOKE) stack-up
 
 stack-down: $(STAMP) ## stop the stack (volumes kept)

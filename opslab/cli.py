@@ -439,7 +439,59 @@ def _group_drill(sub: Any) -> None:
     _check_flag(p)
 
 
-GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch, _group_reconcile, _group_connectivity, _group_metrics, _group_drill]
+# --- alerts -----------------------------------------------------------------------------------
+
+def _alerts_receive(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import fs, httpserver
+    from opslab.alerts import notifications
+    from opslab.alerts.receiver import DEFAULT_PORT, Receiver
+    from opslab.result import Result
+
+    port = args.port
+    if port is None:
+        try:
+            port = port_number(os.environ.get("TC_ALERTS_PORT") or str(DEFAULT_PORT))
+        except argparse.ArgumentTypeError as exc:
+            raise InputError(f"TC_ALERTS_PORT: {exc}") from None
+    counts = {"recorded": 0, "refused": 0, "failed": 0}
+
+    def heard(outcome: str, line: Any, error: Any) -> None:
+        counts[outcome] += 1
+        if line:
+            names = sorted({a["labels"].get("alertname", "?") for a in line["notification"]["alerts"]})
+            report.event(outcome, f"recorded #{line['seq']}: {line['notification']['status']} {', '.join(names)}",
+                         seq=line["seq"], status=line["notification"]["status"], alerts=names)
+        else:
+            report.event(outcome, f"{outcome}: {error}", error=error)
+
+    fs.root_for_write()
+    receiver = Receiver(fs.root(), args.host, port, heard)
+    httpserver.serve_until_signal(receiver.server, lambda url: report.event(
+        "listening", f"listening on {url}/alerts (recording into {notifications.history_path()})", url=f"{url}/alerts"))
+    return Result("ok", f"alert receiver on {receiver.url} stopped: {counts['recorded']} recorded, {counts['refused']} refused, {counts['failed']} failed", data=counts)
+
+
+def _alerts_list(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.alerts import notifications
+
+    return notifications.list_notifications(args.limit)
+
+
+def _group_alerts(sub: Any) -> None:
+    g = group(sub, "alerts", "receive Alertmanager notifications and list what fired")
+    p = leaf(g, "receive", "record Alertmanager webhook notifications (POST /alerts) until SIGINT/SIGTERM; prints `listening on URL` first", """
+  tc alerts receive                         # http://127.0.0.1:9095/alerts (alertmanager/alertmanager.yml's receiver)
+  tc alerts receive --port 0                # a free port; the first line says which
+  TC_ALERTS_PORT=9200 tc alerts receive""", _alerts_receive)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 inside a container only)")
+    p.add_argument("--port", type=port_number, default=None, help="port (default $TC_ALERTS_PORT or 9095; 0 for a free one)")
+    p = leaf(g, "list", "show the alerts received: when, firing or resolved, severity, summary, runbook", """
+  tc alerts list
+  tc alerts list --limit 100 --json""", _alerts_list)
+    p.add_argument("--limit", type=int, default=20, help="show the last N alerts (default 20)")
+
+
+GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch, _group_reconcile, _group_connectivity, _group_metrics, _group_drill, _group_alerts]
 
 
 def build_parser() -> Parser:

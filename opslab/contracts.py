@@ -75,6 +75,8 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
              "drills/*/history.jsonl"),
     Artifact("drill_scorecard", "drills/scorecard.json", "drill_scorecard", "root", "observation", "the latest `tc drill run --all`"),
     Artifact("drills_manifest", "drills/manifest.json", "manifest", "root", "derived", "sha256 of every drill artifact"),
+    Artifact("alert_notifications", "alerts/notifications.jsonl", "alert_notification", "root", "log",
+             "Alertmanager notifications kept by `tc alerts receive`, hash-chained"),
     Artifact("generation", ".generation", None, "root", "log", "the change feed: one line per path tc wrote"),
 ]}
 

@@ -150,15 +150,18 @@ def _is_link(dir_fd: int, name: str) -> bool:
 
 def _base_of(path: Path) -> Path:
     """The folder walks start from: the artifacts root for a path beneath it. A path elsewhere (a test's
-    folder, an exporter given another root) starts from its own folder, so only its last component is
-    guarded against links."""
+    folder, a server given another root) starts from its nearest existing folder, so only what lies
+    below that is guarded against links."""
     base = root()
     absolute = Path(os.path.abspath(path))
     try:
         absolute.relative_to(os.path.abspath(base))
         return base
     except ValueError:
-        return absolute.parent
+        folder = absolute.parent
+        while not folder.is_dir() and folder != folder.parent:  # created beneath its nearest existing folder
+            folder = folder.parent
+        return folder
 
 
 @contextlib.contextmanager

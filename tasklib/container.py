@@ -102,14 +102,16 @@ def _targets_dir() -> Path:
 
 def _ports() -> dict[str, str]:
     return {"metrics": os.environ.get("TC_METRICS_PORT", "9108"), "prometheus": os.environ.get("TC_PROMETHEUS_PORT", "9090"),
-            "grafana": os.environ.get("TC_GRAFANA_PORT", "3000")}
+            "grafana": os.environ.get("TC_GRAFANA_PORT", "3000"),
+            "alertmanager": os.environ.get("TC_ALERTMANAGER_PORT", "9093"), "alerts": os.environ.get("TC_ALERTS_PORT", "9095")}
 
 
 def _health_urls() -> dict[str, str]:
     """Where each service says it is ready, on the loopback ports the stack publishes."""
     ports = _ports()
     return {"metrics": f"http://127.0.0.1:{ports['metrics']}/healthz", "prometheus": f"http://127.0.0.1:{ports['prometheus']}/-/ready",
-            "grafana": f"http://127.0.0.1:{ports['grafana']}/api/health"}
+            "grafana": f"http://127.0.0.1:{ports['grafana']}/api/health",
+            "alertmanager": f"http://127.0.0.1:{ports['alertmanager']}/-/ready", "alerts": f"http://127.0.0.1:{ports['alerts']}/healthz"}
 
 
 def _ready(url: str) -> bool:
@@ -141,19 +143,34 @@ def _prometheus_image(c: Context) -> str:
     return DEBIAN_PROMETHEUS
 
 
+DEBIAN_ALERTMANAGER = "localhost/opslab-alertmanager:debian"
+
+
+def _alertmanager_image(c: Context) -> str:
+    """TC_ALERTMANAGER_IMAGE (default the pinned official tag); without a registry, one built from Debian's package."""
+    wanted = os.environ.get("TC_ALERTMANAGER_IMAGE", "docker.io/prom/alertmanager:v0.27.0")
+    if _image_available(wanted):
+        return wanted
+    if not _image_available(DEBIAN_ALERTMANAGER):
+        print(f"    note  {wanted} cannot be pulled; building {DEBIAN_ALERTMANAGER} from Debian's prometheus-alertmanager package")
+        c.run(f"{engine()} build -q -t {DEBIAN_ALERTMANAGER} -f {REPO / 'alertmanager' / 'Containerfile.debian'} {REPO / 'alertmanager'}", hide="out")
+    return DEBIAN_ALERTMANAGER
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("TC_IMAGE", IMAGE)
     env["TC_ARTIFACTS_DIR"] = os.path.abspath(os.environ.get("TC_ARTIFACTS_DIR") or REPO / "artifacts")
     env["TC_PROMETHEUS_TARGETS_DIR"] = str(_targets_dir())
+    env.setdefault("TC_ALERTS_USER", f"{os.getuid()}:{os.getgid()}")
     return env
 
 
 def _services() -> tuple[list[str], str | None]:
     grafana = os.environ.get("TC_GRAFANA_IMAGE", "docker.io/grafana/grafana:11.2.2")
     if _image_available(grafana):
-        return ["metrics", "prometheus", "grafana"], None
-    return ["metrics", "prometheus"], f"grafana image {grafana} is not available (no registry reachable?); started without Grafana"
+        return ["metrics", "prometheus", "alerts", "alertmanager", "grafana"], None
+    return ["metrics", "prometheus", "alerts", "alertmanager"], f"grafana image {grafana} is not available (no registry reachable?); started without Grafana"
 
 
 @task
@@ -167,6 +184,7 @@ def stack_up(c: Context) -> None:
         image(c)
         env = _env()
         env["TC_PROMETHEUS_IMAGE"] = _prometheus_image(c)
+        env["TC_ALERTMANAGER_IMAGE"] = _alertmanager_image(c)
         Path(env["TC_ARTIFACTS_DIR"]).mkdir(parents=True, exist_ok=True)
         c.run(" ".join(compose() + ["-p", PROJECT, "-f", str(REPO / "compose.yaml"), "up", "-d", *services]), env=env, hide="both")
         deadline = time.monotonic() + 180
@@ -181,6 +199,7 @@ def stack_up(c: Context) -> None:
         print(f"    note  {note}")
     print(f"          metrics    http://127.0.0.1:{ports['metrics']}/metrics")
     print(f"          prometheus http://127.0.0.1:{ports['prometheus']}")
+    print(f"          alerts     http://127.0.0.1:{ports['alertmanager']} (Alertmanager) -> tc alerts receive -> tc alerts list")
     if "grafana" in services:
         print(f"          grafana    http://127.0.0.1:{ports['grafana']}  (anonymous viewer; admin password: GF_ADMIN_PASSWORD)")
 

@@ -56,6 +56,7 @@ def check(c: Context) -> None:
     c.run(f"{PY} -m ruff check --quiet {REPO}")
     print("      ok  ruff: no unused or undefined names, no bugbear findings")
     promtool(c)
+    amtool(c)
     docs(c)
 
 
@@ -73,4 +74,21 @@ def promtool(c: Context) -> None:
     print("      ok  promtool: config, rules and rule unit tests")
 
 
-TASKS = [test, docs, check, promtool]
+@task
+def amtool(c: Context) -> None:
+    """amtool: check alertmanager/alertmanager.yml (its commented example receivers are checked by a unit test)."""
+    import shutil
+
+    if not shutil.which("amtool"):
+        raise SystemExit("amtool not found: apt-get install prometheus-alertmanager (Debian's package ships it)")
+    c.run(f"amtool check-config {REPO / 'alertmanager' / 'alertmanager.yml'}", hide="out")
+    print("      ok  amtool: alertmanager.yml")
+
+
+@task(help={"port": "port on 127.0.0.1 (default 8000: the runbook_base in prometheus/prometheus.yml)"})
+def docs_serve(c: Context, port: int = 8000) -> None:
+    """Serve the docs (the runbooks alerts link to) on 127.0.0.1, rebuilding on change."""
+    c.run(f"{PY} -m mkdocs serve --dev-addr 127.0.0.1:{port}", env={"NO_MKDOCS_2_WARNING": "1"}, pty=False)
+
+
+TASKS = [test, docs, check, promtool, amtool, docs_serve]

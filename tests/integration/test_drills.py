@@ -50,7 +50,7 @@ def test_each_drill_can_fail(undetected, name):
 
 def test_every_drill_run_is_a_new_observation(detected):
     """A drill is an observation: a rerun records a new result with its own finish time (the
-    exporter's tc_drill_finished_timestamp_seconds moves) and one more history line."""
+    exporter's tc_drill_last_run_timestamp_seconds moves) and one more history line."""
     root, _ = detected
     history = root / "drills/mismatch/history.jsonl"
     before = history.read_text().splitlines()
