@@ -82,8 +82,9 @@ clean: ## remove build output and caches; FORCE=1 also removes ./artifacts
 
 # --- Kubernetes (issue 20): deploy/k8s, deploy/gitops, docs/kubernetes.md ---------------------------
 .PHONY: k8s-render k8s-validate k8s-play
-k8s-render: $(STAMP) ## render the k8s overlays into build/k8s/ (SPECS="a.yaml b.yaml" NAME=set PARALLELISM=P: run Jobs too)
-	@$(INVOKE) k8s-render $(foreach s,$(SPECS),--spec $(s)) $(if $(NAME),--name $(NAME)) $(if $(PARALLELISM),--parallelism $(PARALLELISM))
+k8s-render: $(STAMP) ## render k8s overlays into build/k8s/ (+ SPECS="a.yaml b.yaml" NAME= PARALLELISM=, KILLSWITCH=engage REASON=, REPO_URL=)
+	@$(INVOKE) k8s-render $(foreach s,$(SPECS),--spec $(s)) $(if $(NAME),--name $(NAME)) $(if $(PARALLELISM),--parallelism $(PARALLELISM)) \
+	  $(if $(KILLSWITCH),--killswitch $(KILLSWITCH) --reason "$(REASON)") $(if $(REPO_URL),--repo-url "$(REPO_URL)")
 
 k8s-validate: $(STAMP) ## validate the overlays: kubernetes-validate --strict, CRDs, policy tests
 	@$(INVOKE) k8s-validate

@@ -18,6 +18,7 @@ the only input that varies (the spec set) is validated by opslab.spec first.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -52,6 +53,13 @@ def check_name(name: str, what: str = "--name") -> str:
         raise InputError(f"{what}: {name!r}: expected lowercase letters, digits and '-', starting and ending with a letter or digit, "
                          "at most 40 characters")
     return name
+
+
+def check_repo_url(url: str) -> str:
+    """A Git clone URL for the GitOps manifests (https:// or ssh://), or InputError."""
+    if not isinstance(url, str) or not re.match(r"^(https|ssh)://[^\s/]+/\S+$", url) or len(url) > 500:
+        raise InputError(f"--repo-url: {url!r}: expected your repository's clone URL, https://HOST/PATH or ssh://HOST/PATH")
+    return url
 
 
 def _labels(name: str, component: str) -> dict[str, str]:
@@ -193,13 +201,14 @@ def run_set(specs: list[spec.RunSpec], name: str, parallelism: int = 1, image: s
     return docs, run_ids
 
 
-def killswitch_job(action: str, reason: str, name: str, image: str = DEFAULT_IMAGE) -> dict[str, Any]:
-    """A Job that engages or releases the kill switch on the shared artifacts volume."""
+def killswitch_job(action: str, reason: str, image: str = DEFAULT_IMAGE) -> dict[str, Any]:
+    """A Job that engages or releases the kill switch on the shared artifacts volume, named
+    killswitch-<action>-<digest of the reason> (a Job runs once; a new reason is a new Job)."""
     if action not in ("engage", "release"):
         raise InputError(f"--killswitch: {action!r}: expected engage or release")
     if not reason or len(reason) > 200 or any(ord(ch) < 32 for ch in reason):
         raise InputError("--reason: expected 1 to 200 printable characters (kept in state/kill_switch_events.jsonl)")
-    check_name(name)
+    name = f"killswitch-{action}-{hashlib.sha256(reason.encode()).hexdigest()[:8]}"
     volumes, mounts = _volumes(None)
     box = _container("killswitch", image, ["killswitch", action, "--reason", reason], [], mounts, SMALL_RESOURCES)
     return _job(name, "killswitch", 1, 1, _pod_spec([box], [], volumes), deadline=600)
@@ -219,7 +228,7 @@ def render_runs(paths: Iterable[str | Path], name: str, parallelism: int = 1, im
     specs = load_specs(paths)
     docs, run_ids = run_set(specs, name, parallelism, image)
     kinds = ", ".join(f"{d['kind']} {d['metadata']['name']}" for d in docs)
-    details = [f"index {i}: run {r} from {s.path}" for i, (r, s) in enumerate(zip(run_ids, specs))]
+    details = [f"index {i}: run {r} from {s.path}" for i, (r, s) in enumerate(zip(run_ids, specs, strict=True))]
     return Result("ok", f"{len(specs)} spec(s) -> {kinds}", data={"documents": docs, "yaml": dump(docs), "run_ids": run_ids},
                   details=details)
 

@@ -33,6 +33,8 @@ KUSTOMIZE = ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone"
 RULES = REPO / "prometheus" / "rules"
 PROMETHEUS_RULE = K8S / "overlays" / "prometheus-operator" / "prometheusrule.yaml"
 OUT = REPO / "build" / "k8s"
+GITOPS = REPO / "deploy" / "gitops"
+REPO_URL_PLACEHOLDER = "https://REPLACE-ME.invalid/your-org/opslab.git"
 PLAY_SPEC = REPO / "fixtures" / "specs" / "demo.yaml"
 PLAY_NAME = "play-demo"
 PLAY_NETWORK = "opslab-k8s"  # a Podman network with DNS: pods reach each other by pod name
@@ -74,35 +76,41 @@ def _status(changed: bool) -> str:
     "spec": "RunSpec file for the run set (repeat for more; two or more give an Indexed Job)",
     "name": "name of the run set (Job, ConfigMap; run ids <name>-<index>)", "parallelism": "pods running at once",
     "image": "the tc image (pinned tag)", "killswitch": "engage or release: render a kill switch Job instead",
-    "reason": "why (with --killswitch)", "out": "output folder (default build/k8s)"})
+    "reason": "why (with --killswitch)", "out": "output folder (default build/k8s)",
+    "repo_url": "your repository's clone URL: writes deploy/gitops/ with it into OUT/gitops/"})
 def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parallelism: int = 1, image: str = k8s.DEFAULT_IMAGE,
-               killswitch: str = "", reason: str = "", out: str = "") -> None:
+               killswitch: str = "", reason: str = "", out: str = "", repo_url: str = "") -> None:
     """Regenerate the PrometheusRule, render every overlay into build/k8s/ and list its resources;
-    with --spec, also the run set's Jobs; with --killswitch, a kill switch Job."""
+    with --spec, also the run set's Jobs; with --killswitch, a kill switch Job; with --repo-url,
+    the GitOps manifests pointing at that repository."""
     from opslab.errors import OpsLabError
 
     folder = Path(out) if out else OUT
-    print(f"{_status(_write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES)))}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
-    for overlay in OVERLAYS:
-        text = kustomize(overlay)
-        path = folder / f"{overlay}.yaml"
-        print(f"{_status(_write(path, text))}  {path}: {len(documents(text))} resources")
-        for doc in documents(text):
-            print(f"          {doc['kind']:<22} {doc['metadata']['name']}")
+    outputs: list[tuple[Path, str, str]] = []  # (path, text, what): all worked out before anything is written
     try:
         if spec:
             result = k8s.render_runs(spec, name or "runs", parallelism, image)
-            path = folder / "runs" / f"{name or 'runs'}.yaml"
-            print(f"{_status(_write(path, result.data['yaml']))}  {path}: {result.summary}")
-            for line in result.details:
-                print(f"          {line}")
+            outputs.append((folder / "runs" / f"{name or 'runs'}.yaml", result.data["yaml"], "\n".join([result.summary, *result.details])))
         if killswitch:
-            job = k8s.killswitch_job(killswitch, reason, name or f"killswitch-{killswitch}", image)
-            path = folder / "runs" / f"{job['metadata']['name']}.yaml"
-            print(f"{_status(_write(path, k8s.dump([job])))}  {path}: Job {job['metadata']['name']} ({killswitch} the kill switch)")
+            job = k8s.killswitch_job(killswitch, reason, image=image)
+            outputs.append((folder / "runs" / f"{job['metadata']['name']}.yaml", k8s.dump([job]),
+                            f"Job {job['metadata']['name']}: {killswitch} the kill switch"))
+        if repo_url:
+            url = k8s.check_repo_url(repo_url)
+            for src in sorted(GITOPS.rglob("*.yaml")):
+                outputs.append((folder / "gitops" / src.relative_to(GITOPS),
+                                src.read_text(encoding="utf-8").replace(REPO_URL_PLACEHOLDER, url), f"{src.relative_to(REPO)} for {url}"))
     except OpsLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+    print(f"{_status(_write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES)))}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
+    for overlay in OVERLAYS:
+        text = kustomize(overlay)
+        docs = documents(text)
+        path = folder / f"{overlay}.yaml"
+        print(f"{_status(_write(path, text))}  {path}: {len(docs)} resources: " + ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in docs))
+    for path, text, what in outputs:
+        print(f"{_status(_write(path, text))}  {path}: " + what.replace("\n", "\n          "))
 
 
 @task
