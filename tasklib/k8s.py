@@ -34,6 +34,7 @@ RULES = REPO / "prometheus" / "rules"
 PROMETHEUS_RULE = K8S / "overlays" / "prometheus-operator" / "prometheusrule.yaml"
 OUT = REPO / "build" / "k8s"
 GITOPS = REPO / "deploy" / "gitops"
+DOCS_PAGE = REPO / "docs" / "kubernetes.md"
 REPO_URL_PLACEHOLDER = "https://REPLACE-ME.invalid/your-org/opslab.git"
 PLAY_SPEC = REPO / "fixtures" / "specs" / "demo.yaml"
 PLAY_NAME = "play-demo"
@@ -104,11 +105,14 @@ def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parall
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     print(f"{_status(_write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES)))}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
+    rendered = {}
     for overlay in OVERLAYS:
         text = kustomize(overlay)
-        docs = documents(text)
+        rendered[overlay] = docs = documents(text)
         path = folder / f"{overlay}.yaml"
         print(f"{_status(_write(path, text))}  {path}: {len(docs)} resources: " + ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in docs))
+    page = DOCS_PAGE.read_text(encoding="utf-8")
+    print(f"{_status(_write(DOCS_PAGE, k8s.replace_block(page, k8s.resource_table(rendered))))}  {DOCS_PAGE.relative_to(REPO)}: the rendered resource list")
     for path, text, what in outputs:
         print(f"{_status(_write(path, text))}  {path}: " + what.replace("\n", "\n          "))
 

@@ -332,3 +332,9 @@ def test_gitops_points_at_existing_overlays_with_a_placeholder_repository():
     assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     cm = yaml.safe_load((REPO / "deploy" / "gitops" / "argocd" / "argocd-cm.yaml").read_text())
     assert "--load-restrictor LoadRestrictionsNone" in cm["data"]["kustomize.buildOptions"]
+
+
+def test_the_docs_resource_list_is_current(overlays):
+    page = k8s_tasks.DOCS_PAGE.read_text(encoding="utf-8")
+    assert page == k8s.replace_block(page, k8s.resource_table(overlays)), "stale: run `make k8s-render`"
+    assert "| Deployment | `exporter` | yes | yes | yes |" in page

@@ -29,6 +29,8 @@ needs_age = pytest.mark.skipif(AGE_KEYGEN is None, reason="age-keygen not found:
 
 
 def tracked_files() -> list[Path]:
+    if not shutil.which("git"):
+        pytest.skip("git not found: the scan covers the files git tracks (and untracked ones it does not ignore)")
     res = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True)
     if res.returncode != 0:
         pytest.skip("not a git checkout: the scan covers the files git tracks")
