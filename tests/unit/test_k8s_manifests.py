@@ -95,7 +95,7 @@ def test_configuration_is_generated_from_the_service_folders_byte_for_byte(overl
 
 def test_no_service_config_is_copied_into_deploy():
     names = {"prometheus.yml", "alertmanager.yml", "opslab.rules.yml", "opslab.json"}
-    copies = [p for p in (REPO / "deploy").rglob("*") if p.name in names and p.parent.name != "prometheus-targets"]
+    copies = [p for p in (REPO / "deploy").rglob("*") if p.name in names]
     assert copies == []
 
 
@@ -104,17 +104,19 @@ def test_every_rule_file_is_generated_and_projected_into_rules(overlays):
     silently never load in the cluster."""
     on_disk = sorted(p.name for p in (REPO / "prometheus" / "rules").glob("*.yml"))
     generated = sorted(configmap(overlays["local"], "prometheus-rules")["data"])
-    assert generated == on_disk
+    assert generated == on_disk, "list every prometheus/rules/*.yml in deploy/k8s/base/kustomization.yaml (prometheus-rules)"
     deployment = by(overlays["local"], "Deployment", "prometheus")
     sources = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")["projected"]["sources"]
     projected = {item["path"] for src in sources for item in src["configMap"]["items"]}
-    assert {f"rules/{name}" for name in on_disk} <= projected
+    missing = {f"rules/{name}" for name in on_disk} - projected
+    assert not missing, f"project {sorted(missing)} in deploy/k8s/base/prometheus.yaml (volume config)"
     assert {"prometheus.yml", "targets/opslab.json"} <= projected
 
 
 def test_prometheus_targets_the_exporter_service(overlays):
     targets = json.loads(configmap(overlays["local"], "prometheus-targets")["data"]["opslab.json"])
-    service = by(overlays["local"], "Service", "exporter")
+    service = by(overlays["local"], "Service", "metrics")
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "exporter"}
     assert targets[0]["targets"] == [f"{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"]
 
 
