@@ -44,7 +44,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_SPECS = 1000
 CONFIGMAP_LIMIT = 1_000_000  # bytes of spec text; the API server's limit is 1 MiB for the whole object
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
-EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_BUSY = 2, 3, 5
+EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_CHECK_FAILED, EXIT_BUSY = 2, 3, 4, 5
 
 
 def check_name(name: str, what: str = "--name") -> str:
@@ -131,34 +131,35 @@ def _spec_entries(specs: list[spec.RunSpec], name: str) -> tuple[dict[str, str],
             doc["run_id"] = f"{name}-{index}"
         run_ids.append(doc["run_id"])
         data[f"spec-{index}.json"] = json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    if len(set(run_ids)) != len(run_ids):  # pragma: no cover - indexed ids are distinct by construction
-        raise InputError("--spec: two specs share a run id")
     size = sum(len(v.encode()) for v in data.values())
     if size > CONFIGMAP_LIMIT:
         raise InputError(f"--spec: the specs take {size} bytes, more than a ConfigMap holds ({CONFIGMAP_LIMIT}); split the set")
     return data, run_ids
 
 
-def _failure_policy(indexed: bool) -> dict[str, Any]:
-    """Kill switch (exit 3) stops the whole set; bad input (exit 2) fails its index without retries;
-    busy (exit 5: another pod holds the same lock, e.g. two indices preparing one dataset) and
-    disruptions (drain, preemption) retry without counting as a failure."""
+def _failure_policy(indexed: bool, final: list[int]) -> dict[str, Any]:
+    """Kill switch (exit 3) stops the whole set; exit codes in FINAL (bad input, and for a check a
+    failed check: a retry would say the same) fail their index without retries; busy (exit 5:
+    another pod holds the same lock, e.g. two indices preparing one dataset) and disruptions (drain,
+    preemption) retry without counting as a failure."""
     return {"rules": [
         {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [EXIT_BLOCKED]}},
-        {"action": "FailIndex" if indexed else "FailJob", "onExitCodes": {"operator": "In", "values": [EXIT_BAD_INPUT]}},
+        {"action": "FailIndex" if indexed else "FailJob", "onExitCodes": {"operator": "In", "values": final}},
         {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [EXIT_BUSY]}},
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
     ]}
 
 
-def _job(name: str, component: str, count: int, parallelism: int, template_spec: dict[str, Any], deadline: int) -> dict[str, Any]:
+def _job(name: str, component: str, count: int, parallelism: int, template_spec: dict[str, Any], deadline: int,
+         final: tuple[int, ...] = (EXIT_BAD_INPUT,)) -> dict[str, Any]:
     indexed = count > 1
     job_spec: dict[str, Any] = {"completions": count, "parallelism": min(parallelism, count)}
     if indexed:
         job_spec.update({"completionMode": "Indexed", "backoffLimitPerIndex": 2})
     else:
         job_spec["backoffLimit"] = 2
-    job_spec.update({"podFailurePolicy": _failure_policy(indexed), "activeDeadlineSeconds": deadline, "ttlSecondsAfterFinished": 604800,
+    job_spec.update({"podFailurePolicy": _failure_policy(indexed, list(final)), "activeDeadlineSeconds": deadline,
+                     "ttlSecondsAfterFinished": 604800,
                      "template": {"metadata": {"labels": _labels(name, component)}, "spec": template_spec}})
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NAMESPACE, "labels": _labels(name, component)},
             "spec": job_spec}
@@ -172,7 +173,8 @@ def _index_env(indexed: bool) -> tuple[list[dict[str, Any]], str]:
     return env, f"{SPEC_MOUNT}/spec-$(TC_SPEC_INDEX).json"
 
 
-def run_set(specs: list[spec.RunSpec], name: str, parallelism: int = 1, image: str = DEFAULT_IMAGE) -> tuple[list[dict[str, Any]], list[str]]:
+def run_set(specs: list[spec.RunSpec], name: str, parallelism: int = 1,
+            image: str = DEFAULT_IMAGE) -> tuple[list[dict[str, Any]], list[str]]:
     """The manifests for a spec set (ConfigMap, run Job, and a readiness Job when a spec names
     credentials) and the run id of each index."""
     check_name(name)
@@ -196,8 +198,10 @@ def run_set(specs: list[spec.RunSpec], name: str, parallelism: int = 1, image: s
         # Only these pods see the credentials; optional, so a key missing from the Secret is what
         # readiness reports (unset, exit 4) instead of a pod that never starts.
         secret_env = [{"name": n, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": n, "optional": True}}} for n in names]
-        check = _container("readiness", image, ["connectivity", "readiness", "--spec", spec_path], env + secret_env, mounts, SMALL_RESOURCES)
-        docs.append(_job(f"{name}-readiness", "readiness", len(specs), parallelism, _pod_spec([check], [], volumes), deadline=3600))
+        args = ["connectivity", "readiness", "--spec", spec_path]
+        check = _container("readiness", image, args, env + secret_env, mounts, SMALL_RESOURCES)
+        docs.append(_job(f"{name}-readiness", "readiness", len(specs), parallelism, _pod_spec([check], [], volumes), deadline=3600,
+                         final=(EXIT_BAD_INPUT, EXIT_CHECK_FAILED)))
     return docs, run_ids
 
 

@@ -104,15 +104,18 @@ def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parall
     except OpsLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    print(f"{_status(_write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES)))}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
+    changed = _write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES))
+    print(f"{_status(changed)}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
     rendered = {}
     for overlay in OVERLAYS:
         text = kustomize(overlay)
         rendered[overlay] = docs = documents(text)
         path = folder / f"{overlay}.yaml"
-        print(f"{_status(_write(path, text))}  {path}: {len(docs)} resources: " + ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in docs))
+        names = ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+        print(f"{_status(_write(path, text))}  {path}: {len(docs)} resources: {names}")
     page = DOCS_PAGE.read_text(encoding="utf-8")
-    print(f"{_status(_write(DOCS_PAGE, k8s.replace_block(page, k8s.resource_table(rendered))))}  {DOCS_PAGE.relative_to(REPO)}: the rendered resource list")
+    changed = _write(DOCS_PAGE, k8s.replace_block(page, k8s.resource_table(rendered)))
+    print(f"{_status(changed)}  {DOCS_PAGE.relative_to(REPO)}: the rendered resource list")
     for path, text, what in outputs:
         print(f"{_status(_write(path, text))}  {path}: " + what.replace("\n", "\n          "))
 

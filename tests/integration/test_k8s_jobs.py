@@ -100,7 +100,7 @@ def test_the_readiness_job_reports_what_the_secret_lacks(tmp_path):
     assert run_pod(jobs["ready-readiness"], 0, tmp_path / "spec", root, {"TC_BINANCE_API_KEY": "x"}) == [4]
     doc = json.loads((root / "runs" / "connectivity" / "connectivity_readiness.json").read_text())
     assert doc["missing"] == ["TC_BINANCE_API_SECRET"] and "x" not in json.dumps(doc["placeholders"])
-    assert job_action(jobs["ready-readiness"], 4) == "Count"  # a check that failed: retried, then the Job fails
+    assert job_action(jobs["ready-readiness"], 4) == "FailJob"  # not ready: a retry would say the same
     full = {"TC_BINANCE_API_KEY": "x", "TC_BINANCE_API_SECRET": "y"}
     assert run_pod(jobs["ready-readiness"], 0, tmp_path / "spec", root, full) == [0]
 

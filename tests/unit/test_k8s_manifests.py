@@ -175,7 +175,8 @@ def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
 def crd_errors(doc: dict[str, Any]) -> list[str]:
     from jsonschema import Draft4Validator
 
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in Draft4Validator(crd_schema(doc["apiVersion"], doc["kind"])).iter_errors(doc)]
+    validator = Draft4Validator(crd_schema(doc["apiVersion"], doc["kind"]))
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
 
 
 def gitops_docs() -> list[dict[str, Any]]:
@@ -240,7 +241,8 @@ def policy_violations(doc: dict[str, Any], host_ports_allowed: bool = False) -> 
                 found.append(f"{at}: privileged")
             if sec.get("allowPrivilegeEscalation") is not False:
                 found.append(f"{at}: may escalate privileges")
-            if not (sec.get("runAsNonRoot", pod_sec.get("runAsNonRoot")) is True and sec.get("runAsUser", pod_sec.get("runAsUser", 0)) != 0):
+            non_root = sec.get("runAsNonRoot", pod_sec.get("runAsNonRoot")) is True
+            if not (non_root and sec.get("runAsUser", pod_sec.get("runAsUser", 0)) != 0):
                 found.append(f"{at}: not non-root")
             if sec.get("readOnlyRootFilesystem") is not True:
                 found.append(f"{at}: root file system is writable")

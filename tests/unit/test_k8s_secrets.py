@@ -71,7 +71,8 @@ def test_no_plaintext_secret_or_private_key_is_committed():
         if PRIVATE_KEY_BLOCK.search(text):
             leaks.append(f"{path}: a private key block")
         if path.suffix in (".yaml", ".yml"):
-            leaks += [f"{path}: Secret {d.get('metadata', {}).get('name')}: {p}" for d in secret_documents(path) for p in plaintext_problems(d)]
+            leaks += [f"{path}: Secret {d.get('metadata', {}).get('name')}: {p}"
+                      for d in secret_documents(path) for p in plaintext_problems(d)]
     assert leaks == []
 
 
