@@ -78,9 +78,10 @@ def _status(changed: bool) -> str:
     "name": "name of the run set (Job, ConfigMap; run ids <name>-<index>)", "parallelism": "pods running at once",
     "image": "the tc image (pinned tag)", "killswitch": "engage or release: render a kill switch Job instead",
     "reason": "why (with --killswitch)", "out": "output folder (default build/k8s)",
-    "repo_url": "your repository's clone URL: writes deploy/gitops/ with it into OUT/gitops/"})
+    "repo_url": "your repository's clone URL: writes deploy/gitops/ with it into OUT/gitops/",
+    "generated": "also regenerate the committed generated files (PrometheusRule, the docs' resource list); default on"})
 def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parallelism: int = 1, image: str = k8s.DEFAULT_IMAGE,
-               killswitch: str = "", reason: str = "", out: str = "", repo_url: str = "") -> None:
+               killswitch: str = "", reason: str = "", out: str = "", repo_url: str = "", generated: bool = True) -> None:
     """Regenerate the PrometheusRule, render every overlay into build/k8s/ and list its resources;
     with --spec, also the run set's Jobs; with --killswitch, a kill switch Job; with --repo-url,
     the GitOps manifests pointing at that repository."""
@@ -104,8 +105,9 @@ def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parall
     except OpsLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    changed = _write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES))
-    print(f"{_status(changed)}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
+    if generated:
+        changed = _write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES))
+        print(f"{_status(changed)}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
     rendered = {}
     for overlay in OVERLAYS:
         text = kustomize(overlay)
@@ -113,9 +115,10 @@ def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parall
         path = folder / f"{overlay}.yaml"
         names = ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
         print(f"{_status(_write(path, text))}  {path}: {len(docs)} resources: {names}")
-    page = DOCS_PAGE.read_text(encoding="utf-8")
-    changed = _write(DOCS_PAGE, k8s.replace_block(page, k8s.resource_table(rendered)))
-    print(f"{_status(changed)}  {DOCS_PAGE.relative_to(REPO)}: the rendered resource list")
+    if generated:
+        page = DOCS_PAGE.read_text(encoding="utf-8")
+        changed = _write(DOCS_PAGE, k8s.replace_block(page, k8s.resource_table(rendered)))
+        print(f"{_status(changed)}  {DOCS_PAGE.relative_to(REPO)}: the rendered resource list")
     for path, text, what in outputs:
         print(f"{_status(_write(path, text))}  {path}: " + what.replace("\n", "\n          "))
 
@@ -126,6 +129,7 @@ def k8s_validate(c: Context) -> None:
     custom resources against their CRDs, the policy tests (tests/unit/test_k8s_*.py)."""
     c.run(f"{sys.executable} -m pytest -q -p no:cacheprovider {REPO / 'tests' / 'unit' / 'test_k8s_manifests.py'} "
           f"{REPO / 'tests' / 'unit' / 'test_k8s_render.py'} {REPO / 'tests' / 'unit' / 'test_k8s_secrets.py'}")
+    print("      ok  k8s: overlays render and validate (kubernetes-validate, CRDs), policy and secrets checks pass")
 
 
 # --- podman kube play ----------------------------------------------------------------------------
