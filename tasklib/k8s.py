@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 import subprocess
 import sys
 import time
@@ -113,7 +114,8 @@ def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parall
         text = kustomize(overlay)
         rendered[overlay] = docs = documents(text)
         path = folder / f"{overlay}.yaml"
-        names = ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+        kinds = Counter(d["kind"] for d in docs)
+        names = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))  # the full list: docs/kubernetes.md
         print(f"{_status(_write(path, text))}  {path}: {len(docs)} resources: {names}")
     if generated:
         page = DOCS_PAGE.read_text(encoding="utf-8")
