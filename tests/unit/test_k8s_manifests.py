@@ -99,18 +99,34 @@ def test_no_service_config_is_copied_into_deploy():
     assert copies == []
 
 
-def test_every_rule_file_is_generated_and_projected_into_rules(overlays):
-    """A rule file added to prometheus/rules/ but left out of the generator or the projection would
-    silently never load in the cluster."""
-    on_disk = sorted(p.name for p in (REPO / "prometheus" / "rules").glob("*.yml"))
-    generated = sorted(configmap(overlays["local"], "prometheus-rules")["data"])
-    assert generated == on_disk, "list every prometheus/rules/*.yml in deploy/k8s/base/kustomization.yaml (prometheus-rules)"
+def prometheus_file_globs() -> list[str]:
+    """Every file pattern prometheus/prometheus.yml loads: rule_files and file_sd files (relative to it)."""
+    config = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+    globs = list(config.get("rule_files", []))
+    for section in (config.get("scrape_configs", []), (config.get("alerting") or {}).get("alertmanagers", [])):
+        globs += [f for job in section for sd in job.get("file_sd_configs", []) for f in sd["files"]]
+    return globs
+
+
+def test_every_file_prometheus_yml_loads_is_generated_and_projected(overlays):
+    """A rule or target file added to prometheus/ but left out of the generator or the projection
+    would silently never load in the cluster: the config volume must hold exactly what
+    prometheus.yml's patterns match in prometheus/."""
+    wanted = sorted({p.relative_to(REPO / "prometheus").as_posix() for g in prometheus_file_globs()
+                     for p in (REPO / "prometheus").glob(g)} | {"prometheus.yml"})
+    assert "rules/opslab.rules.yml" in wanted and "targets/opslab.json" in wanted
     deployment = by(overlays["local"], "Deployment", "prometheus")
     sources = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")["projected"]["sources"]
-    projected = {item["path"] for src in sources for item in src["configMap"]["items"]}
-    missing = {f"rules/{name}" for name in on_disk} - projected
-    assert not missing, f"project {sorted(missing)} in deploy/k8s/base/prometheus.yaml (volume config)"
-    assert {"prometheus.yml", "targets/opslab.json"} <= projected
+    projected = {}
+    for src in sources:
+        data = by(overlays["local"], "ConfigMap", src["configMap"]["name"])["data"]
+        for item in src["configMap"]["items"]:
+            projected[item["path"]] = data[item["key"]]
+    missing = sorted(set(wanted) - set(projected))
+    assert not missing, (f"{missing}: add each to a configMapGenerator in deploy/k8s/base/kustomization.yaml "
+                         "and project it in deploy/k8s/base/prometheus.yaml (volume config)")
+    for path in wanted:
+        assert projected[path] == (REPO / "prometheus" / path).read_text(encoding="utf-8"), path
 
 
 def test_prometheus_targets_the_exporter_service(overlays):
