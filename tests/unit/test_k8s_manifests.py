@@ -358,3 +358,10 @@ def test_the_docs_resource_list_is_current(overlays):
     page = k8s_tasks.DOCS_PAGE.read_text(encoding="utf-8")
     assert page == k8s.replace_block(page, k8s.resource_table(overlays)), "stale: run `make k8s-render`"
     assert "| Deployment | `exporter` | yes | yes | yes |" in page
+
+
+def test_every_configmap_fits_client_side_apply(overlays, run_docs):
+    """`kubectl apply` keeps the whole object in an annotation limited to 256 KiB; a dashboard or a
+    spec set that outgrows it needs server-side apply (which Argo CD and Flux can use)."""
+    sizes = {d["metadata"]["name"]: len(json.dumps(d)) for ds in (*overlays.values(), run_docs) for d in ds if d["kind"] == "ConfigMap"}
+    assert sizes and max(sizes.values()) < 256 * 1024, sizes
