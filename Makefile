@@ -33,7 +33,7 @@ endif
 help: ## list the targets (this text)
 	@echo "TradingChassis Ops Lab. Usage: make TARGET [RUNTIME=native|container|auto]"
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Artifacts land in \$$TC_ARTIFACTS_DIR (default ./artifacts). Docs: docs/ (make docs)."
 
@@ -82,3 +82,15 @@ stack-status: $(STAMP) ## show which stack services answer
 clean: ## remove build output and caches; FORCE=1 also removes ./artifacts
 	rm -rf site .bench .pytest_cache build dist *.egg-info
 	@if [ "$(FORCE)" = "1" ]; then rm -rf artifacts && echo "removed artifacts/"; else echo "kept artifacts/ (FORCE=1 removes it)"; fi
+
+# --- Kubernetes (issue 20): deploy/k8s, deploy/gitops, docs/kubernetes.md ---------------------------
+.PHONY: k8s-render k8s-validate k8s-play
+k8s-render: $(STAMP) ## render k8s overlays into build/k8s/ (+ SPECS="a.yaml b.yaml" NAME= PARALLELISM=, KILLSWITCH=engage REASON=, REPO_URL=)
+	@$(INVOKE) k8s-render $(foreach s,$(SPECS),--spec $(s)) $(if $(NAME),--name $(NAME)) $(if $(PARALLELISM),--parallelism $(PARALLELISM)) \
+	  $(if $(KILLSWITCH),--killswitch $(KILLSWITCH) --reason "$(REASON)") $(if $(REPO_URL),--repo-url "$(REPO_URL)")
+
+k8s-validate: $(STAMP) ## validate the overlays: kubernetes-validate --strict, CRDs, policy tests
+	@$(INVOKE) k8s-validate
+
+k8s-play: $(STAMP) ## play the podman overlay with podman kube play, check it, then kube down (KEEP=1 leaves it up)
+	@$(INVOKE) k8s-play $(if $(filter 1,$(KEEP)),--keep)

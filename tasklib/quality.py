@@ -45,7 +45,7 @@ def docs(c: Context) -> None:
 
 @task
 def check(c: Context) -> None:
-    """Static checks: every schema against its metaschema, ruff, promtool, the docs build --strict."""
+    """Static checks: every schema against its metaschema, ruff, promtool, the docs build --strict, the k8s manifests."""
     from jsonschema import Draft202012Validator
 
     from opslab import contracts
@@ -58,6 +58,9 @@ def check(c: Context) -> None:
     promtool(c)
     amtool(c)
     docs(c)
+    from tasklib.k8s import k8s_validate
+
+    k8s_validate(c)
 
 
 @task

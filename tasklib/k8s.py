@@ -1,0 +1,294 @@
+"""Kubernetes tasks: render the overlays and run Jobs, validate them, play the podman overlay.
+
+The manifests are checked without a cluster (none can run on the build machines): `kubectl
+kustomize` renders, kubernetes-validate checks against the real OpenAPI schemas, custom resources
+against their CRDs, policy tests over the rendered YAML (tests/unit/test_k8s_*.py), and `podman kube
+play` runs the podman overlay for real (tests/integration/test_k8s_play.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from invoke import Context, task
+
+from opslab import k8s
+from tasklib.common import REPO
+
+K8S = REPO / "deploy" / "k8s"
+OVERLAYS = ("local", "podman", "prometheus-operator")
+# The base loads prometheus/, grafana/ and alertmanager/ from outside its own folder (see
+# deploy/k8s/base/kustomization.yaml for why), so every build lifts the default load restrictor.
+KUSTOMIZE = ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone"]
+RULES = REPO / "prometheus" / "rules"
+PROMETHEUS_RULE = K8S / "overlays" / "prometheus-operator" / "prometheusrule.yaml"
+OUT = REPO / "build" / "k8s"
+GITOPS = REPO / "deploy" / "gitops"
+DOCS_PAGE = REPO / "docs" / "kubernetes.md"
+REPO_URL_PLACEHOLDER = "https://REPLACE-ME.invalid/your-org/opslab.git"
+PLAY_SPEC = REPO / "fixtures" / "specs" / "demo.yaml"
+PLAY_NAME = "play-demo"
+PLAY_NETWORK = "opslab-k8s"  # a Podman network with DNS: pods reach each other by pod name
+PLAY_PROMETHEUS = "http://127.0.0.1:29090"  # the podman overlay's hostPorts (127.0.0.1 only)
+PLAY_EXPORTER = "http://127.0.0.1:29108"
+
+
+def kustomize(overlay: str) -> str:
+    """`kubectl kustomize` of one overlay (SystemExit with the reason when kubectl is missing or fails)."""
+    if not shutil.which("kubectl"):
+        raise SystemExit("kubectl not found: it renders the Kustomize overlays (kubectl >= 1.27 has Kustomize v5 built in)")
+    res = subprocess.run([*KUSTOMIZE, str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        raise SystemExit(f"kubectl kustomize deploy/k8s/overlays/{overlay}: {res.stderr.strip()}")
+    return res.stdout
+
+
+def documents(text: str) -> list[dict[str, Any]]:
+    """The non-empty documents of a multi-document YAML text."""
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def _write(path: Path, text: str) -> bool:
+    """Write TEXT unless PATH already holds it; True when it changed."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return True
+
+
+def _status(changed: bool) -> str:
+    return " changed" if changed else "      ok"
+
+
+@task(iterable=["spec"], help={
+    "spec": "RunSpec file for the run set (repeat for more; two or more give an Indexed Job)",
+    "name": "name of the run set (Job, ConfigMap; run ids <name>-<index>)", "parallelism": "pods running at once",
+    "image": "the tc image (pinned tag)", "killswitch": "engage or release: render a kill switch Job instead",
+    "reason": "why (with --killswitch)", "out": "output folder (default build/k8s)",
+    "repo_url": "your repository's clone URL: writes deploy/gitops/ with it into OUT/gitops/",
+    "generated": "also regenerate the committed generated files (PrometheusRule, the docs' resource list); default on"})
+def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parallelism: int = 1, image: str = k8s.DEFAULT_IMAGE,
+               killswitch: str = "", reason: str = "", out: str = "", repo_url: str = "", generated: bool = True) -> None:
+    """Regenerate the PrometheusRule, render every overlay into build/k8s/ and list its resources;
+    with --spec, also the run set's Jobs; with --killswitch, a kill switch Job; with --repo-url,
+    the GitOps manifests pointing at that repository."""
+    from opslab.errors import OpsLabError
+
+    folder = Path(out) if out else OUT
+    outputs: list[tuple[Path, str, str]] = []  # (path, text, what): all worked out before anything is written
+    try:
+        if spec:
+            result = k8s.render_runs(spec, name or "runs", parallelism, image)
+            outputs.append((folder / "runs" / f"{name or 'runs'}.yaml", result.data["yaml"], "\n".join([result.summary, *result.details])))
+        if killswitch:
+            job = k8s.killswitch_job(killswitch, reason, image=image)
+            outputs.append((folder / "runs" / f"{job['metadata']['name']}.yaml", k8s.dump([job]),
+                            f"Job {job['metadata']['name']}: {killswitch} the kill switch"))
+        if repo_url:
+            url = k8s.check_repo_url(repo_url)
+            for src in sorted(GITOPS.rglob("*.yaml")):
+                outputs.append((folder / "gitops" / src.relative_to(GITOPS),
+                                src.read_text(encoding="utf-8").replace(REPO_URL_PLACEHOLDER, url), f"{src.relative_to(REPO)} for {url}"))
+    except OpsLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    if generated:
+        changed = _write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES))
+        print(f"{_status(changed)}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
+    rendered = {}
+    for overlay in OVERLAYS:
+        text = kustomize(overlay)
+        rendered[overlay] = docs = documents(text)
+        path = folder / f"{overlay}.yaml"
+        kinds = Counter(d["kind"] for d in docs)
+        names = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))  # the full list: docs/kubernetes.md
+        print(f"{_status(_write(path, text))}  {path}: {len(docs)} resources: {names}")
+    if generated:
+        page = DOCS_PAGE.read_text(encoding="utf-8")
+        changed = _write(DOCS_PAGE, k8s.replace_block(page, k8s.resource_table(rendered)))
+        print(f"{_status(changed)}  {DOCS_PAGE.relative_to(REPO)}: the rendered resource list")
+    for path, text, what in outputs:
+        print(f"{_status(_write(path, text))}  {path}: " + what.replace("\n", "\n          "))
+
+
+@task
+def k8s_validate(c: Context) -> None:
+    """Render every overlay and check it: kubernetes-validate --strict (several Kubernetes versions),
+    custom resources against their CRDs, the policy tests (tests/unit/test_k8s_*.py)."""
+    c.run(f"{sys.executable} -m pytest -q -p no:cacheprovider {REPO / 'tests' / 'unit' / 'test_k8s_manifests.py'} "
+          f"{REPO / 'tests' / 'unit' / 'test_k8s_render.py'} {REPO / 'tests' / 'unit' / 'test_k8s_secrets.py'}")
+    print("      ok  k8s: overlays render and validate (kubernetes-validate, CRDs), policy and secrets checks pass")
+
+
+# --- podman kube play ----------------------------------------------------------------------------
+
+@dataclass
+class Play:
+    """The files `podman kube play` is given for the podman overlay and the demo run's pod."""
+
+    folder: Path
+    stack: Path
+    run: Path
+    configmaps: list[Path] = field(default_factory=list)
+    run_configmaps: list[Path] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    run_id: str = ""
+
+    @property
+    def run_container(self) -> str:
+        return f"{PLAY_NAME}-run"  # Podman names a pod's container <pod>-<container>
+
+
+def _pod_volumes(docs: list[dict[str, Any]]) -> list[str]:
+    """The Podman volumes kube play creates for these pods (claims, ConfigMaps, emptyDirs, by name)."""
+    names: list[str] = []
+    for doc in docs:
+        spec = doc["spec"]["template"]["spec"] if doc["kind"] == "Deployment" else doc["spec"]
+        for vol in spec.get("volumes", []):
+            if "persistentVolumeClaim" in vol:
+                names.append(vol["persistentVolumeClaim"]["claimName"])
+            elif "configMap" in vol:
+                names.append(vol["configMap"]["name"])
+            else:
+                names.append(vol["name"])
+    return sorted(set(names))
+
+
+def write_play(folder: Path, image: str = k8s.DEFAULT_IMAGE) -> Play:
+    """Render the podman overlay and the demo run's Job (as a Pod) into FOLDER, ConfigMaps apart
+    (kube play takes them with one --configmap FILE each)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stack_docs = documents(kustomize("podman"))
+    specs = k8s.load_specs([PLAY_SPEC])
+    run_docs, run_ids = k8s.run_set(specs, PLAY_NAME, 1, image)
+    pod = k8s.job_pod(next(d for d in run_docs if d["kind"] == "Job" and d["metadata"]["name"] == PLAY_NAME))
+    play = Play(folder, folder / "stack.yaml", folder / "run.yaml", run_id=run_ids[0])
+    for i, doc in enumerate(d for d in stack_docs if d["kind"] == "ConfigMap"):
+        play.configmaps.append(folder / f"stack-configmap-{i}.yaml")
+        play.configmaps[-1].write_text(k8s.dump([doc]))
+    workloads = [d for d in stack_docs if d["kind"] != "ConfigMap"]
+    play.stack.write_text(k8s.dump(workloads))
+    run_cm = next(d for d in run_docs if d["kind"] == "ConfigMap")
+    play.run_configmaps.append(folder / "run-configmap.yaml")
+    play.run_configmaps[0].write_text(k8s.dump([run_cm]))
+    play.run.write_text(k8s.dump([pod]))
+    play.volumes = _pod_volumes([d for d in workloads if d["kind"] == "Deployment"] + [pod])
+    return play
+
+
+def _podman(*args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        # kube play also prints harmless errors about systemd healthcheck timers on machines without systemd.
+        lines = [ln for ln in res.stderr.splitlines() if "systemd" not in ln and "syslog" not in ln]
+        raise SystemExit(f"podman {' '.join(args[:2])}: {' '.join(lines).strip() or res.stdout.strip()}")
+    return res
+
+
+def play_down(play: Play) -> None:
+    """Remove the played pods and the volumes kube play made for them (idempotent)."""
+    for path in (play.run, play.stack):
+        if path.exists():
+            _podman("kube", "down", str(path), check=False)
+    for name in play.volumes:
+        _podman("volume", "rm", "--force", name, check=False)
+
+
+def play_up(play: Play) -> None:
+    """Play the stack (exporter + Prometheus) on the DNS network."""
+    if _podman("network", "exists", PLAY_NETWORK, check=False).returncode != 0:
+        _podman("network", "create", PLAY_NETWORK)
+    cms = [arg for path in play.configmaps for arg in ("--configmap", str(path))]
+    _podman("kube", "play", "--network", PLAY_NETWORK, *cms, str(play.stack))
+
+
+def play_run(play: Play, timeout: float = 600) -> int:
+    """Play the demo run's pod and wait until its run container exits; return its exit code."""
+    cms = [arg for path in play.run_configmaps for arg in ("--configmap", str(path))]
+    _podman("kube", "play", "--network", PLAY_NETWORK, *cms, str(play.run))
+    state = wait_for(lambda: _exited(play.run_container), timeout, f"container {play.run_container} to exit")
+    return int(state)
+
+
+def _exited(container: str) -> str | None:
+    res = _podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", container, check=False)
+    status, _, code = res.stdout.strip().partition(" ")
+    return code if status in ("exited", "stopped") else None
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll PROBE until it returns something truthy (bounded; no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise SystemExit(f"k8s-play: timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+def http_json(url: str) -> Any:
+    """GET a loopback URL and parse its JSON (None when it does not answer yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - loopback URLs built here
+            return json.loads(resp.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+
+
+def prometheus_query(expr: str) -> list[dict[str, Any]] | None:
+    """The result vector of an instant query on the played Prometheus (None when it does not answer)."""
+    doc = http_json(f"{PLAY_PROMETHEUS}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
+    return doc["data"]["result"] if doc and doc.get("status") == "success" else None
+
+
+def artifacts_volume(play: Play) -> Path:
+    """Where the artifacts volume's files are on the host."""
+    res = _podman("volume", "inspect", "--format", "{{.Mountpoint}}", k8s.ARTIFACTS_CLAIM)
+    return Path(res.stdout.strip())
+
+
+@task(help={"keep": "leave the pods running (default: podman kube down at the end)"})
+def k8s_play(c: Context, keep: bool = False) -> None:
+    """Play the podman overlay with `podman kube play`: exporter + Prometheus, Prometheus scrapes the
+    exporter (up == 1), the demo run Job's pod writes a run that `tc artifacts verify` accepts."""
+    if not shutil.which("podman"):
+        raise SystemExit("podman not found: k8s-play needs Podman >= 4.3 (apt-get install podman)")
+    play = write_play(OUT / "play")
+    play_down(play)  # converge: leftovers of an earlier play (e.g. KEEP=1) are replaced
+    try:
+        play_up(play)
+        print(f" changed  played {play.stack.relative_to(REPO)}: exporter-pod-0, prometheus-pod-0 on network {PLAY_NETWORK}")
+        up = wait_for(lambda: [s for s in prometheus_query("up") or [] if s["value"][1] == "1"], 180, "Prometheus to scrape the exporter")
+        print(f"      ok  Prometheus scrapes the exporter: up{{instance=\"{up[0]['metric']['instance']}\"}} == 1")
+        code = play_run(play)
+        if code != 0:
+            raise SystemExit(f"k8s-play: the run pod exited {code}: podman logs {play.run_container}")
+        print(f" changed  the run Job's pod wrote run {play.run_id} into volume {k8s.ARTIFACTS_CLAIM}")
+        c.run(f"{sys.executable} -m opslab artifacts verify --all", env={"TC_ARTIFACTS_DIR": str(artifacts_volume(play))})
+        wait_for(lambda: prometheus_query(f'tc_run_info{{run_id="{play.run_id}"}}'), 120, f"run {play.run_id} in Prometheus")
+        print(f"      ok  Prometheus has tc_run_info{{run_id=\"{play.run_id}\"}} from the exporter")
+        if keep:
+            print(f"          prometheus {PLAY_PROMETHEUS}   exporter {PLAY_EXPORTER}/metrics   (make k8s-play again replaces them)")
+    finally:
+        if not keep:
+            play_down(play)
+            print("      ok  podman kube down: pods and their volumes removed")
+
+
+TASKS = [k8s_render, k8s_validate, k8s_play]
