@@ -73,10 +73,8 @@ def _odd_entries(folder: Path, label: str, prune: Callable[[str], bool] | None =
     return files, problems
 
 
-def verify_run(folder: Path, schemas: bool = True) -> list[str]:
-    """Problems of one run folder (empty when it verifies). schemas=False checks everything but the
-    schemas (digests, links, temp and unknown files): what the exporter checks on every change,
-    since tc validates every artifact when it writes it and the digests prove the bytes unchanged."""
+def verify_run(folder: Path) -> list[str]:
+    """Problems of one run folder (empty when it verifies)."""
     label = f"runs/{folder.name}"
     manifest = runs.path_of(folder, "manifest")
     if not fs.exists(manifest):
@@ -85,9 +83,34 @@ def verify_run(folder: Path, schemas: bool = True) -> list[str]:
     listed = [rel for rel in files if rel != contracts.artifact("manifest").path]
     problems += digests.check_manifest(manifest, folder, listed, label)
     for rel in files:
-        if schemas:
-            problems += _check_file(folder, rel, "run", label)
-        elif contracts.classify(rel, "run") is None:
+        problems += _check_file(folder, rel, "run", label)
+    return problems
+
+
+def quick_run_problems(folder: Path) -> list[str]:
+    """What can be found in a run folder without reading its files' contents: links, temp and
+    unknown files, files missing from or added to the manifest, and files changed after tc wrote
+    the manifest (tc writes it last, so nothing may be newer). The exporter checks this on every
+    change: hashing every file of every run at start-up would cost more than everything else it
+    reads. `tc artifacts verify` rechecks digests, seals and schemas."""
+    label = f"runs/{folder.name}"
+    manifest = runs.path_of(folder, "manifest")
+    written = fs.mtime_ns(manifest)
+    if written is None:
+        return [f"{label}/manifest.json: missing"]
+    files, problems = _odd_entries(folder, label)
+    try:
+        listed = set(fs.parse_json(fs.read_bytes(manifest), str(manifest))["files"])
+    except (OSError, InputError, KeyError, TypeError) as exc:
+        return problems + [f"{label}/manifest.json: unreadable ({exc})"]
+    present = {rel for rel in files if rel != contracts.artifact("manifest").path}
+    problems += [f"{label}/{rel}: not in manifest.json" for rel in sorted(present - listed)]
+    problems += [f"{label}/{rel}: listed in manifest.json but missing" for rel in sorted(listed - present)]
+    for rel in sorted(present & listed):
+        changed = fs.mtime_ns(folder / rel)
+        if changed is not None and changed > written:
+            problems.append(f"{label}/{rel}: changed after manifest.json was written")
+        if contracts.classify(rel, "run") is None:
             problems.append(f"{label}/{rel}: unknown file (not an artifact tc writes)")
     return problems
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import stat
 import time
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -56,6 +58,10 @@ class ArtifactCollector:
         self._blocks: dict[str, bytes] = {}  # family -> sample lines (no header)
         self._dirty: set[str] = set(ARTIFACT_FAMILIES)
         self._rendered: dict[str, bytes] = {}  # dialect -> the artifact families
+        self._facts: dict[str, _Facts] = {}  # key -> what the aggregates need of it
+        self._runs: dict[str, tuple[float, str]] = {}  # run key -> (last update, status)
+        self._by_state: dict[tuple[str, str], int] = {}
+        self._totals: dict[str, float] = {}
         self.errors: dict[str, int] = {}
         self.scrapes = 0
 
@@ -66,6 +72,12 @@ class ArtifactCollector:
         for name, text in lines_by_family(sample for sample in samples if sample[0] in self._lines).items():
             self._lines[name][key] = text
             self._dirty.add(name)
+        facts = _facts(samples)
+        self._facts[key] = facts
+        self._tally(facts, +1)
+        if facts.status:
+            self._runs[key] = (facts.updated, facts.status)
+        self._dirty.update(AGGREGATE_FAMILIES)
 
     def _drop(self, key: str) -> bool:
         """Forget KEY; True when it was cached."""
@@ -73,7 +85,22 @@ class ArtifactCollector:
         for name in {sample[0] for sample in old[1]} if old else ():
             if self._lines.get(name, {}).pop(key, None) is not None:
                 self._dirty.add(name)
+        facts = self._facts.pop(key, None)
+        if facts:
+            self._tally(facts, -1)
+            self._runs.pop(key, None)
+            self._dirty.update(AGGREGATE_FAMILIES)
         return old is not None
+
+    def _tally(self, facts: "_Facts", sign: int) -> None:
+        """Add (or, with SIGN -1, remove) one artifact's facts to the running totals behind the aggregates."""
+        if facts.status:
+            state = (facts.status, facts.kind)
+            self._by_state[state] = self._by_state.get(state, 0) + sign
+            if not self._by_state[state]:
+                del self._by_state[state]
+        for name, value in facts.totals.items():
+            self._totals[name] = self._totals.get(name, 0.0) + sign * value
 
     def _update(self, key: str, sig: Any, kind: str, produce: Callable[[], Iterable[Sample]]) -> bool:
         hit = self._cache.get(key)
@@ -202,59 +229,26 @@ class ArtifactCollector:
         return [sample for _, samples in self._cache.values() for sample in samples]
 
     # --- bounded series -------------------------------------------------------------------------
-    def _run_keys(self) -> list[str]:
-        return [key for key in self._cache if key.startswith(str(self.root / "runs") + os.sep)]
-
     def _select(self) -> set[str]:
         """Runs whose per-run families are served: the newest `per_run` by last update, plus every
         running or failed one."""
-        facts = []
-        for key in self._run_keys():
-            updated, status = 0.0, ""
-            for name, labels, value in self._cache[key][1]:
-                if name == "tc_run_updated_timestamp_seconds":
-                    updated = value
-                elif name == "tc_run_status":
-                    status = labels[1]
-            facts.append((updated, key, status))
-        facts.sort(reverse=True)
-        return {key for i, (_, key, status) in enumerate(facts) if i < self.per_run or status in ACTIVE}
+        newest = sorted(self._runs, key=lambda key: (self._runs[key][0], key), reverse=True)[: self.per_run]
+        return set(newest) | {key for key, (_, status) in self._runs.items() if status in ACTIVE}
 
     def _aggregates(self) -> list[Sample]:
-        """Every run summarized (bounded: labels are statuses and engine kinds), and drills by outcome."""
-        counters = [name for name, prop in _counters().items() if prop.get("x-metric-type", "counter") == "counter"]
-        by_state: dict[tuple[str, str], int] = {}
-        sums = dict.fromkeys(counters, 0.0)
-        problems = mismatches = down = 0.0
-        drills = {"pass": 0, "fail": 0}
-        for _, samples in self._cache.values():
-            status = kind = ""
-            for name, labels, value in samples:
-                if name == "tc_run_status":
-                    status = labels[1]
-                elif name == "tc_run_info":
-                    kind = labels[1]
-                elif name.startswith("tc_run_") and name[len("tc_run_"):] in sums:
-                    sums[name[len("tc_run_"):]] += value
-                elif name == "tc_artifacts_verification_problems":
-                    problems += value
-                elif name == "tc_reconciliation_mismatches":
-                    mismatches += value
-                elif name == "tc_connectivity_probe_up":
-                    down += 1 - value
-                elif name == "tc_drill_detected":
-                    drills["pass" if value else "fail"] += 1
-            if status:
-                by_state[(status, kind)] = by_state.get((status, kind), 0) + 1
-        return [*(("tc_runs", labels, count) for labels, count in sorted(by_state.items())),
-                *((f"tc_runs_{name}", (), total) for name, total in sums.items()),
-                ("tc_runs_verification_problems", (), problems), ("tc_runs_reconciliation_mismatches", (), mismatches),
-                ("tc_runs_probes_down", (), down), *(("tc_drills", (outcome,), n) for outcome, n in drills.items())]
+        """Every run summarized from the running totals (bounded labels: statuses, engine kinds, outcomes)."""
+        totals = self._totals
+        return [*(("tc_runs", labels, count) for labels, count in sorted(self._by_state.items())),
+                *((f"tc_runs_{name}", (), totals.get(f"tc_run_{name}", 0.0)) for name in _aggregated_counters()),
+                ("tc_runs_verification_problems", (), totals.get("tc_artifacts_verification_problems", 0.0)),
+                ("tc_runs_reconciliation_mismatches", (), totals.get("tc_reconciliation_mismatches", 0.0)),
+                ("tc_runs_probes_down", (), totals.get("probes_down", 0.0)),
+                ("tc_drills", ("pass",), totals.get("drills_pass", 0.0)), ("tc_drills", ("fail",), totals.get("drills_fail", 0.0))]
 
     # --- rendering --------------------------------------------------------------------------------
     def exporter_samples(self, duration: float) -> list[Sample]:
         """The exporter's own samples."""
-        runs = len(self._run_keys())
+        runs = len(self._runs)
         return [("tc_build_info", self.build, 1), ("tc_exporter_warming", (), 1 if self.warming else 0),
                 ("tc_exporter_runs", ("per_run",), len(self._selected)), ("tc_exporter_runs", ("aggregate_only",), runs - len(self._selected)),
                 ("tc_exporter_scrape_duration_seconds", (), duration),
@@ -315,3 +309,43 @@ class ArtifactCollector:
         with lock:
             self.refresh()
             self.warming = False
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the aggregates and the per-run selection need of one cached artifact's samples."""
+
+    status: str
+    kind: str
+    updated: float
+    totals: dict[str, float]
+
+
+@lru_cache(maxsize=1)
+def _aggregated_counters() -> tuple[str, ...]:
+    return tuple(name for name, prop in _counters().items() if prop.get("x-metric-type", "counter") == "counter")
+
+
+SUMMED = ("tc_artifacts_verification_problems", "tc_reconciliation_mismatches")
+
+
+def _facts(samples: list[Sample]) -> _Facts:
+    status = kind = ""
+    updated = 0.0
+    totals: dict[str, float] = {}
+    counters = {f"tc_run_{name}" for name in _aggregated_counters()}
+    for name, labels, value in samples:
+        if name == "tc_run_status":
+            status = labels[1]
+        elif name == "tc_run_info":
+            kind = labels[1]
+        elif name == "tc_run_updated_timestamp_seconds":
+            updated = value
+        elif name in counters or name in SUMMED:
+            totals[name] = totals.get(name, 0.0) + value
+        elif name == "tc_connectivity_probe_up":
+            totals["probes_down"] = totals.get("probes_down", 0.0) + 1 - value
+        elif name == "tc_drill_detected":
+            outcome = "drills_pass" if value else "drills_fail"
+            totals[outcome] = totals.get(outcome, 0.0) + 1
+    return _Facts(status, kind, updated, totals)

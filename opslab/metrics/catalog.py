@@ -84,7 +84,7 @@ FAMILIES: list[Family] = [
     Family("tc_connectivity_probe_latency_seconds", "gauge", ("run_id", "target"), "Latency of the latest probe, when it was up.", _run("connectivity_probe"), "run"),
     Family("tc_connectivity_probe_http_status", "gauge", ("run_id", "target"), "HTTP status of the latest probe (0 when none).", _run("connectivity_probe"), "run"),
     Family("tc_connectivity_probe_timestamp_seconds", "gauge", ("run_id", "target"), "When the latest probe was made (Unix seconds).", _run("connectivity_probe"), "run"),
-    Family("tc_artifacts_verification_problems", "gauge", ("run_id",), "Problems found in the run's files: digests against its manifest, links, temp and unknown files (schemas are checked when tc writes; `tc artifacts verify` rechecks them).", "runs/<run_id>/*", "run"),
+    Family("tc_artifacts_verification_problems", "gauge", ("run_id",), "Problems found in the run's files without reading them: links, temp and unknown files, files added, missing, or changed after tc wrote the manifest (`tc artifacts verify` rechecks digests, seals and schemas).", "runs/<run_id>/*", "run"),
     # every run, summarized
     Family("tc_runs", "gauge", ("status", "engine_kind"), "Runs under the root, by status and engine kind (every run, shown per run or not).", _every_run("metadata"), "aggregate"),
     *_aggregate_counters(),
