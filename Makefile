@@ -13,6 +13,12 @@ STAMP := $(VENV)/.installed
 INVOKE := $(VENV)/bin/invoke
 LOCKS := requirements/runtime.lock requirements/dev.lock pyproject.toml
 
+ifeq ($(TC_IN_CONTAINER),1)
+  # Inside the dev image (RUNTIME=container, the Dev Container): its /opt/venv holds the locks already.
+  override RUNTIME := native
+  STAMP :=
+  INVOKE := invoke
+endif
 ifeq ($(RUNTIME),auto)
   override RUNTIME := $(shell $(PYTHON) -c 'import sys, venv; print("native" if sys.version_info >= (3, 11) else "container")' 2>/dev/null || echo container)
 endif
@@ -43,7 +49,7 @@ help: ## list the targets (this text)
 	@echo "Artifacts land in \$$TC_ARTIFACTS_DIR (default ./artifacts). Docs: docs/ (make docs)."
 
 # Says what it does before each long step and how long it took (a fresh install takes about a minute).
-$(STAMP): $(LOCKS)
+$(VENV)/.installed: $(LOCKS)
 	@start=$$(date +%s); \
 	if [ ! -x $(VENV)/bin/python ]; then \
 	  echo "setup: creating $(VENV) with $$($(PYTHON) --version 2>&1) ..."; \
@@ -53,7 +59,7 @@ $(STAMP): $(LOCKS)
 	echo "setup: installing $$count locked packages into $(VENV) (hash-checked; about a minute the first time) ..."; \
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/runtime.lock -r requirements/dev.lock || exit 1; \
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . || exit 1; \
-	touch $(STAMP); \
+	touch $@; \
 	echo "setup: $(VENV) ready in $$(( $$(date +%s) - start )) s"
 
 setup: $(NEEDS) ## create .venv from the hashed locks (re-installs only when a lock changed)

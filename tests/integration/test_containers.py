@@ -91,7 +91,7 @@ def images(client):
     if not (_has_image(client, IMAGE) and _has_image(client, DEV_IMAGE)):
         if not shutil.which("podman") and not shutil.which("docker"):
             pytest.skip("the project images are missing and no podman/docker CLI is installed to build them")
-        subprocess.run([sys.executable, "-m", "invoke", "image"], cwd=REPO, check=True, timeout=1800)
+        subprocess.run([str(REPO / "scripts" / "image")], cwd=REPO, check=True, timeout=1800)
     return IMAGE, DEV_IMAGE
 
 
