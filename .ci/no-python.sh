@@ -12,8 +12,10 @@ for tool in make sh bash env "$engine" git \
     cat cp mv rm ln ls mkdir mktemp chmod touch date id stat sort uniq head tail cut tr wc tee \
     sha256sum dirname basename readlink realpath printf echo test true false sleep timeout cmp \
     sed grep awk find xargs; do
-  path=$(command -v "$tool" 2>/dev/null || true)
-  case "$path" in /*) ln -sf "$path" "$bin/$tool" ;; esac
+  # The program file, not a shell builtin: make runs simple commands (echo, test) without a shell.
+  for dir in /usr/local/bin /usr/bin /bin /usr/sbin /sbin; do
+    if [ -x "$dir/$tool" ]; then ln -sf "$dir/$tool" "$bin/$tool"; break; fi
+  done
 done
 PATH=$bin
 export PATH
