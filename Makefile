@@ -1,8 +1,10 @@
 # TradingChassis Ops Lab: the front door. Each target calls one invoke task (tasks.py).
-# RUNTIME=native runs the task in .venv; RUNTIME=container runs it inside the project image;
-# RUNTIME=auto (default) picks native when python3 >= 3.11 with venv is present, else container.
+# RUNTIME=native runs the task in .venv; RUNTIME=container runs it inside the dev image
+# (scripts/container-task; the host needs only make and Podman or Docker); RUNTIME=auto (default)
+# picks native when python3 >= 3.11 with venv is present, else container. `make image` builds
+# through the engine directly (scripts/image), whatever the runtime.
 .DEFAULT_GOAL := help
-SHELL := /bin/bash
+SHELL := /bin/sh
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,18 +13,27 @@ STAMP := $(VENV)/.installed
 INVOKE := $(VENV)/bin/invoke
 LOCKS := requirements/runtime.lock requirements/dev.lock pyproject.toml
 
+ifeq ($(TC_IN_CONTAINER),1)
+  # Inside the dev image (RUNTIME=container, the Dev Container): its /opt/venv holds the locks already.
+  override RUNTIME := native
+  STAMP :=
+  INVOKE := invoke
+endif
 ifeq ($(RUNTIME),auto)
   override RUNTIME := $(shell $(PYTHON) -c 'import sys, venv; print("native" if sys.version_info >= (3, 11) else "container")' 2>/dev/null || echo container)
 endif
 ifeq ($(RUNTIME),container)
-  NEEDS :=
+  NEEDS := image
   TASK := ./scripts/container-task
+  # The stack tasks drive the engine from inside the dev image through its API socket.
+  ENGINE_TASK := ./scripts/container-task --engine
   # Inside the image: the unit tests. The integration tests drive make, the host's Prometheus and
   # the container engine, so they run natively (CI runs both).
   TEST_ARGS := --args tests/unit
 else ifeq ($(RUNTIME),native)
   NEEDS := $(STAMP)
   TASK := $(INVOKE)
+  ENGINE_TASK := $(INVOKE)
   TEST_ARGS :=
 else
   $(error RUNTIME must be native, container or auto, not '$(RUNTIME)')
@@ -37,11 +48,19 @@ help: ## list the targets (this text)
 	@echo
 	@echo "Artifacts land in \$$TC_ARTIFACTS_DIR (default ./artifacts). Docs: docs/ (make docs)."
 
-$(STAMP): $(LOCKS)
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/runtime.lock -r requirements/dev.lock
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	@touch $(STAMP)
+# Says what it does before each long step and how long it took (a fresh install takes about a minute).
+$(VENV)/.installed: $(LOCKS)
+	@start=$$(date +%s); \
+	if [ ! -x $(VENV)/bin/python ]; then \
+	  echo "setup: creating $(VENV) with $$($(PYTHON) --version 2>&1) ..."; \
+	  $(PYTHON) -m venv $(VENV) || exit 1; \
+	fi; \
+	count=$$(cat requirements/runtime.lock requirements/dev.lock | sed -n 's/^\([A-Za-z0-9][A-Za-z0-9._-]*\)==.*/\1/p' | sort -u | wc -l); \
+	echo "setup: installing $$count locked packages into $(VENV) (hash-checked; about a minute the first time) ..."; \
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/runtime.lock -r requirements/dev.lock || exit 1; \
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . || exit 1; \
+	touch $@; \
+	echo "setup: $(VENV) ready in $$(( $$(date +%s) - start )) s"
 
 setup: $(NEEDS) ## create .venv from the hashed locks (re-installs only when a lock changed)
 	@echo "runtime: $(RUNTIME)"; $(TASK) setup
@@ -67,17 +86,17 @@ docs-serve: $(STAMP) ## serve the docs and runbooks on http://127.0.0.1:8000 (wh
 drill: $(NEEDS) ## run one failure drill: make drill NAME=mismatch (NAME=all for every drill)
 	@echo "runtime: $(RUNTIME)"; $(TASK) drill --name "$(NAME)"
 
-image: $(STAMP) ## build the container images (skipped when their inputs did not change)
-	@$(INVOKE) image
+image: ## build the container images through the engine (skipped when their inputs did not change)
+	@./scripts/image
 
-stack-up: $(STAMP) ## start metrics + Prometheus + Alertmanager + alert receiver + Grafana (127.0.0.1), wait until they answer
-	@$(INVOKE) stack-up
+stack-up: image $(NEEDS) ## start metrics + Prometheus + Alertmanager + alert receiver + Grafana (127.0.0.1), wait until they answer
+	@echo "runtime: $(RUNTIME)"; $(ENGINE_TASK) stack-up
 
-stack-down: $(STAMP) ## stop the stack (volumes kept)
-	@$(INVOKE) stack-down
+stack-down: $(NEEDS) ## stop the stack (volumes kept)
+	@echo "runtime: $(RUNTIME)"; $(ENGINE_TASK) stack-down
 
-stack-status: $(STAMP) ## show which stack services answer
-	@$(INVOKE) stack-status
+stack-status: $(NEEDS) ## show which stack services answer
+	@echo "runtime: $(RUNTIME)"; $(ENGINE_TASK) stack-status
 
 clean: ## remove build output and caches; FORCE=1 also removes ./artifacts
 	rm -rf site .bench .pytest_cache build dist *.egg-info

@@ -46,14 +46,30 @@ if ! socket_answers; then
   for _ in $(seq 1 100); do socket_answers && break; sleep 0.2; done
   socket_answers || { echo "podman-setup: the Docker-API socket $SOCK does not answer; see /tmp/podman-service.log" >&2; exit 1; }
 fi
+# A base made here is slimmed like the official one (.ci/slim-rootfs.sh) and labelled so; one made
+# by an older version of this script (no label, no CMD: the official image has CMD bash) is slimmed
+# once in place.
+base_label() { podman image inspect --format '{{index .Config.Labels "dev.opslab.base"}}{{.Config.Cmd}}' "$BASE" 2>/dev/null; }
+slim_import() {  # ROOTFS: slim it and import it as $BASE
+  sh "$here/.ci/slim-rootfs.sh" "$1"
+  tar -C "$1" -c . | podman import --change 'LABEL dev.opslab.base=slim' - "$BASE" >/dev/null
+}
 if ! podman image exists "$BASE"; then
   if ! timeout 60 podman pull -q "$BASE" >/dev/null 2>&1; then
     echo "podman-setup: no registry answers; building $BASE with debootstrap" >&2
     rootfs=$(mktemp -d)
     debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >/tmp/debootstrap.log 2>&1
-    tar -C "$rootfs" -c . | podman import - "$BASE" >/dev/null
+    slim_import "$rootfs"
     rm -rf "$rootfs"
   fi
+elif [ "$(base_label)" = "[]" ]; then
+  echo "podman-setup: slimming the locally made $BASE like the official image" >&2
+  rootfs=$(mktemp -d)
+  cid=$(podman create "$BASE" true)
+  podman export "$cid" | tar -C "$rootfs" -x
+  podman rm "$cid" >/dev/null
+  slim_import "$rootfs"
+  rm -rf "$rootfs"
 fi
 if ! podman image exists "$PROM_IMAGE"; then
   podman build -q -t "$PROM_IMAGE" -f "$here/prometheus/Containerfile.debian" "$here/prometheus" >/dev/null

@@ -1,8 +1,13 @@
-"""Container tasks: the image (built only when its inputs changed) and the compose stack."""
+"""Stack tasks: the compose stack (metrics, Prometheus, Grafana) on 127.0.0.1.
+
+The images are built by scripts/image (`make image`, through the engine directly, no Python). These
+tasks run natively (.venv) or inside the dev image (`scripts/container-task --engine`, the engine's
+socket mounted in); they reach the engine through its Docker API (docker-py), which Podman's and
+Docker's sockets both serve, and compose through whichever compose front end is installed.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,77 +23,49 @@ from tasklib.common import REPO
 
 VERSION = __version__
 IMAGE = os.environ.get("TC_IMAGE") or f"localhost/opslab:{VERSION}"
-DEV_IMAGE = os.environ.get("TC_DEV_IMAGE") or f"localhost/opslab-dev:{VERSION}"
-INPUTS = ["Containerfile", "pyproject.toml", "README.md", "requirements/runtime.lock", "requirements/dev.lock", "opslab", "schemas", "wheels"]
-LABEL = "dev.opslab.inputs"
-PROJECT = "opslab"  # compose project name (older podman-compose ignores `name:` in compose.yaml)
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# The compose project name (older podman-compose ignores `name:` in compose.yaml); TC_STACK_PROJECT
+# runs a second stack beside the first (CI, tests).
+PROJECT = os.environ.get("TC_STACK_PROJECT") or "opslab"
+# Where the engines put their Docker-API socket (the same list as scripts/lib.sh find_socket).
+SOCKETS = ["/run/podman/podman.sock", f"{os.environ.get('XDG_RUNTIME_DIR', '/nonexistent')}/podman/podman.sock", "/var/run/docker.sock"]
 
 
-def engine() -> str:
-    """The container engine: $TC_CONTAINER_ENGINE, else podman, else docker."""
-    chosen = os.environ.get("TC_CONTAINER_ENGINE")
-    for name in ([chosen] if chosen else ["podman", "docker"]):
-        if name and shutil.which(name):
-            return name
-    raise SystemExit("no container engine found: install Podman or Docker, or set TC_CONTAINER_ENGINE")
+def docker_host() -> str:
+    """$DOCKER_HOST, else the first engine socket that exists; exits with a clear line when none does."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    for path in SOCKETS:
+        if Path(path).is_socket():
+            return f"unix://{path}"
+    raise SystemExit("no container engine API socket found: start Docker, or Podman's socket "
+                     "(`systemctl --user enable --now podman.socket`), or set DOCKER_HOST")
+
+
+def api():
+    """A docker-py client on the engine's socket (Podman's socket speaks the same API)."""
+    import docker
+
+    client = docker.DockerClient(base_url=docker_host())
+    try:
+        client.ping()
+    except Exception as exc:  # the socket exists but nothing answers: say which one
+        client.close()
+        raise SystemExit(f"the container engine at {docker_host()} does not answer: {exc}") from None
+    return client
 
 
 def compose() -> list[str]:
-    """The compose front end that works here: docker compose, podman compose or podman-compose."""
-    eng = engine()
-    if eng == "docker" and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+    """The compose front end installed here: docker compose, podman-compose, podman compose, or
+    docker-compose (the dev image's, which drives the mounted socket)."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
     if shutil.which("podman-compose"):
         return ["podman-compose"]
-    if subprocess.run([eng, "compose", "version"], capture_output=True).returncode == 0:
-        return [eng, "compose"]
-    raise SystemExit("no compose tool found: install docker compose or podman-compose")
-
-
-def inputs_digest() -> str:
-    """sha256 over every file the image is built from (paths and bytes)."""
-    digest = hashlib.sha256()
-    for item in INPUTS:
-        base = REPO / item
-        files = sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if base.is_dir() else [base]
-        for path in files:
-            if path.exists():
-                digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:32]
-
-
-def _label(image: str) -> str | None:
-    res = subprocess.run([engine(), "image", "inspect", "--format", f'{{{{index .Config.Labels "{LABEL}"}}}}', image], capture_output=True, text=True)
-    return res.stdout.strip() if res.returncode == 0 else None
-
-
-def _revision() -> str:
-    res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    return res.stdout.strip() or "unknown"
-
-
-@task(help={"check": "only say whether a build is needed"})
-def image(c: Context, check: bool = False) -> None:
-    """Build the runtime and dev images, unless images built from the same inputs exist."""
-    want = inputs_digest()
-    if _label(IMAGE) == want and _label(DEV_IMAGE) == want:
-        print(f"      ok  {IMAGE} and {DEV_IMAGE} are up to date (inputs {want})")
-        return
-    if check:
-        print(f" changed  would build {IMAGE} and {DEV_IMAGE} (inputs {want})")
-        return
-    ca = os.environ.get("TC_BUILD_CA", CA_BUNDLE)
-    secret = f"--secret id=ca,src={ca}" if ca and Path(ca).is_file() else ""
-    base = os.environ.get("BASE_IMAGE")
-    common = (f"{engine()} build {secret} --label {LABEL}={want} --build-arg VERSION={VERSION} --build-arg REVISION={_revision()}"
-              + (f" --build-arg BASE_IMAGE={base}" if base else ""))
-    start = time.monotonic()
-    c.run(f"{common} --target runtime -t {IMAGE} {REPO}", hide="out")
-    c.run(f"{common} --target dev -t {DEV_IMAGE} {REPO}", hide="out")
-    # The images these replaced are left untagged; remove them (only ours: they carry LABEL).
-    c.run(f"{engine()} image prune -f --filter label={LABEL}", hide="both", warn=True)
-    print(f" changed  built {IMAGE} and {DEV_IMAGE} in {time.monotonic() - start:.0f} s (inputs {want})")
+    if shutil.which("podman") and subprocess.run(["podman", "compose", "version"], capture_output=True).returncode == 0:
+        return ["podman", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise SystemExit("no compose tool found: install docker compose or podman-compose, or use RUNTIME=container")
 
 
 def _targets_dir() -> Path:
@@ -122,53 +99,62 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _image_available(name: str) -> bool:
-    eng = engine()
-    if subprocess.run([eng, "image", "exists" if eng == "podman" else "inspect", name], capture_output=True).returncode == 0:
+def _image_available(client, name: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(name)
         return True
-    return subprocess.run([eng, "pull", "-q", name], capture_output=True, timeout=120).returncode == 0
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        client.images.pull(name)
+        return True
+    except docker.errors.APIError:
+        return False
 
 
 DEBIAN_PROMETHEUS = "localhost/opslab-prometheus:debian"
 
 
-def _prometheus_image(c: Context) -> str:
+def _prometheus_image(client) -> str:
     """TC_PROMETHEUS_IMAGE (default the pinned official tag); without a registry, one built from Debian's package."""
     wanted = os.environ.get("TC_PROMETHEUS_IMAGE", "docker.io/prom/prometheus:v2.53.2")
-    if _image_available(wanted):
+    if _image_available(client, wanted):
         return wanted
-    if not _image_available(DEBIAN_PROMETHEUS):
-        print(f"    note  {wanted} cannot be pulled; building {DEBIAN_PROMETHEUS} from Debian's prometheus package")
-        c.run(f"{engine()} build -q -t {DEBIAN_PROMETHEUS} -f {REPO / 'prometheus' / 'Containerfile.debian'} {REPO / 'prometheus'}", hide="out")
+    if not _image_available(client, DEBIAN_PROMETHEUS):
+        print(f"    note  {wanted} cannot be pulled; building {DEBIAN_PROMETHEUS} from Debian's prometheus package (a minute or two)")
+        client.images.build(path=str(REPO / "prometheus"), dockerfile="Containerfile.debian", tag=DEBIAN_PROMETHEUS, rm=True)
     return DEBIAN_PROMETHEUS
 
 
 DEBIAN_ALERTMANAGER = "localhost/opslab-alertmanager:debian"
 
 
-def _alertmanager_image(c: Context) -> str:
+def _alertmanager_image(client) -> str:
     """TC_ALERTMANAGER_IMAGE (default the pinned official tag); without a registry, one built from Debian's package."""
     wanted = os.environ.get("TC_ALERTMANAGER_IMAGE", "docker.io/prom/alertmanager:v0.27.0")
-    if _image_available(wanted):
+    if _image_available(client, wanted):
         return wanted
-    if not _image_available(DEBIAN_ALERTMANAGER):
+    if not _image_available(client, DEBIAN_ALERTMANAGER):
         print(f"    note  {wanted} cannot be pulled; building {DEBIAN_ALERTMANAGER} from Debian's prometheus-alertmanager package")
-        c.run(f"{engine()} build -q -t {DEBIAN_ALERTMANAGER} -f {REPO / 'alertmanager' / 'Containerfile.debian'} {REPO / 'alertmanager'}", hide="out")
+        client.images.build(path=str(REPO / "alertmanager"), dockerfile="Containerfile.debian", tag=DEBIAN_ALERTMANAGER, rm=True)
     return DEBIAN_ALERTMANAGER
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("TC_IMAGE", IMAGE)
+    env["DOCKER_HOST"] = docker_host()
     env["TC_ARTIFACTS_DIR"] = os.path.abspath(os.environ.get("TC_ARTIFACTS_DIR") or REPO / "artifacts")
     env["TC_PROMETHEUS_TARGETS_DIR"] = str(_targets_dir())
     env.setdefault("TC_ALERTS_USER", f"{os.getuid()}:{os.getgid()}")
     return env
 
 
-def _services() -> tuple[list[str], str | None]:
+def _services(client) -> tuple[list[str], str | None]:
     grafana = os.environ.get("TC_GRAFANA_IMAGE", "docker.io/grafana/grafana:11.2.2")
-    if _image_available(grafana):
+    if _image_available(client, grafana):
         return ["metrics", "prometheus", "alerts", "alertmanager", "grafana"], None
     return ["metrics", "prometheus", "alerts", "alertmanager"], f"grafana image {grafana} is not available (no registry reachable?); started without Grafana"
 
@@ -177,24 +163,31 @@ def _services() -> tuple[list[str], str | None]:
 def stack_up(c: Context) -> None:
     """Bring up metrics, prometheus and grafana on 127.0.0.1; wait until each answers (ok when already up)."""
     ports, urls = _ports(), _health_urls()
-    services, note = _services()
-    if all(_ready(urls[s]) for s in services):
-        print(f"      ok  stack already up: {', '.join(services)}")
-    else:
-        image(c)
-        env = _env()
-        env["TC_PROMETHEUS_IMAGE"] = _prometheus_image(c)
-        env["TC_ALERTMANAGER_IMAGE"] = _alertmanager_image(c)
-        Path(env["TC_ARTIFACTS_DIR"]).mkdir(parents=True, exist_ok=True)
-        c.run(" ".join(compose() + ["-p", PROJECT, "-f", str(REPO / "compose.yaml"), "up", "-d", *services]), env=env, hide="both")
-        deadline = time.monotonic() + 180
-        waiting = list(services)
-        while waiting and time.monotonic() < deadline:
-            waiting = [s for s in waiting if not _ready(urls[s])]
-            time.sleep(0.5)
-        if waiting:
-            raise SystemExit(f"stack-up: not ready after 180 s: {', '.join(waiting)} (see `make stack-status`)")
-        print(f" changed  stack up: {', '.join(services)}")
+    client = api()
+    try:
+        if not _image_available(client, IMAGE):
+            raise SystemExit(f"stack-up: {IMAGE} is missing: run `make image` first")
+        services, note = _services(client)
+        if all(_ready(urls[s]) for s in services):
+            print(f"      ok  stack already up: {', '.join(services)}")
+        else:
+            env = _env()
+            env["TC_PROMETHEUS_IMAGE"] = _prometheus_image(client)
+            env["TC_ALERTMANAGER_IMAGE"] = _alertmanager_image(client)
+            Path(env["TC_ARTIFACTS_DIR"]).mkdir(parents=True, exist_ok=True)
+            print(f"stack-up: starting {', '.join(services)} with {' '.join(compose())} ...")
+            start = time.monotonic()
+            c.run(" ".join(compose() + ["-p", PROJECT, "-f", str(REPO / "compose.yaml"), "up", "-d", *services]), env=env, hide="both")
+            deadline = start + 180
+            waiting = list(services)
+            while waiting and time.monotonic() < deadline:
+                waiting = [s for s in waiting if not _ready(urls[s])]
+                time.sleep(0.5)
+            if waiting:
+                raise SystemExit(f"stack-up: not ready after 180 s: {', '.join(waiting)} (see `make stack-status`)")
+            print(f" changed  stack up: {', '.join(services)} ({time.monotonic() - start:.0f} s)")
+    finally:
+        client.close()
     if note:
         print(f"    note  {note}")
     print(f"          metrics    http://127.0.0.1:{ports['metrics']}/metrics")
@@ -207,8 +200,12 @@ def stack_up(c: Context) -> None:
 @task
 def stack_down(c: Context) -> None:
     """Stop and remove the stack's containers (volumes are kept); ok when nothing runs."""
-    res = subprocess.run([engine(), "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"], capture_output=True, text=True)
-    if not res.stdout.strip():
+    client = api()
+    try:
+        running = client.containers.list(all=True, filters={"label": f"com.docker.compose.project={PROJECT}"})
+    finally:
+        client.close()
+    if not running:
         print("      ok  stack is not running")
         return
     c.run(" ".join(compose() + ["-p", PROJECT, "-f", str(REPO / "compose.yaml"), "down"]), env=_env(), hide="both")
@@ -222,4 +219,4 @@ def stack_status(c: Context) -> None:
         print(f"{'up' if _ready(url) else 'down':>8}  {name:<10} {url}")
 
 
-TASKS = [image, stack_up, stack_down, stack_status]
+TASKS = [stack_up, stack_down, stack_status]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -17,8 +18,9 @@ PAPER_SPEC = str(REPO / "fixtures" / "specs" / "paper-demo.yaml")
 @task
 def setup(c: Context) -> None:
     """Report the environment (the Makefile already converged .venv from the locks)."""
-    c.run(f"{__import__('sys').executable} -m opslab --version")
-    print(f"      ok  .venv matches requirements/*.lock; artifacts root: {artifacts_root()}")
+    c.run(f"{sys.executable} -m opslab --version")
+    where = "the dev image" if os.environ.get("TC_IN_CONTAINER") else ".venv"
+    print(f"      ok  {where} matches requirements/*.lock; artifacts root: {artifacts_root()}")
 
 
 @task

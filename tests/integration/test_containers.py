@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -91,7 +90,7 @@ def images(client):
     if not (_has_image(client, IMAGE) and _has_image(client, DEV_IMAGE)):
         if not shutil.which("podman") and not shutil.which("docker"):
             pytest.skip("the project images are missing and no podman/docker CLI is installed to build them")
-        subprocess.run([sys.executable, "-m", "invoke", "image"], cwd=REPO, check=True, timeout=1800)
+        subprocess.run([str(REPO / "scripts" / "image")], cwd=REPO, check=True, timeout=1800)
     return IMAGE, DEV_IMAGE
 
 
@@ -137,6 +136,45 @@ def test_demo_runs_inside_the_image_and_verifies(demo_in_image, images):
               .with_kwargs(user=f"{os.getuid()}:{os.getgid()}"))
     code, out = _run_to_end(verify)
     assert code == 0 and "verified 2 run(s)" in out, out
+
+
+def test_image_script_says_ok_when_the_inputs_did_not_change(images):
+    out = subprocess.run([str(REPO / "scripts" / "image"), "--check"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "ok", out.stdout
+
+
+def test_image_script_rejects_an_unknown_argument(images):
+    out = subprocess.run([str(REPO / "scripts" / "image"), "--bogus"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "unknown argument '--bogus'" in out.stderr and not out.stdout
+
+
+def test_runtime_image_workdir_exists_and_is_writable_by_its_user(client, images):
+    from testcontainers.core.container import DockerContainer
+
+    probe = (DockerContainer(IMAGE).with_kwargs(entrypoint=["sh", "-c"])
+             .with_command(["id -un; pwd; touch ./written && echo writable"]))
+    code, out = _run_to_end(probe)
+    assert code == 0 and out.split() == ["opslab", "/work", "writable"], out
+
+
+def test_runtime_image_labels_carry_no_made_up_source_url(client, images):
+    labels = client.images.get(IMAGE).labels
+    assert labels["org.opencontainers.image.version"] == VERSION
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+    # The source URL comes only from the SOURCE build argument (TC_SOURCE_URL); never a guess.
+    assert labels["org.opencontainers.image.source"] == os.environ.get("TC_SOURCE_URL", "")
+
+
+def test_runtime_image_holds_no_installer_or_dependency_tests(images):
+    from testcontainers.core.container import DockerContainer
+
+    script = ("import importlib.util as u, pathlib, sys; import pandas, numpy, pyarrow; "
+              "print(u.find_spec('pip') is None, any(pathlib.Path(m.__file__).parent.joinpath('tests').exists() "
+              "for m in (pandas, numpy, pyarrow)))")
+    probe = DockerContainer(IMAGE).with_kwargs(entrypoint=["python3", "-c"]).with_command([script])
+    code, out = _run_to_end(probe)
+    assert code == 0 and out.split() == ["True", "False"], out
 
 
 def _get(url: str) -> bytes:
