@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from opslab.escaping import md
+
 Section = Callable[[Path, dict[str, Any]], "str | None"]
 
 
@@ -39,7 +41,7 @@ def overview(folder: Path, meta: dict[str, Any]) -> str | None:
     ]
     text = "## Overview\n\n"
     if spec.get("description"):
-        text += spec["description"].strip() + "\n\n"
+        text += md(spec["description"].strip()) + "\n\n"
     return text + _table(rows)
 
 
@@ -84,11 +86,11 @@ def safety_status(folder: Path, meta: dict[str, Any]) -> str | None:
     if not seen:
         return None
     state = {"engaged": "ENGAGED", "released": "released", "corrupt": "UNREADABLE (treated as engaged)"}[seen["kill_switch"]]
-    rows = [("kill switch", state), ("since", seen["since"] or "-"), ("reason", seen["reason"] or "-")]
+    rows = [("kill switch", state), ("since", md(seen["since"])), ("reason", md(seen["reason"]))]
     life = _load(folder, "paper/lifecycle.json")
     if life:
-        rows += [("paper lifecycle", life["state"]), ("stop reason", life["stop_reason"] or "-"),
-                 ("orders cancelled on stop", ", ".join(life["cancelled_orders"]) or "-")]
+        rows += [("paper lifecycle", life["state"]), ("stop reason", md(life["stop_reason"])),
+                 ("orders cancelled on stop", md(", ".join(life["cancelled_orders"]) or None))]
     return "## Safety status\n\nThe kill switch as this run last saw it (`tc killswitch status` shows it now).\n\n" + _table(rows)
 
 
@@ -97,10 +99,10 @@ def reconciliation(folder: Path, meta: dict[str, Any]) -> str | None:
     if not doc:
         return None
     lines = [f"## Reconciliation\n\n**{doc['status'].upper()}**: {doc['summary']['matches']}/{doc['summary']['checks']} checks match "
-             f"(expected `{doc['expected_file']}`, observed `{doc['observed_source']}`).\n",
+             f"(expected {md(doc['expected_file'])}, observed {md(doc['observed_source'])}).\n",
              "| kind | key | field | expected | observed | difference | tolerance | status |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in doc["checks"]:
-        lines.append(f"| {c['kind']} | {c['key']} | {c['field']} | {c['expected']} | {c['observed']} | {c['difference'] or '-'} | {c['tolerance'] or '-'} | {c['status']} |")
+        lines.append(f"| {c['kind']} | {md(c['key'])} | {c['field']} | {md(c['expected'])} | {md(c['observed'])} | {md(c['difference'])} | {md(c['tolerance'])} | {c['status']} |")
     return "\n".join(lines)
 
 
@@ -109,7 +111,7 @@ def connectivity_readiness(folder: Path, meta: dict[str, Any]) -> str | None:
     if not doc:
         return None
     rows = [(f"{p['role']} (`{p['env']}`)", p["state"]) for p in doc["placeholders"]]
-    head = "READY" if doc["ready"] else f"NOT READY: missing {', '.join(doc['missing'])}"
+    head = "READY" if doc["ready"] else f"NOT READY: missing {md(', '.join(doc['missing']))}"
     return f"## Connectivity readiness\n\n**{head}** for {doc['venue']} (names only; values are never read or written).\n\n" + _table(rows)
 
 
@@ -117,8 +119,8 @@ def connectivity_probe(folder: Path, meta: dict[str, Any]) -> str | None:
     doc = _load(folder, "connectivity_probe.json")
     if not doc:
         return None
-    rows = [("target", doc["target"]), ("outcome", doc["outcome"]), ("HTTP status", doc["http_status"]),
-            ("error class", doc["error_class"] or "-"), ("timeout", f"{doc['timeout_ms']} ms")]
+    rows = [("target", md(doc["target"])), ("outcome", doc["outcome"]), ("HTTP status", doc["http_status"]),
+            ("error class", md(doc["error_class"])), ("timeout", f"{doc['timeout_ms']} ms")]
     return "## Connectivity probe\n\nLoopback only; see the probe runbook when it is down.\n\n" + _table(rows)
 
 
@@ -131,7 +133,7 @@ def render(folder: Path) -> str:
     meta = _load(folder, "metadata.json") or {}
     spec = _load(folder, "runspec.json") or {}
     title = (spec.get("report") or {}).get("title") or f"Run {meta.get('run_id', folder.name)}"
-    parts = [f"# {title}", "", "Rendered by `tc` from this run's artifacts; `tc artifacts verify` checks them.", ""]
+    parts = [f"# {md(title)}", "", "Rendered by `tc` from this run's artifacts; `tc artifacts verify` checks them.", ""]
     for section in SECTIONS:
         body = section(folder, meta)
         if body:

@@ -6,7 +6,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from opslab import __version__, artifacts, clock, data, journal, report, safety
+from opslab import __version__, artifacts, clock, data, journal, report, report_html, safety
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import InputError
 from opslab.result import Result, merge_status
@@ -111,8 +111,9 @@ def init(spec: RunSpec, check: bool = False) -> Result:
 
 
 def finalize(folder: Path, run_id: str) -> str:
-    """Re-render report.md from the artifacts and rewrite the manifest; changed or ok."""
+    """Re-render report.md and report.html from the artifacts and rewrite the manifest; changed or ok."""
     wrote_report = artifacts.write_bytes_atomic(folder / REPORT, report.render(folder).encode("utf-8"))
+    wrote_report = artifacts.write_bytes_atomic(folder / report_html.REPORT_HTML, report_html.render(folder).encode("utf-8")) or wrote_report
     wrote_manifest = artifacts.write_manifest(folder, run_id)
     return "changed" if (wrote_report or wrote_manifest) else "ok"
 

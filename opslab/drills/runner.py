@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from opslab import artifacts, clock
+from opslab import artifacts, clock, report_html
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills import DRILLS
 from opslab.drills.base import Context, Drill
@@ -83,7 +83,8 @@ def run_all() -> Result:
         result, changed = _run_one(drill)
         results.append(result)
         changes.append(changed)
-        rows.append({"drill": drill.name, "verdict": result["verdict"], "detected": result["detected"], "runbook": result["runbook"]})
+        rows.append({"drill": drill.name, "verdict": result["verdict"], "detected": result["detected"], "runbook": result["runbook"],
+                     "time_to_detect": result["time_to_detect"]})
     passed = sum(r["verdict"] == "pass" for r in rows)
     card = {"schema_version": SCHEMA_VERSION, "total": len(rows), "passed": passed, "failed": len(rows) - passed,
             "drills": rows, "finished_at": clock.now_iso()}
@@ -91,6 +92,7 @@ def run_all() -> Result:
     if not artifacts.same_except_volatile(path, card, "drill_scorecard"):
         artifacts.write_validated(path, card, "drill_scorecard")
         changes.append(True)
+    changes.append(artifacts.write_bytes_atomic(drills_dir() / report_html.SCORECARD_HTML, report_html.render_scorecard(drills_dir()).encode("utf-8")))
     details = [f"{r['drill']:<22} {r['verdict']:<5} {'detected' if r['detected'] else 'NOT detected':<13} docs/{r['runbook']}" for r in rows]
     code = 0 if passed == len(rows) else CheckFailed.exit_code
     return Result("changed" if any(changes) else "ok", f"scorecard: {passed}/{len(rows)} drills detected their failure ({path})", [str(path)], {"scorecard": card, "results": results}, exit_code=code, details=details)

@@ -1,0 +1,37 @@
+"""Escaping of stored text (reasons, descriptions, ids) before it is shown in Markdown or HTML.
+
+Stored text comes from users and peers (a kill switch reason, a spec description, a venue's error):
+rendered unescaped, `|` breaks a Markdown table, `<script>` runs in report.html, a newline starts a
+new Markdown block. html.escape covers HTML; Markdown has no standard-library escaper, so md() is
+here (CommonMark's backslash escapes; markdown-it and Python-Markdown honour the same set).
+"""
+
+from __future__ import annotations
+
+import html as _html
+import re
+from typing import Any
+
+# CommonMark: any ASCII punctuation may be backslash-escaped. Inline markup (emphasis, code, links,
+# autolinks/HTML, entities, strikethrough, table cells) is escaped everywhere; block markers
+# (heading, list, quote) only where they could start a block. Dashes and dots in the middle of
+# text (dates, versions) stay readable in a terminal.
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
+_MD_BLOCK_START = re.compile(r"^(\s*|\s*\d+)((?<![0-9])[#>+=-]|(?<=[0-9])[.)])")
+_NEWLINES = re.compile(r"[\r\n\u2028\u2029]+")
+
+
+def md(value: Any) -> str:
+    """VALUE as literal Markdown text: markup characters backslash-escaped, newlines folded to spaces.
+
+    Also safe inside a table cell (`|` is escaped). None renders as "-".
+    """
+    if value is None:
+        return "-"
+    text = _MD_INLINE.sub(r"\\\1", _NEWLINES.sub(" ", str(value)))
+    return _MD_BLOCK_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+
+
+def html(value: Any) -> str:
+    """VALUE as HTML text (quotes escaped too, so it is also safe inside an attribute). None is "-"."""
+    return "-" if value is None else _html.escape(str(value), quote=True)
