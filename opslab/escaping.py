@@ -32,6 +32,17 @@ def md(value: Any) -> str:
     return _MD_BLOCK_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
+def md_code(value: Any) -> str:
+    """VALUE as an inline code span (for paths and ids): a fence longer than any backtick run inside.
+
+    Not for table cells (a `|` inside would end the cell); use md() there.
+    """
+    text = _NEWLINES.sub(" ", "-" if value is None else str(value))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def html(value: Any) -> str:
     """VALUE as HTML text (quotes escaped too, so it is also safe inside an attribute). None is "-"."""
     return "-" if value is None else _html.escape(str(value), quote=True)

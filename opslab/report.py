@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab.escaping import md
+from opslab.escaping import md, md_code
 
 Section = Callable[[Path, dict[str, Any]], "str | None"]
 
@@ -99,7 +99,7 @@ def reconciliation(folder: Path, meta: dict[str, Any]) -> str | None:
     if not doc:
         return None
     lines = [f"## Reconciliation\n\n**{doc['status'].upper()}**: {doc['summary']['matches']}/{doc['summary']['checks']} checks match "
-             f"(expected {md(doc['expected_file'])}, observed {md(doc['observed_source'])}).\n",
+             f"(expected {md_code(doc['expected_file'])}, observed {md_code(doc['observed_source'])}).\n",
              "| kind | key | field | expected | observed | difference | tolerance | status |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in doc["checks"]:
         lines.append(f"| {c['kind']} | {md(c['key'])} | {c['field']} | {md(c['expected'])} | {md(c['observed'])} | {md(c['difference'])} | {md(c['tolerance'])} | {c['status']} |")
