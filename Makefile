@@ -29,6 +29,7 @@ else
 endif
 
 .PHONY: help setup demo test check bench docs clean drill image stack-up stack-down stack-status
+.PHONY: samples screenshots
 
 help: ## list the targets (this text)
 	@echo "TradingChassis Ops Lab. Usage: make TARGET [RUNTIME=native|container|auto]"
@@ -60,6 +61,12 @@ bench: $(NEEDS) ## benchmarks, reported as ratios against baselines measured in 
 
 docs: $(NEEDS) ## build the MkDocs site into site/
 	@echo "runtime: $(RUNTIME)"; $(TASK) docs
+
+samples: $(NEEDS) ## regenerate docs/samples/ from a real run (make check runs it with --check)
+	@echo "runtime: $(RUNTIME)"; $(TASK) samples
+
+screenshots: $(STAMP) ## retake docs/images/*.png in headless Chromium (the browser test's recipe)
+	@$(INVOKE) screenshots
 
 drill: $(NEEDS) ## run one failure drill: make drill NAME=mismatch (NAME=all for every drill)
 	@echo "runtime: $(RUNTIME)"; $(TASK) drill --name "$(NAME)"

@@ -2,10 +2,10 @@
 
 from invoke import Collection
 
-from tasklib import bench, container, demo, quality
+from tasklib import bench, container, demo, pictures, quality
 
 ns = Collection()
-for module in (demo, quality, bench, container):
+for module in (demo, quality, bench, container, pictures):
     for task in module.TASKS:
         ns.add_task(task)
 ns.configure({"run": {"echo": False, "pty": False}})

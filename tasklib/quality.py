@@ -45,7 +45,7 @@ def docs(c: Context) -> None:
 
 @task
 def check(c: Context) -> None:
-    """Static checks: every schema against its metaschema, ruff, promtool, the docs build --strict."""
+    """Static checks: every schema against its metaschema, ruff, promtool, docs/samples/ current, the docs build --strict."""
     from jsonschema import Draft202012Validator
 
     from opslab import contracts
@@ -56,6 +56,7 @@ def check(c: Context) -> None:
     c.run(f"{PY} -m ruff check --quiet {REPO}")
     print("      ok  ruff: no unused or undefined names, no bugbear findings")
     promtool(c)
+    c.run(f"{PY} {REPO / 'scripts' / 'gen_samples.py'} --check")
     docs(c)
 
 
