@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -109,6 +110,17 @@ def test_every_dashboard_query_has_data(prometheus, title, expr):
         return bool(answer["data"]["result"])
 
     _wait(f"data for panel {title!r}: {expr}", has_data, timeout=30)
+
+
+def test_the_run_variable_lists_the_demo_runs(prometheus):
+    """label_values(tc_run_info, run_id) is Grafana's call of Prometheus's label values API."""
+    run = {v["name"]: v for v in dashboard_queries.load()["templating"]["list"]}["run"]
+    metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", run["query"]["query"]).groups()
+
+    def values() -> list[str]:
+        return json.loads(_get(f"{prometheus}/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": metric})))["data"]
+
+    _wait("run ids in Prometheus", lambda: {"demo", "paper-demo"} <= set(values()), timeout=30)
 
 
 @pytest.mark.parametrize("name, expr", dashboard_queries.annotation_queries())
