@@ -18,7 +18,7 @@ import pytest
 
 from conftest import REPO, SPECS, tc_env
 from opslab import contracts, report, report_html
-from opslab.escaping import html, md
+from opslab.escaping import html, md, md_code
 
 EVIL = "demo <script>alert(1)</script> | *bold* [x](http://198.51.100.1/) & `tick`\n# heading"
 
@@ -184,6 +184,10 @@ def test_scorecard_rows_without_time_to_detect_still_validate():
 ])
 def test_markdown_escape(text, expected):
     assert md(text) == expected
+
+
+def test_markdown_code_span_survives_backticks():
+    assert md_code("a`b") == "``a`b``" and md_code("`x") == "`` `x ``" and md_code("p/final_state.json") == "`p/final_state.json`"
 
 
 def test_html_escape():
