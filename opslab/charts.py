@@ -60,10 +60,14 @@ class Fill:
     price: float
 
 
-def _figure(width: float, height: float) -> Any:
+def _figure(width: float, height: float, left: float = 0.75, right: float = 0.2, top: float = 0.35, bottom: float = 0.6,
+            hspace: float = 0.0) -> Any:
+    """A Figure with fixed margins in inches (a layout engine would draw every chart twice)."""
     from matplotlib.figure import Figure  # lazy: the CLI's fast paths never import matplotlib
 
-    return Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height, hspace=hspace)
+    return fig
 
 
 def _svg(fig: Any) -> str:
@@ -186,7 +190,7 @@ def lifecycle_timeline(events: Sequence[Event], steps: Sequence[tuple[int, int]]
     """
 
     def draw() -> Any:
-        fig = _figure(9.0, 2.6)
+        fig = _figure(9.0, 2.6, left=0.9, top=0.3, bottom=0.5)
         ax = fig.add_subplot()
         last = max([e.seq for e in events] + [s for s, _ in steps] + [1])
         life = [e for e in events if e.lane == "lifecycle"]
@@ -234,7 +238,8 @@ def time_to_detect(rows: Sequence[Detection]) -> str:
     def draw() -> Any:
         units = sorted({r.unit for r in rows}) or ["-"]
         heights = [max(1, sum(r.unit == u for r in rows)) for u in units]
-        fig = _figure(9.0, 0.9 + 0.42 * sum(heights) + 0.35 * len(units))
+        height = 0.7 + 0.42 * sum(heights) + 0.55 * len(units)
+        fig = _figure(9.0, height, left=1.7, top=0.35, bottom=0.5, hspace=0.55 * len(units) / max(1, 0.42 * sum(heights)))
         grid = fig.add_gridspec(len(units), 1, height_ratios=heights)
         for i, unit in enumerate(units):
             ax = fig.add_subplot(grid[i])

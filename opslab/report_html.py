@@ -151,25 +151,34 @@ def _execution(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
 
 
 def _bars(folder: Path, meta: dict[str, Any]) -> list[Any]:
-    from opslab.charts import Bar
+    """The bars the engine was given, bucketed while reading to at most charts.MAX_POINTS (low, high, last close)."""
+    from opslab.charts import MAX_POINTS, Bar
 
     ds = meta.get("dataset") or {}
     dataset_id = str(ds.get("dataset_id", ""))
-    if not (meta.get("engine_summary") or {}).get("bars_given") or not dataset_id or "/" in dataset_id or dataset_id.startswith("."):
+    limit = int((meta.get("engine_summary") or {}).get("bars_given") or 0)  # none before the engine ran
+    if not limit or not dataset_id or "/" in dataset_id or dataset_id.startswith("."):
         return []
     raw = _read_bytes(folder.parent.parent / "datasets" / dataset_id / "bars.csv", MAX_BARS_BYTES)
     if raw is None:
         return []
-    limit = (meta.get("engine_summary") or {}).get("bars_given") or 0  # the bars the engine was given; none before it ran
-    bars = []
+    size = max(1, -(-limit // MAX_POINTS))
+    buckets: list[Any] = []
+    low = high = 0.0
     try:
-        for row in csv.DictReader(io.StringIO(raw.decode("utf-8"))):
-            if len(bars) >= limit:
+        rows = csv.reader(io.StringIO(raw.decode("utf-8")))
+        header = next(rows)
+        i_ts, i_low, i_high, i_close = (header.index(c) for c in ("ts_close", "low", "high", "close"))
+        for n, row in enumerate(rows):
+            if n >= limit:
                 break
-            bars.append(Bar(_ts(row["ts_close"]), float(row["low"]), float(row["high"]), float(row["close"])))
-    except (KeyError, ValueError, UnicodeDecodeError):
+            lo, hi = float(row[i_low]), float(row[i_high])
+            low, high = (lo, hi) if n % size == 0 else (min(low, lo), max(high, hi))
+            if n % size == size - 1 or n == limit - 1:
+                buckets.append(Bar(_ts(row[i_ts]), low, high, float(row[i_close])))
+    except (StopIteration, ValueError, IndexError, UnicodeDecodeError):
         return []
-    return bars
+    return buckets
 
 
 def _fills(folder: Path) -> list[Any]:
