@@ -9,6 +9,7 @@ switch, a mismatching reconciliation, every drill); the recipe is tasklib/browse
 from __future__ import annotations
 
 import io
+import json
 import sys
 
 import pytest
@@ -43,6 +44,17 @@ def _png_size(png: bytes) -> tuple[int, int]:
     from PIL import Image
 
     return Image.open(io.BytesIO(png)).size
+
+
+def test_the_scorecard_lists_each_drills_time_to_detect(root):
+    """scorecard.json copies time_to_detect from each drill's result.json; the page sits beside it."""
+    card = json.loads((root / "drills" / "scorecard.json").read_text())
+    assert card["total"] == len(card["drills"]) >= 7
+    for row in card["drills"]:
+        result = json.loads((root / "drills" / row["drill"] / "result.json").read_text())
+        assert row["time_to_detect"] == result["time_to_detect"] and row["time_to_detect"]["value"] is not None
+    page = (root / "drills" / "scorecard.html").read_text()
+    assert all(row["drill"] in page for row in card["drills"])
 
 
 @needs_chromium
