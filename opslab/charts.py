@@ -24,6 +24,7 @@ RC = {
     "svg.hashsalt": "opslab",        # element ids from a fixed salt, not a random uuid
     "svg.fonttype": "path",          # glyphs as paths: no font needed by the browser, none embedded by name
     "svg.image_inline": True,
+    "text.parse_math": False,        # a `$` in stored text is a dollar sign, never mathtext (which can raise)
     "font.family": "DejaVu Sans",    # ships inside matplotlib: the same glyphs on every machine
     "font.size": 9,
     "axes.spines.top": False,

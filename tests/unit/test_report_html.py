@@ -229,3 +229,15 @@ def test_no_os_environ_leaks_into_the_page(run_folder, monkeypatch):
     monkeypatch.setenv("TZ", "Asia/Tokyo")
     assert report_html.render(run_folder) == first
     assert os.environ.get("TZ") == "Asia/Tokyo"
+
+
+def test_stored_text_in_a_chart_is_never_mathtext():
+    """A `$` in a title is a dollar sign: matplotlib's mathtext would raise on `$\\frac{`."""
+    from datetime import datetime, timezone
+
+    from opslab import charts
+
+    bars = [charts.Bar(datetime(2024, 1, 1, 0, i, tzinfo=timezone.utc), 1.0, 2.0, 1.5) for i in range(5)]
+    svg = charts.price_with_trades(bars, [], "BTC $\\frac{1}{ --> <script>")
+    assert svg.startswith("<svg") and "<script>" not in svg
+    assert "-->" not in re.sub(r"<!--.*?-->", "", svg, flags=re.S)  # the label's `-->` cannot end matplotlib's comment early
