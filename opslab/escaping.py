@@ -21,15 +21,17 @@ _MD_BLOCK_START = re.compile(r"^(\s*|\s*\d+)((?<![0-9])[#>+=-]|(?<=[0-9])[.)])")
 _NEWLINES = re.compile(r"[\r\n\u2028\u2029]+")
 
 
-def md(value: Any) -> str:
+def md(value: Any, line_start: bool = False) -> str:
     """VALUE as literal Markdown text: markup characters backslash-escaped, newlines folded to spaces.
 
-    Also safe inside a table cell (`|` is escaped). None renders as "-".
+    Safe inside a table cell (`|` is escaped). LINE_START: the text begins a line (a paragraph), so
+    a leading `#`, `-`, `>` or `1.` is escaped too; in a cell or mid-line they are plain text and
+    stay unescaped (a number like 0.30 reads as itself in a terminal). None renders as "-".
     """
     if value is None:
         return "-"
     text = _MD_INLINE.sub(r"\\\1", _NEWLINES.sub(" ", str(value)))
-    return _MD_BLOCK_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    return _MD_BLOCK_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text) if line_start else text
 
 
 def md_code(value: Any) -> str:

@@ -41,7 +41,7 @@ def overview(folder: Path, meta: dict[str, Any]) -> str | None:
     ]
     text = "## Overview\n\n"
     if spec.get("description"):
-        text += md(spec["description"].strip()) + "\n\n"
+        text += md(spec["description"].strip(), line_start=True) + "\n\n"
     return text + _table(rows)
 
 

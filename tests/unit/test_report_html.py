@@ -179,11 +179,19 @@ def test_scorecard_rows_without_time_to_detect_still_validate():
 
 @pytest.mark.parametrize("text, expected", [
     ("a | b", "a \\| b"), ("<b>x</b>", "\\<b\\>x\\</b\\>"), ("*x* _y_ `z`", "\\*x\\* \\_y\\_ \\`z\\`"),
-    ("[l](u)", "\\[l\\](u)"), ("# h", "\\# h"), ("- item", "\\- item"), ("1. item", "1\\. item"),
-    ("line\nbreak", "line break"), ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"), (None, "-"), ("a & b", "a \\& b"),
+    ("[l](u)", "\\[l\\](u)"), ("line\nbreak", "line break"), ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"),
+    (None, "-"), ("a & b", "a \\& b"), ("0.30", "0.30"), ("- x", "- x"),
 ])
 def test_markdown_escape(text, expected):
     assert md(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("# h", "\\# h"), ("- item", "\\- item"), ("1. item", "1\\. item"), ("> q", "\\> q"),
+    ("2024-01-01", "2024-01-01"), ("plain # text", "plain # text"),
+])
+def test_markdown_escape_at_line_start(text, expected):
+    assert md(text, line_start=True) == expected
 
 
 def test_markdown_code_span_survives_backticks():
