@@ -115,7 +115,7 @@ def test_every_dashboard_query_has_data(prometheus, title, expr):
 def test_the_run_variable_lists_the_demo_runs(prometheus):
     """label_values(tc_run_info, run_id) is Grafana's call of Prometheus's label values API."""
     run = {v["name"]: v for v in dashboard_queries.load()["templating"]["list"]}["run"]
-    metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", run["query"]["query"]).groups()
+    metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", run["query"]).groups()
 
     def values() -> list[str]:
         return json.loads(_get(f"{prometheus}/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": metric})))["data"]

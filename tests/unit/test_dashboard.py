@@ -92,7 +92,7 @@ def test_the_datasource_variable_defaults_to_the_provisioned_prometheus():
 
 def test_the_run_variable_comes_from_label_values_and_filters_every_per_run_query():
     run = {v["name"]: v for v in DASH["templating"]["list"]}["run"]
-    assert run["type"] == "query" and run["query"]["query"] == "label_values(tc_run_info, run_id)" == run["definition"]
+    assert run["type"] == "query" and run["query"] == "label_values(tc_run_info, run_id)" == run["definition"]  # the classic form every Grafana reads
     assert run["includeAll"] and run["allValue"] == ".*" and run["datasource"] == DS_REF
     for panel in PANELS:
         for target in panel["targets"]:
