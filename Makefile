@@ -40,6 +40,7 @@ else
 endif
 
 .PHONY: help setup demo test check bench docs docs-serve clean drill image stack-up stack-down stack-status
+.PHONY: samples screenshots
 
 help: ## list the targets (this text)
 	@echo "TradingChassis Ops Lab. Usage: make TARGET [RUNTIME=native|container|auto]"
@@ -82,6 +83,12 @@ docs: $(NEEDS) ## build the MkDocs site into site/
 
 docs-serve: $(STAMP) ## serve the docs and runbooks on http://127.0.0.1:8000 (what alerts' runbook links open)
 	@$(INVOKE) docs-serve
+
+samples: $(NEEDS) ## regenerate docs/samples/ from a real run (make check runs it with --check)
+	@echo "runtime: $(RUNTIME)"; $(TASK) samples
+
+screenshots: $(STAMP) ## retake docs/images/*.png in headless Chromium (the browser test's recipe)
+	@$(INVOKE) screenshots
 
 drill: $(NEEDS) ## run one failure drill: make drill NAME=mismatch (NAME=all for every drill)
 	@echo "runtime: $(RUNTIME)"; $(TASK) drill --name "$(NAME)"

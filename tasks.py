@@ -2,10 +2,10 @@
 
 from invoke import Collection
 
-from tasklib import bench, container, demo, k8s, quality
+from tasklib import bench, container, demo, k8s, pictures, quality
 
 ns = Collection()
-for module in (demo, quality, bench, container, k8s):
+for module in (demo, quality, bench, container, k8s, pictures):
     for task in module.TASKS:
         ns.add_task(task)
 ns.configure({"run": {"echo": False, "pty": False}})

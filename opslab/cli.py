@@ -50,7 +50,7 @@ class Reporter:
 
 
 def _safe(line: str) -> str:
-    from opslab.text import terminal
+    from opslab.escaping import terminal
 
     return terminal(line)
 

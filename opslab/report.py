@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import contracts, fs, text
+from opslab import contracts, fs
+from opslab.escaping import md
 from opslab.errors import InputError
 
 Section = Callable[[Path, dict[str, Any]], "str | None"]
-md = text.markdown
 
 
 def _load(folder: Path, name: str) -> Any:
@@ -87,8 +87,8 @@ def safety_status(folder: Path, meta: dict[str, Any]) -> str | None:
     rows = [("kill switch", state), ("since", seen["since"] or "-"), ("reason", seen["reason"] or "-")]
     life = _load(folder, "paper_lifecycle")
     if life:
-        rows += [("paper lifecycle", life["state"]), ("stop reason", life["stop_reason"] or "-"),
-                 ("orders cancelled on stop", ", ".join(life["cancelled_orders"]) or "-")]
+        rows += [("paper lifecycle", life["state"]), ("stop reason", md(life["stop_reason"])),
+                 ("orders cancelled on stop", md(", ".join(life["cancelled_orders"]) or None))]
     return "## Safety status\n\nThe kill switch as this run last saw it (`tc killswitch status` shows it now).\n\n" + _table(rows)
 
 

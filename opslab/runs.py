@@ -19,7 +19,7 @@ import platform
 from pathlib import Path
 from typing import Any, Iterator
 
-from opslab import __version__, clock, contracts, data, digests, fs, journal, report, safety
+from opslab import __version__, clock, contracts, data, digests, fs, journal, report, report_html, safety
 from opslab.contracts import RUN_ID_RE, SCHEMA_VERSION
 from opslab.errors import InputError
 from opslab.result import Result, merge_status
@@ -204,7 +204,7 @@ class Run:
 
     def _close(self) -> None:
         self.flush()
-        changed = fs.write_atomic(self.path("report"), report.render(self.folder).encode("utf-8"))
+        changed = write_reports(self.folder)
         changed |= digests.write_manifest(self.path("manifest"), self.run_id, self.folder, run_files(self.folder))
         self.statuses.append("changed" if changed else "ok")
 
@@ -235,6 +235,12 @@ def open(spec: RunSpec, dataset: bool = True) -> Iterator[Run]:  # noqa: A001 - 
             yield run
         finally:
             run._close()
+
+
+def write_reports(folder: Path) -> bool:
+    """report.md and report.html, rendered from the run's artifacts only; True when either changed."""
+    changed = fs.write_atomic(path_of(folder, "report"), report.render(folder).encode("utf-8"))
+    return fs.write_atomic(path_of(folder, "report_html"), report_html.render(folder).encode("utf-8")) or changed
 
 
 def append_history(path: Path, doc: dict[str, Any]) -> None:
@@ -319,15 +325,18 @@ def show(run_id: str) -> Result:
 
 
 def rerender(run_id: str, check: bool = False) -> Result:
-    """`tc report RUN_ID`: bring report.md and the manifest up to date with the artifacts."""
+    """`tc report RUN_ID`: bring report.md, report.html and the manifest up to date with the artifacts."""
     folder, _ = load_metadata(run_id)
-    path = path_of(folder, "report")
+    path, page = path_of(folder, "report"), path_of(folder, "report_html")
     text = report.render(folder)
     current = fs.read_bytes(path).decode("utf-8", "replace") if fs.exists(path) else None
-    if check or current == text:
-        return Result("ok" if current == text else "changed", f"report: {path}" + ("" if current == text else " (would be re-rendered)"),
-                      [str(path)], {"report": str(path), "text": text})
+    page_current = fs.exists(page) and fs.read_bytes(page) == report_html.render(folder).encode("utf-8")
+    where = [str(path), str(page)]
+    if current == text and page_current:
+        return Result("ok", f"report: {path} and {page.name} are current", where, {"report": str(path), "text": text})
+    if check:
+        return Result("changed", f"report: {path} (would be re-rendered)", where, {"report": str(path), "text": text})
     with fs.locked(folder, f"run {run_id}"):
-        fs.write_atomic(path, text.encode("utf-8"))
+        write_reports(folder)
         digests.write_manifest(path_of(folder, "manifest"), run_id, folder, run_files(folder))
-    return Result("changed", f"report: {path}", [str(path)], {"report": str(path), "text": text})
+    return Result("changed", f"report: {path} and {page.name}", where, {"report": str(path), "text": text})

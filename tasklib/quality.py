@@ -45,7 +45,7 @@ def docs(c: Context) -> None:
 
 @task
 def check(c: Context) -> None:
-    """Static checks: every schema against its metaschema, ruff, promtool, the docs build --strict, the k8s manifests."""
+    """Static checks: every schema against its metaschema, ruff, promtool, amtool, docs/samples/ current, the docs build --strict, the k8s manifests."""
     from jsonschema import Draft202012Validator
 
     from opslab import contracts
@@ -57,6 +57,7 @@ def check(c: Context) -> None:
     print("      ok  ruff: no unused or undefined names, no bugbear findings")
     promtool(c)
     amtool(c)
+    c.run(f"{PY} {REPO / 'scripts' / 'gen_samples.py'} --check")
     docs(c)
     from tasklib.k8s import k8s_validate
 

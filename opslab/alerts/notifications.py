@@ -13,7 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from opslab import contracts, fs, journal, text
+from opslab import contracts, fs, journal
+from opslab.escaping import terminal
 from opslab.contracts import load_schema, pointer
 from opslab.errors import InputError
 from opslab.result import Result
@@ -110,7 +111,7 @@ def list_notifications(limit: int = 20) -> Result:
         except (ValueError, KeyError, TypeError, AttributeError):
             bad += 1
     shown = found[-limit:]
-    details = [text.terminal(f"{r['received_at']}  {r['status']:<8} {r['severity']:<8} {r['alertname']}  {r['summary']}  runbook: {r['runbook_url'] or '-'}")
+    details = [terminal(f"{r['received_at']}  {r['status']:<8} {r['severity']:<8} {r['alertname']}  {r['summary']}  runbook: {r['runbook_url'] or '-'}")
                for r in shown]
     if bad:
         details.append(f"{bad} unreadable line(s) skipped; `tc artifacts verify --all` says more")

@@ -125,6 +125,7 @@ class MetricsServer:
         host, port = site._server.sockets[0].getsockname()[:2]  # the bound port when 0 was asked for
         self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self.collector.warming = True  # before the thread starts: a scrape right now must not wait for the whole read
         threading.Thread(target=self.collector.warm, args=(self.lock,), name="warm-cache", daemon=True).start()
         if on_ready:
             on_ready(self.url)

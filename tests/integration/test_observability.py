@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import urllib.request
 import pytest
 import yaml
 
+import dashboard_queries
 from conftest import REPO, tc_env
 
 pytestmark = pytest.mark.integration
@@ -99,19 +101,34 @@ def prometheus(exporter, tmp_path_factory):
         proc.wait(timeout=30)
 
 
-def _dashboard_exprs() -> list[tuple[str, str]]:
-    dash = json.loads((REPO / "grafana/dashboards/opslab.json").read_text())
-    return [(p["title"], t["expr"]) for p in dash["panels"] if p["type"] != "row" for t in p["targets"]]
-
-
-@pytest.mark.parametrize("title, expr", _dashboard_exprs(), ids=[f"{t}:{e[:40]}" for t, e in _dashboard_exprs()])
+@pytest.mark.parametrize("title, expr", dashboard_queries.panel_queries(), ids=[f"{t}:{e[:40]}" for t, e in dashboard_queries.panel_queries()])
 def test_every_dashboard_query_has_data(prometheus, title, expr):
+    """No exceptions: every panel of grafana/dashboards/opslab.json answers with data after `make demo`."""
     def has_data() -> bool:
         answer = json.loads(_get(f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})))
         assert answer["status"] == "success", answer
         return bool(answer["data"]["result"])
 
     _wait(f"data for panel {title!r}: {expr}", has_data, timeout=30)
+
+
+def test_the_run_variable_lists_the_demo_runs(prometheus):
+    """label_values(tc_run_info, run_id) is Grafana's call of Prometheus's label values API."""
+    run = {v["name"]: v for v in dashboard_queries.load()["templating"]["list"]}["run"]
+    metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", run["query"]).groups()
+
+    def values() -> list[str]:
+        return json.loads(_get(f"{prometheus}/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": metric})))["data"]
+
+    _wait("run ids in Prometheus", lambda: {"demo", "paper-demo"} <= set(values()), timeout=30)
+
+
+@pytest.mark.parametrize("name, expr", dashboard_queries.annotation_queries())
+def test_every_dashboard_annotation_is_valid_promql(prometheus, name, expr):
+    """Annotations mark changes (a kill switch event, a drill finishing): valid queries, data only when something changed."""
+    answer = json.loads(_get(f"{prometheus}/api/v1/query_range?" + urllib.parse.urlencode(
+        {"query": expr, "start": time.time() - 600, "end": time.time(), "step": "15"})))
+    assert answer["status"] == "success", answer
 
 
 def test_exporter_output_passes_promtool_and_healthz(exporter):

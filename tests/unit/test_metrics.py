@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import REPO, SPECS
 from opslab.metrics import cache, catalog, exposition
@@ -139,20 +138,6 @@ def test_every_counter_in_the_schema_is_a_family():
     assert {f"tc_run_{name}" for name in props} <= set(catalog.BY_NAME)
 
 
-def test_dashboard_panels_use_the_provisioned_datasource():
-    uid = yaml.safe_load((REPO / "grafana/provisioning/datasources/opslab.yml").read_text())["datasources"][0]["uid"]
-    dash = json.loads((REPO / "grafana/dashboards/opslab.json").read_text())
-    panels = [p for p in dash["panels"] if p["type"] != "row"]
-    titles = {p["title"] for p in panels}
-    for needed in ("Connectivity Readiness", "Connectivity Probe State", "Connectivity Probe Latency", "Kill switch engaged", "Drill detection"):
-        assert needed in titles
-    known = {f.name + ("_total" if f.kind == "counter" else "") for f in catalog.FAMILIES}
-    for panel in panels:
-        assert panel["datasource"]["uid"] == uid
-        for target in panel["targets"]:
-            assert target["datasource"]["uid"] == uid
-            for metric in re.findall(r"\btc_[a-z0-9_]+", target["expr"]):
-                assert metric in known, f"{panel['title']}: unknown metric {metric}"
 
 
 @pytest.mark.parametrize("host", ["localhost.example", "not an ip"])
@@ -174,8 +159,13 @@ def exporter(lab):
     """A real exporter on a free loopback port over a root holding one initialized run."""
     from opslab.metrics.server import MetricsServer
 
+    import time
+
     assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
     server = MetricsServer(lab.root, port=0).start()
+    deadline = time.monotonic() + 30
+    while server.collector.warming is not False and time.monotonic() < deadline:  # the start-up read, in the background
+        time.sleep(0.02)
     yield server
     server.stop()
 
