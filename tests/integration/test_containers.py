@@ -139,6 +139,30 @@ def test_demo_runs_inside_the_image_and_verifies(demo_in_image, images):
     assert code == 0 and "verified 2 run(s)" in out, out
 
 
+def test_the_exporter_as_its_image_user_reads_a_tree_written_by_another_uid(images, tmp_path):
+    """File modes: tc writes 0644/0755 under the default umask, so the compose/Kubernetes exporter,
+    running as the image's non-root user, reads a tree written by root (or by any other uid)."""
+    from testcontainers.core.container import DockerContainer
+
+    from conftest import SPECS, run_tc
+
+    root = tmp_path / "artifacts"
+    old = os.umask(0o022)
+    try:
+        assert run_tc("run", "init", "--spec", str(SPECS / "minimal.json"), artifacts=root).code == 0
+        assert run_tc("killswitch", "engage", "--reason", "modes", artifacts=root).code == 0
+        assert run_tc("killswitch", "release", "--reason", "modes", artifacts=root).code == 0
+    finally:
+        os.umask(old)
+    dump = (DockerContainer(IMAGE).with_command("metrics dump")  # the image's own user, not the host's uid
+            .with_volume_mapping(str(root), "/artifacts", "ro").with_env("TC_ARTIFACTS_DIR", "/artifacts"))
+    code, out = _run_to_end(dump)
+    assert code == 0, out
+    assert "\ntc_kill_switch_state_valid 1.0\n" in out and "\ntc_kill_switch_engaged 0.0\n" in out, out[-2000:]
+    assert 'tc_run_status{run_id="minimal",status="initialized"} 1.0' in out
+    assert 'tc_exporter_artifact_errors_total{kind="run"} 0.0' in out
+
+
 def test_image_script_says_ok_when_the_inputs_did_not_change(images):
     out = subprocess.run([str(REPO / "scripts" / "image"), "--check"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
