@@ -230,6 +230,20 @@ def read_input(path: Path | str, what: str, limit: int = MAX_INPUT_BYTES) -> byt
     pipes are read only up to LIMIT, so /dev/zero costs LIMIT bytes of memory, not all of it.
     """
     path = Path(path)
+    fd = _open_input(path, what)
+    try:
+        os.set_blocking(fd, True)
+        try:
+            return _read_capped(fd, limit, f"{path}")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def _open_input(path: Path, what: str) -> int:
+    """A read-only descriptor of a file a user names (never a folder; O_NONBLOCK so a FIFO without a
+    writer cannot hang the open), or one clear InputError."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -238,17 +252,10 @@ def read_input(path: Path | str, what: str, limit: int = MAX_INPUT_BYTES) -> byt
         raise InputError(f"{path}: is a directory, expected a {what} file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise InputError(f"{path}: is a directory, expected a {what} file")
-        os.set_blocking(fd, True)
-        try:
-            return _read_capped(fd, limit, f"{path}")
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    finally:
+    if stat.S_ISDIR(os.fstat(fd).st_mode):
         os.close(fd)
+        raise InputError(f"{path}: is a directory, expected a {what} file")
+    return fd
 
 
 def exists(path: Path) -> bool:
@@ -609,18 +616,10 @@ def sha256_file(path: Path) -> str:
 def sha256_input(path: Path | str) -> tuple[str, int]:
     """Streamed sha256 (hex) and size of a file a user names (`tc data fingerprint`)."""
     path = Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    fd = _open_input(path, "data")
     try:
         st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{path}: is a directory, expected a file")
+        os.set_blocking(fd, True)
         if not stat.S_ISREG(st.st_mode):
             raise InputError(f"{path}: is not a regular file (a device or pipe has no fixed content to fingerprint)")
         return _sha256_fd(fd), st.st_size

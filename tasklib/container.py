@@ -115,31 +115,28 @@ def _image_available(client, name: str) -> bool:
 
 
 DEBIAN_PROMETHEUS = "localhost/opslab-prometheus:debian"
-
-
-def _prometheus_image(client) -> str:
-    """TC_PROMETHEUS_IMAGE (default the pinned official tag); without a registry, one built from Debian's package."""
-    wanted = os.environ.get("TC_PROMETHEUS_IMAGE", "docker.io/prom/prometheus:v2.53.2")
-    if _image_available(client, wanted):
-        return wanted
-    if not _image_available(client, DEBIAN_PROMETHEUS):
-        print(f"    note  {wanted} cannot be pulled; building {DEBIAN_PROMETHEUS} from Debian's prometheus package (a minute or two)")
-        client.images.build(path=str(REPO / "prometheus"), dockerfile="Containerfile.debian", tag=DEBIAN_PROMETHEUS, rm=True)
-    return DEBIAN_PROMETHEUS
-
-
 DEBIAN_ALERTMANAGER = "localhost/opslab-alertmanager:debian"
 
 
-def _alertmanager_image(client) -> str:
-    """TC_ALERTMANAGER_IMAGE (default the pinned official tag); without a registry, one built from Debian's package."""
-    wanted = os.environ.get("TC_ALERTMANAGER_IMAGE", "docker.io/prom/alertmanager:v0.27.0")
+def _service_image(client, variable: str, pinned: str, debian: str, folder: str, package: str) -> str:
+    """$VARIABLE (default the PINNED official tag); without a registry, one built from Debian's PACKAGE
+    (FOLDER/Containerfile.debian)."""
+    wanted = os.environ.get(variable, pinned)
     if _image_available(client, wanted):
         return wanted
-    if not _image_available(client, DEBIAN_ALERTMANAGER):
-        print(f"    note  {wanted} cannot be pulled; building {DEBIAN_ALERTMANAGER} from Debian's prometheus-alertmanager package")
-        client.images.build(path=str(REPO / "alertmanager"), dockerfile="Containerfile.debian", tag=DEBIAN_ALERTMANAGER, rm=True)
-    return DEBIAN_ALERTMANAGER
+    if not _image_available(client, debian):
+        print(f"    note  {wanted} cannot be pulled; building {debian} from Debian's {package} package (a minute or two)")
+        client.images.build(path=str(REPO / folder), dockerfile="Containerfile.debian", tag=debian, rm=True)
+    return debian
+
+
+def _prometheus_image(client) -> str:
+    return _service_image(client, "TC_PROMETHEUS_IMAGE", "docker.io/prom/prometheus:v2.53.2", DEBIAN_PROMETHEUS, "prometheus", "prometheus")
+
+
+def _alertmanager_image(client) -> str:
+    return _service_image(client, "TC_ALERTMANAGER_IMAGE", "docker.io/prom/alertmanager:v0.27.0", DEBIAN_ALERTMANAGER, "alertmanager",
+                          "prometheus-alertmanager")
 
 
 def _env() -> dict[str, str]:
