@@ -62,7 +62,7 @@ def configmap(docs: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
 
 def test_every_overlay_renders_its_own_set_of_resources(overlays):
     kinds = {name: {(d["kind"], d["metadata"]["name"]) for d in docs} for name, docs in overlays.items()}
-    for name in ("exporter", "prometheus", "alertmanager", "grafana"):
+    for name in ("exporter", "prometheus", "alertmanager", "alerts", "grafana"):
         assert ("Deployment", name) in kinds["local"]
     assert ("CronJob", "drills") in kinds["local"]
     assert by(overlays["local"], "PersistentVolumeClaim", "opslab-artifacts")["spec"]["accessModes"] == ["ReadWriteOnce"]
@@ -71,7 +71,8 @@ def test_every_overlay_renders_its_own_set_of_resources(overlays):
     assert {n for k, n in kinds["podman"] if k == "Deployment"} == {"exporter", "prometheus"}
     # prometheus-operator: monitors and rules instead of the plain Prometheus
     assert ("ServiceMonitor", "exporter") in kinds["prometheus-operator"] and ("PrometheusRule", "opslab") in kinds["prometheus-operator"]
-    assert not {n for k, n in kinds["prometheus-operator"] if k == "Deployment"} - {"exporter"}
+    # (the receiver stays: the operator's Alertmanager can deliver to it)
+    assert not {n for k, n in kinds["prometheus-operator"] if k == "Deployment"} - {"exporter", "alerts"}
     assert configmap(overlays["prometheus-operator"], "grafana-dashboards")["metadata"]["labels"]["grafana_dashboard"] == "1"
 
 
@@ -331,7 +332,8 @@ def test_network_policies_deny_by_default_and_allow_only_the_stated_paths(overla
         for rule in spec.get("egress", []):
             for peer in rule["to"]:
                 paths.update((target, peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"], p["port"]) for p in rule["ports"])
-    assert paths == {("prometheus", "exporter", 9108), ("prometheus", "alertmanager", 9093), ("grafana", "prometheus", 9090)}
+    assert paths == {("prometheus", "exporter", 9108), ("prometheus", "alertmanager", 9093), ("grafana", "prometheus", 9090),
+                     ("alertmanager", "alerts", 9095)}
 
 
 # --- GitOps -------------------------------------------------------------------------------------------
