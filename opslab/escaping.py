@@ -16,7 +16,7 @@ from typing import Any
 # autolinks/HTML, entities, strikethrough, table cells) is escaped everywhere; block markers
 # (heading, list, quote) only where they could start a block. Dashes and dots in the middle of
 # text (dates, versions) stay readable in a terminal.
-_MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
+_MD_INLINE = re.compile(r"([\\`*\[\]<>|~&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")  # `_` inside a word (ops_smoke_demo) is not markup
 _MD_BLOCK_START = re.compile(r"^(\s*|\s*\d+)((?<![0-9])[#>+=-]|(?<=[0-9])[.)])")
 _NEWLINES = re.compile(r"[\r\n\u2028\u2029]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

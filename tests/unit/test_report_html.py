@@ -180,7 +180,7 @@ def test_scorecard_rows_without_time_to_detect_still_validate():
 @pytest.mark.parametrize("text, expected", [
     ("a | b", "a \\| b"), ("<b>x</b>", "\\<b\\>x\\</b\\>"), ("*x* _y_ `z`", "\\*x\\* \\_y\\_ \\`z\\`"),
     ("[l](u)", "\\[l\\](u)"), ("line\nbreak", "line break"), ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"),
-    (None, "-"), ("a & b", "a \\& b"), ("0.30", "0.30"), ("- x", "- x"),
+    (None, "-"), ("a & b", "a \\& b"), ("0.30", "0.30"), ("- x", "- x"), ("ops_smoke_demo", "ops_smoke_demo"), ("_a_b_", "\\_a_b\\_"),
 ])
 def test_markdown_escape(text, expected):
     assert md(text) == expected
