@@ -1,4 +1,8 @@
-"""Error classes and the one outcome -> exit code mapping (docs/cli.md)."""
+"""Error classes and the one outcome -> exit code mapping (docs/cli.md).
+
+A safety block (3) and a failed check (4) are results, not errors: the operation ran, recorded what
+it saw, and says so with its Result's exit code from EXIT_CODES.
+"""
 
 from __future__ import annotations
 
@@ -23,18 +27,6 @@ class InputError(OpsLabError):
     Raised before anything is written."""
 
     outcome = "input"
-
-
-class SafetyBlocked(OpsLabError):
-    """An operation refused because a safety control (the kill switch) is engaged."""
-
-    outcome = "safety"
-
-
-class CheckFailed(OpsLabError):
-    """A check ran and failed (reconciliation mismatch, probe down, not ready)."""
-
-    outcome = "check"
 
 
 class LockedError(OpsLabError):
