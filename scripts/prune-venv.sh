@@ -34,10 +34,15 @@ for lib in "$site"/pyarrow/libarrow_python*.so; do
     if [ "$copy" != "$soname" ] && cmp -s "$copy" "$soname"; then ln -sf "$(basename "$soname")" "$copy"; fi
   done
 done
-# Debug symbols in libraries shipped unstripped (pyarrow, uvloop, PyYAML; about 40 MB). numpy.libs is
-# left alone: auditwheel patched those files and strip can corrupt patched ELF files.
+# matplotlib's sample data (its examples' datasets) and its interactive backends' web assets: the
+# report pages only ever render SVG (opslab/charts.py).
+rm -rf "$site/matplotlib/mpl-data/sample_data" "$site/matplotlib/backends/web_backend"
+# Debug symbols in libraries shipped unstripped (pyarrow, uvloop, PyYAML, and the Rust/C extensions of
+# jsonschema-rs and aiohttp's stack; about 50 MB). numpy.libs and Pillow are left alone: auditwheel
+# patched those files and strip can corrupt patched ELF files.
 if command -v strip >/dev/null; then
-  for so in "$site"/pyarrow/*.so* "$site"/uvloop/*.so "$site"/yaml/*.so; do
+  for so in "$site"/pyarrow/*.so* "$site"/uvloop/*.so "$site"/yaml/*.so "$site"/jsonschema_rs/*.so \
+      "$site"/aiohttp/*.so "$site"/multidict/*.so "$site"/yarl/*.so "$site"/frozenlist/*.so "$site"/propcache/*.so; do
     [ -f "$so" ] && [ ! -L "$so" ] && strip --strip-unneeded "$so"
   done
 fi
