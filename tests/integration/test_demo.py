@@ -60,7 +60,7 @@ def test_second_demo_converges_and_records_observations_anew(demo_roots):
     assert observed and all(line.split()[0] == "changed" for line in observed), second.stdout
     now = {p: p.stat().st_mtime_ns for p in a.rglob("*") if p.is_file()}
     changed = {p.relative_to(a).as_posix() for p in now if snapshot.get(p) != now[p]}
-    derived = {"journal.jsonl", "metadata.json", "report.md", "manifest.json"}
+    derived = {"journal.jsonl", "metadata.json", "report.md", "report.html", "manifest.json"}
     allowed = re.compile(r"^(\.generation|drills/.*|runs/[^/]+/(observations/.*|reconciliation\.json|connectivity_(probe|readiness)\.json|"
                          + "|".join(re.escape(n) for n in derived) + "))$")
     assert changed and all(allowed.match(rel) for rel in changed), sorted(changed)
