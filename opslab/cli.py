@@ -304,6 +304,8 @@ def _venue_serve(args: argparse.Namespace) -> Any:
     from opslab.connectivity import venue_stub
     from opslab.result import Result
 
+    if args.spec:
+        return _venue_serve_binance(args)
     venue = venue_stub.FakeVenue(args.host, args.port, venue_stub.parse_faults(args.fault))
 
     def stop(signum: int, frame: Any) -> None:
@@ -322,6 +324,23 @@ def _venue_serve(args: argparse.Namespace) -> Any:
     return Result("ok", f"fake venue on {venue.url} stopped", data={"url": venue.url, "stats": venue.state.stats})
 
 
+def _venue_serve_binance(args: argparse.Namespace) -> Any:
+    import signal
+    import threading
+
+    from opslab.connectivity import venue_stub
+    from opslab.connectivity.binance.server import BinanceVenue
+    from opslab.result import Result
+
+    venue = BinanceVenue(_load_spec(args.spec), args.host, args.port, venue_stub.parse_faults(args.fault), speed=args.speed,
+                         reset=args.reset, replay_now=args.replay_now, ws_port=args.ws_port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    venue.serve(on_ready=lambda v: print(f"listening on {v.url} websocket {v.ws_url} state {v.state_path}", flush=True), stop=stop)
+    return Result("ok", f"Binance venue on {venue.url} stopped", data={"url": venue.url, "ws_url": venue.ws_url, "stats": venue.stats()})
+
+
 def _group_connectivity(sub: Any) -> None:
     g = group(sub, "connectivity", "readiness to connect (no network) and a loopback-only probe")
     p = leaf(g, "readiness", "check the spec's credential placeholders are set (names only; exit 4 when not ready)", """
@@ -337,11 +356,18 @@ def _group_connectivity(sub: Any) -> None:
     p = leaf(g, "serve", "serve the fake venue until SIGINT/SIGTERM; prints `listening on URL` first", """
   tc venue serve --port 0                      # a free port; the first line says which
   tc venue serve --port 8080 --fault latency=200 --fault rate_limit=20/10
-  curl -X POST -d '{"faults": ["drop"]}' http://127.0.0.1:8080/admin/faults   # switch faults at runtime""", _venue_serve)
+  curl -X POST -d '{"faults": ["drop"]}' http://127.0.0.1:8080/admin/faults   # switch faults at runtime
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-demo.yaml --speed 600   # Binance Spot for a node""", _venue_serve)
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or ::1; nothing else")
     p.add_argument("--port", type=port_number, default=0, help="port, 0 for a free one (default)")
     p.add_argument("--fault", action="append", default=[], metavar="MODE",
                    help="latency=MS, error_5xx, rate_limit=WEIGHT[/SECONDS], drop[=K], frozen_time, stale_book, sequence_gap=N")
+    p.add_argument("--spec", metavar="SPEC", help="serve Binance Spot REST + WebSocket for this spec (replays its dataset; "
+                   "API key/secret from its connectivity_readiness env names); see docs/node.md")
+    p.add_argument("--ws-port", type=port_number, default=0, help="with --spec: WebSocket port, 0 for a free one (default)")
+    p.add_argument("--speed", type=float, default=60.0, help="with --spec: dataset minutes replayed per wall-clock minute (default 60)")
+    p.add_argument("--replay-now", action="store_true", help="with --spec: start the replay at once (default: at the first market subscription)")
+    p.add_argument("--reset", action="store_true", help="with --spec: discard the venue's saved state (orders, trades, balances, replay position)")
 
 
 # --- metrics ----------------------------------------------------------------------------------

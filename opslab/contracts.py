@@ -38,6 +38,7 @@ ROOT_ARTIFACTS: dict[str, str] = {
     "state/kill_switch_events.jsonl": "kill_switch_event",
     "drills/*/result.json": "drill_result",
     "drills/scorecard.json": "drill_scorecard",
+    "venue/*/state.json": "venue_state",
 }
 
 
