@@ -171,6 +171,13 @@ def _run_paper(args: argparse.Namespace) -> Any:
     return paper.run_paper(_load_spec(args.spec), preflight, between, progress=_progress(args, "step"))
 
 
+def _run_node(args: argparse.Namespace) -> Any:
+    from opslab import safety
+    from opslab.engine import node
+
+    return node.run_node(_load_spec(args.spec), safety.gate)
+
+
 def _group_run(sub: Any) -> None:
     g = group(sub, "run", "initialize, run and inspect runs")
     p = leaf(g, "init", "create the run folder for a spec (ok when it already exists with the same spec)", """
@@ -187,6 +194,10 @@ def _group_run(sub: Any) -> None:
   tc run paper --spec fixtures/specs/paper-demo.yaml
   tc run paper --spec fixtures/specs/paper-demo.yaml --json   # lifecycle history as JSON""", _run_paper)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: paper")
+    p = leaf(g, "node", "run a live paper node: a real TradingNode with the Binance adapter against `tc venue serve --spec` on 127.0.0.1", """
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-demo.yaml --port 8080 --ws-port 8081 &
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc run node --spec fixtures/specs/node-demo.yaml""", _run_node)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: node")
     leaf(g, "list", "list runs under the artifacts root", "  tc run list\n  tc run list --json", _run_list)
     p = leaf(g, "show", "show one run's metadata and journal position", "  tc run show demo", _run_show)
     p.add_argument("run_id", metavar="RUN_ID")

@@ -29,6 +29,10 @@ RUN_ARTIFACTS: dict[str, str] = {
     "reconciliation.json": "reconciliation",
     "connectivity_readiness.json": "connectivity_readiness",
     "connectivity_probe.json": "connectivity_probe",
+    "node/lifecycle.json": "node_lifecycle",
+    "node/heartbeat.json": "node_heartbeat",
+    "node/heartbeats.jsonl": "node_heartbeat",
+    "venue_record.json": "state_snapshot",
 }
 
 # Artifacts outside run folders, relative to the artifacts root. A "*" matches one path segment.

@@ -69,6 +69,7 @@ class BinanceVenue:
                                           self.state_path, self._publish, lambda: self.faults.faults, reset=reset)
         handler = type("Handler", (rest.Handler,), {"venue": self})
         self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
+        self.url = httpserver.url(self.http)
         try:
             self.hub = streams.Hub(self, ws_port)
         except OSError as exc:
@@ -91,10 +92,6 @@ class BinanceVenue:
         if faults.get("drop") or faults.get("error_5xx"):
             assert self.hub is not None
             self.hub.close_all()
-
-    @property
-    def url(self) -> str:
-        return httpserver.url(self.http)
 
     @property
     def ws_url(self) -> str:

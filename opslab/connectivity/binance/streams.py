@@ -44,10 +44,7 @@ class Hub:
         self.server = serve(self._handle, venue.host, port, process_request=self._admit, max_size=MAX_MESSAGE,
                             ping_interval=20, ping_timeout=20, compression=None)
         self.thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self.server.socket.getsockname()[1]
+        self.port: int = self.server.socket.getsockname()[1]
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self.server.serve_forever, name="venue-ws", daemon=True)
