@@ -190,6 +190,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self._dispatch("DELETE")
 
+    def do_PATCH(self) -> None:  # noqa: N802 - not a Binance method: answered 405/404 in Binance's shape, not stdlib HTML
+        self._dispatch("PATCH")
+
     def _body(self) -> str | None:
         try:
             length = int(self.headers.get("Content-Length") or 0)
