@@ -261,7 +261,7 @@ async def _supervise(node: TradingNode, actor: OpsActor, s: Settings, hooks: Hoo
             pass
     kernel = node.kernel
     run_task = loop.create_task(node.run_async())
-    deadline = time.monotonic() + 2 * s.connect_timeout_s + 10
+    deadline = time.monotonic() + 2 * s.connect_timeout_s + 5
     started = time.monotonic()
     while not kernel.trader.is_running:
         if hooks.stop_event.is_set():
@@ -323,7 +323,7 @@ async def _watch(node: TradingNode, s: Settings, hooks: Hooks) -> None:
 def _read(node: TradingNode, strategy: SmokeStrategy, instrument_id: InstrumentId, run_id: str, hooks: Hooks) -> dict[str, Any]:
     instrument = node.cache.instrument(instrument_id)
     if instrument is None or node.cache.account_for_venue(Venue(BINANCE)) is None:
-        raise RuntimeError("the node never loaded the instrument or the account (see node/node*.log)")
+        raise RuntimeError(f"{hooks.stop_reason or 'stopped'}; the node never loaded the instrument or the account (see node/node*.log)")
     session = SimpleNamespace(engine=node, strategy=strategy, venue=Venue(BINANCE), instrument=instrument)
     state = nautilus.read_state(session, "node", run_id)  # type: ignore[arg-type]
     reports = {}
