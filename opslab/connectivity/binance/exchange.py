@@ -41,6 +41,7 @@ MAX_ORDERS_KEPT = 10_000  # closed orders beyond this are forgotten, oldest firs
 MAX_TRADES_KEPT = 10_000
 MAX_OPEN_ORDERS = 200
 BAR_MS = 60_000
+CURSOR_SAVE_S = 1.0  # the replay cursor alone is saved at most once a second (orders, fills, balances: at once)
 
 Publish = Callable[[str, dict[str, Any]], None]
 
@@ -107,6 +108,7 @@ class Exchange:
         self.messages = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._saved_at = 0.0
         if state_path.exists() and not reset:
             self.state = self._load(run_id, dataset_id)
         else:
@@ -137,6 +139,7 @@ class Exchange:
         return doc
 
     def save(self) -> None:
+        self._saved_at = time.monotonic()
         self.state["updated_at"] = clock.now_iso()
         artifacts.write_validated(self.state_path, self.state, "venue_state", validate=False)
 
@@ -164,6 +167,7 @@ class Exchange:
 
     def _replay(self) -> None:
         pause = BAR_MS / 1000.0 / self.speed / 4
+        due = time.monotonic()  # absolute schedule: processing time does not slow the replay down
         while not self._stop.is_set():
             with self.lock:
                 cursor = self.state["replay"]["cursor"]
@@ -172,14 +176,16 @@ class Exchange:
                     return
                 bar = self.bars[cursor]
             for point in price_points(bar):
-                if self._stop.wait(pause):
+                due = max(due + pause, time.monotonic() - 1.0)  # after a stall, catch up at most one second
+                if self._stop.wait(max(0.0, due - time.monotonic())):
                     return
                 with self.lock:
                     self._print(point, bar)
             with self.lock:
                 self._kline(bar)
                 self.state["replay"]["cursor"] = cursor + 1
-                self.save()
+                if time.monotonic() - self._saved_at >= CURSOR_SAVE_S:
+                    self.save()
 
     def _emit(self, stream: str, data: dict[str, Any]) -> None:
         self.messages += 1
