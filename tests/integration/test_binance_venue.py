@@ -174,6 +174,8 @@ def test_matching_is_deterministic_and_balances_are_locked_and_released(venue):
         usdt = {k: v for k, v in ex.state["balances"]["USDT"].items()}
     assert order["status"] == "FILLED" and order["fills"][0]["price"] == format(ask, "f")
     assert far["status"] == "NEW" and usdt["locked"] == "100.10000000"  # 0.1 x 1000 plus the 0.1 % fee
+    ioc = ex.place("BUY", "LIMIT", "0.100000", "1000.00", "IOC", "O-ioc")
+    assert ioc["status"] == "EXPIRED" and ex.state["balances"]["USDT"]["locked"] == "100.10000000"
     status, body = call(venue, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1000.000000"}, signed=True)
     assert (status, body["code"]) == (400, -2010)
     cancelled = call(venue, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "O-far"}, signed=True)[1]

@@ -359,6 +359,9 @@ class Exchange:
             fills = []
             if crosses:
                 fills.append(self._fill(order, fill_px, maker=False))
+            elif tif in ("IOC", "FOK"):  # nothing to take now: Binance expires it
+                order["status"], order["isWorking"] = "EXPIRED", False
+                self._report(order, "EXPIRED")
             else:
                 if side == "BUY":
                     self._move(QUOTE, free=-need_quote, locked=need_quote)
