@@ -38,7 +38,7 @@ from nautilus_trader.config import (
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.book import OrderBook  # noqa: F401 - keeps the book types loaded before the loop starts
 from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
-from nautilus_trader.model.enums import BookType, TradingState, position_side_to_str, trading_state_to_str
+from nautilus_trader.model.enums import BookType, OrderType, TradingState, position_side_to_str, trading_state_to_str
 from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
 
 from opslab.engine import nautilus
@@ -49,6 +49,7 @@ INSTRUMENT = "BTCUSDT.BINANCE"
 LOG_FILE_MAX_BYTES = 2_000_000
 LOG_FILE_BACKUPS = 2
 KILL_SWITCH_POLL_S = 0.25
+DRAIN_S = 3.0  # at stop: how long orders in flight may take to be answered
 
 
 @dataclass
@@ -286,6 +287,11 @@ async def _supervise(node: TradingNode, actor: OpsActor, s: Settings, hooks: Hoo
         actor._beat(None)
         await _watch(node, s, hooks)
     hooks.to("stopping", {"reason": hooks.stop_reason})
+    if kernel.trader.is_running:
+        # Strategies first (no new orders), then let orders already sent reach their venue answer over
+        # the user data stream, so the node's record and the venue's agree when the node stops.
+        kernel.trader.stop()
+        await _drain(node)
     actor._beat(None)
     await node.stop_async()
     try:  # the engines' queues end once they are stopped; cancel only what is still running after that
@@ -295,6 +301,24 @@ async def _supervise(node: TradingNode, actor: OpsActor, s: Settings, hooks: Hoo
     except Exception:  # noqa: BLE001 - the node logged it; the run reports the stop reason
         pass
     hooks.timings["stopped"] = hooks.elapsed()
+
+
+def _busy(node: TradingNode) -> bool:
+    """Orders still waiting for their venue answer, or events not yet applied by the engines."""
+    kernel = node.kernel
+    market_open = any(o.order_type == OrderType.MARKET for o in node.cache.orders_open())
+    queued = kernel.exec_engine.cmd_qsize() + kernel.exec_engine.evt_qsize() + kernel.risk_engine.cmd_qsize() + kernel.risk_engine.evt_qsize()
+    return bool(node.cache.orders_inflight()) or market_open or queued > 0
+
+
+async def _drain(node: TradingNode) -> None:
+    """Wait (at most DRAIN_S) until nothing is in flight twice in a row, 0.1 s apart: a market order's
+    NEW, TRADE and account update arrive as one burst, and an event still queued at stop is lost."""
+    until = time.monotonic() + DRAIN_S
+    quiet = 0
+    while quiet < 2 and time.monotonic() < until:
+        quiet = 0 if _busy(node) else quiet + 1
+        await asyncio.sleep(0.1 if quiet else 0.02)
 
 
 async def _watch(node: TradingNode, s: Settings, hooks: Hooks) -> None:

@@ -9,6 +9,7 @@ the resting order cancelled, release resumes, the node stops cleanly at its bar 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -182,3 +183,30 @@ def test_node_fails_cleanly_when_no_venue_answers(tmp_path: Path, lab_root: Path
     assert done.code != 0
     life = json.loads((lab_root / "runs" / "node-it" / "node" / "lifecycle.json").read_text())
     assert life["state"] == "failed" and "fatal" in (life["stop_reason"] or life["transitions"][-1]["reason"] or "")
+
+
+def test_node_stops_cleanly_on_sigterm(tmp_path: Path, lab_root: Path):
+    placeholder = tmp_path / "placeholder.yaml"
+    placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 300))
+    data.prepare(data.DatasetParams.from_spec(spec.load(placeholder).data))
+    venue = BinanceVenue(spec.load(placeholder), speed=600).start()
+    try:
+        spec_file = tmp_path / "node.yaml"
+        spec_file.write_text(_spec_text(venue.url, venue.ws_url, 100_000, duration=120))
+        run_dir = lab_root / "runs" / "node-it"
+        proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "node", "--spec", str(spec_file)], cwd=REPO,
+                                env=tc_env(lab_root, **CREDS), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait(lambda: (b := _read(run_dir / "node" / "heartbeat.json")) and b["state"] == "running", proc, 30, "a running node")
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, err
+        life = json.loads((run_dir / "node" / "lifecycle.json").read_text())
+        assert life["state"] == "stopped" and life["stop_reason"] == "signal SIGTERM"
+        assert run_tc("reconcile", "--spec", str(spec_file), artifacts=lab_root).code == 0
+    finally:
+        venue.stop()
