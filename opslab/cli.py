@@ -175,7 +175,7 @@ def _run_node(args: argparse.Namespace) -> Any:
     from opslab import safety
     from opslab.engine import node
 
-    return node.run_node(_load_spec(args.spec), safety.gate)
+    return node.run_node(_load_spec(args.spec), safety.gate, args.venue_url, args.venue_ws_url)
 
 
 def _group_run(sub: Any) -> None:
@@ -198,6 +198,8 @@ def _group_run(sub: Any) -> None:
   TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-demo.yaml --port 8080 --ws-port 8081 &
   TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc run node --spec fixtures/specs/node-demo.yaml""", _run_node)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: node")
+    p.add_argument("--venue-url", metavar="URL", help="the venue's REST base URL (overrides engine.node.venue_http_url; loopback only)")
+    p.add_argument("--venue-ws-url", metavar="URL", help="the venue's WebSocket base URL (overrides engine.node.venue_ws_url; loopback only)")
     leaf(g, "list", "list runs under the artifacts root", "  tc run list\n  tc run list --json", _run_list)
     p = leaf(g, "show", "show one run's metadata and journal position", "  tc run show demo", _run_show)
     p.add_argument("run_id", metavar="RUN_ID")

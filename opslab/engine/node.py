@@ -101,23 +101,32 @@ class _Lifecycle:
         self.run.event(event, {"reason": reason, **data})
 
 
-def _settings_inputs(spec: RunSpec) -> dict[str, Any]:
+def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None) -> dict[str, Any]:
     from opslab.connectivity.binance.server import credentials
 
     runio.check_kind(spec, "node")
-    node = spec.data["engine"]["node"]
-    for field, value, scheme in (("venue_http_url", node["venue_http_url"], "http"), ("venue_ws_url", node["venue_ws_url"], "ws")):
+    node = dict(spec.data["engine"]["node"])
+    overrides = {"venue_http_url": http_url, "venue_ws_url": ws_url}
+    for field, scheme in (("venue_http_url", "http"), ("venue_ws_url", "ws")):
+        value = overrides[field] or node[field]
+        where = {"venue_http_url": "--venue-url", "venue_ws_url": "--venue-ws-url"}[field] if overrides[field] else f"{spec.path}: /engine/node/{field}"
+        if not value.startswith(scheme + "://") or value.endswith("/") or "?" in value:
+            raise InputError(f"{where}: {value!r}: expected {scheme}://127.0.0.1, localhost or [::1] with a port, no path")
         try:
-            urls.parse("http" + value[len(scheme):] if value.startswith(scheme + "://") else value)
+            parsed = urls.parse("http" + value[len(scheme):])
         except InputError as exc:
-            raise InputError(f"{spec.path}: /engine/node/{field}: {exc}") from None
+            raise InputError(f"{where}: {str(exc).removeprefix('--url: ')}") from None
+        if parsed.path != "/":
+            raise InputError(f"{where}: {value!r}: expected a base URL without a path")
+        node[field] = value
     key, secret = credentials(spec)
     return {"node": node, "api_key": key, "api_secret": secret}
 
 
-def run_node(spec: RunSpec, gate: Callable[[], "str | None"]) -> Result:
-    """Run the spec's live paper node to its bound; ok when the run already stopped."""
-    inputs = _settings_inputs(spec)
+def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | None = None, ws_url: str | None = None) -> Result:
+    """Run the spec's live paper node to its bound; ok when the run already stopped. HTTP_URL/WS_URL
+    override the spec's venue URLs (where the venue listens is deployment, not the experiment)."""
+    inputs = _settings_inputs(spec, http_url, ws_url)
     node = inputs["node"]
     runio.dataset(spec)  # the venue replays it; the run links it
     run = NodeRun(spec)

@@ -172,6 +172,9 @@ def test_node_preflight_refuses_missing_credentials_and_wrong_kind(tmp_path: Pat
     bad.write_text(_spec_text("http://10.0.0.1:8080", "ws://127.0.0.1:9", 10))
     done = run_tc("run", "node", "--spec", str(bad), artifacts=lab_root, **CREDS)
     assert done.code == 2 and "venue_http_url" in done.err
+    for flag, url in (("--venue-url", "http://example.com:80"), ("--venue-ws-url", "http://127.0.0.1:8081"), ("--venue-url", "http://127.0.0.1:8080/x")):
+        done = run_tc("run", "node", "--spec", str(spec_file), flag, url, artifacts=lab_root, **CREDS)
+        assert done.code == 2 and done.err.startswith(f"error: {flag}:"), done.err
 
 
 def test_node_fails_cleanly_when_no_venue_answers(tmp_path: Path, lab_root: Path):
@@ -191,10 +194,11 @@ def test_node_stops_cleanly_on_sigterm(tmp_path: Path, lab_root: Path):
     data.prepare(data.DatasetParams.from_spec(spec.load(placeholder).data))
     venue = BinanceVenue(spec.load(placeholder), speed=600).start()
     try:
-        spec_file = tmp_path / "node.yaml"
-        spec_file.write_text(_spec_text(venue.url, venue.ws_url, 100_000, duration=120))
+        spec_file = tmp_path / "node.yaml"  # the venue's address comes from the command line here
+        spec_file.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 100_000, duration=120))
         run_dir = lab_root / "runs" / "node-it"
-        proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "node", "--spec", str(spec_file)], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "node", "--spec", str(spec_file), "--venue-url", venue.url,
+                                 "--venue-ws-url", venue.ws_url], cwd=REPO,
                                 env=tc_env(lab_root, **CREDS), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             _wait(lambda: (b := _read(run_dir / "node" / "heartbeat.json")) and b["state"] == "running", proc, 30, "a running node")
