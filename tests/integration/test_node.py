@@ -20,6 +20,7 @@ import pytest
 
 from conftest import REPO, run_tc, tc_env
 from opslab import data, journal, safety, spec
+from opslab.connectivity.binance import streams
 from opslab.connectivity.binance.server import BinanceVenue
 
 pytestmark = pytest.mark.integration
@@ -75,7 +76,8 @@ def _wait(predicate, proc: subprocess.Popen, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_node_trades_halts_resumes_stops_and_reconciles(tmp_path: Path, lab_root: Path):
+def test_node_trades_halts_resumes_stops_and_reconciles(tmp_path: Path, lab_root: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(streams, "PING_INTERVAL_S", 0.5)  # the node must answer the venue's keepalive pings
     # 30 bars per second: the smoke strategy trades every 60 bars, the bound of 300 bars is ~10 s of replay
     placeholder = tmp_path / "placeholder.yaml"
     placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 300))
@@ -109,6 +111,7 @@ def test_node_trades_halts_resumes_stops_and_reconciles(tmp_path: Path, lab_root
     finally:
         venue.stop()
     assert proc.returncode == 0, err
+    assert "Traceback" not in err and "exception" not in err, err  # e.g. a ping payload the client cannot echo
     result = json.loads(out.strip().splitlines()[-1])
     assert result["status"] == "changed" and result["data"]["first_fill_seconds"] > 0
 

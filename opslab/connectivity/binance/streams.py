@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 MARKET_STREAMS = {f"{SYMBOL.lower()}@{s}" for s in ("trade", "kline_1m", "bookTicker", "depth", "depth@100ms")}
 MAX_MESSAGE = 4096  # client frames are subscription requests: small
 MAX_STREAMS = 32
+PING_INTERVAL_S = 20.0
 
 
 class Hub:
@@ -41,16 +42,33 @@ class Hub:
         self.lock = threading.Lock()
         self.subs: dict[ServerConnection, set[str]] = {}
         self.sent = 0
+        # The library's own keepalive pings carry 4 random bytes; NautilusTrader 1.221's Binance client
+        # echoes a ping payload as text and fails on non-UTF-8 bytes, so the venue pings itself, as
+        # Binance does, with a text payload (the server time).
         self.server = serve(self._handle, venue.host, port, process_request=self._admit, max_size=MAX_MESSAGE,
-                            ping_interval=20, ping_timeout=20, compression=None)
+                            ping_interval=None, compression=None)
         self.thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pinger = threading.Thread(target=self._ping_all, name="venue-ws-ping", daemon=True)
         self.port: int = self.server.socket.getsockname()[1]
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self.server.serve_forever, name="venue-ws", daemon=True)
         self.thread.start()
+        self._pinger.start()
+
+    def _ping_all(self) -> None:
+        while not self._stop.wait(PING_INTERVAL_S):
+            with self.lock:
+                conns = list(self.subs)
+            for conn in conns:
+                try:
+                    conn.ping(str(int(time.time() * 1000)))
+                except (ConnectionClosed, RuntimeError):
+                    pass
 
     def stop(self) -> None:
+        self._stop.set()
         self.server.shutdown()
         if self.thread:
             self.thread.join(timeout=5)
