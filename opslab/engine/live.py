@@ -15,6 +15,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -350,6 +351,9 @@ def _read(node: TradingNode, strategy: SmokeStrategy, instrument_id: InstrumentI
         raise RuntimeError(f"{hooks.stop_reason or 'stopped'}; the node never loaded the instrument or the account (see node/node*.log)")
     session = SimpleNamespace(engine=node, strategy=strategy, venue=Venue(BINANCE), instrument=instrument)
     state = nautilus.read_state(session, "node", run_id)  # type: ignore[arg-type]
+    # After a restart, reconciliation may hold the instrument in more than one open position (per
+    # strategy, or EXTERNAL for orders the node did not place): the account's exposure is their net.
+    state["final_state"]["positions"] = _net_positions(node, instrument_id)
     reports = {}
     for name, make in (("orders", node.trader.generate_orders_report), ("fills", node.trader.generate_fills_report),
                        ("positions", node.trader.generate_positions_report)):
@@ -361,6 +365,13 @@ def _read(node: TradingNode, strategy: SmokeStrategy, instrument_id: InstrumentI
     state["nautilus_reports"] = reports
     state["first_fill_seconds"] = _first_fill(node, hooks)
     return state
+
+
+def _net_positions(node: TradingNode, instrument_id: InstrumentId) -> list[dict[str, str]]:
+    net = sum((p.signed_decimal_qty() for p in node.cache.positions_open(instrument_id=instrument_id)), Decimal(0))
+    if not net:
+        return []
+    return [{"instrument": instrument_id.value, "side": "LONG" if net > 0 else "SHORT", "quantity": nautilus._dec(abs(net))}]
 
 
 def _first_fill(node: TradingNode, hooks: Hooks) -> float | None:

@@ -217,3 +217,44 @@ def test_node_stops_cleanly_on_sigterm(tmp_path: Path, lab_root: Path):
         assert run_tc("reconcile", "--spec", str(spec_file), artifacts=lab_root).code == 0
     finally:
         venue.stop()
+
+
+def test_node_killed_mid_run_restart_flattens_the_position_in_its_books_and_reconcile_catches_it(tmp_path: Path, lab_root: Path):
+    """Measured NautilusTrader 1.221.0 behaviour (the incident class of nautilus_trader #3104/#4736):
+    the killed node bought 0.01 BTC; the restarted node rebuilds that fill as an EXTERNAL position,
+    but the Binance spot execution client reports no positions (a cash account has none), so startup
+    reconciliation books an inferred INTERNAL-DIFF fill that flattens it, in the node's books only:
+    no order reaches the venue, which still holds the BTC. `tc reconcile` (node vs venue) must catch
+    exactly that difference. If a NautilusTrader upgrade changes this, this test says so."""
+    placeholder = tmp_path / "placeholder.yaml"
+    placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 300))
+    data.prepare(data.DatasetParams.from_spec(spec.load(placeholder).data))
+    venue = BinanceVenue(spec.load(placeholder), speed=300).start()  # slow: kill between the first buy and its sell
+    try:
+        spec_file = tmp_path / "node.yaml"
+        spec_file.write_text(_spec_text(venue.url, venue.ws_url, 200))
+        run_dir = lab_root / "runs" / "node-it"
+        proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "node", "--spec", str(spec_file)], cwd=REPO,
+                                env=tc_env(lab_root, **CREDS), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait(lambda: venue.exchange.state["trades"], proc, 30, "the first fill at the venue")
+        finally:
+            proc.kill()  # SIGKILL: no stop, no drain, the lifecycle stays 'running'
+            proc.communicate()
+        # the killed node left a long position the restarted node only learns from the venue (an EXTERNAL position)
+        assert len(venue.exchange.state["trades"]) == 1 and venue.exchange.state["trades"][0]["isBuyer"]
+        venue.exchange.speed = 2400
+        assert json.loads((run_dir / "node" / "lifecycle.json").read_text())["state"] == "running"
+        done = run_tc("run", "node", "--spec", str(spec_file), artifacts=lab_root, timeout=120, **CREDS)
+        assert done.code == 0, done.out + done.err
+        life = json.loads((run_dir / "node" / "lifecycle.json").read_text())
+        assert [t["state"] for t in life["transitions"]].count("starting") == 2 and life["state"] == "stopped"
+        positions = json.loads((run_dir / "positions.json").read_text())["positions"]
+        ids = {p["position_id"] for p in positions if p["is_open"]}
+        assert {"BTCUSDT.BINANCE-EXTERNAL", "BTCUSDT.BINANCE-INTERNAL-DIFF"} <= ids
+        assert run_tc("reconcile", "--spec", str(spec_file), artifacts=lab_root).code == 4
+        recon = json.loads((run_dir / "reconciliation.json").read_text())
+        wrong = [(c["kind"], c["field"], c["expected"], c["observed"]) for c in recon["checks"] if c["status"] == "mismatch"]
+        assert wrong == [("position", "quantity", "0.02", "0.01")]  # the venue holds the killed run's 0.01 BTC, the node forgot it
+    finally:
+        venue.stop()

@@ -166,7 +166,6 @@ class Exchange:
             self.save()
 
     def _replay(self) -> None:
-        pause = BAR_MS / 1000.0 / self.speed / 4
         due = time.monotonic()  # absolute schedule: processing time does not slow the replay down
         while not self._stop.is_set():
             with self.lock:
@@ -176,6 +175,7 @@ class Exchange:
                     return
                 bar = self.bars[cursor]
             for point in price_points(bar):
+                pause = BAR_MS / 1000.0 / self.speed / 4  # read every time: the speed may be changed while it runs
                 due = max(due + pause, time.monotonic() - 1.0)  # after a stall, catch up at most one second
                 if self._stop.wait(max(0.0, due - time.monotonic())):
                     return
