@@ -296,3 +296,26 @@ def test_cli_venue_serve_bad_input_is_one_line_exit_2(tmp_path):
     done = run_tc("venue", "serve", "--spec", str(spec_file), "--speed", "0", artifacts=tmp_path / "artifacts",
                   TC_TEST_BINANCE_KEY="k", TC_TEST_BINANCE_SECRET="s")
     assert done.code == 2 and "--speed" in done.err
+
+
+def test_trade_and_order_history_pages_and_filters_like_binance(venue):
+    venue.exchange.start_replay()
+    wait_for(lambda: venue.exchange.last_price, what="a price")
+    for i in range(3):
+        venue.exchange.place("BUY", "MARKET", "0.001000", None, None, f"O-h{i}")
+
+    def get(path: str, **params: Any) -> Any:
+        status, body = call(venue, "GET", path, {"symbol": "BTCUSDT", **params}, signed=True)
+        return body if status == 200 else (status, body["code"])
+
+    assert [t["id"] for t in get("/api/v3/myTrades", fromId=2)] == [2, 3]
+    assert [t["id"] for t in get("/api/v3/myTrades", limit=1)] == [3]
+    assert [t["orderId"] for t in get("/api/v3/myTrades", orderId=2)] == [2]
+    assert get("/api/v3/myTrades", fromId=1, startTime=0) == (400, -1128)
+    assert [o["orderId"] for o in get("/api/v3/allOrders", orderId=2)] == [2, 3]
+    assert get("/api/v3/allOrders", startTime=int(time.time() * 1000) + 60_000) == []
+    from opslab.connectivity.binance import record
+
+    assert [t["id"] for t in record.all_trades(venue.url, KEY, SECRET)] == [1, 2, 3]
+    assert record.counts(venue.url, KEY, SECRET) == {"venue_orders": 3, "venue_trades": 3, "venue_orders_canceled": 0}
+    assert record.fetch(venue.url, KEY, SECRET, "venue-test")["positions"] == [{"instrument": "BTCUSDT.BINANCE", "side": "LONG", "quantity": "0.003"}]

@@ -77,6 +77,10 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _in_window(ts: int, start_ms: int | None, end_ms: int | None) -> bool:
+    return (start_ms is None or ts >= start_ms) and (end_ms is None or ts <= end_ms)
+
+
 def load_bars(path: Path, limit: int) -> list[tuple[str, ...]]:
     """(ts_close, open, high, low, close, volume) rows of a dataset's bars.csv, at most LIMIT."""
     rows: list[tuple[str, ...]] = []
@@ -306,13 +310,21 @@ class Exchange:
         with self.lock:
             return [dict(o) for o in self.state["orders"] if o["status"] in ("NEW", "PARTIALLY_FILLED")]
 
-    def all_orders(self, limit: int) -> list[dict[str, Any]]:
+    def all_orders(self, limit: int, from_order_id: int | None = None, start_ms: int | None = None,
+                   end_ms: int | None = None) -> list[dict[str, Any]]:
+        """Binance's allOrders: orderId >= FROM_ORDER_ID ascending, else the most recent LIMIT; time filters."""
         with self.lock:
-            return [dict(o) for o in self.state["orders"][-limit:]]
+            rows = [o for o in self.state["orders"] if _in_window(o["time"], start_ms, end_ms)
+                    and (from_order_id is None or o["orderId"] >= from_order_id)]
+            return [dict(o) for o in (rows[:limit] if from_order_id is not None else rows[-limit:])]
 
-    def my_trades(self, limit: int) -> list[dict[str, Any]]:
+    def my_trades(self, limit: int, from_id: int | None = None, order_id: int | None = None, start_ms: int | None = None,
+                  end_ms: int | None = None) -> list[dict[str, Any]]:
+        """Binance's myTrades: id >= FROM_ID ascending, else the most recent LIMIT; order and time filters."""
         with self.lock:
-            return [dict(t) for t in self.state["trades"][-limit:]]
+            rows = [t for t in self.state["trades"] if _in_window(t["time"], start_ms, end_ms)
+                    and (from_id is None or t["id"] >= from_id) and (order_id is None or t["orderId"] == order_id)]
+            return [dict(t) for t in (rows[:limit] if from_id is not None else rows[-limit:])]
 
     def place(self, side: str, type_: str, quantity: str, price: str | None, tif: str | None, client_id: str | None) -> dict[str, Any]:
         """POST /api/v3/order: accept (NEW), then fill or rest; the FULL response."""

@@ -21,6 +21,7 @@ from opslab.connectivity.binance.exchange import SYMBOL
 
 INSTRUMENT = f"{SYMBOL}.BINANCE"
 MAX_ANSWER = 8 * 1024 * 1024
+MAX_PAGES = 100
 
 
 class RecordError(Exception):
@@ -54,7 +55,7 @@ def fetch(base: str, key: str, secret: str, run_id: str, timeout_s: float = 5.0)
     """The account as the venue records it, in the state_snapshot format (source: venue)."""
     account = _get(base, "/api/v3/account", key, secret, {}, timeout_s)
     open_orders = _get(base, "/api/v3/openOrders", key, secret, {"symbol": SYMBOL}, timeout_s)
-    trades = _get(base, "/api/v3/myTrades", key, secret, {"symbol": SYMBOL, "limit": 1000}, timeout_s)
+    trades = all_trades(base, key, secret, timeout_s)
     net = sum((Decimal(t["qty"]) if t["isBuyer"] else -Decimal(t["qty"]) for t in trades), Decimal(0))
     positions = [{"instrument": INSTRUMENT, "side": "LONG" if net > 0 else "SHORT", "quantity": _norm(abs(net))}] if net else []
     orders = []
@@ -70,9 +71,26 @@ def fetch(base: str, key: str, secret: str, run_id: str, timeout_s: float = 5.0)
             }
 
 
+def _paged(base: str, path: str, id_param: str, id_field: str, key: str, secret: str, timeout_s: float) -> list[dict[str, Any]]:
+    """Every row of a Binance list endpoint, 1,000 at a time by ascending id (bounded by MAX_PAGES)."""
+    rows: list[dict[str, Any]] = []
+    next_id = 0
+    for _ in range(MAX_PAGES):
+        page = _get(base, path, key, secret, {"symbol": SYMBOL, id_param: next_id, "limit": 1000}, timeout_s)
+        rows += page
+        if len(page) < 1000:
+            return rows
+        next_id = page[-1][id_field] + 1
+    raise RecordError(f"{path}: more than {MAX_PAGES * 1000} rows")
+
+
+def all_trades(base: str, key: str, secret: str, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+    return _paged(base, "/api/v3/myTrades", "fromId", "id", key, secret, timeout_s)
+
+
 def counts(base: str, key: str, secret: str, timeout_s: float = 5.0) -> dict[str, int]:
     """How many orders and trades the venue holds for the account (for the run's summary)."""
-    orders = _get(base, "/api/v3/allOrders", key, secret, {"symbol": SYMBOL, "limit": 1000}, timeout_s)
-    trades = _get(base, "/api/v3/myTrades", key, secret, {"symbol": SYMBOL, "limit": 1000}, timeout_s)
+    orders = _paged(base, "/api/v3/allOrders", "orderId", "orderId", key, secret, timeout_s)
+    trades = all_trades(base, key, secret, timeout_s)
     return {"venue_orders": len(orders), "venue_trades": len(trades),
             "venue_orders_canceled": sum(1 for o in orders if o["status"] == "CANCELED")}

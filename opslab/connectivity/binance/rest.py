@@ -105,14 +105,21 @@ def _keepalive(venue: "BinanceVenue", p: dict[str, str]) -> Any:
     return {}
 
 
+def _opt_int(params: dict[str, str], name: str) -> int | None:
+    return _int(params, name, 0, -(2**63), 2**63 - 1) if params.get(name) else None
+
+
 def _all_orders(venue: "BinanceVenue", p: dict[str, str]) -> Any:
     _symbol(p)
-    return venue.exchange.all_orders(_int(p, "limit", 500, 1, 1000))
+    return venue.exchange.all_orders(_int(p, "limit", 500, 1, 1000), _opt_int(p, "orderId"), _opt_int(p, "startTime"), _opt_int(p, "endTime"))
 
 
 def _my_trades(venue: "BinanceVenue", p: dict[str, str]) -> Any:
     _symbol(p)
-    return venue.exchange.my_trades(_int(p, "limit", 500, 1, 1000))
+    if (p.get("fromId") or p.get("orderId")) and (p.get("startTime") or p.get("endTime")):
+        raise VenueError(400, -1128, "Combination of optional parameters invalid.")
+    return venue.exchange.my_trades(_int(p, "limit", 500, 1, 1000), _opt_int(p, "fromId"), _opt_int(p, "orderId"),
+                                    _opt_int(p, "startTime"), _opt_int(p, "endTime"))
 
 
 def _open_orders(venue: "BinanceVenue", p: dict[str, str]) -> Any:
