@@ -243,6 +243,10 @@ def test_faults_apply_to_rest_and_websocket(venue):
         with pytest.raises(ConnectionClosed):
             for _ in range(200):
                 ws.recv(timeout=2)
+    venue.set_faults({"frozen_time": True})
+    frozen = call(venue, "GET", "/api/v3/time")[1]["serverTime"]
+    time.sleep(0.05)
+    assert call(venue, "GET", "/api/v3/time")[1]["serverTime"] == frozen
     venue.set_faults({"stale_book": True})
     first = venue.exchange.state["update_id"]
     time.sleep(0.2)

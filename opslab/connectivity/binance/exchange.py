@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import secrets
+import sys
 import threading
 import time
 from decimal import ROUND_DOWN, Decimal
@@ -113,6 +114,7 @@ class Exchange:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._saved_at = 0.0
+        self.replay_error: str | None = None
         if state_path.exists() and not reset:
             self.state = self._load(run_id, dataset_id)
         else:
@@ -170,6 +172,13 @@ class Exchange:
             self.save()
 
     def _replay(self) -> None:
+        try:
+            self._replay_bars()
+        except Exception as exc:  # a dead replay must not look like a quiet market: say so once, keep serving
+            self.replay_error = f"{type(exc).__name__}: {exc}"
+            print(f"venue: replay stopped: {self.replay_error}", file=sys.stderr, flush=True)
+
+    def _replay_bars(self) -> None:
         due = time.monotonic()  # absolute schedule: processing time does not slow the replay down
         while not self._stop.is_set():
             with self.lock:

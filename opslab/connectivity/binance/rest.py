@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from opslab.connectivity import venue_stub
 from opslab.connectivity.binance import auth
-from opslab.connectivity.binance.exchange import QUOTE, BASE, SYMBOL, VenueError, now_ms
+from opslab.connectivity.binance.exchange import QUOTE, BASE, SYMBOL, VenueError
 
 if TYPE_CHECKING:
     from opslab.connectivity.binance.server import BinanceVenue
@@ -66,7 +66,7 @@ def exchange_info(venue: "BinanceVenue", params: dict[str, str]) -> Any:
     for key in ("symbol", "symbols"):
         if key in params and SYMBOL not in params[key]:
             raise VenueError(400, -1121, "Invalid symbol.")
-    return {"timezone": "UTC", "serverTime": now_ms(),
+    return {"timezone": "UTC", "serverTime": venue.server_time_ms(),
             "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
                            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
                            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000}],
@@ -146,7 +146,7 @@ def _klines(venue: "BinanceVenue", p: dict[str, str]) -> Any:
 
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v3/ping"): Route(NONE, 1, lambda v, p: {}),
-    ("GET", "/api/v3/time"): Route(NONE, 1, lambda v, p: {"serverTime": now_ms()}),
+    ("GET", "/api/v3/time"): Route(NONE, 1, lambda v, p: {"serverTime": v.server_time_ms()}),
     ("GET", "/api/v3/exchangeInfo"): Route(NONE, 20, exchange_info),
     ("GET", "/api/v3/depth"): Route(NONE, 5, _depth),
     ("GET", "/api/v3/klines"): Route(NONE, 2, _klines),

@@ -82,6 +82,11 @@ class BinanceVenue:
         if self.hub is not None:
             self.hub.publish(stream, payload)
 
+    def server_time_ms(self) -> int:
+        """Wall-clock milliseconds, or the instant the frozen_time fault froze it."""
+        frozen = self.faults.frozen_ms
+        return frozen if frozen is not None else exchange.now_ms()
+
     def count_request(self) -> None:
         with self._count_lock:
             self.requests += 1
@@ -130,7 +135,8 @@ class BinanceVenue:
             counted = dict(self.faults.stats)
         assert self.hub is not None
         return {**counted, "ws_messages_sent": self.hub.sent, "market_events": self.exchange.messages,
-                "replay_cursor": self.exchange.state["replay"]["cursor"], "bars_total": len(self.exchange.bars)}
+                "replay_cursor": self.exchange.state["replay"]["cursor"], "bars_total": len(self.exchange.bars),
+                "replay_error": self.exchange.replay_error}
 
     def __enter__(self) -> "BinanceVenue":
         return self.start()
