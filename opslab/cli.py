@@ -203,6 +203,13 @@ def _run_paper(args: argparse.Namespace, report: Reporter) -> Any:
     return paper.run_paper(_load_spec(args.spec), [kill_switch], [kill_switch], progress=_progress(args, "step"), check=args.check)
 
 
+def _run_node(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import safety
+    from opslab.engine import node
+
+    return node.run_node(_load_spec(args.spec), safety.gate, args.venue_url, args.venue_ws_url, check=args.check)
+
+
 def _group_run(sub: Any) -> None:
     g = group(sub, "run", "initialize, run and inspect runs")
     p = leaf(g, "init", "create the run folder for a spec (ok when it already exists with the same spec)", """
@@ -221,6 +228,13 @@ def _group_run(sub: Any) -> None:
   tc run paper --spec fixtures/specs/paper-demo.yaml
   tc run paper --spec fixtures/specs/paper-demo.yaml --json   # lifecycle history as JSON""", _run_paper)
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: paper")
+    _check_flag(p)
+    p = leaf(g, "node", "run a live paper node: a real TradingNode with the Binance adapter against `tc venue serve --spec` on 127.0.0.1", """
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-demo.yaml --port 8080 --ws-port 8081 &
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc run node --spec fixtures/specs/node-demo.yaml""", _run_node)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: node")
+    p.add_argument("--venue-url", metavar="URL", help="the venue's REST base URL (overrides engine.node.venue_http_url; loopback only)")
+    p.add_argument("--venue-ws-url", metavar="URL", help="the venue's WebSocket base URL (overrides engine.node.venue_ws_url; loopback only)")
     _check_flag(p)
     leaf(g, "list", "list runs under the artifacts root", "  tc run list\n  tc run list --json", _run_list)
     p = leaf(g, "show", "show one run's metadata and journal position", "  tc run show demo", _run_show)
@@ -336,9 +350,29 @@ def _venue_serve(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.connectivity import venue_stub
     from opslab.result import Result
 
+    if args.spec:
+        return _venue_serve_binance(args, report)
     venue = venue_stub.FakeVenue(args.host, args.port, venue_stub.parse_faults(args.fault))
     httpserver.serve_until_signal(venue.server, lambda url: report.event("listening", f"listening on {url}", url=url))
     return Result("ok", f"fake venue on {venue.url} stopped", data={"url": venue.url, "stats": venue.state.stats})
+
+
+def _venue_serve_binance(args: argparse.Namespace, report: Reporter) -> Any:
+    import signal
+    import threading
+
+    from opslab.connectivity import venue_stub
+    from opslab.connectivity.binance.server import BinanceVenue
+    from opslab.result import Result
+
+    venue = BinanceVenue(_load_spec(args.spec), args.host, args.port, venue_stub.parse_faults(args.fault), speed=args.speed,
+                         reset=args.reset, replay_now=args.replay_now, ws_port=args.ws_port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    venue.serve(on_ready=lambda v: report.event("listening", f"listening on {v.url} websocket {v.ws_url} state {v.state_path}",
+                                                url=v.url, ws_url=v.ws_url), stop=stop)
+    return Result("ok", f"Binance venue on {venue.url} stopped", data={"url": venue.url, "ws_url": venue.ws_url, "stats": venue.stats()})
 
 
 def _group_connectivity(sub: Any) -> None:
@@ -358,11 +392,18 @@ def _group_connectivity(sub: Any) -> None:
     p = leaf(g, "serve", "serve the fake venue until SIGINT/SIGTERM; prints `listening on URL` first", """
   tc venue serve --port 0                      # a free port; the first line says which
   tc venue serve --port 8080 --fault latency=200 --fault rate_limit=20/10
-  curl -X POST -d '{"faults": ["drop"]}' http://127.0.0.1:8080/admin/faults   # switch faults at runtime""", _venue_serve)
+  curl -X POST -d '{"faults": ["drop"]}' http://127.0.0.1:8080/admin/faults   # switch faults at runtime
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-demo.yaml --speed 600   # Binance Spot for a node""", _venue_serve)
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or ::1; nothing else")
     p.add_argument("--port", type=port_number, default=0, help="port, 0 for a free one (default)")
     p.add_argument("--fault", action="append", default=[], metavar="MODE",
                    help="latency=MS, error_5xx, rate_limit=WEIGHT[/SECONDS], drop[=K], frozen_time, stale_book, sequence_gap=N")
+    p.add_argument("--spec", metavar="SPEC", help="serve Binance Spot REST + WebSocket for this spec (replays its dataset; "
+                   "API key/secret from its connectivity_readiness env names); see docs/node.md")
+    p.add_argument("--ws-port", type=port_number, default=0, help="with --spec: WebSocket port, 0 for a free one (default)")
+    p.add_argument("--speed", type=float, default=60.0, help="with --spec: dataset minutes replayed per wall-clock minute (default 60)")
+    p.add_argument("--replay-now", action="store_true", help="with --spec: start the replay at once (default: at the first market subscription)")
+    p.add_argument("--reset", action="store_true", help="with --spec: discard the venue's saved state (orders, trades, balances, replay position)")
 
 
 # --- metrics ----------------------------------------------------------------------------------

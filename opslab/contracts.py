@@ -6,6 +6,7 @@ Schemas are found next to the package in a checkout, or inside an installed whee
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from dataclasses import dataclass
@@ -40,10 +41,11 @@ class Artifact:
         return self.path.endswith(".jsonl")
 
     def matches(self, rel: str) -> bool:
-        """True when REL (relative to the artifact's scope) is this artifact's path."""
+        """True when REL (relative to the artifact's scope) is this artifact's path (a `*` in a
+        segment matches within that segment only)."""
         pattern = self.path.split("/")
         parts = rel.split("/")
-        return len(parts) == len(pattern) and all(p == "*" or p == q for p, q in zip(pattern, parts, strict=True))
+        return len(parts) == len(pattern) and all(fnmatch.fnmatchcase(q, p) for p, q in zip(pattern, parts, strict=True))
 
 
 # THE registry: every artifact tc writes, declared once. Writers, the report, `tc artifacts verify`,
@@ -64,11 +66,19 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
              "the latest readiness evaluation", "observations/connectivity_readiness.jsonl"),
     Artifact("connectivity_probe", "connectivity_probe.json", "connectivity_probe", "run", "observation", "the latest probe",
              "observations/connectivity_probe.jsonl"),
+    Artifact("node_lifecycle", "node/lifecycle.json", "node_lifecycle", "run", "state", "the live node's lifecycle and its transitions"),
+    Artifact("node_heartbeat", "node/heartbeat.json", "node_heartbeat", "run", "observation", "the live node's latest heartbeat",
+             "node/heartbeats.jsonl"),
+    Artifact("node_log", "node/node*.log", None, "run", "log", "the node's NautilusTrader log (bounded, rotated)"),
+    Artifact("node_reports", "node/reports/*.csv", None, "run", "output", "NautilusTrader's own orders/fills/positions/account reports"),
+    Artifact("venue_record", "venue_record.json", "state_snapshot", "run", "output", "the venue's own record of the node's account"),
     Artifact("report", "report.md", None, "run", "derived", "the run report, rendered from the artifacts"),
     Artifact("report_html", "report.html", None, "run", "derived", "the run report as a self-contained page with charts"),
     Artifact("manifest", "manifest.json", "manifest", "run", "derived", "sha256 of every other file of the run"),
     Artifact("dataset_manifest", "datasets/*/manifest.json", "dataset_manifest", "root", "state", "a dataset's fingerprint, rows and range"),
     Artifact("dataset_bars", "datasets/*/bars.csv", None, "root", "state", "a dataset's bars (CSV, close time first)"),
+    Artifact("venue_state", "venue/*/state.json", "venue_state", "root", "state",
+             "the Binance-compatible venue's orders, trades, balances and replay cursor"),
     Artifact("kill_switch", "state/kill_switch.json", "kill_switch", "root", "state", "the kill switch, derived from its history"),
     Artifact("kill_switch_events", "state/kill_switch_events.jsonl", "kill_switch_event", "root", "log",
              "the kill switch's history, hash-chained (the truth)"),

@@ -89,6 +89,8 @@ def reconcile(spec: RunSpec, expected_file: str | None = None, observed_file: st
         exp_path = Path(expected_file)
     elif conf.get("expected"):
         exp_path = spec.resolve(conf["expected"])
+    elif spec.data["engine"]["kind"] == "node":  # a node run: the venue's own record is the expected side
+        exp_path = runs.path_of(runs.run_dir(spec.run_id), "venue_record")
     else:
         raise InputError(f"{spec.path}: /reconciliation/expected: not set; name an expected-state file there or pass --expected FILE")
     expected = load_state(exp_path, "expected")

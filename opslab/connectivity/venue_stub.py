@@ -203,49 +203,19 @@ class _Handler(BaseHTTPRequestHandler):
     # --- the public API ----------------------------------------------------------------------
     def _public(self, path: str) -> None:
         v = self.venue
-        with v.lock:
-            v.stats["requests"] += 1
-            faults = dict(v.faults)
-            if faults.get("drop"):
-                v.stats["dropped"] += 1
-                if faults["drop"] is not True:  # drop=K: only the next K requests
-                    v.faults["drop"] = faults["drop"] - 1 or False
-        if faults.get("drop"):
+        if path not in WEIGHTS:
+            with v.lock:
+                v.stats["requests"] += 1
+            return self._send(404, {"code": -1100, "msg": f"unknown endpoint {path}"})
+        verdict = admit(v, WEIGHTS[path])
+        if verdict.action == "drop":
             self.close_connection = True
             return  # no status line: the client sees the connection close
-        if faults.get("latency_ms"):
-            time.sleep(faults["latency_ms"] / 1000.0)
-        if path not in WEIGHTS:
-            return self._send(404, {"code": -1100, "msg": f"unknown endpoint {path}"})
+        if verdict.status != 200:
+            return self._send(verdict.status, verdict.body, verdict.headers)
         with v.lock:
-            limit = faults.get("rate_limit")
-            headers = {}
-            if limit:
-                now = time.monotonic()
-                if now - v.window_start >= limit["window_s"]:
-                    v.window_start, v.used_weight = now, 0
-                if v.used_weight + WEIGHTS[path] > limit["weight"]:
-                    v.stats["throttled"] += 1
-                    retry = max(1, math.ceil(limit["window_s"] - (now - v.window_start)))
-                    headers = {"Retry-After": str(retry), "X-MBX-USED-WEIGHT-1M": str(v.used_weight)}
-                    status = 429
-                else:
-                    v.used_weight += WEIGHTS[path]
-                    headers = {"X-MBX-USED-WEIGHT-1M": str(v.used_weight)}
-                    status = 200
-            else:
-                status = 200
-            if status == 200 and faults.get("error_5xx"):
-                v.stats["errors"] += 1
-                status = 503
-            if status == 200:
-                v.stats["served"] += 1
-                body = self._answer(path, faults)
-        if status == 429:
-            return self._send(429, {"code": -1003, "msg": "Too many requests; honour Retry-After."}, headers)
-        if status == 503:
-            return self._send(503, {"code": -1001, "msg": "Internal error; please try again."})
-        self._send(200, body, headers)
+            body = self._answer(path, verdict.faults)
+        self._send(200, body, verdict.headers)
 
     def _answer(self, path: str, faults: dict[str, Any]) -> Any:
         v = self.venue
@@ -276,6 +246,53 @@ class _Handler(BaseHTTPRequestHandler):
             return min(high, max(low, int(values[0]))) if values else default
         except ValueError:
             return default
+
+
+@dataclass
+class Verdict:
+    """What the fault switch says about one request: serve (status 200), answer an error, or drop."""
+
+    action: str  # serve | error | drop
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    faults: dict[str, Any] = field(default_factory=dict)
+
+
+def admit(v: VenueState, weight: int) -> Verdict:
+    """Apply the active faults to one request of WEIGHT (counts it in v.stats); sleeps for latency.
+
+    Shared by the fake venue's REST handler and the Binance venue's REST and WebSocket surfaces.
+    """
+    with v.lock:
+        v.stats["requests"] += 1
+        faults = dict(v.faults)
+        if faults.get("drop"):
+            v.stats["dropped"] += 1
+            if faults["drop"] is not True:  # drop=K: only the next K requests
+                v.faults["drop"] = faults["drop"] - 1 or False
+            return Verdict("drop", faults=faults)
+    if faults.get("latency_ms"):
+        time.sleep(faults["latency_ms"] / 1000.0)
+    with v.lock:
+        limit = faults.get("rate_limit")
+        headers: dict[str, str] = {}
+        if limit:
+            now = time.monotonic()
+            if now - v.window_start >= limit["window_s"]:
+                v.window_start, v.used_weight = now, 0
+            if v.used_weight + weight > limit["weight"]:
+                v.stats["throttled"] += 1
+                retry = max(1, math.ceil(limit["window_s"] - (now - v.window_start)))
+                return Verdict("error", 429, {"code": -1003, "msg": "Too many requests; honour Retry-After."},
+                               {"Retry-After": str(retry), "X-MBX-USED-WEIGHT-1M": str(v.used_weight)}, faults)
+            v.used_weight += weight
+            headers = {"X-MBX-USED-WEIGHT-1M": str(v.used_weight)}
+        if faults.get("error_5xx"):
+            v.stats["errors"] += 1
+            return Verdict("error", 503, {"code": -1001, "msg": "Internal error; please try again."}, faults=faults)
+        v.stats["served"] += 1
+        return Verdict("serve", 200, None, headers, faults)
 
 
 def _book(sequence: int, ts_ms: int, depth: int) -> dict[str, Any]:

@@ -1,0 +1,382 @@
+"""A real NautilusTrader TradingNode with the real Binance Spot data and execution clients, and the
+ops actor that watches it from inside. Imported only by engine/node.py when a node runs.
+
+The node's own event loop runs in this thread. A supervisor coroutine starts the node
+(run_async), watches it come up (clients connected -> reconciled -> trader running), then waits for
+the first stop request: the spec's duration, the bar bound (the actor), SIGINT/SIGTERM, or a fatal
+condition (startup timeout, clients disconnected for longer than the connect timeout). It then
+stops the node (stop_async) and the caller reads the cache and disposes the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+from nautilus_trader.adapters.binance import (
+    BINANCE,
+    BinanceAccountType,
+    BinanceDataClientConfig,
+    BinanceExecClientConfig,
+    BinanceLiveDataClientFactory,
+    BinanceLiveExecClientFactory,
+)
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import (
+    ActorConfig,
+    InstrumentProviderConfig,
+    LiveExecEngineConfig,
+    LoggingConfig,
+    TradingNodeConfig,
+)
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.book import OrderBook  # noqa: F401 - keeps the book types loaded before the loop starts
+from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
+from nautilus_trader.model.enums import BookType, OrderType, TradingState, position_side_to_str, trading_state_to_str
+from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
+
+from opslab.engine import nautilus
+from opslab.engine.scenarios import get as get_scenario
+from opslab.engine.smoke import SmokeConfig, SmokeStrategy
+
+INSTRUMENT = "BTCUSDT.BINANCE"
+LOG_FILE_MAX_BYTES = 2_000_000
+LOG_FILE_BACKUPS = 2
+KILL_SWITCH_POLL_S = 0.25
+DRAIN_S = 3.0  # at stop: how long orders in flight may take to be answered
+
+
+@dataclass
+class Hooks:
+    """What the actor and the supervisor call back into (the run folder lives behind these)."""
+
+    heartbeat: Callable[[dict[str, Any]], None]
+    event: Callable[[str, dict[str, Any]], None]  # lifecycle transition: state, data
+    gate: Callable[[], "str | None"]  # the kill switch: None = released
+    started_ns: int = 0
+    state: str = "starting"
+    reconciliation: str = "pending"
+    stop_reason: str | None = None
+    stop_event: asyncio.Event | None = None
+    halts: int = 0
+    cancelled: list[str] = field(default_factory=list)
+    first_fill_s: float | None = None
+    timings: dict[str, float | None] = field(default_factory=lambda: {"connected": None, "running": None, "first_fill": None, "stopped": None})
+
+    def request_stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.stop_event is not None:
+            self.stop_event.set()
+
+    def to(self, state: str, data: dict[str, Any]) -> None:
+        """Enter STATE (halted, running, ...) and record it through the event hook."""
+        self.state = state
+        self.event(state, data)
+
+    def elapsed(self) -> float:
+        return round((time.time_ns() - self.started_ns) / 1e9, 3)
+
+
+class OpsActorConfig(ActorConfig, frozen=True):
+    """Parameters of the ops actor."""
+
+    instrument_id: InstrumentId
+    bar_type: BarType
+    heartbeat_seconds: float
+    bars_bound: int | None = None
+
+
+class OpsActor(Actor):
+    """Heartbeats, the kill switch and the bar bound, from inside the node."""
+
+    def __init__(self, config: OpsActorConfig) -> None:
+        super().__init__(config)
+        self.hooks: Hooks | None = None
+        self.node: TradingNode | None = None
+        self.strategy: SmokeStrategy | None = None
+        self.last_data_ns: int | None = None
+        self.halted = False
+
+    def on_start(self) -> None:
+        self.subscribe_trade_ticks(self.config.instrument_id)
+        self.subscribe_quote_ticks(self.config.instrument_id)
+        self.subscribe_order_book_deltas(self.config.instrument_id, book_type=BookType.L2_MBP)
+        self.subscribe_bars(self.config.bar_type)
+        self.clock.set_timer("opslab-heartbeat", timedelta(seconds=self.config.heartbeat_seconds), callback=self._beat)
+        self.clock.set_timer("opslab-killswitch", timedelta(seconds=KILL_SWITCH_POLL_S), callback=self._kill_switch)
+        self._kill_switch(None)
+
+    def on_stop(self) -> None:
+        for name in ("opslab-heartbeat", "opslab-killswitch"):
+            if name in self.clock.timer_names:
+                self.clock.cancel_timer(name)
+
+    def on_trade_tick(self, tick: TradeTick) -> None:
+        self.last_data_ns = self.clock.timestamp_ns()
+
+    def on_quote_tick(self, tick: QuoteTick) -> None:
+        self.last_data_ns = self.clock.timestamp_ns()
+
+    def on_bar(self, bar: Bar) -> None:
+        self.last_data_ns = self.clock.timestamp_ns()
+        bound = self.config.bars_bound
+        if bound is not None and self.strategy is not None and self.strategy.bars_seen >= bound and self.hooks:
+            self.hooks.request_stop("bars")
+
+    def _kill_switch(self, _event: Any) -> None:
+        assert self.hooks is not None and self.node is not None and self.strategy is not None
+        reason = self.hooks.gate()
+        risk = self.node.kernel.risk_engine
+        if reason and not self.halted:
+            self.halted = True
+            open_ids = [o.client_order_id.value for o in self.cache.orders_open(instrument_id=self.config.instrument_id)]
+            risk.set_trading_state(TradingState.HALTED)
+            if open_ids:
+                self.strategy.cancel_all_orders(self.config.instrument_id)
+            self.hooks.halts += 1
+            self.hooks.cancelled.extend(open_ids)
+            self.hooks.to("halted", {"reason": reason[:200], "cancelled_orders": open_ids})
+        elif not reason and self.halted:
+            self.halted = False
+            risk.set_trading_state(TradingState.ACTIVE)
+            self.hooks.to("running", {"resumed": True})
+
+    def snapshot(self) -> dict[str, Any]:
+        """The heartbeat fields (without the chain fields the writer adds)."""
+        assert self.hooks is not None and self.node is not None and self.strategy is not None
+        kernel = self.node.kernel
+        now = self.clock.timestamp_ns()
+        pos = [p for p in self.cache.positions_open(instrument_id=self.config.instrument_id)]
+        account = self.cache.account_for_venue(Venue(BINANCE))
+        balances = {m.currency.code: nautilus._dec(m.as_decimal()) for m in account.balances_total().values()} if account else {}
+        since = round((now - self.last_data_ns) / 1e9, 3) if self.last_data_ns else None
+        return {
+            "state": self.hooks.state,
+            "trading_state": trading_state_to_str(kernel.risk_engine.trading_state),
+            "clients_connected": {"data": bool(kernel.data_engine.check_connected()), "exec": bool(kernel.exec_engine.check_connected())},
+            "last_market_data_at": _iso_ms(self.last_data_ns) if self.last_data_ns else None,
+            "seconds_since_market_data": since,
+            "bars_seen": self.strategy.bars_seen,
+            "open_orders": len(self.cache.orders_open(instrument_id=self.config.instrument_id)),
+            "position": {"side": position_side_to_str(pos[0].side), "quantity": nautilus._dec(pos[0].quantity)} if pos
+            else {"side": "FLAT", "quantity": "0"},
+            "balances": balances,
+            "reconciliation": self.hooks.reconciliation,
+            "kill_switch_engaged": self.halted,
+            "uptime_seconds": max(0.0, self.hooks.elapsed()),
+        }
+
+    def _beat(self, _event: Any) -> None:
+        assert self.hooks is not None
+        self.hooks.heartbeat(self.snapshot())
+
+
+def _iso_ms(ns: int) -> str:
+    secs, rem = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1_000_000:03d}Z"
+
+
+@dataclass
+class Settings:
+    """What the node needs from the spec and the environment."""
+
+    spec: dict[str, Any]
+    run_id: str
+    log_dir: Path
+    api_key: str
+    api_secret: str
+    http_url: str
+    ws_url: str
+    duration_s: int
+    bars: int | None
+    heartbeat_s: float
+    connect_timeout_s: int
+
+
+def _config(s: Settings) -> TradingNodeConfig:
+    provider = InstrumentProviderConfig(load_ids=frozenset({INSTRUMENT}))
+    common = {"api_key": s.api_key, "api_secret": s.api_secret, "account_type": BinanceAccountType.SPOT,
+              "base_url_http": s.http_url, "base_url_ws": s.ws_url, "instrument_provider": provider}
+    return TradingNodeConfig(
+        trader_id=TraderId(nautilus.TRADER_ID),
+        logging=LoggingConfig(log_level="OFF", log_level_file="INFO", log_directory=str(s.log_dir), log_file_name="node",
+                              log_file_max_size=LOG_FILE_MAX_BYTES, log_file_max_backup_count=LOG_FILE_BACKUPS, log_colors=False,
+                              # the execution client logs the API key at INFO when it authenticates: keep it out of the file
+                              log_component_levels={"ExecClient-BINANCE": "WARNING"}),
+        exec_engine=LiveExecEngineConfig(reconciliation=True, reconciliation_lookback_mins=1440),
+        data_clients={BINANCE: BinanceDataClientConfig(**common)},
+        exec_clients={BINANCE: BinanceExecClientConfig(**common, max_retries=2, retry_delay_initial_ms=100, retry_delay_max_ms=500)},
+        timeout_connection=float(s.connect_timeout_s),
+        timeout_reconciliation=float(s.connect_timeout_s),
+        timeout_portfolio=5.0,
+        timeout_disconnection=5.0,
+        timeout_post_stop=1.0,
+    )
+
+
+def run(s: Settings, hooks: Hooks) -> dict[str, Any]:
+    """Run the node to its first stop request; the node's state as plain data (orders, fills, ...)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    hooks.started_ns = time.time_ns()
+    node = TradingNode(config=_config(s), loop=loop)
+    node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
+    node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)
+    scenario = get_scenario(s.spec["scenario"]["name"])
+    instrument_id = InstrumentId.from_str(INSTRUMENT)
+    bar_type = BarType.from_str(nautilus.BAR_TYPE)
+    strategy = SmokeStrategy(SmokeConfig(
+        strategy_id=nautilus.STRATEGY_ID, instrument_id=instrument_id, bar_type=bar_type,
+        order_every_bars=scenario.order_every_bars, hold_bars=scenario.hold_bars,
+        trade_size=scenario.trade_size, total_bars=s.bars or 10**9,
+    ))
+    actor = OpsActor(OpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type,
+                                    heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars))
+    actor.hooks, actor.node, actor.strategy = hooks, node, strategy
+    node.trader.add_strategy(strategy)
+    node.trader.add_actor(actor)
+    node.build()
+    try:
+        loop.run_until_complete(_supervise(node, actor, s, hooks, loop))
+        state = _read(node, strategy, instrument_id, s.run_id, hooks)
+    finally:
+        node.dispose()
+        if not loop.is_closed():
+            loop.close()
+    return state
+
+
+async def _supervise(node: TradingNode, actor: OpsActor, s: Settings, hooks: Hooks, loop: asyncio.AbstractEventLoop) -> None:
+    hooks.stop_event = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, hooks.request_stop, f"signal {sig.name}")
+        except (ValueError, RuntimeError):  # not the main thread: no signal handling
+            pass
+    kernel = node.kernel
+    run_task = loop.create_task(node.run_async())
+    deadline = time.monotonic() + 2 * s.connect_timeout_s + 5
+    started = time.monotonic()
+    while not kernel.trader.is_running:
+        if hooks.stop_event.is_set():
+            break
+        if time.monotonic() > deadline or run_task.done():
+            hooks.reconciliation = "failed" if hooks.timings["connected"] is not None else hooks.reconciliation
+            hooks.request_stop(f"fatal: node not running after {time.monotonic() - started:.0f} s (clients connected: "
+                               f"data={kernel.data_engine.check_connected()}, exec={kernel.exec_engine.check_connected()}); see node/node*.log")
+            break
+        if hooks.timings["connected"] is None and kernel.data_engine.check_connected() and kernel.exec_engine.check_connected():
+            hooks.timings["connected"] = hooks.elapsed()
+            hooks.to("connected", {"seconds": hooks.timings["connected"]})
+        await asyncio.sleep(0.02)
+    if kernel.trader.is_running and not hooks.stop_event.is_set():
+        if hooks.timings["connected"] is None:
+            hooks.timings["connected"] = hooks.elapsed()
+            hooks.to("connected", {"seconds": hooks.timings["connected"]})
+        hooks.reconciliation = "reconciled"
+        hooks.to("reconciled", {"open_orders_at_venue": len(node.cache.orders_open())})
+        hooks.timings["running"] = hooks.elapsed()
+        hooks.to("running", {"seconds": hooks.timings["running"]})
+        actor._beat(None)
+        await _watch(node, s, hooks)
+    hooks.to("stopping", {"reason": hooks.stop_reason})
+    if kernel.trader.is_running:
+        # Strategies first (no new orders), then let orders already sent reach their venue answer over
+        # the user data stream, so the node's record and the venue's agree when the node stops.
+        kernel.trader.stop()
+        await _drain(node)
+    actor._beat(None)
+    await node.stop_async()
+    try:  # the engines' queues end once they are stopped; cancel only what is still running after that
+        await asyncio.wait_for(asyncio.shield(run_task), timeout=3)
+    except asyncio.TimeoutError:
+        run_task.cancel()
+    except Exception:  # noqa: BLE001 - the node logged it; the run reports the stop reason
+        pass
+    hooks.timings["stopped"] = hooks.elapsed()
+
+
+def _busy(node: TradingNode) -> bool:
+    """Orders still waiting for their venue answer, or events not yet applied by the engines."""
+    kernel = node.kernel
+    market_open = any(o.order_type == OrderType.MARKET for o in node.cache.orders_open())
+    queued = kernel.exec_engine.cmd_qsize() + kernel.exec_engine.evt_qsize() + kernel.risk_engine.cmd_qsize() + kernel.risk_engine.evt_qsize()
+    return bool(node.cache.orders_inflight()) or market_open or queued > 0
+
+
+async def _drain(node: TradingNode) -> None:
+    """Wait (at most DRAIN_S) until nothing is in flight twice in a row, 0.1 s apart: a market order's
+    NEW, TRADE and account update arrive as one burst, and an event still queued at stop is lost."""
+    until = time.monotonic() + DRAIN_S
+    quiet = 0
+    while quiet < 2 and time.monotonic() < until:
+        quiet = 0 if _busy(node) else quiet + 1
+        await asyncio.sleep(0.1 if quiet else 0.02)
+
+
+async def _watch(node: TradingNode, s: Settings, hooks: Hooks) -> None:
+    """Wait for a stop request; the duration bound and a lasting disconnect are stop requests too."""
+    assert hooks.stop_event is not None
+    end = time.monotonic() + s.duration_s - hooks.elapsed()
+    down_since: float | None = None
+    while not hooks.stop_event.is_set():
+        now = time.monotonic()
+        if now >= end:
+            hooks.request_stop("duration")
+            break
+        connected = node.kernel.data_engine.check_connected() and node.kernel.exec_engine.check_connected()
+        down_since = None if connected else (down_since or now)
+        if down_since is not None and now - down_since > s.connect_timeout_s:
+            hooks.request_stop(f"fatal: clients disconnected for more than {s.connect_timeout_s} s")
+            break
+        if hooks.first_fill_s is None and any(o.filled_qty.as_decimal() > 0 for o in node.cache.orders()):
+            hooks.first_fill_s = hooks.timings["first_fill"] = hooks.elapsed()
+        try:
+            await asyncio.wait_for(hooks.stop_event.wait(), timeout=0.05)
+        except asyncio.TimeoutError:
+            pass
+
+
+def _read(node: TradingNode, strategy: SmokeStrategy, instrument_id: InstrumentId, run_id: str, hooks: Hooks) -> dict[str, Any]:
+    instrument = node.cache.instrument(instrument_id)
+    if instrument is None or node.cache.account_for_venue(Venue(BINANCE)) is None:
+        raise RuntimeError(f"{hooks.stop_reason or 'stopped'}; the node never loaded the instrument or the account (see node/node*.log)")
+    session = SimpleNamespace(engine=node, strategy=strategy, venue=Venue(BINANCE), instrument=instrument)
+    state = nautilus.read_state(session, "node", run_id)  # type: ignore[arg-type]
+    # After a restart, reconciliation may hold the instrument in more than one open position (per
+    # strategy, or EXTERNAL for orders the node did not place): the account's exposure is their net.
+    state["final_state"]["positions"] = _net_positions(node, instrument_id)
+    reports = {}
+    for name, make in (("orders", node.trader.generate_orders_report), ("fills", node.trader.generate_fills_report),
+                       ("positions", node.trader.generate_positions_report)):
+        try:
+            frame = make()
+            reports[name] = frame.to_csv().encode() if len(frame) else b""
+        except Exception:  # noqa: BLE001 - a report generator that fails must not lose the run's state
+            reports[name] = b""
+    state["nautilus_reports"] = reports
+    state["first_fill_seconds"] = _first_fill(node, hooks)
+    return state
+
+
+def _net_positions(node: TradingNode, instrument_id: InstrumentId) -> list[dict[str, str]]:
+    net = sum((p.signed_decimal_qty() for p in node.cache.positions_open(instrument_id=instrument_id)), Decimal(0))
+    if not net:
+        return []
+    return [{"instrument": instrument_id.value, "side": "LONG" if net > 0 else "SHORT", "quantity": nautilus._dec(abs(net))}]
+
+
+def _first_fill(node: TradingNode, hooks: Hooks) -> float | None:
+    fills = [e.ts_init for o in node.cache.orders() for e in o.events if type(e).__name__ == "OrderFilled"]
+    if not fills:
+        return None
+    return round((min(fills) - hooks.started_ns) / 1e9, 3)
+

@@ -1,0 +1,325 @@
+"""The Binance-compatible venue over real HTTP and WebSocket on 127.0.0.1.
+
+Shapes are checked with NautilusTrader 1.221.0's own msgspec decoders (the structs its Binance
+clients decode with), so a field the adapter needs and the venue forgets fails here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from conftest import run_tc
+from opslab import data, spec
+from opslab.connectivity.binance.server import BinanceVenue
+from opslab.errors import InputError
+
+pytestmark = pytest.mark.integration
+KEY, SECRET = "test-key-0123", "test-secret-4567"
+SPEC_TEXT = """schema_version: 1
+run_id: venue-test
+scenario: {name: ops_smoke_demo, version: "1.0.0"}
+strategy: {name: smoke, version: "1"}
+instrument: BTCUSDT
+venue: BINANCE
+dataset: {kind: synthetic, seed: 7, start: "2024-01-01T00:00:00Z", bars: 400}
+engine: {kind: node, node: {venue_http_url: "http://127.0.0.1:18080", venue_ws_url: "ws://127.0.0.1:18081"}}
+connectivity_readiness:
+  venue: BINANCE
+  placeholders:
+    - {role: api_key, env: TC_TEST_BINANCE_KEY}
+    - {role: api_secret, env: TC_TEST_BINANCE_SECRET}
+"""
+
+
+@pytest.fixture
+def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
+    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("TC_TEST_BINANCE_KEY", KEY)
+    monkeypatch.setenv("TC_TEST_BINANCE_SECRET", SECRET)
+    path = tmp_path / "node.yaml"
+    path.write_text(SPEC_TEXT)
+    loaded = spec.load(path)
+    data.prepare(data.DatasetParams.from_spec(loaded.data))
+    return loaded
+
+
+@pytest.fixture
+def venue(node_spec: spec.RunSpec):
+    v = BinanceVenue(node_spec, speed=6000).start()
+    yield v
+    v.stop()
+
+
+def call(v: BinanceVenue, method: str, path: str, params: dict[str, Any] | None = None, signed: bool = False,
+         key: str | None = KEY, secret: str = SECRET, ts_offset_ms: int = 0, raw_query: str | None = None) -> tuple[int, Any]:
+    query = urlencode(params or {})
+    if signed:
+        query = (query + "&" if query else "") + urlencode({"timestamp": int(time.time() * 1000) + ts_offset_ms})
+        query += "&signature=" + hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+    if raw_query is not None:
+        query = raw_query
+    conn = http.client.HTTPConnection("127.0.0.1", int(v.url.rsplit(":", 1)[1]), timeout=5)
+    try:
+        conn.request(method, path + ("?" + query if query else ""), headers={"X-MBX-APIKEY": key} if key else {})
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, json.loads(body) if body else None
+    finally:
+        conn.close()
+
+
+def wait_for(predicate, timeout: float = 5.0, what: str = "condition") -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_rest_answers_decode_with_the_adapters_own_structs(venue):
+    from nautilus_trader.adapters.binance.common.schemas.account import BinanceOrder, BinanceUserTrade
+    from nautilus_trader.adapters.binance.common.schemas.market import BinanceDepth, BinanceKline, BinanceTime
+    from nautilus_trader.adapters.binance.common.schemas.user import BinanceListenKey
+    from nautilus_trader.adapters.binance.spot.schemas.account import BinanceSpotAccountInfo
+    from nautilus_trader.adapters.binance.spot.schemas.market import BinanceSpotExchangeInfo
+    from nautilus_trader.adapters.binance.spot.schemas.wallet import BinanceSpotTradeFee
+
+    def decode(kind: Any, answer: tuple[int, Any]) -> Any:
+        assert answer[0] == 200, answer
+        return msgspec.json.decode(json.dumps(answer[1]).encode(), type=kind)
+
+    assert decode(BinanceTime, call(venue, "GET", "/api/v3/time")).serverTime > 0
+    info = decode(BinanceSpotExchangeInfo, call(venue, "GET", "/api/v3/exchangeInfo", {"symbols": '["BTCUSDT"]'}))
+    assert {f.filterType.value for f in info.symbols[0].filters} >= {"PRICE_FILTER", "LOT_SIZE"}
+    assert decode(list[BinanceSpotTradeFee], call(venue, "GET", "/sapi/v1/asset/tradeFee", signed=True))[0].takerCommission == "0.001"
+    account = decode(BinanceSpotAccountInfo, call(venue, "GET", "/api/v3/account", signed=True))
+    assert {b.asset: b.free for b in account.balances} == {"BTC": "1.00000000", "USDT": "100000.00000000"}
+    decode(BinanceListenKey, call(venue, "POST", "/api/v3/userDataStream"))
+    venue.exchange.start_replay()
+    wait_for(lambda: venue.exchange.last_price, what="the first replayed price")
+    decode(BinanceDepth, call(venue, "GET", "/api/v3/depth", {"symbol": "BTCUSDT", "limit": 5}))
+    placed = decode(BinanceOrder, call(venue, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                                         "quantity": "0.010000", "newClientOrderId": "O-1"}, signed=True))
+    assert placed.status.value == "FILLED" and placed.fills and placed.executedQty == "0.010000"
+    decode(BinanceOrder, call(venue, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "O-1"}, signed=True))
+    assert len(decode(list[BinanceOrder], call(venue, "GET", "/api/v3/allOrders", {"symbol": "BTCUSDT"}, signed=True))) == 1
+    trades = decode(list[BinanceUserTrade], call(venue, "GET", "/api/v3/myTrades", {"symbol": "BTCUSDT"}, signed=True))
+    assert trades[0].orderId == placed.orderId and trades[0].isBuyer
+    klines = decode(list[BinanceKline], call(venue, "GET", "/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 3}))
+    assert 1 <= len(klines) <= 3
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("no key", (401, -2014)),
+    ("wrong key", (401, -2015)),
+    ("bad signature", (400, -1022)),
+    ("stale timestamp", (400, -1021)),
+    ("future timestamp", (400, -1021)),
+    ("no signature", (400, -1102)),
+])
+def test_signed_requests_are_checked_like_binance(venue, case, expected):
+    kwargs: dict[str, Any] = {"signed": True}
+    if case == "no key":
+        kwargs["key"] = None
+    elif case == "wrong key":
+        kwargs["key"] = "other"
+    elif case == "bad signature":
+        kwargs["secret"] = "not-the-secret"
+    elif case == "stale timestamp":
+        kwargs["ts_offset_ms"] = -6000  # the default recvWindow is 5000 ms
+    elif case == "future timestamp":
+        kwargs["ts_offset_ms"] = 5000
+    else:
+        kwargs = {"raw_query": f"timestamp={int(time.time() * 1000)}"}
+    status, body = call(venue, "GET", "/api/v3/account", **kwargs)
+    assert (status, body["code"]) == expected and body["msg"]
+
+
+def test_unknown_endpoints_methods_and_oversized_requests_get_binance_shaped_errors(venue):
+    assert call(venue, "GET", "/api/v3/nope") == (404, {"code": -1100, "msg": "unknown endpoint /api/v3/nope"})
+    status, body = call(venue, "PATCH", "/api/v3/order")
+    assert (status, body["code"]) == (405, -1000)
+    status, body = call(venue, "PUT", "/api/v3/order")
+    assert (status, body["code"]) == (405, -1000)
+    status, body = call(venue, "GET", "/api/v3/ping", raw_query="x=" + "a" * 9000)
+    assert (status, body["code"]) == (414, -1101)
+    status, body = call(venue, "GET", "/api/v3/depth", {"symbol": "ETHUSDT"})
+    assert (status, body["code"]) == (400, -1121)
+    status, body = call(venue, "PUT", "/api/v3/userDataStream", {"listenKey": "0" * 60})
+    assert (status, body["code"]) == (400, -1125)
+
+
+def test_matching_is_deterministic_and_balances_are_locked_and_released(venue):
+    ex = venue.exchange
+    ex.start_replay()
+    wait_for(lambda: ex.last_price, what="a price")
+    with ex.lock:  # freeze the book while we read the touch and trade against it
+        ask = ex.last_price + ex_tick()
+        order = ex.place("BUY", "MARKET", "0.500000", None, None, "O-m")
+        far = ex.place("BUY", "LIMIT", "0.100000", "1000.00", "GTC", "O-far")
+        usdt = {k: v for k, v in ex.state["balances"]["USDT"].items()}
+    assert order["status"] == "FILLED" and order["fills"][0]["price"] == format(ask, "f")
+    assert far["status"] == "NEW" and usdt["locked"] == "100.10000000"  # 0.1 x 1000 plus the 0.1 % fee
+    ioc = ex.place("BUY", "LIMIT", "0.100000", "1000.00", "IOC", "O-ioc")
+    assert ioc["status"] == "EXPIRED" and ex.state["balances"]["USDT"]["locked"] == "100.10000000"
+    status, body = call(venue, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1000.000000"}, signed=True)
+    assert (status, body["code"]) == (400, -2010)
+    cancelled = call(venue, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "O-far"}, signed=True)[1]
+    assert cancelled["status"] == "CANCELED"
+    assert ex.state["balances"]["USDT"]["locked"] == "0.00000000"
+    assert call(venue, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "O-far"}, signed=True)[1]["code"] == -2011
+    near = ex.place("SELL", "LIMIT", "0.200000", format(ex.last_price + 50, "f"), "GTC", "O-near")
+    assert near["status"] == "NEW" and ex.state["balances"]["BTC"]["locked"] == "0.20000000"
+
+
+def ex_tick():
+    from opslab.connectivity.binance.exchange import TICK
+
+    return TICK
+
+
+def test_streams_push_market_data_and_the_user_stream_reports_orders(venue):
+    listen_key = call(venue, "POST", "/api/v3/userDataStream")[1]["listenKey"]
+    with connect(venue.ws_url + "/stream?streams=btcusdt@trade") as market, connect(venue.ws_url + f"/stream?streams={listen_key}") as user:
+        market.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m", "btcusdt@depth@100ms", "btcusdt@bookTicker"], "id": 7}))
+        seen: dict[str, list[dict]] = {}
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not {"btcusdt@trade", "btcusdt@kline_1m", "btcusdt@depth@100ms", "btcusdt@bookTicker"} <= seen.keys():
+            msg = json.loads(market.recv(timeout=2))
+            seen.setdefault(msg.get("stream", "reply"), []).append(msg)
+        assert seen["reply"][0] == {"result": None, "id": 7}
+        depth = [m["data"]["u"] for m in seen["btcusdt@depth@100ms"]]
+        assert depth == list(range(depth[0], depth[0] + len(depth)))  # consecutive update ids
+        assert all(m["data"]["k"]["x"] for m in seen["btcusdt@kline_1m"])
+        call(venue, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010000",
+                                              "newClientOrderId": "O-ws"}, signed=True)
+        events = [json.loads(user.recv(timeout=2)) for _ in range(3)]
+    from nautilus_trader.adapters.binance.spot.schemas.user import BinanceSpotAccountUpdateWrapper, BinanceSpotOrderUpdateWrapper
+
+    reports = [msgspec.json.decode(json.dumps(e).encode(), type=BinanceSpotOrderUpdateWrapper) for e in events[:2]]
+    assert [r.data.x.value for r in reports] == ["NEW", "TRADE"] and reports[1].data.N == "USDT"
+    assert msgspec.json.decode(json.dumps(events[2]).encode(), type=BinanceSpotAccountUpdateWrapper).data.B
+    assert events[0]["stream"] == listen_key
+
+
+def test_unknown_streams_are_refused(venue):
+    with pytest.raises(InvalidStatus) as refused:
+        with connect(venue.ws_url + "/stream?streams=" + "f" * 60):
+            pass
+    assert refused.value.response.status_code == 400
+    with connect(venue.ws_url + "/stream?streams=btcusdt@trade") as ws:
+        ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@trade"], "id": 1}))
+        reply = json.loads(ws.recv(timeout=2))
+        while "id" not in reply:
+            reply = json.loads(ws.recv(timeout=2))
+        assert reply["error"]["code"] == 2
+
+
+def test_faults_apply_to_rest_and_websocket(venue):
+    venue.set_faults({"error_5xx": True})
+    assert call(venue, "GET", "/api/v3/ping")[0] == 503
+    with pytest.raises(InvalidStatus) as refused:
+        with connect(venue.ws_url + "/stream?streams=btcusdt@trade"):
+            pass
+    assert refused.value.response.status_code == 503
+    venue.set_faults({})
+    with connect(venue.ws_url + "/stream?streams=btcusdt@trade") as ws:
+        ws.recv(timeout=2)
+        venue.set_faults({"drop": True})
+        with pytest.raises(ConnectionClosed):
+            for _ in range(200):
+                ws.recv(timeout=2)
+    venue.set_faults({"frozen_time": True})
+    frozen = call(venue, "GET", "/api/v3/time")[1]["serverTime"]
+    time.sleep(0.05)
+    assert call(venue, "GET", "/api/v3/time")[1]["serverTime"] == frozen
+    venue.set_faults({"stale_book": True})
+    first = venue.exchange.state["update_id"]
+    time.sleep(0.2)
+    assert venue.exchange.state["update_id"] == first  # the book stopped while trades continue
+    venue.set_faults({"sequence_gap": 5})
+    time.sleep(0.1)
+    gap_before = venue.exchange.state["update_id"]
+    time.sleep(0.1)
+    assert (venue.exchange.state["update_id"] - gap_before) % 6 == 0
+
+
+def test_state_survives_a_venue_restart_and_reset_discards_it(node_spec):
+    first = BinanceVenue(node_spec, speed=6000).start()
+    try:
+        first.exchange.start_replay()
+        wait_for(lambda: first.exchange.last_price, what="a price")
+        call(first, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                                              "quantity": "0.010000", "price": "1000.00", "newClientOrderId": "O-keep"}, signed=True)
+        cursor = first.exchange.state["replay"]["cursor"]
+    finally:
+        first.stop()
+    second = BinanceVenue(node_spec, speed=6000).start()
+    try:
+        open_ = call(second, "GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"}, signed=True)[1]
+        assert [o["clientOrderId"] for o in open_] == ["O-keep"]
+        assert second.exchange.state["replay"]["cursor"] >= cursor
+        assert second.exchange.state["balances"]["USDT"]["locked"] == "10.01000000"
+    finally:
+        second.stop()
+    third = BinanceVenue(node_spec, speed=6000, reset=True).start()
+    try:
+        assert call(third, "GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"}, signed=True)[1] == []
+    finally:
+        third.stop()
+    assert KEY not in (Path(node_spec.path).parent / "artifacts" / "venue" / "venue-test" / "state.json").read_text()
+
+
+def test_venue_refuses_other_hosts_and_missing_credentials(node_spec, monkeypatch):
+    with pytest.raises(InputError, match="loopback only"):
+        BinanceVenue(node_spec, host="0.0.0.0")
+    monkeypatch.delenv("TC_TEST_BINANCE_SECRET")
+    with pytest.raises(InputError, match="TC_TEST_BINANCE_SECRET: not set"):
+        BinanceVenue(node_spec)
+
+
+def test_cli_venue_serve_bad_input_is_one_line_exit_2(tmp_path):
+    spec_file = tmp_path / "node.yaml"
+    spec_file.write_text(SPEC_TEXT)
+    done = run_tc("venue", "serve", "--spec", str(spec_file), artifacts=tmp_path / "artifacts")
+    assert done.code == 2 and done.err.count("\n") == 1 and "TC_TEST_BINANCE_KEY" in done.err
+    done = run_tc("venue", "serve", "--spec", str(spec_file), "--speed", "0", artifacts=tmp_path / "artifacts",
+                  TC_TEST_BINANCE_KEY="k", TC_TEST_BINANCE_SECRET="s")
+    assert done.code == 2 and "--speed" in done.err
+
+
+def test_trade_and_order_history_pages_and_filters_like_binance(venue):
+    venue.exchange.start_replay()
+    wait_for(lambda: venue.exchange.last_price, what="a price")
+    for i in range(3):
+        venue.exchange.place("BUY", "MARKET", "0.001000", None, None, f"O-h{i}")
+
+    def get(path: str, **params: Any) -> Any:
+        status, body = call(venue, "GET", path, {"symbol": "BTCUSDT", **params}, signed=True)
+        return body if status == 200 else (status, body["code"])
+
+    assert [t["id"] for t in get("/api/v3/myTrades", fromId=2)] == [2, 3]
+    assert [t["id"] for t in get("/api/v3/myTrades", limit=1)] == [3]
+    assert [t["orderId"] for t in get("/api/v3/myTrades", orderId=2)] == [2]
+    assert get("/api/v3/myTrades", fromId=1, startTime=0) == (400, -1128)
+    assert [o["orderId"] for o in get("/api/v3/allOrders", orderId=2)] == [2, 3]
+    assert get("/api/v3/allOrders", startTime=int(time.time() * 1000) + 60_000) == []
+    from opslab.connectivity.binance import record
+
+    assert [t["id"] for t in record.all_trades(venue.url, KEY, SECRET)] == [1, 2, 3]
+    assert record.counts(venue.url, KEY, SECRET) == {"venue_orders": 3, "venue_trades": 3, "venue_orders_canceled": 0}
+    assert record.fetch(venue.url, KEY, SECRET, "venue-test")["positions"] == [{"instrument": "BTCUSDT.BINANCE", "side": "LONG", "quantity": "0.003"}]
