@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from opslab import data, runs
-from opslab.engine import outputs, preflight
+from opslab.engine import outputs, preflight, strategies
 from opslab.errors import OpsLabError
 from opslab.result import Result
 from opslab.spec import RunSpec
@@ -33,6 +33,7 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
     preflight.check_kind(spec, "backtest")
     if check:
         return plan(spec)
+    strategies.check(spec)  # import/config errors are exit 2 before anything of the run is written
     with runs.open(spec) as run:
         if run.metadata["status"] == "completed" and run.has_event("backtest_completed"):
             counters = run.read("metrics")["counters"]
@@ -69,8 +70,8 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
 def _execute(spec: RunSpec, bars_csv: Path, bars_given: int, progress: Callable[[int, int], None] | None) -> dict:
     from opslab.engine import nautilus
 
-    session = nautilus.build(spec.data, bars_given)
-    session.strategy.progress = progress
+    session = nautilus.build(spec, bars_given)
+    session.ops.progress = progress
     try:
         session.engine.add_data(nautilus.load_bars(bars_csv, bars_given, session.instrument, session.bar_type))
         session.engine.run()

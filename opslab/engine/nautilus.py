@@ -27,12 +27,11 @@ from nautilus_trader.persistence.wranglers import BarDataWrangler
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
 from opslab import clock, fs
-from opslab.engine.scenarios import get as get_scenario
-from opslab.engine.smoke import SmokeConfig, SmokeStrategy
+from opslab.engine import strategies
+from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 TRADER_ID = "OPSLAB-001"
 INSTANCE_ID = "00000000-0000-4000-8000-000000000001"
-STRATEGY_ID = "SMOKE-001"
 BAR_TYPE = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
 CURRENCIES = {"USDT": USDT, "BTC": BTC}
 
@@ -42,7 +41,8 @@ class Session:
     """One engine with its venue, instrument and strategy."""
 
     engine: BacktestEngine
-    strategy: SmokeStrategy
+    strategy: Any  # the spec's strategy (a NautilusTrader Strategy)
+    ops: OpsActor  # the lab's bar counter and progress reporter
     instrument: Any
     venue: Venue
     bar_type: BarType
@@ -68,8 +68,15 @@ def load_bars(bars_csv: Path, limit: int, instrument: Any, bar_type: BarType) ->
     return BarDataWrangler(bar_type, instrument).process(frame)
 
 
-def build(spec: dict[str, Any], total_bars: int) -> Session:
-    """An engine for SPEC: simulated BINANCE cash venue, BTCUSDT, the scenario's strategy."""
+def instrument_id(spec: dict[str, Any]) -> str:
+    """The instrument id the engine trades (the built-in test instrument)."""
+    return f"{spec['instrument']}.{spec['venue']}"
+
+
+def build(run_spec: Any, total_bars: int) -> Session:
+    """An engine for RUN_SPEC (an opslab.spec.RunSpec): simulated BINANCE cash venue, BTCUSDT, the
+    spec's strategy (resolved by engine/strategies.py) and the lab's ops actor."""
+    spec = run_spec.data
     config = BacktestEngineConfig(
         trader_id=TraderId(TRADER_ID),
         instance_id=UUID4.from_str(INSTANCE_ID),
@@ -85,14 +92,11 @@ def build(spec: dict[str, Any], total_bars: int) -> Session:
     instrument = TestInstrumentProvider.btcusdt_binance()
     engine.add_instrument(instrument)
     bar_type = BarType.from_str(BAR_TYPE)
-    scenario = get_scenario(spec["scenario"]["name"])
-    strategy = SmokeStrategy(SmokeConfig(
-        strategy_id=STRATEGY_ID, instrument_id=instrument.id, bar_type=bar_type,
-        order_every_bars=scenario.order_every_bars, hold_bars=scenario.hold_bars,
-        trade_size=scenario.trade_size, total_bars=total_bars,
-    ))
+    strategy = strategies.create(run_spec, total_bars)
+    ops = OpsActor(OpsActorConfig(component_id="OPSLAB-OPS", bar_type=bar_type, total_bars=total_bars))
+    engine.add_actor(ops)
     engine.add_strategy(strategy)
-    return Session(engine, strategy, instrument, venue, bar_type)
+    return Session(engine, strategy, ops, instrument, venue, bar_type)
 
 
 def _ts(ns: int) -> str:
@@ -169,7 +173,7 @@ def read_state(session: Session, source: str, run_id: str) -> dict[str, Any]:
                    "as_of": _ts(session.engine.kernel.clock.timestamp_ns()),
                    "positions": open_positions, "open_orders": open_orders, "balances": balances}
     counters = {
-        "bars_processed": session.strategy.bars_seen,
+        "bars_processed": session.ops.bars_seen,
         "orders_submitted": len(orders),
         "orders_filled": sum(1 for o in orders if o["status"] == "FILLED"),
         "orders_denied": sum(1 for o in orders if o["status"] == "DENIED"),
