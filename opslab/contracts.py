@@ -68,6 +68,8 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
     Artifact("manifest", "manifest.json", "manifest", "run", "derived", "sha256 of every other file of the run"),
     Artifact("dataset_manifest", "datasets/*/manifest.json", "dataset_manifest", "root", "state", "a dataset's fingerprint, rows and range"),
     Artifact("dataset_bars", "datasets/*/bars.csv", None, "root", "state", "a dataset's bars (CSV, close time first)"),
+    Artifact("dataset_quality", "datasets/*/quality.json", "dataset_quality", "root", "state",
+             "a dataset's data quality checks (tc data import / tc data check)"),
     Artifact("kill_switch", "state/kill_switch.json", "kill_switch", "root", "state", "the kill switch, derived from its history"),
     Artifact("kill_switch_events", "state/kill_switch_events.jsonl", "kill_switch_event", "root", "log",
              "the kill switch's history, hash-chained (the truth)"),

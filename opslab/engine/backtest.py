@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from opslab import data, runs
+from opslab import data, runs, userdata
 from opslab.engine import outputs, preflight, strategies
 from opslab.errors import OpsLabError
 from opslab.result import Result
@@ -34,6 +34,7 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
     if check:
         return plan(spec)
     strategies.check(spec)  # import/config errors are exit 2 before anything of the run is written
+    userdata.quality_gate(spec)  # a failed quality artifact is exit 4, also before anything is written
     with runs.open(spec) as run:
         if run.metadata["status"] == "completed" and run.has_event("backtest_completed"):
             counters = run.read("metrics")["counters"]

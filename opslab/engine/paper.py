@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from opslab import clock, data, runs
+from opslab import clock, data, runs, userdata
 from opslab.engine import outputs, preflight, strategies
 from opslab.errors import EXIT_CODES
 from opslab.result import Result
@@ -112,6 +112,7 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
     bounds = spec.data["engine"]["paper"]
     per_step = bounds["bars_per_step"]
     strategies.check(spec)  # import/config errors are exit 2 before anything of the run is written
+    userdata.quality_gate(spec)  # a failed quality artifact is exit 4, also before anything is written
     with runs.open(spec) as run:
         bars_given = min(bounds["steps"] * per_step, run.dataset["rows"], spec.data["engine"]["max_bars"])
         steps = -(-bars_given // per_step)  # the dataset may hold fewer bars than steps x bars_per_step
