@@ -96,11 +96,9 @@ def parse_document(path: Path, what: str = "spec") -> Any:
 
 def apply_defaults(schema: dict[str, Any], instance: Any) -> Any:
     """Fill the schema's `default` values into INSTANCE (objects only, recursively)."""
-    if isinstance(instance, dict) and "oneOf" in schema:  # a tagged union: the branch whose kind matches
-        for branch in schema["oneOf"]:
-            if branch.get("properties", {}).get("kind", {}).get("const") == instance.get("kind"):
-                return apply_defaults(branch, instance)
-        return instance
+    if isinstance(instance, dict) and "if" in schema:  # a tagged union: then when the kind matches, else otherwise
+        want = schema["if"]["properties"]["kind"]["const"]
+        return apply_defaults(schema["then"] if instance.get("kind") == want else schema["else"], instance)
     if not isinstance(instance, dict) or schema.get("type") != "object":
         return instance
     for key, sub in schema.get("properties", {}).items():
