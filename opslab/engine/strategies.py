@@ -77,6 +77,10 @@ def importable(spec: RunSpec, total_bars: int) -> Any:
         raise InputError(f"{spec.path}: /strategy/config_path: {block['config_path']} is not a NautilusTrader StrategyConfig subclass")
     lab = {"instrument_id": instrument_id(spec.data), "bar_type": BAR_TYPE, "total_bars": total_bars}
     fields = set(getattr(config_cls, "__struct_fields__", ()))
+    unknown = sorted(set(block["config"]) - fields)
+    if unknown:  # msgspec would drop them silently: a typo must not run with the default instead
+        raise InputError(f"{spec.path}: /strategy/config: not a valid {block['config_path']}: unknown field(s) {', '.join(unknown)}; "
+                         f"it has {', '.join(sorted(fields))}")
     config = {k: v for k, v in lab.items() if k in fields and k not in block["config"]}
     config.update(block["config"])
     try:
