@@ -171,3 +171,17 @@ def test_data_check_of_an_unknown_dataset_is_exit_2(lab):
     assert _import(lab, CSV).code == 0
     result = lab("data", "check", "nope")
     assert result.code == 2 and "datasets/nope/manifest.json" in result.err
+
+
+def test_import_and_check_never_import_nautilus(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO, tc_env
+
+    code = ("import sys, json\nfrom opslab.cli import main\n"
+            f"a = main(['data', 'import', '--csv', {str(CSV)!r}, '--id', 'x', '--map', 'ts_close=open_time', '--time-is', 'open'])\n"
+            "b = main(['data', 'check', 'x'])\n"
+            "print(json.dumps([a, b, sorted(m for m in sys.modules if m.startswith('nautilus_trader'))]), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=tc_env(tmp_path / "a"), capture_output=True, text=True)
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == [0, 0, []]
