@@ -57,6 +57,8 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
     Artifact("fills", "fills.json", "fills", "run", "output", "fills as NautilusTrader reported them"),
     Artifact("positions", "positions.json", "positions", "run", "output", "positions (with snapshots) as NautilusTrader reported them"),
     Artifact("final_state", "final_state.json", "state_snapshot", "run", "output", "positions, open orders and balances at the end"),
+    Artifact("engine_log", "engine/*", None, "run", "log",
+             "NautilusTrader's own log files (spec engine.log; written by its logger, rotated, bounded by max_bytes)"),
     Artifact("paper_lifecycle", "paper/lifecycle.json", "paper_lifecycle", "run", "state", "the paper lifecycle and its transitions"),
     Artifact("reconciliation", "reconciliation.json", "reconciliation", "run", "observation", "the latest reconciliation",
              "observations/reconciliation.jsonl"),

@@ -49,7 +49,7 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
         run.meta(status="running")
         run.flush()
         try:
-            state = _execute(spec, data.bars_path(data.dataset_dir(run.dataset["dataset_id"])), bars_given, progress)
+            state = _execute(spec, data.bars_path(data.dataset_dir(run.dataset["dataset_id"])), bars_given, progress, run.folder)
             processed = state["counters"]["bars_processed"]
             if processed != bars_given:
                 raise EngineFailed(f"engine stopped after {processed} of {bars_given} bars (see NautilusTrader's AccountBalanceNegative pitfall)")
@@ -68,10 +68,11 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
                   [str(run.folder)], {"run_id": spec.run_id, "run_dir": str(run.folder), "counters": c})
 
 
-def _execute(spec: RunSpec, bars_csv: Path, bars_given: int, progress: Callable[[int, int], None] | None) -> dict:
+def _execute(spec: RunSpec, bars_csv: Path, bars_given: int, progress: Callable[[int, int], None] | None,
+             run_folder: Path | None = None) -> dict:
     from opslab.engine import nautilus
 
-    session = nautilus.build(spec, bars_given)
+    session = nautilus.build(spec, bars_given, run_folder)
     session.ops.progress = progress
     try:
         session.engine.add_data(nautilus.load_bars(bars_csv, bars_given, session.instrument, session.bar_type))

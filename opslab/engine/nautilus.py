@@ -8,6 +8,7 @@ seedable) are never read.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +27,7 @@ from nautilus_trader.model.objects import Money
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-from opslab import clock, fs
+from opslab import clock, contracts, fs
 from opslab.engine import strategies
 from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
@@ -55,8 +56,21 @@ class Session:
             self.strategy.cancel_all_orders(self.instrument.id)
         return len(open_orders)
 
+    log_folder: Path | None = None
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.log_folder is not None:
+            tidy_log_names(self.log_folder)
+
+
+def tidy_log_names(folder: Path) -> None:
+    """NautilusTrader names its log files engine_<date>_<HHMMSS>:<ms>.log; a ':' is no name the
+    artifact contract accepts (nor a portable one), so it becomes '-' once the logger let go."""
+    for name, kind in fs.entries(folder):
+        if kind == "file" and ":" in name:
+            os.rename(folder / name, folder / name.replace(":", "-"))  # same folder; the entry is no link (entries said file)
+            fs.bump_generation(folder / name.replace(":", "-"))
 
 
 def load_bars(bars_csv: Path, limit: int, instrument: Any, bar_type: BarType) -> list[Bar]:
@@ -73,14 +87,40 @@ def instrument_id(spec: dict[str, Any]) -> str:
     return f"{spec['instrument']}.{spec['venue']}"
 
 
-def build(run_spec: Any, total_bars: int) -> Session:
+LOG_LEVELS = {"error": "ERROR", "warning": "WARNING", "info": "INFO", "debug": "DEBUG"}
+
+
+def log_folder(run_folder: Path) -> Path:
+    """Where engine logs go in a run folder (the registry names it)."""
+    return run_folder / contracts.artifact("engine_log").path.rsplit("/", 1)[0]
+
+
+def logging_config(spec: dict[str, Any], run_folder: Path | None) -> LoggingConfig:
+    """Engine logging from the spec's engine.log: bypassed (off), or to files in the run folder.
+
+    The files are written by NautilusTrader's own logger (not through opslab.fs): the folder is
+    created beneath the root without following links, the names carry NautilusTrader's wall-clock
+    stamp, and two files of max_bytes/2 bound the total. Nothing goes to stdout either way.
+    """
+    log = spec["engine"].get("log", {})
+    if log.get("level", "off") == "off" or run_folder is None:
+        return LoggingConfig(bypass_logging=True)
+    folder = log_folder(run_folder)
+    fs.mkdirs(folder)
+    return LoggingConfig(log_level="OFF", log_level_file=LOG_LEVELS[log["level"]], log_directory=str(folder),
+                         log_file_name="engine", log_file_max_size=log["max_bytes"] // 2, log_file_max_backup_count=1,
+                         log_colors=False)
+
+
+def build(run_spec: Any, total_bars: int, run_folder: Path | None = None) -> Session:
     """An engine for RUN_SPEC (an opslab.spec.RunSpec): simulated BINANCE cash venue, BTCUSDT, the
-    spec's strategy (resolved by engine/strategies.py) and the lab's ops actor."""
+    spec's strategy (resolved by engine/strategies.py) and the lab's ops actor; engine logs into
+    RUN_FOLDER when the spec asks for them."""
     spec = run_spec.data
     config = BacktestEngineConfig(
         trader_id=TraderId(TRADER_ID),
         instance_id=UUID4.from_str(INSTANCE_ID),
-        logging=LoggingConfig(bypass_logging=True),
+        logging=logging_config(spec, run_folder),
     )
     engine = BacktestEngine(config=config)
     venue = Venue(spec["venue"])
@@ -96,7 +136,8 @@ def build(run_spec: Any, total_bars: int) -> Session:
     ops = OpsActor(OpsActorConfig(component_id="OPSLAB-OPS", bar_type=bar_type, total_bars=total_bars))
     engine.add_actor(ops)
     engine.add_strategy(strategy)
-    return Session(engine, strategy, ops, instrument, venue, bar_type)
+    logs = log_folder(run_folder) if run_folder is not None and not config.logging.bypass_logging else None
+    return Session(engine, strategy, ops, instrument, venue, bar_type, logs)
 
 
 def _ts(ns: int) -> str:

@@ -177,7 +177,7 @@ def _drive(spec: RunSpec, bars_csv: Path, bars_given: int, life: _Lifecycle, rep
 
     per_step, steps = life.doc["bars_per_step"], life.doc["steps_total"]
     delay = int(os.environ.get(STEP_DELAY_ENV, "0") or 0) / 1000.0
-    session = nautilus.build(spec, bars_given)
+    session = nautilus.build(spec, bars_given, life.run.folder)
     try:
         bars = nautilus.load_bars(bars_csv, bars_given, session.instrument, session.bar_type)
         reason, cancelled = "completed", []

@@ -45,6 +45,7 @@ def test_user_strategy_backtest_runs_under_the_lab(tmp_path):
     assert meta["strategy"]["source"][0]["module"] == "labuser.meanrev"
     orders = json.loads((folder / "orders.json").read_text())["orders"]
     assert {o["side"] for o in orders} == {"BUY", "SELL"}
+    assert not (folder / "engine").exists()  # engine.log.level defaults to off: no log files
     assert run_tc("run", "backtest", "--spec", str(BYO), "--json", artifacts=root).json()["status"] == "ok"
     assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
 
@@ -151,3 +152,22 @@ def test_a_missing_imported_dataset_is_exit_2(tmp_path):
     root = tmp_path / "artifacts"
     result = run_tc("run", "backtest", "--spec", str(SPECS / "byo-imported.yaml"), artifacts=root)
     assert result.code == 2 and "tc data import" in result.err
+
+
+@pytest.mark.parametrize("command", ["backtest", "paper"])
+def test_engine_logs_go_to_the_run_folder_bounded(tmp_path, command):
+    spec = _copy_spec(tmp_path, BYO if command == "backtest" else BYO_PAPER,
+                      engine={**yaml.safe_load((BYO if command == "backtest" else BYO_PAPER).read_text())["engine"],
+                              "log": {"level": "info", "max_bytes": 65536}})
+    root = tmp_path / "artifacts"
+    result = run_tc("run", command, "--spec", str(spec), artifacts=root)
+    assert result.code == 0, result.err
+    assert result.err == "" and result.out.count("\n") == 1  # nothing of the engine reaches the CLI
+    run_id = yaml.safe_load(spec.read_text())["run_id"]
+    logs = sorted((root / "runs" / run_id / "engine").iterdir())
+    assert 1 <= len(logs) <= 2 and sum(p.stat().st_size for p in logs) <= 65536
+    assert all(":" not in p.name for p in logs)
+    assert any("[INFO]" in p.read_text() for p in logs)
+    manifest = json.loads((root / "runs" / run_id / "manifest.json").read_text())
+    assert all(f"engine/{p.name}" in manifest["files"] for p in logs)
+    assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
