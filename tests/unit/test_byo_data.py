@@ -185,3 +185,25 @@ def test_import_and_check_never_import_nautilus(tmp_path):
             "print(json.dumps([a, b, sorted(m for m in sys.modules if m.startswith('nautilus_trader'))]), file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=tc_env(tmp_path / "a"), capture_output=True, text=True)
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == [0, 0, []]
+
+
+@pytest.mark.parametrize("name", ["quality.json", "bars.csv"])
+def test_a_linked_dataset_file_is_refused_and_its_target_untouched(lab, tmp_path, name):
+    assert _import(lab, CSV).code == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"not yours\n")
+    link = lab.root / "datasets" / "mine" / name
+    link.unlink()
+    link.symlink_to(victim)
+    result = lab("data", "check", "mine")
+    assert result.code == 2 and "symlink" in result.err and result.err.count("\n") == 1, result.err
+    assert victim.read_bytes() == b"not yours\n"
+
+
+def test_oversized_csv_is_refused_before_parsing(lab, tmp_path):
+    big = tmp_path / "big.csv"
+    with big.open("wb") as fh:
+        fh.truncate(257 << 20)  # sparse: larger than the 256 MiB cap, costs no disk
+    result = lab("data", "import", "--csv", str(big), "--id", "big")
+    assert result.code == 2 and "larger than" in result.err
+    assert not lab.root.exists()
