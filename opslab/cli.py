@@ -196,6 +196,9 @@ def _quality_flags(p: argparse.ArgumentParser) -> None:
 def _data_import(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import userdata
 
+    if args.catalog:
+        return userdata.import_catalog(args.catalog, args.id, args.bar_type, args.instrument, _quality_settings(args),
+                                       force=args.force, check=args.check)
     return userdata.import_csv(args.csv, args.id, userdata.parse_map(args.map or []), args.time_is, args.instrument,
                                _quality_settings(args), force=args.force, check=args.check)
 
@@ -210,8 +213,12 @@ def _data_import_and_check(g: Any) -> None:
     p = leaf(g, "import", "import your bars (CSV) as a dataset under the artifacts root and check their quality (exit 4 when a check fails)", """
   tc data import --csv fixtures/data/btcusdt-1m-sample.csv --id btc-sample
   tc data import --csv klines.csv --id my-klines --map ts_close=open_time --time-is open
-  tc data import --csv bars.csv --id my-bars --check        # only say what would change""", _data_import)
-    p.add_argument("--csv", required=True, metavar="FILE", help="CSV with a header: ts_close,open,high,low,close,volume (see --map)")
+  tc data import --csv bars.csv --id my-bars --check        # only say what would change
+  tc data import --catalog ~/nautilus/catalog --id from-catalog   # bars of --bar-type from a ParquetDataCatalog""", _data_import)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", metavar="FILE", help="CSV with a header: ts_close,open,high,low,close,volume (see --map)")
+    source.add_argument("--catalog", metavar="DIR", help="a NautilusTrader ParquetDataCatalog folder (read with its own reader)")
+    p.add_argument("--bar-type", default="BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL", help="the catalog's bar type to import (the lab runs this one)")
     p.add_argument("--id", required=True, metavar="DATASET", help="dataset id (folder under datasets/; a spec names it as dataset: {kind: imported, id: ...})")
     p.add_argument("--map", action="append", metavar="COLUMN=THEIRS", help="read COLUMN from the CSV's column THEIRS (repeatable)")
     p.add_argument("--time-is", choices=["close", "open"], default="close", help="whether the time column is the bar's close (default) or open time")

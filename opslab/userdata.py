@@ -126,7 +126,8 @@ def _canonical_lines(rows: list[quality.Row]) -> Iterator[bytes]:
     batch = []
     for r in rows:
         ts = clock.iso_from_ns(r.ts * 1_000_000_000)
-        batch.append(f"{ts},{r.open},{r.high},{r.low},{r.close},{r.volume}\n".encode())
+        o, h, lo, c = (x.quantize(PRICE_STEP) for x in (r.open, r.high, r.low, r.close))
+        batch.append(f"{ts},{o},{h},{lo},{c},{r.volume.quantize(SIZE_STEP)}\n".encode())
         if len(batch) >= 4096:
             yield b"".join(batch)
             batch.clear()
@@ -152,23 +153,49 @@ def read_dataset_rows(folder: Path) -> list[quality.Row]:
 
 # --- tc data import -----------------------------------------------------------------------------
 
-def import_csv(path: Path | str, dataset_id: str, mapping: dict[str, str] | None = None, time_is: str = "close",
-               instrument: str = "test:BTCUSDT", settings: quality.Settings | None = None,
-               force: bool = False, check: bool = False) -> Result:
-    """`tc data import --csv`: converge datasets/<id>/ to the CSV's rows, then check their quality (exit 4 when it fails)."""
+def _check_options(dataset_id: str, instrument: str, time_is: str) -> None:
     check_dataset_id(dataset_id)
     if instrument not in INSTRUMENTS:
         raise InputError(f"--instrument {instrument!r}: expected one of {', '.join(INSTRUMENTS)} (the built-in test instruments)")
     if time_is not in ("open", "close"):
         raise InputError(f"--time-is {time_is!r}: expected open or close")
+
+
+def import_csv(path: Path | str, dataset_id: str, mapping: dict[str, str] | None = None, time_is: str = "close",
+               instrument: str = "test:BTCUSDT", settings: quality.Settings | None = None,
+               force: bool = False, check: bool = False) -> Result:
+    """`tc data import --csv`: converge datasets/<id>/ to the CSV's rows, then check their quality (exit 4 when it fails)."""
+    _check_options(dataset_id, instrument, time_is)
     mapping = mapping or {}
     path = Path(path)
     raw = fs.read_input(path, "CSV", limit=MAX_CSV_BYTES)
     rows = read_csv(raw, str(path), mapping, time_is)
-    source_sha = hashlib.sha256(raw).hexdigest()
-    symbol, venue = INSTRUMENTS[instrument]
-    params = {"format": "csv", "source_file": path.name, "source_sha256": source_sha, "columns_map": mapping,
+    params = {"format": "csv", "source_file": path.name, "source_sha256": hashlib.sha256(raw).hexdigest(), "columns_map": mapping,
               "time_is": time_is, "instrument_definition": instrument}
+    return _converge_import(rows, params, dataset_id, path, settings, force, check)
+
+
+def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument: str = "test:BTCUSDT",
+                   settings: quality.Settings | None = None, force: bool = False, check: bool = False) -> Result:
+    """`tc data import --catalog`: the bars of BAR_TYPE in a NautilusTrader ParquetDataCatalog, read by its
+    own reader (opslab/engine/catalog.py), converged into datasets/<id>/ like a CSV import."""
+    from opslab.engine import catalog
+    from opslab.engine.nautilus import BAR_TYPE
+
+    _check_options(dataset_id, instrument, "close")
+    if bar_type != BAR_TYPE:
+        raise InputError(f"--bar-type {bar_type!r}: the lab's engine runs {BAR_TYPE} only")
+    path = Path(path)
+    rows = catalog.read_rows(path, bar_type)
+    params = {"format": "catalog", "source_file": path.name, "source_sha256": catalog.digest(path, bar_type), "columns_map": {},
+              "time_is": "close", "instrument_definition": instrument, "bar_type": bar_type}
+    return _converge_import(rows, params, dataset_id, path, settings, force, check)
+
+
+def _converge_import(rows: list[quality.Row], params: dict[str, Any], dataset_id: str, path: Path,
+                     settings: quality.Settings | None, force: bool, check: bool) -> Result:
+    symbol, venue = INSTRUMENTS[params["instrument_definition"]]
+    settings = settings or quality.Settings()
     folder = data.dataset_dir(dataset_id)
     label = f"dataset {dataset_id}"
     exists = fs.root().is_dir() and fs.exists(data.manifest_path(folder))
@@ -180,7 +207,7 @@ def import_csv(path: Path | str, dataset_id: str, mapping: dict[str, str] | None
                              "use another --id, or --force to replace it")
         if same and not force:
             data.check_intact(folder)
-            return _quality_result(folder, current, settings or quality.Settings(), check, f"{label} is up to date ({current['rows']} bars)")
+            return _quality_result(folder, current, settings, check, f"{label} is up to date ({current['rows']} bars)")
     if check:
         verb = "replace" if exists else "create"
         return Result("changed", f"would {verb} {label} from {path} ({len(rows)} bars) and check its quality", [str(folder)], {"dataset_id": dataset_id})
@@ -195,7 +222,7 @@ def import_csv(path: Path | str, dataset_id: str, mapping: dict[str, str] | None
             "bytes": size, "fingerprint": "sha256:" + digest,
         }
         fs.write_json(data.manifest_path(folder), digests.seal(manifest))
-    result = _quality_result(folder, manifest, settings or quality.Settings(), False, f"imported {label} from {path} ({len(rows)} bars)", rows)
+    result = _quality_result(folder, manifest, settings, False, f"imported {label} from {path} ({len(rows)} bars)", rows)
     result.status = "changed" if result.status == "ok" else result.status
     return result
 

@@ -171,3 +171,37 @@ def test_engine_logs_go_to_the_run_folder_bounded(tmp_path, command):
     manifest = json.loads((root / "runs" / run_id / "manifest.json").read_text())
     assert all(f"engine/{p.name}" in manifest["files"] for p in logs)
     assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
+
+
+def _write_catalog(folder: Path) -> None:
+    """The fixture CSV's bars written into a real ParquetDataCatalog (as a NautilusTrader user would)."""
+    import pandas as pd
+    from nautilus_trader.model.data import BarType
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+    from nautilus_trader.persistence.wranglers import BarDataWrangler
+    from nautilus_trader.test_kit.providers import TestInstrumentProvider
+
+    frame = pd.read_csv(CSV)
+    frame.index = pd.to_datetime(frame["open_time"] + 60_000, unit="ms", utc=True)  # close time
+    instrument = TestInstrumentProvider.btcusdt_binance()
+    bars = BarDataWrangler(BarType.from_str("BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"), instrument).process(
+        frame[["open", "high", "low", "close", "volume"]])
+    catalog = ParquetDataCatalog(str(folder))
+    catalog.write_data([instrument])
+    catalog.write_data(bars)
+
+
+def test_catalog_import_gives_the_same_dataset_bytes_as_the_csv(tmp_path):
+    root = tmp_path / "artifacts"
+    _write_catalog(tmp_path / "catalog")
+    assert _import(root, CSV, "from-csv") == 0
+    result = run_tc("data", "import", "--catalog", str(tmp_path / "catalog"), "--id", "from-catalog", "--json", artifacts=root)
+    assert result.code == 0, result.err
+    manifests = [json.loads((root / "datasets" / d / "manifest.json").read_text()) for d in ("from-csv", "from-catalog")]
+    assert manifests[1]["params"]["format"] == "catalog" and manifests[1]["rows"] == 180
+    assert manifests[0]["fingerprint"] == manifests[1]["fingerprint"]
+    again = run_tc("data", "import", "--catalog", str(tmp_path / "catalog"), "--id", "from-catalog", "--json", artifacts=root)
+    assert again.json()["status"] == "ok"
+    missing = run_tc("data", "import", "--catalog", str(tmp_path), "--id", "x", artifacts=root)
+    assert missing.code == 2 and "no bars of BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL" in missing.err
+    assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
