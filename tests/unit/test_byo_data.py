@@ -207,3 +207,13 @@ def test_oversized_csv_is_refused_before_parsing(lab, tmp_path):
     result = lab("data", "import", "--csv", str(big), "--id", "big")
     assert result.code == 2 and "larger than" in result.err
     assert not lab.root.exists()
+
+
+def test_data_check_with_check_changes_nothing(lab, tmp_path):
+    rows = _lines()
+    _drop(rows, 30)
+    assert _import(lab, _write(tmp_path, rows)).code == 4
+    before = tree_bytes(lab.root)
+    planned = lab("data", "check", "mine", "--max", "gaps=1", "--check", "--json")
+    assert planned.code == 0 and planned.json()["status"] == "changed"  # the verdict would change; nothing written
+    assert tree_bytes(lab.root) == before
