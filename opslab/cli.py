@@ -146,6 +146,10 @@ def _data_prepare(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import data
 
     loaded = _load_spec(args.spec)
+    if loaded.data["dataset"]["kind"] == "imported":  # made by `tc data import`; here only checked intact
+        from opslab import userdata
+
+        return userdata.converge_for_spec(loaded.data, check=args.check)
     return data.prepare(data.DatasetParams.from_spec(loaded.data), force=args.force, check=args.check)
 
 
@@ -156,7 +160,7 @@ def _data_fingerprint(args: argparse.Namespace, report: Reporter) -> Any:
 
 
 def _group_data(sub: Any) -> None:
-    g = group(sub, "data", "prepare and fingerprint datasets")
+    g = group(sub, "data", "prepare, import, check and fingerprint datasets")
     p = leaf(g, "prepare", "write the spec's deterministic synthetic dataset (ok when already intact)", """
   tc data prepare --spec fixtures/specs/demo.yaml
   tc data prepare --spec fixtures/specs/demo.yaml --check   # only say what would change
@@ -167,6 +171,66 @@ def _group_data(sub: Any) -> None:
     p = leaf(g, "fingerprint", "sha256 of a file, streamed (constant memory)", """
   tc data fingerprint artifacts/datasets/*/bars.csv""", _data_fingerprint)
     p.add_argument("path", metavar="PATH", help="file to fingerprint")
+    _data_import_and_check(g)
+
+
+def _quality_settings(args: argparse.Namespace) -> Any:
+    from opslab import quality
+
+    counts = {}
+    for pair in args.max or []:
+        name, _, value = pair.partition("=")
+        if name not in quality.CHECKS or not value.isdigit():
+            raise InputError(f"--max {pair!r}: expected CHECK=N with CHECK one of {', '.join(quality.CHECKS)} and N a whole number")
+        counts[name] = int(value)
+    return quality.Settings(zscore=args.zscore, zero_volume_run=args.zero_volume_run, max_counts=counts)
+
+
+def _quality_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zscore", type=float, default=10.0, metavar="Z", help="robust z-score above which a return is an outlier (default 10)")
+    p.add_argument("--zero-volume-run", type=int, default=3, metavar="N", help="consecutive zero-volume bars that count as a run (default 3)")
+    p.add_argument("--max", action="append", metavar="CHECK=N", help="let CHECK pass with up to N findings (repeatable; default 0)")
+
+
+def _data_import(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import userdata
+
+    if args.catalog:
+        return userdata.import_catalog(args.catalog, args.id, args.bar_type, args.instrument, _quality_settings(args),
+                                       force=args.force, check=args.check)
+    return userdata.import_csv(args.csv, args.id, userdata.parse_map(args.map or []), args.time_is, args.instrument,
+                               _quality_settings(args), force=args.force, check=args.check)
+
+
+def _data_check(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import userdata
+
+    return userdata.check_op(args.dataset, _quality_settings(args), check=args.check)
+
+
+def _data_import_and_check(g: Any) -> None:
+    p = leaf(g, "import", "import your bars (CSV) as a dataset under the artifacts root and check their quality (exit 4 when a check fails)", """
+  tc data import --csv fixtures/data/btcusdt-1m-sample.csv --id btc-sample
+  tc data import --csv klines.csv --id my-klines --map ts_close=open_time --time-is open
+  tc data import --csv bars.csv --id my-bars --check        # only say what would change
+  tc data import --catalog ~/nautilus/catalog --id from-catalog   # bars of --bar-type from a ParquetDataCatalog""", _data_import)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", metavar="FILE", help="CSV with a header: ts_close,open,high,low,close,volume (see --map)")
+    source.add_argument("--catalog", metavar="DIR", help="a NautilusTrader ParquetDataCatalog folder (read with its own reader)")
+    p.add_argument("--bar-type", default="BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL", help="the catalog's bar type to import (the lab runs this one)")
+    p.add_argument("--id", required=True, metavar="DATASET", help="dataset id (folder under datasets/; a spec names it as dataset: {kind: imported, id: ...})")
+    p.add_argument("--map", action="append", metavar="COLUMN=THEIRS", help="read COLUMN from the CSV's column THEIRS (repeatable)")
+    p.add_argument("--time-is", choices=["close", "open"], default="close", help="whether the time column is the bar's close (default) or open time")
+    p.add_argument("--instrument", default="test:BTCUSDT", help="instrument definition (built-in: test:BTCUSDT)")
+    p.add_argument("--force", action="store_true", help="replace a dataset with the same id made from other input")
+    _quality_flags(p)
+    _check_flag(p)
+    p = leaf(g, "check", "run the data quality checks on a dataset and write its quality.json (exit 4 when a check fails)", """
+  tc data check btc-sample
+  tc data check btc-sample --zscore 6 --max gaps=2   # tighter outliers, tolerate two gaps""", _data_check)
+    p.add_argument("dataset", metavar="DATASET", help="dataset id (a folder under datasets/)")
+    _quality_flags(p)
+    _check_flag(p)
 
 
 # --- run --------------------------------------------------------------------------------------

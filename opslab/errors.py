@@ -1,7 +1,8 @@
 """Error classes and the one outcome -> exit code mapping (docs/cli.md).
 
-A safety block (3) and a failed check (4) are results, not errors: the operation ran, recorded what
-it saw, and says so with its Result's exit code from EXIT_CODES.
+A safety block (3) and a failed check (4) are usually results, not errors: the operation ran,
+recorded what it saw, and says so with its Result's exit code from EXIT_CODES. CheckFailed is for a
+check that refuses before anything is written.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ class InputError(OpsLabError):
     Raised before anything is written."""
 
     outcome = "input"
+
+
+class CheckFailed(OpsLabError):
+    """A check failed before anything was written (a dataset whose quality check failed): exit 4."""
+
+    outcome = "check"
 
 
 class LockedError(OpsLabError):

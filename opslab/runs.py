@@ -19,7 +19,7 @@ import platform
 from pathlib import Path
 from typing import Any, Iterator
 
-from opslab import __version__, clock, contracts, data, digests, fs, journal, report, report_html, safety
+from opslab import __version__, clock, contracts, digests, fs, journal, report, report_html, safety, userdata
 from opslab.contracts import RUN_ID_RE, SCHEMA_VERSION
 from opslab.errors import InputError
 from opslab.result import Result, merge_status
@@ -226,7 +226,7 @@ def open(spec: RunSpec, dataset: bool = True) -> Iterator[Run]:  # noqa: A001 - 
     refuse_other_spec(spec, folder)
     # The dataset converges (prepared when missing, checked intact once) before the run folder is
     # touched: a corrupt dataset is exit 2 with nothing of the run written.
-    prepared = data.prepare(data.DatasetParams.from_spec(spec.data)) if dataset else None
+    prepared = userdata.converge_for_spec(spec.data) if dataset else None
     with fs.locked(folder, f"run {spec.run_id}"):
         refuse_other_spec(spec, folder)  # again under the lock
         run = Run(spec, folder)
@@ -270,7 +270,7 @@ def init(spec: RunSpec, check: bool = False) -> Result:
         present = fs.root().is_dir()
         if present:
             refuse_other_spec(spec, folder)
-        ds = data.prepare(data.DatasetParams.from_spec(spec.data), check=True)
+        ds = userdata.converge_for_spec(spec.data, check=True)
         complete = present and fs.exists(path_of(folder, "manifest")) and journal.has_event(path_of(folder, "journal"), "dataset_linked")
         status = merge_status(ds.status, "ok" if complete else "changed")
         what = "is initialized" if complete else "would be initialized"

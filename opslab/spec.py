@@ -96,6 +96,9 @@ def parse_document(path: Path, what: str = "spec") -> Any:
 
 def apply_defaults(schema: dict[str, Any], instance: Any) -> Any:
     """Fill the schema's `default` values into INSTANCE (objects only, recursively)."""
+    if isinstance(instance, dict) and "if" in schema:  # a tagged union: then when the kind matches, else otherwise
+        want = schema["if"]["properties"]["kind"]["const"]
+        return apply_defaults(schema["then"] if instance.get("kind") == want else schema["else"], instance)
     if not isinstance(instance, dict) or schema.get("type") != "object":
         return instance
     for key, sub in schema.get("properties", {}).items():
@@ -107,8 +110,15 @@ def apply_defaults(schema: dict[str, Any], instance: Any) -> Any:
 
 
 def normalize(data: dict[str, Any]) -> dict[str, Any]:
-    """The normalized spec: defaults from the schema filled in (what the config hash covers)."""
-    return apply_defaults(load_schema("runspec"), copy.deepcopy(data))
+    """The normalized spec: defaults from the schema filled in, the built-in strategy written out in
+    its importable form (what the config hash covers, with the source identity added by load)."""
+    out = apply_defaults(load_schema("runspec"), copy.deepcopy(data))
+    if "strategy_path" not in out["strategy"]:
+        from opslab.strategy_source import builtin_block
+
+        out["strategy"].update(builtin_block(out["scenario"]["name"]))
+    out["strategy"].setdefault("config", {})
+    return out
 
 
 def config_hash(normalized: dict[str, Any]) -> str:
@@ -158,4 +168,20 @@ def load(path: Path | str) -> RunSpec:
     lines = validation_errors(data, str(path))
     if lines:
         raise InputError("\n".join(lines))
-    return RunSpec(path=path, data=normalize(data))
+    spec = RunSpec(path=path, data=normalize(data))
+    _add_source_identity(spec)
+    return spec
+
+
+def _add_source_identity(spec: RunSpec) -> None:
+    """strategy.source: module + sha256 of the files defining the strategy, located without importing them."""
+    from opslab.strategy_source import identity
+
+    block = spec.data["strategy"]
+    search = spec.resolve(block["search_path"]) if block.get("search_path") else None
+    if search is not None and not search.is_dir():
+        raise InputError(f"{spec.path}: /strategy/search_path: {search} is not a folder")
+    try:
+        block["source"] = identity(block, search)
+    except InputError as exc:
+        raise InputError(f"{spec.path}: /strategy/strategy_path: {exc}") from None

@@ -123,7 +123,8 @@ def _verify_dataset(base: Path, dataset_id: str) -> list[str]:
     except InputError as exc:
         return [f"{label}: {exc}"]
     problems = []
-    if data.DatasetParams.from_manifest(manifest).dataset_id != dataset_id or manifest["dataset_id"] != dataset_id:
+    derived = data.DatasetParams.from_manifest(manifest).dataset_id if manifest["kind"] == "synthetic" else dataset_id
+    if derived != dataset_id or manifest["dataset_id"] != dataset_id:
         problems.append(f"{label}/manifest.json: dataset_id does not match its parameters (edited?)")
     size, rows = data.measure(folder)
     if size != manifest["bytes"] or rows != manifest["rows"]:

@@ -71,6 +71,7 @@ def _normalise(text: str, root: Path) -> str:
         for form in {str(path), md(str(path)), html(str(path))}:
             text = text.replace(form, f"${name}")
     text = text.replace(f"python {platform.python_version()}", "python 3.11.x")
+    text = text.replace(f'python="{platform.python_version()}"', 'python="3.11.x"')  # tc_build_info
     return re.sub(r"\bby [^\s:@]+@[^\s:]+", "by <user>@<host>", text)
 
 

@@ -40,6 +40,14 @@ def _rows(node: dict, prefix: str = "") -> list[str]:
         rows.append(f"| `{name}` | {_type(sub)} | {', '.join(flags)} | {desc} |")
         if sub.get("type") == "object" and "properties" in sub:
             rows += _rows(sub, f"{name}.")
+        if "if" in sub:  # a tagged union on `kind`: each branch's fields, marked with the kind they belong to
+            for branch in (sub["then"], sub["else"]):
+                kind = branch["properties"]["kind"]["const"]
+                for row in _rows(branch, f"{name}."):
+                    if not row.startswith(f"| `{name}.kind`"):
+                        cells = row.split(" | ")
+                        cells[2] = ", ".join(f for f in (cells[2], f"kind {kind}") if f)
+                        rows.append(" | ".join(cells))
         items = sub.get("items")
         if isinstance(items, dict) and "properties" in items:
             rows += _rows(items, f"{name}[].")

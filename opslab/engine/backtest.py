@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from opslab import data, runs
-from opslab.engine import outputs, preflight
+from opslab import data, runs, userdata
+from opslab.engine import outputs, preflight, strategies
 from opslab.errors import OpsLabError
 from opslab.result import Result
 from opslab.spec import RunSpec
@@ -33,6 +33,8 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
     preflight.check_kind(spec, "backtest")
     if check:
         return plan(spec)
+    strategies.check(spec)  # import/config errors are exit 2 before anything of the run is written
+    userdata.quality_gate(spec)  # a failed quality artifact is exit 4, also before anything is written
     with runs.open(spec) as run:
         if run.metadata["status"] == "completed" and run.has_event("backtest_completed"):
             counters = run.read("metrics")["counters"]
@@ -47,7 +49,7 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
         run.meta(status="running")
         run.flush()
         try:
-            state = _execute(spec, data.bars_path(data.dataset_dir(run.dataset["dataset_id"])), bars_given, progress)
+            state = _execute(spec, data.bars_path(data.dataset_dir(run.dataset["dataset_id"])), bars_given, progress, run.folder)
             processed = state["counters"]["bars_processed"]
             if processed != bars_given:
                 raise EngineFailed(f"engine stopped after {processed} of {bars_given} bars (see NautilusTrader's AccountBalanceNegative pitfall)")
@@ -66,11 +68,12 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
                   [str(run.folder)], {"run_id": spec.run_id, "run_dir": str(run.folder), "counters": c})
 
 
-def _execute(spec: RunSpec, bars_csv: Path, bars_given: int, progress: Callable[[int, int], None] | None) -> dict:
+def _execute(spec: RunSpec, bars_csv: Path, bars_given: int, progress: Callable[[int, int], None] | None,
+             run_folder: Path | None = None) -> dict:
     from opslab.engine import nautilus
 
-    session = nautilus.build(spec.data, bars_given)
-    session.strategy.progress = progress
+    session = nautilus.build(spec, bars_given, run_folder)
+    session.ops.progress = progress
     try:
         session.engine.add_data(nautilus.load_bars(bars_csv, bars_given, session.instrument, session.bar_type))
         session.engine.run()

@@ -37,14 +37,13 @@ from nautilus_trader.config import (
     TradingNodeConfig,
 )
 from nautilus_trader.live.node import TradingNode
+from nautilus_trader.trading.strategy import Strategy
 from nautilus_trader.model.book import OrderBook  # noqa: F401 - keeps the book types loaded before the loop starts
 from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
 from nautilus_trader.model.enums import BookType, OrderType, TradingState, position_side_to_str, trading_state_to_str
 from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
 
-from opslab.engine import nautilus
-from opslab.engine.scenarios import get as get_scenario
-from opslab.engine.smoke import SmokeConfig, SmokeStrategy
+from opslab.engine import nautilus, strategies
 
 INSTRUMENT = "BTCUSDT.BINANCE"
 LOG_FILE_MAX_BYTES = 2_000_000
@@ -101,9 +100,10 @@ class OpsActor(Actor):
         super().__init__(config)
         self.hooks: Hooks | None = None
         self.node: TradingNode | None = None
-        self.strategy: SmokeStrategy | None = None
+        self.strategy: Strategy | None = None
         self.last_data_ns: int | None = None
         self.halted = False
+        self.bars_seen = 0  # counted here, not by the strategy: a user's strategy need not count anything
 
     def on_start(self) -> None:
         self.subscribe_trade_ticks(self.config.instrument_id)
@@ -127,8 +127,9 @@ class OpsActor(Actor):
 
     def on_bar(self, bar: Bar) -> None:
         self.last_data_ns = self.clock.timestamp_ns()
+        self.bars_seen += 1
         bound = self.config.bars_bound
-        if bound is not None and self.strategy is not None and self.strategy.bars_seen >= bound and self.hooks:
+        if bound is not None and self.bars_seen >= bound and self.hooks:
             self.hooks.request_stop("bars")
 
     def _kill_switch(self, _event: Any) -> None:
@@ -164,7 +165,7 @@ class OpsActor(Actor):
             "clients_connected": {"data": bool(kernel.data_engine.check_connected()), "exec": bool(kernel.exec_engine.check_connected())},
             "last_market_data_at": _iso_ms(self.last_data_ns) if self.last_data_ns else None,
             "seconds_since_market_data": since,
-            "bars_seen": self.strategy.bars_seen,
+            "bars_seen": self.bars_seen,
             "open_orders": len(self.cache.orders_open(instrument_id=self.config.instrument_id)),
             "position": {"side": position_side_to_str(pos[0].side), "quantity": nautilus._dec(pos[0].quantity)} if pos
             else {"side": "FLAT", "quantity": "0"},
@@ -189,6 +190,7 @@ class Settings:
     """What the node needs from the spec and the environment."""
 
     spec: dict[str, Any]
+    run_spec: Any  # the opslab.spec.RunSpec: engine/strategies.py resolves the strategy from it
     run_id: str
     log_dir: Path
     api_key: str
@@ -230,14 +232,9 @@ def run(s: Settings, hooks: Hooks) -> dict[str, Any]:
     node = TradingNode(config=_config(s), loop=loop)
     node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
     node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)
-    scenario = get_scenario(s.spec["scenario"]["name"])
     instrument_id = InstrumentId.from_str(INSTRUMENT)
     bar_type = BarType.from_str(nautilus.BAR_TYPE)
-    strategy = SmokeStrategy(SmokeConfig(
-        strategy_id=nautilus.STRATEGY_ID, instrument_id=instrument_id, bar_type=bar_type,
-        order_every_bars=scenario.order_every_bars, hold_bars=scenario.hold_bars,
-        trade_size=scenario.trade_size, total_bars=s.bars or 10**9,
-    ))
+    strategy = strategies.create(s.run_spec, s.bars or 10**9)  # the spec's strategy, built-in or the user's
     actor = OpsActor(OpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type,
                                     heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars))
     actor.hooks, actor.node, actor.strategy = hooks, node, strategy
@@ -246,7 +243,7 @@ def run(s: Settings, hooks: Hooks) -> dict[str, Any]:
     node.build()
     try:
         loop.run_until_complete(_supervise(node, actor, s, hooks, loop))
-        state = _read(node, strategy, instrument_id, s.run_id, hooks)
+        state = _read(node, strategy, actor, instrument_id, s.run_id, hooks)
     finally:
         node.dispose()
         if not loop.is_closed():
@@ -345,11 +342,11 @@ async def _watch(node: TradingNode, s: Settings, hooks: Hooks) -> None:
             pass
 
 
-def _read(node: TradingNode, strategy: SmokeStrategy, instrument_id: InstrumentId, run_id: str, hooks: Hooks) -> dict[str, Any]:
+def _read(node: TradingNode, strategy: Strategy, actor: "OpsActor", instrument_id: InstrumentId, run_id: str, hooks: Hooks) -> dict[str, Any]:
     instrument = node.cache.instrument(instrument_id)
     if instrument is None or node.cache.account_for_venue(Venue(BINANCE)) is None:
         raise RuntimeError(f"{hooks.stop_reason or 'stopped'}; the node never loaded the instrument or the account (see node/node*.log)")
-    session = SimpleNamespace(engine=node, strategy=strategy, venue=Venue(BINANCE), instrument=instrument)
+    session = SimpleNamespace(engine=node, strategy=strategy, ops=actor, venue=Venue(BINANCE), instrument=instrument)
     state = nautilus.read_state(session, "node", run_id)  # type: ignore[arg-type]
     # After a restart, reconciliation may hold the instrument in more than one open position (per
     # strategy, or EXTERNAL for orders the node did not place): the account's exposure is their net.

@@ -122,6 +122,9 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
             return Result("ok", f"run {spec.run_id}: node already stopped ({life['stop_reason']})", [str(runs.run_dir(spec.run_id))])
         return Result("changed", f"would run the live node of {spec.run_id} against {node['venue_http_url']}; {init.summary}",
                       [str(runs.run_dir(spec.run_id))])
+    from opslab.engine import strategies  # preflight passed: importing the strategy (and NautilusTrader) is due now
+
+    strategies.check(spec)  # exit 2 naming the module and the reason, before anything is written
     with runs.open(spec) as opened:  # the venue replays the same dataset; the run links it
         run = NodeRun(opened)
         previous = run.read("node_lifecycle")
@@ -158,7 +161,7 @@ def _drive(spec: RunSpec, run: NodeRun, life: _Lifecycle, inputs: dict[str, Any]
     from opslab.engine import live  # NautilusTrader is imported here, when a node runs
 
     node = inputs["node"]
-    settings = live.Settings(spec=spec.data, run_id=spec.run_id, log_dir=run.log_dir(), api_key=inputs["api_key"],
+    settings = live.Settings(spec=spec.data, run_spec=spec, run_id=spec.run_id, log_dir=run.log_dir(), api_key=inputs["api_key"],
                              api_secret=inputs["api_secret"], http_url=node["venue_http_url"], ws_url=node["venue_ws_url"],
                              duration_s=node["duration_seconds"], bars=node["bars"], heartbeat_s=node["heartbeat_seconds"],
                              connect_timeout_s=node["connect_timeout_seconds"])

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from opslab import clock, data, runs
-from opslab.engine import outputs, preflight
+from opslab import clock, data, runs, userdata
+from opslab.engine import outputs, preflight, strategies
 from opslab.errors import EXIT_CODES
 from opslab.result import Result
 from opslab.runs import Run
@@ -111,6 +111,8 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
         return plan(spec)
     bounds = spec.data["engine"]["paper"]
     per_step = bounds["bars_per_step"]
+    strategies.check(spec)  # import/config errors are exit 2 before anything of the run is written
+    userdata.quality_gate(spec)  # a failed quality artifact is exit 4, also before anything is written
     with runs.open(spec) as run:
         bars_given = min(bounds["steps"] * per_step, run.dataset["rows"], spec.data["engine"]["max_bars"])
         steps = -(-bars_given // per_step)  # the dataset may hold fewer bars than steps x bars_per_step
@@ -175,7 +177,7 @@ def _drive(spec: RunSpec, bars_csv: Path, bars_given: int, life: _Lifecycle, rep
 
     per_step, steps = life.doc["bars_per_step"], life.doc["steps_total"]
     delay = int(os.environ.get(STEP_DELAY_ENV, "0") or 0) / 1000.0
-    session = nautilus.build(spec.data, bars_given)
+    session = nautilus.build(spec, bars_given, life.run.folder)
     try:
         bars = nautilus.load_bars(bars_csv, bars_given, session.instrument, session.bar_type)
         reason, cancelled = "completed", []
@@ -187,7 +189,7 @@ def _drive(spec: RunSpec, bars_csv: Path, bars_given: int, life: _Lifecycle, rep
                 if step < replay:
                     continue  # already journaled before the crash; the replay reaches the same state
                 life.doc["steps_done"] = step + 1
-                life.run.event("paper_step", {"attempt": life.doc["attempts"], "step": step + 1, "bars_processed": session.strategy.bars_seen})
+                life.run.event("paper_step", {"attempt": life.doc["attempts"], "step": step + 1, "bars_processed": session.ops.bars_seen})
                 life.save()
                 if progress:
                     progress(step + 1, steps)

@@ -7,14 +7,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Scenario:
-    """A built-in scenario: a deterministic smoke test of the plumbing, not a trading strategy."""
+    """A built-in scenario: a deterministic smoke test of the plumbing, not a trading strategy.
+
+    Its strategy is an ordinary importable strategy (NautilusTrader's ImportableStrategyConfig form:
+    strategy_path, config_path, config), exactly what a spec names for a user's own strategy.
+    """
 
     name: str
     version: str
     summary: str
-    order_every_bars: int
-    hold_bars: int
-    trade_size: str
+    strategy_path: str
+    config_path: str
+    config: dict
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -23,9 +27,9 @@ SCENARIOS: dict[str, Scenario] = {
         version="1.0.0",
         summary="Buys a small fixed size on a fixed bar cadence and sells it back a few bars later, "
         "leaving the last position open; exercises market orders, fills, open and closed positions.",
-        order_every_bars=60,
-        hold_bars=15,
-        trade_size="0.010000",
+        strategy_path="opslab.engine.smoke:SmokeStrategy",
+        config_path="opslab.engine.smoke:SmokeConfig",
+        config={"strategy_id": "SMOKE-001", "order_every_bars": 60, "hold_bars": 15, "trade_size": "0.010000"},
     ),
 }
 

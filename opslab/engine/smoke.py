@@ -9,7 +9,6 @@ Imported only from opslab.engine (it imports NautilusTrader).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Callable
 
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar, BarType
@@ -19,7 +18,8 @@ from nautilus_trader.trading.strategy import Strategy
 
 
 class SmokeConfig(StrategyConfig, frozen=True):
-    """Parameters of the smoke strategy (from the scenario registry)."""
+    """Parameters of the smoke strategy (the scenario registry's config; the lab fills instrument_id,
+    bar_type and total_bars)."""
 
     instrument_id: InstrumentId
     bar_type: BarType
@@ -33,14 +33,11 @@ class SmokeConfig(StrategyConfig, frozen=True):
 class SmokeStrategy(Strategy):
     """Market round trips on a fixed bar cadence plus one resting limit order."""
 
-    PROGRESS_EVERY = 5_000  # bars between progress reports
-
     def __init__(self, config: SmokeConfig) -> None:
         super().__init__(config)
         self.bars_seen = 0
         self.instrument = None
         self.qty = None
-        self.progress: Callable[[int, int], None] | None = None  # (bars seen, total), set by the runner
 
     def on_start(self) -> None:
         self.instrument = self.cache.instrument(self.config.instrument_id)
@@ -51,8 +48,6 @@ class SmokeStrategy(Strategy):
         i = self.bars_seen
         self.bars_seen += 1
         cfg, qty = self.config, self.qty
-        if self.progress is not None and (self.bars_seen % self.PROGRESS_EVERY == 0 or self.bars_seen == cfg.total_bars):
-            self.progress(self.bars_seen, cfg.total_bars)
         if i == 0:
             price = self.instrument.make_price(bar.close.as_decimal() * Decimal(cfg.resting_limit_fraction))
             self.submit_order(self.order_factory.limit(cfg.instrument_id, OrderSide.BUY, qty, price))
