@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import alert_stack  # noqa: E402 - after the path above
-from alert_stack import AlertStack, get, seconds, tc, wait  # noqa: E402
-from harness import WORK  # noqa: E402
+import alert_stack
+from alert_stack import AlertStack, get, seconds, tc, wait
+from harness import WORK
 
 ROUNDS = 5
 ALERT = "TcKillSwitchEngaged"

@@ -25,8 +25,8 @@ from pathlib import Path
 from harness import REPO, WORK
 
 sys.path.insert(0, str(REPO))
-from opslab import fs  # noqa: E402
-from opslab.metrics.cache import ArtifactCollector  # noqa: E402
+from opslab import fs
+from opslab.metrics.cache import ArtifactCollector
 
 PY = sys.executable
 SPECS = REPO / "fixtures" / "specs"

@@ -129,7 +129,8 @@ def _spec_validate(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.result import Result
 
     loaded = _load_spec(args.spec)
-    return Result("ok", f"{args.spec}: ok (run_id {loaded.run_id}, {loaded.config_hash})", data={"run_id": loaded.run_id, "config_hash": loaded.config_hash, "spec": loaded.data})
+    return Result("ok", f"{args.spec}: ok (run_id {loaded.run_id}, {loaded.config_hash})",
+                  data={"run_id": loaded.run_id, "config_hash": loaded.config_hash, "spec": loaded.data})
 
 
 def _group_spec(sub: Any) -> None:
@@ -573,7 +574,8 @@ def _alerts_receive(args: argparse.Namespace, report: Reporter) -> Any:
     receiver = Receiver(fs.root(), args.host, port, heard)
     httpserver.serve_until_signal(receiver.server, lambda url: report.event(
         "listening", f"listening on {url}/alerts (recording into {notifications.history_path()})", url=f"{url}/alerts"))
-    return Result("ok", f"alert receiver on {receiver.url} stopped: {counts['recorded']} recorded, {counts['refused']} refused, {counts['failed']} failed", data=counts)
+    return Result("ok", f"alert receiver on {receiver.url} stopped: {counts['recorded']} recorded, {counts['refused']} refused, "
+                  f"{counts['failed']} failed", data=counts)
 
 
 def _alerts_list(args: argparse.Namespace, report: Reporter) -> Any:
@@ -596,7 +598,8 @@ def _group_alerts(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=20, help="show the last N alerts (default 20)")
 
 
-GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch, _group_reconcile, _group_connectivity, _group_metrics, _group_drill, _group_alerts]
+GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch,
+                                       _group_reconcile, _group_connectivity, _group_metrics, _group_drill, _group_alerts]
 
 
 def build_parser() -> Parser:

@@ -323,6 +323,7 @@ def render_scorecard(drills_dir: Path) -> str:
                      f"<td>{_badge(str(row.get('verdict')), 'good' if row.get('verdict') == 'pass' else 'bad')}</td>",
                      f"<td class=\"num\">{esc(ttd)}</td>", f"<td><code>docs/{esc(row.get('runbook'))}</code></td>"])
     table = _grid(["drill", "verdict", "time to detect", "runbook"], rows)
-    chart = _figure("time_to_detect", charts.time_to_detect(found), "Time to detect per drill, in each drill's own unit (bars, polls, requests, checks).") if found else ""
+    caption = "Time to detect per drill, in each drill's own unit (bars, polls, requests, checks)."
+    chart = _figure("time_to_detect", charts.time_to_detect(found), caption) if found else ""
     note = "Rendered by <code>tc drill run --all</code> from <code>drills/scorecard.json</code> and each drill's <code>result.json</code>."
     return _page("Drill scorecard", note, [_section("scorecard", "Scorecard", head + chart + table)])

@@ -215,7 +215,7 @@ class Run:
 
 
 @contextlib.contextmanager
-def open(spec: RunSpec, dataset: bool = True) -> Iterator[Run]:  # noqa: A001 - the run object's verb
+def open(spec: RunSpec, dataset: bool = True) -> Iterator[Run]:
     """Open the run of SPEC: check the root, refuse another spec, take the lock once, initialize once.
 
     DATASET=False is for observations (probe, readiness, reconcile): no dataset is prepared. On exit,

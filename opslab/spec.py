@@ -56,7 +56,7 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 class _AliasRefusingComposer(_StrictLoader):
-    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D401 - yaml hook
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.events.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
@@ -76,7 +76,7 @@ def parse_document(path: Path, what: str = "spec") -> Any:
     if not text.strip():
         raise InputError(f"{path}: is empty, expected a {what} mapping")
     try:
-        docs = list(yaml.load_all(text, Loader=_AliasRefusingComposer))  # noqa: S506 - SafeLoader subclass
+        docs = list(yaml.load_all(text, Loader=_AliasRefusingComposer))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

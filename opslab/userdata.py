@@ -35,7 +35,8 @@ EXIT_CHECK = EXIT_CODES["check"]
 def check_dataset_id(dataset_id: str) -> str:
     """DATASET_ID if it is a safe folder name, else InputError."""
     if not DATASET_ID_RE.fullmatch(dataset_id or ""):
-        raise InputError(f"dataset id {dataset_id!r}: expected lower-case letters, digits, '_', '.' or '-', starting with a letter or digit, at most 64 characters")
+        raise InputError(f"dataset id {dataset_id!r}: expected lower-case letters, digits, '_', '.' or '-', "
+                         "starting with a letter or digit, at most 64 characters")
     return dataset_id
 
 

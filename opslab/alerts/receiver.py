@@ -28,7 +28,7 @@ class _Handler(BaseHTTPRequestHandler):
     root: Path
     listener: Listener | None
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _answer(self, status: int, body: dict[str, Any]) -> None:
@@ -43,13 +43,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.listener:
             self.listener(outcome, line, error)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         if self.path.split("?", 1)[0] == "/healthz":
             self._answer(200, {"status": "ok"})
         else:
             self._answer(404, {"error": f"not found: POST {PATH} or GET /healthz"})
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         if self.path.split("?", 1)[0] != PATH:
             self._answer(404, {"error": f"not found: POST {PATH}"})
             return

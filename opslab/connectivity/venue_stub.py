@@ -159,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "opslab-fake-venue/1"
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the CLI prints one line when listening
 
     # --- plumbing --------------------------------------------------------------------------
@@ -173,14 +173,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/admin/faults":
             with self.venue.lock:
                 return self._send(200, {"faults": self.venue.faults, "stats": dict(self.venue.stats), "sequence": self.venue.sequence})
         self._public(path)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if urlsplit(self.path).path != "/admin/faults":
             return self._send(404, {"code": -1, "msg": "not found"})
         length = int(self.headers.get("Content-Length") or 0)
@@ -193,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             current = dict(self.venue.faults)
         self._send(200, {"faults": current})
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         if urlsplit(self.path).path != "/admin/faults":
             return self._send(404, {"code": -1, "msg": "not found"})
         with self.venue.lock:

@@ -296,7 +296,7 @@ async def _supervise(node: TradingNode, actor: OpsActor, s: Settings, hooks: Hoo
         await asyncio.wait_for(asyncio.shield(run_task), timeout=3)
     except asyncio.TimeoutError:
         run_task.cancel()
-    except Exception:  # noqa: BLE001 - the node logged it; the run reports the stop reason
+    except Exception:
         pass
     hooks.timings["stopped"] = hooks.elapsed()
 
@@ -357,7 +357,7 @@ def _read(node: TradingNode, strategy: Strategy, actor: "OpsActor", instrument_i
         try:
             frame = make()
             reports[name] = frame.to_csv().encode() if len(frame) else b""
-        except Exception:  # noqa: BLE001 - a report generator that fails must not lose the run's state
+        except Exception:
             reports[name] = b""
     state["nautilus_reports"] = reports
     state["first_fill_seconds"] = _first_fill(node, hooks)

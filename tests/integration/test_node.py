@@ -90,7 +90,7 @@ def test_node_trades_halts_resumes_stops_and_reconciles(tmp_path: Path, lab_root
         proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "node", "--spec", str(spec_file), "--json"], cwd=REPO,
                                 env=tc_env(lab_root, **CREDS), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            beat = lambda: _read(run_dir / "node" / "heartbeat.json")  # noqa: E731
+            beat = lambda: _read(run_dir / "node" / "heartbeat.json")
             _wait(lambda: (b := beat()) and b["state"] == "running" and b["open_orders"] >= 1, proc, 30, "a running node with its resting order")
             resting = [o for o in venue.exchange.open_orders() if o["type"] == "LIMIT"]
             assert len(resting) == 1, "the strategy's resting limit order reached the venue"

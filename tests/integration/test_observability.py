@@ -31,7 +31,7 @@ def _free_port() -> int:
 
 
 def _get(url: str, timeout: float = 5) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URLs built here
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return resp.read()
 
 

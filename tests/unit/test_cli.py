@@ -73,6 +73,7 @@ def test_fast_paths_never_import_nautilus(tmp_path, argv):
 
 
 def test_help_does_not_import_nautilus_via_subprocess(tmp_path):
-    code = "import sys\nfrom opslab import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\nprint(any(m.startswith('nautilus_trader') for m in sys.modules))"
+    code = ("import sys\nfrom opslab import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(any(m.startswith('nautilus_trader') for m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=tc_env(tmp_path), capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "False"

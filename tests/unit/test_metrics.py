@@ -314,7 +314,8 @@ def test_the_exporters_own_families_parse_with_prometheus_client(lab):
     col.errors["run"] = 2
     ours = col.exposition()[1].decode()
     parsed = {f.name: f for f in text_string_to_metric_families(ours)}
-    assert set(parsed) == {"tc_build_info", "tc_exporter_warming", "tc_exporter_runs", "tc_exporter_scrape_duration_seconds", "tc_exporter_artifact_errors", "tc_exporter_scrapes"}
+    assert set(parsed) == {"tc_build_info", "tc_exporter_warming", "tc_exporter_runs", "tc_exporter_scrape_duration_seconds",
+                           "tc_exporter_artifact_errors", "tc_exporter_scrapes"}
     assert parsed["tc_exporter_artifact_errors"].type == "counter"
     errors = {s.labels["kind"]: s.value for s in parsed["tc_exporter_artifact_errors"].samples}
     assert errors["run"] == 2.0 and parsed["tc_exporter_scrapes"].samples[0].value == 1.0

@@ -57,7 +57,8 @@ def test_no_socket_is_opened(monkeypatch, tmp_path):
 @pytest.mark.parametrize("block, needle", [
     ({"venue": "BINANCE", "placeholders": [{"role": "api_key", "env": "BINANCE_KEY"}]}, "does not match '^TC_"),
     ({"venue": "BINANCE", "placeholders": [{"role": "api_key", "env": "TC_A"}, {"role": "api_key", "env": "TC_A"}]}, "TC_A is used twice"),
-    ({"venue": "BINANCE", "placeholders": [{"role": "api_key", "env": "TC_A"}, {"role": "api_secret", "env": "TC_A"}]}, "used for two roles (api_key and api_secret)"),
+    ({"venue": "BINANCE", "placeholders": [{"role": "api_key", "env": "TC_A"}, {"role": "api_secret", "env": "TC_A"}]},
+     "used for two roles (api_key and api_secret)"),
     ({"venue": "BINANCE", "placeholders": []}, "should be non-empty"),
     ({"venue": "BINANCE", "placeholders": [{"role": "api_key", "env": "TC_A", "value": "x"}]}, "unknown field(s)"),
 ])

@@ -36,7 +36,8 @@ def _bars_csv(n: int) -> str:
     price = 42000.0
     for i in range(n):
         close = price + (7 if i % 5 else -11)
-        lines.append(f"2024-01-01T{(i + 1) // 60:02d}:{(i + 1) % 60:02d}:00Z,{price:.2f},{max(price, close) + 3:.2f},{min(price, close) - 3:.2f},{close:.2f},1.000000")
+        stamp = f"2024-01-01T{(i + 1) // 60:02d}:{(i + 1) % 60:02d}:00Z"
+        lines.append(f"{stamp},{price:.2f},{max(price, close) + 3:.2f},{min(price, close) - 3:.2f},{close:.2f},1.000000")
         price = close
     return "\n".join(lines) + "\n"
 
@@ -60,7 +61,8 @@ def run_folder(tmp_path: Path) -> Path:
             "scenario": {"name": "ops_smoke_demo", "version": "1.0.0"}, "strategy": {"name": "s", "version": "1"},
             "versions": {"opslab": "0.1.0"},
             "dataset": {"dataset_id": "ds1", "fingerprint": "sha256:" + "1" * 64, "rows": 120, "first_bar_close": _ts(1), "last_bar_close": _ts(120)},
-            "engine_summary": {"mode": "paper", "bars_given": 90, "counters": {"fills": 4}, "final_balances": {"USDT": "1"}, "open_positions": 0, "open_orders": 0},
+            "engine_summary": {"mode": "paper", "bars_given": 90, "counters": {"fills": 4}, "final_balances": {"USDT": "1"},
+                               "open_positions": 0, "open_orders": 0},
             "safety": {"kill_switch": "released", "since": None, "reason": EVIL}}
     _write(folder / "metadata.json", meta)
     _write(folder / "runspec.json", {"description": EVIL, "instrument": "BTCUSDT", "report": {"title": ""}})
@@ -78,7 +80,8 @@ def run_folder(tmp_path: Path) -> Path:
     _write(folder / "reconciliation.json", {
         "status": "mismatch", "expected_file": "expected.json", "observed_source": "final_state.json",
         "summary": {"checks": 2, "matches": 1, "mismatches": 1},
-        "checks": [{"kind": "balance", "key": "USDT", "field": "total", "expected": "100", "observed": "100", "difference": "0", "tolerance": "0.01", "status": "match"},
+        "checks": [{"kind": "balance", "key": "USDT", "field": "total", "expected": "100", "observed": "100", "difference": "0",
+                    "tolerance": "0.01", "status": "match"},
                    {"kind": "position", "key": "BTCUSDT<img src=x>", "field": "quantity", "expected": "0.01", "observed": "0.02", "difference": "0.01",
                     "tolerance": "0", "status": "mismatch"}]})
     return folder

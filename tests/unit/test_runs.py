@@ -18,7 +18,8 @@ def test_init_then_reinit_is_ok_and_touches_nothing(lab):
     first = lab("run", "init", "--spec", DEMO, "--json")
     assert first.code == 0 and first.json()["status"] == "changed"
     folder = lab.root / "runs" / "minimal"
-    assert sorted(p.name for p in folder.iterdir()) == ["journal.jsonl", "manifest.json", "metadata.json", "metrics.json", "report.html", "report.md", "runspec.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["journal.jsonl", "manifest.json", "metadata.json", "metrics.json", "report.html",
+                                                        "report.md", "runspec.json"]
     before = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
     second = lab("run", "init", "--spec", DEMO, "--json")
     assert second.json()["status"] == "ok"
