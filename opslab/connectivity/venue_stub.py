@@ -26,11 +26,12 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from opslab import clock, data, httpserver
+from opslab import clock, data, fs, httpserver
 from opslab.errors import InputError
 
 ALLOWED_HOSTS = ("127.0.0.1", "::1")
 WEIGHTS = {"/api/v3/ping": 1, "/api/v3/time": 1, "/api/v3/exchangeInfo": 10, "/api/v3/depth": 5, "/api/v3/klines": 2}
+MAX_ADMIN_BODY = 1 << 16  # a fault list is a few bytes
 FAULT_NAMES = ("latency", "error_5xx", "rate_limit", "drop", "frozen_time", "stale_book", "sequence_gap")
 KLINE_PARAMS = data.DatasetParams(42, "2024-01-01T00:00:00Z", 1440, "42000.00")
 
@@ -183,9 +184,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if urlsplit(self.path).path != "/admin/faults":
             return self._send(404, {"code": -1, "msg": "not found"})
-        length = int(self.headers.get("Content-Length") or 0)
+        text = self.headers.get("Content-Length") or "0"
+        if not text.isdigit() or int(text) > MAX_ADMIN_BODY:  # the body is not read: bounded before parsing
+            self.close_connection = True
+            return self._send(413, {"code": -1, "msg": f"body of {text} bytes; at most {MAX_ADMIN_BODY}"})
         try:
-            faults = faults_from_json(json.loads(self.rfile.read(length) or b"null"))
+            faults = faults_from_json(fs.parse_json(self.rfile.read(int(text)) or b"null", "body"))
         except (ValueError, InputError) as exc:
             return self._send(400, {"code": -1, "msg": str(exc)})
         with self.venue.lock:

@@ -174,3 +174,26 @@ def test_probe_timeout_and_http_error(tmp_path):
                              cwd=REPO, env=tc_env(root), capture_output=True, text=True, timeout=60)
         probe = json.loads(err.stdout)["data"]["probe"]
         assert err.returncode == 4 and probe["error_class"] == "http_error" and probe["http_status"] == 503
+
+
+def test_the_admin_endpoint_bounds_its_body_before_reading_it():
+    import http.client
+
+    with FakeVenue() as venue:
+        conn = http.client.HTTPConnection("127.0.0.1", venue.port, timeout=10)
+        try:
+            conn.putrequest("POST", "/admin/faults")
+            conn.putheader("Content-Length", str(10 << 30))  # 10 GiB announced, nothing sent
+            conn.endheaders()
+            resp = conn.getresponse()
+            assert resp.status == 413 and "at most" in resp.read().decode()
+        finally:
+            conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", venue.port, timeout=10)
+        try:
+            body = b'{"faults": ["drop"], "faults": []}'  # duplicate keys: refused by the strict parser
+            conn.request("POST", "/admin/faults", body=body, headers={"Content-Length": str(len(body))})
+            resp = conn.getresponse()
+            assert resp.status == 400 and "duplicate key" in resp.read().decode()
+        finally:
+            conn.close()
