@@ -89,12 +89,35 @@ def _probe(rid: str, doc: dict) -> Iterator[Sample]:
         yield "tc_connectivity_probe_timestamp_seconds", labels, probed
 
 
+NODE_UP = ("connected", "reconciled", "running", "halted")
+
+
+def _node_lifecycle(rid: str, doc: dict) -> Iterator[Sample]:
+    yield "tc_node_up", (rid,), 1 if doc["state"] in NODE_UP else 0
+    yield "tc_node_lifecycle_state", (rid, doc["state"]), 1
+    yield "tc_node_halts", (rid,), doc["halts"]
+
+
+def _node_heartbeat(rid: str, doc: dict) -> Iterator[Sample]:
+    beat = _ts(doc["ts"])
+    if beat is not None:
+        yield "tc_node_heartbeat_timestamp_seconds", (rid,), beat
+    yield "tc_node_trading_halted", (rid,), 1 if doc["trading_state"] == "HALTED" else 0
+    if doc["seconds_since_market_data"] is not None:
+        yield "tc_node_seconds_since_market_data", (rid,), doc["seconds_since_market_data"]
+    for client, connected in sorted(doc["clients_connected"].items()):
+        yield "tc_node_clients_connected", (rid, client), 1 if connected else 0
+    yield "tc_node_open_orders", (rid,), doc["open_orders"]
+
+
 # Run artifact (registry name) -> extractor.
 RUN_SOURCES: dict[str, Callable[[str, dict], Iterable[Sample]]] = {
     "paper_lifecycle": _lifecycle,
     "reconciliation": _reconciliation,
     "connectivity_readiness": _readiness,
     "connectivity_probe": _probe,
+    "node_lifecycle": _node_lifecycle,
+    "node_heartbeat": _node_heartbeat,
 }
 
 
@@ -102,6 +125,12 @@ def _dataset(path: Path) -> Iterator[Sample]:
     doc = _load(path)
     yield "tc_dataset_rows", (doc["dataset_id"],), doc["rows"]
     yield "tc_dataset_info", (doc["dataset_id"], doc["fingerprint"]), 1
+
+
+def _dataset_quality(path: Path) -> Iterator[Sample]:
+    doc = _load(path)
+    yield "tc_dataset_quality_passed", (doc["dataset_id"],), 1 if doc["passed"] else 0
+    yield "tc_dataset_quality_failed_checks", (doc["dataset_id"],), len(doc["failed_checks"])
 
 
 def kill_switch_samples(root: Path) -> Iterator[Sample]:
@@ -134,6 +163,7 @@ def _scorecard(path: Path) -> Iterator[Sample]:
 # (state and history together) by kill_switch_samples.
 ROOT_SOURCES: dict[str, Callable[[Path], Iterable[Sample]]] = {
     "dataset_manifest": _dataset,
+    "dataset_quality": _dataset_quality,
     "drill_result": _drill,
     "drill_scorecard": _scorecard,
 }
