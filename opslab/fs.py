@@ -26,7 +26,7 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from opslab.errors import InputError, LockedError
 
@@ -400,28 +400,11 @@ def write_atomic(path: Path, data: bytes) -> bool:
     """Write DATA to PATH beneath the root atomically; False (nothing written) when it already holds DATA."""
     path = Path(path)
     with _dir(path.parent, create=True) as (dfd, base, parts):
-        name = path.name
-        if _is_link(dfd, name):
-            raise _refuse(base, parts + [name], "is a symlink")
-        if _same_content(dfd, name, data):
+        if _is_link(dfd, path.name):
+            raise _refuse(base, parts + [path.name], "is a symlink")
+        if _same_content(dfd, path.name, data):
             return False
-        _sweep_temps(dfd)
-        tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=dfd)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
-        os.fsync(dfd)
+        _install(dfd, path.name, [data])
     bump_generation(path)
     return True
 
@@ -429,28 +412,36 @@ def write_atomic(path: Path, data: bytes) -> bool:
 def write_stream_atomic(path: Path, chunks: Iterator[bytes]) -> tuple[int, str]:
     """Write CHUNKS to PATH atomically; returns (bytes, sha256 hex) of what was written."""
     path = Path(path)
-    digest, size = hashlib.sha256(), 0
     with _dir(path.parent, create=True) as (dfd, base, parts):
         if _is_link(dfd, path.name):
             raise _refuse(base, parts + [path.name], "is a symlink")
-        _sweep_temps(dfd)
-        tmp = f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=dfd)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in chunks:
-                    fh.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.rename(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
-        os.fsync(dfd)
+        written = _install(dfd, path.name, chunks)
     bump_generation(path)
+    return written
+
+
+def _install(dfd: int, name: str, chunks: Iterable[bytes]) -> tuple[int, str]:
+    """The atomic write itself: a temp file beside NAME (created, never followed), fsync, rename over
+    NAME, fsync of the folder. A crash leaves the old file or the new one, and at most a temp file
+    that the next writer of the folder removes. Returns (bytes, sha256 hex)."""
+    _sweep_temps(dfd)
+    tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=dfd)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dfd)
+        raise
+    os.fsync(dfd)
     return size, digest.hexdigest()
 
 
