@@ -6,6 +6,7 @@ these servers and is not logged; any other error in a handler still prints its t
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import sys
@@ -39,6 +40,19 @@ def bind(host: str, port: int, handler: type[BaseHTTPRequestHandler], what: str)
         return cls((host, port), handler)
     except OSError as exc:
         raise InputError(f"--port {port}: cannot listen on {host} ({exc.strerror}); {what}") from None
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+    """Answer a request with BODY as compact JSON (the fake venue, the Binance venue)."""
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(payload)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(payload)
 
 
 def url(server: LabHTTPServer) -> str:

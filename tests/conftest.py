@@ -59,6 +59,18 @@ def lab(tmp_path: Path):
     return call
 
 
+def wait_for_paper_steps(journal: Path, n: int, proc: subprocess.Popen) -> None:
+    """Wait (bounded, polling) until a paper run's journal holds N paper_step events."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_text().count('"event":"paper_step"') >= n:
+            return
+        time.sleep(0.05)
+    pytest.fail("paper run did not reach the expected step")
+
+
 def tree_bytes(root: Path) -> dict[str, bytes]:
     """Every file under ROOT and its bytes, by relative path."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -17,7 +17,6 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -165,14 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- plumbing --------------------------------------------------------------------------
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        httpserver.send_json(self, status, body, headers)
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from opslab import contracts
 from opslab.fs import GENERATION
-from opslab.metrics.catalog import AGGREGATE_FAMILIES, ARTIFACT_FAMILIES, EXPORTER_FAMILIES, PER_RUN_DEFAULT, RUN_FAMILIES, _counters
+from opslab.metrics.catalog import AGGREGATE_FAMILIES, ARTIFACT_FAMILIES, EXPORTER_FAMILIES, PER_RUN_DEFAULT, RUN_FAMILIES, counter_properties
 from opslab.metrics.exposition import EOF_MARK, HEADERS, TEXT, lines_by_family
 from opslab.metrics.extract import KILL_SWITCH_FILES, ROOT_SOURCES, Sample, kill_switch_samples, run_samples
 
@@ -323,7 +323,7 @@ class _Facts:
 
 @lru_cache(maxsize=1)
 def _aggregated_counters() -> tuple[str, ...]:
-    return tuple(name for name, prop in _counters().items() if prop.get("x-metric-type", "counter") == "counter")
+    return tuple(name for name, prop in counter_properties().items() if prop.get("x-metric-type", "counter") == "counter")
 
 
 SUMMED = ("tc_artifacts_verification_problems", "tc_reconciliation_mismatches")

@@ -35,18 +35,19 @@ class Family:
         return self.name + "_total" if self.kind == "counter" else self.name
 
 
-def _counters() -> dict[str, dict]:
+def counter_properties() -> dict[str, dict]:
+    """The run counters declared in schemas/metrics.schema.json (name -> property)."""
     return load_schema("metrics")["properties"]["counters"]["properties"]
 
 
 def _per_run_counters() -> list[Family]:
-    props = _counters()
+    props = counter_properties()
     return [Family(f"tc_run_{name}", props[name].get("x-metric-type", "counter"), ("run_id",), props[name]["description"],
                    _run("metrics"), "run") for name in sorted(props)]
 
 
 def _aggregate_counters() -> list[Family]:
-    props = _counters()
+    props = counter_properties()
     return [Family(f"tc_runs_{name}", "counter", (), f"Sum over every run: {props[name]['description']}", _every_run("metrics"), "aggregate")
             for name in sorted(props) if props[name].get("x-metric-type", "counter") == "counter"]
 

@@ -6,13 +6,12 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import FIXTURES, REPO, SPECS, run_tc, tc_env
+from conftest import FIXTURES, REPO, SPECS, run_tc, tc_env, wait_for_paper_steps
 
 pytestmark = pytest.mark.integration
 BYO = SPECS / "byo-backtest.yaml"
@@ -50,13 +49,7 @@ def test_user_strategy_backtest_runs_under_the_lab(tmp_path):
     assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
 
 
-def _wait_for_steps(journal: Path, n: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and journal.read_text().count('"event":"paper_step"') >= n:
-            return
-        time.sleep(0.05)
-    pytest.fail("paper run did not reach the expected step")
+_wait_for_steps = wait_for_paper_steps
 
 
 def test_user_strategy_paper_is_halted_by_the_kill_switch_and_reconciled(tmp_path):

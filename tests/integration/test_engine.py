@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import EPOCH, REPO, SPECS, run_tc, tc_env, tree_bytes
+from conftest import EPOCH, REPO, SPECS, run_tc, tc_env, tree_bytes, wait_for_paper_steps
 
 pytestmark = pytest.mark.integration
 DEMO = str(SPECS / "demo.yaml")
@@ -228,13 +227,7 @@ def _start_slow_paper(root: Path) -> subprocess.Popen:
 
 
 def _wait_for_steps(root: Path, n: int, proc: subprocess.Popen) -> None:
-    journal = root / "runs" / "paper-demo" / "journal.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and journal.read_text().count('"event":"paper_step"') >= n:
-            return
-        time.sleep(0.05)
-    pytest.fail("paper run did not reach the expected step")
+    wait_for_paper_steps(root / "runs" / "paper-demo" / "journal.jsonl", n, proc)
 
 
 def test_sigterm_stops_gracefully(paper_root):

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
+from opslab import httpserver
 from opslab.connectivity import venue_stub
 from opslab.connectivity.binance import auth
 from opslab.connectivity.binance.exchange import QUOTE, BASE, SYMBOL, VenueError
@@ -177,14 +178,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        httpserver.send_json(self, status, body, headers, "application/json;charset=UTF-8")  # Binance's content type
 
     def do_GET(self) -> None:
         self._dispatch("GET")
