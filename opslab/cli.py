@@ -523,25 +523,32 @@ def _group_metrics(sub: Any) -> None:
 def _drill_list(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.drills import runner
 
-    return runner.list_drills()
+    return runner.list_drills(args.kind or "all")
 
 
 def _drill_run(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.drills import runner
 
-    if bool(args.name) == bool(args.all):
-        raise InputError("tc drill run: give one drill NAME or --all (see 'tc drill list')")
-    return runner.run_all(check=args.check) if args.all else runner.run(args.name, check=args.check)
+    every = args.all or args.kind is not None
+    if bool(args.name) == every:
+        raise InputError("tc drill run: give one drill NAME, or --all / --kind KIND (see 'tc drill list')")
+    return runner.run_all(check=args.check, kind=args.kind or "lab") if every else runner.run(args.name, check=args.check)
 
 
 def _group_drill(sub: Any) -> None:
     g = group(sub, "drill", "deterministic failure drills: inject one fault, check the lab detects it")
-    leaf(g, "list", "list the drills and their runbooks", "  tc drill list", _drill_list)
-    p = leaf(g, "run", "run one drill (or all) in an isolated sandbox and record the result; exit 4 when a failure went undetected", """
+    p = leaf(g, "list", "list the drills, their kind and their runbooks", "  tc drill list\n  tc drill list --kind node", _drill_list)
+    p.add_argument("--kind", choices=("lab", "node", "all"), help="only drills of this kind")
+    p = leaf(g, "run", "run one drill (or all of a kind) in an isolated sandbox and record the result; exit 4 when a failure went undetected", """
   tc drill run mismatch
-  tc drill run --all            # every drill, then artifacts/drills/scorecard.json""", _drill_run)
+  tc drill run --all            # every lab drill (fast checks of the lab's own parts), then artifacts/drills/scorecard.json
+  tc drill run --kind node      # every node drill: the real NautilusTrader node, detected through Prometheus + Alertmanager
+  tc drill run --kind all       # both kinds
+Node drills need prometheus and prometheus-alertmanager on PATH and the checkout's prometheus/ and
+alertmanager/ configs (the dev image has both); each starts its own stack, venue and node on 127.0.0.1.""", _drill_run)
     p.add_argument("name", metavar="NAME", nargs="?", help="drill name from `tc drill list`")
-    p.add_argument("--all", action="store_true", help="run every drill and write the scorecard")
+    p.add_argument("--all", action="store_true", help="run every drill of --kind (default lab) and write the scorecard")
+    p.add_argument("--kind", choices=("lab", "node", "all"), help="run every drill of this kind and write the scorecard")
     _check_flag(p)
 
 

@@ -87,7 +87,7 @@ def verify_run(folder: Path) -> list[str]:
     return problems
 
 
-def quick_run_problems(folder: Path) -> list[str]:
+def quick_run_problems(folder: Path, running: bool = False) -> list[str]:
     """What can be found in a run folder without reading its files' contents: links, temp and
     unknown files, files missing from or added to the manifest, and files changed after tc wrote
     the manifest (tc writes it last, so nothing may be newer). The exporter checks this on every

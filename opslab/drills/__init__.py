@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from opslab.drills import disconnect, mismatch, missing_update, rate_limit_exhaustion, restart_recovery, stale_data, stale_orderbook
+from opslab.drills import (
+    disconnect,
+    mismatch,
+    missing_update,
+    node_crash,
+    node_kill_switch,
+    node_missing_update,
+    rate_limit_exhaustion,
+    restart_recovery,
+    stale_data,
+    stale_orderbook,
+)
 from opslab.drills.base import Drill
 
 DRILLS: dict[str, Drill] = {
     module.DRILL.name: module.DRILL
-    for module in (stale_data, mismatch, restart_recovery, disconnect, missing_update, rate_limit_exhaustion, stale_orderbook)
+    for module in (stale_data, mismatch, restart_recovery, disconnect, missing_update, rate_limit_exhaustion, stale_orderbook,
+                   node_crash, node_kill_switch, node_missing_update)
 }

@@ -66,6 +66,8 @@ class Observation:
     time_to_detect: float | None
     unit: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    alert: dict[str, Any] | None = None  # node drills: the notification that arrived
+    findings: list[str] = field(default_factory=list)  # node drills: what NautilusTrader itself did
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Drill:
     fault: str
     expected: str
     execute: Callable[[Context], Observation]
+    kind: str = "lab"  # lab: the lab's own parts, fast; node: the real node, detected through the alerting path
 
     @property
     def runbook(self) -> str:

@@ -47,10 +47,19 @@ def detection_enabled() -> bool:
     return os.environ.get(DETECTION_ENV, "on") != "off"
 
 
-def list_drills() -> Result:
+KINDS = ("lab", "node", "all")
+
+
+def _of_kind(kind: str) -> list[Drill]:
+    if kind not in KINDS:
+        raise InputError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    return [d for d in DRILLS.values() if kind in ("all", d.kind)]
+
+
+def list_drills(kind: str = "all") -> Result:
     """The `tc drill list` operation."""
-    rows = [{"drill": d.name, "summary": d.summary, "runbook": d.runbook} for d in DRILLS.values()]
-    return Result("ok", f"{len(rows)} drill(s)", data={"drills": rows}, details=[f"{r['drill']:<22} {r['summary']}" for r in rows])
+    rows = [{"drill": d.name, "kind": d.kind, "summary": d.summary, "runbook": d.runbook} for d in _of_kind(kind)]
+    return Result("ok", f"{len(rows)} drill(s)", data={"drills": rows}, details=[f"{r['drill']:<28} {r['kind']:<5} {r['summary']}" for r in rows])
 
 
 def _get(name: str) -> Drill:
@@ -76,7 +85,12 @@ def _run_one(drill: Drill) -> dict:
         "verdict": "pass" if seen.detected else "fail",
         "evidence": seen.evidence,
         "finished_at": clock.now_iso(),
+        "kind": drill.kind,
     }
+    if drill.kind == "node":
+        from opslab.drills.nodekit import engine_version
+
+        result.update(alert=seen.alert, findings=seen.findings, engine_version=f"nautilus_trader {engine_version()}")
     return result
 
 
@@ -95,21 +109,42 @@ def run(name: str, check: bool = False) -> Result:
                   details=[f"runbook: docs/{result['runbook']}"])
 
 
-def run_all(check: bool = False) -> Result:
-    """The `tc drill run --all` operation: every drill, then drills/scorecard.json."""
+def _scorecard(latest: list[dict]) -> dict:
+    """The scorecard over LATEST: the newest result of every registered drill that has one."""
+    rows = []
+    for r in latest:
+        row = {"drill": r["drill"], "kind": r.get("kind", "lab"), "verdict": r["verdict"], "detected": r["detected"], "runbook": r["runbook"],
+               "time_to_detect": r["time_to_detect"]}
+        if r.get("findings"):
+            row["findings"] = r["findings"]
+        rows.append(row)
+    passed = sum(r["verdict"] == "pass" for r in rows)
+    return {"schema_version": SCHEMA_VERSION, "total": len(rows), "passed": passed, "failed": len(rows) - passed, "drills": rows,
+            "finished_at": clock.now_iso()}
+
+
+def run_all(check: bool = False, kind: str = "lab") -> Result:
+    """The `tc drill run --all [--kind K]` operation: every drill of KIND, then drills/scorecard.json over
+    the latest result of every drill (a node-drill run keeps the lab drills' rows, and the other way round)."""
+    chosen = _of_kind(kind)
     if check:
-        return Result("changed", f"would run {len(DRILLS)} drills and record their results and the scorecard", [str(_path("drill_scorecard"))])
+        return Result("changed", f"would run {len(chosen)} {kind} drill(s) and record their results and the scorecard", [str(_path("drill_scorecard"))])
     fs.root_for_write()
     with fs.locked(drills_dir(), "the drills folder"):
-        results = [_run_one(drill) for drill in DRILLS.values()]
-        rows = [{"drill": r["drill"], "verdict": r["verdict"], "detected": r["detected"], "runbook": r["runbook"],
-                 "time_to_detect": r["time_to_detect"]} for r in results]
-        passed = sum(r["verdict"] == "pass" for r in rows)
-        card = {"schema_version": SCHEMA_VERSION, "total": len(rows), "passed": passed, "failed": len(rows) - passed,
-                "drills": rows, "finished_at": clock.now_iso()}
-        _record(card, results)
+        results = {d.name: _run_one(d) for d in chosen}
+        latest = []
+        for name in DRILLS:
+            if name in results:
+                latest.append(results[name])
+            elif fs.exists(_path("drill_result", name)):
+                latest.append(fs.read_json(_path("drill_result", name)))
+        card = _scorecard(latest)
+        _record(card, list(results.values()))
     path = _path("drill_scorecard")
-    details = [f"{r['drill']:<22} {r['verdict']:<5} {'detected' if r['detected'] else 'NOT detected':<13} docs/{r['runbook']}" for r in rows]
-    code = 0 if passed == len(rows) else EXIT_CODES["check"]
-    return Result("changed", f"scorecard: {passed}/{len(rows)} drills detected their failure ({path})", [str(path)],
-                  {"scorecard": card, "results": results}, exit_code=code, details=details)
+    mine = [r for r in card["drills"] if r["drill"] in results]
+    details = [f"{r['drill']:<28} {r['kind']:<5} {r['verdict']:<5} {'detected' if r['detected'] else 'NOT detected':<13} docs/{r['runbook']}"
+               for r in mine]
+    passed = sum(r["verdict"] == "pass" for r in mine)
+    code = 0 if passed == len(mine) else EXIT_CODES["check"]
+    return Result("changed", f"{kind} drills: {passed}/{len(mine)} detected their failure; scorecard {card['passed']}/{card['total']} ({path})",
+                  [str(path)], {"scorecard": card, "results": list(results.values())}, exit_code=code, details=details)

@@ -39,7 +39,7 @@ from nautilus_trader.config import (
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.trading.strategy import Strategy
 from nautilus_trader.model.book import OrderBook  # noqa: F401 - keeps the book types loaded before the loop starts
-from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
+from nautilus_trader.model.data import Bar, BarType, OrderBookDeltas, QuoteTick, TradeTick
 from nautilus_trader.model.enums import BookType, OrderType, TradingState, position_side_to_str, trading_state_to_str
 from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
 
@@ -104,6 +104,9 @@ class OpsActor(Actor):
         self.last_data_ns: int | None = None
         self.halted = False
         self.bars_seen = 0  # counted here, not by the strategy: a user's strategy need not count anything
+        self.book_sequence: int | None = None
+        self.book_gaps = 0
+        self.book_missed = 0
 
     def on_start(self) -> None:
         self.subscribe_trade_ticks(self.config.instrument_id)
@@ -124,6 +127,17 @@ class OpsActor(Actor):
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
         self.last_data_ns = self.clock.timestamp_ns()
+
+    def on_order_book_deltas(self, deltas: OrderBookDeltas) -> None:
+        """Counts missed depth updates. NautilusTrader's Binance client keeps only each message's last
+        update id (`u`) as the sequence and does not check it against the previous one (1.221.0); the
+        check here is exact where every diff carries one update id, as the lab's venue sends them."""
+        self.last_data_ns = self.clock.timestamp_ns()
+        sequence = deltas.sequence
+        if not deltas.is_snapshot and self.book_sequence is not None and sequence > self.book_sequence + 1:
+            self.book_gaps += 1
+            self.book_missed += sequence - self.book_sequence - 1
+        self.book_sequence = sequence if self.book_sequence is None or deltas.is_snapshot else max(sequence, self.book_sequence)
 
     def on_bar(self, bar: Bar) -> None:
         self.last_data_ns = self.clock.timestamp_ns()
@@ -165,6 +179,8 @@ class OpsActor(Actor):
             "clients_connected": {"data": bool(kernel.data_engine.check_connected()), "exec": bool(kernel.exec_engine.check_connected())},
             "last_market_data_at": _iso_ms(self.last_data_ns) if self.last_data_ns else None,
             "seconds_since_market_data": since,
+            "book_sequence_gaps": self.book_gaps,
+            "book_updates_missed": self.book_missed,
             "bars_seen": self.bars_seen,
             "open_orders": len(self.cache.orders_open(instrument_id=self.config.instrument_id)),
             "position": {"side": position_side_to_str(pos[0].side), "quantity": nautilus._dec(pos[0].quantity)} if pos

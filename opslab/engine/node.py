@@ -134,7 +134,8 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
         life = _Lifecycle(run, {
             "schema_version": 1, "run_id": spec.run_id, "state": "new", "stop_reason": None,
             "venue_http_url": node["venue_http_url"], "venue_ws_url": node["venue_ws_url"],
-            "bounds": {"duration_seconds": node["duration_seconds"], "bars": node["bars"], "heartbeat_seconds": node["heartbeat_seconds"]},
+            "bounds": {"duration_seconds": node["duration_seconds"], "bars": node["bars"], "heartbeat_seconds": node["heartbeat_seconds"],
+                       "market_data_stale_seconds": node["market_data_stale_seconds"]},
             "timings": {"connected": None, "running": None, "first_fill": None, "stopped": None},
             "halts": 0, "cancelled_at_halt": [], "transitions": (previous or {}).get("transitions", []),
         })

@@ -114,9 +114,11 @@ class ArtifactCollector:
         self._store(key, sig, samples)
         return True
 
-    def _check_run(self, folder: str, st: os.stat_result | None = None) -> bool:
-        """Re-read one run folder if its modification time changed (every tc write into a run ends
-        with an atomic rename of its manifest); forget it when it is gone. ST: its stat, if known."""
+    def _check_run(self, folder: str, st: os.stat_result | None = None, written: bool = False) -> bool:
+        """Re-read one run folder if its modification time changed (every tc command's writes into a
+        run end with an atomic rename of its manifest) or, WRITTEN, when the change feed named a file
+        in it (a live node's heartbeats land in node/ between manifests); forget it when it is gone.
+        ST: its stat, if known."""
         if st is None:
             try:
                 st = os.stat(folder)
@@ -124,7 +126,8 @@ class ArtifactCollector:
                 pass
         if st is None or not stat.S_ISDIR(st.st_mode):
             return self._drop(folder)
-        return self._update(folder, st.st_mtime_ns, "run", lambda: run_samples(Path(folder)))
+        sig = (st.st_mtime_ns, self._feed_offset) if written else st.st_mtime_ns
+        return self._update(folder, sig, "run", lambda: run_samples(Path(folder)))
 
     def _check_file(self, path: Path, kind: str, extractor: Callable[[Path], Iterable[Sample]]) -> bool:
         """Re-read one root artifact if its (mtime, size) changed; forget it when it is gone."""
@@ -195,7 +198,7 @@ class ArtifactCollector:
         for rel in dict.fromkeys(lines):  # each path once
             parts = rel.split("/")
             if len(parts) >= 3 and parts[0] == "runs":
-                changed |= self._check_run(os.path.join(self.root, "runs", parts[1]))
+                changed |= self._check_run(os.path.join(self.root, "runs", parts[1]), written=True)
             elif contracts.classify(rel, "root") and contracts.classify(rel, "root")[0].name in KILL_SWITCH_FILES:
                 continue  # refresh() re-checks the kill switch every time
             else:

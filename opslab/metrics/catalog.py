@@ -111,6 +111,13 @@ FAMILIES: list[Family] = [
     Family("tc_node_clients_connected", "gauge", ("run_id", "client"), "1 when the node's Binance data or execution client reports connected.",
            _run("node_heartbeat"), "run"),
     Family("tc_node_open_orders", "gauge", ("run_id",), "Orders open in the node's cache (at the last heartbeat).", _run("node_heartbeat"), "run"),
+    Family("tc_node_heartbeat_interval_seconds", "gauge", ("run_id",), "The node's heartbeat interval (the spec's engine.node.heartbeat_seconds).",
+           _run("node_lifecycle"), "run"),
+    Family("tc_node_market_data_stale_after_seconds", "gauge", ("run_id",),
+           "Market data older than this is stale for the node (the spec's engine.node.market_data_stale_seconds).", _run("node_lifecycle"), "run"),
+    Family("tc_node_book_sequence_gaps", "counter", ("run_id",),
+           "Order book delta messages whose update id skipped over missed updates, since the node started (at the last heartbeat).",
+           _run("node_heartbeat"), "run"),
     # every run, summarized
     Family("tc_runs", "gauge", ("status", "engine_kind"),
            "Runs under the root, by status and engine kind (every run, shown per run or not).", _every_run("metadata"), "aggregate"),

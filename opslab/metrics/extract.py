@@ -57,7 +57,7 @@ def run_samples(folder: Path) -> Iterator[Sample]:
         path = folder / contracts.artifact(name).path
         if path.exists():
             yield from extractor(rid, _load(path))
-    yield "tc_artifacts_verification_problems", (rid,), len(quick_run_problems(folder))
+    yield "tc_artifacts_verification_problems", (rid,), len(quick_run_problems(folder, running=meta["status"] == "running"))
 
 
 def _lifecycle(rid: str, doc: dict) -> Iterator[Sample]:
@@ -96,6 +96,9 @@ def _node_lifecycle(rid: str, doc: dict) -> Iterator[Sample]:
     yield "tc_node_up", (rid,), 1 if doc["state"] in NODE_UP else 0
     yield "tc_node_lifecycle_state", (rid, doc["state"]), 1
     yield "tc_node_halts", (rid,), doc["halts"]
+    yield "tc_node_heartbeat_interval_seconds", (rid,), doc["bounds"]["heartbeat_seconds"]
+    if "market_data_stale_seconds" in doc["bounds"]:
+        yield "tc_node_market_data_stale_after_seconds", (rid,), doc["bounds"]["market_data_stale_seconds"]
 
 
 def _node_heartbeat(rid: str, doc: dict) -> Iterator[Sample]:
@@ -108,6 +111,8 @@ def _node_heartbeat(rid: str, doc: dict) -> Iterator[Sample]:
     for client, connected in sorted(doc["clients_connected"].items()):
         yield "tc_node_clients_connected", (rid, client), 1 if connected else 0
     yield "tc_node_open_orders", (rid,), doc["open_orders"]
+    if "book_sequence_gaps" in doc:
+        yield "tc_node_book_sequence_gaps", (rid,), doc["book_sequence_gaps"]
 
 
 # Run artifact (registry name) -> extractor.
