@@ -7,7 +7,7 @@ import signal
 import time
 
 from opslab.drills.base import Context, Drill, Observation
-from opslab.drills.nodekit import NodeLab, engine_version
+from opslab.drills.nodekit import NodeLab
 
 ALERTS = ("TcNodeHeartbeatStale",)
 

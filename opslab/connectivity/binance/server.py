@@ -91,7 +91,8 @@ class BinanceVenue:
             venue_stub._apply(self.faults, faults)
         if faults.get("drop") or faults.get("error_5xx"):
             assert self.hub is not None
-            self.hub.close_all()
+            # a close waits for each client's closing handshake: the admin answer must not wait for them
+            threading.Thread(target=self.hub.close_all, name="venue-drop", daemon=True).start()
 
     @property
     def ws_url(self) -> str:

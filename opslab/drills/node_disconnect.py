@@ -1,0 +1,65 @@
+"""node_disconnect: the venue drops every WebSocket connection and refuses new ones (and REST) for a
+while. Recorded: the real client's reconnect behaviour (attempts the venue saw, time until market
+data flows again, the data gap); detected: the market-data gap alert is delivered."""
+
+from __future__ import annotations
+
+import time
+
+from opslab.drills.base import Context, Drill, Observation
+from opslab.drills.nodekit import NodeLab
+
+ALERTS = ("TcNodeMarketDataStale",)
+OUTAGE_S = 8.0
+RECONNECT = r"(?i)reconnect"
+
+
+def execute(ctx: Context) -> Observation:
+    with NodeLab(ctx, "node-disconnect") as lab:
+        lab.start_node()
+        lab.wait_running()
+        lab.wait_node("market data", lambda: (lab.heartbeat() or {}).get("seconds_since_market_data") is not None)
+        before = lab.venue_stats()
+        seq = lab.stack.last_seq()
+        wall = time.time()
+        t0 = lab.faults("drop")  # the injected fault: every connection closed, every new one refused
+        alert = lab.detect(ALERTS, t0, timeout=OUTAGE_S, after_seq=seq)
+        during = lab.heartbeats()
+        lab.wait_node("the outage to end", lambda: time.monotonic() - t0 >= OUTAGE_S, timeout=OUTAGE_S + 1)
+        refused = lab.venue_stats().get("dropped", 0) - before.get("dropped", 0)
+        t1 = lab.faults()
+        if alert is None:
+            alert = lab.detect(ALERTS, t0, timeout=10, after_seq=seq)
+
+        def flowing() -> float | None:
+            beat = lab.heartbeat() or {}
+            since = beat.get("seconds_since_market_data")
+            return time.monotonic() - t1 if since is not None and since < 1.0 and beat.get("uptime_seconds", 0) > 0 else None
+
+        try:
+            resumed = round(lab.wait_node("market data after the outage", lambda: flowing(), timeout=30) or 0, 3)
+        except TimeoutError:
+            resumed = None
+        beats = lab.heartbeats()
+        lab.stop_node()
+        reconnects = [t for t in lab.log_times(RECONNECT) if t >= wall]
+        life = lab.lifecycle() or {}
+    gap = max((b.get("seconds_since_market_data") or 0 for b in beats if b.get("ts", "") >= ""), default=0)
+    connected_during = sorted({(b["clients_connected"]["data"], b["clients_connected"]["exec"]) for b in during[-int(OUTAGE_S * 2):]})
+    detected = alert is not None
+    observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after the venue dropped every connection" if detected else
+                "no market-data notification during or after the outage")
+    findings = [f"during the {OUTAGE_S:g} s outage the venue refused {refused} connection attempt(s) (REST and WebSocket); the node's clients "
+                f"reported connected (data, exec) = {connected_during} in its heartbeats",
+                f"market data reached the node again {resumed} s after the venue came back; the longest gap a heartbeat saw was {gap:g} s"
+                if resumed is not None else "market data did NOT reach the node again within 30 s after the venue came back",
+                f"its log has {len(reconnects)} reconnect line(s) after the drop; the node ended {life.get('state')!r} ({life.get('stop_reason')})"]
+    evidence = {"outage_seconds": OUTAGE_S, "attempts_refused": refused, "clients_connected_during": [list(c) for c in connected_during],
+                "seconds_to_market_data_after": resumed, "max_seconds_since_market_data": gap, "reconnect_log_lines": len(reconnects),
+                "final_state": life.get("state"), "stop_reason": life.get("stop_reason")}
+    return Observation(detected, observed, round(alert["seconds"] * 1000) if detected else None, "ms", evidence, alert, findings)
+
+
+DRILL = Drill("node_disconnect", "the venue drops every connection for a while; the data-gap alert is delivered, the reconnect recorded",
+              f"the venue closes every WebSocket and refuses REST and new connections for {OUTAGE_S:g} s (fault drop)",
+              "TcNodeMarketDataStale delivered; reconnect attempts, time to market data and the gap are recorded", execute, kind="node")

@@ -1,0 +1,53 @@
+"""node_stale_book_connected: the WebSocket stays open and keeps answering pings, but depth and trade
+updates stop (nautilus_trader#4298). The node's "seconds since market data" grows and the stale-data
+alert is delivered while its data client still reports connected."""
+
+from __future__ import annotations
+
+import time
+
+from opslab.drills.base import Context, Drill, Observation
+from opslab.drills.nodekit import NodeLab
+
+ALERTS = ("TcNodeMarketDataStale",)
+
+
+def execute(ctx: Context) -> Observation:
+    with NodeLab(ctx, "node-stale-book") as lab:
+        lab.start_node()
+        lab.wait_running()
+        lab.wait_node("market data", lambda: (lab.heartbeat() or {}).get("seconds_since_market_data") is not None)
+        opened_before = lab.venue_stats().get("ws", {}).get("connections_opened")
+        seq = lab.stack.last_seq()
+        t0 = lab.faults("silent_market")  # the injected fault: connections stay up, market updates stop
+        alert = lab.detect(ALERTS, t0, timeout=25, after_seq=seq)
+        beat = lab.heartbeat() or {}
+        stats = lab.venue_stats()
+        lab.faults()
+        t1 = time.monotonic()
+        try:
+            lab.wait_node("market data again", lambda: ((lab.heartbeat() or {}).get("seconds_since_market_data") or 99) < 1.0, timeout=15)
+            back = round(time.monotonic() - t1, 3)
+        except TimeoutError:
+            back = None
+        lab.stop_node()
+    connected = beat.get("clients_connected", {})
+    opened_after = stats.get("ws", {}).get("connections_opened")
+    detected = alert is not None
+    observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after market updates stopped; the node's data client reported "
+                f"connected={connected.get('data')}" if detected else "no stale-data notification within 25 s")
+    findings = [f"with the socket open and market updates stopped, NautilusTrader's Binance data client kept reporting connected "
+                f"(data={connected.get('data')}) and opened no new connection (venue WebSocket connections opened: {opened_before} before, "
+                f"{opened_after} at detection): nothing in the engine notices a silent feed; only the age of the last update does "
+                f"({beat.get('seconds_since_market_data')} s at detection)",
+                f"updates reached the node again {back} s after the venue resumed them, on the same connection" if back is not None else
+                "updates did NOT reach the node within 15 s after the venue resumed them"]
+    evidence = {"seconds_since_market_data_at_detection": beat.get("seconds_since_market_data"), "clients_connected_at_detection": connected,
+                "ws_connections_opened_before": opened_before, "ws_connections_opened_at_detection": opened_after,
+                "seconds_to_market_data_after": back, "market_data_stale_seconds": 3}
+    return Observation(detected, observed, round(alert["seconds"] * 1000) if detected else None, "ms", evidence, alert, findings)
+
+
+DRILL = Drill("node_stale_book_connected", "market updates stop on an open socket; the stale-data alert is delivered while connected",
+              "the venue keeps every WebSocket open (pings answered) but stops trade, kline, depth and book-ticker updates (fault silent_market)",
+              "TcNodeMarketDataStale delivered while the node's data client still reports connected", execute, kind="node")
