@@ -90,7 +90,7 @@ samples: $(NEEDS) ## regenerate docs/samples/ from a real run (make check runs i
 screenshots: $(STAMP) ## retake docs/images/*.png in headless Chromium (the browser test's recipe)
 	@$(INVOKE) screenshots
 
-drill: $(NEEDS) ## run one failure drill: make drill NAME=mismatch (NAME=all for every drill)
+drill: $(NEEDS) ## run one failure drill: make drill NAME=mismatch (NAME=all: lab drills, NAME=node: node drills, NAME=every: both)
 	@echo "runtime: $(RUNTIME)"; $(TASK) drill --name "$(NAME)"
 
 image: ## build the container images through the engine (skipped when their inputs did not change)

@@ -319,11 +319,19 @@ def render_scorecard(drills_dir: Path) -> str:
     rows = []
     for row, det in zip(card.get("drills", []), found, strict=True):
         ttd = "not detected" if det.value is None else f"{det.value:g} {det.unit}"
-        rows.append([f"<td>{esc(row.get('drill'))}</td>",
+        rows.append([f"<td>{esc(row.get('drill'))}</td>", f"<td>{esc(row.get('kind', 'lab'))}</td>",
                      f"<td>{_badge(str(row.get('verdict')), 'good' if row.get('verdict') == 'pass' else 'bad')}</td>",
                      f"<td class=\"num\">{esc(ttd)}</td>", f"<td><code>docs/{esc(row.get('runbook'))}</code></td>"])
-    table = _grid(["drill", "verdict", "time to detect", "runbook"], rows)
-    caption = "Time to detect per drill, in each drill's own unit (bars, polls, requests, checks)."
+    table = _grid(["drill", "kind", "verdict", "time to detect", "runbook"], rows)
+    caption = ("Time to detect per drill, in each drill's own unit (bars, polls, requests, checks; node drills: milliseconds from the "
+               "fault to the alert's delivery).")
     chart = _figure("time_to_detect", charts.time_to_detect(found), caption) if found else ""
-    note = "Rendered by <code>tc drill run --all</code> from <code>drills/scorecard.json</code> and each drill's <code>result.json</code>."
-    return _page("Drill scorecard", note, [_section("scorecard", "Scorecard", head + chart + table)])
+    noted = [row for row in card.get("drills", []) if row.get("findings")]
+    findings = "".join(f"<h3>{esc(row.get('drill'))}</h3><ul>" + "".join(f"<li>{esc(f)}</li>" for f in row["findings"]) + "</ul>"
+                       for row in noted)
+    sections = [_section("scorecard", "Scorecard", head + chart + table)]
+    if noted:
+        sections.append(_section("findings", "What NautilusTrader did (node drills)",
+                                 "<p>Measured on the real node in each node drill; recorded as found, not hidden.</p>" + findings))
+    note = "Rendered by <code>tc drill run --all</code> / <code>--kind</code> from <code>drills/scorecard.json</code> and each drill's <code>result.json</code>."
+    return _page("Drill scorecard", note, sections)

@@ -127,12 +127,14 @@ def connectivity_demo(c: Context) -> None:
         venue.wait(timeout=30)
 
 
-@task(help={"name": "drill name from `tc drill list`, or all"})
+@task(help={"name": "drill name from `tc drill list`; all = every lab drill, node = every node drill, every = both kinds"})
 def drill(c: Context, name: str = "") -> None:
-    """Run one failure drill (or all) through tc; exit 4 when its failure went undetected."""
+    """Run one failure drill (or all of a kind) through tc; exit 4 when its failure went undetected."""
     if not name:
-        raise SystemExit("drill: give NAME, e.g. make drill NAME=mismatch (NAME=all runs every drill); see `tc drill list`")
-    result = tc(c, "drill", "run", *(["--all"] if name == "all" else [name]), warn=True)
+        raise SystemExit("drill: give NAME, e.g. make drill NAME=mismatch (NAME=all: the lab drills, NAME=node: the node drills, "
+                         "NAME=every: both); see `tc drill list`")
+    kinds = {"all": "lab", "lab": "lab", "node": "node", "every": "all"}
+    result = tc(c, "drill", "run", *(["--kind", kinds[name]] if name in kinds else [name]), warn=True)
     if result["exit_code"]:
         raise SystemExit(result["exit_code"])
 

@@ -1,0 +1,97 @@
+"""The node drills on the real node: every one detects its incident through the real alerting path
+(Prometheus rules -> Alertmanager -> `tc alerts receive`), records NautilusTrader's behaviour as
+findings, and with detection off (Prometheus without the lab's rules) is reported NOT detected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_tc
+from opslab.alerts import stack
+from opslab.drills import DRILLS
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(stack.missing() is not None, reason=f"node drills need the alerting stack: {stack.missing()}")]
+NODE = sorted(name for name, drill in DRILLS.items() if drill.kind == "node")
+
+
+@pytest.fixture(scope="module")
+def detected(tmp_path_factory):
+    root = tmp_path_factory.mktemp("node-drills") / "artifacts"
+    result = run_tc("drill", "run", "--kind", "node", "--json", artifacts=root, timeout=900)
+    return root, result
+
+
+@pytest.fixture(scope="module")
+def undetected(tmp_path_factory):
+    root = tmp_path_factory.mktemp("node-drills-off") / "artifacts"
+    result = run_tc("drill", "run", "--kind", "node", "--json", artifacts=root, timeout=900, TC_DRILL_DETECTION="off")
+    return root, result
+
+
+def test_there_are_seven_node_drills_each_with_a_runbook_in_the_docs_nav():
+    from conftest import REPO
+
+    assert len(NODE) == 7
+    nav = (REPO / "mkdocs.yml").read_text()
+    for name in NODE:
+        assert f"runbooks/{name}.md" in nav and (REPO / "docs" / "runbooks" / f"{name}.md").is_file()
+
+
+def test_every_node_drill_detects_its_incident_through_a_delivered_alert(detected):
+    root, result = detected
+    assert result.code == 0, result.out[-3000:] + result.err[-3000:]
+    for name in NODE:
+        doc = json.loads((root / f"drills/{name}/result.json").read_text())
+        assert doc["kind"] == "node" and doc["verdict"] == "pass" and doc["engine_version"].startswith("nautilus_trader 1.221")
+        assert doc["time_to_detect"]["unit"] == "ms" and doc["time_to_detect"]["value"] is not None
+        assert doc["findings"], f"{name}: no finding recorded"
+        if name != "node_restart_reconciliation" or doc["evidence"]["reconcile_exit_code"] == 4:
+            assert doc["alert"]["alertname"].startswith("Tc") and doc["alert"]["seconds"] < 60, doc["alert"]
+            assert doc["time_to_detect"]["value"] == round(doc["alert"]["seconds"] * 1000)
+    assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
+    assert not (root / "runs").exists() and not (root / "state").exists(), "drills run in their own sandboxes"
+
+
+def test_node_drill_findings_record_what_nautilus_trader_did(detected):
+    root, _ = detected
+    doc = lambda name: json.loads((root / f"drills/{name}/result.json").read_text())  # noqa: E731
+    crash = doc("node_crash")
+    assert crash["alert"]["alertname"] == "TcNodeHeartbeatStale" and crash["evidence"]["lifecycle_after_kill"] == "running"
+    kill = doc("node_kill_switch")["evidence"]
+    assert kill["cancelled_at_halt"] == kill["open_orders_before"] and kill["timeline_seconds"]["venue_cancelled_all"] is not None
+    assert kill["timeline_seconds"]["first_order_after_release"] is not None, "trading resumes after the release"
+    gap = doc("node_missing_update")["evidence"]
+    assert gap["book_sequence_gaps"] > 0 and gap["book_updates_missed"] >= gap["book_sequence_gaps"] * gap["gap_per_message"]
+    stale = doc("node_stale_book_connected")
+    assert stale["evidence"]["clients_connected_at_detection"]["data"] is True, "the client still says connected"
+    assert doc("node_disconnect")["evidence"]["attempts_refused"] > 0
+    limited = doc("node_rate_limited_startup")["evidence"]
+    assert limited["throttled_429"] > 0
+    restart = doc("node_restart_reconciliation")["evidence"]
+    assert restart["filled_while_down"] and restart["reconcile_exit_code"] in (0, 4)
+
+
+def test_the_scorecard_lists_node_drills_with_time_to_detect_and_findings(detected):
+    root, _ = detected
+    card = json.loads((root / "drills/scorecard.json").read_text())
+    rows = {row["drill"]: row for row in card["drills"]}
+    assert sorted(rows) == NODE and card["passed"] == 7
+    assert all(row["kind"] == "node" and row["time_to_detect"]["value"] > 0 and row["findings"] for row in rows.values())
+    page = (root / "drills/scorecard.html").read_text()
+    assert "What NautilusTrader did" in page and "node_restart_reconciliation" in page and "<svg" in page
+    lab = run_tc("drill", "run", "stale_data", "--json", artifacts=root)
+    assert lab.code == 0
+    both = run_tc("drill", "run", "--all", "--json", artifacts=root, timeout=600)  # the lab drills join the node drills' rows
+    card = json.loads((root / "drills/scorecard.json").read_text())
+    assert both.code == 0 and {row["kind"] for row in card["drills"]} == {"lab", "node"} and card["total"] == len(DRILLS)
+
+
+@pytest.mark.parametrize("name", NODE)
+def test_each_node_drill_fails_with_detection_off(undetected, name):
+    root, result = undetected
+    assert result.code == 4
+    doc = json.loads((root / f"drills/{name}/result.json").read_text())
+    assert doc["detected"] is False and doc["verdict"] == "fail" and doc["detection_enabled"] is False and doc["alert"] is None
