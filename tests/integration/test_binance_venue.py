@@ -373,10 +373,10 @@ def test_silent_market_withholds_market_streams_while_the_socket_the_pings_and_t
                                           "newClientOrderId": "O-silent"}, signed=True)
         reports = [json.loads(user.recv(timeout=2))["data"] for _ in range(3)]
         assert [r.get("x") for r in reports[:2]] == ["NEW", "TRADE"] and reports[2]["e"] == "outboundAccountPosition"
-        suppressed = v.counters.counts["market_suppressed"]
-        assert suppressed > 0
         assert admin(v, "DELETE", "/admin/faults")[0] == 200
         assert json.loads(market.recv(timeout=2))["stream"] in ("btcusdt@trade", "btcusdt@depth@100ms")
+        suppressed = v.counters.counts["market_suppressed"]  # read once published again: settled
+        assert suppressed > 0
     doc = v.counters.document()
     assert doc["market_messages"]["suppressed"] == suppressed and doc["ws"]["pongs_received"] >= 1
 
@@ -384,7 +384,7 @@ def test_silent_market_withholds_market_streams_while_the_socket_the_pings_and_t
 def test_rate_limit_escalates_to_a_418_ban_when_retry_after_is_ignored_and_recovers_after_it(node_spec):
     from opslab.connectivity import venue_stub
 
-    with BinanceVenue(node_spec, faults={"rate_limit": {"weight": 1, "window_s": 1}}) as v:
+    with BinanceVenue(node_spec, faults={"rate_limit": {"weight": 1, "window_s": 2}}) as v:  # 2 s: a loaded machine stays in one window
         port = int(v.url.rsplit(":", 1)[1])
 
         def ping() -> tuple[int, dict, dict[str, str]]:
@@ -403,8 +403,8 @@ def test_rate_limit_escalates_to_a_418_ban_when_retry_after_is_ignored_and_recov
         status, body, headers = answers[-2]
         assert body["code"] == -1003 and body["msg"].startswith("Way too many requests; IP banned until ")
         until_ms = int(body["msg"].rsplit(" ", 1)[1].rstrip("."))
-        assert 0 < until_ms - time.time() * 1000 <= venue_stub.ban_seconds(1) * 1000
-        assert 1 <= int(headers["Retry-After"]) <= venue_stub.ban_seconds(1)
+        assert 0 < until_ms - time.time() * 1000 <= venue_stub.ban_seconds(2) * 1000
+        assert 1 <= int(headers["Retry-After"]) <= venue_stub.ban_seconds(2)
         with pytest.raises(InvalidStatus) as refused:  # the ban covers the WebSocket handshake too
             with connect(v.ws_url + "/stream?streams=btcusdt@trade"):
                 pass
