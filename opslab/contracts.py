@@ -94,6 +94,8 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
     Artifact("alert_notifications", "alerts/notifications.jsonl", "alert_notification", "root", "log",
              "Alertmanager notifications kept by `tc alerts receive`, hash-chained"),
     Artifact("generation", ".generation", None, "root", "log", "the change feed: one line per path tc wrote"),
+    Artifact("venue_stats", "venue/*/stats.json", "venue_stats", "root", "observation",
+             "the Binance-compatible venue's request, WebSocket and market message counters and active faults"),
 ]}
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")

@@ -8,11 +8,16 @@ number, the bars from seed 42.
 Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/faults, loopback):
   latency=MS          answer after MS milliseconds
   error_5xx           answer 503
-  rate_limit=W[/S]    a request-weight budget of W per S seconds (default 60); beyond it 429 + Retry-After
+  rate_limit=W[/S]    a request-weight budget of W per S seconds (default 60); beyond it 429 + Retry-After;
+                      a client that sends again before that Retry-After passed commits a violation, and
+                      at BAN_AFTER violations every request is answered 418 (IP banned) for
+                      min(2 x S, BAN_MAX_S) seconds, then normal limiting resumes (as Binance does)
   drop[=K]            close connections without answering (all of them, or only the next K)
   frozen_time         server time stops advancing
   stale_book          depth lastUpdateId and timestamp stop advancing
   sequence_gap=N      depth lastUpdateId jumps by N+1 instead of 1 (N updates are never seen)
+  silent_market       (Binance venue) market streams are not published; sockets stay open and pinged,
+                      the user data stream and REST keep working, the replay keeps its schedule
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from opslab.errors import InputError
 ALLOWED_HOSTS = ("127.0.0.1", "::1")
 WEIGHTS = {"/api/v3/ping": 1, "/api/v3/time": 1, "/api/v3/exchangeInfo": 10, "/api/v3/depth": 5, "/api/v3/klines": 2}
 MAX_ADMIN_BODY = 1 << 16  # a fault list is a few bytes
-FAULT_NAMES = ("latency", "error_5xx", "rate_limit", "drop", "frozen_time", "stale_book", "sequence_gap")
+FAULT_NAMES = ("latency", "error_5xx", "rate_limit", "drop", "frozen_time", "stale_book", "sequence_gap", "silent_market")
+BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
+BAN_MAX_S = 300
 KLINE_PARAMS = data.DatasetParams(42, "2024-01-01T00:00:00Z", 1440, "42000.00")
 
 
@@ -93,7 +100,10 @@ class VenueState:
     book_ms: int | None = None
     window_start: float = 0.0
     used_weight: int = 0
-    stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "served": 0, "throttled": 0, "dropped": 0, "errors": 0})
+    retry_until: float = 0.0  # monotonic end of the last 429's Retry-After
+    violations: int = 0
+    banned_until: float = 0.0  # monotonic; 0 when not banned
+    stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "served": 0, "throttled": 0, "dropped": 0, "errors": 0, "banned": 0})
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -152,6 +162,17 @@ def _apply(state: VenueState, faults: dict[str, Any]) -> None:
     state.frozen_ms = now_ms if faults.get("frozen_time") else None
     state.book_ms = now_ms if faults.get("stale_book") else None
     state.window_start, state.used_weight = time.monotonic(), 0
+    state.retry_until, state.violations, state.banned_until = 0.0, 0, 0.0
+
+
+def active_faults(faults: dict[str, Any]) -> list[str]:
+    """The names (as in FAULT_NAMES) of the faults in effect, sorted."""
+    return sorted({"latency" if key == "latency_ms" else key for key, value in faults.items() if value})
+
+
+def ban_seconds(window_s: int) -> int:
+    """How long a ban lasts under a rate_limit window of WINDOW_S seconds."""
+    return min(2 * window_s, BAN_MAX_S)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -274,21 +295,43 @@ def admit(v: VenueState, weight: int) -> Verdict:
         limit = faults.get("rate_limit")
         headers: dict[str, str] = {}
         if limit:
-            now = time.monotonic()
-            if now - v.window_start >= limit["window_s"]:
-                v.window_start, v.used_weight = now, 0
-            if v.used_weight + weight > limit["weight"]:
-                v.stats["throttled"] += 1
-                retry = max(1, math.ceil(limit["window_s"] - (now - v.window_start)))
-                return Verdict("error", 429, {"code": -1003, "msg": "Too many requests; honour Retry-After."},
-                               {"Retry-After": str(retry), "X-MBX-USED-WEIGHT-1M": str(v.used_weight)}, faults)
-            v.used_weight += weight
-            headers = {"X-MBX-USED-WEIGHT-1M": str(v.used_weight)}
+            verdict = _limit(v, limit, weight, faults)
+            if verdict.status != 200:
+                return verdict
+            headers = verdict.headers
         if faults.get("error_5xx"):
             v.stats["errors"] += 1
             return Verdict("error", 503, {"code": -1001, "msg": "Internal error; please try again."}, faults=faults)
         v.stats["served"] += 1
         return Verdict("serve", 200, None, headers, faults)
+
+
+def _limit(v: VenueState, limit: dict[str, int], weight: int, faults: dict[str, Any]) -> Verdict:
+    """The rate_limit fault for one request, under v.lock: serve (200, with the used weight), 429, or 418 while banned."""
+    now = time.monotonic()
+    if v.banned_until and now >= v.banned_until:  # the ban is over: a fresh window, a clean record
+        v.banned_until, v.violations, v.retry_until = 0.0, 0, 0.0
+        v.window_start, v.used_weight = now, 0
+    if not v.banned_until:
+        if now - v.window_start >= limit["window_s"]:
+            v.window_start, v.used_weight = now, 0
+        if v.used_weight + weight <= limit["weight"]:
+            v.used_weight += weight
+            return Verdict("serve", 200, None, {"X-MBX-USED-WEIGHT-1M": str(v.used_weight)}, faults)
+        if now < v.retry_until:
+            v.violations += 1
+        if v.violations < BAN_AFTER:
+            v.stats["throttled"] += 1
+            retry = max(1, math.ceil(limit["window_s"] - (now - v.window_start)))
+            v.retry_until = now + retry
+            return Verdict("error", 429, {"code": -1003, "msg": "Too many requests; honour Retry-After."},
+                           {"Retry-After": str(retry), "X-MBX-USED-WEIGHT-1M": str(v.used_weight)}, faults)
+        v.banned_until = now + ban_seconds(limit["window_s"])
+    v.stats["banned"] += 1
+    remaining = v.banned_until - now
+    until_ms = int((time.time() + remaining) * 1000)
+    return Verdict("error", 418, {"code": -1003, "msg": f"Way too many requests; IP banned until {until_ms}."},
+                   {"Retry-After": str(max(1, math.ceil(remaining)))}, faults)
 
 
 def _book(sequence: int, ts_ms: int, depth: int) -> dict[str, Any]:

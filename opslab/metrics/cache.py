@@ -27,7 +27,7 @@ from opslab.metrics.extract import KILL_SWITCH_FILES, ROOT_SOURCES, Sample, kill
 
 KILL_SWITCH_KEY = "(kill switch)"
 ACTIVE = ("running", "failed")  # runs shown per run whatever their age
-ERROR_KINDS = ("run", "datasets", "state", "drills", "root")
+ERROR_KINDS = ("run", "datasets", "state", "drills", "root", "venue")
 
 
 class ArtifactCollector:

@@ -154,6 +154,25 @@ FAMILIES: list[Family] = [
     Family("tc_exporter_artifact_errors", "counter", ("kind",),
            "Artifacts that could not be read or parsed, since the exporter started.", "(exporter)", "exporter"),
     Family("tc_exporter_scrapes", "counter", (), "Scrapes served since the exporter started.", "(exporter)", "exporter"),
+    # the Binance-compatible venue (one per run id it serves; its counters restart with the venue)
+    Family("tc_venue_requests", "counter", ("run_id", "outcome"),
+           "Venue REST requests and WebSocket handshakes by outcome (served, throttled = 429, banned = 418, dropped, errors = 503).",
+           _root("venue_stats"), "root"),
+    Family("tc_venue_depth_snapshots", "counter", ("run_id",), "Order book snapshots (GET /api/v3/depth) the venue answered.",
+           _root("venue_stats"), "root"),
+    Family("tc_venue_ws_connections", "counter", ("run_id",), "WebSocket connections the venue accepted.", _root("venue_stats"), "root"),
+    Family("tc_venue_ws_connections_refused", "counter", ("run_id",), "WebSocket handshakes the venue refused (a fault or an unknown stream).",
+           _root("venue_stats"), "root"),
+    Family("tc_venue_ws_closed_by_fault", "counter", ("run_id",), "Open WebSocket connections the venue closed because of a drop or error_5xx fault.",
+           _root("venue_stats"), "root"),
+    Family("tc_venue_ws_subscribe_commands", "counter", ("run_id",), "WebSocket SUBSCRIBE commands the venue received.", _root("venue_stats"), "root"),
+    Family("tc_venue_ws_last_subscribe_timestamp_seconds", "gauge", ("run_id",), "When the venue received the last SUBSCRIBE command (Unix seconds).",
+           _root("venue_stats"), "root"),
+    Family("tc_venue_market_messages", "counter", ("run_id", "outcome"),
+           "Market stream events by outcome: published, or suppressed by the silent_market fault.", _root("venue_stats"), "root"),
+    Family("tc_venue_fault_active", "gauge", ("run_id", "fault"), "1 for each venue fault in effect, 0 for the others.", _root("venue_stats"), "root"),
+    Family("tc_venue_stats_timestamp_seconds", "gauge", ("run_id",), "When the venue last wrote its statistics (Unix seconds).",
+           _root("venue_stats"), "root"),
 ]
 BY_NAME = {f.name: f for f in FAMILIES}
 RUN_FAMILIES = [f.name for f in FAMILIES if f.scope == "run"]

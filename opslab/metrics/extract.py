@@ -164,6 +164,38 @@ def _scorecard(path: Path) -> Iterator[Sample]:
     yield "tc_drills_run", (), doc["total"]
 
 
+VENUE_REQUEST_OUTCOMES = ("served", "throttled", "banned", "dropped", "errors")
+
+
+def venue_faults() -> list[str]:
+    """Every venue fault name, from the stats schema (a test holds it equal to venue_stub.FAULT_NAMES)."""
+    return contracts.load_schema("venue_stats")["properties"]["faults_active"]["items"]["enum"]
+
+
+def _venue_stats(path: Path) -> Iterator[Sample]:
+    doc = _load(path)
+    rid = doc["run_id"]
+    for outcome in VENUE_REQUEST_OUTCOMES:  # every outcome, zeros too: increase() needs the series before it moves
+        yield "tc_venue_requests", (rid, outcome), doc["requests"][outcome]
+    yield "tc_venue_depth_snapshots", (rid,), doc["depth_snapshots"]
+    ws = doc["ws"]
+    yield "tc_venue_ws_connections", (rid,), ws["connections_opened"]
+    yield "tc_venue_ws_connections_refused", (rid,), ws["connections_refused"]
+    yield "tc_venue_ws_closed_by_fault", (rid,), ws["closed_by_fault"]
+    yield "tc_venue_ws_subscribe_commands", (rid,), ws["subscribe_commands"]
+    last = _ts(ws["last_subscribe_at"])
+    if last is not None:
+        yield "tc_venue_ws_last_subscribe_timestamp_seconds", (rid,), last
+    for outcome in ("published", "suppressed"):
+        yield "tc_venue_market_messages", (rid, outcome), doc["market_messages"][outcome]
+    active = set(doc["faults_active"])
+    for fault in venue_faults():
+        yield "tc_venue_fault_active", (rid, fault), 1 if fault in active else 0
+    updated = _ts(doc["updated_at"])
+    if updated is not None:
+        yield "tc_venue_stats_timestamp_seconds", (rid,), updated
+
+
 # Root artifacts (registry name) -> extractor of one file. The kill switch is read as a whole
 # (state and history together) by kill_switch_samples.
 ROOT_SOURCES: dict[str, Callable[[Path], Iterable[Sample]]] = {
@@ -171,5 +203,6 @@ ROOT_SOURCES: dict[str, Callable[[Path], Iterable[Sample]]] = {
     "dataset_quality": _dataset_quality,
     "drill_result": _drill,
     "drill_scorecard": _scorecard,
+    "venue_stats": _venue_stats,
 }
 KILL_SWITCH_FILES = ("kill_switch", "kill_switch_events")

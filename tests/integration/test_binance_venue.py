@@ -323,3 +323,184 @@ def test_trade_and_order_history_pages_and_filters_like_binance(venue):
     assert [t["id"] for t in record.all_trades(venue.url, KEY, SECRET)] == [1, 2, 3]
     assert record.counts(venue.url, KEY, SECRET) == {"venue_orders": 3, "venue_trades": 3, "venue_orders_canceled": 0}
     assert record.fetch(venue.url, KEY, SECRET, "venue-test")["positions"] == [{"instrument": "BTCUSDT.BINANCE", "side": "LONG", "quantity": "0.003"}]
+
+
+# --- node drill support: silent_market, the 418 ban, the admin fill, stats.json ------------------
+@pytest.fixture
+def pinged_venue(node_spec: spec.RunSpec):
+    v = BinanceVenue(node_spec, speed=6000, ping_interval_s=0.2).start()
+    yield v
+    v.stop()
+
+
+def admin(v: BinanceVenue, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", int(v.url.rsplit(":", 1)[1]), timeout=5)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
+
+
+def drain(ws: Any) -> list[dict]:
+    """Every message already waiting on WS."""
+    out = []
+    while True:
+        try:
+            out.append(json.loads(ws.recv(timeout=0.05)))
+        except TimeoutError:
+            return out
+
+
+def test_silent_market_withholds_market_streams_while_the_socket_the_pings_and_the_user_stream_live_on(pinged_venue):
+    v = pinged_venue
+    listen_key = call(v, "POST", "/api/v3/userDataStream")[1]["listenKey"]
+    with connect(v.ws_url + "/stream?streams=btcusdt@trade/btcusdt@depth@100ms") as market, connect(v.ws_url + f"/stream?streams={listen_key}") as user:
+        assert json.loads(market.recv(timeout=2))["stream"] in ("btcusdt@trade", "btcusdt@depth@100ms")
+        assert admin(v, "POST", "/admin/faults", b'{"faults": ["silent_market"]}') == (200, {"faults": {"silent_market": True}})
+        time.sleep(0.1)
+        drain(market)  # what was in flight before the switch
+        cursor, pongs = v.exchange.state["replay"]["cursor"], v.counters.counts["ws_pongs_received"]
+        with pytest.raises(TimeoutError):
+            market.recv(timeout=1.0)
+        assert v.exchange.state["replay"]["cursor"] > cursor  # market time went on
+        wait_for(lambda: v.counters.counts["ws_pongs_received"] > pongs, what="a ping answered during the silence")
+        assert call(v, "GET", "/api/v3/depth", {"symbol": "BTCUSDT", "limit": 5})[0] == 200  # REST still answers
+        market.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 3}))  # the socket still takes commands
+        assert json.loads(market.recv(timeout=2)) == {"result": ["btcusdt@depth@100ms", "btcusdt@trade"], "id": 3}
+        call(v, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010000",
+                                          "newClientOrderId": "O-silent"}, signed=True)
+        reports = [json.loads(user.recv(timeout=2))["data"] for _ in range(3)]
+        assert [r.get("x") for r in reports[:2]] == ["NEW", "TRADE"] and reports[2]["e"] == "outboundAccountPosition"
+        assert admin(v, "DELETE", "/admin/faults")[0] == 200
+        assert json.loads(market.recv(timeout=2))["stream"] in ("btcusdt@trade", "btcusdt@depth@100ms")
+        suppressed = v.counters.counts["market_suppressed"]  # read once published again: settled
+        assert suppressed > 0
+    doc = v.counters.document()
+    assert doc["market_messages"]["suppressed"] == suppressed and doc["ws"]["pongs_received"] >= 1
+
+
+def test_rate_limit_escalates_to_a_418_ban_when_retry_after_is_ignored_and_recovers_after_it(node_spec):
+    from opslab.connectivity import venue_stub
+
+    with BinanceVenue(node_spec, faults={"rate_limit": {"weight": 1, "window_s": 2}}) as v:  # 2 s: a loaded machine stays in one window
+        port = int(v.url.rsplit(":", 1)[1])
+
+        def ping() -> tuple[int, dict, dict[str, str]]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                conn.request("GET", "/api/v3/ping")
+                resp = conn.getresponse()
+                return resp.status, json.loads(resp.read()), dict(resp.getheaders())
+            finally:
+                conn.close()
+
+        assert ping()[0] == 200
+        answers = [ping() for _ in range(venue_stub.BAN_AFTER + 2)]  # straight on, ignoring Retry-After
+        statuses = [a[0] for a in answers]
+        assert statuses == [429] * venue_stub.BAN_AFTER + [418, 418], statuses
+        status, body, headers = answers[-2]
+        assert body["code"] == -1003 and body["msg"].startswith("Way too many requests; IP banned until ")
+        until_ms = int(body["msg"].rsplit(" ", 1)[1].rstrip("."))
+        assert 0 < until_ms - time.time() * 1000 <= venue_stub.ban_seconds(2) * 1000
+        assert 1 <= int(headers["Retry-After"]) <= venue_stub.ban_seconds(2)
+        with pytest.raises(InvalidStatus) as refused:  # the ban covers the WebSocket handshake too
+            with connect(v.ws_url + "/stream?streams=btcusdt@trade"):
+                pass
+        assert refused.value.response.status_code == 418 and refused.value.response.headers["Retry-After"]
+        doc = v.counters.document()
+        assert doc["requests"]["throttled"] == venue_stub.BAN_AFTER and doc["requests"]["banned"] == 3
+        assert doc["rate_limit"]["banned_until"] is not None
+        time.sleep(int(answers[-1][2]["Retry-After"]))
+        assert ping()[0] == 200  # the ban is over: normal limiting again
+        throttled = ping()
+        assert throttled[0] == 429
+        time.sleep(int(throttled[2]["Retry-After"]))  # a client that honours Retry-After is never banned
+        assert ping()[0] == 200
+        doc = v.counters.document()
+        assert doc["rate_limit"] == {"violations": 0, "banned_until": None} and doc["requests"]["banned"] == 3
+
+
+def test_admin_fill_fills_resting_orders_at_their_price_and_reports_them_on_the_user_stream(venue):
+    placed = call(venue, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                                                   "quantity": "0.010000", "price": "1000.00", "newClientOrderId": "O-rest"}, signed=True)[1]
+    assert placed["status"] == "NEW"
+    listen_key = call(venue, "POST", "/api/v3/userDataStream")[1]["listenKey"]
+    with connect(venue.ws_url + f"/stream?streams={listen_key}") as user:
+        assert admin(venue, "POST", "/admin/fill") == (200, {"filled": [placed["orderId"]]})
+        events = [json.loads(user.recv(timeout=2)) for _ in range(2)]
+    from nautilus_trader.adapters.binance.spot.schemas.user import BinanceSpotAccountUpdateWrapper, BinanceSpotOrderUpdateWrapper
+
+    report = msgspec.json.decode(json.dumps(events[0]).encode(), type=BinanceSpotOrderUpdateWrapper).data
+    assert (report.x.value, report.X.value, report.i, report.L, report.l, report.m) == ("TRADE", "FILLED", placed["orderId"], "1000.00", "0.010000", True)
+    assert msgspec.json.decode(json.dumps(events[1]).encode(), type=BinanceSpotAccountUpdateWrapper).data.B
+    trades = call(venue, "GET", "/api/v3/myTrades", {"symbol": "BTCUSDT"}, signed=True)[1]
+    assert [(t["orderId"], t["price"], t["qty"], t["isMaker"]) for t in trades] == [(placed["orderId"], "1000.00", "0.010000", True)]
+    account = {b["asset"]: b for b in call(venue, "GET", "/api/v3/account", signed=True)[1]["balances"]}
+    assert account["USDT"] == {"asset": "USDT", "free": "99989.99000000", "locked": "0.00000000"}  # 10 + 0.01 fee
+    assert account["BTC"]["free"] == "1.01000000"
+    assert call(venue, "GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"}, signed=True)[1] == []
+    assert admin(venue, "POST", "/admin/fill", b"{}") == (200, {"filled": []})
+
+
+@pytest.mark.parametrize("method, body, expected", [
+    ("POST", b'{"orders": [1]}', 400),
+    ("POST", b"fill them", 400),
+    ("POST", b"[" * 5000, 400),
+    ("POST", b"x" * 20000, 413),
+    ("GET", None, 405),
+    ("DELETE", None, 405),
+])
+def test_admin_fill_refuses_bad_bodies_and_methods_with_one_line(venue, method, body, expected):
+    status, answer = admin(venue, method, "/admin/fill", body)
+    assert status == expected and answer["msg"] and "\n" not in answer["msg"]
+    assert venue.exchange.state["trades"] == []
+
+
+def test_stats_json_is_written_schema_valid_counted_and_exported(node_spec, tmp_path):
+    from opslab import contracts
+    from opslab.metrics import cache
+
+    v = BinanceVenue(node_spec, speed=6000).start()
+    path = v.counters.path
+    try:
+        assert json.loads(path.read_text())["requests"]["total"] == 0  # written at start: every series exists before it moves
+        for _ in range(2):
+            assert call(v, "GET", "/api/v3/depth", {"symbol": "BTCUSDT", "limit": 5})[0] == 200
+        with pytest.raises(InvalidStatus):
+            with connect(v.ws_url + "/stream?streams=nope"):
+                pass
+        with connect(v.ws_url + "/stream?streams=btcusdt@trade") as ws:
+            ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 1}))
+            wait_for(lambda: v.counters.counts["ws_subscribe_commands"], what="the SUBSCRIBE counted")
+        v.set_faults({"stale_book": True})
+        wait_for(lambda: json.loads(path.read_text())["faults_active"] == ["stale_book"], what="stats.json rewritten within a second or two")
+    finally:
+        v.stop()
+    doc = json.loads(path.read_text())
+    assert contracts.errors_for("venue_stats", doc, str(path)) == []
+    assert doc["depth_snapshots"] == 2
+    assert {k: doc["ws"][k] for k in ("connections_opened", "connections_refused", "subscribe_commands")} == \
+        {"connections_opened": 1, "connections_refused": 1, "subscribe_commands": 1}
+    assert doc["requests"] == {"total": 4, "served": 4, "throttled": 0, "banned": 0, "dropped": 0, "errors": 0}
+    assert doc["market_messages"]["published"] > 0 and doc["market_messages"]["suppressed"] == 0
+    assert v.stats()["venue_stats"]["requests"] == doc["requests"] and v.stats()["served"] == 4
+    rel = path.relative_to(tmp_path / "artifacts").as_posix()
+    assert rel == "venue/venue-test/stats.json" and contracts.classify(rel, "root")[0].name == "venue_stats"
+
+    samples = {(name, labels): value for name, labels, value in cache.ArtifactCollector(tmp_path / "artifacts").samples()}
+    assert samples[("tc_venue_requests", ("venue-test", "served"))] == 4
+    assert samples[("tc_venue_requests", ("venue-test", "banned"))] == 0
+    assert samples[("tc_venue_depth_snapshots", ("venue-test",))] == 2
+    assert samples[("tc_venue_ws_connections", ("venue-test",))] == 1
+    assert samples[("tc_venue_ws_connections_refused", ("venue-test",))] == 1
+    assert samples[("tc_venue_ws_subscribe_commands", ("venue-test",))] == 1
+    assert samples[("tc_venue_fault_active", ("venue-test", "stale_book"))] == 1
+    assert samples[("tc_venue_fault_active", ("venue-test", "silent_market"))] == 0
+    assert ("tc_venue_stats_timestamp_seconds", ("venue-test",)) in samples
+    from opslab.metrics.server import dump
+
+    text = dump(tmp_path / "artifacts").body
+    assert 'tc_venue_requests_total{outcome="throttled",run_id="venue-test"} 0.0' in text
+    assert 'tc_venue_market_messages_total{outcome="suppressed",run_id="venue-test"} 0.0' in text

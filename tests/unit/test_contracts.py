@@ -37,7 +37,8 @@ def test_every_registered_artifact_has_a_schema_or_is_not_json():
             assert art.schema in contracts.schema_names(), art.name
         else:
             assert art.schema is None, art.name
-        assert (art.history is not None) == (art.kind == "observation" and art.name != "drill_scorecard"), art.name
+        # no history: the scorecard repeats the drill results; venue stats are running counters rewritten up to once a second
+        assert (art.history is not None) == (art.kind == "observation" and art.name not in ("drill_scorecard", "venue_stats")), art.name
 
 
 def test_no_artifact_file_name_is_spelled_outside_the_registry():

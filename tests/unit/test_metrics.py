@@ -319,3 +319,14 @@ def test_the_exporters_own_families_parse_with_prometheus_client(lab):
     assert parsed["tc_exporter_artifact_errors"].type == "counter"
     errors = {s.labels["kind"]: s.value for s in parsed["tc_exporter_artifact_errors"].samples}
     assert errors["run"] == 2.0 and parsed["tc_exporter_scrapes"].samples[0].value == 1.0
+
+
+def test_venue_fault_labels_are_the_fault_switchs_names():
+    from opslab.connectivity import venue_stub
+    from opslab.metrics import extract
+
+    assert extract.venue_faults() == list(venue_stub.FAULT_NAMES)
+    assert venue_stub.parse_faults(["silent_market", "rate_limit=5/2"]) == {"silent_market": True, "rate_limit": {"weight": 5, "window_s": 2}}
+    assert venue_stub.active_faults({"latency_ms": 5, "drop": False, "silent_market": True}) == ["latency", "silent_market"]
+    with pytest.raises(venue_stub.InputError, match="bad value for silent_market"):
+        venue_stub.parse_faults(["silent_market=1"])

@@ -424,13 +424,24 @@ class Exchange:
         return {"price": px(price), "qty": qty(q), "commission": amount(fee), "commissionAsset": QUOTE, "tradeId": trade_id}
 
     def _match(self, price: Decimal) -> None:
+        self._fill_resting(lambda side, limit: (side == "BUY" and price <= limit) or (side == "SELL" and price >= limit))
+
+    def fill_open(self) -> list[int]:
+        """Fill every resting order at its own price as maker, as if the market traded through it; their ids."""
+        with self.lock:
+            return self._fill_resting(lambda side, limit: True)
+
+    def _fill_resting(self, reached: Callable[[str, Decimal], bool]) -> list[int]:
+        filled = []
         for order in self.state["orders"]:
             if order["status"] != "NEW" or order["type"] != "LIMIT":
                 continue
             limit = Decimal(order["price"])
-            if (order["side"] == "BUY" and price <= limit) or (order["side"] == "SELL" and price >= limit):
+            if reached(order["side"], limit):
                 self._fill(order, limit, maker=True)
                 self.save()
+                filled.append(order["orderId"])
+        return filled
 
     def cancel(self, order_id: int | None, client_id: str | None) -> dict[str, Any]:
         with self.lock:

@@ -8,13 +8,12 @@ error. Every public request passes the shared fault switch first (venue_stub.adm
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
-from opslab import httpserver
+from opslab import fs, httpserver
 from opslab.connectivity import venue_stub
 from opslab.connectivity.binance import auth
 from opslab.connectivity.binance.exchange import QUOTE, BASE, SYMBOL, VenueError
@@ -135,7 +134,9 @@ def _cancel_all(venue: "BinanceVenue", p: dict[str, str]) -> Any:
 
 def _depth(venue: "BinanceVenue", p: dict[str, str]) -> Any:
     _symbol(p)
-    return venue.exchange.depth(_int(p, "limit", 100, 1, 5000))
+    book = venue.exchange.depth(_int(p, "limit", 100, 1, 5000))
+    venue.counters.add("depth_snapshots")
+    return book
 
 
 def _klines(venue: "BinanceVenue", p: dict[str, str]) -> Any:
@@ -215,6 +216,8 @@ class Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         if split.path == "/admin/faults":
             return self._admin_faults(method, body)
+        if split.path == "/admin/fill":
+            return self._admin_fill(method, body)
         if split.path == "/admin/state" and method == "GET":
             return self._send(200, self.venue.exchange.snapshot())
         route = ROUTES.get((method, split.path))
@@ -255,10 +258,21 @@ class Handler(BaseHTTPRequestHandler):
             faults: dict[str, Any] = {}
         elif method == "POST":
             try:
-                faults = venue_stub.faults_from_json(json.loads(body or "null"))
-            except (ValueError, venue_stub.InputError) as exc:
+                faults = venue_stub.faults_from_json(fs.parse_json((body or "null").encode(), "body"))
+            except venue_stub.InputError as exc:
                 return self._send(400, {"code": -1, "msg": str(exc)})
         else:
             return self._send(405, {"code": -1000, "msg": f"Method {method} is not supported for /admin/faults."})
         self.venue.set_faults(faults)
         self._send(200, {"faults": faults})
+
+    def _admin_fill(self, method: str, body: str) -> None:
+        if method != "POST":
+            return self._send(405, {"code": -1000, "msg": f"Method {method} is not supported for /admin/fill."})
+        try:
+            doc = fs.parse_json((body or "{}").encode(), "body")
+        except venue_stub.InputError as exc:
+            return self._send(400, {"code": -1, "msg": f"{exc}; expected an empty body or {{}}"})
+        if doc != {}:
+            return self._send(400, {"code": -1, "msg": "expected an empty body or {} (every open order is filled)"})
+        self._send(200, {"filled": self.venue.fill_open_orders()})

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from opslab import contracts, data, fs, httpserver
 from opslab.connectivity import venue_stub
 from opslab.connectivity.binance import exchange, rest, streams
+from opslab.connectivity.binance.stats import VenueStats
 from opslab.errors import InputError
 from opslab.spec import RunSpec
 
@@ -44,7 +45,8 @@ class BinanceVenue:
     """The Binance-compatible venue for one spec, on loopback."""
 
     def __init__(self, spec: RunSpec, host: str = "127.0.0.1", port: int = 0, faults: dict[str, Any] | None = None,
-                 speed: float = DEFAULT_SPEED, reset: bool = False, replay_now: bool = False, ws_port: int = 0) -> None:
+                 speed: float = DEFAULT_SPEED, reset: bool = False, replay_now: bool = False, ws_port: int = 0,
+                 ping_interval_s: float = streams.PING_INTERVAL_S) -> None:
         if host not in venue_stub.ALLOWED_HOSTS:
             raise InputError(f"--host: {host!r}: the venue binds loopback only (127.0.0.1 or ::1)")
         if not 0 < speed <= MAX_SPEED:
@@ -56,6 +58,7 @@ class BinanceVenue:
         bars = exchange.load_bars(data.bars_path(data.dataset_dir(params.dataset_id)), min(manifest["rows"], spec.data["engine"]["max_bars"]))
         self.faults = venue_stub.VenueState()
         venue_stub._apply(self.faults, dict(faults or {}))
+        self.counters = VenueStats(spec.run_id, self.faults)
         self.requests = 0
         self._count_lock = threading.Lock()
         self.state_path = fs.root() / contracts.artifact("venue_state").path.replace("*", spec.run_id)
@@ -66,7 +69,7 @@ class BinanceVenue:
         self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
         self.url = httpserver.url(self.http)
         try:
-            self.hub = streams.Hub(self, ws_port)
+            self.hub = streams.Hub(self, ws_port, ping_interval_s)
         except OSError as exc:
             self.http.server_close()
             raise InputError(f"--ws-port {ws_port}: cannot listen on {host} ({exc.strerror}); choose another, or 0 for a free one") from None
@@ -100,8 +103,13 @@ class BinanceVenue:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.hub.port}"
 
+    def fill_open_orders(self) -> list[int]:
+        """Fill every open order at its limit price as if the market traded through it (the admin fill)."""
+        return self.exchange.fill_open()
+
     def start(self) -> "BinanceVenue":
         assert self.hub is not None
+        self.counters.start()
         self.hub.start()
         self._thread = threading.Thread(target=self.http.serve_forever, name="venue-rest", daemon=True)
         self._thread.start()
@@ -125,14 +133,16 @@ class BinanceVenue:
         assert self.hub is not None
         self.hub.stop()
         self.exchange.stop()
+        self.counters.stop()
 
     def stats(self) -> dict[str, Any]:
+        """The request counts (flat, as the fake venue's), the stats.json document and the replay's progress."""
         with self.faults.lock:
             counted = dict(self.faults.stats)
         assert self.hub is not None
-        return {**counted, "ws_messages_sent": self.hub.sent, "market_events": self.exchange.messages,
-                "replay_cursor": self.exchange.state["replay"]["cursor"], "bars_total": len(self.exchange.bars),
-                "replay_error": self.exchange.replay_error}
+        return {**counted, "venue_stats": self.counters.document(), "ws_messages_sent": self.hub.sent,
+                "market_events": self.exchange.messages, "replay_cursor": self.exchange.state["replay"]["cursor"],
+                "bars_total": len(self.exchange.bars), "replay_error": self.exchange.replay_error}
 
     def __enter__(self) -> "BinanceVenue":
         return self.start()

@@ -6,7 +6,9 @@ pushed message is {"stream": NAME, "data": {...}}. Market streams: btcusdt@trade
 @bookTicker, @depth and @depth@100ms (diffs with update ids). A listen key (from POST
 /api/v3/userDataStream) is the user data stream. Unknown streams are refused. The fault switch
 applies: drop closes every socket and refuses new ones, error_5xx refuses the handshake with 503,
-latency delays every push, stale_book/sequence_gap act on the book (exchange.py).
+latency delays every push, stale_book/sequence_gap act on the book (exchange.py), silent_market
+withholds every market stream message (the replay, pings, the user data stream and REST go on), and
+the rate_limit ban answers handshakes 418 like REST.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ PING_INTERVAL_S = 20.0
 class Hub:
     """Subscribers per connection; publish() pushes one message to every subscriber of a stream."""
 
-    def __init__(self, venue: "BinanceVenue", port: int = 0) -> None:
+    def __init__(self, venue: "BinanceVenue", port: int = 0, ping_interval_s: float = PING_INTERVAL_S) -> None:
         self.venue = venue
         self.lock = threading.Lock()
         self.subs: dict[ServerConnection, set[str]] = {}
         self.sent = 0
+        self.ping_interval_s = ping_interval_s
         # The library's own keepalive pings carry 4 random bytes; NautilusTrader 1.221's Binance client
         # echoes a ping payload as text and fails on non-UTF-8 bytes, so the venue pings itself, as
         # Binance does, with a text payload (the server time).
@@ -58,14 +61,18 @@ class Hub:
         self._pinger.start()
 
     def _ping_all(self) -> None:
-        while not self._stop.wait(PING_INTERVAL_S):
+        waiting: list[threading.Event] = []  # last round's pings: a set event is a pong received
+        while not self._stop.wait(self.ping_interval_s):
+            self.venue.counters.add("ws_pongs_received", sum(1 for pong in waiting if pong.is_set()))
             with self.lock:
                 conns = list(self.subs)
+            waiting = []
             for conn in conns:
                 try:
-                    conn.ping(str(int(time.time() * 1000)))
+                    waiting.append(conn.ping(str(int(time.time() * 1000))))
                 except (ConnectionClosed, RuntimeError):
-                    pass
+                    continue
+                self.venue.counters.add("ws_pings_sent")
 
     def stop(self) -> None:
         self._stop.set()
@@ -77,10 +84,15 @@ class Hub:
         return stream in MARKET_STREAMS or self.venue.exchange.has_listen_key(stream)
 
     def _admit(self, conn: ServerConnection, request: Any) -> Response | None:
+        refused = self._refusal(request)
+        self.venue.counters.add("ws_connections_refused" if refused else "ws_connections_opened")
+        return refused
+
+    def _refusal(self, request: Any) -> Response | None:
         verdict = venue_stub.admit(self.venue.faults, 1)
         if verdict.action == "drop" or verdict.status != 200:
             status = 503 if verdict.action == "drop" else verdict.status
-            return _reply(status, verdict.body or {"code": -1001, "msg": "Internal error; please try again."})
+            return _reply(status, verdict.body or {"code": -1001, "msg": "Internal error; please try again."}, verdict.headers)
         split = urlsplit(request.path)
         streams = [s for s in parse_qs(split.query).get("streams", [""])[0].split("/") if s] if split.path == "/stream" else []
         if split.path.startswith("/ws/"):
@@ -124,6 +136,7 @@ class Hub:
             if bad or len(self.subs.get(conn, ())) + len(params) > MAX_STREAMS:
                 return self._send(conn, {"error": {"code": 2, "msg": f"Invalid request: unknown stream {bad[0][:64] if bad else ''}"}, "id": ident})
             self._subscribe(conn, params)
+            self.venue.counters.subscribed()
             return self._send(conn, {"result": None, "id": ident})
         if method == "UNSUBSCRIBE":
             with self.lock:
@@ -146,6 +159,11 @@ class Hub:
         if faults.get("drop") or faults.get("error_5xx"):
             self.close_all()
             return
+        if stream != USER_STREAM:
+            if faults.get("silent_market"):
+                self.venue.counters.add("market_suppressed")
+                return
+            self.venue.counters.add("market_published")
         if faults.get("latency_ms"):
             time.sleep(faults["latency_ms"] / 1000.0)
         with self.lock:
@@ -165,9 +183,12 @@ class Hub:
             conns = list(self.subs)
         for conn in conns:
             conn.close(1011, "venue fault")
+        self.venue.counters.add("ws_closed_by_fault", len(conns))
 
 
-def _reply(status: int, body: dict[str, Any]) -> Response:
+def _reply(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     payload = json.dumps(body).encode()
-    reasons = {400: "Bad Request", 429: "Too Many Requests", 503: "Service Unavailable"}
-    return Response(status, reasons.get(status, "Error"), Headers([("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]), payload)
+    reasons = {400: "Bad Request", 418: "I'm a teapot", 429: "Too Many Requests", 503: "Service Unavailable"}
+    extra = [(k, v) for k, v in (headers or {}).items() if k == "Retry-After"]
+    return Response(status, reasons.get(status, "Error"),
+                    Headers([("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *extra]), payload)
