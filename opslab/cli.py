@@ -431,7 +431,7 @@ def _venue_serve_binance(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.result import Result
 
     venue = BinanceVenue(_load_spec(args.spec), args.host, args.port, venue_stub.parse_faults(args.fault), speed=args.speed,
-                         reset=args.reset, replay_now=args.replay_now, ws_port=args.ws_port)
+                         reset=args.reset, replay_now=args.replay_now, ws_port=args.ws_port, ping_interval_s=args.ping_interval)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
@@ -467,6 +467,8 @@ def _group_connectivity(sub: Any) -> None:
                    "API key/secret from its connectivity_readiness env names); see docs/node.md")
     p.add_argument("--ws-port", type=port_number, default=0, help="with --spec: WebSocket port, 0 for a free one (default)")
     p.add_argument("--speed", type=float, default=60.0, help="with --spec: dataset minutes replayed per wall-clock minute (default 60)")
+    p.add_argument("--ping-interval", type=float, default=20.0, metavar="SECONDS",
+                   help="with --spec: seconds between the WebSocket pings the venue sends every client (default 20, as Binance)")
     p.add_argument("--replay-now", action="store_true", help="with --spec: start the replay at once (default: at the first market subscription)")
     p.add_argument("--reset", action="store_true", help="with --spec: discard the venue's saved state (orders, trades, balances, replay position)")
 

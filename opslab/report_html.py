@@ -333,5 +333,6 @@ def render_scorecard(drills_dir: Path) -> str:
     if noted:
         sections.append(_section("findings", "What NautilusTrader did (node drills)",
                                  "<p>Measured on the real node in each node drill; recorded as found, not hidden.</p>" + findings))
-    note = "Rendered by <code>tc drill run --all</code> / <code>--kind</code> from <code>drills/scorecard.json</code> and each drill's <code>result.json</code>."
+    note = ("Rendered by <code>tc drill run --all</code> / <code>--kind</code> from <code>drills/scorecard.json</code> and each drill's "
+            "<code>result.json</code>.")
     return _page("Drill scorecard", note, sections)

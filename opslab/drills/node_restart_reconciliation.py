@@ -23,7 +23,8 @@ def execute(ctx: Context) -> Observation:
         lab.node.send_signal(signal.SIGKILL)  # the injected fault, part 1: the node dies holding both
         lab.node.wait()
         resting = [o["clientOrderId"] for o in lab.venue_open_orders()]
-        filled = lab._admin("POST", "/admin/fill", {})["filled"]  # part 2: while it is down, the venue fills the resting order
+        filled_ids = lab._admin("POST", "/admin/fill", {})["filled"]  # part 2: while it is down, the venue fills the resting order
+        filled = [o["clientOrderId"] for o in lab.venue_state()["orders"] if o["orderId"] in filled_ids]
         venue_trades_down = len(lab.venue_state()["trades"])
         lab.start_node()  # same run, same spec: the restart
         t0 = time.monotonic()
@@ -53,8 +54,8 @@ def execute(ctx: Context) -> Observation:
     findings = [f"the restarted node was running {reconciled_in} s after its start (startup reconciliation included); the order filled while it "
                 f"was down ({', '.join(filled) or 'none'}) is in its books as "
                 f"{', '.join(sorted({o.get('status', '?') for o in seen_filled})) or 'absent'}",
-                f"after the restart its open positions are {sorted(p['position_id'] for p in positions if p.get('is_open'))}; duplicate trade ids in "
-                f"its fills: {dupes or 'none'}",
+                f"after the restart its positions are {sorted((p['position_id'], 'open' if p.get('is_open') else 'closed') for p in positions)}; "
+                f"duplicate trade ids in its fills: {dupes or 'none'}",
                 ("node vs venue: " + "; ".join(f"{m['kind']} {m['field']} venue {m['expected']} node {m['observed']}" for m in mismatches))
                 if mismatches else "node vs venue: no mismatch"]
     evidence = {"resting_orders_at_kill": resting, "filled_while_down": filled, "venue_trades": venue_trades_down,

@@ -17,12 +17,14 @@ def execute(ctx: Context) -> Observation:
         lab.start_node()
         lab.wait_running()
         lab.wait_node("market data", lambda: (lab.heartbeat() or {}).get("seconds_since_market_data") is not None)
-        opened_before = lab.venue_stats().get("ws", {}).get("connections_opened")
+        time.sleep(1.2)  # the venue writes its counters at most once a second
+        ws_before = lab.venue_counters().get("ws", {})
         seq = lab.stack.last_seq()
         t0 = lab.faults("silent_market")  # the injected fault: connections stay up, market updates stop
         alert = lab.detect(ALERTS, t0, timeout=25, after_seq=seq)
         beat = lab.heartbeat() or {}
-        stats = lab.venue_stats()
+        time.sleep(1.2)  # the venue writes its counters at most once a second
+        counters = lab.venue_counters()
         lab.faults()
         t1 = time.monotonic()
         try:
@@ -32,18 +34,22 @@ def execute(ctx: Context) -> Observation:
             back = None
         lab.stop_node()
     connected = beat.get("clients_connected", {})
-    opened_after = stats.get("ws", {}).get("connections_opened")
+    ws_after = counters.get("ws", {})
+    opened_before, opened_after = ws_before.get("connections_opened"), ws_after.get("connections_opened")
+    pongs = (ws_after.get("pongs_received") or 0) - (ws_before.get("pongs_received") or 0)
+    suppressed = counters.get("market_messages", {}).get("suppressed")
     detected = alert is not None
     observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after market updates stopped; the node's data client reported "
                 f"connected={connected.get('data')}" if detected else "no stale-data notification within 25 s")
     findings = [f"with the socket open and market updates stopped, NautilusTrader's Binance data client kept reporting connected "
                 f"(data={connected.get('data')}) and opened no new connection (venue WebSocket connections opened: {opened_before} before, "
-                f"{opened_after} at detection): nothing in the engine notices a silent feed; only the age of the last update does "
-                f"({beat.get('seconds_since_market_data')} s at detection)",
+                f"{opened_after} at detection) while it answered {pongs} venue ping(s): nothing in the engine notices a silent feed; "
+                f"only the age of the last update does ({beat.get('seconds_since_market_data')} s at detection)",
                 f"updates reached the node again {back} s after the venue resumed them, on the same connection" if back is not None else
                 "updates did NOT reach the node within 15 s after the venue resumed them"]
     evidence = {"seconds_since_market_data_at_detection": beat.get("seconds_since_market_data"), "clients_connected_at_detection": connected,
                 "ws_connections_opened_before": opened_before, "ws_connections_opened_at_detection": opened_after,
+                "pongs_during_silence": pongs, "market_messages_suppressed": suppressed,
                 "seconds_to_market_data_after": back, "market_data_stale_seconds": 3}
     return Observation(detected, observed, round(alert["seconds"] * 1000) if detected else None, "ms", evidence, alert, findings)
 

@@ -112,7 +112,7 @@ class NodeLab:
             return subprocess.Popen([sys.executable, "-m", "opslab", *args], env=self.ctx.env(**self.creds), stdout=out, stderr=err)
 
     def start_venue(self) -> None:
-        args = ["venue", "serve", "--spec", str(self.spec_path), "--speed", str(self.speed), "--json"]
+        args = ["venue", "serve", "--spec", str(self.spec_path), "--speed", str(self.speed), "--ping-interval", "1", "--json"]
         for fault in self.venue_faults:
             args += ["--fault", fault]
         self.venue = self._spawn("venue", args)
@@ -203,7 +203,13 @@ class NodeLab:
         return alert_stack.wait(what, step, timeout=timeout)
 
     def wait_running(self, timeout: float = 30) -> dict[str, Any]:
-        return self.wait_node("the node to run", lambda: (self.lifecycle() or {}).get("state") == "running" and self.heartbeat(), timeout)
+        """Wait until this start of the node runs (after a restart the lifecycle first still shows the last one)."""
+        def running() -> Any:
+            life = self.lifecycle() or {}
+            starts = sum(t["state"] == "starting" for t in life.get("transitions", []))
+            return life.get("state") == "running" and starts >= self.node_starts and self.heartbeat()
+
+        return self.wait_node("the node to run", running, timeout)
 
     # --- the venue ------------------------------------------------------------------------
     def _admin(self, method: str, path: str, body: Any = None) -> Any:
@@ -227,7 +233,15 @@ class NodeLab:
         return [o for o in self.venue_state()["orders"] if o["status"] in ("NEW", "PARTIALLY_FILLED")]
 
     def venue_stats(self) -> dict[str, Any]:
+        """The venue's flat request counts (served, throttled, banned, dropped, errors)."""
         return self._admin("GET", "/admin/faults").get("stats", {})
+
+    def venue_counters(self) -> dict[str, Any]:
+        """The venue's statistics artifact (venue/<run_id>/stats.json: WebSocket, market-message counts)."""
+        try:
+            return json.loads(_tail(self.root / "venue" / self.run_id / "stats.json") or b"{}")
+        except ValueError:
+            return {}
 
     # --- detection ------------------------------------------------------------------------
     def detect(self, names: tuple[str, ...], since: float, timeout: float, after_seq: int = 0) -> dict[str, Any] | None:

@@ -57,7 +57,10 @@ def test_every_node_drill_detects_its_incident_through_a_delivered_alert(detecte
 
 def test_node_drill_findings_record_what_nautilus_trader_did(detected):
     root, _ = detected
-    doc = lambda name: json.loads((root / f"drills/{name}/result.json").read_text())  # noqa: E731
+
+    def doc(name: str) -> dict:
+        return json.loads((root / f"drills/{name}/result.json").read_text())
+
     crash = doc("node_crash")
     assert crash["alert"]["alertname"] == "TcNodeHeartbeatStale" and crash["evidence"]["lifecycle_after_kill"] == "running"
     kill = doc("node_kill_switch")["evidence"]
