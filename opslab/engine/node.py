@@ -25,6 +25,7 @@ from opslab.result import Result
 from opslab.spec import RunSpec
 
 MAX_HEARTBEAT_LINES = 5_000
+MARKET_DATA_STALE_DEFAULT_S = 30  # engine.node.market_data_stale_seconds when the spec leaves it out
 
 
 class NodeRun:
@@ -135,7 +136,7 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
             "schema_version": 1, "run_id": spec.run_id, "state": "new", "stop_reason": None,
             "venue_http_url": node["venue_http_url"], "venue_ws_url": node["venue_ws_url"],
             "bounds": {"duration_seconds": node["duration_seconds"], "bars": node["bars"], "heartbeat_seconds": node["heartbeat_seconds"],
-                       "market_data_stale_seconds": node["market_data_stale_seconds"]},
+                       "market_data_stale_seconds": node.get("market_data_stale_seconds", MARKET_DATA_STALE_DEFAULT_S)},
             "timings": {"connected": None, "running": None, "first_fill": None, "stopped": None},
             "halts": 0, "cancelled_at_halt": [], "transitions": (previous or {}).get("transitions", []),
         })
