@@ -92,13 +92,20 @@ def quick_run_problems(folder: Path, running: bool = False) -> list[str]:
     unknown files, files missing from or added to the manifest, and files changed after tc wrote
     the manifest (tc writes it last, so nothing may be newer). The exporter checks this on every
     change: hashing every file of every run at start-up would cost more than everything else it
-    reads. `tc artifacts verify` rechecks digests, seals and schemas."""
+    reads. `tc artifacts verify` rechecks digests, seals and schemas.
+
+    RUNNING: the run says it is running (a live node writes heartbeats for hours), so files newer
+    than, added to or missing from its manifest are its work in progress, not problems; links, temp
+    and unknown files still are."""
     label = f"runs/{folder.name}"
     manifest = runs.path_of(folder, "manifest")
     written = fs.mtime_ns(manifest)
-    if written is None:
-        return [f"{label}/manifest.json: missing"]
     files, problems = _odd_entries(folder, label)
+    if running:
+        return problems + [f"{label}/{rel}: unknown file (not an artifact tc writes)" for rel in sorted(files)
+                           if rel != contracts.artifact("manifest").path and contracts.classify(rel, "run") is None]
+    if written is None:
+        return problems + [f"{label}/manifest.json: missing"]
     try:
         listed = set(fs.parse_json(fs.read_bytes(manifest), str(manifest))["files"])
     except (OSError, InputError, KeyError, TypeError) as exc:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import yaml
 
+from opslab import contracts
 from opslab.errors import InputError
 
 CONFIG_HOME = Path(__file__).resolve().parent.parent.parent  # the checkout: prometheus/ and alertmanager/ beside opslab/
@@ -243,7 +244,7 @@ class AlertStack:
 
     # --- what arrived ---------------------------------------------------------------------
     def notifications(self) -> list[dict[str, Any]]:
-        path = self.root / "alerts" / "notifications.jsonl"
+        path = self.root / contracts.artifact("alert_notifications").path
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_bytes()[-(16 << 20):].splitlines() if line.strip().startswith(b"{")]

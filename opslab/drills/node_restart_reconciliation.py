@@ -36,10 +36,10 @@ def execute(ctx: Context) -> Observation:
         t1 = time.monotonic()
         recon = ctx.tc("reconcile", "--spec", str(lab.spec_path))
         alert = lab.detect(ALERTS, t1, timeout=20, after_seq=seq) if recon.code == 4 else None
-        fills = (lab._json("fills.json") or {}).get("fills", [])
-        orders = (lab._json("orders.json") or {}).get("orders", [])
-        positions = (lab._json("positions.json") or {}).get("positions", [])
-        report = lab._json("reconciliation.json") or {}
+        fills = lab.output("fills").get("fills", [])
+        orders = lab.output("orders").get("orders", [])
+        positions = lab.output("positions").get("positions", [])
+        report = lab.output("reconciliation")
     dupes = sorted(t for t, n in Counter(f["trade_id"] for f in fills).items() if n > 1)
     seen_filled = [o for o in orders if o["client_order_id"] in filled]
     mismatches = [{k: c.get(k) for k in ("kind", "field", "expected", "observed")} for c in report.get("checks", []) if c.get("status") == "mismatch"]

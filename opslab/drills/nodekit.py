@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from opslab import contracts
 from opslab.alerts import stack as alert_stack
 from opslab.drills.base import Context
 
@@ -150,6 +151,10 @@ class NodeLab:
         return _tail(self.ctx.sandbox / name, 800).decode("utf-8", "replace")
 
     # --- what the parts say ---------------------------------------------------------------
+    def output(self, name: str) -> dict[str, Any]:
+        """The run artifact NAME (orders, fills, positions, reconciliation, ...) as written, or {}."""
+        return self._json(contracts.artifact(name).path) or {}
+
     def _json(self, relative: str) -> Any:
         try:
             return json.loads(_tail(self.run_dir / relative) or b"null")
@@ -157,24 +162,25 @@ class NodeLab:
             return None
 
     def lifecycle(self) -> dict[str, Any] | None:
-        return self._json("node/lifecycle.json")
+        return self._json(contracts.artifact("node_lifecycle").path)
 
     def heartbeat(self) -> dict[str, Any] | None:
-        return self._json("node/heartbeat.json")
+        return self._json(contracts.artifact("node_heartbeat").path)
 
     def heartbeats(self) -> list[dict[str, Any]]:
-        raw = _tail(self.run_dir / "node" / "heartbeats.jsonl")
+        raw = _tail(self.run_dir / contracts.artifact("node_heartbeat").history)
         return [json.loads(line) for line in raw.splitlines() if line.startswith(b"{")]
 
     def events(self) -> list[dict[str, Any]]:
-        raw = _tail(self.run_dir / "journal.jsonl")
+        raw = _tail(self.run_dir / contracts.artifact("journal").path)
         return [json.loads(line) for line in raw.splitlines() if line.startswith(b"{")]
 
     def log_lines(self, pattern: str, limit: int = 5) -> list[str]:
         """Lines of the node's own log (node/node*.log) matching PATTERN, the first LIMIT. NautilusTrader
         writes its log file buffered: read it after the node stopped to see everything."""
         found: list[str] = []
-        for log in sorted((self.run_dir / "node").glob("node*.log")):
+        log_path = contracts.artifact("node_log").path  # node/node*.log
+        for log in sorted((self.run_dir / log_path.rsplit("/", 1)[0]).glob(log_path.rsplit("/", 1)[1])):
             for line in _tail(log).decode("utf-8", "replace").splitlines():
                 if re.search(pattern, line):
                     found.append(line[:300])
@@ -239,7 +245,7 @@ class NodeLab:
     def venue_counters(self) -> dict[str, Any]:
         """The venue's statistics artifact (venue/<run_id>/stats.json: WebSocket, market-message counts)."""
         try:
-            return json.loads(_tail(self.root / "venue" / self.run_id / "stats.json") or b"{}")
+            return json.loads(_tail(self.root / contracts.artifact("venue_stats").path.replace("*", self.run_id)) or b"{}")
         except ValueError:
             return {}
 

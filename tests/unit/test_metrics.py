@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SPECS
+from opslab import contracts, fs
 from opslab.metrics import cache, catalog, exposition
 from opslab.metrics.server import dump
 
@@ -57,13 +58,29 @@ def test_a_change_rechecks_only_what_the_feed_names(lab, monkeypatch):
     sweeps = _count_sweeps(col, monkeypatch)
     checked = []
     real_check = col._check_run
-    monkeypatch.setattr(col, "_check_run", lambda folder, st=None: checked.append(Path(folder).name) or real_check(folder, st))
+    monkeypatch.setattr(col, "_check_run", lambda folder, st=None, written=False: checked.append(Path(folder).name) or real_check(folder, st, written))
     probe = lab("connectivity", "probe", "--spec", str(SPECS / "minimal.json"), "--url", "http://127.0.0.1:9/")  # down: exit 4
     assert probe.code == 4 and lab("killswitch", "engage", "--reason", "x").code == 0
     text = col.rendered_artifacts().decode()
     assert sweeps == [] and set(checked) == {"minimal"}, "only the run the feed named is looked at"
     assert 'tc_connectivity_probe_up{run_id="minimal",target="http://127.0.0.1:9/"} 0.0' in text
     assert "\ntc_kill_switch_engaged 1.0\n" in text and 'tc_run_info{engine_kind="backtest",run_id="demo"' in text
+
+
+def test_a_file_written_deep_in_a_run_is_reread_though_the_run_folder_did_not_change(lab, monkeypatch):
+    """A live node writes node/heartbeat.json for hours between two manifests: the run folder's own
+    modification time stays put, the change feed names the file, and the exporter must re-read it."""
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(lab.root))  # this process writes into the lab's root (and its change feed)
+    run = lab.root / "runs" / "minimal"
+    life = {"state": "running", "halts": 0, "bounds": {"heartbeat_seconds": 2}}
+    fs.write_json(run / contracts.artifact("node_lifecycle").path, life)
+    col = cache.ArtifactCollector(lab.root)
+    assert '\ntc_node_up{run_id="minimal"} 1.0\n' in col.rendered_artifacts().decode()
+    folder_mtime = run.stat().st_mtime_ns
+    fs.write_json(run / contracts.artifact("node_lifecycle").path, {**life, "state": "stopped"})
+    assert run.stat().st_mtime_ns == folder_mtime, "the write landed in node/, not in the run folder"
+    assert '\ntc_node_up{run_id="minimal"} 0.0\n' in col.rendered_artifacts().decode()
 
 
 def test_the_feed_starting_over_or_missing_means_one_full_sweep(lab, monkeypatch):
@@ -330,3 +347,18 @@ def test_venue_fault_labels_are_the_fault_switchs_names():
     assert venue_stub.active_faults({"latency_ms": 5, "drop": False, "silent_market": True}) == ["latency", "silent_market"]
     with pytest.raises(venue_stub.InputError, match="bad value for silent_market"):
         venue_stub.parse_faults(["silent_market=1"])
+
+
+def test_a_running_runs_work_in_progress_is_not_a_verification_problem(lab, monkeypatch):
+    """A live node writes heartbeats after its manifest for hours: while the run says running, files
+    newer than or missing from the manifest are its work in progress; a link is a problem anyway."""
+    from opslab.verify import quick_run_problems
+
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(lab.root))
+    run = lab.root / "runs" / "minimal"
+    fs.write_json(run / contracts.artifact("node_heartbeat").path, {"state": "running"})
+    assert quick_run_problems(run, running=True) == []
+    assert quick_run_problems(run) == ["runs/minimal/node/heartbeat.json: not in manifest.json"]
+    (run / "node" / "evil").symlink_to("/etc/passwd")
+    assert quick_run_problems(run, running=True) == ["runs/minimal/node/evil: is a symlink (tampering: tc never writes or follows links)"]
