@@ -29,7 +29,16 @@ import yaml
 from opslab import contracts
 from opslab.errors import InputError
 
-CONFIG_HOME = Path(__file__).resolve().parent.parent.parent  # the checkout: prometheus/ and alertmanager/ beside opslab/
+def _config_home() -> Path:
+    """The checkout holding prometheus/ and alertmanager/: beside the package (a source checkout or an
+    editable install), else the current folder (the dev image runs tasks in the mounted checkout)."""
+    for home in (Path(__file__).resolve().parent.parent.parent, Path.cwd()):
+        if (home / "prometheus" / "prometheus.yml").is_file():
+            return home
+    return Path(__file__).resolve().parent.parent.parent
+
+
+CONFIG_HOME = _config_home()
 INTERVAL = "1s"  # scrape and evaluation interval
 GROUP_WAIT = "1s"  # Alertmanager group_wait and group_interval
 FOR_SCALE = 60
