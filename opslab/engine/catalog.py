@@ -1,16 +1,28 @@
-"""Bars from a user's NautilusTrader ParquetDataCatalog (`tc data import --catalog`), read by the
-catalog's own reader and handed back as plain rows for the lab's canonical dataset form."""
+"""NautilusTrader's ParquetDataCatalog: the form a dataset is stored in for the engine, and the form
+`tc data import --catalog` reads. Bars and instrument go in and come out through the catalog's own
+writer and reader."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
-from opslab import quality
+import pandas as pd
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from nautilus_trader.persistence.wranglers import BarDataWrangler
+
+from opslab import fs, quality
+from opslab.engine import instruments
 from opslab.errors import InputError
 
 MAX_CATALOG_BYTES = 1 << 30  # the bar files read for one import
+
+
+class BarsRefused(InputError):
+    """NautilusTrader refuses to make bars of a dataset's rows (e.g. high below low)."""
 
 
 def _bar_files(path: Path, bar_type: str) -> list[Path]:
@@ -39,9 +51,7 @@ def digest(path: Path, bar_type: str) -> str:
 
 
 def read_rows(path: Path | str, bar_type: str) -> list[quality.Row]:
-    """The bars of BAR_TYPE in the catalog at PATH, in the catalog's order; InputError when unreadable."""
-    from nautilus_trader.persistence.catalog import ParquetDataCatalog
-
+    """The bars of BAR_TYPE in a user's catalog at PATH, in the catalog's order; InputError when unreadable."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: not a folder (expected a NautilusTrader ParquetDataCatalog)")
@@ -54,3 +64,32 @@ def read_rows(path: Path | str, bar_type: str) -> list[quality.Row]:
         raise InputError(f"{path}: the catalog holds no bars of {bar_type}")
     return [quality.Row(i + 2, bar.ts_event // 1_000_000_000, bar.open.as_decimal(), bar.high.as_decimal(), bar.low.as_decimal(),
                         bar.close.as_decimal(), bar.volume.as_decimal()) for i, bar in enumerate(bars)]
+
+
+def write(folder: Path, bars_csv: Path, definition: dict[str, Any], bar_type: str) -> None:
+    """Write a dataset's catalog into FOLDER (a staging folder fs.install_dir gives): the instrument of
+    DEFINITION and the bars of the canonical BARS_CSV, stamped at their close time. BarsRefused when
+    NautilusTrader refuses a row."""
+    instrument = instruments.build(definition, str(bars_csv))
+    with fs.open_read(bars_csv) as fh:  # never through a link under the root
+        frame = pd.read_csv(fh, index_col="ts_close")
+    frame.index = pd.to_datetime(frame.index, utc=True)
+    frame = frame[["open", "high", "low", "close", "volume"]]  # the wrangler reads columns by position
+    try:
+        bars = BarDataWrangler(BarType.from_str(bar_type), instrument).process(frame)
+    except ValueError as exc:
+        raise BarsRefused(f"{bars_csv}: NautilusTrader refuses a bar: {str(exc)[:300]}") from None
+    # The catalog keeps bars in ts_init order; the engine sorted them so too (add_data), stably.
+    bars.sort(key=lambda bar: bar.ts_init)
+    ParquetDataCatalog(os.fspath(folder)).write_data([instrument, *bars])
+
+
+def load(folder: Path, bar_type: str, instrument_id: str, limit: int) -> tuple[Any, list[Bar]]:
+    """(instrument, the first LIMIT bars) of a dataset's catalog, through the catalog's reader. The caller
+    checked the catalog's files against the dataset manifest (fs: no links, digests) just before."""
+    catalog = ParquetDataCatalog(os.fspath(folder))
+    found = catalog.instruments(instrument_ids=[instrument_id])
+    if len(found) != 1:
+        raise InputError(f"{folder}: holds {len(found)} definitions of {instrument_id}, expected one")
+    bars = catalog.bars(bar_types=[bar_type])
+    return found[0], bars[:limit]

@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.config import BacktestEngineConfig, LoggingConfig
@@ -24,11 +23,9 @@ from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.enums import AccountType, OmsType, TradingState, position_side_to_str
 from nautilus_trader.model.identifiers import TraderId, Venue
 from nautilus_trader.model.objects import Money
-from nautilus_trader.persistence.wranglers import BarDataWrangler
-from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-from opslab import clock, contracts, fs
-from opslab.engine import strategies
+from opslab import clock, contracts, data, fs
+from opslab.engine import catalog, strategies
 from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 TRADER_ID = "OPSLAB-001"
@@ -73,13 +70,14 @@ def tidy_log_names(folder: Path) -> None:
             fs.bump_generation(folder / name.replace(":", "-"))
 
 
-def load_bars(bars_csv: Path, limit: int, instrument: Any, bar_type: BarType) -> list[Bar]:
-    """Bars from a dataset CSV, stamped at their close time (the wrangler reads columns by position)."""
-    with fs.open_read(bars_csv) as fh:  # never through a link under the root
-        frame = pd.read_csv(fh, nrows=limit, index_col="ts_close")
-    frame.index = pd.to_datetime(frame.index, utc=True)
-    frame = frame[["open", "high", "low", "close", "volume"]]
-    return BarDataWrangler(bar_type, instrument).process(frame)
+def load_dataset(manifest: dict[str, Any], limit: int) -> tuple[Any, list[Bar]]:
+    """(instrument, first LIMIT bars) of a dataset the run checked intact (catalog files against the
+    manifest, no links), read through the ParquetDataCatalog's own reader."""
+    folder = data.dataset_dir(manifest["dataset_id"])
+    entry = manifest["catalog"]
+    if entry.get("refused"):
+        raise data.DatasetError(f"dataset {manifest['dataset_id']}: has no catalog to run on: {entry['refused']}")
+    return catalog.load(data.catalog_dir(folder), entry["bar_type"], manifest["instrument_file"]["id"], limit)
 
 
 def instrument_id(spec: dict[str, Any]) -> str:
@@ -112,10 +110,10 @@ def logging_config(spec: dict[str, Any], run_folder: Path | None) -> LoggingConf
                          log_colors=False)
 
 
-def build(run_spec: Any, total_bars: int, run_folder: Path | None = None) -> Session:
-    """An engine for RUN_SPEC (an opslab.spec.RunSpec): simulated BINANCE cash venue, BTCUSDT, the
-    spec's strategy (resolved by engine/strategies.py) and the lab's ops actor; engine logs into
-    RUN_FOLDER when the spec asks for them."""
+def build(run_spec: Any, total_bars: int, instrument: Any, run_folder: Path | None = None) -> Session:
+    """An engine for RUN_SPEC (an opslab.spec.RunSpec): simulated BINANCE cash venue, the dataset's
+    INSTRUMENT, the spec's strategy (resolved by engine/strategies.py) and the lab's ops actor; engine
+    logs into RUN_FOLDER when the spec asks for them."""
     spec = run_spec.data
     config = BacktestEngineConfig(
         trader_id=TraderId(TRADER_ID),
@@ -132,7 +130,6 @@ def build(run_spec: Any, total_bars: int, run_folder: Path | None = None) -> Ses
         venue=venue, oms_type=OmsType.NETTING, account_type=AccountType.CASH, base_currency=None,
         starting_balances=balances, fill_model=FillModel(random_seed=spec["engine"]["fill_seed"]),
     )
-    instrument = TestInstrumentProvider.btcusdt_binance()
     engine.add_instrument(instrument)
     bar_type = BarType.from_str(BAR_TYPE)
     strategy = strategies.create(run_spec, total_bars)
