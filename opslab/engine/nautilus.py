@@ -8,12 +8,14 @@ seedable) are never read.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.config import BacktestEngineConfig, LoggingConfig
@@ -154,49 +156,56 @@ def _position_id(value: str) -> str:
     return "-".join(parts[:-5]) if len(parts) > 5 and len(parts[-1]) == 12 else value
 
 
+def _rows(frame: Any) -> list[dict[str, Any]]:
+    """A NautilusTrader report (indexed by an id) as plain rows; an empty report has no columns at all."""
+    return [] if frame.empty else frame.reset_index().to_dict("records")
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value is not pd.NaT and value is not pd.NA and not (isinstance(value, float) and math.isnan(value))
+
+
+def _ns(value: Any) -> int:
+    """A report's time: an int of ns (orders) or a pandas Timestamp (fills, positions)."""
+    return int(value.value) if isinstance(value, pd.Timestamp) else int(value)
+
+
+# THE mapping from NautilusTrader's report columns (trader.generate_*_report) to the artifact schemas'
+# fields (schemas/orders|fills|positions.schema.json). Decimals are normalized ("0.010000" -> "0.01").
+def _order(r: dict[str, Any]) -> dict[str, Any]:
+    row = {"client_order_id": r["client_order_id"], "side": r["side"], "type": r["type"], "quantity": _dec(r["quantity"]),
+           "filled_qty": _dec(r["filled_qty"]), "status": r["status"], "ts_init": _ts(_ns(r["ts_init"]))}
+    if _given(r.get("price")):
+        row["price"] = _dec(r["price"])
+    if Decimal(r["filled_qty"]) > 0:
+        row["avg_px"] = _dec(round(Decimal(str(r["avg_px"])), 8))
+    return row
+
+
+def _fill(r: dict[str, Any]) -> dict[str, Any]:
+    amount, currency = str(r["commission"]).split(" ")  # Money as text: "0.42018060 USDT"
+    return {"trade_id": r["trade_id"], "client_order_id": r["client_order_id"], "side": r["order_side"], "quantity": _dec(r["last_qty"]),
+            "price": _dec(r["last_px"]), "commission": _dec(amount), "commission_currency": currency, "ts_event": _ts(_ns(r["ts_event"]))}
+
+
+def _position(r: dict[str, Any]) -> dict[str, Any]:
+    # The report has no is_open column: a position (or snapshot) is open while it has no close time.
+    is_open = not _given(r["ts_closed"])
+    return {"position_id": _position_id(r["position_id"]), "side": r["side"] if is_open else "FLAT", "quantity": _dec(r["quantity"]),
+            "peak_qty": _dec(r["peak_qty"]), "avg_px_open": _dec(round(Decimal(str(r["avg_px_open"])), 8)),
+            "ts_opened": _ts(_ns(r["ts_opened"])), "ts_closed": None if is_open else _ts(_ns(r["ts_closed"])), "is_open": is_open}
+
+
 def read_state(session: Session, source: str, run_id: str) -> dict[str, Any]:
-    """Orders, fills, positions, final state and counters of a finished (or halted) engine."""
-    cache = session.engine.cache
-    orders, fills = [], []
-    for order in cache.orders():
-        row = {
-            "client_order_id": order.client_order_id.value,
-            "side": order.side_string(),
-            "type": order.type_string(),
-            "quantity": _dec(order.quantity),
-            "filled_qty": _dec(order.filled_qty),
-            "status": order.status_string(),
-            "ts_init": _ts(order.ts_init),
-        }
-        if order.has_price:
-            row["price"] = _dec(order.price)
-        if order.filled_qty.as_decimal() > 0:
-            row["avg_px"] = _dec(round(Decimal(str(order.avg_px)), 8))
-        orders.append(row)
-        for event in order.events:
-            if type(event).__name__ == "OrderFilled":
-                fills.append({
-                    "trade_id": event.trade_id.value,
-                    "client_order_id": event.client_order_id.value,
-                    "side": order.side_string(),
-                    "quantity": _dec(event.last_qty),
-                    "price": _dec(event.last_px),
-                    "commission": _dec(event.commission.as_decimal()),
-                    "commission_currency": event.commission.currency.code,
-                    "ts_event": _ts(event.ts_event),
-                })
-    positions = []
-    for pos in list(cache.position_snapshots()) + list(cache.positions()):
-        positions.append({
-            "position_id": _position_id(pos.id.value),
-            "side": position_side_to_str(pos.side) if pos.is_open else "FLAT",
-            "quantity": _dec(pos.quantity),
-            "peak_qty": _dec(pos.peak_qty),
-            "avg_px_open": _dec(round(Decimal(str(pos.avg_px_open)), 8)),
-            "ts_opened": _ts(pos.ts_opened),
-            "ts_closed": _ts(pos.ts_closed) if pos.is_closed else None,
-            "is_open": pos.is_open,
-        })
+    """Orders, fills, positions (NautilusTrader's own reports, mapped above), final state and counters
+    of a finished (or halted) engine or node."""
+    trader, cache = session.engine.trader, session.engine.cache
+    orders = [_order(r) for r in _rows(trader.generate_orders_report())]
+    fills = [_fill(r) for r in _rows(trader.generate_fills_report())]
+    positions = [_position(r) for r in _rows(trader.generate_positions_report())]
+    # Balances and the open orders/positions at the end come from the cache: the account report sorts
+    # its rows by ts_event (not stably), so the last row of a currency need not be its latest balance,
+    # and the orders report has no leaves_qty.
     account = cache.account_for_venue(session.venue)
     balances = {money.currency.code: _dec(money.as_decimal()) for money in account.balances_total().values()}
     open_positions = [
