@@ -29,6 +29,10 @@ class DatasetError(InputError):
     """A dataset is missing or its bytes no longer match its manifest."""
 
 
+class DatasetOutdated(DatasetError):
+    """A dataset written before datasets carried their NautilusTrader catalog and instrument."""
+
+
 @dataclass(frozen=True)
 class DatasetParams:
     """What determines a dataset's bytes."""
@@ -180,6 +184,9 @@ def load_manifest(folder: Path) -> dict[str, Any]:
         raise DatasetError(f"{path}: unreadable manifest ({exc.strerror}); run `tc data prepare --spec SPEC --force`") from None
     except InputError as exc:
         raise DatasetError(f"{exc}; run `tc data prepare --spec SPEC --force`") from None
+    if isinstance(data, dict) and "fingerprint" in data and "catalog" not in data:
+        raise DatasetOutdated(f"{path}: written by an older tc (no NautilusTrader catalog); `tc data prepare --spec SPEC` rebuilds a "
+                              "synthetic dataset, `tc data import ... --force` an imported one")
     problems = errors_for("dataset_manifest", data, str(path)) + digests.seal_problems(data, str(path))
     if problems:
         raise DatasetError(problems[0] + "; run `tc data prepare --spec SPEC --force`")
@@ -266,11 +273,15 @@ def prepare(params: DatasetParams, force: bool = False, check: bool = False) -> 
     else:
         (fs.root_for_read if check else fs.root_for_write)()
         exists = fs.exists(manifest_path(folder))
+    outdated = False
     if exists and not force:
-        manifest = check_intact(folder)
-        return Result("ok", f"dataset {params.dataset_id} is intact ({manifest['rows']} bars)", [rel], {"manifest": manifest})
+        try:
+            manifest = check_intact(folder)
+            return Result("ok", f"dataset {params.dataset_id} is intact ({manifest['rows']} bars)", [rel], {"manifest": manifest})
+        except DatasetOutdated:
+            outdated = True  # converges like a missing dataset: the same parameters give the same bars
     if check:
-        verb = "rebuild" if exists else "create"
+        verb = "upgrade" if outdated else "rebuild" if exists else "create"
         return Result("changed", f"would {verb} dataset {params.dataset_id} ({params.bars} bars)", [rel], {"dataset_id": params.dataset_id})
     with fs.locked(folder, f"dataset {params.dataset_id}"):
         manifest = _write(params, folder)
