@@ -10,7 +10,7 @@ from opslab import contracts, fs
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import InputError
 
-MAX_BYTES = 64 << 10
+MAX_BYTES = 64 << 10  # a definition is about 1 KB
 # What a RunSpec can trade today (schemas/runspec.schema.json: instrument, venue, starting_balances):
 # a file brings this instrument's real precisions, increments, limits and fees.
 SUPPORTED = {"id": "BTCUSDT.BINANCE", "base_currency": "BTC", "quote_currency": "USDT"}

@@ -70,13 +70,13 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
 
 def _execute(spec: RunSpec, dataset: dict[str, Any], bars_given: int, progress: Callable[[int, int], None] | None,
              run_folder: Path | None = None) -> dict:
-    from opslab.engine import nautilus
+    from opslab.engine import catalog, nautilus
 
-    instrument, bars = nautilus.load_dataset(dataset, bars_given)
+    folder, instrument = nautilus.dataset_catalog(dataset)
     session = nautilus.build(spec, bars_given, instrument, run_folder)
     session.ops.progress = progress
     try:
-        session.engine.add_data(bars)
+        session.engine.add_data_iterator("bars", catalog.stream(folder, dataset["catalog"]["bar_type"], bars_given))
         session.engine.run()
         return nautilus.read_state(session, "backtest", spec.run_id)
     finally:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
-from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.core.nautilus_pyo3 import DataBackendSession
+from nautilus_trader.model.data import Bar, BarType, capsule_to_list
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
@@ -19,6 +20,7 @@ from opslab.engine import instruments
 from opslab.errors import InputError
 
 MAX_CATALOG_BYTES = 1 << 30  # the bar files read for one import
+STREAM_CHUNK = 10_000  # bars per chunk a backtest reads (peak memory is flat from about here on)
 
 
 class BarsRefused(InputError):
@@ -84,12 +86,20 @@ def write(folder: Path, bars_csv: Path, definition: dict[str, Any], bar_type: st
     ParquetDataCatalog(os.fspath(folder)).write_data([instrument, *bars])
 
 
-def load(folder: Path, bar_type: str, instrument_id: str, limit: int) -> tuple[Any, list[Bar]]:
-    """(instrument, the first LIMIT bars) of a dataset's catalog, through the catalog's reader. The caller
-    checked the catalog's files against the dataset manifest (fs: no links, digests) just before."""
-    catalog = ParquetDataCatalog(os.fspath(folder))
-    found = catalog.instruments(instrument_ids=[instrument_id])
-    if len(found) != 1:
-        raise InputError(f"{folder}: holds {len(found)} definitions of {instrument_id}, expected one")
-    bars = catalog.bars(bar_types=[bar_type])
-    return found[0], bars[:limit]
+def bars(folder: Path, bar_type: str, limit: int) -> list[Bar]:
+    """The first LIMIT bars of a dataset's catalog (ts_init order), through the catalog's reader. Like
+    every read of a dataset's catalog, the caller checked its files against the dataset manifest first."""
+    return ParquetDataCatalog(os.fspath(folder)).bars(bar_types=[bar_type])[:limit]
+
+
+def stream(folder: Path, bar_type: str, limit: int, chunk: int = STREAM_CHUNK) -> Iterator[list[Bar]]:
+    """The first LIMIT bars of a dataset's catalog in lists of at most CHUNK, read lazily by the catalog's
+    backend session (what NautilusTrader's BacktestNode streams with): a backtest never holds all bars."""
+    session = ParquetDataCatalog(os.fspath(folder)).backend_session(Bar, identifiers=[bar_type], session=DataBackendSession(chunk_size=chunk))
+    left = limit
+    for capsule in session.to_query_result():
+        if left <= 0:
+            return
+        part = capsule_to_list(capsule)[:left]
+        left -= len(part)
+        yield part

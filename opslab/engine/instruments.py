@@ -11,6 +11,7 @@ from nautilus_trader.test_kit.providers import TestInstrumentProvider
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import InputError
 
+MAX_BYTES = 64 << 10  # an instrument definition
 BUILT_IN = {"test:BTCUSDT": TestInstrumentProvider.btcusdt_binance}
 
 

@@ -21,13 +21,13 @@ from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.config import BacktestEngineConfig, LoggingConfig
 from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.currencies import BTC, USDT
-from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AccountType, OmsType, TradingState, position_side_to_str
 from nautilus_trader.model.identifiers import TraderId, Venue
 from nautilus_trader.model.objects import Money
 
 from opslab import clock, contracts, data, fs
-from opslab.engine import catalog, strategies
+from opslab.engine import instruments, strategies
 from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 TRADER_ID = "OPSLAB-001"
@@ -72,14 +72,17 @@ def tidy_log_names(folder: Path) -> None:
             fs.bump_generation(folder / name.replace(":", "-"))
 
 
-def load_dataset(manifest: dict[str, Any], limit: int) -> tuple[Any, list[Bar]]:
-    """(instrument, first LIMIT bars) of a dataset the run checked intact (catalog files against the
-    manifest, no links), read through the ParquetDataCatalog's own reader."""
-    folder = data.dataset_dir(manifest["dataset_id"])
+def dataset_catalog(manifest: dict[str, Any]) -> tuple[Path, Any]:
+    """(catalog folder, instrument) of a dataset the run checked intact (catalog and instrument.json
+    against the manifest, no links). Bars come through the catalog's own reader (engine/catalog.py);
+    the instrument from instrument.json, the same definition the catalog holds, by NautilusTrader's
+    from_dict: reading it from the catalog loads pyarrow's dataset layer, 9 MB for one row."""
     entry = manifest["catalog"]
+    folder = data.dataset_dir(manifest["dataset_id"])
     if entry.get("refused"):
         raise data.DatasetError(f"dataset {manifest['dataset_id']}: has no catalog to run on: {entry['refused']}")
-    return catalog.load(data.catalog_dir(folder), entry["bar_type"], manifest["instrument_file"]["id"], limit)
+    path = data.instrument_path(folder)
+    return data.catalog_dir(folder), instruments.build(fs.read_json(path, instruments.MAX_BYTES), str(path))
 
 
 def instrument_id(spec: dict[str, Any]) -> str:
@@ -156,9 +159,17 @@ def _position_id(value: str) -> str:
     return "-".join(parts[:-5]) if len(parts) > 5 and len(parts[-1]) == 12 else value
 
 
-def _rows(frame: Any) -> list[dict[str, Any]]:
-    """A NautilusTrader report (indexed by an id) as plain rows; an empty report has no columns at all."""
-    return [] if frame.empty else frame.reset_index().to_dict("records")
+def _rows(frame: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """COLUMNS of a NautilusTrader report (indexed by an id) as plain rows; an empty report has no columns at all."""
+    if frame.empty:
+        return []
+    frame = frame.reset_index()
+    return frame[[c for c in columns if c in frame.columns]].to_dict("records")
+
+
+ORDER_COLUMNS = ("client_order_id", "side", "type", "quantity", "filled_qty", "status", "ts_init", "price", "avg_px")
+FILL_COLUMNS = ("trade_id", "client_order_id", "order_side", "last_qty", "last_px", "commission", "ts_event")
+POSITION_COLUMNS = ("position_id", "side", "quantity", "peak_qty", "avg_px_open", "ts_opened", "ts_closed")
 
 
 def _given(value: Any) -> bool:
@@ -190,7 +201,7 @@ def _fill(r: dict[str, Any]) -> dict[str, Any]:
 
 def _position(r: dict[str, Any]) -> dict[str, Any]:
     # The report has no is_open column: a position (or snapshot) is open while it has no close time.
-    is_open = not _given(r["ts_closed"])
+    is_open = not _given(r.get("ts_closed"))
     return {"position_id": _position_id(r["position_id"]), "side": r["side"] if is_open else "FLAT", "quantity": _dec(r["quantity"]),
             "peak_qty": _dec(r["peak_qty"]), "avg_px_open": _dec(round(Decimal(str(r["avg_px_open"])), 8)),
             "ts_opened": _ts(_ns(r["ts_opened"])), "ts_closed": None if is_open else _ts(_ns(r["ts_closed"])), "is_open": is_open}
@@ -200,9 +211,9 @@ def read_state(session: Session, source: str, run_id: str) -> dict[str, Any]:
     """Orders, fills, positions (NautilusTrader's own reports, mapped above), final state and counters
     of a finished (or halted) engine or node."""
     trader, cache = session.engine.trader, session.engine.cache
-    orders = [_order(r) for r in _rows(trader.generate_orders_report())]
-    fills = [_fill(r) for r in _rows(trader.generate_fills_report())]
-    positions = [_position(r) for r in _rows(trader.generate_positions_report())]
+    orders = [_order(r) for r in _rows(trader.generate_orders_report(), ORDER_COLUMNS)]
+    fills = [_fill(r) for r in _rows(trader.generate_fills_report(), FILL_COLUMNS)]
+    positions = [_position(r) for r in _rows(trader.generate_positions_report(), POSITION_COLUMNS)]
     # Balances and the open orders/positions at the end come from the cache: the account report sorts
     # its rows by ts_event (not stably), so the last row of a currency need not be its latest balance,
     # and the orders report has no leaves_qty.

@@ -171,11 +171,12 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
 
 def _drive(spec: RunSpec, dataset: dict[str, Any], bars_given: int, life: _Lifecycle, replay: int,
            step_gates: Iterable[Gate], progress: Callable[[int, int], None] | None) -> tuple[dict[str, Any], str, list[str], int]:
-    from opslab.engine import nautilus
+    from opslab.engine import catalog, nautilus
 
     per_step, steps = life.doc["bars_per_step"], life.doc["steps_total"]
     delay = int(os.environ.get(STEP_DELAY_ENV, "0") or 0) / 1000.0
-    instrument, bars = nautilus.load_dataset(dataset, bars_given)
+    folder, instrument = nautilus.dataset_catalog(dataset)
+    bars = catalog.bars(folder, dataset["catalog"]["bar_type"], bars_given)
     session = nautilus.build(spec, bars_given, instrument, life.run.folder)
     try:
         reason, cancelled = "completed", []
