@@ -198,9 +198,9 @@ def _data_import(args: argparse.Namespace, report: Reporter) -> Any:
 
     if args.catalog:
         return userdata.import_catalog(args.catalog, args.id, args.bar_type, args.instrument, _quality_settings(args),
-                                       force=args.force, check=args.check)
+                                       force=args.force, check=args.check, instrument_file=args.instrument_file)
     return userdata.import_csv(args.csv, args.id, userdata.parse_map(args.map or []), args.time_is, args.instrument,
-                               _quality_settings(args), force=args.force, check=args.check)
+                               _quality_settings(args), force=args.force, check=args.check, instrument_file=args.instrument_file)
 
 
 def _data_check(args: argparse.Namespace, report: Reporter) -> Any:
@@ -214,6 +214,7 @@ def _data_import_and_check(g: Any) -> None:
   tc data import --csv fixtures/data/btcusdt-1m-sample.csv --id btc-sample
   tc data import --csv klines.csv --id my-klines --map ts_close=open_time --time-is open
   tc data import --csv bars.csv --id my-bars --check        # only say what would change
+  tc data import --csv bars.csv --id my-bars --instrument-file btcusdt.json   # your instrument's precisions and fees
   tc data import --catalog ~/nautilus/catalog --id from-catalog   # bars of --bar-type from a ParquetDataCatalog""", _data_import)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--csv", metavar="FILE", help="CSV with a header: ts_close,open,high,low,close,volume (see --map)")
@@ -222,7 +223,10 @@ def _data_import_and_check(g: Any) -> None:
     p.add_argument("--id", required=True, metavar="DATASET", help="dataset id (folder under datasets/; a spec names it as dataset: {kind: imported, id: ...})")
     p.add_argument("--map", action="append", metavar="COLUMN=THEIRS", help="read COLUMN from the CSV's column THEIRS (repeatable)")
     p.add_argument("--time-is", choices=["close", "open"], default="close", help="whether the time column is the bar's close (default) or open time")
-    p.add_argument("--instrument", default="test:BTCUSDT", help="instrument definition (built-in: test:BTCUSDT)")
+    instrument = p.add_mutually_exclusive_group()
+    instrument.add_argument("--instrument", default="test:BTCUSDT", help="built-in instrument definition (test:BTCUSDT, the default)")
+    instrument.add_argument("--instrument-file", metavar="FILE",
+                            help="instrument definition as JSON in NautilusTrader's CurrencyPair.to_dict form (docs: byo)")
     p.add_argument("--force", action="store_true", help="replace a dataset with the same id made from other input")
     _quality_flags(p)
     _check_flag(p)

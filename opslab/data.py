@@ -29,6 +29,10 @@ class DatasetError(InputError):
     """A dataset is missing or its bytes no longer match its manifest."""
 
 
+class DatasetOutdated(DatasetError):
+    """A dataset written before datasets carried their NautilusTrader catalog and instrument."""
+
+
 @dataclass(frozen=True)
 class DatasetParams:
     """What determines a dataset's bytes."""
@@ -103,6 +107,56 @@ def manifest_path(folder: Path) -> Path:
     return folder.parent.parent / contracts.artifact("dataset_manifest").path.replace("*", folder.name)
 
 
+def instrument_path(folder: Path) -> Path:
+    """A dataset's instrument definition (the registry names it)."""
+    return folder.parent.parent / contracts.artifact("dataset_instrument").path.replace("*", folder.name)
+
+
+def catalog_dir(folder: Path) -> Path:
+    """A dataset's ParquetDataCatalog folder (the registry names it: the first three parts of its files' pattern)."""
+    return folder.parent.parent / "/".join(contracts.artifact("dataset_catalog").path.split("/")[:3]).replace("*", folder.name)
+
+
+def bar_type_of(instrument_id: str) -> str:
+    """The NautilusTrader bar type of a dataset's one-minute bars."""
+    return f"{instrument_id}-1-MINUTE-LAST-EXTERNAL"
+
+
+def write_engine_form(folder: Path, definition: dict[str, Any]) -> dict[str, Any]:
+    """Write instrument.json and the catalog (NautilusTrader's writer, from bars.csv just written) of a
+    dataset; returns the manifest's instrument_file and catalog entries. NautilusTrader writes into a
+    staging folder that fs installs in place of catalog/ (a rebuild never mixes old and new files)."""
+    from opslab.engine import catalog
+
+    raw = fs.pretty_json(definition)
+    fs.write_atomic(instrument_path(folder), raw)
+    bar_type = bar_type_of(definition["id"])
+    refused = None
+    with fs.install_dir(catalog_dir(folder)) as staging:
+        try:
+            catalog.write(staging, bars_path(folder), definition, bar_type)
+        except catalog.BarsRefused as exc:
+            refused = str(exc)  # the folder stays empty; the quality gate (ohlc_inconsistent) says why no run can use it
+    entry: dict[str, Any] = {"folder": catalog_dir(folder).name, "bar_type": bar_type, "files": catalog_files(folder)}
+    if refused:
+        entry["refused"] = refused
+    return {"instrument_file": {"file": instrument_path(folder).name, "id": definition["id"],
+                                "sha256": "sha256:" + hashlib.sha256(raw).hexdigest()},
+            "catalog": entry}
+
+
+def catalog_files(folder: Path) -> dict[str, str]:
+    """sha256 of every file in a dataset's catalog, by path relative to it (no link followed: LinkRefused)."""
+    base = catalog_dir(folder)
+    out = {}
+    for rel, kind in fs.walk(base):
+        if kind == "file":
+            out[rel] = "sha256:" + fs.sha256_file(base / rel)
+        elif kind != "dir":
+            raise fs.LinkRefused(f"{base / rel}: is a {kind}; tc never follows links under the artifacts root")
+    return dict(sorted(out.items()))
+
+
 def measure(folder: Path) -> tuple[int, int]:
     """(bytes, data rows) of a dataset's bars file, streamed."""
     size = lines = 0
@@ -130,6 +184,9 @@ def load_manifest(folder: Path) -> dict[str, Any]:
         raise DatasetError(f"{path}: unreadable manifest ({exc.strerror}); run `tc data prepare --spec SPEC --force`") from None
     except InputError as exc:
         raise DatasetError(f"{exc}; run `tc data prepare --spec SPEC --force`") from None
+    if isinstance(data, dict) and "fingerprint" in data and "catalog" not in data:
+        raise DatasetOutdated(f"{path}: written by an older tc (no NautilusTrader catalog); `tc data prepare --spec SPEC` rebuilds a "
+                              "synthetic dataset, `tc data import ... --force` an imported one")
     problems = errors_for("dataset_manifest", data, str(path)) + digests.seal_problems(data, str(path))
     if problems:
         raise DatasetError(problems[0] + "; run `tc data prepare --spec SPEC --force`")
@@ -149,6 +206,24 @@ def check_intact(folder: Path) -> dict[str, Any]:
             f"{bars}: fingerprint {actual} does not match its manifest ({manifest['fingerprint']}); "
             "the file was changed: inspect it, then run `tc data prepare --spec SPEC --force`"
         )
+    redo = "inspect it, then write the dataset again (`tc data prepare --spec SPEC --force` or `tc data import ... --force`)"
+    instrument = instrument_path(folder)
+    try:
+        actual = "sha256:" + fs.sha256_file(instrument)
+    except FileNotFoundError:
+        raise DatasetError(f"{instrument}: missing; {redo}") from None
+    if actual != manifest["instrument_file"]["sha256"]:
+        raise DatasetError(f"{instrument}: sha256 does not match its manifest (changed); {redo}")
+    # The engine reads the catalog, not bars.csv: its files must be exactly the ones written with the fingerprinted bytes.
+    try:
+        files = catalog_files(folder)
+    except InputError as exc:
+        raise DatasetError(f"{exc}; {redo}") from None
+    listed = manifest["catalog"]["files"]
+    for rel in sorted(set(files) | set(listed)):
+        if files.get(rel) != listed.get(rel):
+            what = "missing" if rel not in files else "not in the manifest" if rel not in listed else "changed (sha256 differs)"
+            raise DatasetError(f"{catalog_dir(folder) / rel}: {what}; {redo}")
     return manifest
 
 
@@ -163,7 +238,10 @@ def _batches(params: DatasetParams) -> Iterator[bytes]:
 
 
 def _write(params: DatasetParams, folder: Path) -> dict[str, Any]:
+    from opslab.engine import instruments
+
     size, digest = fs.write_stream_atomic(bars_path(folder), _batches(params))
+    engine_form = write_engine_form(folder, instruments.built_in(f"test:{params.instrument}"))
     start = clock.parse_iso(params.start)
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -180,6 +258,7 @@ def _write(params: DatasetParams, folder: Path) -> dict[str, Any]:
         "last_bar_close": clock.iso(start + timedelta(minutes=params.bars)),
         "bytes": size,
         "fingerprint": "sha256:" + digest,
+        **engine_form,
     }
     fs.write_json(manifest_path(folder), digests.seal(manifest))
     return manifest
@@ -194,11 +273,15 @@ def prepare(params: DatasetParams, force: bool = False, check: bool = False) -> 
     else:
         (fs.root_for_read if check else fs.root_for_write)()
         exists = fs.exists(manifest_path(folder))
+    outdated = False
     if exists and not force:
-        manifest = check_intact(folder)
-        return Result("ok", f"dataset {params.dataset_id} is intact ({manifest['rows']} bars)", [rel], {"manifest": manifest})
+        try:
+            manifest = check_intact(folder)
+            return Result("ok", f"dataset {params.dataset_id} is intact ({manifest['rows']} bars)", [rel], {"manifest": manifest})
+        except DatasetOutdated:
+            outdated = True  # converges like a missing dataset: the same parameters give the same bars
     if check:
-        verb = "rebuild" if exists else "create"
+        verb = "upgrade" if outdated else "rebuild" if exists else "create"
         return Result("changed", f"would {verb} dataset {params.dataset_id} ({params.bars} bars)", [rel], {"dataset_id": params.dataset_id})
     with fs.locked(folder, f"dataset {params.dataset_id}"):
         manifest = _write(params, folder)

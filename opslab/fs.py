@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -361,6 +362,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def is_temp_name(name: str) -> bool:
+    """True for the name of a temp file or staging folder (its writer may still be at work)."""
+    return _temp_pid(name) is not None
+
+
 def is_leftover_temp(name: str) -> bool:
     """True for a temp file whose writer is gone (a crash between create and rename)."""
     pid = _temp_pid(name)
@@ -379,7 +385,10 @@ def _sweep_temps(dir_fd: int) -> None:
     _swept.add(key)
     for name in leftover_temps(dir_fd):
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(name, dir_fd=dir_fd)
+            if stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                shutil.rmtree(name, dir_fd=dir_fd)  # a staging folder (install_dir); fd-based, never through a link
+            else:
+                os.unlink(name, dir_fd=dir_fd)
 
 
 def _same_content(dfd: int, name: str, data: bytes) -> bool:
@@ -443,6 +452,67 @@ def _install(dfd: int, name: str, chunks: Iterable[bytes]) -> tuple[int, str]:
         raise
     os.fsync(dfd)
     return size, digest.hexdigest()
+
+
+@contextlib.contextmanager
+def install_dir(path: Path) -> Iterator[Path]:
+    """A fresh staging folder beside PATH for a writer that is not tc (NautilusTrader's catalog writer),
+    put in PATH's place by rename when the block ends without error, removed otherwise.
+
+    The staging folder has a temp name (a crashed writer's is swept like a temp file). Before the
+    install every entry in it must be a regular file or folder (a link planted there is refused),
+    and every file and folder is fsynced. A folder cannot be renamed over a non-empty one, so an old
+    PATH is first renamed aside and removed after: a crash between the two renames leaves no PATH,
+    which the dataset's manifest check reports, never a mixed folder.
+    """
+    path = Path(path)
+    with _dir(path.parent, create=True) as (dfd, base, parts):
+        _sweep_temps(dfd)
+        if _is_link(dfd, path.name):
+            raise _refuse(base, parts + [path.name], "is a symlink")
+        tmp = f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
+        os.mkdir(tmp, 0o777, dir_fd=dfd)
+        try:
+            yield path.parent / tmp
+            _sync_tree(path.parent / tmp)
+            old = None
+            if _exists_at(dfd, path.name):
+                old = f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
+                os.rename(path.name, old, src_dir_fd=dfd, dst_dir_fd=dfd)
+            os.rename(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            os.fsync(dfd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(tmp, dir_fd=dfd)
+            raise
+        if old:
+            shutil.rmtree(old, dir_fd=dfd)
+    bump_generation(path)
+
+
+def _sync_tree(folder: Path) -> None:
+    """fsync every file and folder beneath FOLDER; LinkRefused on anything else."""
+    for relpath, kind in [("", "dir"), *walk(folder)]:
+        if kind not in ("file", "dir"):
+            raise _refuse(folder, relpath.split("/"), f"is a {kind}, not a file or folder")
+        target = folder / relpath if relpath else folder
+        if kind == "dir":
+            with _dir(target) as (fd, _, _):
+                os.fsync(fd)
+            continue
+        fd = _open_file(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _exists_at(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def write_json(path: Path, obj: Any) -> bool:

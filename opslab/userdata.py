@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterator
 
-from opslab import clock, contracts, data, digests, fs, quality
+from opslab import clock, contracts, data, digests, fs, instruments, quality
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import EXIT_CODES, CheckFailed, InputError
 from opslab.result import Result
@@ -26,8 +26,7 @@ from opslab.result import Result
 COLUMNS = data.COLUMNS  # ts_close, open, high, low, close, volume: the documented input columns too
 MAX_CSV_BYTES = 256 << 20
 INTERVAL_SECONDS = 60
-PRICE_STEP, SIZE_STEP = Decimal("0.01"), Decimal("0.000001")  # the BTCUSDT test instrument's precisions
-INSTRUMENTS = {"test:BTCUSDT": ("BTCUSDT", "BINANCE")}  # built-in instrument definitions
+INSTRUMENTS = ("test:BTCUSDT",)  # built-in instrument definitions (opslab/engine/instruments.py)
 DATASET_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 EXIT_CHECK = EXIT_CODES["check"]
 
@@ -86,7 +85,13 @@ def parse_map(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
-def read_csv(raw: bytes, label: str, mapping: dict[str, str], time_is: str) -> list[quality.Row]:
+def steps(definition: dict[str, Any]) -> tuple[Decimal, Decimal]:
+    """(price step, size step) of an instrument: 10^-precision (bars are stored at its precisions)."""
+    return Decimal(1).scaleb(-definition["price_precision"]), Decimal(1).scaleb(-definition["size_precision"])
+
+
+def read_csv(raw: bytes, label: str, mapping: dict[str, str], time_is: str,
+             step: tuple[Decimal, Decimal] = (Decimal("0.01"), Decimal("0.000001"))) -> list[quality.Row]:
     """The rows of a user's CSV: header names mapped onto the canonical columns; InputError names file, line, column."""
     try:
         text = raw.decode("utf-8-sig")
@@ -105,6 +110,7 @@ def read_csv(raw: bytes, label: str, mapping: dict[str, str], time_is: str) -> l
                              "use --map COLUMN=THEIR_NAME")
         index[canon] = header.index(name)
     shift = INTERVAL_SECONDS if time_is == "open" else 0
+    price_step, size_step = step
     rows = []
     for line_no, fields in enumerate(reader, start=2):
         if not fields or all(not f.strip() for f in fields):
@@ -114,21 +120,22 @@ def read_csv(raw: bytes, label: str, mapping: dict[str, str], time_is: str) -> l
         where = f"{label}: line {line_no}"
         values = {c: fields[i] for c, i in index.items()}
         ts = parse_time(values["ts_close"], f"{where}: column {mapping.get('ts_close', 'ts_close')}") + shift
-        prices = [_decimal(values[c], f"{where}: column {mapping.get(c, c)}").quantize(PRICE_STEP) for c in ("open", "high", "low", "close")]
-        volume = _decimal(values["volume"], f"{where}: column {mapping.get('volume', 'volume')}").quantize(SIZE_STEP)
+        prices = [_decimal(values[c], f"{where}: column {mapping.get(c, c)}").quantize(price_step) for c in ("open", "high", "low", "close")]
+        volume = _decimal(values["volume"], f"{where}: column {mapping.get('volume', 'volume')}").quantize(size_step)
         rows.append(quality.Row(line_no, ts, *prices, volume))
     if not rows:
         raise InputError(f"{label}: has a header but no rows")
     return rows
 
 
-def _canonical_lines(rows: list[quality.Row]) -> Iterator[bytes]:
+def _canonical_lines(rows: list[quality.Row], step: tuple[Decimal, Decimal]) -> Iterator[bytes]:
     yield (",".join(COLUMNS) + "\n").encode()
     batch = []
+    price_step, size_step = step
     for r in rows:
         ts = clock.iso_from_ns(r.ts * 1_000_000_000)
-        o, h, lo, c = (x.quantize(PRICE_STEP) for x in (r.open, r.high, r.low, r.close))
-        batch.append(f"{ts},{o},{h},{lo},{c},{r.volume.quantize(SIZE_STEP)}\n".encode())
+        o, h, lo, c = (x.quantize(price_step) for x in (r.open, r.high, r.low, r.close))
+        batch.append(f"{ts},{o},{h},{lo},{c},{r.volume.quantize(size_step)}\n".encode())
         if len(batch) >= 4096:
             yield b"".join(batch)
             batch.clear()
@@ -154,48 +161,58 @@ def read_dataset_rows(folder: Path) -> list[quality.Row]:
 
 # --- tc data import -----------------------------------------------------------------------------
 
-def _check_options(dataset_id: str, instrument: str, time_is: str) -> None:
+def _check_options(dataset_id: str, instrument: str, time_is: str, instrument_file: Path | str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(instrument definition, its manifest params) after checking the options; InputError before anything is written."""
     check_dataset_id(dataset_id)
-    if instrument not in INSTRUMENTS:
-        raise InputError(f"--instrument {instrument!r}: expected one of {', '.join(INSTRUMENTS)} (the built-in test instruments)")
     if time_is not in ("open", "close"):
         raise InputError(f"--time-is {time_is!r}: expected open or close")
+    if instrument_file is not None:
+        definition = instruments.read_file(instrument_file)
+        return definition, {"instrument_definition": f"file:{Path(instrument_file).name}"[:255],
+                            "instrument_sha256": hashlib.sha256(fs.canonical_json(definition)).hexdigest()}
+    if instrument not in INSTRUMENTS:
+        raise InputError(f"--instrument {instrument!r}: expected one of {', '.join(INSTRUMENTS)} (the built-in test instruments), "
+                         "or --instrument-file FILE")
+    from opslab.engine import instruments as engine_instruments
+
+    return engine_instruments.built_in(instrument), {"instrument_definition": instrument}
 
 
 def import_csv(path: Path | str, dataset_id: str, mapping: dict[str, str] | None = None, time_is: str = "close",
                instrument: str = "test:BTCUSDT", settings: quality.Settings | None = None,
-               force: bool = False, check: bool = False) -> Result:
+               force: bool = False, check: bool = False, instrument_file: Path | str | None = None) -> Result:
     """`tc data import --csv`: converge datasets/<id>/ to the CSV's rows, then check their quality (exit 4 when it fails)."""
-    _check_options(dataset_id, instrument, time_is)
+    definition, instrument_params = _check_options(dataset_id, instrument, time_is, instrument_file)
     mapping = mapping or {}
     path = Path(path)
     raw = fs.read_input(path, "CSV", limit=MAX_CSV_BYTES)
-    rows = read_csv(raw, str(path), mapping, time_is)
+    rows = read_csv(raw, str(path), mapping, time_is, steps(definition))
     params = {"format": "csv", "source_file": path.name, "source_sha256": hashlib.sha256(raw).hexdigest(), "columns_map": mapping,
-              "time_is": time_is, "instrument_definition": instrument}
-    return _converge_import(rows, params, dataset_id, path, settings, force, check)
+              "time_is": time_is, **instrument_params}
+    return _converge_import(rows, params, definition, dataset_id, path, settings, force, check)
 
 
 def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument: str = "test:BTCUSDT",
-                   settings: quality.Settings | None = None, force: bool = False, check: bool = False) -> Result:
+                   settings: quality.Settings | None = None, force: bool = False, check: bool = False,
+                   instrument_file: Path | str | None = None) -> Result:
     """`tc data import --catalog`: the bars of BAR_TYPE in a NautilusTrader ParquetDataCatalog, read by its
     own reader (opslab/engine/catalog.py), converged into datasets/<id>/ like a CSV import."""
     from opslab.engine import catalog
     from opslab.engine.nautilus import BAR_TYPE
 
-    _check_options(dataset_id, instrument, "close")
+    definition, instrument_params = _check_options(dataset_id, instrument, "close", instrument_file)
     if bar_type != BAR_TYPE:
         raise InputError(f"--bar-type {bar_type!r}: the lab's engine runs {BAR_TYPE} only")
     path = Path(path)
     rows = catalog.read_rows(path, bar_type)
     params = {"format": "catalog", "source_file": path.name, "source_sha256": catalog.digest(path, bar_type), "columns_map": {},
-              "time_is": "close", "instrument_definition": instrument, "bar_type": bar_type}
-    return _converge_import(rows, params, dataset_id, path, settings, force, check)
+              "time_is": "close", **instrument_params, "bar_type": bar_type}
+    return _converge_import(rows, params, definition, dataset_id, path, settings, force, check)
 
 
-def _converge_import(rows: list[quality.Row], params: dict[str, Any], dataset_id: str, path: Path,
+def _converge_import(rows: list[quality.Row], params: dict[str, Any], definition: dict[str, Any], dataset_id: str, path: Path,
                      settings: quality.Settings | None, force: bool, check: bool) -> Result:
-    symbol, venue = INSTRUMENTS[params["instrument_definition"]]
+    symbol, venue = definition["id"].rsplit(".", 1)
     settings = settings or quality.Settings()
     folder = data.dataset_dir(dataset_id)
     label = f"dataset {dataset_id}"
@@ -214,13 +231,14 @@ def _converge_import(rows: list[quality.Row], params: dict[str, Any], dataset_id
         return Result("changed", f"would {verb} {label} from {path} ({len(rows)} bars) and check its quality", [str(folder)], {"dataset_id": dataset_id})
     fs.root_for_write()
     with fs.locked(folder, label):
-        size, digest = fs.write_stream_atomic(data.bars_path(folder), _canonical_lines(rows))
+        size, digest = fs.write_stream_atomic(data.bars_path(folder), _canonical_lines(rows, steps(definition)))
+        engine_form = data.write_engine_form(folder, definition)
         manifest = {
             "schema_version": SCHEMA_VERSION, "dataset_id": dataset_id, "kind": "imported", "instrument": symbol, "venue": venue,
             "interval": "1m", "params": params, "file": data.bars_path(folder).name, "columns": COLUMNS, "rows": len(rows),
             "first_bar_close": clock.iso_from_ns(min(r.ts for r in rows) * 1_000_000_000),
             "last_bar_close": clock.iso_from_ns(max(r.ts for r in rows) * 1_000_000_000),
-            "bytes": size, "fingerprint": "sha256:" + digest,
+            "bytes": size, "fingerprint": "sha256:" + digest, **engine_form,
         }
         fs.write_json(data.manifest_path(folder), digests.seal(manifest))
     result = _quality_result(folder, manifest, settings, False, f"imported {label} from {path} ({len(rows)} bars)", rows)

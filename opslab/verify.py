@@ -60,13 +60,17 @@ def _check_file(folder: Path, rel: str, scope: str, label: str) -> list[str]:
 def _odd_entries(folder: Path, label: str, prune: Callable[[str], bool] | None = None) -> tuple[list[str], list[str]]:
     """(regular files as relative paths, problems: links, devices, leftover temp files) beneath FOLDER."""
     files, problems = [], []
-    for rel, kind in fs.walk(folder, prune):
+
+    def skip(rel: str) -> bool:  # a staging folder (fs.install_dir) is a temp file's kind: never descended into
+        return bool(prune and prune(rel)) or fs.is_temp_name(rel.rsplit("/", 1)[-1])
+
+    for rel, kind in fs.walk(folder, skip):
         name = rel.rsplit("/", 1)[-1]
         if kind == "link":
             problems.append(f"{label}/{rel}: is a symlink (tampering: tc never writes or follows links)")
         elif kind == "other":
             problems.append(f"{label}/{rel}: is not a regular file or folder")
-        elif kind == "file" and fs.is_leftover_temp(name):
+        elif kind in ("file", "dir") and fs.is_leftover_temp(name):
             problems.append(f"{label}/{rel}: leftover temp file of a crashed writer (the next write there removes it)")
         elif kind == "file":
             files.append(rel)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from opslab import data, runs, userdata
+from opslab import runs, userdata
 from opslab.engine import outputs, preflight, strategies
 from opslab.errors import OpsLabError
 from opslab.result import Result
@@ -49,7 +49,7 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
         run.meta(status="running")
         run.flush()
         try:
-            state = _execute(spec, data.bars_path(data.dataset_dir(run.dataset["dataset_id"])), bars_given, progress, run.folder)
+            state = _execute(spec, run.dataset, bars_given, progress, run.folder)
             processed = state["counters"]["bars_processed"]
             if processed != bars_given:
                 raise EngineFailed(f"engine stopped after {processed} of {bars_given} bars (see NautilusTrader's AccountBalanceNegative pitfall)")
@@ -68,14 +68,15 @@ def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = No
                   [str(run.folder)], {"run_id": spec.run_id, "run_dir": str(run.folder), "counters": c})
 
 
-def _execute(spec: RunSpec, bars_csv: Path, bars_given: int, progress: Callable[[int, int], None] | None,
+def _execute(spec: RunSpec, dataset: dict[str, Any], bars_given: int, progress: Callable[[int, int], None] | None,
              run_folder: Path | None = None) -> dict:
-    from opslab.engine import nautilus
+    from opslab.engine import catalog, nautilus
 
-    session = nautilus.build(spec, bars_given, run_folder)
+    folder, instrument = nautilus.dataset_catalog(dataset)
+    session = nautilus.build(spec, bars_given, instrument, run_folder)
     session.ops.progress = progress
     try:
-        session.engine.add_data(nautilus.load_bars(bars_csv, bars_given, session.instrument, session.bar_type))
+        session.engine.add_data_iterator("bars", catalog.stream(folder, dataset["catalog"]["bar_type"], bars_given))
         session.engine.run()
         return nautilus.read_state(session, "backtest", spec.run_id)
     finally:

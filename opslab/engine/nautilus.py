@@ -8,6 +8,7 @@ seedable) are never read.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,15 +21,13 @@ from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.config import BacktestEngineConfig, LoggingConfig
 from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.currencies import BTC, USDT
-from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AccountType, OmsType, TradingState, position_side_to_str
 from nautilus_trader.model.identifiers import TraderId, Venue
 from nautilus_trader.model.objects import Money
-from nautilus_trader.persistence.wranglers import BarDataWrangler
-from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-from opslab import clock, contracts, fs
-from opslab.engine import strategies
+from opslab import clock, contracts, data, fs
+from opslab.engine import instruments, strategies
 from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 TRADER_ID = "OPSLAB-001"
@@ -73,13 +72,17 @@ def tidy_log_names(folder: Path) -> None:
             fs.bump_generation(folder / name.replace(":", "-"))
 
 
-def load_bars(bars_csv: Path, limit: int, instrument: Any, bar_type: BarType) -> list[Bar]:
-    """Bars from a dataset CSV, stamped at their close time (the wrangler reads columns by position)."""
-    with fs.open_read(bars_csv) as fh:  # never through a link under the root
-        frame = pd.read_csv(fh, nrows=limit, index_col="ts_close")
-    frame.index = pd.to_datetime(frame.index, utc=True)
-    frame = frame[["open", "high", "low", "close", "volume"]]
-    return BarDataWrangler(bar_type, instrument).process(frame)
+def dataset_catalog(manifest: dict[str, Any]) -> tuple[Path, Any]:
+    """(catalog folder, instrument) of a dataset the run checked intact (catalog and instrument.json
+    against the manifest, no links). Bars come through the catalog's own reader (engine/catalog.py);
+    the instrument from instrument.json, the same definition the catalog holds, by NautilusTrader's
+    from_dict: reading it from the catalog loads pyarrow's dataset layer, 9 MB for one row."""
+    entry = manifest["catalog"]
+    folder = data.dataset_dir(manifest["dataset_id"])
+    if entry.get("refused"):
+        raise data.DatasetError(f"dataset {manifest['dataset_id']}: has no catalog to run on: {entry['refused']}")
+    path = data.instrument_path(folder)
+    return data.catalog_dir(folder), instruments.build(fs.read_json(path, instruments.MAX_BYTES), str(path))
 
 
 def instrument_id(spec: dict[str, Any]) -> str:
@@ -112,10 +115,10 @@ def logging_config(spec: dict[str, Any], run_folder: Path | None) -> LoggingConf
                          log_colors=False)
 
 
-def build(run_spec: Any, total_bars: int, run_folder: Path | None = None) -> Session:
-    """An engine for RUN_SPEC (an opslab.spec.RunSpec): simulated BINANCE cash venue, BTCUSDT, the
-    spec's strategy (resolved by engine/strategies.py) and the lab's ops actor; engine logs into
-    RUN_FOLDER when the spec asks for them."""
+def build(run_spec: Any, total_bars: int, instrument: Any, run_folder: Path | None = None) -> Session:
+    """An engine for RUN_SPEC (an opslab.spec.RunSpec): simulated BINANCE cash venue, the dataset's
+    INSTRUMENT, the spec's strategy (resolved by engine/strategies.py) and the lab's ops actor; engine
+    logs into RUN_FOLDER when the spec asks for them."""
     spec = run_spec.data
     config = BacktestEngineConfig(
         trader_id=TraderId(TRADER_ID),
@@ -132,7 +135,6 @@ def build(run_spec: Any, total_bars: int, run_folder: Path | None = None) -> Ses
         venue=venue, oms_type=OmsType.NETTING, account_type=AccountType.CASH, base_currency=None,
         starting_balances=balances, fill_model=FillModel(random_seed=spec["engine"]["fill_seed"]),
     )
-    instrument = TestInstrumentProvider.btcusdt_binance()
     engine.add_instrument(instrument)
     bar_type = BarType.from_str(BAR_TYPE)
     strategy = strategies.create(run_spec, total_bars)
@@ -157,49 +159,64 @@ def _position_id(value: str) -> str:
     return "-".join(parts[:-5]) if len(parts) > 5 and len(parts[-1]) == 12 else value
 
 
+def _rows(frame: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """COLUMNS of a NautilusTrader report (indexed by an id) as plain rows; an empty report has no columns at all."""
+    if frame.empty:
+        return []
+    frame = frame.reset_index()
+    return frame[[c for c in columns if c in frame.columns]].to_dict("records")
+
+
+ORDER_COLUMNS = ("client_order_id", "side", "type", "quantity", "filled_qty", "status", "ts_init", "price", "avg_px")
+FILL_COLUMNS = ("trade_id", "client_order_id", "order_side", "last_qty", "last_px", "commission", "ts_event")
+POSITION_COLUMNS = ("position_id", "side", "quantity", "peak_qty", "avg_px_open", "ts_opened", "ts_closed")
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value is not pd.NaT and value is not pd.NA and not (isinstance(value, float) and math.isnan(value))
+
+
+def _ns(value: Any) -> int:
+    """A report's time: an int of ns (orders) or a pandas Timestamp (fills, positions)."""
+    return int(value.value) if isinstance(value, pd.Timestamp) else int(value)
+
+
+# THE mapping from NautilusTrader's report columns (trader.generate_*_report) to the artifact schemas'
+# fields (schemas/orders|fills|positions.schema.json). Decimals are normalized ("0.010000" -> "0.01").
+def _order(r: dict[str, Any]) -> dict[str, Any]:
+    row = {"client_order_id": r["client_order_id"], "side": r["side"], "type": r["type"], "quantity": _dec(r["quantity"]),
+           "filled_qty": _dec(r["filled_qty"]), "status": r["status"], "ts_init": _ts(_ns(r["ts_init"]))}
+    if _given(r.get("price")):
+        row["price"] = _dec(r["price"])
+    if Decimal(r["filled_qty"]) > 0:
+        row["avg_px"] = _dec(round(Decimal(str(r["avg_px"])), 8))
+    return row
+
+
+def _fill(r: dict[str, Any]) -> dict[str, Any]:
+    amount, currency = str(r["commission"]).split(" ")  # Money as text: "0.42018060 USDT"
+    return {"trade_id": r["trade_id"], "client_order_id": r["client_order_id"], "side": r["order_side"], "quantity": _dec(r["last_qty"]),
+            "price": _dec(r["last_px"]), "commission": _dec(amount), "commission_currency": currency, "ts_event": _ts(_ns(r["ts_event"]))}
+
+
+def _position(r: dict[str, Any]) -> dict[str, Any]:
+    # The report has no is_open column: a position (or snapshot) is open while it has no close time.
+    is_open = not _given(r.get("ts_closed"))
+    return {"position_id": _position_id(r["position_id"]), "side": r["side"] if is_open else "FLAT", "quantity": _dec(r["quantity"]),
+            "peak_qty": _dec(r["peak_qty"]), "avg_px_open": _dec(round(Decimal(str(r["avg_px_open"])), 8)),
+            "ts_opened": _ts(_ns(r["ts_opened"])), "ts_closed": None if is_open else _ts(_ns(r["ts_closed"])), "is_open": is_open}
+
+
 def read_state(session: Session, source: str, run_id: str) -> dict[str, Any]:
-    """Orders, fills, positions, final state and counters of a finished (or halted) engine."""
-    cache = session.engine.cache
-    orders, fills = [], []
-    for order in cache.orders():
-        row = {
-            "client_order_id": order.client_order_id.value,
-            "side": order.side_string(),
-            "type": order.type_string(),
-            "quantity": _dec(order.quantity),
-            "filled_qty": _dec(order.filled_qty),
-            "status": order.status_string(),
-            "ts_init": _ts(order.ts_init),
-        }
-        if order.has_price:
-            row["price"] = _dec(order.price)
-        if order.filled_qty.as_decimal() > 0:
-            row["avg_px"] = _dec(round(Decimal(str(order.avg_px)), 8))
-        orders.append(row)
-        for event in order.events:
-            if type(event).__name__ == "OrderFilled":
-                fills.append({
-                    "trade_id": event.trade_id.value,
-                    "client_order_id": event.client_order_id.value,
-                    "side": order.side_string(),
-                    "quantity": _dec(event.last_qty),
-                    "price": _dec(event.last_px),
-                    "commission": _dec(event.commission.as_decimal()),
-                    "commission_currency": event.commission.currency.code,
-                    "ts_event": _ts(event.ts_event),
-                })
-    positions = []
-    for pos in list(cache.position_snapshots()) + list(cache.positions()):
-        positions.append({
-            "position_id": _position_id(pos.id.value),
-            "side": position_side_to_str(pos.side) if pos.is_open else "FLAT",
-            "quantity": _dec(pos.quantity),
-            "peak_qty": _dec(pos.peak_qty),
-            "avg_px_open": _dec(round(Decimal(str(pos.avg_px_open)), 8)),
-            "ts_opened": _ts(pos.ts_opened),
-            "ts_closed": _ts(pos.ts_closed) if pos.is_closed else None,
-            "is_open": pos.is_open,
-        })
+    """Orders, fills, positions (NautilusTrader's own reports, mapped above), final state and counters
+    of a finished (or halted) engine or node."""
+    trader, cache = session.engine.trader, session.engine.cache
+    orders = [_order(r) for r in _rows(trader.generate_orders_report(), ORDER_COLUMNS)]
+    fills = [_fill(r) for r in _rows(trader.generate_fills_report(), FILL_COLUMNS)]
+    positions = [_position(r) for r in _rows(trader.generate_positions_report(), POSITION_COLUMNS)]
+    # Balances and the open orders/positions at the end come from the cache: the account report sorts
+    # its rows by ts_event (not stably), so the last row of a currency need not be its latest balance,
+    # and the orders report has no leaves_qty.
     account = cache.account_for_venue(session.venue)
     balances = {money.currency.code: _dec(money.as_decimal()) for money in account.balances_total().values()}
     open_positions = [

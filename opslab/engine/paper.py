@@ -19,10 +19,9 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from opslab import clock, data, runs, userdata
+from opslab import clock, runs, userdata
 from opslab.engine import outputs, preflight, strategies
 from opslab.errors import EXIT_CODES
 from opslab.result import Result
@@ -151,8 +150,7 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
         run.meta(status="running")
         run.flush()
         try:
-            bars_csv = data.bars_path(data.dataset_dir(run.dataset["dataset_id"]))
-            state, reason, cancelled, bars_given = _drive(spec, bars_csv, bars_given, life, replay, step_gates, progress)
+            state, reason, cancelled, bars_given = _drive(spec, run.dataset, bars_given, life, replay, step_gates, progress)
         except Exception as exc:
             life.to("failed", f"{type(exc).__name__}: {exc}")
             run.meta(status="failed")
@@ -171,15 +169,16 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
                   exit_code=EXIT_CODES["safety"] if halted else 0)
 
 
-def _drive(spec: RunSpec, bars_csv: Path, bars_given: int, life: _Lifecycle, replay: int,
+def _drive(spec: RunSpec, dataset: dict[str, Any], bars_given: int, life: _Lifecycle, replay: int,
            step_gates: Iterable[Gate], progress: Callable[[int, int], None] | None) -> tuple[dict[str, Any], str, list[str], int]:
-    from opslab.engine import nautilus
+    from opslab.engine import catalog, nautilus
 
     per_step, steps = life.doc["bars_per_step"], life.doc["steps_total"]
     delay = int(os.environ.get(STEP_DELAY_ENV, "0") or 0) / 1000.0
-    session = nautilus.build(spec, bars_given, life.run.folder)
+    folder, instrument = nautilus.dataset_catalog(dataset)
+    bars = catalog.bars(folder, dataset["catalog"]["bar_type"], bars_given)
+    session = nautilus.build(spec, bars_given, instrument, life.run.folder)
     try:
-        bars = nautilus.load_bars(bars_csv, bars_given, session.instrument, session.bar_type)
         reason, cancelled = "completed", []
         with _Signals() as signals:
             for step in range(steps):

@@ -108,6 +108,41 @@ def test_links_leftover_temp_files_are_reported_then_removed_by_the_next_writer(
     assert lab("artifacts", "verify", "--all").code == 0
 
 
+def test_links_a_crashed_staging_folder_is_reported_then_removed_by_the_next_writer(lab):
+    assert lab("run", "init", "--spec", MINIMAL).code == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    staging = lab.root / "runs/minimal" / f".catalog.{dead}.abcd1234.tmp"
+    (staging / "data").mkdir(parents=True)
+    (staging / "data" / "part.parquet").write_bytes(b"half")
+    result = lab("artifacts", "verify", "--all", "--json")
+    problems = result.json()["details"]
+    assert result.code == 4 and len(problems) == 1 and "leftover temp file" in problems[0], problems
+    assert lab("reconcile", "--spec", MINIMAL, "--expected", str(REPO / "fixtures/reconciliation/expected.json"),
+               "--observed", str(REPO / "fixtures/reconciliation/expected.json")).code == 0
+    assert not staging.exists()
+
+
+def test_install_dir_replaces_a_folder_whole_or_not_at_all(tmp_path, monkeypatch):
+    from opslab import fs
+
+    monkeypatch.setenv(fs.ROOT_ENV, str(tmp_path))
+    target = tmp_path / "d" / "catalog"
+    with fs.install_dir(target) as staging:
+        (staging / "old").write_text("1")
+    with pytest.raises(RuntimeError):
+        with fs.install_dir(target) as staging:
+            (staging / "new").write_text("2")
+            raise RuntimeError("the writer failed")
+    assert sorted(p.name for p in target.iterdir()) == ["old"]
+    with fs.install_dir(target) as staging:
+        (staging / "new").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["new"] and sorted(p.name for p in target.parent.iterdir()) == ["catalog"]
+    with pytest.raises(fs.LinkRefused):
+        with fs.install_dir(target) as staging:
+            (staging / "evil").symlink_to(tmp_path)
+    assert sorted(p.name for p in target.iterdir()) == ["new"]
+
+
 # --- input: every input is bounded before it is parsed -------------------------------------------
 
 def _deep_json(depth: int) -> str:

@@ -1,0 +1,33 @@
+"""Instrument definitions a user gives (`tc data import --instrument-file`): read bounded and strictly,
+checked against schemas/instrument.schema.json, the lab's limits, then NautilusTrader's own checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opslab import contracts, fs
+from opslab.contracts import SCHEMA_VERSION
+from opslab.errors import InputError
+
+MAX_BYTES = 64 << 10  # a definition is about 1 KB
+# What a RunSpec can trade today (schemas/runspec.schema.json: instrument, venue, starting_balances):
+# a file brings this instrument's real precisions, increments, limits and fees.
+SUPPORTED = {"id": "BTCUSDT.BINANCE", "base_currency": "BTC", "quote_currency": "USDT"}
+
+
+def read_file(path: Path | str) -> dict[str, Any]:
+    """The definition in PATH as tc stores it (instrument.json); InputError `PATH: /field: expected ...`."""
+    label = str(path)
+    doc = fs.parse_json(fs.read_input(path, "instrument definition (JSON)", limit=MAX_BYTES), label)
+    problems = contracts.errors_for("instrument", doc, label)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise InputError(problems[0] + more)
+    for field, expected in SUPPORTED.items():
+        if doc[field] != expected:
+            raise InputError(f"{label}: /{field}: expected {expected!r} (the instrument a RunSpec can trade), got {doc[field]!r}")
+    from opslab.engine import instruments
+
+    instruments.build(doc, label)
+    return {**doc, "schema_version": SCHEMA_VERSION}
