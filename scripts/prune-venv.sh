@@ -37,12 +37,55 @@ done
 # matplotlib's sample data (its examples' datasets) and its interactive backends' web assets: the
 # report pages only ever render SVG (opslab/charts.py).
 rm -rf "$site/matplotlib/mpl-data/sample_data" "$site/matplotlib/backends/web_backend"
-# Debug symbols in libraries shipped unstripped (pyarrow, uvloop, PyYAML, and the Rust/C extensions of
-# jsonschema-rs and aiohttp's stack; about 50 MB). numpy.libs and Pillow are left alone: auditwheel
-# patched those files and strip can corrupt patched ELF files.
+# fontTools (about 23 MB): matplotlib's SVG output imports only fontTools.agl (through dviread), which
+# needs the package root and misc.textTools/loggingTools; the rest serves the PDF/PS backends' font
+# subsetting and font editing, which the lab never does.
+if [ -d "$site/fontTools" ]; then
+  find "$site/fontTools" -mindepth 1 -maxdepth 1 ! -name __init__.py ! -name agl.py ! -name misc ! -name __pycache__ -exec rm -rf {} +
+  find "$site/fontTools/misc" -mindepth 1 -maxdepth 1 ! -name __init__.py ! -name textTools.py ! -name loggingTools.py ! -name __pycache__ -exec rm -rf {} +
+  find "$site/fontTools" -path '*/__pycache__/*.pyc' ! -name '__init__.*' ! -name 'agl.*' ! -name 'textTools.*' ! -name 'loggingTools.*' -delete
+  rm -f "$venv"/bin/fonttools "$venv"/bin/pyftmerge "$venv"/bin/pyftsubset "$venv"/bin/ttx
+fi
+# matplotlib: the charts set font.family "DejaVu Sans" and never parse mathtext (opslab/charts.py), so
+# only those four faces and the Last Resort fallback font stay (no Serif, Mono, STIX, Computer Modern,
+# PostScript metrics); no GUI toolbar icons; only the Agg and SVG backends the Figure API renders with.
+rm -f "$site"/matplotlib/mpl-data/fonts/afm/* "$site"/matplotlib/mpl-data/fonts/pdfcorefonts/*
+find "$site/matplotlib/mpl-data/fonts/ttf" -name '*.ttf' ! -name 'DejaVuSans.ttf' ! -name 'DejaVuSans-*.ttf' \
+  ! -name 'LastResortHE-Regular.ttf' -delete
+rm -rf "$site/matplotlib/mpl-data/images"
+find "$site/matplotlib/backends" -mindepth 1 -maxdepth 1 ! -name __init__.py ! -name registry.py ! -name backend_agg.py \
+  ! -name backend_svg.py ! -name backend_mixed.py ! -name '_backend_agg.*' ! -name __pycache__ -exec rm -rf {} +
+find "$site/matplotlib/backends/__pycache__" -name '*.pyc' ! -name '__init__.*' ! -name 'registry.*' ! -name 'backend_agg.*' \
+  ! -name 'backend_svg.*' ! -name 'backend_mixed.*' -delete
+# Pillow's AVIF, WebP, FreeType, colour-management, ImageMath and Tk modules with their bundled libraries
+# (about 13 MB): matplotlib needs only PIL.Image (PNG) and the lab draws no raster text.
+rm -f "$site"/PIL/_avif.* "$site"/PIL/_webp.* "$site"/PIL/_imagingft.* "$site"/PIL/_imagingcms.* \
+  "$site"/PIL/_imagingmath.* "$site"/PIL/_imagingtk.*
+rm -f "$site"/pillow.libs/libavif-* "$site"/pillow.libs/libwebp* "$site"/pillow.libs/libsharpyuv-* \
+  "$site"/pillow.libs/liblcms2-* "$site"/pillow.libs/libfreetype-* "$site"/pillow.libs/libharfbuzz-* \
+  "$site"/pillow.libs/libbrotli* "$site"/pillow.libs/libpng16-*
+# NautilusTrader's adapters for other venues (about 6 MB): the lab's node uses only the Binance adapter
+# (and nautilus_trader.adapters.env, sandbox); test_kit stays (TestInstrumentProvider is the instrument).
+if [ -d "$site/nautilus_trader/adapters" ]; then
+  find "$site/nautilus_trader/adapters" -mindepth 1 -maxdepth 1 ! -name __init__.py ! -name env.py ! -name binance \
+    ! -name sandbox ! -name __pycache__ -exec rm -rf {} +
+fi
+# numpy.distutils (a build tool, deprecated) and numpy's SIMD test module: nothing at run time imports them.
+rm -rf "$site/numpy/distutils" "$site"/numpy/_core/_simd.*
+# Debug symbols in libraries shipped unstripped (pyarrow, uvloop, PyYAML, the Rust/C extensions of
+# jsonschema-rs and aiohttp's stack: about 50 MB; kiwisolver, matplotlib, contourpy, rpds, msgspec,
+# websockets, numpy.random: about 10 MB more, 5 of them kiwisolver's).
 if command -v strip >/dev/null; then
   for so in "$site"/pyarrow/*.so* "$site"/uvloop/*.so "$site"/yaml/*.so "$site"/jsonschema_rs/*.so \
-      "$site"/aiohttp/*.so "$site"/multidict/*.so "$site"/yarl/*.so "$site"/frozenlist/*.so "$site"/propcache/*.so; do
+      "$site"/aiohttp/*.so "$site"/aiohttp/_websocket/*.so "$site"/multidict/*.so "$site"/yarl/*.so "$site"/frozenlist/*.so \
+      "$site"/propcache/*.so "$site"/kiwisolver/*.so "$site"/matplotlib/*.so "$site"/matplotlib/backends/*.so \
+      "$site"/contourpy/*.so "$site"/rpds/*.so "$site"/msgspec/*.so "$site"/websockets/*.so "$site"/numpy/random/*.so; do
+    [ -f "$so" ] && [ ! -L "$so" ] && strip --strip-unneeded "$so"
+  done
+  # auditwheel patched these (patchelf); stripped, they still load (the Containerfile imports them
+  # right after) and give back about 3 MB. numpy.libs stays as shipped: stripped, its OpenBLAS no
+  # longer loads ("ELF load command address/offset not page-aligned").
+  for so in "$site"/numpy/_core/*.so "$site"/numpy/linalg/*.so "$site"/numpy/fft/*.so "$site"/PIL/*.so "$site"/pillow.libs/*.so*; do
     [ -f "$so" ] && [ ! -L "$so" ] && strip --strip-unneeded "$so"
   done
 fi
