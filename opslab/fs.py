@@ -594,7 +594,11 @@ def bump_generation(path: Path) -> None:
         if os.stat(feed, follow_symlinks=False).st_size > GENERATION_MAX_BYTES:
             with _dir(base) as (dfd, _, _):
                 tmp = f"{GENERATION}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=dfd))
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=dfd)
+                try:  # a random first line: readers tell this feed from the last one even when the inode is reused
+                    os.write(fd, b"#" + os.urandom(8).hex().encode() + b"\n")
+                finally:
+                    os.close(fd)
                 os.rename(tmp, GENERATION, src_dir_fd=dfd, dst_dir_fd=dfd)
     append_line(feed, text.encode("utf-8", "surrogateescape") + b"\n", repair=False)
 

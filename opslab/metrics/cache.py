@@ -50,7 +50,7 @@ class ArtifactCollector:
         self.warming = False
         self.scrapes_waiting = 0  # scrapes waiting for the lock (the start-up read lets them in first)
         self._selected: set[str] = set()
-        self._feed: tuple[int, int] | None = None  # (device, inode) of .generation when last read
+        self._feed: tuple[int, int, bytes] | None = None  # (device, inode, first line) of .generation when last read
         self._feed_offset = 0
         self._last_sweep = float("-inf")
         self._cache: dict[str, tuple[Any, list[Sample]]] = {}
@@ -159,7 +159,8 @@ class ArtifactCollector:
             return None
         with fh:
             st = os.fstat(fh.fileno())
-            ident = (st.st_dev, st.st_ino)
+            # A rotated feed may get the old one's inode back; its first line (random after a rotation) tells them apart.
+            ident = (st.st_dev, st.st_ino, fh.readline(4096))
             if ident != self._feed or st.st_size < self._feed_offset:  # a new feed, or it started over
                 self._feed, self._feed_offset = ident, st.st_size
                 return None
@@ -169,7 +170,7 @@ class ArtifactCollector:
             chunk = fh.read(st.st_size - self._feed_offset)
         complete = chunk.rfind(b"\n") + 1  # a line still being written is read next time
         self._feed_offset += complete
-        return chunk[:complete].decode("utf-8", "replace").splitlines()
+        return [line for line in chunk[:complete].decode("utf-8", "replace").splitlines() if not line.startswith("#")]
 
     def _source_of(self, rel: str) -> tuple[Path, str, Callable[[Path], Iterable[Sample]]] | None:
         """The root artifact a written path (relative to the root) is, if the exporter reads it."""

@@ -43,7 +43,7 @@ def test_demo_prints_where_the_run_is(demo_roots):
     tail = first.stdout.rstrip().split("\ndrill scorecard:\n")
     assert len(tail) == 2, "the demo ends with the drill scorecard, printed once"
     rows = tail[1].splitlines()
-    assert len(rows) == 7 and all(row.split()[1:3] == ["pass", "detected"] for row in rows), tail[1]
+    assert len(rows) == 7 and all(row.split()[1:4] == ["lab", "pass", "detected"] for row in rows), tail[1]
 
 
 LIVE = ("runs/node-demo/", "venue/")  # the live node runs in real time: its counts agree, not its bytes
