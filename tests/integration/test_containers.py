@@ -129,7 +129,7 @@ def test_demo_runs_inside_the_image_and_verifies(demo_in_image, images):
     from testcontainers.core.container import DockerContainer
 
     root, logs = demo_in_image
-    assert "backtest completed" in logs and "drills detected their failure" in logs
+    assert "backtest completed" in logs and "detected their failure" in logs
     assert (root / "runs/demo/report.md").exists()
     assert (root / "runs/demo/report.md").stat().st_uid == os.getuid(), "files keep the host user's ownership"
     verify = (DockerContainer(IMAGE).with_command("artifacts verify --all")
