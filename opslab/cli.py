@@ -538,7 +538,10 @@ def _drill_run(args: argparse.Namespace, report: Reporter) -> Any:
     every = args.all or args.kind is not None
     if bool(args.name) == every:
         raise InputError("tc drill run: give one drill NAME, or --all / --kind KIND (see 'tc drill list')")
-    return runner.run_all(check=args.check, kind=args.kind or "lab") if every else runner.run(args.name, check=args.check)
+    if not every:
+        return runner.run(args.name, check=args.check)
+    return runner.run_all(check=args.check, kind=args.kind or "lab",
+                          progress=lambda i, n, name: report.event("drill", f"drill {i}/{n}: {name} ...", drill=name, index=i, total=n))
 
 
 def _group_drill(sub: Any) -> None:

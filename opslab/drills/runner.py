@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from opslab import clock, contracts, digests, fs, report_html, runs
 from opslab.contracts import SCHEMA_VERSION
@@ -123,21 +124,34 @@ def _scorecard(latest: list[dict]) -> dict:
             "finished_at": clock.now_iso()}
 
 
-def run_all(check: bool = False, kind: str = "lab") -> Result:
+def _stored_result(name: str) -> dict | None:
+    """The latest recorded result of drill NAME, or None when there is none or it does not validate
+    (`tc artifacts verify` names such a file; the scorecard leaves it out)."""
+    path = _path("drill_result", name)
+    if not fs.exists(path):
+        return None
+    try:
+        doc = fs.read_json(path)
+    except InputError:
+        return None
+    return None if contracts.errors_for("drill_result", doc, str(path)) else doc
+
+
+def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int, str], None] | None = None) -> Result:
     """The `tc drill run --all [--kind K]` operation: every drill of KIND, then drills/scorecard.json over
-    the latest result of every drill (a node-drill run keeps the lab drills' rows, and the other way round)."""
+    the latest result of every drill (a node-drill run keeps the lab drills' rows, and the other way round).
+    PROGRESS(i, n, name) is called before each drill starts."""
     chosen = _of_kind(kind)
     if check:
         return Result("changed", f"would run {len(chosen)} {kind} drill(s) and record their results and the scorecard", [str(_path("drill_scorecard"))])
     fs.root_for_write()
     with fs.locked(drills_dir(), "the drills folder"):
-        results = {d.name: _run_one(d) for d in chosen}
-        latest = []
-        for name in DRILLS:
-            if name in results:
-                latest.append(results[name])
-            elif fs.exists(_path("drill_result", name)):
-                latest.append(fs.read_json(_path("drill_result", name)))
+        results = {}
+        for i, drill in enumerate(chosen, 1):
+            if progress:
+                progress(i, len(chosen), drill.name)
+            results[drill.name] = _run_one(drill)
+        latest = [doc for doc in (results.get(name) or _stored_result(name) for name in DRILLS) if doc]
         card = _scorecard(latest)
         _record(card, list(results.values()))
     path = _path("drill_scorecard")

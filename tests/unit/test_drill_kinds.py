@@ -53,3 +53,21 @@ def test_scorecard_page_lists_node_findings_escaped(tmp_path):
     (drills / "scorecard.json").write_text(json.dumps(card))
     page = report_html.render_scorecard(drills)
     assert "What NautilusTrader did" in page and "the lifecycle stays &lt;running&gt;" in page and "<td>node</td>" in page
+
+
+def test_a_stored_result_that_does_not_validate_is_left_off_the_scorecard(tmp_path, monkeypatch):
+    from opslab.drills import runner
+
+    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(tmp_path))
+    path = tmp_path / "drills" / "node_crash" / "result.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"drill": "node_crash", "verdict": "pass"}')  # hand-edited: required fields gone
+    assert runner._stored_result("node_crash") is None and runner._stored_result("node_kill_switch") is None
+    row = {"schema_version": 1, "drill": "node_crash", "fault_injected": "f", "expected_detection": "e", "observed_detection": "o",
+           "detected": True, "time_to_detect": {"value": 1, "unit": "ms"}, "runbook": "runbooks/node_crash.md", "verdict": "pass",
+           "evidence": {}, "finished_at": "2024-01-01T00:00:00Z", "kind": "node", "findings": ["f"]}
+    path.write_text(json.dumps(row))
+    assert runner._stored_result("node_crash") == row
+    assert runner._scorecard([row])["drills"][0] == {"drill": "node_crash", "kind": "node", "verdict": "pass", "detected": True,
+                                                    "runbook": "runbooks/node_crash.md", "time_to_detect": {"value": 1, "unit": "ms"},
+                                                    "findings": ["f"]}
