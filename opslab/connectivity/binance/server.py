@@ -94,8 +94,7 @@ class BinanceVenue:
             venue_stub._apply(self.faults, faults)
         if faults.get("drop") or faults.get("error_5xx"):
             assert self.hub is not None
-            # a close waits for each client's closing handshake: the admin answer must not wait for them
-            threading.Thread(target=self.hub.close_all, name="venue-drop", daemon=True).start()
+            self.hub.close_all()
 
     @property
     def ws_url(self) -> str:

@@ -43,6 +43,7 @@ class Hub:
         self.venue = venue
         self.lock = threading.Lock()
         self.subs: dict[ServerConnection, set[str]] = {}
+        self._closing: set[ServerConnection] = set()
         self.sent = 0
         self.ping_interval_s = ping_interval_s
         # The library's own keepalive pings carry 4 random bytes; NautilusTrader 1.221's Binance client
@@ -179,11 +180,20 @@ class Hub:
                 pass
 
     def close_all(self) -> None:
+        """Close every connection (a fault). Returns at once: a close waits for each client's closing
+        handshake, and neither the admin answer nor the replay thread may wait for that."""
         with self.lock:
-            conns = list(self.subs)
+            conns = [c for c in self.subs if c not in self._closing]
+            self._closing.update(conns)
+        if conns:
+            threading.Thread(target=self._close, args=(conns,), name="venue-ws-close", daemon=True).start()
+            self.venue.counters.add("ws_closed_by_fault", len(conns))
+
+    def _close(self, conns: list[ServerConnection]) -> None:
         for conn in conns:
             conn.close(1011, "venue fault")
-        self.venue.counters.add("ws_closed_by_fault", len(conns))
+        with self.lock:
+            self._closing.difference_update(conns)
 
 
 def _reply(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
