@@ -7,7 +7,7 @@ import signal
 import time
 
 from opslab.drills.base import Context, Drill, Observation
-from opslab.drills.nodekit import NodeLab
+from opslab.drills.nodekit import NodeLab, observation
 
 ALERTS = ("TcNodeHeartbeatStale",)
 
@@ -33,7 +33,7 @@ def execute(ctx: Context) -> Observation:
                 "tell an operator it is gone"]
     evidence = {"heartbeats_before_kill": before.get("seq"), "last_heartbeat_seq": after.get("seq"), "lifecycle_after_kill": life.get("state"),
                 "node_exit_code": -signal.SIGKILL, "heartbeat_seconds": 0.5}
-    return Observation(detected, observed, round(alert["seconds"] * 1000) if detected else None, "ms", evidence, alert, findings)
+    return observation(detected, observed, alert, evidence, findings)
 
 
 DRILL = Drill("node_crash", "the live node dies silently; the heartbeat-stale alert is delivered",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from opslab.drills.base import Context, Drill, Observation
-from opslab.drills.nodekit import NodeLab
+from opslab.drills.nodekit import NodeLab, observation
 
 ALERTS = ("TcNodeMarketDataStale",)
 OUTAGE_S = 8.0
@@ -44,7 +44,7 @@ def execute(ctx: Context) -> Observation:
         lab.stop_node()
         reconnects = [t for t in lab.log_times(RECONNECT) if t >= wall]
         life = lab.lifecycle() or {}
-    gap = max((b.get("seconds_since_market_data") or 0 for b in beats if b.get("ts", "") >= ""), default=0)
+    gap = max((b.get("seconds_since_market_data") or 0 for b in beats), default=0)
     connected_during = sorted({(b["clients_connected"]["data"], b["clients_connected"]["exec"]) for b in during[-int(OUTAGE_S * 2):]})
     detected = alert is not None
     observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after the venue dropped every connection" if detected else
@@ -57,7 +57,7 @@ def execute(ctx: Context) -> Observation:
     evidence = {"outage_seconds": OUTAGE_S, "attempts_refused": refused, "clients_connected_during": [list(c) for c in connected_during],
                 "seconds_to_market_data_after": resumed, "max_seconds_since_market_data": gap, "reconnect_log_lines": len(reconnects),
                 "final_state": life.get("state"), "stop_reason": life.get("stop_reason")}
-    return Observation(detected, observed, round(alert["seconds"] * 1000) if detected else None, "ms", evidence, alert, findings)
+    return observation(detected, observed, alert, evidence, findings)
 
 
 DRILL = Drill("node_disconnect", "the venue drops every connection for a while; the data-gap alert is delivered, the reconnect recorded",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from opslab.drills.base import Context, Drill, Observation
-from opslab.drills.nodekit import NodeLab
+from opslab.drills.nodekit import NodeLab, observation
 
 ALERTS = ("TcKillSwitchEngaged",)
 
@@ -56,7 +56,7 @@ def execute(ctx: Context) -> Observation:
                 f"after release the node was running again in {timeline['resumed']} s but placed no new order within 20 s"]
     evidence = {"timeline_seconds": timeline, "open_orders_before": open_before, "cancelled_at_halt": cancelled, "halts": life.get("halts"),
                 "engage_exit_code": engaged.code, "release_exit_code": released.code, "node_exit_code": exit_code}
-    return Observation(detected, observed, round(alert["seconds"] * 1000) if detected else None, "ms", evidence, alert, findings)
+    return observation(detected, observed, alert, evidence, findings)
 
 
 DRILL = Drill("node_kill_switch", "the kill switch engaged mid-run halts the node and cancels at the venue; release resumes",

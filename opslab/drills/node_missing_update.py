@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from opslab.drills.base import Context, Drill, Observation
-from opslab.drills.nodekit import NodeLab
+from opslab.drills.nodekit import NodeLab, observation
 
 ALERTS = ("TcNodeBookSequenceGap",)
 GAP = 5
@@ -42,7 +42,7 @@ def execute(ctx: Context) -> Observation:
                 "keep only u as the sequence"]
     evidence = {"gap_per_message": GAP, "fault_seconds": 2.0, "book_sequence_gaps": gaps, "book_updates_missed": missed,
                 "snapshot_rebuilds_before_gap": rebuilds_before, "snapshot_rebuilds_after_gap": rebuilds_after}
-    return Observation(detected, observed, round(alert["seconds"] * 1000) if detected else None, "ms", evidence, alert, findings)
+    return observation(detected, observed, alert, evidence, findings)
 
 
 DRILL = Drill("node_missing_update", "a gap in depth update ids reaches the live node; the book-gap alert is delivered",

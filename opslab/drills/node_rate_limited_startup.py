@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from opslab.drills.base import Context, Drill, Observation
-from opslab.drills.nodekit import NodeLab
+from opslab.drills.nodekit import NodeLab, observation
 
 ALERTS = ("TcVenueRateLimited", "TcVenueBanned")
 LIMIT = "rate_limit=40/5"  # request weight 40 per 5 s: the startup's account, orders and trades queries need about 100
@@ -47,7 +47,7 @@ def execute(ctx: Context) -> Observation:
     evidence = {"fault": LIMIT, "throttled_429": throttled, "banned_418": banned, "state_under_limit": life.get("state"),
                 "seconds_to_running_after_limit_lifted": came_up, "final_state": final.get("state"), "stop_reason": final.get("stop_reason"),
                 "log_examples": log[:3]}
-    return Observation(detected, observed, round(alert["seconds"] * 1000) if detected else None, "ms", evidence, alert, findings)
+    return observation(detected, observed, alert, evidence, findings)
 
 
 DRILL = Drill("node_rate_limited_startup", "429 then 418 answers during the node's startup; the venue's limit counters raise the alert",

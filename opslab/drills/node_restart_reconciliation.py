@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 from opslab.drills.base import Context, Drill, Observation
-from opslab.drills.nodekit import NodeLab
+from opslab.drills.nodekit import NodeLab, observation
 
 ALERTS = ("TcReconciliationMismatch",)
 
@@ -23,7 +23,7 @@ def execute(ctx: Context) -> Observation:
         lab.node.send_signal(signal.SIGKILL)  # the injected fault, part 1: the node dies holding both
         lab.node.wait()
         resting = [o["clientOrderId"] for o in lab.venue_open_orders()]
-        filled_ids = lab._admin("POST", "/admin/fill", {})["filled"]  # part 2: while it is down, the venue fills the resting order
+        filled_ids = lab.fill_resting()  # part 2: while it is down, the venue fills the resting order
         filled = [o["clientOrderId"] for o in lab.venue_state()["orders"] if o["orderId"] in filled_ids]
         venue_trades_down = len(lab.venue_state()["trades"])
         lab.start_node()  # same run, same spec: the restart
@@ -61,8 +61,7 @@ def execute(ctx: Context) -> Observation:
     evidence = {"resting_orders_at_kill": resting, "filled_while_down": filled, "venue_trades": venue_trades_down,
                 "seconds_to_running_after_restart": reconciled_in, "reconcile_exit_code": recon.code, "mismatches": mismatches,
                 "duplicate_trade_ids": dupes, "node_fills": len(fills)}
-    ttd = round(alert["seconds"] * 1000) if alert is not None else (0 if converged else None)
-    return Observation(detected, observed, ttd, "ms", evidence, alert, findings)
+    return observation(detected, observed, alert, evidence, findings)
 
 
 DRILL = Drill("node_restart_reconciliation", "a node killed holding an order and a position restarts after the venue filled the order",

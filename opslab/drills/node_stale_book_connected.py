@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from opslab.drills.base import Context, Drill, Observation
-from opslab.drills.nodekit import NodeLab
+from opslab.drills.nodekit import NodeLab, observation
 
 ALERTS = ("TcNodeMarketDataStale",)
 
@@ -51,7 +51,7 @@ def execute(ctx: Context) -> Observation:
                 "ws_connections_opened_before": opened_before, "ws_connections_opened_at_detection": opened_after,
                 "pongs_during_silence": pongs, "market_messages_suppressed": suppressed,
                 "seconds_to_market_data_after": back, "market_data_stale_seconds": 3}
-    return Observation(detected, observed, round(alert["seconds"] * 1000) if detected else None, "ms", evidence, alert, findings)
+    return observation(detected, observed, alert, evidence, findings)
 
 
 DRILL = Drill("node_stale_book_connected", "market updates stop on an open socket; the stale-data alert is delivered while connected",

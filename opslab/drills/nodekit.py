@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from opslab import contracts
 from opslab.alerts import stack as alert_stack
-from opslab.drills.base import Context
+from opslab.drills.base import Context, Observation
 
 KEY_ENV, SECRET_ENV = "TC_DRILL_API_KEY", "TC_DRILL_API_SECRET"
 MAX_LOG_BYTES = 4 << 20
@@ -232,6 +232,10 @@ class NodeLab:
             self._admin("DELETE", "/admin/faults")
         return time.monotonic()
 
+    def fill_resting(self) -> list[int]:
+        """Have the venue fill every resting order at its price (POST /admin/fill); their venue order ids."""
+        return self._admin("POST", "/admin/fill", {})["filled"]
+
     def venue_state(self) -> dict[str, Any]:
         return self._admin("GET", "/admin/state")
 
@@ -265,11 +269,8 @@ class NodeLab:
         return None
 
 
-def engine_version() -> str:
-    """NautilusTrader's version, without importing the engine into the drill runner."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("nautilus_trader")
-    except PackageNotFoundError:
-        return "unknown"
+def observation(detected: bool, observed: str, alert: dict[str, Any] | None, evidence: dict[str, Any], findings: list[str]) -> Observation:
+    """A node drill's outcome: time to detect is the alert's delivery in ms (0 when detected without
+    one: the incident resolved itself), None when not detected."""
+    ttd = (round(alert["seconds"] * 1000) if alert else 0) if detected else None
+    return Observation(detected, observed, ttd, "ms", evidence, alert, findings)
