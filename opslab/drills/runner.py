@@ -89,9 +89,7 @@ def _run_one(drill: Drill) -> dict:
         "kind": drill.kind,
     }
     if drill.kind == "node":
-        from opslab.drills.nodekit import engine_version
-
-        result.update(alert=seen.alert, findings=seen.findings, engine_version=f"nautilus_trader {engine_version()}")
+        result.update(alert=seen.alert, findings=seen.findings, engine_version=f"nautilus_trader {runs.versions()['nautilus_trader']}")
     return result
 
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import platform
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import __version__
 from opslab.errors import InputError
 from opslab.metrics.cache import ArtifactCollector
 from opslab.metrics.catalog import PER_RUN_DEFAULT
@@ -34,13 +32,10 @@ PER_RUN_ENV = "TC_METRICS_PER_RUN"
 
 def build_info() -> tuple[str, str, str]:
     """(opslab, nautilus_trader, python) versions for tc_build_info (no Nautilus import)."""
-    import importlib.metadata
+    from opslab.runs import versions
 
-    try:
-        nautilus = importlib.metadata.version("nautilus_trader")
-    except importlib.metadata.PackageNotFoundError:
-        nautilus = "not installed"
-    return __version__, nautilus, platform.python_version()
+    found = versions()
+    return found["opslab"], found["nautilus_trader"], found["python"]
 
 
 def per_run_limit(text: str | None) -> int:
