@@ -258,6 +258,33 @@ def test_faults_apply_to_rest_and_websocket(venue):
     assert (venue.exchange.state["update_id"] - gap_before) % 6 == 0
 
 
+def test_drop_closes_every_connection_at_once_even_behind_a_client_that_never_answers(venue):
+    """A client that ignores the closing handshake must hold up neither the admin call nor the close of
+    the others (they stop carrying market data at once, as on a real drop)."""
+    import base64
+    import os
+    import socket
+
+    silent = socket.create_connection(("127.0.0.1", int(venue.ws_url.rsplit(":", 1)[1])), timeout=5)
+    key = base64.b64encode(os.urandom(16)).decode()
+    silent.sendall((f"GET /stream?streams=btcusdt@trade HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    assert silent.recv(4096).startswith(b"HTTP/1.1 101")  # upgraded; from here on it reads nothing, answers nothing
+    try:
+        with connect(venue.ws_url + "/stream?streams=btcusdt@trade") as ws:
+            ws.recv(timeout=2)
+            start = time.monotonic()
+            venue.set_faults({"drop": True})
+            assert time.monotonic() - start < 1.0, "the admin call waited for closing handshakes"
+            with pytest.raises(ConnectionClosed):
+                for _ in range(200):
+                    ws.recv(timeout=2)
+            assert time.monotonic() - start < 3.0, "a well-behaved client was closed only after the silent one timed out"
+    finally:
+        silent.close()
+        venue.set_faults({})
+
+
 def test_state_survives_a_venue_restart_and_reset_discards_it(node_spec):
     first = BinanceVenue(node_spec, speed=6000).start()
     try:

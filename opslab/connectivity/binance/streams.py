@@ -185,15 +185,14 @@ class Hub:
         with self.lock:
             conns = [c for c in self.subs if c not in self._closing]
             self._closing.update(conns)
-        if conns:
-            threading.Thread(target=self._close, args=(conns,), name="venue-ws-close", daemon=True).start()
-            self.venue.counters.add("ws_closed_by_fault", len(conns))
+        for conn in conns:  # one thread each: all of them stop carrying data now, whoever answers late
+            threading.Thread(target=self._close, args=(conn,), name="venue-ws-close", daemon=True).start()
+        self.venue.counters.add("ws_closed_by_fault", len(conns))
 
-    def _close(self, conns: list[ServerConnection]) -> None:
-        for conn in conns:
-            conn.close(1011, "venue fault")
+    def _close(self, conn: ServerConnection) -> None:
+        conn.close(1011, "venue fault")
         with self.lock:
-            self._closing.difference_update(conns)
+            self._closing.discard(conn)
 
 
 def _reply(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
