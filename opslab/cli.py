@@ -144,20 +144,20 @@ def _group_spec(sub: Any) -> None:
 # --- data -------------------------------------------------------------------------------------
 
 def _data_prepare(args: argparse.Namespace, report: Reporter) -> Any:
-    from opslab import data
+    from opslab.datasets import store
 
     loaded = _load_spec(args.spec)
     if loaded.data["dataset"]["kind"] == "imported":  # made by `tc data import`; here only checked intact
-        from opslab import userdata
+        from opslab.datasets import imports
 
-        return userdata.converge_for_spec(loaded.data, check=args.check)
-    return data.prepare(data.DatasetParams.from_spec(loaded.data), force=args.force, check=args.check)
+        return imports.converge_for_spec(loaded.data, check=args.check)
+    return store.prepare(store.DatasetParams.from_spec(loaded.data), force=args.force, check=args.check)
 
 
 def _data_fingerprint(args: argparse.Namespace, report: Reporter) -> Any:
-    from opslab import data
+    from opslab.datasets import store
 
-    return data.fingerprint_op(args.path)
+    return store.fingerprint_op(args.path)
 
 
 def _group_data(sub: Any) -> None:
@@ -176,7 +176,7 @@ def _group_data(sub: Any) -> None:
 
 
 def _quality_settings(args: argparse.Namespace) -> Any:
-    from opslab import quality
+    from opslab.datasets import quality
 
     counts = {}
     for pair in args.max or []:
@@ -194,19 +194,19 @@ def _quality_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _data_import(args: argparse.Namespace, report: Reporter) -> Any:
-    from opslab import userdata
+    from opslab.datasets import imports
 
     if args.catalog:
-        return userdata.import_catalog(args.catalog, args.id, args.bar_type, args.instrument, _quality_settings(args),
+        return imports.import_catalog(args.catalog, args.id, args.bar_type, args.instrument, _quality_settings(args),
                                        force=args.force, check=args.check, instrument_file=args.instrument_file)
-    return userdata.import_csv(args.csv, args.id, userdata.parse_map(args.map or []), args.time_is, args.instrument,
+    return imports.import_csv(args.csv, args.id, imports.parse_map(args.map or []), args.time_is, args.instrument,
                                _quality_settings(args), force=args.force, check=args.check, instrument_file=args.instrument_file)
 
 
 def _data_check(args: argparse.Namespace, report: Reporter) -> Any:
-    from opslab import userdata
+    from opslab.datasets import imports
 
-    return userdata.check_op(args.dataset, _quality_settings(args), check=args.check)
+    return imports.check_op(args.dataset, _quality_settings(args), check=args.check)
 
 
 def _data_import_and_check(g: Any) -> None:
@@ -259,14 +259,14 @@ def _run_show(args: argparse.Namespace, report: Reporter) -> Any:
 
 
 def _run_backtest(args: argparse.Namespace, report: Reporter) -> Any:
-    from opslab.engine import backtest
+    from opslab.runs import backtest
 
     return backtest.run_backtest(_load_spec(args.spec), progress=_progress(args, "bars"), check=args.check)
 
 
 def _run_paper(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import safety
-    from opslab.engine import paper
+    from opslab.runs import paper
 
     kill_switch = paper.Gate("kill_switch", safety.gate)
     return paper.run_paper(_load_spec(args.spec), [kill_switch], [kill_switch], progress=_progress(args, "step"), check=args.check)
@@ -274,7 +274,7 @@ def _run_paper(args: argparse.Namespace, report: Reporter) -> Any:
 
 def _run_node(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import safety
-    from opslab.engine import node
+    from opslab.runs import node
 
     return node.run_node(_load_spec(args.spec), safety.gate, args.venue_url, args.venue_ws_url, check=args.check)
 
@@ -408,7 +408,8 @@ def _readiness(args: argparse.Namespace, report: Reporter) -> Any:
 
 
 def _probe(args: argparse.Namespace, report: Reporter) -> Any:
-    from opslab.connectivity import probe, urls
+    from opslab.connectivity import probe
+    from opslab import urls
 
     urls.parse(args.url)  # refuse a bad URL before reading anything else
     return probe.run_probe(_load_spec(args.spec), args.url, args.timeout_ms, check=args.check)
@@ -416,12 +417,12 @@ def _probe(args: argparse.Namespace, report: Reporter) -> Any:
 
 def _venue_serve(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import httpserver
-    from opslab.connectivity import venue_stub
+    from opslab.venue import faults
     from opslab.result import Result
 
     if args.spec:
         return _venue_serve_binance(args, report)
-    venue = venue_stub.FakeVenue(args.host, args.port, venue_stub.parse_faults(args.fault))
+    venue = faults.FakeVenue(args.host, args.port, faults.parse_faults(args.fault))
     httpserver.serve_until_signal(venue.server, lambda url: report.event("listening", f"listening on {url}", url=url))
     return Result("ok", f"fake venue on {venue.url} stopped", data={"url": venue.url, "stats": venue.state.stats})
 
@@ -430,11 +431,11 @@ def _venue_serve_binance(args: argparse.Namespace, report: Reporter) -> Any:
     import signal
     import threading
 
-    from opslab.connectivity import venue_stub
-    from opslab.connectivity.binance.server import BinanceVenue
+    from opslab.venue import faults
+    from opslab.venue.server import BinanceVenue
     from opslab.result import Result
 
-    venue = BinanceVenue(_load_spec(args.spec), args.host, args.port, venue_stub.parse_faults(args.fault), speed=args.speed,
+    venue = BinanceVenue(_load_spec(args.spec), args.host, args.port, faults.parse_faults(args.fault), speed=args.speed,
                          reset=args.reset, replay_now=args.replay_now, ws_port=args.ws_port, ping_interval_s=args.ping_interval)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from opslab import fs
-from opslab.engine.scenarios import get as get_scenario
+from opslab.scenarios import get as get_scenario
 from opslab.errors import InputError
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from opslab import contracts, data, digests, fs, journal, runs, safety
+from opslab import contracts, digests, fs, journal, runs, safety
+from opslab.datasets import store
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 
@@ -127,17 +128,17 @@ def quick_run_problems(folder: Path, running: bool = False) -> list[str]:
 
 
 def _verify_dataset(base: Path, dataset_id: str) -> list[str]:
-    folder = data.dataset_dir(dataset_id)
+    folder = store.dataset_dir(dataset_id)
     label = f"datasets/{dataset_id}"
     try:
-        manifest = data.check_intact(folder)
+        manifest = store.check_intact(folder)
     except InputError as exc:
         return [f"{label}: {exc}"]
     problems = []
-    derived = data.DatasetParams.from_manifest(manifest).dataset_id if manifest["kind"] == "synthetic" else dataset_id
+    derived = store.DatasetParams.from_manifest(manifest).dataset_id if manifest["kind"] == "synthetic" else dataset_id
     if derived != dataset_id or manifest["dataset_id"] != dataset_id:
         problems.append(f"{label}/manifest.json: dataset_id does not match its parameters (edited?)")
-    size, rows = data.measure(folder)
+    size, rows = store.measure(folder)
     if size != manifest["bytes"] or rows != manifest["rows"]:
         problems.append(f"{label}/bars.csv: {size} bytes and {rows} rows, the manifest says {manifest['bytes']} and {manifest['rows']}")
     return problems

@@ -1,7 +1,7 @@
 """Write the scenario registry into schemas/runspec.schema.json (a unit test checks it is current).
 
 The RunSpec schema is the single source of what a spec may name; the registry in
-opslab/engine/scenarios.py is the single source of what exists. This script makes the first follow
+opslab/scenarios.py is the single source of what exists. This script makes the first follow
 the second: /properties/scenario/properties/name gets the enum of names, and
 /$defs/scenario_versions the versions of each, so validating a spec never imports the engine.
 
@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from opslab.engine.scenarios import SCENARIOS  # noqa: E402 - registry only, no Nautilus import
+from opslab.scenarios import SCENARIOS  # noqa: E402 - registry only, no Nautilus import
 
 SCHEMA = REPO / "schemas" / "runspec.schema.json"
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import collections
 import json
 import os
 import sys

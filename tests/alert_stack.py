@@ -1,4 +1,4 @@
-"""The alerting path of opslab/alerts/stack.py plus what only the tests need: the built docs site
+"""The alerting path of opslab/drills/node/stack.py plus what only the tests need: the built docs site
 served as the runbook home the alerts link to, and a `tc` runner on the same artifacts root."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from opslab.alerts import stack
-from opslab.alerts.stack import FOR_SCALE, GROUP_WAIT, INTERVAL, free_port, get, missing, seconds, tc_env, wait
+from opslab.drills.node import stack
+from opslab.drills.node.stack import FOR_SCALE, GROUP_WAIT, INTERVAL, free_port, get, missing, seconds, tc_env, wait
 
 __all__ = ["FOR_SCALE", "GROUP_WAIT", "INTERVAL", "AlertStack", "get", "missing", "seconds", "tc", "wait"]
 REPO = stack.CONFIG_HOME

@@ -13,7 +13,7 @@ import ssl
 from typing import Any
 
 from opslab import clock, runs
-from opslab.connectivity import urls
+from opslab import urls
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from opslab.drills import (
-    disconnect,
-    mismatch,
-    missing_update,
-    node_crash,
-    node_disconnect,
-    node_kill_switch,
-    node_missing_update,
-    node_rate_limited_startup,
-    node_restart_reconciliation,
-    node_stale_book_connected,
-    rate_limit_exhaustion,
-    restart_recovery,
-    stale_data,
-    stale_orderbook,
-)
 from opslab.drills.base import Drill
+from opslab.drills.lab import disconnect, mismatch, missing_update, rate_limit_exhaustion, restart_recovery, stale_data, stale_orderbook
+from opslab.drills.node import crash as node_crash
+from opslab.drills.node import disconnect as node_disconnect
+from opslab.drills.node import kill_switch as node_kill_switch
+from opslab.drills.node import missing_update as node_missing_update
+from opslab.drills.node import rate_limited_startup as node_rate_limited_startup
+from opslab.drills.node import restart_reconciliation as node_restart_reconciliation
+from opslab.drills.node import stale_book_connected as node_stale_book_connected
 
 DRILLS: dict[str, Drill] = {
     module.DRILL.name: module.DRILL

@@ -7,7 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from opslab import clock, contracts, digests, fs, report_html, runs
+from opslab import clock, contracts, digests, fs, runs
+from opslab.report import html
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills import DRILLS
 from opslab.drills.base import Context, Drill
@@ -37,7 +38,7 @@ def _record(card: dict | None, results: list[dict]) -> None:
     if card is not None:
         contracts.ensure_valid("drill_scorecard", card, str(_path("drill_scorecard")))
         fs.write_json(_path("drill_scorecard"), card)
-        fs.write_atomic(_path("drill_scorecard_html"), report_html.render_scorecard(drills_dir()).encode("utf-8"))
+        fs.write_atomic(_path("drill_scorecard_html"), html.render_scorecard(drills_dir()).encode("utf-8"))
     manifest = _path("drills_manifest")
     files = [rel for rel, kind in fs.walk(drills_dir()) if kind == "file" and rel != manifest.name and not rel.rsplit("/", 1)[-1].startswith(".")]
     digests.write_manifest(manifest, "drills", drills_dir(), sorted(files))

@@ -15,7 +15,8 @@ from nautilus_trader.model.data import Bar, BarType, capsule_to_list
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
-from opslab import fs, quality
+from opslab import fs
+from opslab.datasets import quality
 from opslab.engine import instruments
 from opslab.errors import InputError
 

@@ -43,7 +43,7 @@ from nautilus_trader.model.data import Bar, BarType, OrderBookDeltas, QuoteTick,
 from nautilus_trader.model.enums import BookType, OrderType, TradingState, position_side_to_str, trading_state_to_str
 from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
 
-from opslab.engine import nautilus, strategies
+from opslab.engine import session, strategies
 
 INSTRUMENT = "BTCUSDT.BINANCE"
 LOG_FILE_MAX_BYTES = 2_000_000
@@ -171,7 +171,7 @@ class OpsActor(Actor):
         now = self.clock.timestamp_ns()
         pos = [p for p in self.cache.positions_open(instrument_id=self.config.instrument_id)]
         account = self.cache.account_for_venue(Venue(BINANCE))
-        balances = {m.currency.code: nautilus._dec(m.as_decimal()) for m in account.balances_total().values()} if account else {}
+        balances = {m.currency.code: session._dec(m.as_decimal()) for m in account.balances_total().values()} if account else {}
         since = round((now - self.last_data_ns) / 1e9, 3) if self.last_data_ns else None
         return {
             "state": self.hooks.state,
@@ -183,7 +183,7 @@ class OpsActor(Actor):
             "book_updates_missed": self.book_missed,
             "bars_seen": self.bars_seen,
             "open_orders": len(self.cache.orders_open(instrument_id=self.config.instrument_id)),
-            "position": {"side": position_side_to_str(pos[0].side), "quantity": nautilus._dec(pos[0].quantity)} if pos
+            "position": {"side": position_side_to_str(pos[0].side), "quantity": session._dec(pos[0].quantity)} if pos
             else {"side": "FLAT", "quantity": "0"},
             "balances": balances,
             "reconciliation": self.hooks.reconciliation,
@@ -224,7 +224,7 @@ def _config(s: Settings) -> TradingNodeConfig:
     common = {"api_key": s.api_key, "api_secret": s.api_secret, "account_type": BinanceAccountType.SPOT,
               "base_url_http": s.http_url, "base_url_ws": s.ws_url, "instrument_provider": provider}
     return TradingNodeConfig(
-        trader_id=TraderId(nautilus.TRADER_ID),
+        trader_id=TraderId(session.TRADER_ID),
         logging=LoggingConfig(log_level="OFF", log_level_file="INFO", log_directory=str(s.log_dir), log_file_name="node",
                               log_file_max_size=LOG_FILE_MAX_BYTES, log_file_max_backup_count=LOG_FILE_BACKUPS, log_colors=False,
                               # the execution client logs the API key at INFO when it authenticates: keep it out of the file
@@ -249,7 +249,7 @@ def run(s: Settings, hooks: Hooks) -> dict[str, Any]:
     node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
     node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)
     instrument_id = InstrumentId.from_str(INSTRUMENT)
-    bar_type = BarType.from_str(nautilus.BAR_TYPE)
+    bar_type = BarType.from_str(session.BAR_TYPE)
     strategy = strategies.create(s.run_spec, s.bars or 10**9)  # the spec's strategy, built-in or the user's
     actor = OpsActor(OpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type,
                                     heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars))
@@ -363,7 +363,7 @@ def _read(node: TradingNode, strategy: Strategy, actor: "OpsActor", instrument_i
     if instrument is None or node.cache.account_for_venue(Venue(BINANCE)) is None:
         raise RuntimeError(f"{hooks.stop_reason or 'stopped'}; the node never loaded the instrument or the account (see node/node*.log)")
     session = SimpleNamespace(engine=node, strategy=strategy, ops=actor, venue=Venue(BINANCE), instrument=instrument)
-    state = nautilus.read_state(session, "node", run_id)  # type: ignore[arg-type]
+    state = session.read_state(session, "node", run_id)  # type: ignore[arg-type]
     # After a restart, reconciliation may hold the instrument in more than one open position (per
     # strategy, or EXTERNAL for orders the node did not place): the account's exposure is their net.
     state["final_state"]["positions"] = _net_positions(node, instrument_id)
@@ -384,7 +384,7 @@ def _net_positions(node: TradingNode, instrument_id: InstrumentId) -> list[dict[
     net = sum((p.signed_decimal_qty() for p in node.cache.positions_open(instrument_id=instrument_id)), Decimal(0))
     if not net:
         return []
-    return [{"instrument": instrument_id.value, "side": "LONG" if net > 0 else "SHORT", "quantity": nautilus._dec(abs(net))}]
+    return [{"instrument": instrument_id.value, "side": "LONG" if net > 0 else "SHORT", "quantity": session._dec(abs(net))}]
 
 
 def _first_fill(node: TradingNode, hooks: Hooks) -> float | None:

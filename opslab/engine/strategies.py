@@ -66,7 +66,7 @@ def importable(spec: RunSpec, total_bars: int) -> Any:
     from nautilus_trader.config import ImportableStrategyConfig, StrategyConfig
     from nautilus_trader.trading.strategy import Strategy
 
-    from opslab.engine.nautilus import BAR_TYPE, instrument_id
+    from opslab.engine.session import BAR_TYPE, instrument_id
 
     strategy_cls = _import(spec, "strategy_path")
     config_cls = _import(spec, "config_path")

@@ -21,8 +21,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import run_tc
-from opslab import data, spec
-from opslab.connectivity.binance.server import BinanceVenue
+from opslab.datasets import store
+from opslab import spec
+from opslab.venue.server import BinanceVenue
 from opslab.errors import InputError
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,7 @@ def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
     path = tmp_path / "node.yaml"
     path.write_text(SPEC_TEXT)
     loaded = spec.load(path)
-    data.prepare(data.DatasetParams.from_spec(loaded.data))
+    store.prepare(store.DatasetParams.from_spec(loaded.data))
     return loaded
 
 
@@ -187,7 +188,7 @@ def test_matching_is_deterministic_and_balances_are_locked_and_released(venue):
 
 
 def ex_tick():
-    from opslab.connectivity.binance.exchange import TICK
+    from opslab.venue.exchange import TICK
 
     return TICK
 
@@ -345,7 +346,7 @@ def test_trade_and_order_history_pages_and_filters_like_binance(venue):
     assert get("/api/v3/myTrades", fromId=1, startTime=0) == (400, -1128)
     assert [o["orderId"] for o in get("/api/v3/allOrders", orderId=2)] == [2, 3]
     assert get("/api/v3/allOrders", startTime=int(time.time() * 1000) + 60_000) == []
-    from opslab.connectivity.binance import record
+    from opslab.venue import record
 
     assert [t["id"] for t in record.all_trades(venue.url, KEY, SECRET)] == [1, 2, 3]
     assert record.counts(venue.url, KEY, SECRET) == {"venue_orders": 3, "venue_trades": 3, "venue_orders_canceled": 0}
@@ -409,7 +410,7 @@ def test_silent_market_withholds_market_streams_while_the_socket_the_pings_and_t
 
 
 def test_rate_limit_escalates_to_a_418_ban_when_retry_after_is_ignored_and_recovers_after_it(node_spec):
-    from opslab.connectivity import venue_stub
+    from opslab.venue import faults
 
     with BinanceVenue(node_spec, faults={"rate_limit": {"weight": 1, "window_s": 2}}) as v:  # 2 s: a loaded machine stays in one window
         port = int(v.url.rsplit(":", 1)[1])
@@ -424,20 +425,20 @@ def test_rate_limit_escalates_to_a_418_ban_when_retry_after_is_ignored_and_recov
                 conn.close()
 
         assert ping()[0] == 200
-        answers = [ping() for _ in range(venue_stub.BAN_AFTER + 2)]  # straight on, ignoring Retry-After
+        answers = [ping() for _ in range(faults.BAN_AFTER + 2)]  # straight on, ignoring Retry-After
         statuses = [a[0] for a in answers]
-        assert statuses == [429] * venue_stub.BAN_AFTER + [418, 418], statuses
+        assert statuses == [429] * faults.BAN_AFTER + [418, 418], statuses
         status, body, headers = answers[-2]
         assert body["code"] == -1003 and body["msg"].startswith("Way too many requests; IP banned until ")
         until_ms = int(body["msg"].rsplit(" ", 1)[1].rstrip("."))
-        assert 0 < until_ms - time.time() * 1000 <= venue_stub.ban_seconds(2) * 1000
-        assert 1 <= int(headers["Retry-After"]) <= venue_stub.ban_seconds(2)
+        assert 0 < until_ms - time.time() * 1000 <= faults.ban_seconds(2) * 1000
+        assert 1 <= int(headers["Retry-After"]) <= faults.ban_seconds(2)
         with pytest.raises(InvalidStatus) as refused:  # the ban covers the WebSocket handshake too
             with connect(v.ws_url + "/stream?streams=btcusdt@trade"):
                 pass
         assert refused.value.response.status_code == 418 and refused.value.response.headers["Retry-After"]
         doc = v.counters.document()
-        assert doc["requests"]["throttled"] == venue_stub.BAN_AFTER and doc["requests"]["banned"] == 3
+        assert doc["requests"]["throttled"] == faults.BAN_AFTER and doc["requests"]["banned"] == 3
         assert doc["rate_limit"]["banned_until"] is not None
         time.sleep(int(answers[-1][2]["Retry-After"]))
         assert ping()[0] == 200  # the ban is over: normal limiting again

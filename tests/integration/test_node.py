@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from conftest import REPO, run_tc, tc_env
-from opslab import data, journal, safety, spec
-from opslab.connectivity.binance import streams
-from opslab.connectivity.binance.server import BinanceVenue
+from opslab.datasets import store
+from opslab import journal, safety, spec
+from opslab.venue import streams
+from opslab.venue.server import BinanceVenue
 
 pytestmark = pytest.mark.integration
 KEY, SECRET = "node-key-abc123", "node-secret-def456"
@@ -81,7 +82,7 @@ def test_node_trades_halts_resumes_stops_and_reconciles(tmp_path: Path, lab_root
     # 30 bars per second: the smoke strategy trades every 60 bars, the bound of 300 bars is ~10 s of replay
     placeholder = tmp_path / "placeholder.yaml"
     placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 300))
-    data.prepare(data.DatasetParams.from_spec(spec.load(placeholder).data))
+    store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
     venue = BinanceVenue(spec.load(placeholder), speed=1800).start()
     try:
         spec_file = tmp_path / "node.yaml"
@@ -154,7 +155,7 @@ def test_node_trades_halts_resumes_stops_and_reconciles(tmp_path: Path, lab_root
 def test_node_blocked_by_the_kill_switch_before_start(tmp_path: Path, lab_root: Path):
     spec_file = tmp_path / "node.yaml"
     spec_file.write_text(_spec_text("http://127.0.0.1:9", "ws://127.0.0.1:9", 10))
-    data.prepare(data.DatasetParams.from_spec(spec.load(spec_file).data))
+    store.prepare(store.DatasetParams.from_spec(spec.load(spec_file).data))
     safety.engage("test: nothing starts")
     done = run_tc("run", "node", "--spec", str(spec_file), artifacts=lab_root, **CREDS)
     assert done.code == 3 and "kill switch" in done.out
@@ -184,7 +185,7 @@ def test_node_fails_cleanly_when_no_venue_answers(tmp_path: Path, lab_root: Path
     spec_file = tmp_path / "node.yaml"
     text = _spec_text("http://127.0.0.1:9", "ws://127.0.0.1:9", 10, duration=5).replace("connect_timeout_seconds: 10", "connect_timeout_seconds: 2")
     spec_file.write_text(text)
-    data.prepare(data.DatasetParams.from_spec(spec.load(spec_file).data))
+    store.prepare(store.DatasetParams.from_spec(spec.load(spec_file).data))
     done = run_tc("run", "node", "--spec", str(spec_file), artifacts=lab_root, timeout=120, **CREDS)
     assert done.code != 0
     life = json.loads((lab_root / "runs" / "node-it" / "node" / "lifecycle.json").read_text())
@@ -194,7 +195,7 @@ def test_node_fails_cleanly_when_no_venue_answers(tmp_path: Path, lab_root: Path
 def test_node_stops_cleanly_on_sigterm(tmp_path: Path, lab_root: Path):
     placeholder = tmp_path / "placeholder.yaml"
     placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 300))
-    data.prepare(data.DatasetParams.from_spec(spec.load(placeholder).data))
+    store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
     venue = BinanceVenue(spec.load(placeholder), speed=600).start()
     try:
         spec_file = tmp_path / "node.yaml"  # the venue's address comes from the command line here
@@ -228,7 +229,7 @@ def test_node_killed_mid_run_restart_flattens_the_position_in_its_books_and_reco
     exactly that difference. If a NautilusTrader upgrade changes this, this test says so."""
     placeholder = tmp_path / "placeholder.yaml"
     placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 300))
-    data.prepare(data.DatasetParams.from_spec(spec.load(placeholder).data))
+    store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
     venue = BinanceVenue(spec.load(placeholder), speed=300).start()  # slow: kill between the first buy and its sell
     try:
         spec_file = tmp_path / "node.yaml"

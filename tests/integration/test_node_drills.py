@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import run_tc
-from opslab.alerts import stack
+from opslab.drills.node import stack
 from opslab.drills import DRILLS
 
 pytestmark = [pytest.mark.integration,

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from conftest import REPO, SPECS, tc_env
-from opslab.connectivity.feed import DepthTracker, VenueClient, VenueDown
-from opslab.connectivity.venue_stub import FakeVenue, parse_faults
+from opslab.venue.client import DepthTracker, VenueClient, VenueDown
+from opslab.venue.faults import FakeVenue, parse_faults
 from opslab.errors import InputError
 
 pytestmark = pytest.mark.integration

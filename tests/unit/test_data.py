@@ -9,17 +9,17 @@ import io
 import pytest
 
 from conftest import SPECS
-from opslab import data
+from opslab.datasets import store
 
 
-def _rows(params: data.DatasetParams) -> list[dict[str, str]]:
-    text = b"".join(data.generate_rows(params)).decode()
+def _rows(params: store.DatasetParams) -> list[dict[str, str]]:
+    text = b"".join(store.generate_rows(params)).decode()
     return list(csv.DictReader(io.StringIO(text)))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 42, 4294967295])
 def test_ohlcv_invariants(seed):
-    rows = _rows(data.DatasetParams(seed, "2024-01-01T00:00:00Z", 3000, "42000.00"))
+    rows = _rows(store.DatasetParams(seed, "2024-01-01T00:00:00Z", 3000, "42000.00"))
     assert len(rows) == 3000
     previous = ""
     for row in rows:
@@ -32,10 +32,10 @@ def test_ohlcv_invariants(seed):
 
 
 def test_same_params_same_bytes_other_seed_other_bytes():
-    a = data.DatasetParams(7, "2024-01-01T00:00:00Z", 500, "42000.00")
-    b = data.DatasetParams(8, "2024-01-01T00:00:00Z", 500, "42000.00")
-    assert b"".join(data.generate_rows(a)) == b"".join(data.generate_rows(a))
-    assert b"".join(data.generate_rows(a)) != b"".join(data.generate_rows(b))
+    a = store.DatasetParams(7, "2024-01-01T00:00:00Z", 500, "42000.00")
+    b = store.DatasetParams(8, "2024-01-01T00:00:00Z", 500, "42000.00")
+    assert b"".join(store.generate_rows(a)) == b"".join(store.generate_rows(a))
+    assert b"".join(store.generate_rows(a)) != b"".join(store.generate_rows(b))
     assert a.dataset_id != b.dataset_id
 
 
@@ -43,7 +43,7 @@ def test_fingerprint_streams_and_matches_hashlib(tmp_path):
     path = tmp_path / "blob.bin"
     payload = bytes(range(256)) * 20_000
     path.write_bytes(payload)
-    result = data.fingerprint_op(path)
+    result = store.fingerprint_op(path)
     assert result.data["fingerprint"] == "sha256:" + hashlib.sha256(payload).hexdigest() and result.data["bytes"] == len(payload)
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from opslab import contracts, report_html
-from opslab.alerts import stack
+from opslab import contracts
+from opslab.report import html
+from opslab.drills.node import stack
 from opslab.drills import DRILLS
 
 
@@ -51,7 +52,7 @@ def test_scorecard_page_lists_node_findings_escaped(tmp_path):
     assert contracts.errors_for("drill_scorecard", card, "scorecard.json") == []
     drills.mkdir()
     (drills / "scorecard.json").write_text(json.dumps(card))
-    page = report_html.render_scorecard(drills)
+    page = html.render_scorecard(drills)
     assert "What NautilusTrader did" in page and "the lifecycle stays &lt;running&gt;" in page and "<td>node</td>" in page
 
 

@@ -340,14 +340,14 @@ def test_the_exporters_own_families_parse_with_prometheus_client(lab):
 
 
 def test_venue_fault_labels_are_the_fault_switchs_names():
-    from opslab.connectivity import venue_stub
+    from opslab.venue import faults
     from opslab.metrics import extract
 
-    assert extract.venue_faults() == list(venue_stub.FAULT_NAMES)
-    assert venue_stub.parse_faults(["silent_market", "rate_limit=5/2"]) == {"silent_market": True, "rate_limit": {"weight": 5, "window_s": 2}}
-    assert venue_stub.active_faults({"latency_ms": 5, "drop": False, "silent_market": True}) == ["latency", "silent_market"]
-    with pytest.raises(venue_stub.InputError, match="bad value for silent_market"):
-        venue_stub.parse_faults(["silent_market=1"])
+    assert extract.venue_faults() == list(faults.FAULT_NAMES)
+    assert faults.parse_faults(["silent_market", "rate_limit=5/2"]) == {"silent_market": True, "rate_limit": {"weight": 5, "window_s": 2}}
+    assert faults.active_faults({"latency_ms": 5, "drop": False, "silent_market": True}) == ["latency", "silent_market"]
+    with pytest.raises(faults.InputError, match="bad value for silent_market"):
+        faults.parse_faults(["silent_market=1"])
 
 
 def test_a_running_runs_work_in_progress_is_not_a_verification_problem(lab, monkeypatch):

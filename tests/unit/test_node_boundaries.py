@@ -24,7 +24,7 @@ def test_nautilus_is_imported_only_under_engine():
     offenders = [p.relative_to(REPO).as_posix() for p in PACKAGE.rglob("*.py") if _imports_nautilus(p) and "engine" not in p.relative_to(PACKAGE).parts[:1]]
     assert offenders == []
     assert _imports_nautilus(PACKAGE / "engine" / "live.py")  # the check can see an import
-    assert not _imports_nautilus(PACKAGE / "engine" / "node.py")  # preflight and the run folder stay light
+    assert not _imports_nautilus(PACKAGE / "runs" / "node.py")  # preflight and the run folder stay light
 
 
 def test_node_preflight_failure_never_imports_nautilus(tmp_path):

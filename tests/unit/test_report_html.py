@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SPECS, tc_env
-from opslab import contracts, report, report_html
+from opslab import contracts
 from opslab.escaping import html, md, md_code
+from opslab.report import html as report_html
+from opslab.report import markdown
 
 EVIL = "demo <script>alert(1)</script> | *bold* [x](http://198.51.100.1/) & `tick`\n# heading"
 
@@ -131,7 +133,7 @@ def test_reconciliation_mismatch_rows_are_highlighted(run_folder):
 def test_a_run_without_engine_output_draws_no_chart_and_imports_no_matplotlib(tmp_path):
     folder = tmp_path / "runs" / "bare"
     _write(folder / "metadata.json", {"run_id": "bare", "status": "initialized"})
-    code = ("import sys\nfrom pathlib import Path\nfrom opslab import report_html\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom opslab.report import html as report_html\n"
             f"page = report_html.render(Path({str(folder)!r}))\n"
             "print('matplotlib' in sys.modules, 'data-chart' in page)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=tc_env(tmp_path))
@@ -139,7 +141,7 @@ def test_a_run_without_engine_output_draws_no_chart_and_imports_no_matplotlib(tm
 
 
 def _render_in_subprocess(folder: Path, seed: str) -> bytes:
-    code = ("import sys\nfrom pathlib import Path\nfrom opslab import report_html\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom opslab.report import html as report_html\n"
             f"sys.stdout.buffer.write(report_html.render(Path({str(folder)!r})).encode())\n")
     env = tc_env(folder, PYTHONHASHSEED=seed, MPLCONFIGDIR=str(folder.parent / f"mpl-{seed}"))
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, env=env, timeout=120)
@@ -206,7 +208,7 @@ def test_html_escape():
 
 
 def test_report_md_escapes_stored_text(run_folder):
-    text = report.render(run_folder)
+    text = markdown.render(run_folder)
     assert "<script>" not in text and "\\<script\\>" in text
     reason_row = next(line for line in text.splitlines() if line.startswith("| reason |"))
     assert len(re.split(r"(?<!\\)\|", reason_row)) == 4  # two cells: the stored `|` cannot add one
@@ -246,7 +248,7 @@ def test_stored_text_in_a_chart_is_never_mathtext():
     """A `$` in a title is a dollar sign: matplotlib's mathtext would raise on `$\\frac{`."""
     from datetime import datetime, timezone
 
-    from opslab import charts
+    from opslab.report import charts
 
     bars = [charts.Bar(datetime(2024, 1, 1, 0, i, tzinfo=timezone.utc), 1.0, 2.0, 1.5) for i in range(5)]
     svg = charts.price_with_trades(bars, [], "BTC $\\frac{1}{ --> <script>")

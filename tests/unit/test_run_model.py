@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from conftest import REPO, SPECS, tree_bytes
-from opslab.connectivity.venue_stub import FakeVenue
+from opslab.venue.faults import FakeVenue
 
 MINIMAL = str(SPECS / "minimal.json")
 RECONCILE = str(SPECS / "reconcile.yaml")

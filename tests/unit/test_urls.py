@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from opslab.connectivity import urls
+from opslab import urls
 from opslab.errors import InputError
 
 ACCEPTED = {

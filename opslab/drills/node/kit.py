@@ -1,0 +1,276 @@
+"""The world of one node drill, all inside its sandbox and on 127.0.0.1: the alerting path
+(opslab/drills/node/stack.py: receiver, exporter, Prometheus, Alertmanager), the Binance-compatible venue
+(`tc venue serve --spec`, faults switched over its loopback admin endpoint) and the real node
+(`tc run node`, a NautilusTrader TradingNode with the real Binance adapter), each its own process.
+
+A node drill passes only when the lab DETECTED the incident: the alert it names was delivered by
+Alertmanager to `tc alerts receive`. Detection off starts Prometheus without the lab's alert rules,
+so nothing can be delivered and the drill must fail. Credentials are random per drill and live only
+in the child processes' environment (the spec names the variables, never the values).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from opslab import contracts
+from opslab.drills.node import stack as alert_stack
+from opslab.drills.base import Context, Observation
+
+KEY_ENV, SECRET_ENV = "TC_DRILL_API_KEY", "TC_DRILL_API_SECRET"
+MAX_LOG_BYTES = 4 << 20
+
+
+def node_spec(run_id: str, **node: Any) -> dict[str, Any]:
+    """A RunSpec for a drill's node: the demo strategy (a resting limit buy, market round trips every
+    60 bars), fast heartbeats, a 3 s market-data staleness bound; NODE overrides engine.node fields."""
+    return {
+        "schema_version": 1, "run_id": run_id, "description": "node drill",
+        "scenario": {"name": "ops_smoke_demo", "version": "1.0.0"},
+        "strategy": {"name": "drill", "version": "1"},
+        "instrument": "BTCUSDT", "venue": "BINANCE",
+        "dataset": {"kind": "synthetic", "seed": 42, "start": "2024-01-01T00:00:00Z", "bars": 1440},
+        "engine": {"kind": "node", "node": {"venue_http_url": "http://127.0.0.1:1", "venue_ws_url": "ws://127.0.0.1:2",
+                                            "duration_seconds": 40, "bars": None, "heartbeat_seconds": 0.5,
+                                            "market_data_stale_seconds": 3, "connect_timeout_seconds": 10, **node}},
+        "connectivity_readiness": {"venue": "BINANCE", "placeholders": [{"role": "api_key", "env": KEY_ENV},
+                                                                        {"role": "api_secret", "env": SECRET_ENV}]},
+    }
+
+
+def _tail(path: Path, limit: int = MAX_LOG_BYTES) -> bytes:
+    """The last LIMIT bytes of PATH (b"" when it cannot be read): every read here is bounded."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - limit))
+            return fh.read(limit)
+    except OSError:
+        return b""
+
+
+def _loopback(url: str) -> str:
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError(f"{url}: a drill talks to 127.0.0.1 only")
+    return url
+
+
+class NodeLab:
+    """`with NodeLab(ctx, "node-crash") as lab:` the stack and the venue run; lab.start_node() starts the node."""
+
+    def __init__(self, ctx: Context, run_id: str, speed: float = 600, venue_faults: tuple[str, ...] = (), **node: Any) -> None:
+        self.ctx, self.run_id, self.speed, self.venue_faults = ctx, run_id, speed, venue_faults
+        self.spec_path = ctx.spec(run_id, node_spec(run_id, **node))
+        self.root = ctx.sandbox / "artifacts"
+        self.run_dir = self.root / "runs" / run_id
+        self.creds = {KEY_ENV: "drill-key-" + secrets.token_hex(8), SECRET_ENV: "drill-secret-" + secrets.token_hex(16)}
+        self.stack = alert_stack.AlertStack(ctx.sandbox / "stack", self.root, rules=ctx.detection)
+        self.venue: subprocess.Popen | None = None
+        self.node: subprocess.Popen | None = None
+        self.urls: dict[str, str] = {}
+        self.started = 0.0
+        self.node_starts = 0
+
+    # --- the parts ------------------------------------------------------------------------
+    def __enter__(self) -> "NodeLab":
+        (self.ctx.sandbox / "stack").mkdir(parents=True, exist_ok=True)
+        prepared = self.ctx.tc("data", "prepare", "--spec", str(self.spec_path))
+        if prepared.code != 0:
+            raise RuntimeError(f"tc data prepare exited {prepared.code}: {prepared.err[-500:]}")
+        self.stack.start()
+        try:
+            self.start_venue()
+        except BaseException:
+            self.stack.close()
+            raise
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for proc in (self.node, self.venue):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.stack.close()
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        out = (self.ctx.sandbox / f"{name}.out").open("ab")
+        err = (self.ctx.sandbox / f"{name}.err").open("ab")
+        with out, err:
+            return subprocess.Popen([sys.executable, "-m", "opslab", *args], env=self.ctx.env(**self.creds), stdout=out, stderr=err)
+
+    def start_venue(self) -> None:
+        args = ["venue", "serve", "--spec", str(self.spec_path), "--speed", str(self.speed), "--ping-interval", "1", "--json"]
+        for fault in self.venue_faults:
+            args += ["--fault", fault]
+        self.venue = self._spawn("venue", args)
+        out = self.ctx.sandbox / "venue.out"
+
+        def listening() -> dict[str, Any] | None:
+            if self.venue is not None and self.venue.poll() is not None:
+                raise RuntimeError(f"the venue exited {self.venue.returncode}: {self._tail('venue.err')}")
+            first = out.read_bytes().split(b"\n", 1)
+            return json.loads(first[0]) if len(first) == 2 else None
+
+        line = alert_stack.wait("the venue to listen", listening, timeout=30)
+        self.urls = {"http": _loopback(line["url"]), "ws": line["ws_url"]}
+
+    def start_node(self) -> subprocess.Popen:
+        """`tc run node` against the venue (a restart when the run exists: same run, same spec)."""
+        self.node_starts += 1
+        self.node = self._spawn(f"node-{self.node_starts}", ["run", "node", "--spec", str(self.spec_path), "--venue-url", self.urls["http"],
+                                                            "--venue-ws-url", self.urls["ws"], "--json"])
+        return self.node
+
+    def stop_node(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        """Signal the node and wait for it; its exit code (None when it had to be killed)."""
+        if self.node is None or self.node.poll() is not None:
+            return None if self.node is None else self.node.returncode
+        self.node.send_signal(sig)
+        try:
+            return self.node.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.node.kill()
+            self.node.wait()
+            return None
+
+    def _tail(self, name: str) -> str:
+        return _tail(self.ctx.sandbox / name, 800).decode("utf-8", "replace")
+
+    # --- what the parts say ---------------------------------------------------------------
+    def output(self, name: str) -> dict[str, Any]:
+        """The run artifact NAME (orders, fills, positions, reconciliation, ...) as written, or {}."""
+        return self._json(contracts.artifact(name).path) or {}
+
+    def _json(self, relative: str) -> Any:
+        try:
+            return json.loads(_tail(self.run_dir / relative) or b"null")
+        except ValueError:
+            return None
+
+    def lifecycle(self) -> dict[str, Any] | None:
+        return self._json(contracts.artifact("node_lifecycle").path)
+
+    def heartbeat(self) -> dict[str, Any] | None:
+        return self._json(contracts.artifact("node_heartbeat").path)
+
+    def heartbeats(self) -> list[dict[str, Any]]:
+        raw = _tail(self.run_dir / contracts.artifact("node_heartbeat").history)
+        return [json.loads(line) for line in raw.splitlines() if line.startswith(b"{")]
+
+    def events(self) -> list[dict[str, Any]]:
+        raw = _tail(self.run_dir / contracts.artifact("journal").path)
+        return [json.loads(line) for line in raw.splitlines() if line.startswith(b"{")]
+
+    def log_lines(self, pattern: str, limit: int = 5) -> list[str]:
+        """Lines of the node's own log (node/node*.log) matching PATTERN, the first LIMIT. NautilusTrader
+        writes its log file buffered: read it after the node stopped to see everything."""
+        found: list[str] = []
+        log_path = contracts.artifact("node_log").path  # node/node*.log
+        for log in sorted((self.run_dir / log_path.rsplit("/", 1)[0]).glob(log_path.rsplit("/", 1)[1])):
+            for line in _tail(log).decode("utf-8", "replace").splitlines():
+                if re.search(pattern, line):
+                    found.append(line[:300])
+                    if len(found) >= limit:
+                        return found
+        return found
+
+    def log_times(self, pattern: str) -> list[float]:
+        """Unix times of the node's log lines matching PATTERN (each line starts with its RFC 3339 time)."""
+        times = []
+        for line in self.log_lines(pattern, limit=10_000):
+            try:
+                times.append(datetime.strptime(line[:26] + "Z", "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp())
+            except ValueError:
+                continue
+        return times
+
+    def wait_node(self, what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
+        """Poll CHECK until truthy; RuntimeError when the node exits first or time runs out."""
+        def step() -> Any:
+            value = check()
+            if not value and self.node is not None and self.node.poll() is not None:
+                raise RuntimeError(f"the node exited {self.node.returncode} while waiting for {what}: {self._tail(f'node-{self.node_starts}.err')}")
+            return value
+
+        return alert_stack.wait(what, step, timeout=timeout)
+
+    def wait_running(self, timeout: float = 30) -> dict[str, Any]:
+        """Wait until this start of the node runs (after a restart the lifecycle first still shows the last one)."""
+        def running() -> Any:
+            life = self.lifecycle() or {}
+            starts = sum(t["state"] == "starting" for t in life.get("transitions", []))
+            return life.get("state") == "running" and starts >= self.node_starts and self.heartbeat()
+
+        return self.wait_node("the node to run", running, timeout)
+
+    # --- the venue ------------------------------------------------------------------------
+    def _admin(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.urls["http"] + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return json.loads(resp.read(8 << 20))
+
+    def faults(self, *names: str) -> float:
+        """Switch the venue's faults to NAMES (none: clear them); the monotonic time it took effect."""
+        if names:
+            self._admin("POST", "/admin/faults", {"faults": list(names)})
+        else:
+            self._admin("DELETE", "/admin/faults")
+        return time.monotonic()
+
+    def fill_resting(self) -> list[int]:
+        """Have the venue fill every resting order at its price (POST /admin/fill); their venue order ids."""
+        return self._admin("POST", "/admin/fill", {})["filled"]
+
+    def venue_state(self) -> dict[str, Any]:
+        return self._admin("GET", "/admin/state")
+
+    def venue_open_orders(self) -> list[dict[str, Any]]:
+        return [o for o in self.venue_state()["orders"] if o["status"] in ("NEW", "PARTIALLY_FILLED")]
+
+    def venue_stats(self) -> dict[str, Any]:
+        """The venue's flat request counts (served, throttled, banned, dropped, errors)."""
+        return self._admin("GET", "/admin/faults").get("stats", {})
+
+    def venue_counters(self) -> dict[str, Any]:
+        """The venue's statistics artifact (venue/<run_id>/stats.json: WebSocket, market-message counts)."""
+        try:
+            return json.loads(_tail(self.root / contracts.artifact("venue_stats").path.replace("*", self.run_id)) or b"{}")
+        except ValueError:
+            return {}
+
+    # --- detection ------------------------------------------------------------------------
+    def detect(self, names: tuple[str, ...], since: float, timeout: float, after_seq: int = 0) -> dict[str, Any] | None:
+        """Wait up to TIMEOUT for a firing notification of an alert in NAMES; what arrived (alert name,
+        seconds from SINCE, the notification's sequence number and receive time), or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.stack.find_alert(names, "firing", after_seq)
+            if found:
+                line, alert = found
+                return {"alertname": alert["labels"]["alertname"], "seconds": round(time.monotonic() - since, 3), "seq": line["seq"],
+                        "received_at": line["ts"], "severity": alert["labels"].get("severity"),
+                        "runbook_url": alert.get("annotations", {}).get("runbook_url")}
+            time.sleep(0.1)
+        return None
+
+
+def observation(detected: bool, observed: str, alert: dict[str, Any] | None, evidence: dict[str, Any], findings: list[str]) -> Observation:
+    """A node drill's outcome: time to detect is the alert's delivery in ms (0 when detected without
+    one: the incident resolved itself), None when not detected."""
+    ttd = (round(alert["seconds"] * 1000) if alert else 0) if detected else None
+    return Observation(detected, observed, ttd, "ms", evidence, alert, findings)

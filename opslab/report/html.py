@@ -1,0 +1,338 @@
+"""report.html and drills/scorecard.html: self-contained pages rendered only from artifacts on disk.
+
+The same artifacts report.md is rendered from, plus charts (opslab.report.charts, inline SVG). A page
+fetches nothing: no script, no external style, font or image, and a Content-Security-Policy of
+`default-src 'none'` so a browser refuses any fetch even if stored text tried one. Stored text is
+escaped (opslab.escaping). Output depends only on the artifacts' bytes, so the same run gives the
+same page byte for byte.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Iterable
+
+from opslab import clock, contracts, fs, journal
+from opslab.errors import InputError
+from opslab.escaping import html as esc
+
+MAX_BARS_BYTES = 256 << 20  # a dataset's bars.csv (100k bars is about 6 MiB)
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;background:#fff}
+main{max-width:980px;margin:0 auto;padding:24px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
+p.note{color:#59636e;margin:0 0 16px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f6f8fa;padding:1px 4px;border-radius:4px;word-break:break-all}
+.badge{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;color:#fff}
+.good{background:#2ca02c}.bad{background:#d62728}.warn{background:#ff7f0e}.muted{background:#7f7f7f}
+tr.mismatch td{background:#ffebe9}tr.mismatch td.diff{font-weight:700;color:#a40e26}
+figure.chart{margin:12px 0;padding:8px;border:1px solid #d0d7de;border-radius:6px}
+figure.chart svg{width:100%;height:auto;display:block}
+figcaption{color:#59636e;font-size:12px;margin-top:4px}
+details summary{cursor:pointer;color:#0969da}
+"""
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def _read_bytes(path: Path, cap: int) -> bytes | None:
+    """The file's bytes through the safe file layer, or None when absent, a link, unreadable or larger than CAP."""
+    try:
+        return fs.read_bytes(path, cap)
+    except (OSError, InputError):
+        return None
+
+
+def _json(folder: Path, name: str, part: str = "") -> Any:
+    """A registered artifact of FOLDER (a run folder, or the root for root artifacts; PART fills the
+    path's `*`), or None when absent or unreadable (`tc artifacts verify` reports those)."""
+    try:
+        return fs.read_json(folder / contracts.artifact(name).path.replace("*", part))
+    except (OSError, InputError):
+        return None
+
+
+def _journal(folder: Path) -> list[dict[str, Any]]:
+    return journal.read(folder / contracts.artifact("journal").path)
+
+
+_ts = clock.parse_iso
+
+
+def _page(title: str, note: str, sections: Iterable[str]) -> str:
+    body = "\n".join(s for s in sections if s)
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+            f"<h1>{esc(title)}</h1>\n<p class=\"note\">{note}</p>\n{body}\n</main>\n</body>\n</html>\n")
+
+
+def _table(rows: Iterable[tuple[str, Any]]) -> str:
+    cells = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def _grid(head: list[str], rows: Iterable[list[str]], row_class: Iterable[str] | None = None) -> str:
+    classes = list(row_class) if row_class is not None else None
+    lines = [f"<table><thead><tr>{''.join(f'<th>{esc(h)}</th>' for h in head)}</tr></thead><tbody>"]
+    for i, row in enumerate(rows):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        lines.append(f"<tr{cls}>{''.join(row)}</tr>")
+    lines.append("</tbody></table>")
+    return "".join(lines)
+
+
+def _figure(name: str, svg: str, caption: str) -> str:
+    return f'<figure class="chart" data-chart="{esc(name)}">{svg}<figcaption>{esc(caption)}</figcaption></figure>'
+
+
+def _badge(text: str, kind: str) -> str:
+    return f'<span class="badge {kind}">{esc(text)}</span>'
+
+
+def _section(anchor: str, title: str, body: str) -> str:
+    return f'<section id="{anchor}">\n<h2>{esc(title)}</h2>\n{body}\n</section>'
+
+
+# --- run report sections: each returns "" when its artifacts are absent -------------------------
+
+
+def _overview(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
+    scenario, strategy = meta.get("scenario") or {}, meta.get("strategy") or {}
+    rows = [("run_id", esc(meta.get("run_id"))), ("status", esc(meta.get("status"))), ("engine", esc(meta.get("engine_kind"))),
+            ("scenario", esc(f"{scenario.get('name')} {scenario.get('version')}" if scenario else None)),
+            ("strategy (identity only)", esc(f"{strategy.get('name')} {strategy.get('version')}" if strategy else None)),
+            ("config hash", f"<code>{esc(meta.get('config_hash'))}</code>"),
+            ("versions", esc(", ".join(f"{k} {v}" for k, v in sorted((meta.get("versions") or {}).items()))))]
+    desc = f"<p>{esc(spec['description'].strip())}</p>" if spec.get("description") else ""
+    ds = meta.get("dataset")
+    dataset = ""
+    if ds:
+        dataset = "<h3>Dataset</h3>" + _table([("dataset_id", esc(ds.get("dataset_id"))), ("fingerprint", f"<code>{esc(ds.get('fingerprint'))}</code>"),
+                                              ("bars", esc(ds.get("rows"))), ("first bar close", esc(ds.get("first_bar_close"))),
+                                              ("last bar close", esc(ds.get("last_bar_close")))])
+    return _section("overview", "Overview", desc + _table(rows) + dataset)
+
+
+def _execution(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
+    summary = meta.get("engine_summary")
+    if not summary:
+        return ""
+    rows = [(name.replace("_", " "), f"{esc(value)}") for name, value in summary.get("counters", {}).items()]
+    rows += [(f"final balance {ccy}", esc(amount)) for ccy, amount in sorted(summary.get("final_balances", {}).items())]
+    rows += [("open positions at end", esc(summary.get("open_positions"))), ("open orders at end", esc(summary.get("open_orders")))]
+    text = (f"<p>Mode: {esc(summary.get('mode'))}, {esc(summary.get('bars_given'))} bars given to NautilusTrader. "
+            "Counters of a smoke test of the plumbing, not a performance claim.</p>")
+    return _section("execution", "Scenario execution", text + _table(rows))
+
+
+def _bars(folder: Path, meta: dict[str, Any]) -> list[Any]:
+    """The bars the engine was given, bucketed while reading to at most charts.MAX_POINTS (low, high, last close)."""
+    from opslab.report.charts import MAX_POINTS, Bar
+
+    ds = meta.get("dataset") or {}
+    dataset_id = str(ds.get("dataset_id", ""))
+    limit = int((meta.get("engine_summary") or {}).get("bars_given") or 0)  # none before the engine ran
+    if not limit or not dataset_id or "/" in dataset_id or dataset_id.startswith("."):
+        return []
+    raw = _read_bytes(folder.parent.parent / contracts.artifact("dataset_bars").path.replace("*", dataset_id), MAX_BARS_BYTES)
+    if raw is None:
+        return []
+    size = max(1, -(-limit // MAX_POINTS))
+    buckets: list[Any] = []
+    low = high = 0.0
+    try:
+        rows = csv.reader(io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8", newline=""))  # decoded as read: a StringIO of 100k bars holds 4 bytes a character
+        header = next(rows)
+        i_ts, i_low, i_high, i_close = (header.index(c) for c in ("ts_close", "low", "high", "close"))
+        for n, row in enumerate(rows):
+            if n >= limit:
+                break
+            lo, hi = float(row[i_low]), float(row[i_high])
+            low, high = (lo, hi) if n % size == 0 else (min(low, lo), max(high, hi))
+            if n % size == size - 1 or n == limit - 1:
+                buckets.append(Bar(_ts(row[i_ts]), low, high, float(row[i_close])))
+    except (StopIteration, ValueError, IndexError, UnicodeDecodeError):
+        return []
+    return buckets
+
+
+def _fills(folder: Path) -> list[Any]:
+    from opslab.report.charts import Fill
+
+    doc = _json(folder, "fills") or {}
+    try:
+        return [Fill(_ts(f["ts_event"]), f["side"], float(f["quantity"]), float(f["price"])) for f in doc.get("fills", [])]
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
+def _charts(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
+    from opslab.report import charts
+
+    figures = []
+    bars, fills = _bars(folder, meta), _fills(folder)
+    if bars:
+        entries, exits = charts.entries_and_exits(fills)
+        figures.append(_figure("price", charts.price_with_trades(bars, fills, f"{spec.get('instrument', '')} close price, {len(bars)} bars"),
+                               f"Dataset bars given to the engine; ▲ entry fills ({len(entries)}), ▼ exit fills ({len(exits)})."))
+    if fills:
+        start = bars[0].ts if bars else fills[0].ts
+        end = bars[-1].ts if bars else fills[-1].ts
+        figures.append(_figure("position", charts.position_over_time(fills, start, end),
+                               "Net base quantity held after each fill (orders of this run; positive is long)."))
+    timeline = _timeline_events(folder)
+    if timeline:
+        figures.append(_figure("lifecycle", charts.lifecycle_timeline(*timeline),
+                               "Lifecycle states and kill switch checks in journal order; a cross is a start the kill switch blocked."))
+    if not figures:
+        return ""
+    return _section("charts", "Charts", "\n".join(figures))
+
+
+def _timeline_events(folder: Path) -> tuple[list[Any], list[tuple[int, int]]] | None:
+    from opslab.report.charts import Event
+
+    journal = _journal(folder)
+    if not any(str(e.get("event", "")).startswith("paper_") for e in journal):
+        return None
+    events, steps = [], []
+    for rec in journal:
+        name, seq, data = str(rec.get("event", "")), int(rec.get("seq") or 0), rec.get("data") or {}
+        if name == "paper_step":
+            steps.append((seq, int(data.get("step") or 0)))
+        elif name.startswith("paper_"):
+            state = name[len("paper_"):]
+            events.append(Event(seq, "lifecycle", f"{state} (attempt {data.get('attempt', '?')})" if state == "created" else state, state))
+        elif name == "kill_switch_checked":
+            state = "released" if data.get("kill_switch") == "released" else "engaged"
+            events.append(Event(seq, "kill switch", state, state))
+        elif name.endswith("_blocked"):
+            events.append(Event(seq, "kill switch", f"blocked: {name[:-len('_blocked')]}", "blocked"))
+    return events, steps
+
+
+def _safety(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
+    seen = meta.get("safety")
+    if not seen:
+        return ""
+    kind = {"engaged": ("ENGAGED", "bad"), "released": ("released", "good")}.get(seen.get("kill_switch"), ("UNREADABLE (treated as engaged)", "bad"))
+    rows = [("kill switch", _badge(*kind)), ("since", esc(seen.get("since") or "-")), ("reason", esc(seen.get("reason") or "-"))]
+    life = _json(folder, "paper_lifecycle")
+    if life:
+        rows += [("paper lifecycle", esc(life.get("state"))), ("stop reason", esc(life.get("stop_reason") or "-")),
+                 ("orders cancelled on stop", esc(", ".join(life.get("cancelled_orders") or []) or "-"))]
+    text = "<p>The kill switch as this run last saw it (<code>tc killswitch status</code> shows it now).</p>"
+    return _section("safety", "Safety status", text + _table(rows))
+
+
+def _reconciliation(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
+    doc = _json(folder, "reconciliation")
+    if not doc:
+        return ""
+    summary = doc.get("summary", {})
+    status = str(doc.get("status", ""))
+    head = (f"<p>{_badge(status.upper(), 'good' if status == 'match' else 'bad')} {esc(summary.get('matches'))}/{esc(summary.get('checks'))} "
+            f"checks match (expected <code>{esc(doc.get('expected_file'))}</code>, observed <code>{esc(doc.get('observed_source'))}</code>). "
+            "Mismatching rows are highlighted.</p>")
+    checks = doc.get("checks", [])
+    rows = [[f"<td>{esc(c.get('kind'))}</td>", f"<td>{esc(c.get('key'))}</td>", f"<td>{esc(c.get('field'))}</td>",
+             f"<td class=\"num\">{esc(c.get('expected'))}</td>", f"<td class=\"num\">{esc(c.get('observed'))}</td>",
+             f"<td class=\"num diff\">{esc(c.get('difference') or '-')}</td>", f"<td class=\"num\">{esc(c.get('tolerance') or '-')}</td>",
+             f"<td>{esc(c.get('status'))}</td>"] for c in checks]
+    grid = _grid(["kind", "key", "field", "expected", "observed", "difference", "tolerance", "status"], rows,
+                 ["mismatch" if c.get("status") == "mismatch" else "" for c in checks])
+    return _section("reconciliation", "Reconciliation", head + grid)
+
+
+def _connectivity(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
+    parts = []
+    ready = _json(folder, "connectivity_readiness")
+    if ready:
+        badge = _badge("READY", "good") if ready.get("ready") else _badge("NOT READY", "bad")
+        missing = f" missing {esc(', '.join(ready.get('missing') or []))}" if not ready.get("ready") else ""
+        parts.append(f"<p>Readiness: {badge}{missing} for {esc(ready.get('venue'))} (names only; values are never read or written).</p>")
+        parts.append(_table([(f"{p.get('role')} ({p.get('env')})", esc(p.get("state"))) for p in ready.get("placeholders", [])]))
+    probe = _json(folder, "connectivity_probe")
+    if probe:
+        up = probe.get("outcome") == "up"
+        parts.append(f"<p>Probe: {_badge('UP' if up else 'DOWN', 'good' if up else 'bad')} (loopback only; see the probe runbook when it is down).</p>")
+        parts.append(_table([("target", esc(probe.get("target"))), ("outcome", esc(probe.get("outcome"))), ("HTTP status", esc(probe.get("http_status"))),
+                             ("error class", esc(probe.get("error_class") or "-")), ("timeout", esc(f"{probe.get('timeout_ms')} ms"))]))
+    return _section("connectivity", "Connectivity", "\n".join(parts)) if parts else ""
+
+
+def _journal_section(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
+    events = _journal(folder)
+    if not events:
+        return ""
+    rows = [[f"<td class=\"num\">{esc(e.get('seq'))}</td>", f"<td>{esc(e.get('event'))}</td>"] for e in events]
+    return _section("journal", "Journal", f"<details><summary>{len(events)} events</summary>{_grid(['seq', 'event'], rows)}</details>")
+
+
+SECTIONS = [_overview, _execution, _charts, _safety, _reconciliation, _connectivity, _journal_section]
+
+
+def render(folder: Path) -> str:
+    """The whole report.html for the run in FOLDER (artifacts only)."""
+    meta = _json(folder, "metadata") or {}
+    spec = _json(folder, "runspec") or {}
+    title = (spec.get("report") or {}).get("title") or f"Run {meta.get('run_id', folder.name)}"
+    note = "Rendered by <code>tc</code> from this run's artifacts; <code>tc artifacts verify</code> checks them. report.md holds the same facts as text."
+    return _page(title, note, (section(folder, meta, spec) for section in SECTIONS))
+
+
+# --- drill scorecard -----------------------------------------------------------------------------
+
+
+def detections(drills_dir: Path, card: dict[str, Any]) -> list[Any]:
+    """Time to detect per scorecard row: from the row (scorecard.json) or else the drill's result.json."""
+    from opslab.report.charts import Detection
+
+    rows = []
+    for row in card.get("drills", []):
+        ttd = row.get("time_to_detect")
+        if ttd is None:
+            name = str(row.get("drill", ""))
+            result = _json(drills_dir.parent, "drill_result", name) if name and "/" not in name and not name.startswith(".") else None
+            ttd = (result or {}).get("time_to_detect") or {}
+        rows.append(Detection(str(row.get("drill")), ttd.get("value"), str(ttd.get("unit", "-")), str(row.get("verdict"))))
+    return rows
+
+
+def render_scorecard(drills_dir: Path) -> str:
+    """drills/scorecard.html from drills/scorecard.json (and each drill's result.json)."""
+    from opslab.report import charts
+
+    card = _json(drills_dir.parent, "drill_scorecard") or {}
+    found = detections(drills_dir, card)
+    passed, total = card.get("passed", 0), card.get("total", 0)
+    head = (f"<p>{_badge(f'{passed}/{total} detected', 'good' if passed == total and total else 'bad')} "
+            f"Every drill injects one failure in its own sandbox and checks the lab detected it.</p>")
+    rows = []
+    for row, det in zip(card.get("drills", []), found, strict=True):
+        ttd = "not detected" if det.value is None else f"{det.value:g} {det.unit}"
+        rows.append([f"<td>{esc(row.get('drill'))}</td>", f"<td>{esc(row.get('kind', 'lab'))}</td>",
+                     f"<td>{_badge(str(row.get('verdict')), 'good' if row.get('verdict') == 'pass' else 'bad')}</td>",
+                     f"<td class=\"num\">{esc(ttd)}</td>", f"<td><code>docs/{esc(row.get('runbook'))}</code></td>"])
+    table = _grid(["drill", "kind", "verdict", "time to detect", "runbook"], rows)
+    caption = ("Time to detect per drill, in each drill's own unit (bars, polls, requests, checks; node drills: milliseconds from the "
+               "fault to the alert's delivery).")
+    chart = _figure("time_to_detect", charts.time_to_detect(found), caption) if found else ""
+    noted = [row for row in card.get("drills", []) if row.get("findings")]
+    findings = "".join(f"<h3>{esc(row.get('drill'))}</h3><ul>" + "".join(f"<li>{esc(f)}</li>" for f in row["findings"]) + "</ul>"
+                       for row in noted)
+    sections = [_section("scorecard", "Scorecard", head + chart + table)]
+    if noted:
+        sections.append(_section("findings", "What NautilusTrader did (node drills)",
+                                 "<p>Measured on the real node in each node drill; recorded as found, not hidden.</p>" + findings))
+    note = ("Rendered by <code>tc drill run --all</code> / <code>--kind</code> from <code>drills/scorecard.json</code> and each drill's "
+            "<code>result.json</code>.")
+    return _page("Drill scorecard", note, sections)

@@ -1,0 +1,217 @@
+"""`tc run node`: a live paper node against the lab's Binance-compatible venue on 127.0.0.1.
+
+Preflight (nothing NautilusTrader is imported yet): the spec is engine.kind node, both venue URLs
+pass the loopback rules, the API key and secret are set in the env names the spec's
+connectivity_readiness declares (values are never written anywhere), the kill switch is released
+(else exit 3, journaled node_blocked). Then engine/live.py runs the TradingNode until its bound,
+a signal or a fatal error. Afterwards the run holds the node's orders/fills/positions/final_state
+(observed side), NautilusTrader's own reports (node/reports/*.csv), the venue's record of the same
+account (venue_record.json, the expected side of `tc reconcile`), heartbeats, lifecycle and the
+node's log (node/node*.log, size-bounded by NautilusTrader's file rotation).
+
+All run-folder writes go through NodeRun (one small class), so the run layer can change underneath.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from opslab import clock, contracts, fs, journal, runs
+from opslab import urls
+from opslab.runs import outputs, preflight
+from opslab.errors import EXIT_CODES, InputError
+from opslab.result import Result
+from opslab.spec import RunSpec
+
+MAX_HEARTBEAT_LINES = 5_000
+MARKET_DATA_STALE_DEFAULT_S = 30  # engine.node.market_data_stale_seconds when the spec leaves it out
+
+
+class NodeRun:
+    """The node's only contact with its run: an open run object (runs.open), plus the heartbeat log."""
+
+    def __init__(self, run: runs.Run) -> None:
+        self.run, self.run_id, self.folder = run, run.run_id, run.folder
+        self.heartbeats = 0
+
+    def event(self, name: str, data: dict[str, Any]) -> None:
+        self.run.event(name, data)
+
+    def patch(self, **fields: Any) -> None:
+        self.run.meta(**fields)
+
+    def record_safety(self) -> None:
+        self.run.record_safety()
+
+    def read(self, name: str) -> Any:
+        return self.run.read(name)
+
+    def write(self, name: str, doc: Any) -> None:
+        self.run.write(name, doc)
+
+    def write_report(self, name: str, payload: bytes) -> None:
+        fs.write_atomic(self.folder / contracts.artifact("node_reports").path.replace("*", name), payload)
+
+    def heartbeat(self, fields: dict[str, Any]) -> None:
+        """Append one heartbeat to the chained history (bounded) and keep the latest in heartbeat.json."""
+        record = {"run_id": self.run_id, **fields}
+        if self.heartbeats < MAX_HEARTBEAT_LINES:
+            record = journal.append_record(self.folder / contracts.artifact("node_heartbeat").history, record)
+            self.heartbeats += 1
+        else:
+            record = {"schema_version": 1, "seq": self.heartbeats, "ts": clock.now_iso(), "prev": "0" * 64, **record, "hash": "0" * 64}
+        self.run.write("node_heartbeat", record)
+
+    def outputs(self, state: dict[str, Any], counters: dict[str, int]) -> None:
+        outputs.write_outputs(self.run, state, counters)
+
+    def log_dir(self) -> Path:
+        path = self.folder / contracts.artifact("node_lifecycle").path.rsplit("/", 1)[0]
+        fs.mkdirs(path)
+        return path
+
+
+class _Lifecycle:
+    """node/lifecycle.json plus the node_<state> journal events."""
+
+    def __init__(self, run: NodeRun, doc: dict[str, Any]) -> None:
+        self.run, self.doc = run, doc
+
+    def to(self, state: str, reason: str | None = None, **data: Any) -> None:
+        event = "node_resumed" if data.get("resumed") else f"node_{state}"
+        self.doc["state"] = state
+        if state in ("stopped", "failed", "blocked"):
+            self.doc["stop_reason"] = reason
+        self.doc["transitions"].append({"state": state, "at": clock.now_iso(), "reason": reason})
+        self.run.write("node_lifecycle", self.doc)
+        self.run.event(event, {"reason": reason, **data})
+
+
+def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None) -> dict[str, Any]:
+    from opslab.venue.server import credentials
+
+    preflight.check_kind(spec, "node")
+    node = dict(spec.data["engine"]["node"])
+    overrides = {"venue_http_url": http_url, "venue_ws_url": ws_url}
+    for field, scheme in (("venue_http_url", "http"), ("venue_ws_url", "ws")):
+        value = overrides[field] or node[field]
+        where = {"venue_http_url": "--venue-url", "venue_ws_url": "--venue-ws-url"}[field] if overrides[field] else f"{spec.path}: /engine/node/{field}"
+        if not value.startswith(scheme + "://") or value.endswith("/") or "?" in value:
+            raise InputError(f"{where}: {value!r}: expected {scheme}://127.0.0.1, localhost or [::1] with a port, no path")
+        try:
+            parsed = urls.parse("http" + value[len(scheme):])
+        except InputError as exc:
+            raise InputError(f"{where}: {str(exc).removeprefix('--url: ')}") from None
+        if parsed.path != "/":
+            raise InputError(f"{where}: {value!r}: expected a base URL without a path")
+        node[field] = value
+    key, secret = credentials(spec)
+    return {"node": node, "api_key": key, "api_secret": secret}
+
+
+def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | None = None, ws_url: str | None = None,
+             check: bool = False) -> Result:
+    """Run the spec's live paper node to its bound; ok when the run already stopped. HTTP_URL/WS_URL
+    override the spec's venue URLs (where the venue listens is deployment, not the experiment)."""
+    inputs = _settings_inputs(spec, http_url, ws_url)
+    node = inputs["node"]
+    if check:
+        init = runs.init(spec, check=True)
+        life = runs.read_artifact(runs.run_dir(spec.run_id), "node_lifecycle") if init.status == "ok" else None
+        if life and life["state"] == "stopped":
+            return Result("ok", f"run {spec.run_id}: node already stopped ({life['stop_reason']})", [str(runs.run_dir(spec.run_id))])
+        return Result("changed", f"would run the live node of {spec.run_id} against {node['venue_http_url']}; {init.summary}",
+                      [str(runs.run_dir(spec.run_id))])
+    from opslab.engine import strategies  # preflight passed: importing the strategy (and NautilusTrader) is due now
+
+    strategies.check(spec)  # exit 2 naming the module and the reason, before anything is written
+    with runs.open(spec) as opened:  # the venue replays the same dataset; the run links it
+        run = NodeRun(opened)
+        previous = run.read("node_lifecycle")
+        if previous and previous["state"] == "stopped":
+            return Result(opened.status, f"run {spec.run_id}: node already stopped ({previous['stop_reason']})", [str(run.folder)],
+                          {"run_id": spec.run_id, "run_dir": str(run.folder), "lifecycle": previous})
+        life = _Lifecycle(run, {
+            "schema_version": 1, "run_id": spec.run_id, "state": "new", "stop_reason": None,
+            "venue_http_url": node["venue_http_url"], "venue_ws_url": node["venue_ws_url"],
+            "bounds": {"duration_seconds": node["duration_seconds"], "bars": node["bars"], "heartbeat_seconds": node["heartbeat_seconds"],
+                       "market_data_stale_seconds": node.get("market_data_stale_seconds", MARKET_DATA_STALE_DEFAULT_S)},
+            "timings": {"connected": None, "running": None, "first_fill": None, "stopped": None},
+            "halts": 0, "cancelled_at_halt": [], "transitions": (previous or {}).get("transitions", []),
+        })
+        run.record_safety()
+        reason = gate()
+        if reason:
+            life.to("blocked", f"kill_switch: {reason}")
+            run.patch(status="blocked")
+            return Result("blocked", f"run {spec.run_id}: node blocked before start by the kill switch: {reason}", [str(run.folder)],
+                          {"run_id": spec.run_id, "gate": "kill_switch", "reason": reason}, exit_code=EXIT_CODES["safety"])
+        life.to("starting")
+        run.patch(status="running")
+        opened.flush()  # a node killed from outside shows `running` (and its heartbeats stop)
+        try:
+            state, hooks = _drive(spec, run, life, inputs, gate)
+        except Exception as exc:
+            life.to("failed", f"{type(exc).__name__}: {exc}"[:500])
+            run.patch(status="failed")
+            raise
+        return _finish(spec, run, life, inputs, state, hooks)
+
+
+def _drive(spec: RunSpec, run: NodeRun, life: _Lifecycle, inputs: dict[str, Any], gate: Callable[[], "str | None"]) -> tuple[dict[str, Any], Any]:
+    from opslab.engine import live  # NautilusTrader is imported here, when a node runs
+
+    node = inputs["node"]
+    settings = live.Settings(spec=spec.data, run_spec=spec, run_id=spec.run_id, log_dir=run.log_dir(), api_key=inputs["api_key"],
+                             api_secret=inputs["api_secret"], http_url=node["venue_http_url"], ws_url=node["venue_ws_url"],
+                             duration_s=node["duration_seconds"], bars=node["bars"], heartbeat_s=node["heartbeat_seconds"],
+                             connect_timeout_s=node["connect_timeout_seconds"])
+
+    def event(state: str, data: dict[str, Any]) -> None:
+        life.doc["halts"], life.doc["cancelled_at_halt"] = hooks.halts, list(hooks.cancelled)
+        life.doc["timings"] = dict(hooks.timings)
+        life.to(state, data.get("reason") if state in ("halted", "stopping") else None,
+                **{k: v for k, v in data.items() if k != "reason"})
+
+    hooks = live.Hooks(heartbeat=run.heartbeat, event=event, gate=gate)
+    return live.run(settings, hooks), hooks
+
+
+def _finish(spec: RunSpec, run: NodeRun, life: _Lifecycle, inputs: dict[str, Any], state: dict[str, Any], hooks: Any) -> Result:
+    from opslab.venue import record
+
+    node = inputs["node"]
+    for log in sorted(run.log_dir().glob(contracts.artifact("node_log").path.rsplit("/", 1)[1])):  # NautilusTrader puts a ":" in the names
+        if ":" in log.name:
+            log.rename(log.with_name(log.name.replace(":", "-")))
+    reports = state.pop("nautilus_reports")
+    first_fill = state.pop("first_fill_seconds")
+    for name, payload in reports.items():
+        run.write_report(name, payload)
+    life.doc["timings"] = {**hooks.timings, "first_fill": first_fill}
+    life.doc["halts"], life.doc["cancelled_at_halt"] = hooks.halts, list(hooks.cancelled)
+    venue_counts: dict[str, int] = {}
+    try:
+        venue_state = record.fetch(node["venue_http_url"], inputs["api_key"], inputs["api_secret"], spec.run_id)
+        run.write("venue_record", venue_state)
+        venue_counts = record.counts(node["venue_http_url"], inputs["api_key"], inputs["api_secret"])
+        venue_note = f"venue record {contracts.artifact('venue_record').path}"
+    except (record.RecordError, ValueError, KeyError) as exc:
+        venue_note = f"venue record unavailable ({exc})"
+    life.doc["venue_counts"] = venue_counts
+    life.doc["heartbeats"] = run.heartbeats
+    run.outputs(state, {})
+    fatal = (hooks.stop_reason or "").startswith("fatal")
+    final = "failed" if fatal else "stopped"
+    life.to(final, hooks.stop_reason)
+    run.patch(status=final, engine_summary=outputs.engine_summary(state, state["counters"]["bars_processed"], "node"))
+    c = state["counters"]
+    summary = (f"run {spec.run_id}: node {final} ({hooks.stop_reason}) after {c['bars_processed']} bars: {c['orders_submitted']} orders, "
+               f"{c['fills']} fills, {run.heartbeats} heartbeats, {hooks.halts} halt(s); first fill "
+               f"{first_fill if first_fill is not None else '-'} s after start; {venue_note}")
+    data = {"run_id": spec.run_id, "run_dir": str(run.folder), "lifecycle": life.doc, "counters": c, "first_fill_seconds": first_fill}
+    if fatal:
+        return Result("failed", summary, [str(run.folder)], data, exit_code=EXIT_CODES["unexpected"])
+    return Result("changed", summary, [str(run.folder)], data)
+

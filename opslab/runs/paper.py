@@ -1,0 +1,224 @@
+"""`tc run paper`: a bounded paper lifecycle, no exchange and no network.
+
+States: created -> preflight -> running -> stopping -> stopped, or blocked / failed. Every
+transition is a journal event and is kept in paper/lifecycle.json, which is rewritten atomically
+after every step, so a crash leaves a readable record. Running replays the synthetic feed through a
+real NautilusTrader engine in bounded steps (streaming mode). Gates are checked in preflight and
+between steps; a gate that blocks mid-run stops the run at the next step, mapped onto Nautilus's
+own RiskEngine trading state HALTED with open orders cancelled inside the simulation.
+
+Recovery: a lifecycle left in created/preflight/running/stopping was cut short (SIGKILL, power
+loss): we hold the run's lock, so no other process runs it. The next `tc run paper` records
+`recovered`, replays the already-journaled steps silently (the engine is deterministic, so it
+reaches the same state) and continues from there; no event is written twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from opslab import clock, runs
+from opslab.datasets import imports
+from opslab.runs import outputs, preflight
+from opslab.engine import strategies
+from opslab.errors import EXIT_CODES
+from opslab.result import Result
+from opslab.runs import Run
+from opslab.spec import RunSpec
+
+UNFINISHED = ("created", "preflight", "running", "stopping")
+STEP_DELAY_ENV = "TC_TEST_STEP_DELAY_MS"  # test hook: sleep after each step so a test can kill mid-run
+RECOVERY_ENV = "TC_PAPER_RECOVERY"  # test hook: "off" ignores an unfinished lifecycle (proves the restart drill can fail)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A named check; check() returns None to proceed or a reason to block/stop."""
+
+    name: str
+    check: Callable[[], "str | None"]
+    blocks: bool = True  # a safety gate: stopping on it is exit 3 (blocked by safety)
+
+
+class _Lifecycle:
+    """paper/lifecycle.json plus the matching journal events."""
+
+    def __init__(self, run: Run, doc: dict[str, Any]) -> None:
+        self.run, self.doc = run, doc
+
+    @classmethod
+    def load(cls, run: Run, steps: int, per_step: int) -> "_Lifecycle":
+        doc = run.read("paper_lifecycle")
+        return cls(run, doc or {
+            "schema_version": 1, "run_id": run.run_id, "state": "new", "stop_reason": None,
+            "steps_total": steps, "bars_per_step": per_step, "steps_done": 0, "attempts": 0,
+            "recoveries": 0, "cancelled_orders": [], "transitions": [],
+        })
+
+    def save(self) -> None:
+        self.run.write("paper_lifecycle", self.doc)
+
+    def to(self, state: str, reason: str | None = None, **fields: Any) -> None:
+        self.doc["state"] = state
+        entry = {"state": state, "at": clock.now_iso(), "attempt": self.doc["attempts"], "step": self.doc["steps_done"], "reason": reason}
+        self.doc["transitions"].append(entry)
+        self.save()
+        event = "paper_recovered" if state == "recovered" else f"paper_{state}"
+        self.run.event(event, {"attempt": self.doc["attempts"], "step": self.doc["steps_done"], "reason": reason, **fields})
+
+
+class _Signals:
+    """Turns SIGINT/SIGTERM into a graceful stop request checked between steps."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Signals":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (in-process use): no signal handling
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def plan(spec: RunSpec) -> Result:
+    """--check: what `tc run paper` would do, changing nothing."""
+    init = runs.init(spec, check=True)
+    folder = runs.run_dir(spec.run_id)
+    life = runs.read_artifact(folder, "paper_lifecycle") if init.status == "ok" else None
+    if life and life["state"] == "stopped":
+        return Result("ok", f"run {spec.run_id}: paper lifecycle already stopped ({life['stop_reason']})", [str(folder)])
+    return Result("changed", f"would run the paper lifecycle of {spec.run_id}; {init.summary}", [str(folder)])
+
+
+def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: Iterable[Gate] = (),
+              progress: Callable[[int, int], None] | None = None, check: bool = False) -> Result:
+    """Converge the run to a stopped paper lifecycle (ok when it already stopped)."""
+    preflight.check_kind(spec, "paper")
+    if check:
+        return plan(spec)
+    bounds = spec.data["engine"]["paper"]
+    per_step = bounds["bars_per_step"]
+    strategies.check(spec)  # import/config errors are exit 2 before anything of the run is written
+    imports.quality_gate(spec)  # a failed quality artifact is exit 4, also before anything is written
+    with runs.open(spec) as run:
+        bars_given = min(bounds["steps"] * per_step, run.dataset["rows"], spec.data["engine"]["max_bars"])
+        steps = -(-bars_given // per_step)  # the dataset may hold fewer bars than steps x bars_per_step
+        life = _Lifecycle.load(run, steps, per_step)
+        if life.doc["state"] == "stopped":
+            return Result(run.status, f"run {spec.run_id}: paper lifecycle already stopped ({life.doc['stop_reason']})", [str(run.folder)],
+                          {"run_id": spec.run_id, "run_dir": str(run.folder), "lifecycle": life.doc})
+        replay = 0
+        if life.doc["state"] in UNFINISHED and os.environ.get(RECOVERY_ENV) != "off":
+            # The journal is the truth: a kill between journaling a step and saving lifecycle.json
+            # must not make the step run (and be journaled) twice.
+            replay = max([life.doc["steps_done"]] + [e["data"]["step"] for e in run.events()
+                                                     if e["event"] == "paper_step" and e["data"].get("attempt") == life.doc["attempts"]])
+            life.doc["steps_done"] = replay
+            life.doc["recoveries"] += 1
+            life.to("recovered", f"unfinished lifecycle found in state {life.doc['state']} after step {replay}")
+        else:
+            life.doc["attempts"] += 1
+            life.doc["steps_done"] = 0
+            life.to("created")
+        life.to("preflight")
+        run.record_safety()
+        for gate in preflight_gates:
+            reason = gate.check()
+            if reason:
+                run.event(f"{gate.name}_blocked", {"reason": reason})
+                life.to("blocked", f"{gate.name}: {reason}")
+                run.meta(status="blocked")
+                return Result("blocked", f"run {spec.run_id}: paper blocked in preflight by {gate.name}: {reason}", [str(run.folder)],
+                              {"run_id": spec.run_id, "gate": gate.name, "reason": reason}, exit_code=EXIT_CODES["safety"])
+        blocked = preflight.stale_block(run)
+        if blocked:
+            life.to("blocked", "stale_data")
+            return blocked
+        life.to("running")
+        run.meta(status="running")
+        run.flush()
+        try:
+            state, reason, cancelled, bars_given = _drive(spec, run.dataset, bars_given, life, replay, step_gates, progress)
+        except Exception as exc:
+            life.to("failed", f"{type(exc).__name__}: {exc}")
+            run.meta(status="failed")
+            raise
+        life.doc["stop_reason"] = reason
+        life.doc["cancelled_orders"] = cancelled
+        outputs.write_outputs(run, state, {"paper_steps": life.doc["steps_done"]})
+        life.to("stopped", reason)
+        run.meta(status="stopped", engine_summary=outputs.engine_summary(state, bars_given, "paper"))
+    c = state["counters"]
+    summary = (f"run {spec.run_id}: paper stopped ({reason}) after {life.doc['steps_done']}/{life.doc['steps_total']} steps: "
+               f"{c['orders_submitted']} orders, {c['fills']} fills; report {run.path('report')}")
+    halted = any(reason == gate.name for gate in step_gates if gate.blocks)
+    return Result("halted" if halted else "changed", summary, [str(run.folder)],
+                  {"run_id": spec.run_id, "run_dir": str(run.folder), "lifecycle": life.doc, "counters": c},
+                  exit_code=EXIT_CODES["safety"] if halted else 0)
+
+
+def _drive(spec: RunSpec, dataset: dict[str, Any], bars_given: int, life: _Lifecycle, replay: int,
+           step_gates: Iterable[Gate], progress: Callable[[int, int], None] | None) -> tuple[dict[str, Any], str, list[str], int]:
+    from opslab.engine import catalog
+    from opslab.engine import session as engine_session
+
+    per_step, steps = life.doc["bars_per_step"], life.doc["steps_total"]
+    delay = int(os.environ.get(STEP_DELAY_ENV, "0") or 0) / 1000.0
+    folder, instrument = engine_session.dataset_catalog(dataset)
+    bars = catalog.bars(folder, dataset["catalog"]["bar_type"], bars_given)
+    session = engine_session.build(spec, bars_given, instrument, life.run.folder)
+    try:
+        reason, cancelled = "completed", []
+        with _Signals() as signals:
+            for step in range(steps):
+                session.engine.add_data(bars[step * per_step:(step + 1) * per_step])
+                session.engine.run(streaming=True)
+                session.engine.clear_data()
+                if step < replay:
+                    continue  # already journaled before the crash; the replay reaches the same state
+                life.doc["steps_done"] = step + 1
+                life.run.event("paper_step", {"attempt": life.doc["attempts"], "step": step + 1, "bars_processed": session.ops.bars_seen})
+                life.save()
+                if progress:
+                    progress(step + 1, steps)
+                if delay:
+                    time.sleep(delay)
+                stop = _stop_reason(signals, step_gates)
+                if stop:
+                    reason = stop
+                    open_ids = [o.client_order_id.value for o in session.engine.cache.orders_open()]
+                    life.to("stopping", reason)
+                    session.halt()
+                    session.engine.run(streaming=True)  # lets the cancels reach the simulated venue
+                    cancelled = open_ids
+                    break
+            else:
+                life.to("stopping", "completed")
+        session.engine.end()
+        return engine_session.read_state(session, "paper", life.run.run_id), reason, cancelled, bars_given
+    finally:
+        session.dispose()
+
+
+def _stop_reason(signals: _Signals, gates: Iterable[Gate]) -> str | None:
+    if signals.received:
+        return f"signal {signals.received}"
+    for gate in gates:
+        why = gate.check()
+        if why:
+            return gate.name
+    return None

@@ -1,0 +1,344 @@
+"""The run object: the one place that owns a run folder's protocol.
+
+    with runs.open(spec) as run:          # root checked, lock taken once, folder initialized once,
+        run.event("backtest_started", {})  # dataset prepared and linked once (unless dataset=False)
+        run.meta(status="running"); run.flush()
+        run.write("orders", doc)           # artifact names come from the registry (contracts.ARTIFACTS)
+        run.observe("connectivity_probe", doc, event=..., summary=...)
+    # on exit, also on failure: metadata.json written if it changed, then report.md and manifest.json once
+
+metadata.json is written at most twice per command (flush() at the start of long work, and on exit);
+no module outside this one appends to a run's journal or patches its metadata. list/show live here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from pathlib import Path
+from typing import Any, Iterator
+
+from opslab import __version__, clock, contracts, digests, fs, journal, safety
+from opslab.report import html, markdown
+from opslab.datasets import imports
+from opslab.contracts import RUN_ID_RE, SCHEMA_VERSION
+from opslab.errors import InputError
+from opslab.result import Result, merge_status
+from opslab.spec import RunSpec, config_hash
+
+RETENTION_ENV = "TC_OBSERVATION_RETENTION"
+DEFAULT_RETENTION = 100
+
+
+def check_run_id(run_id: str) -> str:
+    """Return RUN_ID if it matches the strict pattern, else InputError (it can never leave the root)."""
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
+        raise InputError(f"run_id {run_id!r}: expected letters, digits, '_' or '-', starting with a letter or digit, at most 64 characters")
+    return run_id
+
+
+def runs_dir() -> Path:
+    """artifacts/runs."""
+    return fs.root() / "runs"
+
+
+def run_dir(run_id: str) -> Path:
+    """The folder of one run (the id is validated first)."""
+    return runs_dir() / check_run_id(run_id)
+
+
+def path_of(folder: Path, name: str) -> Path:
+    """Where the registered run artifact NAME lives in a run folder."""
+    return folder / contracts.artifact(name).path
+
+
+def read_artifact(folder: Path, name: str) -> Any:
+    """A run artifact read outside an open run (None when absent)."""
+    path = path_of(folder, name)
+    return fs.read_json(path) if fs.exists(path) else None
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that produced a run (no Nautilus import)."""
+    import importlib.metadata  # here, not at module level: `tc spec validate` starts without it
+
+    try:
+        nautilus = importlib.metadata.version("nautilus_trader")
+    except importlib.metadata.PackageNotFoundError:
+        nautilus = "not installed"
+    return {"opslab": __version__, "nautilus_trader": nautilus, "python": platform.python_version()}
+
+
+def retention() -> int:
+    """How many observations an observation's history keeps ($TC_OBSERVATION_RETENTION, default 100)."""
+    text = os.environ.get(RETENTION_ENV) or str(DEFAULT_RETENTION)
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise InputError(f"{RETENTION_ENV}: expected an integer 1-100000, got {text!r}")
+    return int(text)
+
+
+def existing_hash(folder: Path) -> str | None:
+    """Config hash of the spec a run folder was initialized with, or None when it has none."""
+    path = path_of(folder, "runspec")
+    if not fs.exists(path):
+        return None
+    return config_hash(fs.read_json(path))
+
+
+def refuse_other_spec(spec: RunSpec, folder: Path) -> None:
+    """InputError when the run exists with a different spec (a run id names one spec for ever)."""
+    found = existing_hash(folder)
+    if found is not None and found != spec.config_hash:
+        raise InputError(f"{spec.path}: /run_id: run {spec.run_id!r} already exists with a different spec "
+                         f"({found[:19]}… vs {spec.config_hash[:19]}…); use a new run_id")
+
+
+def dataset_block(manifest: dict[str, Any]) -> dict[str, Any]:
+    """metadata.dataset: the dataset a run is linked to."""
+    return {k: manifest[k] for k in ("dataset_id", "fingerprint", "rows", "first_bar_close", "last_bar_close")}
+
+
+class Run:
+    """An open run: its folder, spec, metadata (in memory until flushed) and the changes made."""
+
+    def __init__(self, spec: RunSpec, folder: Path) -> None:
+        self.spec, self.folder, self.run_id = spec, folder, spec.run_id
+        self.dataset: dict[str, Any] | None = None
+        self.statuses: list[str] = []
+        self._meta: dict[str, Any] = {}
+        self._meta_on_disk: dict[str, Any] | None = None
+
+    # --- artifacts -----------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        return path_of(self.folder, name)
+
+    def exists(self, name: str) -> bool:
+        return fs.exists(self.path(name))
+
+    def read(self, name: str) -> Any:
+        """A run artifact, parsed (None when absent)."""
+        return fs.read_json(self.path(name)) if self.exists(name) else None
+
+    def write(self, name: str, doc: Any, validate: bool = True) -> bool:
+        """Validate DOC against the artifact's schema and write it atomically; True when it changed."""
+        art = contracts.artifact(name)
+        if validate:
+            contracts.ensure_valid(art.schema, doc, str(self.path(name)))
+        changed = fs.write_json(self.path(name), doc)
+        self.statuses.append("changed" if changed else "ok")
+        return changed
+
+    # --- journal ---------------------------------------------------------------------------------
+    def event(self, name: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.statuses.append("changed")
+        return journal.append(self.path("journal"), self.run_id, name, data)
+
+    def has_event(self, name: str, **match: Any) -> bool:
+        return journal.has_event(self.path("journal"), name, **match)
+
+    def events(self) -> list[dict[str, Any]]:
+        return journal.read(self.path("journal"))
+
+    # --- metadata ----------------------------------------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._meta
+
+    def meta(self, **fields: Any) -> None:
+        """Set top-level metadata FIELDS (in memory; written by flush() or on exit)."""
+        self._meta.update(fields)
+
+    def flush(self) -> None:
+        """Write metadata.json now if it changed (call once before long work, so a crash shows `running`)."""
+        body = {k: v for k, v in self._meta.items() if k != "updated_at"}
+        if self._meta_on_disk is not None and body == {k: v for k, v in self._meta_on_disk.items() if k != "updated_at"}:
+            return
+        self._meta["updated_at"] = clock.now_iso()
+        self.write("metadata", self._meta)
+        self._meta_on_disk = dict(self._meta)
+
+    def record_safety(self) -> dict[str, Any]:
+        """The kill switch as seen now: into metadata.safety and the journal (kill_switch_checked)."""
+        seen = safety.record()
+        self.meta(safety=seen)
+        self.event("kill_switch_checked", {"kill_switch": seen["kill_switch"], "engaged": seen["engaged"]})
+        return seen
+
+    # --- observations --------------------------------------------------------------------------------
+    def observe(self, name: str, doc: dict[str, Any], event: str, event_data: dict[str, Any], summary: dict[str, Any]) -> None:
+        """Record a new observation: the latest file, one more line of its bounded history, a journal
+        event and its summary in metadata. Never deduplicated into an older one."""
+        self.write(name, doc)
+        append_history(self.folder / contracts.artifact(name).history, doc)
+        self.event(event, event_data)
+        self.meta(**{name: summary})
+
+    # --- protocol ----------------------------------------------------------------------------------
+    def _start(self, prepared: Result | None) -> None:
+        if self.exists("metadata"):
+            self._meta = fs.read_json(self.path("metadata"))
+            self._meta_on_disk = dict(self._meta)
+        else:
+            now = clock.now_iso()
+            self._meta = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, "config_hash": self.spec.config_hash,
+                          "scenario": dict(self.spec.data["scenario"]), "strategy": dict(self.spec.data["strategy"]),
+                          "engine_kind": self.spec.data["engine"]["kind"], "versions": versions(), "status": "initialized",
+                          "safety": safety.record(), "created_at": now, "updated_at": now}
+        self.write("runspec", self.spec.data)
+        if not self.has_event("run_initialized"):
+            self.event("run_initialized", {"config_hash": self.spec.config_hash, "spec_file": self.spec.path.name})
+        if prepared is not None:
+            self.link_dataset(prepared)
+        if not self.exists("metrics"):
+            counters = {"dataset_rows": self.dataset["rows"]} if self.dataset else {}
+            self.write("metrics", {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, "counters": counters})
+
+    def link_dataset(self, prepared: Result) -> dict[str, Any]:
+        """Link the prepared (and checked intact) dataset to the run."""
+        self.statuses.append(prepared.status)
+        manifest = prepared.data["manifest"]
+        if not self.has_event("dataset_linked", fingerprint=manifest["fingerprint"]):
+            self.event("dataset_linked", {"dataset_id": manifest["dataset_id"], "fingerprint": manifest["fingerprint"], "rows": manifest["rows"]})
+        self.meta(dataset=dataset_block(manifest))
+        self.dataset = manifest
+        return manifest
+
+    def _close(self) -> None:
+        self.flush()
+        changed = write_reports(self.folder)
+        changed |= digests.write_manifest(self.path("manifest"), self.run_id, self.folder, run_files(self.folder))
+        self.statuses.append("changed" if changed else "ok")
+
+    @property
+    def status(self) -> str:
+        """changed when anything was written, else ok."""
+        return merge_status(*self.statuses)
+
+
+@contextlib.contextmanager
+def open(spec: RunSpec, dataset: bool = True) -> Iterator[Run]:
+    """Open the run of SPEC: check the root, refuse another spec, take the lock once, initialize once.
+
+    DATASET=False is for observations (probe, readiness, reconcile): no dataset is prepared. On exit,
+    also on failure, metadata, report.md and manifest.json are brought up to date once.
+    """
+    fs.root_for_write()
+    folder = run_dir(spec.run_id)
+    refuse_other_spec(spec, folder)
+    # The dataset converges (prepared when missing, checked intact once) before the run folder is
+    # touched: a corrupt dataset is exit 2 with nothing of the run written.
+    prepared = imports.converge_for_spec(spec.data) if dataset else None
+    with fs.locked(folder, f"run {spec.run_id}"):
+        refuse_other_spec(spec, folder)  # again under the lock
+        run = Run(spec, folder)
+        run._start(prepared)
+        try:
+            yield run
+        finally:
+            run._close()
+
+
+def write_reports(folder: Path) -> bool:
+    """report.md and report.html, rendered from the run's artifacts only; True when either changed."""
+    changed = fs.write_atomic(path_of(folder, "report"), markdown.render(folder).encode("utf-8"))
+    return fs.write_atomic(path_of(folder, "report_html"), html.render(folder).encode("utf-8")) or changed
+
+
+def append_history(path: Path, doc: dict[str, Any]) -> None:
+    """One more line in an observation's history, keeping the newest `retention()` lines."""
+    fs.append_line(path, fs.canonical_json(doc) + b"\n")
+    keep = retention()
+    raw = fs.read_bytes(path)
+    lines = raw.splitlines(keepends=True)
+    if len(lines) > keep:
+        fs.truncate_log(path, lines[-keep:])
+    else:
+        fs.bump_generation(path)
+
+
+def run_files(folder: Path) -> list[str]:
+    """Every file of a run folder the manifest covers (all but the manifest itself and temp files)."""
+    manifest = contracts.artifact("manifest").path
+    return sorted(p for p, kind in fs.walk(folder) if kind == "file" and p != manifest and not p.rsplit("/", 1)[-1].startswith("."))
+
+
+# --- the run commands --------------------------------------------------------------------------
+
+def init(spec: RunSpec, check: bool = False) -> Result:
+    """`tc run init`: converge the run folder for SPEC (create it, or ok when it already matches)."""
+    folder = run_dir(spec.run_id)
+    if check:
+        present = fs.root().is_dir()
+        if present:
+            refuse_other_spec(spec, folder)
+        ds = imports.converge_for_spec(spec.data, check=True)
+        complete = present and fs.exists(path_of(folder, "manifest")) and journal.has_event(path_of(folder, "journal"), "dataset_linked")
+        status = merge_status(ds.status, "ok" if complete else "changed")
+        what = "is initialized" if complete else "would be initialized"
+        return Result(status, f"run {spec.run_id} {what}; {ds.summary}", [str(folder)])
+    with open(spec) as run:
+        pass
+    verb = "initialized" if run.status == "changed" else "is up to date"
+    return Result(run.status, f"run {spec.run_id} {verb} at {folder}", [str(folder)],
+                  {"run_id": spec.run_id, "run_dir": str(folder), "config_hash": spec.config_hash, "dataset_id": run.dataset["dataset_id"]})
+
+
+def load_metadata(run_id: str) -> tuple[Path, dict[str, Any]]:
+    """A run's folder and metadata; InputError when there is no such run."""
+    fs.root_for_read()
+    folder = run_dir(run_id)
+    path = path_of(folder, "metadata")
+    if not fs.exists(path):
+        raise InputError(f"run {run_id!r}: not found under {runs_dir()}; see `tc run list`")
+    doc = fs.read_json(path)
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: not a metadata object; run `tc artifacts verify {run_id}`")
+    return folder, doc
+
+
+def run_ids() -> list[str]:
+    """Run folders under the artifacts root (links and odd names are left to verify), sorted."""
+    return [name for name, kind in fs.entries(runs_dir()) if kind == "dir" and RUN_ID_RE.fullmatch(name)]
+
+
+def list_runs() -> Result:
+    """`tc run list`."""
+    fs.root_for_read()
+    rows = []
+    for run_id in run_ids():
+        try:
+            _, meta = load_metadata(run_id)
+            rows.append({"run_id": run_id, "status": meta["status"], "engine_kind": meta["engine_kind"],
+                         "scenario": meta["scenario"]["name"], "created_at": meta["created_at"]})
+        except (InputError, KeyError, TypeError):
+            rows.append({"run_id": run_id, "status": "unreadable", "engine_kind": "", "scenario": "", "created_at": ""})
+    table = [f"{r['run_id']}  {r['status']}  {r['engine_kind']}  {r['scenario']}  {r['created_at']}" for r in rows]
+    return Result("ok", f"{len(rows)} run(s) under {runs_dir()}", data={"runs": rows}, details=table)
+
+
+def show(run_id: str) -> Result:
+    """`tc run show RUN_ID`."""
+    folder, meta = load_metadata(run_id)
+    events = journal.read(path_of(folder, "journal"))
+    last = events[-1].get("event") if events else None
+    return Result("ok", f"run {run_id}: {meta.get('status')} ({meta.get('engine_kind')}), report {path_of(folder, 'report')}", [str(folder)],
+                  {"metadata": meta, "journal_events": len(events), "last_event": last, "files": run_files(folder)})
+
+
+def rerender(run_id: str, check: bool = False) -> Result:
+    """`tc report RUN_ID`: bring report.md, report.html and the manifest up to date with the artifacts."""
+    folder, _ = load_metadata(run_id)
+    path, page = path_of(folder, "report"), path_of(folder, "report_html")
+    text = markdown.render(folder)
+    current = fs.read_bytes(path).decode("utf-8", "replace") if fs.exists(path) else None
+    page_current = fs.exists(page) and fs.read_bytes(page) == html.render(folder).encode("utf-8")
+    where = [str(path), str(page)]
+    if current == text and page_current:
+        return Result("ok", f"report: {path} and {page.name} are current", where, {"report": str(path), "text": text})
+    if check:
+        return Result("changed", f"report: {path} (would be re-rendered)", where, {"report": str(path), "text": text})
+    with fs.locked(folder, f"run {run_id}"):
+        write_reports(folder)
+        digests.write_manifest(path_of(folder, "manifest"), run_id, folder, run_files(folder))
+    return Result("changed", f"report: {path} and {page.name}", where, {"report": str(path), "text": text})

@@ -1,0 +1,278 @@
+"""The venue's REST surface: the Binance Spot endpoints NautilusTrader 1.221.0's clients call.
+
+Parameters are read from the query string and, for POST/PUT/DELETE, also from a form body (Binance
+accepts both; the Nautilus client sends everything in the query). Requests are bounded: a target
+longer than MAX_TARGET bytes gets 414, a body longer than MAX_BODY 413, both with a Binance-shaped
+error. Every public request passes the shared fault switch first (faults.admit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import parse_qsl, urlsplit
+
+from opslab import fs, httpserver
+from opslab.venue import faults as fault_switch
+from opslab.venue import auth
+from opslab.venue.exchange import QUOTE, BASE, SYMBOL, VenueError
+
+if TYPE_CHECKING:
+    from opslab.venue.server import BinanceVenue
+
+MAX_TARGET = 8192
+MAX_BODY = 16384
+NONE, USER_STREAM, SIGNED = "NONE", "USER_STREAM", "SIGNED"
+
+
+@dataclass(frozen=True)
+class Route:
+    security: str
+    weight: int
+    answer: Callable[["BinanceVenue", dict[str, str]], Any]
+
+
+def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    try:
+        return min(high, max(low, int(params.get(name) or default)))
+    except ValueError:
+        raise VenueError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
+
+
+def _symbol(params: dict[str, str], required: bool = True) -> None:
+    symbol = params.get("symbol")
+    if symbol is None and not required:
+        return
+    if symbol is None:
+        raise VenueError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+    if symbol != SYMBOL:
+        raise VenueError(400, -1121, "Invalid symbol.")
+
+
+def _ids(params: dict[str, str]) -> tuple[int | None, str | None]:
+    _symbol(params)
+    order_id = params.get("orderId")
+    client_id = params.get("origClientOrderId")
+    if order_id is None and client_id is None:
+        raise VenueError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+    try:
+        return (int(order_id) if order_id is not None else None), client_id
+    except ValueError:
+        raise VenueError(400, -1100, "Illegal characters found in parameter 'orderId'.") from None
+
+
+def exchange_info(venue: "BinanceVenue", params: dict[str, str]) -> Any:
+    for key in ("symbol", "symbols"):
+        if key in params and SYMBOL not in params[key]:
+            raise VenueError(400, -1121, "Invalid symbol.")
+    return {"timezone": "UTC", "serverTime": venue.server_time_ms(),
+            "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+                           {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+                           {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000}],
+            "exchangeFilters": [],
+            "symbols": [{"symbol": SYMBOL, "status": "TRADING", "baseAsset": BASE, "baseAssetPrecision": 8, "quoteAsset": QUOTE,
+                         "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
+                         "orderTypes": ["LIMIT", "MARKET"], "icebergAllowed": False, "ocoAllowed": False, "otoAllowed": False,
+                         "quoteOrderQtyMarketAllowed": False, "allowTrailingStop": False, "cancelReplaceAllowed": False,
+                         "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+                         "filters": [{"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000.00", "tickSize": "0.01"},
+                                     {"filterType": "LOT_SIZE", "minQty": "0.000001", "maxQty": "9000.000000", "stepSize": "0.000001"},
+                                     {"filterType": "NOTIONAL", "minNotional": "1.00", "applyMinToMarket": True,
+                                      "maxNotional": "9000000.00", "applyMaxToMarket": False, "avgPriceMins": 5}],
+                         "permissions": ["SPOT"], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "NONE",
+                         "allowedSelfTradePreventionModes": ["NONE"]}]}
+
+
+def _place(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+    _symbol(p)
+    for name in ("side", "type", "quantity"):
+        if not p.get(name):
+            raise VenueError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+    return venue.exchange.place(p["side"], p["type"], p["quantity"], p.get("price"), p.get("timeInForce"), p.get("newClientOrderId"))
+
+
+def _listen_key(p: dict[str, str]) -> str:
+    key = p.get("listenKey")
+    if not key:
+        raise VenueError(400, -1102, "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed.")
+    return key
+
+
+def _keepalive(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+    if not venue.exchange.has_listen_key(_listen_key(p)):
+        raise VenueError(400, -1125, "This listenKey does not exist.")
+    return {}
+
+
+def _opt_int(params: dict[str, str], name: str) -> int | None:
+    return _int(params, name, 0, -(2**63), 2**63 - 1) if params.get(name) else None
+
+
+def _all_orders(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+    _symbol(p)
+    return venue.exchange.all_orders(_int(p, "limit", 500, 1, 1000), _opt_int(p, "orderId"), _opt_int(p, "startTime"), _opt_int(p, "endTime"))
+
+
+def _my_trades(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+    _symbol(p)
+    if (p.get("fromId") or p.get("orderId")) and (p.get("startTime") or p.get("endTime")):
+        raise VenueError(400, -1128, "Combination of optional parameters invalid.")
+    return venue.exchange.my_trades(_int(p, "limit", 500, 1, 1000), _opt_int(p, "fromId"), _opt_int(p, "orderId"),
+                                    _opt_int(p, "startTime"), _opt_int(p, "endTime"))
+
+
+def _open_orders(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+    _symbol(p, required=False)
+    return venue.exchange.open_orders()
+
+
+def _cancel_all(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+    _symbol(p)
+    return venue.exchange.cancel_all()
+
+
+def _depth(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+    _symbol(p)
+    book = venue.exchange.depth(_int(p, "limit", 100, 1, 5000))
+    venue.counters.add("depth_snapshots")
+    return book
+
+
+def _klines(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+    _symbol(p)
+    if p.get("interval") != "1m":
+        raise VenueError(400, -1120, "Invalid interval.")
+    return venue.exchange.klines(_int(p, "limit", 500, 1, 1000))
+
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "/api/v3/ping"): Route(NONE, 1, lambda v, p: {}),
+    ("GET", "/api/v3/time"): Route(NONE, 1, lambda v, p: {"serverTime": v.server_time_ms()}),
+    ("GET", "/api/v3/exchangeInfo"): Route(NONE, 20, exchange_info),
+    ("GET", "/api/v3/depth"): Route(NONE, 5, _depth),
+    ("GET", "/api/v3/klines"): Route(NONE, 2, _klines),
+    ("GET", "/sapi/v1/asset/tradeFee"): Route(SIGNED, 1, lambda v, p: [{"symbol": SYMBOL, "makerCommission": "0.001", "takerCommission": "0.001"}]),
+    ("GET", "/api/v3/account"): Route(SIGNED, 20, lambda v, p: v.exchange.account()),
+    ("POST", "/api/v3/order"): Route(SIGNED, 1, _place),
+    ("GET", "/api/v3/order"): Route(SIGNED, 4, lambda v, p: v.exchange.order(*_ids(p))),
+    ("DELETE", "/api/v3/order"): Route(SIGNED, 1, lambda v, p: v.exchange.cancel(*_ids(p))),
+    ("GET", "/api/v3/openOrders"): Route(SIGNED, 6, _open_orders),
+    ("DELETE", "/api/v3/openOrders"): Route(SIGNED, 1, _cancel_all),
+    ("GET", "/api/v3/allOrders"): Route(SIGNED, 20, _all_orders),
+    ("GET", "/api/v3/myTrades"): Route(SIGNED, 20, _my_trades),
+    ("POST", "/api/v3/userDataStream"): Route(USER_STREAM, 2, lambda v, p: {"listenKey": v.exchange.new_listen_key()}),
+    ("PUT", "/api/v3/userDataStream"): Route(USER_STREAM, 2, _keepalive),
+    ("DELETE", "/api/v3/userDataStream"): Route(USER_STREAM, 2, lambda v, p: v.exchange.close_listen_key(_listen_key(p)) or {}),
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One class for every method; the venue object is set on a subclass by the server."""
+
+    venue: "BinanceVenue"
+    server_version = "opslab-binance-venue/1"
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: without this a keep-alive client waits ~40 ms (delayed ACK)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        httpserver.send_json(self, status, body, headers, "application/json;charset=UTF-8")  # Binance's content type
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _body(self) -> str | None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            return None
+        return self.rfile.read(length).decode("utf-8", "replace") if length else ""
+
+    def _dispatch(self, method: str) -> None:
+        if len(self.path) > MAX_TARGET:
+            self.close_connection = True
+            return self._send(414, {"code": -1101, "msg": f"Request target longer than {MAX_TARGET} bytes."})
+        body = self._body()
+        if body is None:
+            self.close_connection = True
+            return self._send(413, {"code": -1101, "msg": f"Request body longer than {MAX_BODY} bytes."})
+        split = urlsplit(self.path)
+        if split.path == "/admin/faults":
+            return self._admin_faults(method, body)
+        if split.path == "/admin/fill":
+            return self._admin_fill(method, body)
+        if split.path == "/admin/state" and method == "GET":
+            return self._send(200, self.venue.exchange.snapshot())
+        route = ROUTES.get((method, split.path))
+        if route is None:
+            with self.venue.faults.lock:
+                self.venue.faults.stats["requests"] += 1
+            known = any(path == split.path for _, path in ROUTES)
+            if known:
+                return self._send(405, {"code": -1000, "msg": f"Method {method} is not supported for {split.path}."})
+            return self._send(404, {"code": -1100, "msg": f"unknown endpoint {split.path}"})
+        verdict = fault_switch.admit(self.venue.faults, route.weight)
+        if verdict.action == "drop":
+            self.close_connection = True
+            return
+        if verdict.status != 200:
+            return self._send(verdict.status, verdict.body, verdict.headers)
+        self.venue.count_request()
+        try:
+            if route.security != NONE:
+                auth.check_key(self.headers.get("X-MBX-APIKEY"), self.venue.api_key)
+            if route.security == SIGNED:
+                auth.check_signed(split.query, body if method != "GET" else "", self.venue.api_secret)
+            params = dict(parse_qsl(split.query, keep_blank_values=True))
+            if body and method != "GET":
+                params.update(parse_qsl(body, keep_blank_values=True))
+            params.pop("signature", None)
+            answer = route.answer(self.venue, params)
+        except VenueError as exc:
+            return self._send(exc.status, {"code": exc.code, "msg": exc.msg}, verdict.headers)
+        self._send(200, answer, verdict.headers)
+
+    def _admin_faults(self, method: str, body: str) -> None:
+        state = self.venue.faults
+        if method == "GET":
+            with state.lock:
+                return self._send(200, {"faults": state.faults, "stats": dict(state.stats), "messages": self.venue.exchange.messages})
+        if method == "DELETE":
+            faults: dict[str, Any] = {}
+        elif method == "POST":
+            try:
+                faults = fault_switch.faults_from_json(fs.parse_json((body or "null").encode(), "body"))
+            except fault_switch.InputError as exc:
+                return self._send(400, {"code": -1, "msg": str(exc)})
+        else:
+            return self._send(405, {"code": -1000, "msg": f"Method {method} is not supported for /admin/faults."})
+        self.venue.set_faults(faults)
+        self._send(200, {"faults": faults})
+
+    def _admin_fill(self, method: str, body: str) -> None:
+        if method != "POST":
+            return self._send(405, {"code": -1000, "msg": f"Method {method} is not supported for /admin/fill."})
+        try:
+            doc = fs.parse_json((body or "{}").encode(), "body")
+        except fault_switch.InputError as exc:
+            return self._send(400, {"code": -1, "msg": f"{exc}; expected an empty body or {{}}"})
+        if doc != {}:
+            return self._send(400, {"code": -1, "msg": "expected an empty body or {} (every open order is filled)"})
+        self._send(200, {"filled": self.venue.fill_open_orders()})

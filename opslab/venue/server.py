@@ -1,0 +1,151 @@
+"""BinanceVenue: the REST server, the WebSocket server and the exchange, started and stopped together.
+
+Built from a RunSpec: the spec's prepared dataset is what it replays, engine.starting_balances is
+the account, the connectivity_readiness placeholders name the environment variables holding the API
+key and secret it accepts (the same ones the node reads; values are never written anywhere).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable
+
+from opslab import contracts, fs, httpserver
+from opslab.datasets import store
+from opslab.venue import faults as fault_switch
+from opslab.venue import exchange, rest, streams
+from opslab.venue.stats import VenueStats
+from opslab.errors import InputError
+from opslab.spec import RunSpec
+
+DEFAULT_SPEED = 60.0  # one dataset minute per wall-clock second
+MAX_SPEED = 6000.0
+
+
+def credentials(spec: RunSpec) -> tuple[str, str]:
+    """(api_key, api_secret) from the env names the spec's connectivity_readiness block declares."""
+    block = spec.data.get("connectivity_readiness")
+    if not block:
+        raise InputError(f"{spec.path}: /connectivity_readiness: not set; the node and the venue read the API key and secret "
+                         "from the environment variables its placeholders name")
+    names = {p["role"]: p["env"] for p in block["placeholders"]}
+    values = []
+    for role in ("api_key", "api_secret"):
+        if role not in names:
+            raise InputError(f"{spec.path}: /connectivity_readiness/placeholders: no {role} placeholder")
+        value = os.environ.get(names[role], "")
+        if not value:
+            raise InputError(f"{names[role]}: not set or empty (the {role} named by {spec.path} /connectivity_readiness); "
+                             "set it in the environment, see `tc connectivity readiness`")
+        values.append(value)
+    return values[0], values[1]
+
+
+class BinanceVenue:
+    """The Binance-compatible venue for one spec, on loopback."""
+
+    def __init__(self, spec: RunSpec, host: str = "127.0.0.1", port: int = 0, faults: dict[str, Any] | None = None,
+                 speed: float = DEFAULT_SPEED, reset: bool = False, replay_now: bool = False, ws_port: int = 0,
+                 ping_interval_s: float = streams.PING_INTERVAL_S) -> None:
+        if host not in fault_switch.ALLOWED_HOSTS:
+            raise InputError(f"--host: {host!r}: the venue binds loopback only (127.0.0.1 or ::1)")
+        if not 0 < speed <= MAX_SPEED:
+            raise InputError(f"--speed {speed}: expected a replay speed above 0 and at most {MAX_SPEED:g} (dataset minutes per minute)")
+        self.host = host
+        self.api_key, self.api_secret = credentials(spec)
+        params = store.DatasetParams.from_spec(spec.data)
+        manifest = store.prepare(params).data["manifest"]  # converges: prepared when missing, checked intact once
+        bars = exchange.load_bars(store.bars_path(store.dataset_dir(params.dataset_id)), min(manifest["rows"], spec.data["engine"]["max_bars"]))
+        self.faults = fault_switch.VenueState()
+        fault_switch._apply(self.faults, dict(faults or {}))
+        self.counters = VenueStats(spec.run_id, self.faults)
+        self.requests = 0
+        self._count_lock = threading.Lock()
+        self.state_path = fs.root() / contracts.artifact("venue_state").path.replace("*", spec.run_id)
+        self.hub: streams.Hub | None = None
+        self.exchange = exchange.Exchange(spec.run_id, params.dataset_id, bars, spec.data["engine"]["starting_balances"], speed,
+                                          self.state_path, self._publish, lambda: self.faults.faults, reset=reset)
+        handler = type("Handler", (rest.Handler,), {"venue": self})
+        self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
+        self.url = httpserver.url(self.http)
+        try:
+            self.hub = streams.Hub(self, ws_port, ping_interval_s)
+        except OSError as exc:
+            self.http.server_close()
+            raise InputError(f"--ws-port {ws_port}: cannot listen on {host} ({exc.strerror}); choose another, or 0 for a free one") from None
+        self.replay_now = replay_now
+        self._thread: threading.Thread | None = None
+
+    def _publish(self, stream: str, payload: dict[str, Any]) -> None:
+        if self.hub is not None:
+            self.hub.publish(stream, payload)
+
+    def server_time_ms(self) -> int:
+        """Wall-clock milliseconds, or the instant the frozen_time fault froze it."""
+        frozen = self.faults.frozen_ms
+        return frozen if frozen is not None else exchange.now_ms()
+
+    def count_request(self) -> None:
+        with self._count_lock:
+            self.requests += 1
+
+    def set_faults(self, faults: dict[str, Any]) -> None:
+        with self.faults.lock:
+            fault_switch._apply(self.faults, faults)
+        if faults.get("drop") or faults.get("error_5xx"):
+            assert self.hub is not None
+            self.hub.close_all()
+
+    @property
+    def ws_url(self) -> str:
+        assert self.hub is not None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.hub.port}"
+
+    def fill_open_orders(self) -> list[int]:
+        """Fill every open order at its limit price as if the market traded through it (the admin fill)."""
+        return self.exchange.fill_open()
+
+    def start(self) -> "BinanceVenue":
+        assert self.hub is not None
+        self.counters.start()
+        self.hub.start()
+        self._thread = threading.Thread(target=self.http.serve_forever, name="venue-rest", daemon=True)
+        self._thread.start()
+        if self.replay_now:
+            self.exchange.start_replay()
+        return self
+
+    def serve(self, on_ready: Callable[["BinanceVenue"], None] | None = None, stop: threading.Event | None = None) -> None:
+        """Start, call ON_READY, block until STOP is set, then stop everything."""
+        self.start()
+        if on_ready:
+            on_ready(self)
+        (stop or threading.Event()).wait()
+        self.stop()
+
+    def stop(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+        assert self.hub is not None
+        self.hub.stop()
+        self.exchange.stop()
+        self.counters.stop()
+
+    def stats(self) -> dict[str, Any]:
+        """The request counts (flat, as the fake venue's), the stats.json document and the replay's progress."""
+        with self.faults.lock:
+            counted = dict(self.faults.stats)
+        assert self.hub is not None
+        return {**counted, "venue_stats": self.counters.document(), "ws_messages_sent": self.hub.sent,
+                "market_events": self.exchange.messages, "replay_cursor": self.exchange.state["replay"]["cursor"],
+                "bars_total": len(self.exchange.bars), "replay_error": self.exchange.replay_error}
+
+    def __enter__(self) -> "BinanceVenue":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

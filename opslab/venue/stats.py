@@ -1,0 +1,95 @@
+"""The venue's own statistics: counters the drills and the exporter read, and their artifact.
+
+artifacts/venue/<run_id>/stats.json (schemas/venue_stats.schema.json) is written atomically at
+start, at most once a second while anything in it changed, and once at stop. The request counts
+are the fault switch's (fault_switch.VenueState.stats); the rest is counted here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from opslab import clock, contracts, fs
+from opslab.venue import faults as fault_switch
+
+WRITE_EVERY_S = 1.0
+OUTCOMES = ("served", "throttled", "banned", "dropped", "errors")
+COUNTERS = ("depth_snapshots", "ws_connections_opened", "ws_connections_refused", "ws_closed_by_fault", "ws_subscribe_commands",
+            "ws_pings_sent", "ws_pongs_received", "market_published", "market_suppressed")
+
+
+def path_for(run_id: str) -> Path:
+    """Where the venue for RUN_ID keeps its statistics."""
+    return fs.root() / contracts.artifact("venue_stats").path.replace("*", run_id)
+
+
+class VenueStats:
+    """Counters behind one lock, and the thread that writes them out."""
+
+    def __init__(self, run_id: str, switch: fault_switch.VenueState) -> None:
+        self.run_id, self.switch, self.path = run_id, switch, path_for(run_id)
+        self.lock = threading.Lock()
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.last_subscribe_at: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._written: dict[str, Any] | None = None
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.counts[name] += n
+
+    def subscribed(self) -> None:
+        """One SUBSCRIBE command, now."""
+        with self.lock:
+            self.counts["ws_subscribe_commands"] += 1
+            self.last_subscribe_at = clock.now_iso()
+
+    def document(self) -> dict[str, Any]:
+        """The stats.json document as of now."""
+        with self.switch.lock:
+            req = dict(self.switch.stats)
+            faults = dict(self.switch.faults)
+            violations, banned = self.switch.violations, self.switch.banned_until
+        with self.lock:
+            c, last = dict(self.counts), self.last_subscribe_at
+        remaining = banned - time.monotonic() if banned else 0.0
+        return {"schema_version": 1, "run_id": self.run_id, "updated_at": clock.now_iso(),
+                "requests": {"total": req["requests"], **{k: req[k] for k in OUTCOMES}},
+                "rate_limit": {"violations": violations,
+                               "banned_until": clock.iso_from_ns(int((time.time() + remaining) * 1e9)) if remaining > 0 else None},
+                "depth_snapshots": c["depth_snapshots"],
+                "ws": {"connections_opened": c["ws_connections_opened"], "connections_refused": c["ws_connections_refused"],
+                       "closed_by_fault": c["ws_closed_by_fault"], "subscribe_commands": c["ws_subscribe_commands"],
+                       "last_subscribe_at": last, "pings_sent": c["ws_pings_sent"], "pongs_received": c["ws_pongs_received"]},
+                "market_messages": {"published": c["market_published"], "suppressed": c["market_suppressed"]},
+                "faults_active": fault_switch.active_faults(faults)}
+
+    def write(self) -> bool:
+        """Write stats.json when anything but its time changed; True when written."""
+        doc = self.document()
+        unchanged = {k: v for k, v in doc.items() if k != "updated_at"}
+        if unchanged == self._written:
+            return False
+        contracts.ensure_valid("venue_stats", doc, str(self.path))
+        fs.write_json(self.path, doc)
+        self._written = unchanged
+        return True
+
+    def start(self) -> None:
+        self.write()
+        self._thread = threading.Thread(target=self._loop, name="venue-stats", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(WRITE_EVERY_S):
+            self.write()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self.write()
