@@ -1,0 +1,301 @@
+"""The handlers of `tc`'s commands: each turns parsed arguments into one operation call and returns its Result.
+
+Operations are imported inside the handlers, so `tc --help` and `tc spec validate` start fast and never
+import NautilusTrader. Handlers never print; long-running ones report progress through the reporter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from opslab.cli.reporter import Reporter
+from opslab.errors import InputError
+
+def port_number(text: str) -> int:
+    """argparse type for --port (also used for TC_METRICS_PORT): an integer 0-65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (expected 0-65535)") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (expected 0-65535)")
+    return value
+
+
+def load_spec(path: str) -> Any:
+    from opslab import spec
+
+    return spec.load(path)
+
+
+def progress(args: argparse.Namespace, unit: str) -> Any:
+    """A progress printer for long work: stderr, only on a terminal and not in --json mode."""
+    if args.json or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\r  {unit} {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def spec_validate(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.result import Result
+
+    loaded = load_spec(args.spec)
+    return Result("ok", f"{args.spec}: ok (run_id {loaded.run_id}, {loaded.config_hash})",
+                  data={"run_id": loaded.run_id, "config_hash": loaded.config_hash, "spec": loaded.data})
+
+
+def data_prepare(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.datasets import store
+
+    loaded = load_spec(args.spec)
+    if loaded.data["dataset"]["kind"] == "imported":  # made by `tc data import`; here only checked intact
+        from opslab.datasets import imports
+
+        return imports.converge_for_spec(loaded.data, check=args.check)
+    return store.prepare(store.DatasetParams.from_spec(loaded.data), force=args.force, check=args.check)
+
+
+def data_fingerprint(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.datasets import store
+
+    return store.fingerprint_op(args.path)
+
+
+def quality_settings(args: argparse.Namespace) -> Any:
+    from opslab.datasets import quality
+
+    counts = {}
+    for pair in args.max or []:
+        name, _, value = pair.partition("=")
+        if name not in quality.CHECKS or not value.isdigit():
+            raise InputError(f"--max {pair!r}: expected CHECK=N with CHECK one of {', '.join(quality.CHECKS)} and N a whole number")
+        counts[name] = int(value)
+    return quality.Settings(zscore=args.zscore, zero_volume_run=args.zero_volume_run, max_counts=counts)
+
+
+def data_import(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.datasets import imports
+
+    if args.catalog:
+        return imports.import_catalog(args.catalog, args.id, args.bar_type, args.instrument, quality_settings(args),
+                                       force=args.force, check=args.check, instrument_file=args.instrument_file)
+    return imports.import_csv(args.csv, args.id, imports.parse_map(args.map or []), args.time_is, args.instrument,
+                               quality_settings(args), force=args.force, check=args.check, instrument_file=args.instrument_file)
+
+
+def data_check(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.datasets import imports
+
+    return imports.check_op(args.dataset, quality_settings(args), check=args.check)
+
+
+def run_init(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import runs
+
+    return runs.init(load_spec(args.spec), check=args.check)
+
+
+def run_list(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import runs
+
+    return runs.list_runs()
+
+
+def run_show(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import runs
+
+    return runs.show(args.run_id)
+
+
+def run_backtest(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.runs import backtest
+
+    return backtest.run_backtest(load_spec(args.spec), progress=progress(args, "bars"), check=args.check)
+
+
+def run_paper(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import safety
+    from opslab.runs import paper
+
+    kill_switch = paper.Gate("kill_switch", safety.gate)
+    return paper.run_paper(load_spec(args.spec), [kill_switch], [kill_switch], progress=progress(args, "step"), check=args.check)
+
+
+def run_node(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import safety
+    from opslab.runs import node
+
+    return node.run_node(load_spec(args.spec), safety.gate, args.venue_url, args.venue_ws_url, check=args.check)
+
+
+def rerender_report(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import runs
+
+    return runs.rerender(args.run_id, check=args.check)
+
+
+def artifacts_verify(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import verify
+
+    if args.run_id and args.all:
+        raise InputError("tc artifacts verify: give RUN_ID or --all, not both")
+    return verify.verify(args.run_id, all_runs=args.all)
+
+
+def killswitch_engage(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import safety
+
+    return safety.engage(args.reason, check=args.check)
+
+
+def killswitch_release(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import safety
+
+    return safety.release(args.reason, force=args.force, check=args.check)
+
+
+def killswitch_status(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import safety
+
+    return safety.status()
+
+
+def reconcile(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import reconcile
+
+    return reconcile.reconcile(load_spec(args.spec), args.expected, args.observed, check=args.check)
+
+
+def readiness(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.connectivity import readiness
+
+    return readiness.evaluate(load_spec(args.spec), check=args.check)
+
+
+def probe(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.connectivity import probe
+    from opslab import urls
+
+    urls.parse(args.url)  # refuse a bad URL before reading anything else
+    return probe.run_probe(load_spec(args.spec), args.url, args.timeout_ms, check=args.check)
+
+
+def venue_serve(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import httpserver
+    from opslab.venue import faults
+    from opslab.result import Result
+
+    if args.spec:
+        return venue_serve_binance(args, report)
+    venue = faults.FakeVenue(args.host, args.port, faults.parse_faults(args.fault))
+    httpserver.serve_until_signal(venue.server, lambda url: report.event("listening", f"listening on {url}", url=url))
+    return Result("ok", f"fake venue on {venue.url} stopped", data={"url": venue.url, "stats": venue.state.stats})
+
+
+def venue_serve_binance(args: argparse.Namespace, report: Reporter) -> Any:
+    import signal
+    import threading
+
+    from opslab.venue import faults
+    from opslab.venue.server import BinanceVenue
+    from opslab.result import Result
+
+    venue = BinanceVenue(load_spec(args.spec), args.host, args.port, faults.parse_faults(args.fault), speed=args.speed,
+                         reset=args.reset, replay_now=args.replay_now, ws_port=args.ws_port, ping_interval_s=args.ping_interval)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    venue.serve(on_ready=lambda v: report.event("listening", f"listening on {v.url} websocket {v.ws_url} state {v.state_path}",
+                                                url=v.url, ws_url=v.ws_url), stop=stop)
+    return Result("ok", f"Binance venue on {venue.url} stopped", data={"url": venue.url, "ws_url": venue.ws_url, "stats": venue.stats()})
+
+
+def metrics_serve(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import fs
+    from opslab.metrics.server import PER_RUN_ENV, MetricsServer, per_run_limit
+    from opslab.result import Result
+
+    port = args.port
+    if port is None:
+        try:
+            port = port_number(os.environ.get("TC_METRICS_PORT") or "9108")
+        except argparse.ArgumentTypeError as exc:
+            raise InputError(f"TC_METRICS_PORT: {exc}") from None
+    per_run = per_run_limit(args.per_run if args.per_run is not None else os.environ.get(PER_RUN_ENV))
+    server = MetricsServer(fs.root(), args.host, port, per_run)
+    if server.exposed:
+        report.event("warning", f"warning: --host {args.host} exposes the lab's metrics beyond this machine; the default is 127.0.0.1")
+    server.serve(lambda url: report.event("listening", f"serving {fs.root()} on {url}/metrics (and /healthz)", url=f"{url}/metrics"))
+    return Result("ok", f"metrics exporter on {server.url} stopped after {server.scrapes} scrape(s)")
+
+
+def metrics_dump(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import fs
+    from opslab.metrics.exposition import OPENMETRICS, TEXT
+    from opslab.metrics.server import PER_RUN_ENV, dump, per_run_limit
+
+    per_run = per_run_limit(args.per_run if args.per_run is not None else os.environ.get(PER_RUN_ENV))
+    return dump(fs.root_for_read(), OPENMETRICS if args.openmetrics else TEXT, per_run)
+
+
+def drill_list(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.drills import runner
+
+    return runner.list_drills(args.kind or "all")
+
+
+def drill_run(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.drills import runner
+
+    every = args.all or args.kind is not None
+    if bool(args.name) == every:
+        raise InputError("tc drill run: give one drill NAME, or --all / --kind KIND (see 'tc drill list')")
+    if not every:
+        return runner.run(args.name, check=args.check)
+    return runner.run_all(check=args.check, kind=args.kind or "lab",
+                          progress=lambda i, n, name: report.event("drill", f"drill {i}/{n}: {name} ...", drill=name, index=i, total=n))
+
+
+def alerts_receive(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import fs, httpserver
+    from opslab.alerts import notifications
+    from opslab.alerts.receiver import DEFAULT_PORT, Receiver
+    from opslab.result import Result
+
+    port = args.port
+    if port is None:
+        try:
+            port = port_number(os.environ.get("TC_ALERTS_PORT") or str(DEFAULT_PORT))
+        except argparse.ArgumentTypeError as exc:
+            raise InputError(f"TC_ALERTS_PORT: {exc}") from None
+    counts = {"recorded": 0, "refused": 0, "failed": 0}
+
+    def heard(outcome: str, line: Any, error: Any) -> None:
+        counts[outcome] += 1
+        if line:
+            names = sorted({a["labels"].get("alertname", "?") for a in line["notification"]["alerts"]})
+            report.event(outcome, f"recorded #{line['seq']}: {line['notification']['status']} {', '.join(names)}",
+                         seq=line["seq"], status=line["notification"]["status"], alerts=names)
+        else:
+            report.event(outcome, f"{outcome}: {error}", error=error)
+
+    fs.root_for_write()
+    receiver = Receiver(fs.root(), args.host, port, heard)
+    httpserver.serve_until_signal(receiver.server, lambda url: report.event(
+        "listening", f"listening on {url}/alerts (recording into {notifications.history_path()})", url=f"{url}/alerts"))
+    return Result("ok", f"alert receiver on {receiver.url} stopped: {counts['recorded']} recorded, {counts['refused']} refused, "
+                  f"{counts['failed']} failed", data=counts)
+
+
+def alerts_list(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.alerts import notifications
+
+    return notifications.list_notifications(args.limit)
+

@@ -1,0 +1,35 @@
+"""Entry point of `tc`: parse, call one operation, report its result, set the exit code in one place."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+from opslab.cli.parser import build_parser
+from opslab.cli.reporter import Reporter
+from opslab.errors import OpsLabError, exit_code_of
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `tc`: parse, call one operation, report its result, return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    report = Reporter("--json" in argv)
+    want_trace = "--traceback" in argv or os.environ.get("TC_DEBUG") == "1"
+    try:
+        args = build_parser().parse_args(argv)
+        result = args.handler(args, report)
+    except KeyboardInterrupt:
+        report.error("interrupted", 130)
+        return 130
+    except Exception as exc:  # the one place an error becomes an exit code (unexpected ones: 1)
+        if want_trace and not isinstance(exc, OpsLabError):
+            import traceback
+
+            traceback.print_exc()
+        code = exit_code_of(exc)
+        text = str(exc) if isinstance(exc, OpsLabError) else f"unexpected {type(exc).__name__}: {exc} (rerun with --traceback for details)"
+        report.error(text, code)
+        return code
+    report.result(result)
+    return exit_code_of(result)
+

@@ -1,0 +1,294 @@
+"""The `tc` parser: command groups, leaf commands with their help, examples and handler (cli/commands.py)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from opslab import __version__
+from opslab.cli import commands
+from opslab.cli.commands import port_number
+from opslab.cli.reporter import Reporter
+from opslab.errors import InputError
+
+Handler = Callable[[argparse.Namespace, Reporter], Any]
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line and exit 2 through the usual path."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    common.add_argument("--traceback", action="store_true", help="show the stack trace of an unexpected error (also TC_DEBUG=1)")
+    return common
+
+
+COMMON = _common()
+
+
+def leaf(sub: Any, name: str, help_: str, examples: str, handler: Handler) -> argparse.ArgumentParser:
+    """Add a leaf command with --json/--traceback, an examples epilog and its handler."""
+    parser = sub.add_parser(
+        name, help=help_, description=help_, parents=[COMMON],
+        epilog="examples:\n" + examples.strip("\n"), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def group(sub: Any, name: str, help_: str) -> Any:
+    """Add a command group and return its subparsers."""
+    parser = sub.add_parser(name, help=help_, description=help_)
+    inner = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    inner.required = True
+    return inner
+
+
+def _check_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true", help="print the plan, change nothing")
+
+
+def _group_spec(sub: Any) -> None:
+    g = group(sub, "spec", "validate RunSpecs")
+    p = leaf(g, "validate", "validate a RunSpec against schemas/runspec.schema.json", """
+  tc spec validate fixtures/specs/demo.yaml
+  tc spec validate my-run.yaml --json     # normalized spec and config hash as JSON""", commands.spec_validate)
+    p.add_argument("spec", metavar="SPEC", help="RunSpec file (YAML or JSON)")
+
+
+def _group_data(sub: Any) -> None:
+    g = group(sub, "data", "prepare, import, check and fingerprint datasets")
+    p = leaf(g, "prepare", "write the spec's deterministic synthetic dataset (ok when already intact)", """
+  tc data prepare --spec fixtures/specs/demo.yaml
+  tc data prepare --spec fixtures/specs/demo.yaml --check   # only say what would change
+  tc data prepare --spec fixtures/specs/demo.yaml --force   # rebuild a dataset that no longer matches its manifest""", commands.data_prepare)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec whose dataset block to prepare")
+    _check_flag(p)
+    p.add_argument("--force", action="store_true", help="rewrite the dataset even if it exists")
+    p = leaf(g, "fingerprint", "sha256 of a file, streamed (constant memory)", """
+  tc data fingerprint artifacts/datasets/*/bars.csv""", commands.data_fingerprint)
+    p.add_argument("path", metavar="PATH", help="file to fingerprint")
+    _data_import_and_check(g)
+
+
+def _quality_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zscore", type=float, default=10.0, metavar="Z", help="robust z-score above which a return is an outlier (default 10)")
+    p.add_argument("--zero-volume-run", type=int, default=3, metavar="N", help="consecutive zero-volume bars that count as a run (default 3)")
+    p.add_argument("--max", action="append", metavar="CHECK=N", help="let CHECK pass with up to N findings (repeatable; default 0)")
+
+
+def _data_import_and_check(g: Any) -> None:
+    p = leaf(g, "import", "import your bars (CSV) as a dataset under the artifacts root and check their quality (exit 4 when a check fails)", """
+  tc data import --csv fixtures/data/btcusdt-1m-sample.csv --id btc-sample
+  tc data import --csv klines.csv --id my-klines --map ts_close=open_time --time-is open
+  tc data import --csv bars.csv --id my-bars --check        # only say what would change
+  tc data import --csv bars.csv --id my-bars --instrument-file btcusdt.json   # your instrument's precisions and fees
+  tc data import --catalog ~/nautilus/catalog --id from-catalog   # bars of --bar-type from a ParquetDataCatalog""", commands.data_import)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", metavar="FILE", help="CSV with a header: ts_close,open,high,low,close,volume (see --map)")
+    source.add_argument("--catalog", metavar="DIR", help="a NautilusTrader ParquetDataCatalog folder (read with its own reader)")
+    p.add_argument("--bar-type", default="BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL", help="the catalog's bar type to import (the lab runs this one)")
+    p.add_argument("--id", required=True, metavar="DATASET", help="dataset id (folder under datasets/; a spec names it as dataset: {kind: imported, id: ...})")
+    p.add_argument("--map", action="append", metavar="COLUMN=THEIRS", help="read COLUMN from the CSV's column THEIRS (repeatable)")
+    p.add_argument("--time-is", choices=["close", "open"], default="close", help="whether the time column is the bar's close (default) or open time")
+    instrument = p.add_mutually_exclusive_group()
+    instrument.add_argument("--instrument", default="test:BTCUSDT", help="built-in instrument definition (test:BTCUSDT, the default)")
+    instrument.add_argument("--instrument-file", metavar="FILE",
+                            help="instrument definition as JSON in NautilusTrader's CurrencyPair.to_dict form (docs: byo)")
+    p.add_argument("--force", action="store_true", help="replace a dataset with the same id made from other input")
+    _quality_flags(p)
+    _check_flag(p)
+    p = leaf(g, "check", "run the data quality checks on a dataset and write its quality.json (exit 4 when a check fails)", """
+  tc data check btc-sample
+  tc data check btc-sample --zscore 6 --max gaps=2   # tighter outliers, tolerate two gaps""", commands.data_check)
+    p.add_argument("dataset", metavar="DATASET", help="dataset id (a folder under datasets/)")
+    _quality_flags(p)
+    _check_flag(p)
+
+
+def _group_run(sub: Any) -> None:
+    g = group(sub, "run", "initialize, run and inspect runs")
+    p = leaf(g, "init", "create the run folder for a spec (ok when it already exists with the same spec)", """
+  tc run init --spec fixtures/specs/demo.yaml
+  TC_ARTIFACTS_DIR=/tmp/lab tc run init --spec fixtures/specs/demo.yaml --json""", commands.run_init)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec file")
+    _check_flag(p)
+    p = leaf(g, "backtest", "run the spec's scenario through a real NautilusTrader BacktestEngine (prepares the dataset if missing)", """
+  tc run backtest --spec fixtures/specs/demo.yaml
+  tc run backtest --spec fixtures/specs/demo.yaml --check   # only say what would happen
+  tc run backtest --spec fixtures/specs/demo.yaml --json    # counters as JSON""", commands.run_backtest)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: backtest")
+    _check_flag(p)
+    p = leaf(g, "paper", "run a bounded paper lifecycle (no exchange, no network); SIGINT/SIGTERM stop it gracefully; "
+             "exit 3 when the kill switch blocks or halts it", """
+  tc run paper --spec fixtures/specs/paper-demo.yaml
+  tc run paper --spec fixtures/specs/paper-demo.yaml --json   # lifecycle history as JSON""", commands.run_paper)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: paper")
+    _check_flag(p)
+    p = leaf(g, "node", "run a live paper node: a real TradingNode with the Binance adapter against `tc venue serve --spec` on 127.0.0.1", """
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-demo.yaml --port 8080 --ws-port 8081 &
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc run node --spec fixtures/specs/node-demo.yaml""", commands.run_node)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: node")
+    p.add_argument("--venue-url", metavar="URL", help="the venue's REST base URL (overrides engine.node.venue_http_url; loopback only)")
+    p.add_argument("--venue-ws-url", metavar="URL", help="the venue's WebSocket base URL (overrides engine.node.venue_ws_url; loopback only)")
+    _check_flag(p)
+    leaf(g, "list", "list runs under the artifacts root", "  tc run list\n  tc run list --json", commands.run_list)
+    p = leaf(g, "show", "show one run's metadata and journal position", "  tc run show demo", commands.run_show)
+    p.add_argument("run_id", metavar="RUN_ID")
+
+
+def _group_report(sub: Any) -> None:
+    p = leaf(sub, "report", "re-render a run's report.md from its artifacts and print its path", "  tc report demo\n  tc report demo --check",
+             commands.rerender_report)
+    p.add_argument("run_id", metavar="RUN_ID")
+    _check_flag(p)
+
+
+def _group_artifacts(sub: Any) -> None:
+    g = group(sub, "artifacts", "check artifacts against their contracts")
+    p = leaf(g, "verify", "check every file under the root: schemas, digests, chains, datasets, kill switch, links, unknown files (exit 4 on any problem)", """
+  tc artifacts verify demo
+  tc artifacts verify --all       # every run plus datasets, state and drills
+  TC_MANIFEST_KEY=... tc artifacts verify --all   # also check the manifests' HMAC seals""", commands.artifacts_verify)
+    p.add_argument("run_id", metavar="RUN_ID", nargs="?")
+    p.add_argument("--all", action="store_true", help="verify every run and root artifact (the default without RUN_ID)")
+
+
+def _group_killswitch(sub: Any) -> None:
+    g = group(sub, "killswitch", "the file-based kill switch: nothing starts while it is engaged")
+    p = leaf(g, "engage", "engage the switch (ok when already engaged); paper runs then block (exit 3) or stop at the next step", """
+  tc killswitch engage --reason "venue incident 42"
+  tc killswitch engage --reason "drill" --check     # only say what would change""", commands.killswitch_engage)
+    p.add_argument("--reason", required=True, help="why (kept in state/kill_switch_events.jsonl; at most 200 characters)")
+    _check_flag(p)
+    p = leaf(g, "release", "release the switch (ok when already released); --force repairs a state that cannot be trusted", """
+  tc killswitch release --reason "incident 42 resolved"
+  tc killswitch release --force --reason "state file inspected, was truncated"   # after a fail-closed warning""", commands.killswitch_release)
+    p.add_argument("--reason", required=True, help="why (kept in the history)")
+    p.add_argument("--force", action="store_true", help="release even though the state cannot be trusted (inspect it first)")
+    _check_flag(p)
+    leaf(g, "status", "show the switch: exit 0 released, 3 engaged (or untrustworthy: fail closed)", """
+  tc killswitch status
+  tc killswitch status --json      # state, since, by (user@host), reason, warning""", commands.killswitch_status)
+
+
+def _group_reconcile(sub: Any) -> None:
+    p = leaf(sub, "reconcile", "compare expected with observed state (positions, open orders, balances) and record it; exit 4 on a mismatch", """
+  tc reconcile --spec fixtures/specs/paper-demo.yaml                 # expected from the spec, observed = the run's final state
+  tc reconcile --spec SPEC --expected fixtures/reconciliation/expected.json --observed fixtures/reconciliation/observed_quantity_off.json""",
+             commands.reconcile)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec (its run records the observation)")
+    p.add_argument("--expected", metavar="FILE", help="expected state (default: reconciliation.expected in the spec)")
+    p.add_argument("--observed", metavar="FILE", help="observed state (default: the run's final_state.json)")
+    _check_flag(p)
+
+
+def _group_connectivity(sub: Any) -> None:
+    g = group(sub, "connectivity", "readiness to connect (no network) and a loopback-only probe")
+    p = leaf(g, "readiness", "check the spec's credential placeholders are set and record it (names only; exit 4 when not ready)", """
+  TC_BINANCE_API_KEY=... TC_BINANCE_API_SECRET=... tc connectivity readiness --spec fixtures/specs/connectivity.yaml""", commands.readiness)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with a connectivity_readiness block")
+    _check_flag(p)
+    p = leaf(g, "probe", "GET a loopback URL and record a new observation: up/down, status, latency (exit 4 when down)", """
+  tc connectivity probe --spec fixtures/specs/connectivity.yaml --url http://127.0.0.1:8080/api/v3/ping
+  tc connectivity probe --spec SPEC --url http://[::1]:8080/api/v3/time --timeout-ms 500""", commands.probe)
+    p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec whose run records the probe")
+    p.add_argument("--url", required=True, help="http(s)://127.0.0.1, localhost or [::1], optional port and path")
+    p.add_argument("--timeout-ms", type=int, default=2000, help="connect + answer timeout (default 2000)")
+    _check_flag(p)
+    g = group(sub, "venue", "the lab's fake venue: a Binance-shaped REST API on 127.0.0.1 with switchable faults")
+    p = leaf(g, "serve", "serve the fake venue until SIGINT/SIGTERM; prints `listening on URL` first", """
+  tc venue serve --port 0                      # a free port; the first line says which
+  tc venue serve --port 8080 --fault latency=200 --fault rate_limit=20/10
+  curl -X POST -d '{"faults": ["drop"]}' http://127.0.0.1:8080/admin/faults   # switch faults at runtime
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-demo.yaml --speed 600   # Binance Spot for a node""",
+             commands.venue_serve)
+    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or ::1; nothing else")
+    p.add_argument("--port", type=port_number, default=0, help="port, 0 for a free one (default)")
+    p.add_argument("--fault", action="append", default=[], metavar="MODE",
+                   help="latency=MS, error_5xx, rate_limit=WEIGHT[/SECONDS], drop[=K], frozen_time, stale_book, sequence_gap=N")
+    p.add_argument("--spec", metavar="SPEC", help="serve Binance Spot REST + WebSocket for this spec (replays its dataset; "
+                   "API key/secret from its connectivity_readiness env names); see docs/node.md")
+    p.add_argument("--ws-port", type=port_number, default=0, help="with --spec: WebSocket port, 0 for a free one (default)")
+    p.add_argument("--speed", type=float, default=60.0, help="with --spec: dataset minutes replayed per wall-clock minute (default 60)")
+    p.add_argument("--ping-interval", type=float, default=20.0, metavar="SECONDS",
+                   help="with --spec: seconds between the WebSocket pings the venue sends every client (default 20, as Binance)")
+    p.add_argument("--replay-now", action="store_true", help="with --spec: start the replay at once (default: at the first market subscription)")
+    p.add_argument("--reset", action="store_true", help="with --spec: discard the venue's saved state (orders, trades, balances, replay position)")
+
+
+def _group_metrics(sub: Any) -> None:
+    g = group(sub, "metrics", "Prometheus metrics from the artifacts")
+    p = leaf(g, "serve", "serve /metrics and /healthz (127.0.0.1:9108 by default) until SIGINT/SIGTERM", """
+  tc metrics serve                               # http://127.0.0.1:9108/metrics
+  TC_METRICS_PORT=9200 tc metrics serve
+  tc metrics serve --host 0.0.0.0 --port 9108    # inside a container only (prints a warning)""", commands.metrics_serve)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=port_number, default=None, help="port (default $TC_METRICS_PORT or 9108)")
+    p.add_argument("--per-run", default=None, metavar="N",
+                   help="serve per-run families for the newest N runs (and running or failed ones); default $TC_METRICS_PER_RUN or 50")
+    p = leaf(g, "dump", "print one scrape to stdout (for promtool check metrics or a quick look)", """
+  tc metrics dump | promtool check metrics
+  tc metrics dump --openmetrics      # the OpenMetrics dialect Prometheus asks for""", commands.metrics_dump)
+    p.add_argument("--openmetrics", action="store_true", help="OpenMetrics 1.0 text instead of the classic text format")
+    p.add_argument("--per-run", default=None, metavar="N", help="as for serve")
+
+
+def _group_drill(sub: Any) -> None:
+    g = group(sub, "drill", "deterministic failure drills: inject one fault, check the lab detects it")
+    p = leaf(g, "list", "list the drills, their kind and their runbooks", "  tc drill list\n  tc drill list --kind node", commands.drill_list)
+    p.add_argument("--kind", choices=("lab", "node", "all"), help="only drills of this kind")
+    p = leaf(g, "run", "run one drill (or all of a kind) in an isolated sandbox and record the result; exit 4 when a failure went undetected", """
+  tc drill run mismatch
+  tc drill run --all            # every lab drill (fast checks of the lab's own parts), then artifacts/drills/scorecard.json
+  tc drill run --kind node      # every node drill: the real NautilusTrader node, detected through Prometheus + Alertmanager
+  tc drill run --kind all       # both kinds
+Node drills need prometheus and prometheus-alertmanager on PATH and the checkout's prometheus/ and
+alertmanager/ configs (the dev image has both); each starts its own stack, venue and node on 127.0.0.1.""", commands.drill_run)
+    p.add_argument("name", metavar="NAME", nargs="?", help="drill name from `tc drill list`")
+    p.add_argument("--all", action="store_true", help="run every drill of --kind (default lab) and write the scorecard")
+    p.add_argument("--kind", choices=("lab", "node", "all"), help="run every drill of this kind and write the scorecard")
+    _check_flag(p)
+
+
+def _group_alerts(sub: Any) -> None:
+    g = group(sub, "alerts", "receive Alertmanager notifications and list what fired")
+    p = leaf(g, "receive", "record Alertmanager webhook notifications (POST /alerts) until SIGINT/SIGTERM; prints `listening on URL` first", """
+  tc alerts receive                         # http://127.0.0.1:9095/alerts (alertmanager/alertmanager.yml's receiver)
+  tc alerts receive --port 0                # a free port; the first line says which
+  TC_ALERTS_PORT=9200 tc alerts receive""", commands.alerts_receive)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 inside a container only)")
+    p.add_argument("--port", type=port_number, default=None, help="port (default $TC_ALERTS_PORT or 9095; 0 for a free one)")
+    p = leaf(g, "list", "show the alerts received: when, firing or resolved, severity, summary, runbook", """
+  tc alerts list
+  tc alerts list --limit 100 --json""", commands.alerts_list)
+    p.add_argument("--limit", type=int, default=20, help="show the last N alerts (default 20)")
+
+
+GROUPS: list[Callable[[Any], None]] = [_group_spec, _group_data, _group_run, _group_report, _group_artifacts, _group_killswitch,
+                                       _group_reconcile, _group_connectivity, _group_metrics, _group_drill, _group_alerts]
+
+
+def build_parser() -> Parser:
+    """The whole `tc` parser."""
+    parser = Parser(
+        prog="tc",
+        description="TradingChassis Ops Lab: spec-driven NautilusTrader runs whose every outcome is a schema-validated artifact.",
+        epilog="exit codes: 0 ok, 1 unexpected error, 2 bad input, 3 blocked by safety, 4 a check failed, 5 busy (another tc holds the lock)\n"
+        "artifacts root: $TC_ARTIFACTS_DIR (default ./artifacts)\n\n"
+        "examples:\n  tc spec validate fixtures/specs/demo.yaml\n  tc run init --spec fixtures/specs/demo.yaml\n  tc artifacts verify --all",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[COMMON],
+    )
+    parser.add_argument("--version", action="version", version=f"tc (opslab) {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for add in GROUPS:
+        add(sub)
+    return parser
+
