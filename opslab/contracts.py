@@ -40,6 +40,23 @@ class Artifact:
     def jsonl(self) -> bool:
         return self.path.endswith(".jsonl")
 
+    def at(self, base: Path, *fill: str, history: bool = False) -> Path:
+        """Where the artifact (or its HISTORY log) lives under BASE (a run folder for scope run, the artifacts
+        root for scope root), each `*` segment filled from FILL in order: `artifact("venue_state").at(root, run_id)`."""
+        parts = (self.history if history else self.path).split("/")
+        fills = iter(fill)
+        path = base.joinpath(*(next(fills) if part == "*" else part for part in parts))
+        if next(fills, None) is not None:
+            raise ValueError(f"{self.name}: more values than `*` segments in {self.path}")
+        return path
+
+    def in_folder(self, folder: Path, depth: int | None = None) -> Path:
+        """The artifact's path inside FOLDER, the item folder its first `*` names (datasets/<id>/): FOLDER joined
+        with the segments after that `*` (only the first DEPTH of them when given: a folder such as catalog/)."""
+        parts = self.path.split("/")
+        rest = parts[parts.index("*") + 1:]
+        return folder.joinpath(*rest[:depth] if depth is not None else rest)
+
     def matches(self, rel: str) -> bool:
         """True when REL (relative to the artifact's scope) is this artifact's path (a `*` in a
         segment matches within that segment only)."""
@@ -109,16 +126,6 @@ RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 def artifact(name: str) -> Artifact:
     """The registered artifact NAME (a KeyError here is a bug in tc, not bad input)."""
     return ARTIFACTS[name]
-
-
-def run_artifacts() -> list[Artifact]:
-    """Artifacts that live in a run folder."""
-    return [a for a in ARTIFACTS.values() if a.scope == "run"]
-
-
-def root_artifacts() -> list[Artifact]:
-    """Artifacts that live outside run folders."""
-    return [a for a in ARTIFACTS.values() if a.scope == "root"]
 
 
 def classify(rel: str, scope: str) -> tuple[Artifact, bool] | None:

@@ -120,7 +120,7 @@ def reconcile(spec: RunSpec, expected_file: str | None = None, observed_file: st
            "observed_source": observed_source, "tolerances": {"quantity": tol["quantity"], "balance": tol["balance"]},
            "summary": {"checks": len(checks), "matches": len(checks) - len(mismatches), "mismatches": len(mismatches)},
            "checks": checks, "evaluated_at": clock.now_iso()}
-    with runs.open(spec, dataset=False) as run:
+    with runs.open(spec) as run:
         run.observe("reconciliation", doc, "reconciliation_evaluated",
                     {"status": status, "checks": len(checks), "mismatches": len(mismatches)},
                     {"status": status, "checks": len(checks), "mismatches": len(mismatches), "expected_file": str(exp_path),

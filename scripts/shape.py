@@ -2,7 +2,7 @@
 """Measure the package's shape: rooms, floors, arrows, imports back up, import circles, rooms in a loop,
 and (with --trace) the calls from `tc run backtest`'s handler to the artifacts.
 
-A room is a subpackage (its modules together) or a top-level module. Every import counts, also the lazy
+A room is a top-level subpackage (its modules and subpackages together) or a top-level module. Every import counts, also the lazy
 ones inside functions (they are dependencies too). Floors come from the room graph with its cycles cut
 at a small set of arrows (greedy, Eades-Lin-Smyth): an arrow cut that way is an import "back up a
 layer"; a room's floor is the longest chain of imports below it. Import circles are counted between
@@ -53,18 +53,20 @@ def imports(mods: dict[str, Path]) -> dict[str, set[str]]:
                 wanted = [a.name for a in node.names]
             else:
                 continue
+            if isinstance(node, ast.ImportFrom) and any(w in mods for w in wanted[1:]):
+                # `from pkg import module` depends on that module (as import-linter's grimp counts it); the
+                # package itself only when a name imported from it is not a module.
+                wanted = [w for w in wanted[1:] if w in mods] + ([target] if not all(w in mods for w in wanted[1:]) else [])
             for item in wanted:
-                # `from opslab import x` names the module x when it exists, else the package itself.
-                if item in mods and item != name and not (item == PACKAGE and any(f"{PACKAGE}.{a.name}" in mods for a in getattr(node, "names", []))):
+                if item in mods and item != name:
                     edges[name].add(item)
     return edges
 
 
 def room_of(module: str, mods: dict[str, Path]) -> str:
-    if mods[module].name == "__init__.py":
-        return module
-    parent = module.rpartition(".")[0]
-    return module if parent == PACKAGE else parent
+    """The top-level subpackage a module belongs to, or the top-level module itself."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
 
 
 def sccs(nodes: list[str], edges: dict[str, set[str]]) -> list[list[str]]:

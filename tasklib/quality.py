@@ -45,7 +45,7 @@ def docs(c: Context) -> None:
 
 @task
 def check(c: Context) -> None:
-    """Static checks: every schema against its metaschema, ruff, promtool, amtool, docs/samples/ current, the docs build --strict, the k8s manifests."""
+    """Static checks: schemas vs metaschema, ruff, the layer contracts, promtool, amtool, docs/samples/ current, docs --strict, k8s manifests."""
     from jsonschema import Draft202012Validator
 
     from opslab import contracts
@@ -55,6 +55,7 @@ def check(c: Context) -> None:
     print(f"      ok  {len(contracts.schema_names())} schemas are valid JSON Schema 2020-12")
     c.run(f"{PY} -m ruff check --quiet {REPO}")
     print("      ok  ruff: no unused or undefined names, no bugbear findings")
+    layers(c)
     promtool(c)
     amtool(c)
     c.run(f"{PY} {REPO / 'scripts' / 'gen_samples.py'} --check")
@@ -62,6 +63,17 @@ def check(c: Context) -> None:
     from tasklib.k8s import k8s_validate
 
     k8s_validate(c)
+
+
+@task
+def layers(c: Context) -> None:
+    """The layer contracts (pyproject [tool.importlinter]): nothing imports upward, only engine/ imports NautilusTrader."""
+    import os
+
+    lint = os.path.join(os.path.dirname(PY), "lint-imports")  # beside the interpreter: .venv or the image's /opt/venv
+    with c.cd(str(REPO)):
+        c.run(f"{lint} --no-cache", hide="out", env={"PYTHONPATH": str(REPO)})
+    print("      ok  import-linter: the layer contracts are kept")
 
 
 @task
@@ -95,4 +107,4 @@ def docs_serve(c: Context, port: int = 8000) -> None:
     c.run(f"{PY} -m mkdocs serve --dev-addr 127.0.0.1:{port}", env={"NO_MKDOCS_2_WARNING": "1"}, pty=False)
 
 
-TASKS = [test, docs, check, promtool, amtool, docs_serve]
+TASKS = [test, docs, check, layers, promtool, amtool, docs_serve]

@@ -97,9 +97,3 @@ class Receiver:
     @property
     def url(self) -> str:
         return httpserver.url(self.server)
-
-    def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
-        if on_ready:
-            on_ready(self.url)
-        self.server.serve_forever()
-        self.server.server_close()

@@ -56,9 +56,9 @@ def data_prepare(args: argparse.Namespace, report: Reporter) -> Any:
 
     loaded = load_spec(args.spec)
     if loaded.data["dataset"]["kind"] == "imported":  # made by `tc data import`; here only checked intact
-        from opslab.datasets import imports
+        from opslab.datasets import resolve
 
-        return imports.converge_for_spec(loaded.data, check=args.check)
+        return resolve.converge_for_spec(loaded.data, check=args.check)
     return store.prepare(store.DatasetParams.from_spec(loaded.data), force=args.force, check=args.check)
 
 

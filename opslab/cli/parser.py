@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from opslab import __version__
+from opslab import __version__, market
 from opslab.cli import commands
 from opslab.cli.commands import port_number
 from opslab.cli.reporter import Reporter
@@ -92,7 +92,7 @@ def _data_import_and_check(g: Any) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--csv", metavar="FILE", help="CSV with a header: ts_close,open,high,low,close,volume (see --map)")
     source.add_argument("--catalog", metavar="DIR", help="a NautilusTrader ParquetDataCatalog folder (read with its own reader)")
-    p.add_argument("--bar-type", default="BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL", help="the catalog's bar type to import (the lab runs this one)")
+    p.add_argument("--bar-type", default=market.BAR_TYPE, help="the catalog's bar type to import (the lab runs this one)")
     p.add_argument("--id", required=True, metavar="DATASET", help="dataset id (folder under datasets/; a spec names it as dataset: {kind: imported, id: ...})")
     p.add_argument("--map", action="append", metavar="COLUMN=THEIRS", help="read COLUMN from the CSV's column THEIRS (repeatable)")
     p.add_argument("--time-is", choices=["close", "open"], default="close", help="whether the time column is the bar's close (default) or open time")

@@ -68,7 +68,7 @@ def run_probe(spec: RunSpec, url: str, timeout_ms: int, check: bool = False) -> 
     seen = probe_url(target, timeout_ms)
     doc = {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "target": target.url, "timeout_ms": timeout_ms, **seen,
            "probed_at": clock.now_iso()}
-    with runs.open(spec, dataset=False) as run:
+    with runs.open(spec) as run:
         run.observe("connectivity_probe", doc, "connectivity_probe_evaluated",
                     {"target": target.url, "outcome": seen["outcome"], "http_status": seen["http_status"], "error_class": seen["error_class"]},
                     {"target": target.url, "outcome": seen["outcome"], "http_status": seen["http_status"], "error_class": seen["error_class"],

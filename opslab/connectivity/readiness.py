@@ -39,7 +39,7 @@ def evaluate(spec: RunSpec, check: bool = False) -> Result:
                       exit_code=code, details=details)
     doc = {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "venue": block["venue"], "ready": ready,
            "placeholders": placeholders, "missing": missing, "evaluated_at": clock.now_iso()}
-    with runs.open(spec, dataset=False) as run:
+    with runs.open(spec) as run:
         run.observe("connectivity_readiness", doc, "connectivity_readiness_evaluated", {"ready": ready, "missing": missing},
                     {"ready": ready, "placeholders": len(placeholders), "missing": len(missing), "evaluated_at": doc["evaluated_at"]})
     return Result("changed", summary, [str(run.path("connectivity_readiness"))], {"readiness": doc}, exit_code=code, details=details)

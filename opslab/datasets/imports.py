@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from opslab import clock, contracts, digests, fs
 from opslab.datasets import store, instruments, quality
 from opslab.contracts import SCHEMA_VERSION
-from opslab.errors import EXIT_CODES, CheckFailed, InputError
+from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 
 COLUMNS = store.COLUMNS  # ts_close, open, high, low, close, volume: the documented input columns too
@@ -42,7 +42,7 @@ def check_dataset_id(dataset_id: str) -> str:
 
 def quality_path(folder: Path) -> Path:
     """A dataset's quality artifact (the registry names it)."""
-    return folder.parent.parent / contracts.artifact("dataset_quality").path.replace("*", folder.name)
+    return contracts.artifact("dataset_quality").in_folder(folder)
 
 
 # --- reading a user's CSV ---------------------------------------------------------------------
@@ -205,7 +205,7 @@ def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument:
     if bar_type != BAR_TYPE:
         raise InputError(f"--bar-type {bar_type!r}: the lab's engine runs {BAR_TYPE} only")
     path = Path(path)
-    rows = catalog.read_rows(path, bar_type)
+    rows = [quality.Row(i + 2, *bar) for i, bar in enumerate(catalog.read_rows(path, bar_type))]
     params = {"format": "catalog", "source_file": path.name, "source_sha256": catalog.digest(path, bar_type), "columns_map": {},
               "time_is": "close", **instrument_params, "bar_type": bar_type}
     return _converge_import(rows, params, definition, dataset_id, path, settings, force, check)
@@ -276,56 +276,3 @@ def _quality_result(folder: Path, manifest: dict[str, Any], settings: quality.Se
     status = "failed" if not doc["passed"] else ("changed" if changed else "ok")
     return Result(status, f"{prefix}; quality {what} ({path})", [str(folder)], {"quality": doc, "manifest": manifest},
                   exit_code=EXIT_CHECK if not doc["passed"] else 0, details=failed)
-
-
-# --- the dataset of a spec, and the run's quality gate ------------------------------------------
-
-def dataset_id_for_spec(spec_data: dict[str, Any]) -> str:
-    """The dataset id a spec names (imported) or derives (synthetic)."""
-    block = spec_data["dataset"]
-    if block["kind"] == "imported":
-        return block["id"]
-    return store.DatasetParams.from_spec(spec_data).dataset_id
-
-
-def converge_for_spec(spec_data: dict[str, Any], check: bool = False) -> Result:
-    """The spec's dataset: a synthetic one is prepared (store.prepare); an imported one must exist intact."""
-    if spec_data["dataset"]["kind"] != "imported":
-        return store.prepare(store.DatasetParams.from_spec(spec_data), check=check)
-    dataset_id = spec_data["dataset"]["id"]
-    folder = store.dataset_dir(dataset_id)
-    if not (fs.root().is_dir() and fs.exists(store.manifest_path(folder))):
-        raise InputError(f"dataset {dataset_id}: not found under {store.datasets_dir()}; run `tc data import --csv FILE --id {dataset_id}`")
-    manifest = store.check_intact(folder)
-    if manifest["kind"] != "imported":
-        raise InputError(f"dataset {dataset_id}: is a {manifest['kind']} dataset, the spec says imported")
-    return Result("ok", f"dataset {dataset_id} is intact ({manifest['rows']} bars)", [str(folder)], {"manifest": manifest})
-
-
-def quality_gate(spec: Any) -> None:
-    """CheckFailed (exit 4) when the spec's dataset has a failed quality artifact the spec does not accept.
-
-    Called by the run commands before anything of the run is written. A quality artifact for other
-    bytes (an old fingerprint) is ignored here: the dataset's intact check speaks for those.
-    """
-    dataset_id = dataset_id_for_spec(spec.data)
-    folder = store.dataset_dir(dataset_id)
-    if not fs.root().is_dir():
-        return
-    path = quality_path(folder)
-    if not fs.exists(path) or not fs.exists(store.manifest_path(folder)):
-        return
-    doc = fs.read_json(path)
-    manifest = store.load_manifest(folder)
-    if not isinstance(doc, dict) or doc.get("fingerprint") != manifest["fingerprint"] or doc.get("passed", False):
-        return
-    failed = doc.get("failed_checks", [])
-    fatal = [name for name in failed if name in quality.ENGINE_FATAL]
-    accepted = spec.data["safety"].get("accept_failed_data_quality", False)
-    if accepted and not fatal:
-        return
-    why = (f"{', '.join(fatal)} cannot be accepted (NautilusTrader refuses such bars)" if accepted else
-           "set safety.accept_failed_data_quality: true in the spec to run on it anyway")
-    raise CheckFailed(f"dataset {dataset_id}: quality failed ({', '.join(failed)}; {path}); {why}")
-
-

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opslab import contracts, fs
+from opslab import contracts, fs, market
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import InputError
 
 MAX_BYTES = 64 << 10  # a definition is about 1 KB
 # What a RunSpec can trade today (schemas/runspec.schema.json: instrument, venue, starting_balances):
 # a file brings this instrument's real precisions, increments, limits and fees.
-SUPPORTED = {"id": "BTCUSDT.BINANCE", "base_currency": "BTC", "quote_currency": "USDT"}
+SUPPORTED = {"id": market.INSTRUMENT_ID, "base_currency": market.BASE, "quote_currency": market.QUOTE}
 
 
 def read_file(path: Path | str) -> dict[str, Any]:

@@ -99,22 +99,22 @@ def generate_rows(params: DatasetParams) -> Iterator[bytes]:
 
 def bars_path(folder: Path) -> Path:
     """A dataset's bars file (the registry names it)."""
-    return folder.parent.parent / contracts.artifact("dataset_bars").path.replace("*", folder.name)
+    return contracts.artifact("dataset_bars").in_folder(folder)
 
 
 def manifest_path(folder: Path) -> Path:
     """A dataset's manifest (the registry names it)."""
-    return folder.parent.parent / contracts.artifact("dataset_manifest").path.replace("*", folder.name)
+    return contracts.artifact("dataset_manifest").in_folder(folder)
 
 
 def instrument_path(folder: Path) -> Path:
     """A dataset's instrument definition (the registry names it)."""
-    return folder.parent.parent / contracts.artifact("dataset_instrument").path.replace("*", folder.name)
+    return contracts.artifact("dataset_instrument").in_folder(folder)
 
 
 def catalog_dir(folder: Path) -> Path:
     """A dataset's ParquetDataCatalog folder (the registry names it: the first three parts of its files' pattern)."""
-    return folder.parent.parent / "/".join(contracts.artifact("dataset_catalog").path.split("/")[:3]).replace("*", folder.name)
+    return contracts.artifact("dataset_catalog").in_folder(folder, depth=1)
 
 
 def bar_type_of(instrument_id: str) -> str:

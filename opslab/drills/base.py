@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from opslab.contracts import SCHEMA_VERSION
+
 
 @dataclass
 class Completed:
@@ -89,7 +91,7 @@ class Drill:
 def base_spec(run_id: str, bars: int = 240, kind: str = "backtest") -> dict[str, Any]:
     """A small valid RunSpec for drills (fast: a few hundred bars)."""
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "description": "failure drill",
         "scenario": {"name": "ops_smoke_demo", "version": "1.0.0"},

@@ -23,9 +23,9 @@ def drills_dir() -> Path:
     return fs.root() / "drills"
 
 
-def _path(name: str, drill: str = "") -> Path:
+def _path(name: str, *drill: str) -> Path:
     """Where the registered drill artifact NAME lives (for DRILL, where the path has a `*`)."""
-    return fs.root() / contracts.artifact(name).path.replace("*", drill)
+    return contracts.artifact(name).at(fs.root(), *drill)
 
 
 def _record(card: dict | None, results: list[dict]) -> None:
@@ -34,7 +34,7 @@ def _record(card: dict | None, results: list[dict]) -> None:
     for result in results:
         contracts.ensure_valid("drill_result", result, str(_path("drill_result", result["drill"])))
         fs.write_json(_path("drill_result", result["drill"]), result)
-        runs.append_history(fs.root() / contracts.artifact("drill_result").history.replace("*", result["drill"]), result)
+        runs.append_history(contracts.artifact("drill_result").at(fs.root(), result["drill"], history=True), result)
     if card is not None:
         contracts.ensure_valid("drill_scorecard", card, str(_path("drill_scorecard")))
         fs.write_json(_path("drill_scorecard"), card)

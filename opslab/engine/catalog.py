@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from decimal import Decimal
 from typing import Any, Iterator
 
 import pandas as pd
@@ -16,7 +17,6 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
 from opslab import fs
-from opslab.datasets import quality
 from opslab.engine import instruments
 from opslab.errors import InputError
 
@@ -53,8 +53,9 @@ def digest(path: Path, bar_type: str) -> str:
     return outer.hexdigest()
 
 
-def read_rows(path: Path | str, bar_type: str) -> list[quality.Row]:
-    """The bars of BAR_TYPE in a user's catalog at PATH, in the catalog's order; InputError when unreadable."""
+def read_rows(path: Path | str, bar_type: str) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]]:
+    """The bars of BAR_TYPE in a user's catalog at PATH, in the catalog's order, as (close time in epoch seconds,
+    open, high, low, close, volume); InputError when unreadable."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: not a folder (expected a NautilusTrader ParquetDataCatalog)")
@@ -65,8 +66,8 @@ def read_rows(path: Path | str, bar_type: str) -> list[quality.Row]:
         raise InputError(f"{path}: not a readable ParquetDataCatalog: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not bars:
         raise InputError(f"{path}: the catalog holds no bars of {bar_type}")
-    return [quality.Row(i + 2, bar.ts_event // 1_000_000_000, bar.open.as_decimal(), bar.high.as_decimal(), bar.low.as_decimal(),
-                        bar.close.as_decimal(), bar.volume.as_decimal()) for i, bar in enumerate(bars)]
+    return [(bar.ts_event // 1_000_000_000, bar.open.as_decimal(), bar.high.as_decimal(), bar.low.as_decimal(), bar.close.as_decimal(),
+             bar.volume.as_decimal()) for bar in bars]
 
 
 def write(folder: Path, bars_csv: Path, definition: dict[str, Any], bar_type: str) -> None:

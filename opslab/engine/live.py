@@ -1,5 +1,5 @@
 """A real NautilusTrader TradingNode with the real Binance Spot data and execution clients, and the
-ops actor that watches it from inside. Imported only by engine/node.py when a node runs.
+ops actor that watches it from inside. Imported only by runs/node.py when a node runs.
 
 The node's own event loop runs in this thread. A supervisor coroutine starts the node
 (run_async), watches it come up (clients connected -> reconciled -> trader running), then waits for
@@ -43,9 +43,9 @@ from nautilus_trader.model.data import Bar, BarType, OrderBookDeltas, QuoteTick,
 from nautilus_trader.model.enums import BookType, OrderType, TradingState, position_side_to_str, trading_state_to_str
 from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
 
+from opslab import market
 from opslab.engine import session, strategies
 
-INSTRUMENT = "BTCUSDT.BINANCE"
 LOG_FILE_MAX_BYTES = 2_000_000
 LOG_FILE_BACKUPS = 2
 KILL_SWITCH_POLL_S = 0.25
@@ -220,7 +220,7 @@ class Settings:
 
 
 def _config(s: Settings) -> TradingNodeConfig:
-    provider = InstrumentProviderConfig(load_ids=frozenset({INSTRUMENT}))
+    provider = InstrumentProviderConfig(load_ids=frozenset({market.INSTRUMENT_ID}))
     common = {"api_key": s.api_key, "api_secret": s.api_secret, "account_type": BinanceAccountType.SPOT,
               "base_url_http": s.http_url, "base_url_ws": s.ws_url, "instrument_provider": provider}
     return TradingNodeConfig(
@@ -248,8 +248,8 @@ def run(s: Settings, hooks: Hooks) -> dict[str, Any]:
     node = TradingNode(config=_config(s), loop=loop)
     node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
     node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)
-    instrument_id = InstrumentId.from_str(INSTRUMENT)
-    bar_type = BarType.from_str(session.BAR_TYPE)
+    instrument_id = InstrumentId.from_str(market.INSTRUMENT_ID)
+    bar_type = BarType.from_str(market.BAR_TYPE)
     strategy = strategies.create(s.run_spec, s.bars or 10**9)  # the spec's strategy, built-in or the user's
     actor = OpsActor(OpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type,
                                     heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars))
@@ -362,8 +362,8 @@ def _read(node: TradingNode, strategy: Strategy, actor: "OpsActor", instrument_i
     instrument = node.cache.instrument(instrument_id)
     if instrument is None or node.cache.account_for_venue(Venue(BINANCE)) is None:
         raise RuntimeError(f"{hooks.stop_reason or 'stopped'}; the node never loaded the instrument or the account (see node/node*.log)")
-    session = SimpleNamespace(engine=node, strategy=strategy, ops=actor, venue=Venue(BINANCE), instrument=instrument)
-    state = session.read_state(session, "node", run_id)  # type: ignore[arg-type]
+    view = SimpleNamespace(engine=node, strategy=strategy, ops=actor, venue=Venue(BINANCE), instrument=instrument)
+    state = session.read_state(view, "node", run_id)  # type: ignore[arg-type]
     # After a restart, reconciliation may hold the instrument in more than one open position (per
     # strategy, or EXTERNAL for orders the node did not place): the account's exposure is their net.
     state["final_state"]["positions"] = _net_positions(node, instrument_id)

@@ -26,14 +26,13 @@ from nautilus_trader.model.enums import AccountType, OmsType, TradingState, posi
 from nautilus_trader.model.identifiers import TraderId, Venue
 from nautilus_trader.model.objects import Money
 
-from opslab import clock, contracts, fs
-from opslab.datasets import store
-from opslab.engine import instruments, strategies
+from opslab import clock, contracts, fs, market
+from opslab.contracts import SCHEMA_VERSION
+from opslab.engine import strategies
 from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 TRADER_ID = "OPSLAB-001"
 INSTANCE_ID = "00000000-0000-4000-8000-000000000001"
-BAR_TYPE = "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
 CURRENCIES = {"USDT": USDT, "BTC": BTC}
 
 
@@ -71,24 +70,6 @@ def tidy_log_names(folder: Path) -> None:
         if kind == "file" and ":" in name:
             os.rename(folder / name, folder / name.replace(":", "-"))  # same folder; the entry is no link (entries said file)
             fs.bump_generation(folder / name.replace(":", "-"))
-
-
-def dataset_catalog(manifest: dict[str, Any]) -> tuple[Path, Any]:
-    """(catalog folder, instrument) of a dataset the run checked intact (catalog and instrument.json
-    against the manifest, no links). Bars come through the catalog's own reader (engine/catalog.py);
-    the instrument from instrument.json, the same definition the catalog holds, by NautilusTrader's
-    from_dict: reading it from the catalog loads pyarrow's dataset layer, 9 MB for one row."""
-    entry = manifest["catalog"]
-    folder = store.dataset_dir(manifest["dataset_id"])
-    if entry.get("refused"):
-        raise store.DatasetError(f"dataset {manifest['dataset_id']}: has no catalog to run on: {entry['refused']}")
-    path = store.instrument_path(folder)
-    return store.catalog_dir(folder), instruments.build(fs.read_json(path, instruments.MAX_BYTES), str(path))
-
-
-def instrument_id(spec: dict[str, Any]) -> str:
-    """The instrument id the engine trades (the built-in test instrument)."""
-    return f"{spec['instrument']}.{spec['venue']}"
 
 
 LOG_LEVELS = {"error": "ERROR", "warning": "WARNING", "info": "INFO", "debug": "DEBUG"}
@@ -137,7 +118,7 @@ def build(run_spec: Any, total_bars: int, instrument: Any, run_folder: Path | No
         starting_balances=balances, fill_model=FillModel(random_seed=spec["engine"]["fill_seed"]),
     )
     engine.add_instrument(instrument)
-    bar_type = BarType.from_str(BAR_TYPE)
+    bar_type = BarType.from_str(market.BAR_TYPE)
     strategy = strategies.create(run_spec, total_bars)
     ops = OpsActor(OpsActorConfig(component_id="OPSLAB-OPS", bar_type=bar_type, total_bars=total_bars))
     engine.add_actor(ops)
@@ -231,7 +212,7 @@ def read_state(session: Session, source: str, run_id: str) -> dict[str, Any]:
         if order.has_price:
             entry["price"] = _dec(order.price)
         open_orders.append(entry)
-    final_state = {"schema_version": 1, "run_id": run_id, "source": source,
+    final_state = {"schema_version": SCHEMA_VERSION, "run_id": run_id, "source": source,
                    "as_of": _ts(session.engine.kernel.clock.timestamp_ns()),
                    "positions": open_positions, "open_orders": open_orders, "balances": balances}
     counters = {

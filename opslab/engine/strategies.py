@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from opslab import fs
+from opslab import fs, market
 from opslab.errors import InputError
 from opslab.spec import RunSpec
 from opslab.strategy_source import MAX_SOURCE_BYTES
 
 # Values the lab supplies when the config class declares the field and the spec's config leaves it out.
-LAB_FIELDS = ("instrument_id", "bar_type", "total_bars")
 
 
 def _search_path(spec: RunSpec) -> Path | None:
@@ -66,8 +65,6 @@ def importable(spec: RunSpec, total_bars: int) -> Any:
     from nautilus_trader.config import ImportableStrategyConfig, StrategyConfig
     from nautilus_trader.trading.strategy import Strategy
 
-    from opslab.engine.session import BAR_TYPE, instrument_id
-
     strategy_cls = _import(spec, "strategy_path")
     config_cls = _import(spec, "config_path")
     block = spec.data["strategy"]
@@ -75,7 +72,7 @@ def importable(spec: RunSpec, total_bars: int) -> Any:
         raise InputError(f"{spec.path}: /strategy/strategy_path: {block['strategy_path']} is not a NautilusTrader Strategy subclass")
     if not issubclass(config_cls, StrategyConfig):
         raise InputError(f"{spec.path}: /strategy/config_path: {block['config_path']} is not a NautilusTrader StrategyConfig subclass")
-    lab = {"instrument_id": instrument_id(spec.data), "bar_type": BAR_TYPE, "total_bars": total_bars}
+    lab = {"instrument_id": market.instrument_id(spec.data), "bar_type": market.BAR_TYPE, "total_bars": total_bars}
     fields = set(getattr(config_cls, "__struct_fields__", ()))
     unknown = sorted(set(block["config"]) - fields)
     if unknown:  # msgspec would drop them silently: a typo must not run with the default instead

@@ -49,11 +49,11 @@ def _read_bytes(path: Path, cap: int) -> bytes | None:
         return None
 
 
-def _json(folder: Path, name: str, part: str = "") -> Any:
+def _json(folder: Path, name: str, *fill: str) -> Any:
     """A registered artifact of FOLDER (a run folder, or the root for root artifacts; PART fills the
-    path's `*`), or None when absent or unreadable (`tc artifacts verify` reports those)."""
+    path's `*` segments), or None when absent or unreadable (`tc artifacts verify` reports those)."""
     try:
-        return fs.read_json(folder / contracts.artifact(name).path.replace("*", part))
+        return fs.read_json(contracts.artifact(name).at(folder, *fill))
     except (OSError, InputError):
         return None
 
@@ -142,7 +142,8 @@ def _bars(folder: Path, meta: dict[str, Any]) -> list[Any]:
     limit = int((meta.get("engine_summary") or {}).get("bars_given") or 0)  # none before the engine ran
     if not limit or not dataset_id or "/" in dataset_id or dataset_id.startswith("."):
         return []
-    raw = _read_bytes(folder.parent.parent / contracts.artifact("dataset_bars").path.replace("*", dataset_id), MAX_BARS_BYTES)
+    root = folder.parent.parent  # runs/<run_id> -> the artifacts root the run belongs to
+    raw = _read_bytes(contracts.artifact("dataset_bars").at(root, dataset_id), MAX_BARS_BYTES)
     if raw is None:
         return []
     size = max(1, -(-limit // MAX_POINTS))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import runs
-from opslab.datasets import imports
+from opslab import fs, journal, runs
+from opslab.datasets import resolve
 from opslab.runs import outputs, preflight
 from opslab.engine import strategies
 from opslab.errors import OpsLabError
@@ -20,28 +20,42 @@ class EngineFailed(OpsLabError):
     exit_code = 1
 
 
-def plan(spec: RunSpec) -> Result:
-    """--check: what `tc run backtest` would do, changing nothing."""
-    init = runs.init(spec, check=True)
-    done = init.status == "ok" and runs.load_metadata(spec.run_id)[1].get("status") == "completed"
-    if done:
-        return Result("ok", f"run {spec.run_id}: backtest already completed", [str(runs.run_dir(spec.run_id))])
-    return Result("changed", f"would run the backtest of {spec.run_id}; {init.summary}", [str(runs.run_dir(spec.run_id))])
+def completed(folder: Path) -> bool:
+    """The one test of "already done": the plan asks it, and the command asks it again under the run's lock."""
+    meta = runs.read_artifact(folder, "metadata") or {}
+    return meta.get("status") == "completed" and journal.has_event(runs.path_of(folder, "journal"), "backtest_completed")
+
+
+def plan(spec: RunSpec, explain: bool = True) -> Result:
+    """What `tc run backtest` does: ok when the backtest already completed with this spec and its run folder and
+    dataset are intact, else changed. `--check` prints this plan; the command acts on the same one (EXPLAIN=False
+    skips the dataset check that only explains a run still to do)."""
+    folder = runs.run_dir(spec.run_id)
+    done = fs.root().is_dir() and completed(folder)
+    init = runs.init(spec, check=True) if done or explain else None
+    if done and init is not None and init.status == "ok":
+        return _already(spec, folder)
+    return Result("changed", f"would run the backtest of {spec.run_id}" + (f"; {init.summary}" if init else ""), [str(folder)])
+
+
+def _already(spec: RunSpec, folder: Path) -> Result:
+    counters = (runs.read_artifact(folder, "metrics") or {}).get("counters", {})
+    return Result("ok", f"run {spec.run_id}: backtest already completed ({runs.path_of(folder, 'report')})", [str(folder)],
+                  {"run_id": spec.run_id, "run_dir": str(folder), "counters": counters})
 
 
 def run_backtest(spec: RunSpec, progress: Callable[[int, int], None] | None = None, check: bool = False) -> Result:
-    """Converge the run to a completed backtest: ok when it already completed with this spec.
+    """Converge the run to a completed backtest: act on plan(spec), which says ok when it already completed.
     PROGRESS, when given, is called with (bars processed, bars in total) as the engine runs."""
     preflight.check_kind(spec, "backtest")
-    if check:
-        return plan(spec)
+    planned = plan(spec, explain=check)
+    if check or planned.status == "ok":
+        return planned
     strategies.check(spec)  # import/config errors are exit 2 before anything of the run is written
-    imports.quality_gate(spec)  # a failed quality artifact is exit 4, also before anything is written
-    with runs.open(spec) as run:
-        if run.metadata["status"] == "completed" and run.has_event("backtest_completed"):
-            counters = run.read("metrics")["counters"]
-            return Result(run.status, f"run {spec.run_id}: backtest already completed ({run.path('report')})", [str(run.folder)],
-                          {"run_id": spec.run_id, "run_dir": str(run.folder), "counters": counters})
+    resolve.quality_gate(spec)  # a failed quality artifact is exit 4, also before anything is written
+    with runs.open(spec, dataset=runs.dataset_for(spec)) as run:
+        if completed(run.folder):  # another tc completed it between the plan and the lock
+            return _already(spec, run.folder)
         blocked = preflight.stale_block(run)
         if blocked:
             return blocked
@@ -75,7 +89,7 @@ def _execute(spec: RunSpec, dataset: dict[str, Any], bars_given: int, progress: 
     from opslab.engine import catalog
     from opslab.engine import session as engine_session
 
-    folder, instrument = engine_session.dataset_catalog(dataset)
+    folder, instrument = resolve.dataset_catalog(dataset)
     session = engine_session.build(spec, bars_given, instrument, run_folder)
     session.ops.progress = progress
     try:

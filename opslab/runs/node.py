@@ -20,6 +20,7 @@ from typing import Any, Callable
 from opslab import clock, contracts, fs, journal, runs
 from opslab import urls
 from opslab.runs import outputs, preflight
+from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 from opslab.spec import RunSpec
@@ -51,7 +52,7 @@ class NodeRun:
         self.run.write(name, doc)
 
     def write_report(self, name: str, payload: bytes) -> None:
-        fs.write_atomic(self.folder / contracts.artifact("node_reports").path.replace("*", name), payload)
+        fs.write_atomic(contracts.artifact("node_reports").at(self.folder, name), payload)
 
     def heartbeat(self, fields: dict[str, Any]) -> None:
         """Append one heartbeat to the chained history (bounded) and keep the latest in heartbeat.json."""
@@ -60,7 +61,7 @@ class NodeRun:
             record = journal.append_record(self.folder / contracts.artifact("node_heartbeat").history, record)
             self.heartbeats += 1
         else:
-            record = {"schema_version": 1, "seq": self.heartbeats, "ts": clock.now_iso(), "prev": "0" * 64, **record, "hash": "0" * 64}
+            record = {"schema_version": SCHEMA_VERSION, "seq": self.heartbeats, "ts": clock.now_iso(), "prev": "0" * 64, **record, "hash": "0" * 64}
         self.run.write("node_heartbeat", record)
 
     def outputs(self, state: dict[str, Any], counters: dict[str, int]) -> None:
@@ -126,14 +127,14 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
     from opslab.engine import strategies  # preflight passed: importing the strategy (and NautilusTrader) is due now
 
     strategies.check(spec)  # exit 2 naming the module and the reason, before anything is written
-    with runs.open(spec) as opened:  # the venue replays the same dataset; the run links it
+    with runs.open(spec, dataset=runs.dataset_for(spec)) as opened:  # the venue replays the same dataset; the run links it
         run = NodeRun(opened)
         previous = run.read("node_lifecycle")
         if previous and previous["state"] == "stopped":
             return Result(opened.status, f"run {spec.run_id}: node already stopped ({previous['stop_reason']})", [str(run.folder)],
                           {"run_id": spec.run_id, "run_dir": str(run.folder), "lifecycle": previous})
         life = _Lifecycle(run, {
-            "schema_version": 1, "run_id": spec.run_id, "state": "new", "stop_reason": None,
+            "schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "state": "new", "stop_reason": None,
             "venue_http_url": node["venue_http_url"], "venue_ws_url": node["venue_ws_url"],
             "bounds": {"duration_seconds": node["duration_seconds"], "bars": node["bars"], "heartbeat_seconds": node["heartbeat_seconds"],
                        "market_data_stale_seconds": node.get("market_data_stale_seconds", MARKET_DATA_STALE_DEFAULT_S)},

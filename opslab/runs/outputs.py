@@ -1,6 +1,6 @@
 """What an engine run leaves in its run folder: orders, fills, positions, final state, counters.
 
-The engine's state is mapped to the artifact schemas in engine/nautilus.py (read_state); this module
+The engine's state is mapped to the artifact schemas in engine/session.py (read_state); this module
 only writes it through the run object.
 """
 

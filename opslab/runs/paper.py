@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from opslab import clock, runs
-from opslab.datasets import imports
+from opslab.datasets import resolve
 from opslab.runs import outputs, preflight
 from opslab.engine import strategies
+from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import EXIT_CODES
 from opslab.result import Result
 from opslab.runs import Run
@@ -54,7 +55,7 @@ class _Lifecycle:
     def load(cls, run: Run, steps: int, per_step: int) -> "_Lifecycle":
         doc = run.read("paper_lifecycle")
         return cls(run, doc or {
-            "schema_version": 1, "run_id": run.run_id, "state": "new", "stop_reason": None,
+            "schema_version": SCHEMA_VERSION, "run_id": run.run_id, "state": "new", "stop_reason": None,
             "steps_total": steps, "bars_per_step": per_step, "steps_done": 0, "attempts": 0,
             "recoveries": 0, "cancelled_orders": [], "transitions": [],
         })
@@ -113,8 +114,8 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
     bounds = spec.data["engine"]["paper"]
     per_step = bounds["bars_per_step"]
     strategies.check(spec)  # import/config errors are exit 2 before anything of the run is written
-    imports.quality_gate(spec)  # a failed quality artifact is exit 4, also before anything is written
-    with runs.open(spec) as run:
+    resolve.quality_gate(spec)  # a failed quality artifact is exit 4, also before anything is written
+    with runs.open(spec, dataset=runs.dataset_for(spec)) as run:
         bars_given = min(bounds["steps"] * per_step, run.dataset["rows"], spec.data["engine"]["max_bars"])
         steps = -(-bars_given // per_step)  # the dataset may hold fewer bars than steps x bars_per_step
         life = _Lifecycle.load(run, steps, per_step)
@@ -178,7 +179,7 @@ def _drive(spec: RunSpec, dataset: dict[str, Any], bars_given: int, life: _Lifec
 
     per_step, steps = life.doc["bars_per_step"], life.doc["steps_total"]
     delay = int(os.environ.get(STEP_DELAY_ENV, "0") or 0) / 1000.0
-    folder, instrument = engine_session.dataset_catalog(dataset)
+    folder, instrument = resolve.dataset_catalog(dataset)
     bars = catalog.bars(folder, dataset["catalog"]["bar_type"], bars_given)
     session = engine_session.build(spec, bars_given, instrument, life.run.folder)
     try:

@@ -1,7 +1,8 @@
 """The run object: the one place that owns a run folder's protocol.
 
-    with runs.open(spec) as run:          # root checked, lock taken once, folder initialized once,
-        run.event("backtest_started", {})  # dataset prepared and linked once (unless dataset=False)
+    dataset = runs.dataset_for(spec)                 # the operation resolves the dataset once
+    with runs.open(spec, dataset=dataset) as run:   # root checked, lock taken once, folder initialized once,
+        run.event("backtest_started", {})          # the dataset linked once (observations pass none)
         run.meta(status="running"); run.flush()
         run.write("orders", doc)           # artifact names come from the registry (contracts.ARTIFACTS)
         run.observe("connectivity_probe", doc, event=..., summary=...)
@@ -21,7 +22,6 @@ from typing import Any, Iterator
 
 from opslab import __version__, clock, contracts, digests, fs, journal, safety
 from opslab.report import html, markdown
-from opslab.datasets import imports
 from opslab.contracts import RUN_ID_RE, SCHEMA_VERSION
 from opslab.errors import InputError
 from opslab.result import Result, merge_status
@@ -217,22 +217,21 @@ class Run:
 
 
 @contextlib.contextmanager
-def open(spec: RunSpec, dataset: bool = True) -> Iterator[Run]:
+def open(spec: RunSpec, dataset: Result | None = None) -> Iterator[Run]:
     """Open the run of SPEC: check the root, refuse another spec, take the lock once, initialize once.
 
-    DATASET=False is for observations (probe, readiness, reconcile): no dataset is prepared. On exit,
-    also on failure, metadata, report.md and manifest.json are brought up to date once.
+    DATASET is the spec's dataset as the operation resolved it (datasets.resolve.converge_for_spec, before
+    the run folder is touched: a corrupt dataset is exit 2 with nothing of the run written); None for
+    observations (probe, readiness, reconcile). On exit, also on failure, metadata, report.md and
+    manifest.json are brought up to date once.
     """
     fs.root_for_write()
     folder = run_dir(spec.run_id)
     refuse_other_spec(spec, folder)
-    # The dataset converges (prepared when missing, checked intact once) before the run folder is
-    # touched: a corrupt dataset is exit 2 with nothing of the run written.
-    prepared = imports.converge_for_spec(spec.data) if dataset else None
     with fs.locked(folder, f"run {spec.run_id}"):
         refuse_other_spec(spec, folder)  # again under the lock
         run = Run(spec, folder)
-        run._start(prepared)
+        run._start(dataset)
         try:
             yield run
         finally:
@@ -264,25 +263,6 @@ def run_files(folder: Path) -> list[str]:
 
 
 # --- the run commands --------------------------------------------------------------------------
-
-def init(spec: RunSpec, check: bool = False) -> Result:
-    """`tc run init`: converge the run folder for SPEC (create it, or ok when it already matches)."""
-    folder = run_dir(spec.run_id)
-    if check:
-        present = fs.root().is_dir()
-        if present:
-            refuse_other_spec(spec, folder)
-        ds = imports.converge_for_spec(spec.data, check=True)
-        complete = present and fs.exists(path_of(folder, "manifest")) and journal.has_event(path_of(folder, "journal"), "dataset_linked")
-        status = merge_status(ds.status, "ok" if complete else "changed")
-        what = "is initialized" if complete else "would be initialized"
-        return Result(status, f"run {spec.run_id} {what}; {ds.summary}", [str(folder)])
-    with open(spec) as run:
-        pass
-    verb = "initialized" if run.status == "changed" else "is up to date"
-    return Result(run.status, f"run {spec.run_id} {verb} at {folder}", [str(folder)],
-                  {"run_id": spec.run_id, "run_dir": str(folder), "config_hash": spec.config_hash, "dataset_id": run.dataset["dataset_id"]})
-
 
 def load_metadata(run_id: str) -> tuple[Path, dict[str, Any]]:
     """A run's folder and metadata; InputError when there is no such run."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+from opslab import market
+from opslab.contracts import SCHEMA_VERSION
 from opslab.drills.base import Context, Drill, Observation, base_spec
 
-EXPECTED = {"schema_version": 1, "source": "expected", "positions": [{"instrument": "BTCUSDT.BINANCE", "side": "LONG", "quantity": "0.25"}],
+EXPECTED = {"schema_version": SCHEMA_VERSION, "source": "expected", "positions": [{"instrument": market.INSTRUMENT_ID, "side": "LONG", "quantity": "0.25"}],
             "open_orders": [], "balances": {"USDT": "1000.00", "BTC": "0.25"}}
 
 
@@ -22,7 +24,7 @@ def execute(ctx: Context) -> Observation:
     path = ctx.spec("mismatch", spec)
     result = ctx.tc("reconcile", "--spec", str(path), "--expected", str(exp), "--observed", str(obs))
     details = result.json().get("details", []) if result.out else []
-    check = "position BTCUSDT.BINANCE quantity"
+    check = f"position {market.INSTRUMENT_ID} quantity"
     detected = result.code == 4 and any(d.startswith(check) for d in details)
     observed_text = f"tc reconcile exited {result.code}" + (f": {details[0]}" if details else "")
     return Observation(detected, observed_text, 1 if detected else None, "checks",
@@ -31,4 +33,4 @@ def execute(ctx: Context) -> Observation:
 
 DRILL = Drill("mismatch", "observed state differs from expected: reconciliation exits 4 with the failing check",
               "the observed position quantity is 0.26 where 0.25 is expected",
-              "tc reconcile exits 4 and names 'position BTCUSDT.BINANCE quantity'", execute)
+              f"tc reconcile exits 4 and names 'position {market.INSTRUMENT_ID} quantity'", execute)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from opslab import contracts
+from opslab.contracts import SCHEMA_VERSION
 from opslab.drills.node import stack as alert_stack
 from opslab.drills.base import Context, Observation
 
@@ -35,7 +36,7 @@ def node_spec(run_id: str, **node: Any) -> dict[str, Any]:
     """A RunSpec for a drill's node: the demo strategy (a resting limit buy, market round trips every
     60 bars), fast heartbeats, a 3 s market-data staleness bound; NODE overrides engine.node fields."""
     return {
-        "schema_version": 1, "run_id": run_id, "description": "node drill",
+        "schema_version": SCHEMA_VERSION, "run_id": run_id, "description": "node drill",
         "scenario": {"name": "ops_smoke_demo", "version": "1.0.0"},
         "strategy": {"name": "drill", "version": "1"},
         "instrument": "BTCUSDT", "venue": "BINANCE",
@@ -249,7 +250,7 @@ class NodeLab:
     def venue_counters(self) -> dict[str, Any]:
         """The venue's statistics artifact (venue/<run_id>/stats.json: WebSocket, market-message counts)."""
         try:
-            return json.loads(_tail(self.root / contracts.artifact("venue_stats").path.replace("*", self.run_id)) or b"{}")
+            return json.loads(_tail(contracts.artifact("venue_stats").at(self.root, self.run_id)) or b"{}")
         except ValueError:
             return {}
 
