@@ -9,7 +9,10 @@ from opslab import __version__, market
 from opslab.cli import commands
 from opslab.cli.commands import port_number
 from opslab.cli.reporter import Reporter
+from opslab.drills import KINDS
 from opslab.errors import InputError
+
+DRILL_KINDS = (*KINDS, "all")
 
 Handler = Callable[[argparse.Namespace, Reporter], Any]
 
@@ -242,7 +245,7 @@ def _group_metrics(sub: Any) -> None:
 def _group_drill(sub: Any) -> None:
     g = group(sub, "drill", "deterministic failure drills: inject one fault, check the lab detects it")
     p = leaf(g, "list", "list the drills, their kind and their runbooks", "  tc drill list\n  tc drill list --kind node", commands.drill_list)
-    p.add_argument("--kind", choices=("lab", "node", "all"), help="only drills of this kind")
+    p.add_argument("--kind", choices=DRILL_KINDS, help="only drills of this kind")
     p = leaf(g, "run", "run one drill (or all of a kind) in an isolated sandbox and record the result; exit 4 when a failure went undetected", """
   tc drill run mismatch
   tc drill run --all            # every lab drill (fast checks of the lab's own parts), then artifacts/drills/scorecard.json
@@ -252,7 +255,7 @@ Node drills need prometheus and prometheus-alertmanager on PATH and the checkout
 alertmanager/ configs (the dev image has both); each starts its own stack, venue and node on 127.0.0.1.""", commands.drill_run)
     p.add_argument("name", metavar="NAME", nargs="?", help="drill name from `tc drill list`")
     p.add_argument("--all", action="store_true", help="run every drill of --kind (default lab) and write the scorecard")
-    p.add_argument("--kind", choices=("lab", "node", "all"), help="run every drill of this kind and write the scorecard")
+    p.add_argument("--kind", choices=DRILL_KINDS, help="run every drill of this kind and write the scorecard")
     _check_flag(p)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from opslab.contracts import SCHEMA_VERSION
+from opslab.drills import KINDS
 
 
 @dataclass
@@ -81,7 +82,11 @@ class Drill:
     fault: str
     expected: str
     execute: Callable[[Context], Observation]
-    kind: str = "lab"  # lab: the lab's own parts, fast; node: the real node, detected through the alerting path
+    kind: str = "lab"  # one of KINDS. lab: the lab's own parts, fast; node: the real node, detected through the alerting path
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"drill {self.name}: kind {self.kind!r} is none of {KINDS}")
 
     @property
     def runbook(self) -> str:

@@ -10,7 +10,8 @@ from typing import Callable
 from opslab import clock, contracts, digests, fs, runs
 from opslab.report import html
 from opslab.contracts import SCHEMA_VERSION
-from opslab.drills import DRILLS
+from opslab.drills.registry import DRILLS
+from opslab import drills
 from opslab.drills.base import Context, Drill
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
@@ -49,7 +50,7 @@ def detection_enabled() -> bool:
     return os.environ.get(DETECTION_ENV, "on") != "off"
 
 
-KINDS = ("lab", "node", "all")
+KINDS = (*drills.KINDS, "all")
 
 
 def _of_kind(kind: str) -> list[Drill]:

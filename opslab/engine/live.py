@@ -28,9 +28,7 @@ from nautilus_trader.adapters.binance import (
     BinanceLiveDataClientFactory,
     BinanceLiveExecClientFactory,
 )
-from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import (
-    ActorConfig,
     InstrumentProviderConfig,
     LiveExecEngineConfig,
     LoggingConfig,
@@ -45,6 +43,7 @@ from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
 
 from opslab import market
 from opslab.engine import session, strategies
+from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 LOG_FILE_MAX_BYTES = 2_000_000
 LOG_FILE_BACKUPS = 2
@@ -84,26 +83,25 @@ class Hooks:
         return round((time.time_ns() - self.started_ns) / 1e9, 3)
 
 
-class OpsActorConfig(ActorConfig, frozen=True):
-    """Parameters of the ops actor."""
+class NodeOpsActorConfig(OpsActorConfig, frozen=True):
+    """The ops actor's parameters inside a node: what it watches besides bars, and how often it beats."""
 
     instrument_id: InstrumentId
-    bar_type: BarType
     heartbeat_seconds: float
     bars_bound: int | None = None
 
 
-class OpsActor(Actor):
-    """Heartbeats, the kill switch and the bar bound, from inside the node."""
+class NodeOpsActor(OpsActor):
+    """The lab's ops actor (engine/ops_actor.py: it counts bars) inside a node, plus heartbeats, the kill
+    switch and the bar bound."""
 
-    def __init__(self, config: OpsActorConfig) -> None:
+    def __init__(self, config: NodeOpsActorConfig) -> None:
         super().__init__(config)
         self.hooks: Hooks | None = None
         self.node: TradingNode | None = None
         self.strategy: Strategy | None = None
         self.last_data_ns: int | None = None
         self.halted = False
-        self.bars_seen = 0  # counted here, not by the strategy: a user's strategy need not count anything
         self.book_sequence: int | None = None
         self.book_gaps = 0
         self.book_missed = 0
@@ -112,12 +110,12 @@ class OpsActor(Actor):
         self.subscribe_trade_ticks(self.config.instrument_id)
         self.subscribe_quote_ticks(self.config.instrument_id)
         self.subscribe_order_book_deltas(self.config.instrument_id, book_type=BookType.L2_MBP)
-        self.subscribe_bars(self.config.bar_type)
+        super().on_start()  # the bars
         self.clock.set_timer("opslab-heartbeat", timedelta(seconds=self.config.heartbeat_seconds), callback=self._beat)
         self.clock.set_timer("opslab-killswitch", timedelta(seconds=KILL_SWITCH_POLL_S), callback=self._kill_switch)
         self._kill_switch(None)
 
-    def on_stop(self) -> None:
+    def on_stop(self) -> None:  # the node's own stop unsubscribes everything; only the lab's timers go here
         for name in ("opslab-heartbeat", "opslab-killswitch"):
             if name in self.clock.timer_names:
                 self.clock.cancel_timer(name)
@@ -141,7 +139,7 @@ class OpsActor(Actor):
 
     def on_bar(self, bar: Bar) -> None:
         self.last_data_ns = self.clock.timestamp_ns()
-        self.bars_seen += 1
+        super().on_bar(bar)  # counted here, not by the strategy: a user's strategy need not count anything
         bound = self.config.bars_bound
         if bound is not None and self.bars_seen >= bound and self.hooks:
             self.hooks.request_stop("bars")
@@ -251,8 +249,8 @@ def run(s: Settings, hooks: Hooks) -> dict[str, Any]:
     instrument_id = InstrumentId.from_str(market.INSTRUMENT_ID)
     bar_type = BarType.from_str(market.BAR_TYPE)
     strategy = strategies.create(s.run_spec, s.bars or 10**9)  # the spec's strategy, built-in or the user's
-    actor = OpsActor(OpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type,
-                                    heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars))
+    actor = NodeOpsActor(NodeOpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type, total_bars=s.bars or 0,
+                                            heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars))
     actor.hooks, actor.node, actor.strategy = hooks, node, strategy
     node.trader.add_strategy(strategy)
     node.trader.add_actor(actor)
@@ -267,7 +265,7 @@ def run(s: Settings, hooks: Hooks) -> dict[str, Any]:
     return state
 
 
-async def _supervise(node: TradingNode, actor: OpsActor, s: Settings, hooks: Hooks, loop: asyncio.AbstractEventLoop) -> None:
+async def _supervise(node: TradingNode, actor: NodeOpsActor, s: Settings, hooks: Hooks, loop: asyncio.AbstractEventLoop) -> None:
     hooks.stop_event = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -358,7 +356,7 @@ async def _watch(node: TradingNode, s: Settings, hooks: Hooks) -> None:
             pass
 
 
-def _read(node: TradingNode, strategy: Strategy, actor: "OpsActor", instrument_id: InstrumentId, run_id: str, hooks: Hooks) -> dict[str, Any]:
+def _read(node: TradingNode, strategy: Strategy, actor: NodeOpsActor, instrument_id: InstrumentId, run_id: str, hooks: Hooks) -> dict[str, Any]:
     instrument = node.cache.instrument(instrument_id)
     if instrument is None or node.cache.account_for_venue(Venue(BINANCE)) is None:
         raise RuntimeError(f"{hooks.stop_reason or 'stopped'}; the node never loaded the instrument or the account (see node/node*.log)")

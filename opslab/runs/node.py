@@ -20,6 +20,7 @@ from typing import Any, Callable
 from opslab import clock, contracts, fs, journal, runs
 from opslab import urls
 from opslab.runs import outputs, preflight
+from opslab.runs.lifecycle import Lifecycle
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
@@ -73,22 +74,6 @@ class NodeRun:
         return path
 
 
-class _Lifecycle:
-    """node/lifecycle.json plus the node_<state> journal events."""
-
-    def __init__(self, run: NodeRun, doc: dict[str, Any]) -> None:
-        self.run, self.doc = run, doc
-
-    def to(self, state: str, reason: str | None = None, **data: Any) -> None:
-        event = "node_resumed" if data.get("resumed") else f"node_{state}"
-        self.doc["state"] = state
-        if state in ("stopped", "failed", "blocked"):
-            self.doc["stop_reason"] = reason
-        self.doc["transitions"].append({"state": state, "at": clock.now_iso(), "reason": reason})
-        self.run.write("node_lifecycle", self.doc)
-        self.run.event(event, {"reason": reason, **data})
-
-
 def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None) -> dict[str, Any]:
     from opslab.venue.server import credentials
 
@@ -111,36 +96,52 @@ def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None) ->
     return {"node": node, "api_key": key, "api_secret": secret}
 
 
+def stopped(life: dict[str, Any] | None) -> bool:
+    """The one test of "already done": the plan asks it, and the command asks it again under the run's lock."""
+    return bool(life) and life["state"] == "stopped"
+
+
+def plan(spec: RunSpec, node: dict[str, Any]) -> Result:
+    """What `tc run node` does: ok when the node already stopped (run folder and dataset intact), else changed.
+    `--check` prints it; the command acts on it."""
+    init = runs.init(spec, check=True)
+    folder = runs.run_dir(spec.run_id)
+    life = runs.read_artifact(folder, "node_lifecycle") if init.status == "ok" else None
+    if stopped(life):
+        return _already(spec, folder, life)
+    return Result("changed", f"would run the live node of {spec.run_id} against {node['venue_http_url']}; {init.summary}", [str(folder)])
+
+
+def _already(spec: RunSpec, folder: Path, life: dict[str, Any]) -> Result:
+    return Result("ok", f"run {spec.run_id}: node already stopped ({life['stop_reason']})", [str(folder)],
+                  {"run_id": spec.run_id, "run_dir": str(folder), "lifecycle": life})
+
+
 def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | None = None, ws_url: str | None = None,
              check: bool = False) -> Result:
     """Run the spec's live paper node to its bound; ok when the run already stopped. HTTP_URL/WS_URL
     override the spec's venue URLs (where the venue listens is deployment, not the experiment)."""
     inputs = _settings_inputs(spec, http_url, ws_url)
     node = inputs["node"]
-    if check:
-        init = runs.init(spec, check=True)
-        life = runs.read_artifact(runs.run_dir(spec.run_id), "node_lifecycle") if init.status == "ok" else None
-        if life and life["state"] == "stopped":
-            return Result("ok", f"run {spec.run_id}: node already stopped ({life['stop_reason']})", [str(runs.run_dir(spec.run_id))])
-        return Result("changed", f"would run the live node of {spec.run_id} against {node['venue_http_url']}; {init.summary}",
-                      [str(runs.run_dir(spec.run_id))])
+    planned = plan(spec, node)
+    if check or planned.status == "ok":
+        return planned
     from opslab.engine import strategies  # preflight passed: importing the strategy (and NautilusTrader) is due now
 
     strategies.check(spec)  # exit 2 naming the module and the reason, before anything is written
     with runs.open(spec, dataset=runs.dataset_for(spec)) as opened:  # the venue replays the same dataset; the run links it
         run = NodeRun(opened)
         previous = run.read("node_lifecycle")
-        if previous and previous["state"] == "stopped":
-            return Result(opened.status, f"run {spec.run_id}: node already stopped ({previous['stop_reason']})", [str(run.folder)],
-                          {"run_id": spec.run_id, "run_dir": str(run.folder), "lifecycle": previous})
-        life = _Lifecycle(run, {
+        if stopped(previous):  # another tc stopped it between the plan and the lock
+            return _already(spec, run.folder, previous)
+        life = Lifecycle(run, "node_lifecycle", "node", {
             "schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "state": "new", "stop_reason": None,
             "venue_http_url": node["venue_http_url"], "venue_ws_url": node["venue_ws_url"],
             "bounds": {"duration_seconds": node["duration_seconds"], "bars": node["bars"], "heartbeat_seconds": node["heartbeat_seconds"],
                        "market_data_stale_seconds": node.get("market_data_stale_seconds", MARKET_DATA_STALE_DEFAULT_S)},
             "timings": {"connected": None, "running": None, "first_fill": None, "stopped": None},
             "halts": 0, "cancelled_at_halt": [], "transitions": (previous or {}).get("transitions", []),
-        })
+        }, stop_states=("stopped", "failed", "blocked"))
         run.record_safety()
         reason = gate()
         if reason:
@@ -160,7 +161,7 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
         return _finish(spec, run, life, inputs, state, hooks)
 
 
-def _drive(spec: RunSpec, run: NodeRun, life: _Lifecycle, inputs: dict[str, Any], gate: Callable[[], "str | None"]) -> tuple[dict[str, Any], Any]:
+def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any], gate: Callable[[], "str | None"]) -> tuple[dict[str, Any], Any]:
     from opslab.engine import live  # NautilusTrader is imported here, when a node runs
 
     node = inputs["node"]
@@ -172,14 +173,14 @@ def _drive(spec: RunSpec, run: NodeRun, life: _Lifecycle, inputs: dict[str, Any]
     def event(state: str, data: dict[str, Any]) -> None:
         life.doc["halts"], life.doc["cancelled_at_halt"] = hooks.halts, list(hooks.cancelled)
         life.doc["timings"] = dict(hooks.timings)
-        life.to(state, data.get("reason") if state in ("halted", "stopping") else None,
+        life.to(state, data.get("reason") if state in ("halted", "stopping") else None, event="node_resumed" if data.get("resumed") else None,
                 **{k: v for k, v in data.items() if k != "reason"})
 
     hooks = live.Hooks(heartbeat=run.heartbeat, event=event, gate=gate)
     return live.run(settings, hooks), hooks
 
 
-def _finish(spec: RunSpec, run: NodeRun, life: _Lifecycle, inputs: dict[str, Any], state: dict[str, Any], hooks: Any) -> Result:
+def _finish(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any], state: dict[str, Any], hooks: Any) -> Result:
     from opslab.venue import record
 
     node = inputs["node"]

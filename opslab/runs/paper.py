@@ -21,9 +21,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from opslab import clock, runs
+from opslab import runs
 from opslab.datasets import resolve
 from opslab.runs import outputs, preflight
+from opslab.runs.lifecycle import Lifecycle
 from opslab.engine import strategies
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import EXIT_CODES
@@ -45,31 +46,14 @@ class Gate:
     blocks: bool = True  # a safety gate: stopping on it is exit 3 (blocked by safety)
 
 
-class _Lifecycle:
-    """paper/lifecycle.json plus the matching journal events."""
-
-    def __init__(self, run: Run, doc: dict[str, Any]) -> None:
-        self.run, self.doc = run, doc
-
-    @classmethod
-    def load(cls, run: Run, steps: int, per_step: int) -> "_Lifecycle":
-        doc = run.read("paper_lifecycle")
-        return cls(run, doc or {
-            "schema_version": SCHEMA_VERSION, "run_id": run.run_id, "state": "new", "stop_reason": None,
-            "steps_total": steps, "bars_per_step": per_step, "steps_done": 0, "attempts": 0,
-            "recoveries": 0, "cancelled_orders": [], "transitions": [],
-        })
-
-    def save(self) -> None:
-        self.run.write("paper_lifecycle", self.doc)
-
-    def to(self, state: str, reason: str | None = None, **fields: Any) -> None:
-        self.doc["state"] = state
-        entry = {"state": state, "at": clock.now_iso(), "attempt": self.doc["attempts"], "step": self.doc["steps_done"], "reason": reason}
-        self.doc["transitions"].append(entry)
-        self.save()
-        event = "paper_recovered" if state == "recovered" else f"paper_{state}"
-        self.run.event(event, {"attempt": self.doc["attempts"], "step": self.doc["steps_done"], "reason": reason, **fields})
+def _load_lifecycle(run: Run, steps: int, per_step: int) -> Lifecycle:
+    """paper/lifecycle.json (new when absent); each transition also carries the attempt and step."""
+    doc = run.read("paper_lifecycle") or {
+        "schema_version": SCHEMA_VERSION, "run_id": run.run_id, "state": "new", "stop_reason": None,
+        "steps_total": steps, "bars_per_step": per_step, "steps_done": 0, "attempts": 0,
+        "recoveries": 0, "cancelled_orders": [], "transitions": [],
+    }
+    return Lifecycle(run, "paper_lifecycle", "paper", doc, context=lambda d: {"attempt": d["attempts"], "step": d["steps_done"]})
 
 
 class _Signals:
@@ -95,22 +79,34 @@ class _Signals:
             signal.signal(sig, old)
 
 
+def stopped(life: dict[str, Any] | None) -> bool:
+    """The one test of "already done": the plan asks it, and the command asks it again under the run's lock."""
+    return bool(life) and life["state"] == "stopped"
+
+
 def plan(spec: RunSpec) -> Result:
-    """--check: what `tc run paper` would do, changing nothing."""
+    """What `tc run paper` does: ok when the lifecycle already stopped (run folder and dataset intact), else
+    changed. `--check` prints it; the command acts on it."""
     init = runs.init(spec, check=True)
     folder = runs.run_dir(spec.run_id)
     life = runs.read_artifact(folder, "paper_lifecycle") if init.status == "ok" else None
-    if life and life["state"] == "stopped":
-        return Result("ok", f"run {spec.run_id}: paper lifecycle already stopped ({life['stop_reason']})", [str(folder)])
+    if stopped(life):
+        return _already(spec, folder, life)
     return Result("changed", f"would run the paper lifecycle of {spec.run_id}; {init.summary}", [str(folder)])
+
+
+def _already(spec: RunSpec, folder: Any, life: dict[str, Any]) -> Result:
+    return Result("ok", f"run {spec.run_id}: paper lifecycle already stopped ({life['stop_reason']})", [str(folder)],
+                  {"run_id": spec.run_id, "run_dir": str(folder), "lifecycle": life})
 
 
 def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: Iterable[Gate] = (),
               progress: Callable[[int, int], None] | None = None, check: bool = False) -> Result:
     """Converge the run to a stopped paper lifecycle (ok when it already stopped)."""
     preflight.check_kind(spec, "paper")
-    if check:
-        return plan(spec)
+    planned = plan(spec)
+    if check or planned.status == "ok":
+        return planned
     bounds = spec.data["engine"]["paper"]
     per_step = bounds["bars_per_step"]
     strategies.check(spec)  # import/config errors are exit 2 before anything of the run is written
@@ -118,10 +114,9 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
     with runs.open(spec, dataset=runs.dataset_for(spec)) as run:
         bars_given = min(bounds["steps"] * per_step, run.dataset["rows"], spec.data["engine"]["max_bars"])
         steps = -(-bars_given // per_step)  # the dataset may hold fewer bars than steps x bars_per_step
-        life = _Lifecycle.load(run, steps, per_step)
-        if life.doc["state"] == "stopped":
-            return Result(run.status, f"run {spec.run_id}: paper lifecycle already stopped ({life.doc['stop_reason']})", [str(run.folder)],
-                          {"run_id": spec.run_id, "run_dir": str(run.folder), "lifecycle": life.doc})
+        life = _load_lifecycle(run, steps, per_step)
+        if stopped(life.doc):  # another tc stopped it between the plan and the lock
+            return _already(spec, run.folder, life.doc)
         replay = 0
         if life.doc["state"] in UNFINISHED and os.environ.get(RECOVERY_ENV) != "off":
             # The journal is the truth: a kill between journaling a step and saving lifecycle.json
@@ -172,7 +167,7 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
                   exit_code=EXIT_CODES["safety"] if halted else 0)
 
 
-def _drive(spec: RunSpec, dataset: dict[str, Any], bars_given: int, life: _Lifecycle, replay: int,
+def _drive(spec: RunSpec, dataset: dict[str, Any], bars_given: int, life: Lifecycle, replay: int,
            step_gates: Iterable[Gate], progress: Callable[[int, int], None] | None) -> tuple[dict[str, Any], str, list[str], int]:
     from opslab.engine import catalog
     from opslab.engine import session as engine_session

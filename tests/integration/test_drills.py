@@ -8,7 +8,7 @@ import re
 import pytest
 
 from conftest import REPO, run_tc
-from opslab.drills import DRILLS
+from opslab.drills.registry import DRILLS
 
 pytestmark = pytest.mark.integration
 LAB = sorted(name for name, drill in DRILLS.items() if drill.kind == "lab")  # node drills: test_node_drills.py

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_tc
 from opslab.drills.node import stack
-from opslab.drills import DRILLS
+from opslab.drills.registry import DRILLS
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(stack.missing() is not None, reason=f"node drills need the alerting stack: {stack.missing()}")]

@@ -9,7 +9,7 @@ from pathlib import Path
 from opslab import contracts
 from opslab.report import html
 from opslab.drills.node import stack
-from opslab.drills import DRILLS
+from opslab.drills.registry import DRILLS
 
 
 def test_there_are_seven_drills_of_each_kind_each_with_a_runbook_page():
