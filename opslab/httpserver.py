@@ -61,18 +61,35 @@ def url(server: LabHTTPServer) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
-def serve_until_signal(server: LabHTTPServer, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve in this thread until SIGINT or SIGTERM (shut down from another thread, as the server
-    requires); ON_READY(url) runs once the socket listens."""
-    def stop(signum: int, frame: Any) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+def wait_for_signal() -> str:
+    """Block until SIGINT or SIGTERM arrives and return its name: the one way every lab server (the threaded
+    HTTP servers here, the exporter, the venue) is told to stop. The previous handlers come back after."""
+    got = threading.Event()
+    name: list[str] = []
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    def handler(signum: int, frame: Any) -> None:
+        name.append(signal.Signals(signum).name)
+        got.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not got.wait(0.5):  # a timed wait: the main thread runs the handler between waits
+            pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return name[0]
+
+
+def serve_until_signal(server: LabHTTPServer, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM (wait_for_signal); ON_READY(url) runs once the socket listens."""
+    thread = threading.Thread(target=server.serve_forever, name="http-server", daemon=True)
+    thread.start()
     try:
         if on_ready:
             on_ready(url(server))
-        server.serve_forever()
+        wait_for_signal()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        server.shutdown()
+        thread.join(10)
         server.server_close()

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from opslab import httpserver
 from opslab.errors import InputError
 from opslab.metrics.cache import ArtifactCollector
 from opslab.metrics.catalog import PER_RUN_DEFAULT
@@ -133,14 +133,14 @@ class MetricsServer:
             self.pool.shutdown(wait=False)
 
     def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
-        """Serve in this thread until SIGINT or SIGTERM; ON_READY(url) once the socket listens."""
-        async def main() -> None:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, lambda: self._stop.set() if self._stop else None)
-            await self._run(on_ready, None)
-
-        asyncio.run(main())
+        """Serve until SIGINT or SIGTERM (httpserver.wait_for_signal); ON_READY(url) once the socket listens."""
+        self.start()
+        try:
+            if on_ready:
+                on_ready(self.url)
+            httpserver.wait_for_signal()
+        finally:
+            self.stop()
 
     def start(self) -> "MetricsServer":
         """Serve in a background thread (tests, benchmarks); returns once it listens."""
