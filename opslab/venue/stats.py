@@ -1,8 +1,9 @@
 """The venue's own statistics: counters the drills and the exporter read, and their artifact.
 
 artifacts/venue/<run_id>/stats.json (schemas/venue_stats.schema.json) is written atomically at
-start, at most once a second while anything in it changed, and once at stop. The request counts
-are the fault switch's (fault_switch.VenueState.stats); the rest is counted here.
+start, at most once a second while anything in it changed, and once at stop (not at all for the
+venue without a spec, which persists nothing). The request counts are the fault switch's
+(fault_switch.VenueState.stats); the rest is counted here.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def path_for(run_id: str) -> Path:
 class VenueStats:
     """Counters behind one lock, and the thread that writes them out."""
 
-    def __init__(self, run_id: str, switch: fault_switch.VenueState) -> None:
-        self.run_id, self.switch, self.path = run_id, switch, path_for(run_id)
+    def __init__(self, run_id: str, switch: fault_switch.VenueState, persist: bool = True) -> None:
+        self.run_id, self.switch = run_id, switch
+        self.path = path_for(run_id) if persist else None
         self.lock = threading.Lock()
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.last_subscribe_at: str | None = None
@@ -70,6 +72,8 @@ class VenueStats:
 
     def write(self) -> bool:
         """Write stats.json when anything but its time changed; True when written."""
+        if self.path is None:
+            return False
         doc = self.document()
         unchanged = {k: v for k, v in doc.items() if k != "updated_at"}
         if unchanged == self._written:
