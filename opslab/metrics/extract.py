@@ -168,7 +168,7 @@ VENUE_REQUEST_OUTCOMES = ("served", "throttled", "banned", "dropped", "errors")
 
 
 def venue_faults() -> list[str]:
-    """Every venue fault name, from the stats schema (a test holds it equal to venue_stub.FAULT_NAMES)."""
+    """Every venue fault name, from the stats schema (a test holds it equal to venue.faults.FAULT_NAMES)."""
     return contracts.load_schema("venue_stats")["properties"]["faults_active"]["items"]["enum"]
 
 
