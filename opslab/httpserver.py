@@ -1,4 +1,4 @@
-"""The lab's own small HTTP servers (the metrics exporter, the fake venue): one threaded server class.
+"""The lab's own small HTTP servers (the metrics exporter, the venue's REST, the alerts receiver): one threaded server class.
 
 A client that goes away mid-answer (a scrape timeout, a drill's dropped connection) is normal for
 these servers and is not logged; any other error in a handler still prints its traceback.
@@ -44,7 +44,7 @@ def bind(host: str, port: int, handler: type[BaseHTTPRequestHandler], what: str)
 
 def send_json(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None,
               content_type: str = "application/json") -> None:
-    """Answer a request with BODY as compact JSON (the fake venue, the Binance venue)."""
+    """Answer a request with BODY as compact JSON (the venue)."""
     payload = json.dumps(body, separators=(",", ":")).encode()
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)

@@ -116,7 +116,7 @@ def connectivity_demo(c: Context) -> None:
         line = venue.stdout.readline().strip()  # blocks until the server listens: no sleep needed
         if not line.startswith("listening on "):
             raise SystemExit(f"demo: the fake venue did not start: {line or venue.stderr.read()}")
-        url = line.split()[-1]
+        url = line.split()[2]  # listening on URL websocket WS
         print(f"      ok  fake venue listening on {url}")
         # Placeholder values for the demo only: readiness checks presence; values are never read or written.
         tc(c, "connectivity", "readiness", "--spec", DEMO_SPEC,

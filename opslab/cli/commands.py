@@ -188,33 +188,16 @@ def probe(args: argparse.Namespace, report: Reporter) -> Any:
 
 
 def venue_serve(args: argparse.Namespace, report: Reporter) -> Any:
-    from opslab import httpserver
-    from opslab.venue import faults
-    from opslab.result import Result
-
-    if args.spec:
-        return venue_serve_binance(args, report)
-    venue = faults.FakeVenue(args.host, args.port, faults.parse_faults(args.fault))
-    httpserver.serve_until_signal(venue.server, lambda url: report.event("listening", f"listening on {url}", url=url))
-    return Result("ok", f"fake venue on {venue.url} stopped", data={"url": venue.url, "stats": venue.state.stats})
-
-
-def venue_serve_binance(args: argparse.Namespace, report: Reporter) -> Any:
-    import signal
-    import threading
-
     from opslab.venue import faults
     from opslab.venue.server import BinanceVenue
     from opslab.result import Result
 
-    venue = BinanceVenue(load_spec(args.spec), args.host, args.port, faults.parse_faults(args.fault), speed=args.speed,
-                         reset=args.reset, replay_now=args.replay_now, ws_port=args.ws_port, ping_interval_s=args.ping_interval)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-    venue.serve(on_ready=lambda v: report.event("listening", f"listening on {v.url} websocket {v.ws_url} state {v.state_path}",
-                                                url=v.url, ws_url=v.ws_url), stop=stop)
-    return Result("ok", f"Binance venue on {venue.url} stopped", data={"url": venue.url, "ws_url": venue.ws_url, "stats": venue.stats()})
+    venue = BinanceVenue(load_spec(args.spec) if args.spec else None, args.host, args.port, faults.parse_faults(args.fault),
+                         speed=args.speed, reset=args.reset, replay_now=args.replay_now, ws_port=args.ws_port,
+                         ping_interval_s=args.ping_interval)
+    state = f" state {venue.state_path}" if venue.state_path else ""
+    venue.serve(on_ready=lambda v: report.event("listening", f"listening on {v.url} websocket {v.ws_url}{state}", url=v.url, ws_url=v.ws_url))
+    return Result("ok", f"venue on {venue.url} stopped", data={"url": venue.url, "ws_url": venue.ws_url, "stats": venue.stats()})
 
 
 def metrics_serve(args: argparse.Namespace, report: Reporter) -> Any:

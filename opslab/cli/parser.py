@@ -204,9 +204,11 @@ def _group_connectivity(sub: Any) -> None:
     p.add_argument("--url", required=True, help="http(s)://127.0.0.1, localhost or [::1], optional port and path")
     p.add_argument("--timeout-ms", type=int, default=2000, help="connect + answer timeout (default 2000)")
     _check_flag(p)
-    g = group(sub, "venue", "the lab's fake venue: a Binance-shaped REST API on 127.0.0.1 with switchable faults")
-    p = leaf(g, "serve", "serve the fake venue until SIGINT/SIGTERM; prints `listening on URL` first", """
-  tc venue serve --port 0                      # a free port; the first line says which
+    from opslab.venue import faults  # the fault registry only: cheap to import
+
+    g = group(sub, "venue", "the lab's venue: Binance Spot REST + WebSocket on 127.0.0.1 with switchable faults")
+    p = leaf(g, "serve", "serve the venue until SIGINT/SIGTERM; prints `listening on URL` first", """
+  tc venue serve --port 0                      # the lab's built-in dataset, public endpoints; a free port, the first line says which
   tc venue serve --port 8080 --fault latency=200 --fault rate_limit=20/10
   curl -X POST -d '{"faults": ["drop"]}' http://127.0.0.1:8080/admin/faults   # switch faults at runtime
   TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-demo.yaml --speed 600   # Binance Spot for a node""",
@@ -214,13 +216,14 @@ def _group_connectivity(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or ::1; nothing else")
     p.add_argument("--port", type=port_number, default=0, help="port, 0 for a free one (default)")
     p.add_argument("--fault", action="append", default=[], metavar="MODE",
-                   help="latency=MS, error_5xx, rate_limit=WEIGHT[/SECONDS], drop[=K], frozen_time, stale_book, sequence_gap=N")
-    p.add_argument("--spec", metavar="SPEC", help="serve Binance Spot REST + WebSocket for this spec (replays its dataset; "
-                   "API key/secret from its connectivity_readiness env names); see docs/node.md")
-    p.add_argument("--ws-port", type=port_number, default=0, help="with --spec: WebSocket port, 0 for a free one (default)")
+                   help=f"repeatable: {faults.usage()}")
+    p.add_argument("--spec", metavar="SPEC", help="serve this spec's account: replays its dataset, signed endpoints with the API "
+                   "key/secret from its connectivity_readiness env names, state kept; see docs/node.md (default: the lab's built-in "
+                   "dataset, public endpoints only, nothing kept)")
+    p.add_argument("--ws-port", type=port_number, default=0, help="WebSocket port, 0 for a free one (default)")
     p.add_argument("--speed", type=float, default=60.0, help="with --spec: dataset minutes replayed per wall-clock minute (default 60)")
     p.add_argument("--ping-interval", type=float, default=20.0, metavar="SECONDS",
-                   help="with --spec: seconds between the WebSocket pings the venue sends every client (default 20, as Binance)")
+                   help="seconds between the WebSocket pings the venue sends every client (default 20, as Binance)")
     p.add_argument("--replay-now", action="store_true", help="with --spec: start the replay at once (default: at the first market subscription)")
     p.add_argument("--reset", action="store_true", help="with --spec: discard the venue's saved state (orders, trades, balances, replay position)")
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
-from opslab import clock, contracts, digests, fs
+from opslab import clock, contracts, digests, fs, market
 from opslab.contracts import SCHEMA_VERSION, errors_for
 from opslab.errors import InputError
 from opslab.result import Result
@@ -41,8 +41,8 @@ class DatasetParams:
     start: str
     bars: int
     start_price: str
-    instrument: str = "BTCUSDT"
-    venue: str = "BINANCE"
+    instrument: str = market.SYMBOL
+    venue: str = market.VENUE
 
     @classmethod
     def from_spec(cls, spec_data: dict[str, Any]) -> "DatasetParams":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from opslab import market
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills import KINDS
 
@@ -101,8 +102,8 @@ def base_spec(run_id: str, bars: int = 240, kind: str = "backtest") -> dict[str,
         "description": "failure drill",
         "scenario": {"name": "ops_smoke_demo", "version": "1.0.0"},
         "strategy": {"name": "drill", "version": "1"},
-        "instrument": "BTCUSDT",
-        "venue": "BINANCE",
+        "instrument": market.SYMBOL,
+        "venue": market.VENUE,
         "dataset": {"kind": "synthetic", "seed": 11, "start": "2024-01-01T00:00:00Z", "bars": bars},
         "engine": {"kind": kind},
     }

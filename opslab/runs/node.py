@@ -181,7 +181,7 @@ def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any],
 
 
 def _finish(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any], state: dict[str, Any], hooks: Any) -> Result:
-    from opslab.venue import record
+    from opslab.venue.client import RECORD_TIMEOUT_S, RecordError, VenueClient
 
     node = inputs["node"]
     for log in sorted(run.log_dir().glob(contracts.artifact("node_log").path.rsplit("/", 1)[1])):  # NautilusTrader puts a ":" in the names
@@ -195,11 +195,11 @@ def _finish(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any]
     life.doc["halts"], life.doc["cancelled_at_halt"] = hooks.halts, list(hooks.cancelled)
     venue_counts: dict[str, int] = {}
     try:
-        venue_state = record.fetch(node["venue_http_url"], inputs["api_key"], inputs["api_secret"], spec.run_id)
-        run.write("venue_record", venue_state)
-        venue_counts = record.counts(node["venue_http_url"], inputs["api_key"], inputs["api_secret"])
+        client = VenueClient(node["venue_http_url"], RECORD_TIMEOUT_S, api_key=inputs["api_key"], api_secret=inputs["api_secret"])
+        run.write("venue_record", client.account_snapshot(spec.run_id))
+        venue_counts = client.account_counts()
         venue_note = f"venue record {contracts.artifact('venue_record').path}"
-    except (record.RecordError, ValueError, KeyError) as exc:
+    except (RecordError, ValueError, KeyError) as exc:
         venue_note = f"venue record unavailable ({exc})"
     life.doc["venue_counts"] = venue_counts
     life.doc["heartbeats"] = run.heartbeats

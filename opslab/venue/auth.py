@@ -25,11 +25,11 @@ def sign(secret: str, payload: str) -> str:
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
-def check_key(header: str | None, api_key: str) -> None:
-    """The X-MBX-APIKEY header must be present and equal the venue's key."""
+def check_key(header: str | None, api_key: str | None) -> None:
+    """The X-MBX-APIKEY header must be present and equal the venue's key (a venue without one, the lab's, accepts none)."""
     if not header:
         raise VenueError(401, -2014, "API-key format invalid.")
-    if not hmac.compare_digest(header.encode(), api_key.encode()):
+    if api_key is None or not hmac.compare_digest(header.encode(), api_key.encode()):
         raise VenueError(401, -2015, "Invalid API-key, IP, or permissions for action.")
 
 

@@ -1,9 +1,16 @@
-"""A small market-data client for the venue, loopback only: what the drills' detections run on.
+"""The one client of the venue, loopback only: the lab drills' detections and the node run's venue record.
 
-VenueClient: GET with bounded exponential backoff on dropped/refused connections and 5xx, honours
-429 Retry-After, and keeps a record (requests, failures, throttles, outage window).
+VenueClient.get: public GET with bounded exponential backoff on dropped/refused connections and
+5xx, honours 429 Retry-After, and keeps a record (requests, failures, throttles, outage window).
+VenueClient.signed_get: one SIGNED GET (API key header, timestamp, recvWindow, HMAC-SHA256), no
+retry; on it, the venue's own record of the account (account_snapshot, all_trades, account_counts)
+as a state snapshot: the expected side when `tc reconcile` checks a node run. The position is the
+net base quantity of the account's trades (a spot venue keeps no positions; the node nets its fills
+the same way), open orders are the venue's working orders, balances are free + locked per asset.
 DepthTracker: polls order-book snapshots and checks their lastUpdateId sequence: a jump is a
 missing update (resync from a fresh snapshot), no progress for N polls is a stale book.
+
+stdlib http.client + hmac: a handful of GETs do not justify another dependency.
 """
 
 from __future__ import annotations
@@ -12,13 +19,32 @@ import http.client
 import json
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from opslab import urls
+from opslab.contracts import SCHEMA_VERSION
+from opslab.venue import auth
+from opslab.venue.exchange import SYMBOL
+
+INSTRUMENT = f"{SYMBOL}.BINANCE"
+MAX_ANSWER = 8 * 1024 * 1024
+MAX_PAGES = 100
+RECORD_TIMEOUT_S = 5.0
 
 
 class VenueDown(Exception):
     """The venue did not answer within the retry bound."""
+
+
+class RecordError(Exception):
+    """The venue did not answer a signed (record) query."""
+
+
+def _norm(value: str | Decimal) -> str:
+    d = Decimal(value).normalize()
+    return format(d, "f") if d else "0"
 
 
 @dataclass
@@ -36,11 +62,13 @@ class ClientRecord:
 
 
 class VenueClient:
-    """GET JSON from the fake venue (or any loopback venue) with bounded retries."""
+    """GET JSON from the venue (or any loopback venue): public with bounded retries, signed with the account's key."""
 
     def __init__(self, base_url: str, timeout_s: float = 2.0, max_retries: int = 6, backoff_base_s: float = 0.05,
-                 backoff_max_s: float = 0.8, max_retry_after_s: float = 10.0, retry: bool = True) -> None:
+                 backoff_max_s: float = 0.8, max_retry_after_s: float = 10.0, retry: bool = True,
+                 api_key: str = "", api_secret: str = "") -> None:
         self.target = urls.parse(base_url)
+        self.api_key, self.api_secret = api_key, api_secret
         self.timeout_s, self.max_retries = timeout_s, max_retries
         self.backoff_base_s, self.backoff_max_s, self.max_retry_after_s = backoff_base_s, backoff_max_s, max_retry_after_s
         self.retry = retry
@@ -87,6 +115,63 @@ class VenueClient:
             wait = min(self.backoff_max_s, self.backoff_base_s * (2 ** (failures_in_row - 1)))
             self.record.backoff_waits.append(wait)
             time.sleep(wait)
+
+    def signed_get(self, path: str, params: dict[str, Any]) -> Any:
+        """The JSON answer of one SIGNED GET; RecordError on no answer, a non-200 or more than MAX_ANSWER bytes."""
+        query = urlencode({**params, "timestamp": int(time.time() * 1000), "recvWindow": 5000})
+        query += "&signature=" + auth.sign(self.api_secret, query)
+        conn = http.client.HTTPConnection(self.target.address, self.target.port, timeout=self.timeout_s)
+        try:
+            conn.request("GET", f"{path}?{query}", headers={"X-MBX-APIKEY": self.api_key, "Host": self.target.host})
+            resp = conn.getresponse()
+            body = resp.read(MAX_ANSWER + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            raise RecordError(f"{path}: {exc}") from None
+        finally:
+            conn.close()
+        if resp.status != 200 or len(body) > MAX_ANSWER:
+            raise RecordError(f"{path}: HTTP {resp.status} {body[:200]!r}")
+        return json.loads(body)
+
+    def account_snapshot(self, run_id: str) -> dict[str, Any]:
+        """The account as the venue records it, in the state_snapshot format (source: venue)."""
+        account = self.signed_get("/api/v3/account", {})
+        open_orders = self.signed_get("/api/v3/openOrders", {"symbol": SYMBOL})
+        trades = self.all_trades()
+        net = sum((Decimal(t["qty"]) if t["isBuyer"] else -Decimal(t["qty"]) for t in trades), Decimal(0))
+        positions = [{"instrument": INSTRUMENT, "side": "LONG" if net > 0 else "SHORT", "quantity": _norm(abs(net))}] if net else []
+        orders = []
+        for o in open_orders:
+            entry = {"client_order_id": o["clientOrderId"], "instrument": INSTRUMENT, "side": o["side"],
+                     "quantity": _norm(Decimal(o["origQty"]) - Decimal(o["executedQty"]))}
+            if o["type"] != "MARKET":
+                entry["price"] = _norm(o["price"])
+            orders.append(entry)
+        balances = {b["asset"]: _norm(Decimal(b["free"]) + Decimal(b["locked"])) for b in account["balances"]}
+        return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "source": "venue", "as_of": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "positions": positions, "open_orders": orders, "balances": balances}
+
+    def _paged(self, path: str, id_param: str, id_field: str) -> list[dict[str, Any]]:
+        """Every row of a Binance list endpoint, 1,000 at a time by ascending id (bounded by MAX_PAGES)."""
+        rows: list[dict[str, Any]] = []
+        next_id = 0
+        for _ in range(MAX_PAGES):
+            page = self.signed_get(path, {"symbol": SYMBOL, id_param: next_id, "limit": 1000})
+            rows += page
+            if len(page) < 1000:
+                return rows
+            next_id = page[-1][id_field] + 1
+        raise RecordError(f"{path}: more than {MAX_PAGES * 1000} rows")
+
+    def all_trades(self) -> list[dict[str, Any]]:
+        return self._paged("/api/v3/myTrades", "fromId", "id")
+
+    def account_counts(self) -> dict[str, int]:
+        """How many orders and trades the venue holds for the account (for the run's summary)."""
+        orders = self._paged("/api/v3/allOrders", "orderId", "orderId")
+        trades = self.all_trades()
+        return {"venue_orders": len(orders), "venue_trades": len(trades),
+                "venue_orders_canceled": sum(1 for o in orders if o["status"] == "CANCELED")}
 
 
 @dataclass

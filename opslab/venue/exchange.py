@@ -14,6 +14,11 @@ and stated in docs/node.md). Balances are checked and locked as Binance does for
 
 State (orders, trades, balances, listen keys, replay cursor) is written atomically to
 artifacts/venue/<run_id>/state.json after every change, so the venue survives its own restart.
+
+On demand (the venue without a spec, for the lab drills): nothing is persisted and nothing runs on
+a schedule; the whole dataset is history (klines), and each REST depth snapshot moves the book one
+price point along the dataset, so lastUpdateId advances once per snapshot (by N+1 under
+sequence_gap, not at all under stale_book), as the drills' depth tracker expects.
 """
 
 from __future__ import annotations
@@ -29,11 +34,11 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import clock, fs
+from opslab import clock, fs, market
+from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import InputError
 
-SYMBOL = "BTCUSDT"
-BASE, QUOTE = "BTC", "USDT"
+SYMBOL, BASE, QUOTE = market.SYMBOL, market.BASE, market.QUOTE  # what the venue lists (market.py names it once)
 TICK = Decimal("0.01")
 STEP = Decimal("0.000001")
 QUOTE_DP = Decimal("0.00000001")
@@ -106,21 +111,25 @@ class Exchange:
     """All venue state behind one lock; publish(stream, data) is called under it, in order."""
 
     def __init__(self, run_id: str, dataset_id: str, bars: list[tuple[str, ...]], balances: dict[str, str], speed: float,
-                 state_path: Path, publish: Publish, faults: Callable[[], dict[str, Any]], reset: bool = False) -> None:
+                 state_path: Path | None, publish: Publish, faults: Callable[[], dict[str, Any]], reset: bool = False,
+                 on_demand: bool = False) -> None:
         self.bars, self.speed, self.state_path, self.publish, self.faults = bars, speed, state_path, publish, faults
+        self.on_demand = on_demand
         self.lock = threading.RLock()
         self.last_price: Decimal | None = None
         self.book: tuple[list[list[str]], list[list[str]]] = ([], [])
+        self.book_ms: int | None = None
+        self._steps = 0
         self.messages = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._saved_at = 0.0
         self.replay_error: str | None = None
-        if fs.exists(state_path) and not reset:
+        if state_path is not None and fs.exists(state_path) and not reset:
             self.state = self._load(run_id, dataset_id)
         else:
             self.state = {
-                "schema_version": 1, "run_id": run_id, "venue": "BINANCE", "symbol": SYMBOL, "dataset_id": dataset_id,
+                "schema_version": SCHEMA_VERSION, "run_id": run_id, "venue": market.VENUE, "symbol": SYMBOL, "dataset_id": dataset_id,
                 "replay": {"cursor": 0, "bars_total": len(bars), "speed": speed, "started_at": None},
                 "next_order_id": 1, "next_trade_id": 1, "next_market_trade_id": 1, "update_id": 1000,
                 "balances": {ccy: {"free": amount(Decimal(v)), "locked": amount(Decimal(0))} for ccy, v in sorted(balances.items())},
@@ -129,6 +138,10 @@ class Exchange:
             self.save()
         self.state["replay"]["bars_total"] = len(bars)
         self.state["replay"]["speed"] = speed
+        if on_demand:
+            self.state["replay"]["cursor"] = len(bars)  # all history: a subscription starts no schedule
+            self._move_book(price_points(bars[0])[0], now_ms(), 0)  # a book from the start, stale_book or not
+            self._steps = 1
 
     def _load(self, run_id: str, dataset_id: str) -> dict[str, Any]:
         from opslab.contracts import errors_for
@@ -148,6 +161,8 @@ class Exchange:
     def save(self) -> None:
         self._saved_at = time.monotonic()
         self.state["updated_at"] = clock.now_iso()
+        if self.state_path is None:  # on demand: nothing outlives the process
+            return
         fs.write_json(self.state_path, self.state)  # built by this class field by field; verify checks the schema
 
     # --- replay -----------------------------------------------------------------------------
@@ -226,7 +241,7 @@ class Exchange:
         gone_a = [[p, "0.000000"] for p, _ in old_asks if p not in {a[0] for a in asks}]
         first = self.state["update_id"] + 1 + gap
         self.state["update_id"] = first
-        self.book = (bids, asks)
+        self.book, self.book_ms = (bids, asks), ts
         self._emit(f"{SYMBOL.lower()}@depth@100ms", {"e": "depthUpdate", "E": ts, "s": SYMBOL, "U": first, "u": first,
                                                     "b": gone_b + bids, "a": gone_a + asks})
         self._emit(f"{SYMBOL.lower()}@depth", {"e": "depthUpdate", "E": ts, "s": SYMBOL, "U": first, "u": first,
@@ -244,8 +259,17 @@ class Exchange:
             "q": amount(volume * Decimal(bar[4])), "V": qty(volume / 2), "Q": amount(volume / 2 * Decimal(bar[4])), "B": "0"}})
 
     def depth(self, limit: int) -> dict[str, Any]:
-        bids, asks = self.book
-        return {"lastUpdateId": self.state["update_id"], "bids": bids[:limit], "asks": asks[:limit]}
+        """The book snapshot (E: when the book last moved); on demand, the book first moves one price point."""
+        with self.lock:
+            if self.on_demand:
+                i, self._steps = self._steps, self._steps + 1
+                bar = self.bars[i // 4 % len(self.bars)]
+                self._print(price_points(bar)[i % 4], bar)
+            bids, asks = self.book
+            book = {"lastUpdateId": self.state["update_id"], "bids": bids[:limit], "asks": asks[:limit]}
+            if self.book_ms is not None:
+                book["E"] = self.book_ms
+            return book
 
     def klines(self, limit: int) -> list[list[Any]]:
         """The replayed bars so far (the most recent LIMIT), stamped one minute apart ending now."""

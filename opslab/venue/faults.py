@@ -1,9 +1,7 @@
-"""The lab's fake venue: a real HTTP server on 127.0.0.1 that answers like a public exchange REST API.
+"""The venue's fault switch: the faults, their parsing, and what they do to one request.
 
-Endpoints (Binance-shaped, BTCUSDT only): /api/v3/ping, /api/v3/time, /api/v3/exchangeInfo,
-/api/v3/depth (order book snapshot with a lastUpdateId sequence), /api/v3/klines (recent bars from
-the lab's deterministic generator). Content is deterministic: the book is derived from the sequence
-number, the bars from seed 42.
+Read by the CLI parser for `--fault` help (so this module imports nothing heavy), applied by the
+venue's REST and WebSocket surfaces (server.py, rest.py, streams.py) and counted in stats.py.
 
 Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/faults, loopback):
   latency=MS          answer after MS milliseconds
@@ -14,9 +12,9 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
                       min(2 x S, BAN_MAX_S) seconds, then normal limiting resumes (as Binance does)
   drop[=K]            close connections without answering (all of them, or only the next K)
   frozen_time         server time stops advancing
-  stale_book          depth lastUpdateId and timestamp stop advancing
-  sequence_gap=N      depth lastUpdateId jumps by N+1 instead of 1 (N updates are never seen)
-  silent_market       (Binance venue) market streams are not published; sockets stay open and pinged,
+  stale_book          the book (depth lastUpdateId and its time) stops advancing
+  sequence_gap=N      depth update ids jump by N+1 instead of 1 (N updates are never seen)
+  silent_market       market streams are not published; sockets stay open and pinged,
                       the user data stream and REST keep working, the replay keeps its schedule
 """
 
@@ -26,21 +24,15 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
-from opslab import clock, fs, httpserver
-from opslab.datasets import store
 from opslab.errors import InputError
 
-ALLOWED_HOSTS = ("127.0.0.1", "::1")
-WEIGHTS = {"/api/v3/ping": 1, "/api/v3/time": 1, "/api/v3/exchangeInfo": 10, "/api/v3/depth": 5, "/api/v3/klines": 2}
-MAX_ADMIN_BODY = 1 << 16  # a fault list is a few bytes
-FAULT_NAMES = ("latency", "error_5xx", "rate_limit", "drop", "frozen_time", "stale_book", "sequence_gap", "silent_market")
+SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate_limit=WEIGHT[/SECONDS]", "drop": "drop[=K]",
+          "frozen_time": "frozen_time", "stale_book": "stale_book", "sequence_gap": "sequence_gap[=N]", "silent_market": "silent_market"}
+FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
 BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
 BAN_MAX_S = 300
-KLINE_PARAMS = store.DatasetParams(42, "2024-01-01T00:00:00Z", 1440, "42000.00")
 
 
 def parse_faults(specs: list[str]) -> dict[str, Any]:
@@ -52,6 +44,11 @@ def parse_faults(specs: list[str]) -> dict[str, Any]:
             raise InputError(f"--fault {spec!r}: unknown fault; known: {', '.join(FAULT_NAMES)}")
         faults.update(_fault_value(name, value, f"--fault {spec!r}"))
     return faults
+
+
+def usage() -> str:
+    """Every fault as `--fault` takes it, comma-separated (the CLI help)."""
+    return ", ".join(SYNTAX.values())
 
 
 def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
@@ -108,56 +105,8 @@ class VenueState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class FakeVenue:
-    """Start/stop the fake venue in-process on a free loopback port (port=0) or a given one."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, faults: dict[str, Any] | None = None) -> None:
-        if host not in ALLOWED_HOSTS:
-            raise InputError(f"--host: {host!r}: the fake venue binds loopback only (127.0.0.1 or ::1)")
-        self.state = VenueState()
-        _apply(self.state, dict(faults or {}))
-        handler = type("Handler", (_Handler,), {"venue": self.state})
-        self.server = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
-        self.thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return httpserver.url(self.server)
-
-    def set_faults(self, faults: dict[str, Any]) -> None:
-        """Replace the active faults."""
-        with self.state.lock:
-            _apply(self.state, faults)
-
-    def start(self) -> "FakeVenue":
-        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-venue", daemon=True)
-        self.thread.start()
-        return self
-
-    def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
-        """Serve in this thread until shutdown() (the CLI's SIGINT/SIGTERM)."""
-        if on_ready:
-            on_ready(self.url)
-        self.server.serve_forever()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        if self.thread:
-            self.thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeVenue":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-
-def _apply(state: VenueState, faults: dict[str, Any]) -> None:
+def apply(state: VenueState, faults: dict[str, Any]) -> None:
+    """Replace the active faults (under state.lock, or before anyone else sees STATE): frozen instants, a fresh rate window."""
     now_ms = int(time.time() * 1000)
     state.faults = dict(faults)
     state.frozen_ms = now_ms if faults.get("frozen_time") else None
@@ -176,96 +125,6 @@ def ban_seconds(window_s: int) -> int:
     return min(2 * window_s, BAN_MAX_S)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    venue: VenueState
-    server_version = "opslab-fake-venue/1"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: the CLI prints one line when listening
-
-    # --- plumbing --------------------------------------------------------------------------
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        httpserver.send_json(self, status, body, headers)
-
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        if path == "/admin/faults":
-            with self.venue.lock:
-                return self._send(200, {"faults": self.venue.faults, "stats": dict(self.venue.stats), "sequence": self.venue.sequence})
-        self._public(path)
-
-    def do_POST(self) -> None:
-        if urlsplit(self.path).path != "/admin/faults":
-            return self._send(404, {"code": -1, "msg": "not found"})
-        text = self.headers.get("Content-Length") or "0"
-        if not text.isdigit() or int(text) > MAX_ADMIN_BODY:  # the body is not read: bounded before parsing
-            self.close_connection = True
-            return self._send(413, {"code": -1, "msg": f"body of {text} bytes; at most {MAX_ADMIN_BODY}"})
-        try:
-            faults = faults_from_json(fs.parse_json(self.rfile.read(int(text)) or b"null", "body"))
-        except (ValueError, InputError) as exc:
-            return self._send(400, {"code": -1, "msg": str(exc)})
-        with self.venue.lock:
-            _apply(self.venue, faults)
-            current = dict(self.venue.faults)
-        self._send(200, {"faults": current})
-
-    def do_DELETE(self) -> None:
-        if urlsplit(self.path).path != "/admin/faults":
-            return self._send(404, {"code": -1, "msg": "not found"})
-        with self.venue.lock:
-            _apply(self.venue, {})
-        self._send(200, {"faults": {}})
-
-    # --- the public API ----------------------------------------------------------------------
-    def _public(self, path: str) -> None:
-        v = self.venue
-        if path not in WEIGHTS:
-            with v.lock:
-                v.stats["requests"] += 1
-            return self._send(404, {"code": -1100, "msg": f"unknown endpoint {path}"})
-        verdict = admit(v, WEIGHTS[path])
-        if verdict.action == "drop":
-            self.close_connection = True
-            return  # no status line: the client sees the connection close
-        if verdict.status != 200:
-            return self._send(verdict.status, verdict.body, verdict.headers)
-        with v.lock:
-            body = self._answer(path, verdict.faults)
-        self._send(200, body, verdict.headers)
-
-    def _answer(self, path: str, faults: dict[str, Any]) -> Any:
-        v = self.venue
-        now_ms = v.frozen_ms if v.frozen_ms is not None else int(time.time() * 1000)
-        if path == "/api/v3/ping":
-            return {}
-        if path == "/api/v3/time":
-            return {"serverTime": now_ms}
-        if path == "/api/v3/exchangeInfo":
-            limit = faults.get("rate_limit") or {"weight": 6000, "window_s": 60}
-            return {"timezone": "UTC", "serverTime": now_ms,
-                    "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": limit["window_s"], "limit": limit["weight"]}],
-                    "symbols": [{"symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT",
-                                 "baseAssetPrecision": 8, "quotePrecision": 8,
-                                 "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.01"}, {"filterType": "LOT_SIZE", "stepSize": "0.000001"}]}]}
-        if path == "/api/v3/depth":
-            if v.book_ms is None:
-                v.sequence += 1 + int(faults.get("sequence_gap", 0))
-                book_ms = now_ms
-            else:
-                book_ms = v.book_ms
-            return _book(v.sequence, book_ms, self._query_int("limit", 5, 1, 100))
-        return _klines(self._query_int("limit", 5, 1, 1000))
-
-    def _query_int(self, name: str, default: int, low: int, high: int) -> int:
-        values = parse_qs(urlsplit(self.path).query).get(name)
-        try:
-            return min(high, max(low, int(values[0]))) if values else default
-        except ValueError:
-            return default
-
-
 @dataclass
 class Verdict:
     """What the fault switch says about one request: serve (status 200), answer an error, or drop."""
@@ -280,7 +139,7 @@ class Verdict:
 def admit(v: VenueState, weight: int) -> Verdict:
     """Apply the active faults to one request of WEIGHT (counts it in v.stats); sleeps for latency.
 
-    Shared by the fake venue's REST handler and the Binance venue's REST and WebSocket surfaces.
+    Shared by the venue's REST and WebSocket surfaces.
     """
     with v.lock:
         v.stats["requests"] += 1
@@ -333,19 +192,3 @@ def _limit(v: VenueState, limit: dict[str, int], weight: int, faults: dict[str, 
     until_ms = int((time.time() + remaining) * 1000)
     return Verdict("error", 418, {"code": -1003, "msg": f"Way too many requests; IP banned until {until_ms}."},
                    {"Retry-After": str(max(1, math.ceil(remaining)))}, faults)
-
-
-def _book(sequence: int, ts_ms: int, depth: int) -> dict[str, Any]:
-    mid = 4_200_000 + (sequence * 37) % 20_000  # cents, deterministic in the sequence
-    bids = [[f"{(mid - 1 - i) / 100:.2f}", f"{0.5 + i * 0.25:.6f}"] for i in range(depth)]
-    asks = [[f"{(mid + 1 + i) / 100:.2f}", f"{0.5 + i * 0.25:.6f}"] for i in range(depth)]
-    return {"lastUpdateId": sequence, "E": ts_ms, "bids": bids, "asks": asks}
-
-
-def _klines(limit: int) -> list[list[Any]]:
-    rows = [line.decode().strip().split(",") for line in store.generate_rows(KLINE_PARAMS)][1:]
-    out = []
-    for ts, o, h, low, c, vol in rows[-limit:]:
-        close_ms = int(clock.epoch_seconds(ts)) * 1000
-        out.append([close_ms - 60_000, o, h, low, c, vol, close_ms - 1, "0", 0, "0", "0", "0"])
-    return out

@@ -3,34 +3,54 @@
 Parameters are read from the query string and, for POST/PUT/DELETE, also from a form body (Binance
 accepts both; the Nautilus client sends everything in the query). Requests are bounded: a target
 longer than MAX_TARGET bytes gets 414, a body longer than MAX_BODY 413, both with a Binance-shaped
-error. Every public request passes the shared fault switch first (faults.admit).
+error. Every public request passes the shared fault switch first (faults.admit); ROUTES is the one
+table of paths, security types and request weights.
+
+Admin endpoints (loopback, no key): GET/POST/DELETE /admin/faults (the fault switch), POST
+/admin/fill, GET /admin/state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from opslab import fs, httpserver
 from opslab.venue import faults as fault_switch
 from opslab.venue import auth
-from opslab.venue.exchange import QUOTE, BASE, SYMBOL, VenueError
-
-if TYPE_CHECKING:
-    from opslab.venue.server import BinanceVenue
+from opslab.venue.exchange import QUOTE, BASE, SYMBOL, Exchange, VenueError
+from opslab.venue.stats import VenueStats
 
 MAX_TARGET = 8192
 MAX_BODY = 16384
 NONE, USER_STREAM, SIGNED = "NONE", "USER_STREAM", "SIGNED"
 
 
+class Venue(Protocol):
+    """What the handlers use of the venue (server.BinanceVenue), by duck type: server.py imports this module."""
+
+    faults: fault_switch.VenueState
+    exchange: Exchange
+    counters: VenueStats
+    api_key: str | None
+    api_secret: str | None
+
+    def server_time_ms(self) -> int: ...
+
+    def count_request(self) -> None: ...
+
+    def set_faults(self, faults: dict[str, Any]) -> None: ...
+
+    def fill_open_orders(self) -> list[int]: ...
+
+
 @dataclass(frozen=True)
 class Route:
     security: str
     weight: int
-    answer: Callable[["BinanceVenue", dict[str, str]], Any]
+    answer: Callable[[Venue, dict[str, str]], Any]
 
 
 def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -62,12 +82,16 @@ def _ids(params: dict[str, str]) -> tuple[int | None, str | None]:
         raise VenueError(400, -1100, "Illegal characters found in parameter 'orderId'.") from None
 
 
-def exchange_info(venue: "BinanceVenue", params: dict[str, str]) -> Any:
+def exchange_info(venue: Venue, params: dict[str, str]) -> Any:
     for key in ("symbol", "symbols"):
         if key in params and SYMBOL not in params[key]:
             raise VenueError(400, -1121, "Invalid symbol.")
+    with venue.faults.lock:
+        limit = venue.faults.faults.get("rate_limit")
+    weight = ({"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": limit["window_s"], "limit": limit["weight"]} if limit
+              else {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000})  # the rate_limit fault's budget
     return {"timezone": "UTC", "serverTime": venue.server_time_ms(),
-            "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+            "rateLimits": [weight,
                            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
                            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000}],
             "exchangeFilters": [],
@@ -84,7 +108,7 @@ def exchange_info(venue: "BinanceVenue", params: dict[str, str]) -> Any:
                          "allowedSelfTradePreventionModes": ["NONE"]}]}
 
 
-def _place(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+def _place(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p)
     for name in ("side", "type", "quantity"):
         if not p.get(name):
@@ -99,7 +123,7 @@ def _listen_key(p: dict[str, str]) -> str:
     return key
 
 
-def _keepalive(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+def _keepalive(venue: Venue, p: dict[str, str]) -> Any:
     if not venue.exchange.has_listen_key(_listen_key(p)):
         raise VenueError(400, -1125, "This listenKey does not exist.")
     return {}
@@ -109,12 +133,12 @@ def _opt_int(params: dict[str, str], name: str) -> int | None:
     return _int(params, name, 0, -(2**63), 2**63 - 1) if params.get(name) else None
 
 
-def _all_orders(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+def _all_orders(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p)
     return venue.exchange.all_orders(_int(p, "limit", 500, 1, 1000), _opt_int(p, "orderId"), _opt_int(p, "startTime"), _opt_int(p, "endTime"))
 
 
-def _my_trades(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+def _my_trades(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p)
     if (p.get("fromId") or p.get("orderId")) and (p.get("startTime") or p.get("endTime")):
         raise VenueError(400, -1128, "Combination of optional parameters invalid.")
@@ -122,24 +146,24 @@ def _my_trades(venue: "BinanceVenue", p: dict[str, str]) -> Any:
                                     _opt_int(p, "startTime"), _opt_int(p, "endTime"))
 
 
-def _open_orders(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+def _open_orders(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p, required=False)
     return venue.exchange.open_orders()
 
 
-def _cancel_all(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+def _cancel_all(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p)
     return venue.exchange.cancel_all()
 
 
-def _depth(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+def _depth(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p)
     book = venue.exchange.depth(_int(p, "limit", 100, 1, 5000))
     venue.counters.add("depth_snapshots")
     return book
 
 
-def _klines(venue: "BinanceVenue", p: dict[str, str]) -> Any:
+def _klines(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p)
     if p.get("interval") != "1m":
         raise VenueError(400, -1120, "Invalid interval.")
@@ -170,7 +194,7 @@ ROUTES: dict[tuple[str, str], Route] = {
 class Handler(BaseHTTPRequestHandler):
     """One class for every method; the venue object is set on a subclass by the server."""
 
-    venue: "BinanceVenue"
+    venue: Venue
     server_version = "opslab-binance-venue/1"
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out as two writes: without this a keep-alive client waits ~40 ms (delayed ACK)
@@ -197,6 +221,7 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("PATCH")
 
     def _body(self) -> str | None:
+        """The body, or None when its announced length is malformed or above MAX_BODY (then it is not read)."""
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -212,7 +237,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             self.close_connection = True
-            return self._send(413, {"code": -1101, "msg": f"Request body longer than {MAX_BODY} bytes."})
+            return self._send(413, {"code": -1101, "msg": f"Request body of {self.headers.get('Content-Length', '')[:32]} bytes; at most {MAX_BODY}."})
         split = urlsplit(self.path)
         if split.path == "/admin/faults":
             return self._admin_faults(method, body)
@@ -239,7 +264,7 @@ class Handler(BaseHTTPRequestHandler):
             if route.security != NONE:
                 auth.check_key(self.headers.get("X-MBX-APIKEY"), self.venue.api_key)
             if route.security == SIGNED:
-                auth.check_signed(split.query, body if method != "GET" else "", self.venue.api_secret)
+                auth.check_signed(split.query, body if method != "GET" else "", self.venue.api_secret or "")  # None: check_key refused already
             params = dict(parse_qsl(split.query, keep_blank_values=True))
             if body and method != "GET":
                 params.update(parse_qsl(body, keep_blank_values=True))
@@ -253,7 +278,8 @@ class Handler(BaseHTTPRequestHandler):
         state = self.venue.faults
         if method == "GET":
             with state.lock:
-                return self._send(200, {"faults": state.faults, "stats": dict(state.stats), "messages": self.venue.exchange.messages})
+                return self._send(200, {"faults": state.faults, "stats": dict(state.stats), "messages": self.venue.exchange.messages,
+                                        "sequence": self.venue.exchange.state["update_id"]})
         if method == "DELETE":
             faults: dict[str, Any] = {}
         elif method == "POST":

@@ -3,12 +3,17 @@
 Built from a RunSpec: the spec's prepared dataset is what it replays, engine.starting_balances is
 the account, the connectivity_readiness placeholders name the environment variables holding the API
 key and secret it accepts (the same ones the node reads; values are never written anywhere).
+
+Without a spec (the lab drills, `tc venue serve` alone) it serves the lab's built-in synthetic
+dataset (LAB_DATASET, generated in memory) on demand (exchange.py): public endpoints only, no
+credentials, nothing written under the artifacts root.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from opslab import contracts, fs, httpserver
@@ -19,6 +24,9 @@ from opslab.venue.stats import VenueStats
 from opslab.errors import InputError
 from opslab.spec import RunSpec
 
+ALLOWED_HOSTS = ("127.0.0.1", "::1")
+LAB_DATASET = store.DatasetParams(42, "2024-01-01T00:00:00Z", 1440, "42000.00")
+LAB_RUN_ID = "lab"
 DEFAULT_SPEED = 60.0  # one dataset minute per wall-clock second
 MAX_SPEED = 6000.0
 
@@ -42,35 +50,47 @@ def credentials(spec: RunSpec) -> tuple[str, str]:
     return values[0], values[1]
 
 
-class BinanceVenue:
-    """The Binance-compatible venue for one spec, on loopback."""
+def lab_bars() -> list[tuple[str, ...]]:
+    """LAB_DATASET's bars as load_bars gives them, generated in memory."""
+    return [tuple(line.decode().strip().split(",")[:6]) for line in store.generate_rows(LAB_DATASET)][1:]
 
-    def __init__(self, spec: RunSpec, host: str = "127.0.0.1", port: int = 0, faults: dict[str, Any] | None = None,
+
+class BinanceVenue:
+    """The Binance-compatible venue for one spec (or the lab's built-in dataset), on loopback."""
+
+    def __init__(self, spec: RunSpec | None = None, host: str = "127.0.0.1", port: int = 0, faults: dict[str, Any] | None = None,
                  speed: float = DEFAULT_SPEED, reset: bool = False, replay_now: bool = False, ws_port: int = 0,
                  ping_interval_s: float = streams.PING_INTERVAL_S) -> None:
-        if host not in fault_switch.ALLOWED_HOSTS:
+        if host not in ALLOWED_HOSTS:
             raise InputError(f"--host: {host!r}: the venue binds loopback only (127.0.0.1 or ::1)")
         if not 0 < speed <= MAX_SPEED:
             raise InputError(f"--speed {speed}: expected a replay speed above 0 and at most {MAX_SPEED:g} (dataset minutes per minute)")
         self.host = host
-        self.api_key, self.api_secret = credentials(spec)
-        params = store.DatasetParams.from_spec(spec.data)
-        manifest = store.prepare(params).data["manifest"]  # converges: prepared when missing, checked intact once
-        bars = exchange.load_bars(store.bars_path(store.dataset_dir(params.dataset_id)), min(manifest["rows"], spec.data["engine"]["max_bars"]))
+        self.api_key: str | None = None
+        self.api_secret: str | None = None
+        self.state_path: Path | None = None
+        if spec is not None:
+            self.api_key, self.api_secret = credentials(spec)
+            params = store.DatasetParams.from_spec(spec.data)
+            manifest = store.prepare(params).data["manifest"]  # converges: prepared when missing, checked intact once
+            bars = exchange.load_bars(store.bars_path(store.dataset_dir(params.dataset_id)), min(manifest["rows"], spec.data["engine"]["max_bars"]))
+            run_id, balances = spec.run_id, spec.data["engine"]["starting_balances"]
+            self.state_path = contracts.artifact("venue_state").at(fs.root(), run_id)
+        else:
+            params, bars, run_id, balances = LAB_DATASET, lab_bars(), LAB_RUN_ID, {}
         self.faults = fault_switch.VenueState()
-        fault_switch._apply(self.faults, dict(faults or {}))
-        self.counters = VenueStats(spec.run_id, self.faults)
+        fault_switch.apply(self.faults, dict(faults or {}))
+        self.counters = VenueStats(run_id, self.faults, persist=spec is not None)
         self.requests = 0
         self._count_lock = threading.Lock()
-        self.state_path = fs.root() / contracts.artifact("venue_state").path.replace("*", spec.run_id)
         self.hub: streams.Hub | None = None
-        self.exchange = exchange.Exchange(spec.run_id, params.dataset_id, bars, spec.data["engine"]["starting_balances"], speed,
-                                          self.state_path, self._publish, lambda: self.faults.faults, reset=reset)
+        self.exchange = exchange.Exchange(run_id, params.dataset_id, bars, balances, speed, self.state_path, self._publish,
+                                          lambda: self.faults.faults, reset=reset, on_demand=spec is None)
         handler = type("Handler", (rest.Handler,), {"venue": self})
         self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
         self.url = httpserver.url(self.http)
         try:
-            self.hub = streams.Hub(self, ws_port, ping_interval_s)
+            self.hub = streams.Hub(host, self.faults, self.exchange, self.counters, ws_port, ping_interval_s)
         except OSError as exc:
             self.http.server_close()
             raise InputError(f"--ws-port {ws_port}: cannot listen on {host} ({exc.strerror}); choose another, or 0 for a free one") from None
@@ -92,10 +112,14 @@ class BinanceVenue:
 
     def set_faults(self, faults: dict[str, Any]) -> None:
         with self.faults.lock:
-            fault_switch._apply(self.faults, faults)
+            fault_switch.apply(self.faults, faults)
         if faults.get("drop") or faults.get("error_5xx"):
             assert self.hub is not None
             self.hub.close_all()
+
+    @property
+    def port(self) -> int:
+        return self.http.server_address[1]
 
     @property
     def ws_url(self) -> str:
@@ -107,36 +131,44 @@ class BinanceVenue:
         """Fill every open order at its limit price as if the market traded through it (the admin fill)."""
         return self.exchange.fill_open()
 
-    def start(self) -> "BinanceVenue":
+    def _start_behind(self) -> None:
+        """Everything but the REST loop: statistics, WebSocket hub, the replay when asked at once."""
         assert self.hub is not None
         self.counters.start()
         self.hub.start()
-        self._thread = threading.Thread(target=self.http.serve_forever, name="venue-rest", daemon=True)
-        self._thread.start()
         if self.replay_now:
             self.exchange.start_replay()
+
+    def _stop_behind(self) -> None:
+        assert self.hub is not None
+        self.hub.stop()
+        self.exchange.stop()
+        self.counters.stop()
+
+    def start(self) -> "BinanceVenue":
+        """Serve in background threads (tests, the lab drills); stop() ends it."""
+        self._start_behind()
+        self._thread = threading.Thread(target=self.http.serve_forever, name="venue-rest", daemon=True)
+        self._thread.start()
         return self
 
-    def serve(self, on_ready: Callable[["BinanceVenue"], None] | None = None, stop: threading.Event | None = None) -> None:
-        """Start, call ON_READY, block until STOP is set, then stop everything."""
-        self.start()
-        if on_ready:
-            on_ready(self)
-        (stop or threading.Event()).wait()
-        self.stop()
+    def serve(self, on_ready: Callable[["BinanceVenue"], None] | None = None) -> None:
+        """Serve REST in this thread until SIGINT or SIGTERM (the CLI), ON_READY once listening, then stop everything."""
+        self._start_behind()
+        try:
+            httpserver.serve_until_signal(self.http, lambda url: on_ready(self) if on_ready else None)
+        finally:
+            self._stop_behind()
 
     def stop(self) -> None:
         self.http.shutdown()
         self.http.server_close()
         if self._thread:
             self._thread.join(timeout=5)
-        assert self.hub is not None
-        self.hub.stop()
-        self.exchange.stop()
-        self.counters.stop()
+        self._stop_behind()
 
     def stats(self) -> dict[str, Any]:
-        """The request counts (flat, as the fake venue's), the stats.json document and the replay's progress."""
+        """The request counts (flat), the stats.json document and the replay's progress."""
         with self.faults.lock:
             counted = dict(self.faults.stats)
         assert self.hub is not None

@@ -1,8 +1,9 @@
 """The venue's own statistics: counters the drills and the exporter read, and their artifact.
 
 artifacts/venue/<run_id>/stats.json (schemas/venue_stats.schema.json) is written atomically at
-start, at most once a second while anything in it changed, and once at stop. The request counts
-are the fault switch's (fault_switch.VenueState.stats); the rest is counted here.
+start, at most once a second while anything in it changed, and once at stop (not at all for the
+venue without a spec, which persists nothing). The request counts are the fault switch's
+(fault_switch.VenueState.stats); the rest is counted here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from opslab import clock, contracts, fs
+from opslab.contracts import SCHEMA_VERSION
 from opslab.venue import faults as fault_switch
 
 WRITE_EVERY_S = 1.0
@@ -23,14 +25,15 @@ COUNTERS = ("depth_snapshots", "ws_connections_opened", "ws_connections_refused"
 
 def path_for(run_id: str) -> Path:
     """Where the venue for RUN_ID keeps its statistics."""
-    return fs.root() / contracts.artifact("venue_stats").path.replace("*", run_id)
+    return contracts.artifact("venue_stats").at(fs.root(), run_id)
 
 
 class VenueStats:
     """Counters behind one lock, and the thread that writes them out."""
 
-    def __init__(self, run_id: str, switch: fault_switch.VenueState) -> None:
-        self.run_id, self.switch, self.path = run_id, switch, path_for(run_id)
+    def __init__(self, run_id: str, switch: fault_switch.VenueState, persist: bool = True) -> None:
+        self.run_id, self.switch = run_id, switch
+        self.path = path_for(run_id) if persist else None
         self.lock = threading.Lock()
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.last_subscribe_at: str | None = None
@@ -57,7 +60,7 @@ class VenueStats:
         with self.lock:
             c, last = dict(self.counts), self.last_subscribe_at
         remaining = banned - time.monotonic() if banned else 0.0
-        return {"schema_version": 1, "run_id": self.run_id, "updated_at": clock.now_iso(),
+        return {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, "updated_at": clock.now_iso(),
                 "requests": {"total": req["requests"], **{k: req[k] for k in OUTCOMES}},
                 "rate_limit": {"violations": violations,
                                "banned_until": clock.iso_from_ns(int((time.time() + remaining) * 1e9)) if remaining > 0 else None},
@@ -70,6 +73,8 @@ class VenueStats:
 
     def write(self) -> bool:
         """Write stats.json when anything but its time changed; True when written."""
+        if self.path is None:
+            return False
         doc = self.document()
         unchanged = {k: v for k, v in doc.items() if k != "updated_at"}
         if unchanged == self._written:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
@@ -25,10 +25,8 @@ from websockets.http11 import Response
 from websockets.sync.server import ServerConnection, serve
 
 from opslab.venue import faults as fault_switch
-from opslab.venue.exchange import SYMBOL, USER_STREAM
-
-if TYPE_CHECKING:
-    from opslab.venue.server import BinanceVenue
+from opslab.venue.exchange import SYMBOL, USER_STREAM, Exchange
+from opslab.venue.stats import VenueStats
 
 MARKET_STREAMS = {f"{SYMBOL.lower()}@{s}" for s in ("trade", "kline_1m", "bookTicker", "depth", "depth@100ms")}
 MAX_MESSAGE = 4096  # client frames are subscription requests: small
@@ -37,10 +35,13 @@ PING_INTERVAL_S = 20.0
 
 
 class Hub:
-    """Subscribers per connection; publish() pushes one message to every subscriber of a stream."""
+    """Subscribers per connection; publish() pushes one message to every subscriber of a stream.
 
-    def __init__(self, venue: "BinanceVenue", port: int = 0, ping_interval_s: float = PING_INTERVAL_S) -> None:
-        self.venue = venue
+    Given the venue's parts, not the venue (server.py builds the hub; it does not import server.py)."""
+
+    def __init__(self, host: str, switch: fault_switch.VenueState, exchange: Exchange, counters: VenueStats, port: int = 0,
+                 ping_interval_s: float = PING_INTERVAL_S) -> None:
+        self.switch, self.exchange, self.counters = switch, exchange, counters
         self.lock = threading.Lock()
         self.subs: dict[ServerConnection, set[str]] = {}
         self._closing: set[ServerConnection] = set()
@@ -49,7 +50,7 @@ class Hub:
         # The library's own keepalive pings carry 4 random bytes; NautilusTrader 1.221's Binance client
         # echoes a ping payload as text and fails on non-UTF-8 bytes, so the venue pings itself, as
         # Binance does, with a text payload (the server time).
-        self.server = serve(self._handle, venue.host, port, process_request=self._admit, max_size=MAX_MESSAGE,
+        self.server = serve(self._handle, host, port, process_request=self._admit, max_size=MAX_MESSAGE,
                             ping_interval=None, compression=None)
         self.thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -64,7 +65,7 @@ class Hub:
     def _ping_all(self) -> None:
         waiting: list[threading.Event] = []  # last round's pings: a set event is a pong received
         while not self._stop.wait(self.ping_interval_s):
-            self.venue.counters.add("ws_pongs_received", sum(1 for pong in waiting if pong.is_set()))
+            self.counters.add("ws_pongs_received", sum(1 for pong in waiting if pong.is_set()))
             with self.lock:
                 conns = list(self.subs)
             waiting = []
@@ -73,7 +74,7 @@ class Hub:
                     waiting.append(conn.ping(str(int(time.time() * 1000))))
                 except (ConnectionClosed, RuntimeError):
                     continue
-                self.venue.counters.add("ws_pings_sent")
+                self.counters.add("ws_pings_sent")
 
     def stop(self) -> None:
         self._stop.set()
@@ -82,15 +83,15 @@ class Hub:
             self.thread.join(timeout=5)
 
     def valid(self, stream: str) -> bool:
-        return stream in MARKET_STREAMS or self.venue.exchange.has_listen_key(stream)
+        return stream in MARKET_STREAMS or self.exchange.has_listen_key(stream)
 
     def _admit(self, conn: ServerConnection, request: Any) -> Response | None:
         refused = self._refusal(request)
-        self.venue.counters.add("ws_connections_refused" if refused else "ws_connections_opened")
+        self.counters.add("ws_connections_refused" if refused else "ws_connections_opened")
         return refused
 
     def _refusal(self, request: Any) -> Response | None:
-        verdict = fault_switch.admit(self.venue.faults, 1)
+        verdict = fault_switch.admit(self.switch, 1)
         if verdict.action == "drop" or verdict.status != 200:
             status = 503 if verdict.action == "drop" else verdict.status
             return _reply(status, verdict.body or {"code": -1001, "msg": "Internal error; please try again."}, verdict.headers)
@@ -122,7 +123,7 @@ class Hub:
         with self.lock:
             self.subs.setdefault(conn, set()).update(streams)
         if any(s in MARKET_STREAMS for s in streams):
-            self.venue.exchange.start_replay()
+            self.exchange.start_replay()
 
     def _command(self, conn: ServerConnection, raw: str | bytes) -> None:
         try:
@@ -137,7 +138,7 @@ class Hub:
             if bad or len(self.subs.get(conn, ())) + len(params) > MAX_STREAMS:
                 return self._send(conn, {"error": {"code": 2, "msg": f"Invalid request: unknown stream {bad[0][:64] if bad else ''}"}, "id": ident})
             self._subscribe(conn, params)
-            self.venue.counters.subscribed()
+            self.counters.subscribed()
             return self._send(conn, {"result": None, "id": ident})
         if method == "UNSUBSCRIBE":
             with self.lock:
@@ -156,15 +157,15 @@ class Hub:
 
     def publish(self, stream: str, data: dict[str, Any]) -> None:
         """Push {"stream", "data"} to every connection subscribed to STREAM (called in the exchange's order)."""
-        faults = self.venue.faults.faults
+        faults = self.switch.faults
         if faults.get("drop") or faults.get("error_5xx"):
             self.close_all()
             return
         if stream != USER_STREAM:
             if faults.get("silent_market"):
-                self.venue.counters.add("market_suppressed")
+                self.counters.add("market_suppressed")
                 return
-            self.venue.counters.add("market_published")
+            self.counters.add("market_published")
         if faults.get("latency_ms"):
             time.sleep(faults["latency_ms"] / 1000.0)
         with self.lock:
@@ -187,7 +188,7 @@ class Hub:
             self._closing.update(conns)
         for conn in conns:  # one thread each: all of them stop carrying data now, whoever answers late
             threading.Thread(target=self._close, args=(conn,), name="venue-ws-close", daemon=True).start()
-        self.venue.counters.add("ws_closed_by_fault", len(conns))
+        self.counters.add("ws_closed_by_fault", len(conns))
 
     def _close(self, conn: ServerConnection) -> None:
         conn.close(1011, "venue fault")

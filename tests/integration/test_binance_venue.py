@@ -346,11 +346,12 @@ def test_trade_and_order_history_pages_and_filters_like_binance(venue):
     assert get("/api/v3/myTrades", fromId=1, startTime=0) == (400, -1128)
     assert [o["orderId"] for o in get("/api/v3/allOrders", orderId=2)] == [2, 3]
     assert get("/api/v3/allOrders", startTime=int(time.time() * 1000) + 60_000) == []
-    from opslab.venue import record
+    from opslab.venue.client import RECORD_TIMEOUT_S, VenueClient
 
-    assert [t["id"] for t in record.all_trades(venue.url, KEY, SECRET)] == [1, 2, 3]
-    assert record.counts(venue.url, KEY, SECRET) == {"venue_orders": 3, "venue_trades": 3, "venue_orders_canceled": 0}
-    assert record.fetch(venue.url, KEY, SECRET, "venue-test")["positions"] == [{"instrument": "BTCUSDT.BINANCE", "side": "LONG", "quantity": "0.003"}]
+    client = VenueClient(venue.url, RECORD_TIMEOUT_S, api_key=KEY, api_secret=SECRET)
+    assert [t["id"] for t in client.all_trades()] == [1, 2, 3]
+    assert client.account_counts() == {"venue_orders": 3, "venue_trades": 3, "venue_orders_canceled": 0}
+    assert client.account_snapshot("venue-test")["positions"] == [{"instrument": "BTCUSDT.BINANCE", "side": "LONG", "quantity": "0.003"}]
 
 
 # --- node drill support: silent_market, the 418 ban, the admin fill, stats.json ------------------

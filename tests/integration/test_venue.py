@@ -1,4 +1,4 @@
-"""The fake venue over real HTTP on 127.0.0.1: every fault mode, the admin endpoint, and the probe against it."""
+"""The venue without a spec (the lab's built-in dataset) over real HTTP on 127.0.0.1: every fault mode, the admin endpoint, and the probe against it."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ import pytest
 
 from conftest import REPO, SPECS, tc_env
 from opslab.venue.client import DepthTracker, VenueClient, VenueDown
-from opslab.venue.faults import FakeVenue, parse_faults
+from opslab.venue.faults import parse_faults
+from opslab.venue.server import BinanceVenue
 from opslab.errors import InputError
 
 pytestmark = pytest.mark.integration
 SPEC = str(SPECS / "connectivity.yaml")
+DEPTH = "/api/v3/depth?symbol=BTCUSDT"  # Binance requires the symbol
 
 
-def _get(venue: FakeVenue, path: str, method: str = "GET", body: bytes | None = None) -> tuple[int, dict, object]:
+def _get(venue: BinanceVenue, path: str, method: str = "GET", body: bytes | None = None) -> tuple[int, dict, object]:
     conn = http.client.HTTPConnection("127.0.0.1", venue.port, timeout=5)
     try:
         conn.request(method, path, body=body)
@@ -31,7 +33,7 @@ def _get(venue: FakeVenue, path: str, method: str = "GET", body: bytes | None = 
 
 
 def test_public_endpoints_answer_like_an_exchange():
-    with FakeVenue() as venue:
+    with BinanceVenue() as venue:
         assert _get(venue, "/api/v3/ping")[:1] == (200,)
         status, _, info = _get(venue, "/api/v3/exchangeInfo")
         assert status == 200 and info["symbols"][0]["symbol"] == "BTCUSDT"
@@ -44,28 +46,28 @@ def test_public_endpoints_answer_like_an_exchange():
 
 
 def test_latency_fault():
-    with FakeVenue(faults=parse_faults(["latency=150"])) as venue:
+    with BinanceVenue(faults=parse_faults(["latency=150"])) as venue:
         start = time.monotonic()
         assert _get(venue, "/api/v3/ping")[0] == 200
         assert time.monotonic() - start >= 0.15
 
 
 def test_error_5xx_fault():
-    with FakeVenue(faults=parse_faults(["error_5xx"])) as venue:
+    with BinanceVenue(faults=parse_faults(["error_5xx"])) as venue:
         assert _get(venue, "/api/v3/time")[0] == 503
 
 
 def test_rate_limit_fault_has_retry_after_and_budget():
-    with FakeVenue(faults=parse_faults(["rate_limit=10/30"])) as venue:
-        assert _get(venue, "/api/v3/depth")[0] == 200
-        status, headers, _ = _get(venue, "/api/v3/depth")
+    with BinanceVenue(faults=parse_faults(["rate_limit=10/30"])) as venue:
+        assert _get(venue, DEPTH)[0] == 200
+        status, headers, _ = _get(venue, DEPTH)
         assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "10"
-        status, headers, _ = _get(venue, "/api/v3/depth")
+        status, headers, _ = _get(venue, DEPTH)
         assert status == 429 and 1 <= int(headers["Retry-After"]) <= 30
 
 
 def test_drop_fault_closes_without_answer_and_drop_k_recovers():
-    with FakeVenue(faults=parse_faults(["drop=2"])) as venue:
+    with BinanceVenue(faults=parse_faults(["drop=2"])) as venue:
         for _ in range(2):
             with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
                 _get(venue, "/api/v3/ping")
@@ -73,30 +75,30 @@ def test_drop_fault_closes_without_answer_and_drop_k_recovers():
 
 
 def test_frozen_time_fault():
-    with FakeVenue(faults=parse_faults(["frozen_time"])) as venue:
+    with BinanceVenue(faults=parse_faults(["frozen_time"])) as venue:
         a = _get(venue, "/api/v3/time")[2]["serverTime"]
         time.sleep(0.02)
         assert _get(venue, "/api/v3/time")[2]["serverTime"] == a
-    with FakeVenue() as venue:
+    with BinanceVenue() as venue:
         a = _get(venue, "/api/v3/time")[2]["serverTime"]
         time.sleep(0.02)
         assert _get(venue, "/api/v3/time")[2]["serverTime"] > a
 
 
 def test_stale_book_fault():
-    with FakeVenue(faults=parse_faults(["stale_book"])) as venue:
-        a, b = (_get(venue, "/api/v3/depth")[2] for _ in range(2))
+    with BinanceVenue(faults=parse_faults(["stale_book"])) as venue:
+        a, b = (_get(venue, DEPTH)[2] for _ in range(2))
         assert a["lastUpdateId"] == b["lastUpdateId"] and a["E"] == b["E"]
 
 
 def test_sequence_gap_fault():
-    with FakeVenue(faults=parse_faults(["sequence_gap=4"])) as venue:
-        a, b = (_get(venue, "/api/v3/depth")[2]["lastUpdateId"] for _ in range(2))
+    with BinanceVenue(faults=parse_faults(["sequence_gap=4"])) as venue:
+        a, b = (_get(venue, DEPTH)[2]["lastUpdateId"] for _ in range(2))
         assert b - a == 5
 
 
 def test_admin_endpoint_switches_faults_at_runtime():
-    with FakeVenue() as venue:
+    with BinanceVenue() as venue:
         assert _get(venue, "/admin/faults", "POST", json.dumps({"faults": ["error_5xx"]}).encode())[0] == 200
         assert _get(venue, "/api/v3/ping")[0] == 503
         assert _get(venue, "/admin/faults")[2]["faults"] == {"error_5xx": True}
@@ -113,11 +115,11 @@ def test_bad_fault_specs(bad):
 
 def test_venue_binds_loopback_only():
     with pytest.raises(InputError):
-        FakeVenue(host="0.0.0.0")
+        BinanceVenue(host="0.0.0.0")
 
 
 def test_client_and_tracker_detect_gap_and_staleness():
-    with FakeVenue() as venue:
+    with BinanceVenue() as venue:
         tracker = DepthTracker(VenueClient(venue.url), stale_after_polls=2)
         tracker.poll()
         venue.set_faults({"sequence_gap": 3})
@@ -128,7 +130,7 @@ def test_client_and_tracker_detect_gap_and_staleness():
 
 
 def test_client_gives_up_after_bounded_retries():
-    with FakeVenue(faults={"drop": True}) as venue:
+    with BinanceVenue(faults={"drop": True}) as venue:
         client = VenueClient(venue.url, max_retries=2, backoff_base_s=0.01)
         with pytest.raises(VenueDown):
             client.get("/api/v3/ping")
@@ -142,7 +144,7 @@ def test_serve_cli_prints_url_probe_up_then_down(tmp_path):
     try:
         line = proc.stdout.readline().strip()
         assert line.startswith("listening on http://127.0.0.1:")
-        url = line.split()[-1]
+        url = line.split()[2]
         up = subprocess.run([sys.executable, "-m", "opslab", "connectivity", "probe", "--spec", SPEC, "--url", f"{url}/api/v3/ping", "--json"],
                             cwd=REPO, env=tc_env(root), capture_output=True, text=True, timeout=60)
         assert up.returncode == 0, up.stderr
@@ -165,7 +167,7 @@ def test_serve_cli_prints_url_probe_up_then_down(tmp_path):
 
 def test_probe_timeout_and_http_error(tmp_path):
     root = tmp_path / "artifacts"
-    with FakeVenue(faults=parse_faults(["latency=1500"])) as venue:
+    with BinanceVenue(faults=parse_faults(["latency=1500"])) as venue:
         slow = subprocess.run([sys.executable, "-m", "opslab", "connectivity", "probe", "--spec", SPEC, "--url", f"{venue.url}/api/v3/ping",
                                "--timeout-ms", "200", "--json"], cwd=REPO, env=tc_env(root), capture_output=True, text=True, timeout=60)
         assert slow.returncode == 4 and json.loads(slow.stdout)["data"]["probe"]["error_class"] == "timeout"
@@ -179,7 +181,7 @@ def test_probe_timeout_and_http_error(tmp_path):
 def test_the_admin_endpoint_bounds_its_body_before_reading_it():
     import http.client
 
-    with FakeVenue() as venue:
+    with BinanceVenue() as venue:
         conn = http.client.HTTPConnection("127.0.0.1", venue.port, timeout=10)
         try:
             conn.putrequest("POST", "/admin/faults")

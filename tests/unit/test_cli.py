@@ -32,6 +32,15 @@ def test_every_command_has_help_with_examples(lab, leaf):
     assert "examples:" in result.out and "--json" in result.out
 
 
+def test_venue_fault_help_names_every_fault_of_the_registry():
+    from opslab.venue import faults
+
+    venue = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["venue"]
+    serve = next(a for a in venue._actions if isinstance(a, argparse._SubParsersAction)).choices["serve"]
+    text = next(a for a in serve._actions if "--fault" in a.option_strings).help
+    assert all(name in text for name in faults.FAULT_NAMES)
+
+
 def test_version(lab):
     result = lab("--version")
     assert result.code == 0 and result.out.startswith("tc (opslab) ")

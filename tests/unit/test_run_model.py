@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from conftest import REPO, SPECS, tree_bytes
-from opslab.venue.faults import FakeVenue
+from opslab.venue.server import BinanceVenue
 
 MINIMAL = str(SPECS / "minimal.json")
 RECONCILE = str(SPECS / "reconcile.yaml")
@@ -85,7 +85,7 @@ def test_one_command_writes_each_derived_file_once(lab):
 def test_two_probes_are_two_observations_and_the_latest_is_shown(lab):
     from opslab.metrics.server import dump
 
-    with FakeVenue() as venue:
+    with BinanceVenue() as venue:
         venue.set_faults({})
         first = lab("connectivity", "probe", "--spec", MINIMAL, "--url", f"{venue.url}/api/v3/ping", "--json", SOURCE_DATE_EPOCH="")
         venue.set_faults({"latency_ms": 120})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opslab.venue.client import VenueClient, VenueDown
-from opslab.venue.faults import FakeVenue
+from opslab.venue.server import BinanceVenue
 from opslab.drills.base import Context, Drill, Observation, base_spec
 
 DROPPED = 3
@@ -11,7 +11,7 @@ DROPPED = 3
 
 def execute(ctx: Context) -> Observation:
     path = ctx.spec("disconnect", base_spec("disconnect-drill", bars=60))
-    with FakeVenue() as venue:
+    with BinanceVenue() as venue:
         client = VenueClient(venue.url, max_retries=5, retry=ctx.detection)
         client.get("/api/v3/ping")
         venue.set_faults({"drop": True})  # the injected fault: every connection is dropped

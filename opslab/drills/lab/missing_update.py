@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from opslab.venue.client import DepthTracker, VenueClient
-from opslab.venue.faults import FakeVenue
+from opslab.venue.server import BinanceVenue
 from opslab.drills.base import Context, Drill, Observation
 
 GAP = 10
 
 
 def execute(ctx: Context) -> Observation:
-    with FakeVenue() as venue:
+    with BinanceVenue() as venue:
         tracker = DepthTracker(VenueClient(venue.url), detect=ctx.detection)
         for _ in range(3):
             tracker.poll()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from opslab.venue.client import VenueClient, VenueDown
-from opslab.venue.faults import FakeVenue
+from opslab.venue.server import BinanceVenue
 from opslab.drills.base import Context, Drill, Observation
 
 REQUESTS = 6  # depth snapshots, weight 5 each, against a budget of 10 per second: two per window
 
 
 def execute(ctx: Context) -> Observation:
-    with FakeVenue(faults={"rate_limit": {"weight": 10, "window_s": 1}}) as venue:
+    with BinanceVenue(faults={"rate_limit": {"weight": 10, "window_s": 1}}) as venue:
         client = VenueClient(venue.url, retry=ctx.detection)
         answered = 0
         first_429 = None
@@ -22,7 +22,7 @@ def execute(ctx: Context) -> Observation:
                     first_429 = client.record.requests - 1
         except VenueDown:
             pass
-        stats = dict(venue.state.stats)
+        stats = dict(venue.faults.stats)
     rec = client.record
     windows = -(-REQUESTS // 2)
     honoured = bool(rec.retry_after_waits) and all(w >= 1 for w in rec.retry_after_waits)

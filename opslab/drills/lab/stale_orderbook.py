@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opslab.venue.client import DepthTracker, VenueClient
-from opslab.venue.faults import FakeVenue
+from opslab.venue.server import BinanceVenue
 from opslab.drills.base import Context, Drill, Observation
 
 BOUND = 3  # polls without progress that count as stale
@@ -11,7 +11,7 @@ POLLS_AFTER_FAULT = BOUND + 2
 
 
 def execute(ctx: Context) -> Observation:
-    with FakeVenue() as venue:
+    with BinanceVenue() as venue:
         tracker = DepthTracker(VenueClient(venue.url), stale_after_polls=BOUND, detect=ctx.detection)
         tracker.poll()
         tracker.poll()

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import contracts
+from opslab import contracts, market
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills.node import stack as alert_stack
 from opslab.drills.base import Context, Observation
@@ -39,12 +39,12 @@ def node_spec(run_id: str, **node: Any) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION, "run_id": run_id, "description": "node drill",
         "scenario": {"name": "ops_smoke_demo", "version": "1.0.0"},
         "strategy": {"name": "drill", "version": "1"},
-        "instrument": "BTCUSDT", "venue": "BINANCE",
+        "instrument": market.SYMBOL, "venue": market.VENUE,
         "dataset": {"kind": "synthetic", "seed": 42, "start": "2024-01-01T00:00:00Z", "bars": 1440},
         "engine": {"kind": "node", "node": {"venue_http_url": "http://127.0.0.1:1", "venue_ws_url": "ws://127.0.0.1:2",
                                             "duration_seconds": 40, "bars": None, "heartbeat_seconds": 0.5,
                                             "market_data_stale_seconds": 3, "connect_timeout_seconds": 10, **node}},
-        "connectivity_readiness": {"venue": "BINANCE", "placeholders": [{"role": "api_key", "env": KEY_ENV},
+        "connectivity_readiness": {"venue": market.VENUE, "placeholders": [{"role": "api_key", "env": KEY_ENV},
                                                                         {"role": "api_secret", "env": SECRET_ENV}]},
     }
 

@@ -29,13 +29,16 @@ import yaml
 from opslab import contracts
 from opslab.errors import InputError
 
+CHECKOUT = Path(__file__).resolve().parents[3]  # opslab/drills/node/stack.py -> the checkout (or site-packages)
+
+
 def _config_home() -> Path:
     """The checkout holding prometheus/ and alertmanager/: beside the package (a source checkout or an
     editable install), else the current folder (the dev image runs tasks in the mounted checkout)."""
-    for home in (Path(__file__).resolve().parent.parent.parent, Path.cwd()):
+    for home in (CHECKOUT, Path.cwd()):
         if (home / "prometheus" / "prometheus.yml").is_file():
             return home
-    return Path(__file__).resolve().parent.parent.parent
+    return CHECKOUT
 
 
 CONFIG_HOME = _config_home()
