@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,3 +186,22 @@ def _add_source_identity(spec: RunSpec) -> None:
         block["source"] = identity(block, search)
     except InputError as exc:
         raise InputError(f"{spec.path}: /strategy/strategy_path: {exc}") from None
+
+
+def credentials(spec: RunSpec) -> tuple[str, str]:  # the credentials rule: the node, the venue and readiness read it
+    """(api_key, api_secret) from the env names the spec's connectivity_readiness block declares."""
+    block = spec.data.get("connectivity_readiness")
+    if not block:
+        raise InputError(f"{spec.path}: /connectivity_readiness: not set; the node and the venue read the API key and secret "
+                         "from the environment variables its placeholders name")
+    names = {p["role"]: p["env"] for p in block["placeholders"]}
+    values = []
+    for role in ("api_key", "api_secret"):
+        if role not in names:
+            raise InputError(f"{spec.path}: /connectivity_readiness/placeholders: no {role} placeholder")
+        value = os.environ.get(names[role], "")
+        if not value:
+            raise InputError(f"{names[role]}: not set or empty (the {role} named by {spec.path} /connectivity_readiness); "
+                             "set it in the environment, see `tc connectivity readiness`")
+        values.append(value)
+    return values[0], values[1]

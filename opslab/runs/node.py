@@ -24,7 +24,7 @@ from opslab.runs.lifecycle import Lifecycle
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
-from opslab.spec import RunSpec
+from opslab.spec import RunSpec, credentials
 
 MAX_HEARTBEAT_LINES = 5_000
 MARKET_DATA_STALE_DEFAULT_S = 30  # engine.node.market_data_stale_seconds when the spec leaves it out
@@ -75,8 +75,6 @@ class NodeRun:
 
 
 def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None) -> dict[str, Any]:
-    from opslab.venue.server import credentials
-
     preflight.check_kind(spec, "node")
     node = dict(spec.data["engine"]["node"])
     overrides = {"venue_http_url": http_url, "venue_ws_url": ws_url}

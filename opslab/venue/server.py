@@ -11,7 +11,6 @@ credentials, nothing written under the artifacts root.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -22,32 +21,13 @@ from opslab.venue import faults as fault_switch
 from opslab.venue import exchange, rest, streams
 from opslab.venue.stats import VenueStats
 from opslab.errors import InputError
-from opslab.spec import RunSpec
+from opslab.spec import RunSpec, credentials
 
 ALLOWED_HOSTS = ("127.0.0.1", "::1")
 LAB_DATASET = store.DatasetParams(42, "2024-01-01T00:00:00Z", 1440, "42000.00")
 LAB_RUN_ID = "lab"
 DEFAULT_SPEED = 60.0  # one dataset minute per wall-clock second
 MAX_SPEED = 6000.0
-
-
-def credentials(spec: RunSpec) -> tuple[str, str]:
-    """(api_key, api_secret) from the env names the spec's connectivity_readiness block declares."""
-    block = spec.data.get("connectivity_readiness")
-    if not block:
-        raise InputError(f"{spec.path}: /connectivity_readiness: not set; the node and the venue read the API key and secret "
-                         "from the environment variables its placeholders name")
-    names = {p["role"]: p["env"] for p in block["placeholders"]}
-    values = []
-    for role in ("api_key", "api_secret"):
-        if role not in names:
-            raise InputError(f"{spec.path}: /connectivity_readiness/placeholders: no {role} placeholder")
-        value = os.environ.get(names[role], "")
-        if not value:
-            raise InputError(f"{names[role]}: not set or empty (the {role} named by {spec.path} /connectivity_readiness); "
-                             "set it in the environment, see `tc connectivity readiness`")
-        values.append(value)
-    return values[0], values[1]
 
 
 def lab_bars() -> list[tuple[str, ...]]:
