@@ -20,6 +20,7 @@ from typing import Any, Callable
 from opslab import clock, contracts, fs, journal, runs
 from opslab import urls
 from opslab.runs import outputs, preflight
+from opslab.runs import lifecycle
 from opslab.runs.lifecycle import Lifecycle
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import EXIT_CODES, InputError
@@ -94,34 +95,13 @@ def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None) ->
     return {"node": node, "api_key": key, "api_secret": secret}
 
 
-def stopped(life: dict[str, Any] | None) -> bool:
-    """The one test of "already done": the plan asks it, and the command asks it again under the run's lock."""
-    return bool(life) and life["state"] == "stopped"
-
-
-def plan(spec: RunSpec, node: dict[str, Any]) -> Result:
-    """What `tc run node` does: ok when the node already stopped (run folder and dataset intact), else changed.
-    `--check` prints it; the command acts on it."""
-    init = runs.init(spec, check=True)
-    folder = runs.run_dir(spec.run_id)
-    life = runs.read_artifact(folder, "node_lifecycle") if init.status == "ok" else None
-    if stopped(life):
-        return _already(spec, folder, life)
-    return Result("changed", f"would run the live node of {spec.run_id} against {node['venue_http_url']}; {init.summary}", [str(folder)])
-
-
-def _already(spec: RunSpec, folder: Path, life: dict[str, Any]) -> Result:
-    return Result("ok", f"run {spec.run_id}: node already stopped ({life['stop_reason']})", [str(folder)],
-                  {"run_id": spec.run_id, "run_dir": str(folder), "lifecycle": life})
-
-
 def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | None = None, ws_url: str | None = None,
              check: bool = False) -> Result:
     """Run the spec's live paper node to its bound; ok when the run already stopped. HTTP_URL/WS_URL
     override the spec's venue URLs (where the venue listens is deployment, not the experiment)."""
     inputs = _settings_inputs(spec, http_url, ws_url)
     node = inputs["node"]
-    planned = plan(spec, node)
+    planned = lifecycle.plan(spec, "node_lifecycle", "node", f"the live node of {spec.run_id} against {node['venue_http_url']}")
     if check or planned.status == "ok":
         return planned
     from opslab.engine import strategies  # preflight passed: importing the strategy (and NautilusTrader) is due now
@@ -130,8 +110,8 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
     with runs.open(spec, dataset=runs.dataset_for(spec)) as opened:  # the venue replays the same dataset; the run links it
         run = NodeRun(opened)
         previous = run.read("node_lifecycle")
-        if stopped(previous):  # another tc stopped it between the plan and the lock
-            return _already(spec, run.folder, previous)
+        if lifecycle.stopped(previous):  # another tc stopped it between the plan and the lock
+            return lifecycle.already(spec, run.folder, previous, "node")
         life = Lifecycle(run, "node_lifecycle", "node", {
             "schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "state": "new", "stop_reason": None,
             "venue_http_url": node["venue_http_url"], "venue_ws_url": node["venue_ws_url"],

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 from opslab import runs
 from opslab.datasets import resolve
 from opslab.runs import outputs, preflight
+from opslab.runs import lifecycle
 from opslab.runs.lifecycle import Lifecycle
 from opslab.engine import strategies
 from opslab.contracts import SCHEMA_VERSION
@@ -79,32 +80,11 @@ class _Signals:
             signal.signal(sig, old)
 
 
-def stopped(life: dict[str, Any] | None) -> bool:
-    """The one test of "already done": the plan asks it, and the command asks it again under the run's lock."""
-    return bool(life) and life["state"] == "stopped"
-
-
-def plan(spec: RunSpec) -> Result:
-    """What `tc run paper` does: ok when the lifecycle already stopped (run folder and dataset intact), else
-    changed. `--check` prints it; the command acts on it."""
-    init = runs.init(spec, check=True)
-    folder = runs.run_dir(spec.run_id)
-    life = runs.read_artifact(folder, "paper_lifecycle") if init.status == "ok" else None
-    if stopped(life):
-        return _already(spec, folder, life)
-    return Result("changed", f"would run the paper lifecycle of {spec.run_id}; {init.summary}", [str(folder)])
-
-
-def _already(spec: RunSpec, folder: Any, life: dict[str, Any]) -> Result:
-    return Result("ok", f"run {spec.run_id}: paper lifecycle already stopped ({life['stop_reason']})", [str(folder)],
-                  {"run_id": spec.run_id, "run_dir": str(folder), "lifecycle": life})
-
-
 def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: Iterable[Gate] = (),
               progress: Callable[[int, int], None] | None = None, check: bool = False) -> Result:
     """Converge the run to a stopped paper lifecycle (ok when it already stopped)."""
     preflight.check_kind(spec, "paper")
-    planned = plan(spec)
+    planned = lifecycle.plan(spec, "paper_lifecycle", "paper lifecycle", f"the paper lifecycle of {spec.run_id}")
     if check or planned.status == "ok":
         return planned
     bounds = spec.data["engine"]["paper"]
@@ -115,8 +95,8 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
         bars_given = min(bounds["steps"] * per_step, run.dataset["rows"], spec.data["engine"]["max_bars"])
         steps = -(-bars_given // per_step)  # the dataset may hold fewer bars than steps x bars_per_step
         life = _load_lifecycle(run, steps, per_step)
-        if stopped(life.doc):  # another tc stopped it between the plan and the lock
-            return _already(spec, run.folder, life.doc)
+        if lifecycle.stopped(life.doc):  # another tc stopped it between the plan and the lock
+            return lifecycle.already(spec, run.folder, life.doc, "paper lifecycle")
         replay = 0
         if life.doc["state"] in UNFINISHED and os.environ.get(RECOVERY_ENV) != "off":
             # The journal is the truth: a kill between journaling a step and saving lifecycle.json
