@@ -35,7 +35,7 @@ for lib in "$site"/pyarrow/libarrow_python*.so; do
   done
 done
 # matplotlib's sample data (its examples' datasets) and its interactive backends' web assets: the
-# report pages only ever render SVG (opslab/charts.py).
+# report pages only ever render SVG (opslab/report/charts.py).
 rm -rf "$site/matplotlib/mpl-data/sample_data" "$site/matplotlib/backends/web_backend"
 # fontTools (about 23 MB): matplotlib's SVG output imports only fontTools.agl (through dviread), which
 # needs the package root and misc.textTools/loggingTools; the rest serves the PDF/PS backends' font
@@ -46,7 +46,7 @@ if [ -d "$site/fontTools" ]; then
   find "$site/fontTools" -path '*/__pycache__/*.pyc' ! -name '__init__.*' ! -name 'agl.*' ! -name 'textTools.*' ! -name 'loggingTools.*' -delete
   rm -f "$venv"/bin/fonttools "$venv"/bin/pyftmerge "$venv"/bin/pyftsubset "$venv"/bin/ttx
 fi
-# matplotlib: the charts set font.family "DejaVu Sans" and never parse mathtext (opslab/charts.py), so
+# matplotlib: the charts set font.family "DejaVu Sans" and never parse mathtext (opslab/report/charts.py), so
 # only those four faces and the Last Resort fallback font stay (no Serif, Mono, STIX, Computer Modern,
 # PostScript metrics); no GUI toolbar icons; only the Agg and SVG backends the Figure API renders with.
 rm -f "$site"/matplotlib/mpl-data/fonts/afm/* "$site"/matplotlib/mpl-data/fonts/pdfcorefonts/*
