@@ -27,9 +27,9 @@ ifeq ($(RUNTIME),container)
   TASK := ./scripts/container-task
   # The stack tasks drive the engine from inside the dev image through its API socket.
   ENGINE_TASK := ./scripts/container-task --engine
-  # Inside the image: the unit tests. The integration tests drive make, the host's Prometheus and
+  # Inside the image: the unit and cli tests. The integration tests drive make, the host's Prometheus and
   # the container engine, so they run natively (CI runs both).
-  TEST_ARGS := --args tests/unit
+  TEST_ARGS := --args 'tests/unit tests/cli'
 else ifeq ($(RUNTIME),native)
   NEEDS := $(STAMP)
   TASK := $(INVOKE)
@@ -39,7 +39,7 @@ else
   $(error RUNTIME must be native, container or auto, not '$(RUNTIME)')
 endif
 
-.PHONY: help setup demo test check bench docs docs-serve clean drill image stack-up stack-down stack-status
+.PHONY: help setup demo test test-fast check bench docs docs-serve clean drill image stack-up stack-down stack-status
 .PHONY: samples screenshots
 
 help: ## list the targets (this text)
@@ -69,8 +69,11 @@ setup: $(NEEDS) ## create .venv from the hashed locks (re-installs only when a l
 demo: $(NEEDS) ## run the whole demo flow into $TC_ARTIFACTS_DIR and print where the run is
 	@echo "runtime: $(RUNTIME)"; $(TASK) demo
 
-test: $(NEEDS) ## run the test suite (unit + integration; RUNTIME=container: unit tests in the image)
+test: $(NEEDS) ## run the test suite (unit + cli + integration; RUNTIME=container: unit + cli tests in the image)
 	@echo "runtime: $(RUNTIME)"; $(TASK) test $(TEST_ARGS)
+
+test-fast: $(NEEDS) ## the in-process unit tests only (tests/unit, under 2 minutes): run while working
+	@echo "runtime: $(RUNTIME)"; $(TASK) test-fast
 
 check: $(NEEDS) ## static checks: schemas vs metaschema, ruff, promtool, amtool, docs build --strict
 	@echo "runtime: $(RUNTIME)"; $(TASK) check

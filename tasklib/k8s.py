@@ -2,7 +2,7 @@
 
 The manifests are checked without a cluster (none can run on the build machines): `kubectl
 kustomize` renders, kubernetes-validate checks against the real OpenAPI schemas, custom resources
-against their CRDs, policy tests over the rendered YAML (tests/unit/test_k8s_*.py), and `podman kube
+against their CRDs, policy tests over the rendered YAML (tests/unit/test_k8s.py, tests/unit/repo/test_k8s_*.py), and `podman kube
 play` runs the podman overlay for real (tests/integration/test_k8s_play.py).
 """
 
@@ -128,9 +128,9 @@ def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parall
 @task
 def k8s_validate(c: Context) -> None:
     """Render every overlay and check it: kubernetes-validate --strict (several Kubernetes versions),
-    custom resources against their CRDs, the policy tests (tests/unit/test_k8s_*.py)."""
-    c.run(f"{sys.executable} -m pytest -q -p no:cacheprovider {REPO / 'tests' / 'unit' / 'test_k8s_manifests.py'} "
-          f"{REPO / 'tests' / 'unit' / 'test_k8s_render.py'} {REPO / 'tests' / 'unit' / 'test_k8s_secrets.py'}")
+    custom resources against their CRDs, the policy tests (tests/unit/test_k8s.py, tests/unit/repo/test_k8s_*.py)."""
+    c.run(f"{sys.executable} -m pytest -q -p no:cacheprovider {REPO / 'tests' / 'unit' / 'repo' / 'test_k8s_manifests.py'} "
+          f"{REPO / 'tests' / 'unit' / 'test_k8s.py'} {REPO / 'tests' / 'unit' / 'repo' / 'test_k8s_secrets.py'}")
     print("      ok  k8s: overlays render and validate (kubernetes-validate, CRDs), policy and secrets checks pass")
 
 

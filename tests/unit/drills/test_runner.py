@@ -4,8 +4,8 @@ bad choices refused with one line, and the scorecard page showing node findings.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from conftest import REPO
 from opslab import contracts
 from opslab.report import html
 from opslab.drills.node import stack
@@ -15,7 +15,7 @@ from opslab.drills.registry import DRILLS
 def test_there_are_seven_drills_of_each_kind_each_with_a_runbook_page():
     kinds = {kind: sorted(n for n, d in DRILLS.items() if d.kind == kind) for kind in ("lab", "node")}
     assert len(kinds["lab"]) == len(kinds["node"]) == 7 and len(DRILLS) == 14
-    docs = Path(__file__).resolve().parents[2] / "docs"
+    docs = REPO / "docs"
     assert all((docs / d.runbook).is_file() for d in DRILLS.values())
 
 
