@@ -50,13 +50,14 @@ def receiver(tmp_path):
     root = tmp_path / "artifacts"
     events: list[tuple[str, object, object]] = []
     rec = Receiver(root, "127.0.0.1", 0, lambda *e: events.append(e))
-    thread = threading.Thread(target=rec.serve, daemon=True)
+    thread = threading.Thread(target=rec.server.serve_forever, daemon=True)  # what `tc alerts receive` serves
     thread.start()
     try:
         yield rec.server.server_address[1], root, events
     finally:
         rec.server.shutdown()
         thread.join(timeout=10)
+        rec.server.server_close()
 
 
 def _post(port: int, body: bytes, path: str = "/alerts", headers: dict | None = None) -> tuple[int, dict]:
