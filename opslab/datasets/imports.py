@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterator
 
-from opslab import clock, contracts, digests, fs
+from opslab import clock, contracts, digests, fs, market
 from opslab.datasets import store, instruments, quality
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import EXIT_CODES, InputError
@@ -199,11 +199,10 @@ def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument:
     """`tc data import --catalog`: the bars of BAR_TYPE in a NautilusTrader ParquetDataCatalog, read by its
     own reader (opslab/engine/catalog.py), converged into datasets/<id>/ like a CSV import."""
     from opslab.engine import catalog
-    from opslab.engine.session import BAR_TYPE
 
     definition, instrument_params = _check_options(dataset_id, instrument, "close", instrument_file)
-    if bar_type != BAR_TYPE:
-        raise InputError(f"--bar-type {bar_type!r}: the lab's engine runs {BAR_TYPE} only")
+    if bar_type != market.BAR_TYPE:
+        raise InputError(f"--bar-type {bar_type!r}: the lab's engine runs {market.BAR_TYPE} only")
     path = Path(path)
     rows = [quality.Row(i + 2, *bar) for i, bar in enumerate(catalog.read_rows(path, bar_type))]
     params = {"format": "catalog", "source_file": path.name, "source_sha256": catalog.digest(path, bar_type), "columns_map": {},

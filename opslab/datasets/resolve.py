@@ -13,7 +13,6 @@ from typing import Any
 from opslab import fs
 from opslab.datasets import quality, store
 from opslab.datasets.imports import quality_path
-from opslab.engine import instruments
 from opslab.errors import CheckFailed, InputError
 from opslab.result import Result
 
@@ -72,6 +71,8 @@ def dataset_catalog(manifest: dict[str, Any]) -> tuple[Path, Any]:
     against the manifest, no links). Bars come through the catalog's own reader (engine/catalog.py);
     the instrument from instrument.json, the same definition the catalog holds, by NautilusTrader's
     from_dict: reading it from the catalog loads pyarrow's dataset layer, 9 MB for one row."""
+    from opslab.engine import instruments  # NautilusTrader, only when a run is about to trade
+
     entry = manifest["catalog"]
     folder = store.dataset_dir(manifest["dataset_id"])
     if entry.get("refused"):
