@@ -42,13 +42,13 @@ class Artifact:
 
     def at(self, base: Path, *fill: str, history: bool = False) -> Path:
         """Where the artifact (or its HISTORY log) lives under BASE (a run folder for scope run, the artifacts
-        root for scope root), each `*` segment filled from FILL in order: `artifact("venue_state").at(root, run_id)`."""
-        parts = (self.history if history else self.path).split("/")
-        fills = iter(fill)
-        path = base.joinpath(*(next(fills) if part == "*" else part for part in parts))
-        if next(fills, None) is not None:
-            raise ValueError(f"{self.name}: more values than `*` segments in {self.path}")
-        return path
+        root for scope root), each `*` filled from FILL in order, also inside a segment (`reports/*.csv`):
+        `artifact("venue_state").at(root, run_id)`. ValueError when FILL does not match the `*`s."""
+        pattern = self.history if history else self.path
+        if pattern is None or pattern.count("*") != len(fill) or any("/" in f or f in ("", ".", "..") for f in fill):
+            raise ValueError(f"{self.name}: {pattern} has {pattern.count('*') if pattern else 0} `*`, given {fill!r}")
+        pieces = pattern.split("*")
+        return base / "".join(piece + value for piece, value in zip(pieces, (*fill, ""), strict=True))
 
     def in_folder(self, folder: Path, depth: int | None = None) -> Path:
         """The artifact's path inside FOLDER, the item folder its first `*` names (datasets/<id>/): FOLDER joined

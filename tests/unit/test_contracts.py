@@ -61,3 +61,16 @@ def test_the_runspec_scenarios_are_generated_from_the_registry():
 def test_schema_reference_docs_are_current():
     proc = subprocess.run([sys.executable, "scripts/gen_schema_docs.py", "--check"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_artifact_at_fills_every_star_in_order_and_refuses_a_mismatch(tmp_path):
+    from opslab import contracts
+
+    assert contracts.artifact("node_reports").at(tmp_path, "fills") == tmp_path / "node" / "reports" / "fills.csv"
+    assert contracts.artifact("venue_state").at(tmp_path, "r1") == tmp_path / "venue" / "r1" / "state.json"
+    assert contracts.artifact("drill_result").at(tmp_path, "d", history=True) == tmp_path / "drills" / "d" / "history.jsonl"
+    assert contracts.artifact("dataset_bars").in_folder(tmp_path / "datasets" / "x") == tmp_path / "datasets" / "x" / "bars.csv"
+    assert contracts.artifact("dataset_catalog").in_folder(tmp_path / "x", depth=1) == tmp_path / "x" / "catalog"
+    for art, fill in (("metadata", ("x",)), ("venue_state", ()), ("venue_state", ("../up",)), ("venue_state", ("",))):
+        with pytest.raises(ValueError):
+            contracts.artifact(art).at(tmp_path, *fill)
