@@ -4,7 +4,8 @@ Binance's combined-stream protocol: connect to /stream?streams=a/b/c, then
 {"method": "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST_SUBSCRIPTIONS", "params": [...], "id": N}; every
 pushed message is {"stream": NAME, "data": {...}}. Market streams: btcusdt@trade, @kline_1m,
 @bookTicker, @depth and @depth@100ms (diffs with update ids). A listen key (from POST
-/api/v3/userDataStream) is the user data stream. Unknown streams are refused. The fault switch
+/api/v3/userDataStream; profile 2025 only, profiles.py) is the user data stream. Unknown streams are
+refused. The path /ws-api/v3 is Binance's WebSocket API, served by wsapi.py. The fault switch
 applies: drop closes every socket and refuses new ones, error_5xx refuses the handshake with 503,
 latency delays every push, stale_book/sequence_gap act on the book (exchange.py), silent_market
 withholds every market stream message (the replay, pings, the user data stream and REST go on), and
