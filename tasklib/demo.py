@@ -9,6 +9,8 @@ import sys
 
 from invoke import Context, task
 
+from opslab import runs
+from opslab.venue import profiles
 from tasklib.common import REPO, artifacts_root, tc
 
 DEMO_SPEC = str(REPO / "fixtures" / "specs" / "demo.yaml")
@@ -80,7 +82,8 @@ def node_demo(c: Context) -> None:
         return
     env = {**os.environ, **NODE_ENV, "TC_ARTIFACTS_DIR": str(artifacts_root())}
     venue = subprocess.Popen([sys.executable, "-m", "opslab", "venue", "serve", "--spec", NODE_SPEC, "--port", "0", "--ws-port", "0",
-                              "--speed", "3000", "--reset"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                              "--speed", "3000", "--reset", "--binance-api", profiles.for_nautilus(runs.versions()["nautilus_trader"])],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # the Binance the installed node speaks
     try:
         line = venue.stdout.readline().strip()  # blocks until both servers listen
         if not line.startswith("listening on "):

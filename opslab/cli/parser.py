@@ -204,7 +204,7 @@ def _group_connectivity(sub: Any) -> None:
     p.add_argument("--url", required=True, help="http(s)://127.0.0.1, localhost or [::1], optional port and path")
     p.add_argument("--timeout-ms", type=int, default=2000, help="connect + answer timeout (default 2000)")
     _check_flag(p)
-    from opslab.venue import faults  # the fault registry only: cheap to import
+    from opslab.venue import faults, profiles  # the fault and profile registries only: cheap to import
 
     g = group(sub, "venue", "the lab's venue: Binance Spot REST + WebSocket on 127.0.0.1 with switchable faults")
     p = leaf(g, "serve", "serve the venue until SIGINT/SIGTERM; prints `listening on URL` first", """
@@ -226,6 +226,8 @@ def _group_connectivity(sub: Any) -> None:
                    help="seconds between the WebSocket pings the venue sends every client (default 20, as Binance)")
     p.add_argument("--replay-now", action="store_true", help="with --spec: start the replay at once (default: at the first market subscription)")
     p.add_argument("--reset", action="store_true", help="with --spec: discard the venue's saved state (orders, trades, balances, replay position)")
+    p.add_argument("--binance-api", choices=list(profiles.PROFILES), default=profiles.DEFAULT, metavar="PROFILE",
+                   help=f"which Binance to play: {profiles.help_text()}; a node needs the one its NautilusTrader speaks (docs/node.md)")
 
 
 def _group_metrics(sub: Any) -> None:

@@ -58,3 +58,36 @@ def check_signed(query: str, body: str, secret: str, now_ms: int | None = None) 
     now = int(time.time() * 1000) if now_ms is None else now_ms
     if ts > now + FUTURE_TOLERANCE_MS or now - ts > window:
         raise VenueError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+
+
+def ws_payload(params: dict[str, object]) -> str:
+    """What a WebSocket API request signs: every param but `signature`, sorted by name, `name=value` joined by `&`
+    (https://developers.binance.com/docs/binance-spot-api-docs/websocket-api/request-security)."""
+    def text(value: object) -> str:
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return "&".join(f"{name}={text(params[name])}" for name in sorted(params) if name != "signature")
+
+
+def check_ws_signed(params: dict[str, object], api_key: str | None, secret: str | None, now_ms: int | None = None) -> None:
+    """apiKey, timestamp, recvWindow and signature of a signed WebSocket API request (session.logon,
+    userDataStream.subscribe.signature); raises VenueError with Binance's code (status 400: the WS API has no 401)."""
+    for name in ("apiKey", "signature", "timestamp"):
+        if params.get(name) in (None, ""):
+            raise VenueError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+    key, signature = params["apiKey"], params["signature"]
+    if not isinstance(key, str) or not isinstance(signature, str):
+        raise VenueError(400, -1100, f"Illegal characters found in parameter '{'apiKey' if not isinstance(key, str) else 'signature'}'.")
+    if api_key is None or secret is None or not hmac.compare_digest(key.encode(), api_key.encode()):
+        raise VenueError(400, -2015, "Invalid API-key, IP, or permissions for action.")
+    if not hmac.compare_digest(sign(secret, ws_payload(params)).encode(), signature.encode()):
+        raise VenueError(400, -1022, "Signature for this request is not valid.")
+    try:
+        ts = int(str(params["timestamp"]))
+        window = int(str(params.get("recvWindow") or 5000))
+    except ValueError:
+        raise VenueError(400, -1100, "Illegal characters found in parameter 'timestamp' or 'recvWindow'.") from None
+    if not 0 < window <= MAX_RECV_WINDOW_MS:
+        raise VenueError(400, -1131, "recvWindow must be less than 60000")
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    if ts > now + FUTURE_TOLERANCE_MS or now - ts > window:
+        raise VenueError(400, -1021, "Timestamp for this request is outside of the recvWindow.")

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from opslab import fs, httpserver
 from opslab.venue import faults as fault_switch
-from opslab.venue import auth
+from opslab.venue import auth, profiles
 from opslab.venue.exchange import QUOTE, BASE, SYMBOL, Exchange, VenueError
 from opslab.venue.stats import VenueStats
 
@@ -36,6 +36,7 @@ class Venue(Protocol):
     counters: VenueStats
     api_key: str | None
     api_secret: str | None
+    profile: profiles.Profile
 
     def server_time_ms(self) -> int: ...
 
@@ -245,6 +246,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._admin_fill(method, body)
         if split.path == "/admin/state" and method == "GET":
             return self._send(200, self.venue.exchange.snapshot())
+        gone = profiles.retired(self.venue.profile, split.path)
+        if gone:  # the profile's Binance no longer serves it (listenKey under 2026)
+            return self._send(*gone)
         route = ROUTES.get((method, split.path))
         if route is None:
             with self.venue.faults.lock:

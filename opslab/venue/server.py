@@ -18,7 +18,7 @@ from typing import Any, Callable
 from opslab import contracts, fs, httpserver
 from opslab.datasets import store
 from opslab.venue import faults as fault_switch
-from opslab.venue import exchange, rest, streams
+from opslab.venue import exchange, profiles, rest, streams
 from opslab.venue.stats import VenueStats
 from opslab.errors import InputError
 from opslab.spec import RunSpec, credentials
@@ -40,7 +40,10 @@ class BinanceVenue:
 
     def __init__(self, spec: RunSpec | None = None, host: str = "127.0.0.1", port: int = 0, faults: dict[str, Any] | None = None,
                  speed: float = DEFAULT_SPEED, reset: bool = False, replay_now: bool = False, ws_port: int = 0,
-                 ping_interval_s: float = streams.PING_INTERVAL_S) -> None:
+                 ping_interval_s: float = streams.PING_INTERVAL_S, binance_api: str = profiles.DEFAULT) -> None:
+        if binance_api not in profiles.PROFILES:
+            raise InputError(f"--binance-api {binance_api!r}: expected one of {', '.join(profiles.PROFILES)}")
+        self.profile = profiles.get(binance_api)
         if host not in ALLOWED_HOSTS:
             raise InputError(f"--host: {host!r}: the venue binds loopback only (127.0.0.1 or ::1)")
         if not 0 < speed <= MAX_SPEED:
@@ -70,7 +73,8 @@ class BinanceVenue:
         self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
         self.url = httpserver.url(self.http)
         try:
-            self.hub = streams.Hub(host, self.faults, self.exchange, self.counters, ws_port, ping_interval_s)
+            self.hub = streams.Hub(host, self.faults, self.exchange, self.counters, ws_port, ping_interval_s, self.profile,
+                                   lambda: (self.api_key, self.api_secret))
         except OSError as exc:
             self.http.server_close()
             raise InputError(f"--ws-port {ws_port}: cannot listen on {host} ({exc.strerror}); choose another, or 0 for a free one") from None

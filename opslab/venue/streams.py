@@ -4,7 +4,8 @@ Binance's combined-stream protocol: connect to /stream?streams=a/b/c, then
 {"method": "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST_SUBSCRIPTIONS", "params": [...], "id": N}; every
 pushed message is {"stream": NAME, "data": {...}}. Market streams: btcusdt@trade, @kline_1m,
 @bookTicker, @depth and @depth@100ms (diffs with update ids). A listen key (from POST
-/api/v3/userDataStream) is the user data stream. Unknown streams are refused. The fault switch
+/api/v3/userDataStream; profile 2025 only, profiles.py) is the user data stream. Unknown streams are
+refused. The path /ws-api/v3 is Binance's WebSocket API, served by wsapi.py. The fault switch
 applies: drop closes every socket and refuses new ones, error_5xx refuses the handshake with 503,
 latency delays every push, stale_book/sequence_gap act on the book (exchange.py), silent_market
 withholds every market stream message (the replay, pings, the user data stream and REST go on), and
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
@@ -25,6 +26,7 @@ from websockets.http11 import Response
 from websockets.sync.server import ServerConnection, serve
 
 from opslab.venue import faults as fault_switch
+from opslab.venue import profiles, wsapi
 from opslab.venue.exchange import SYMBOL, USER_STREAM, Exchange
 from opslab.venue.stats import VenueStats
 
@@ -40,8 +42,11 @@ class Hub:
     Given the venue's parts, not the venue (server.py builds the hub; it does not import server.py)."""
 
     def __init__(self, host: str, switch: fault_switch.VenueState, exchange: Exchange, counters: VenueStats, port: int = 0,
-                 ping_interval_s: float = PING_INTERVAL_S) -> None:
+                 ping_interval_s: float = PING_INTERVAL_S, profile: profiles.Profile | None = None,
+                 credentials: Callable[[], tuple[str | None, str | None]] = lambda: (None, None)) -> None:
         self.switch, self.exchange, self.counters = switch, exchange, counters
+        self.profile = profile or profiles.get(profiles.DEFAULT)
+        self.wsapi = wsapi.WsApi(credentials, self._server_time_ms, wsapi.DAY_S / exchange.speed)
         self.lock = threading.Lock()
         self.subs: dict[ServerConnection, set[str]] = {}
         self._closing: set[ServerConnection] = set()
@@ -82,8 +87,12 @@ class Hub:
         if self.thread:
             self.thread.join(timeout=5)
 
+    def _server_time_ms(self) -> int:
+        frozen = self.switch.frozen_ms
+        return frozen if frozen is not None else int(time.time() * 1000)
+
     def valid(self, stream: str) -> bool:
-        return stream in MARKET_STREAMS or self.exchange.has_listen_key(stream)
+        return stream in MARKET_STREAMS or (self.profile.listen_key and self.exchange.has_listen_key(stream))
 
     def _admit(self, conn: ServerConnection, request: Any) -> Response | None:
         refused = self._refusal(request)
@@ -96,6 +105,8 @@ class Hub:
             status = 503 if verdict.action == "drop" else verdict.status
             return _reply(status, verdict.body or {"code": -1001, "msg": "Internal error; please try again."}, verdict.headers)
         split = urlsplit(request.path)
+        if split.path == wsapi.PATH:
+            return _reply(429, {"code": -1003, "msg": f"Too many connections; at most {wsapi.MAX_SESSIONS}."}) if self.wsapi.full() else None
         streams = [s for s in parse_qs(split.query).get("streams", [""])[0].split("/") if s] if split.path == "/stream" else []
         if split.path.startswith("/ws/"):
             streams = [split.path[len("/ws/"):]]
@@ -108,6 +119,13 @@ class Hub:
 
     def _handle(self, conn: ServerConnection) -> None:
         split = urlsplit(conn.request.path)
+        if split.path == wsapi.PATH:  # a WebSocket API session: pinged and closed by faults like every connection
+            self._subscribe(conn, [])
+            try:
+                return self.wsapi.serve(conn)
+            finally:
+                with self.lock:
+                    self.subs.pop(conn, None)
         streams = parse_qs(split.query).get("streams", [""])[0].split("/") if split.path == "/stream" else [split.path[len("/ws/"):]]
         self._subscribe(conn, [s for s in streams if s])
         try:
@@ -179,6 +197,8 @@ class Hub:
                 self.sent += 1
             except ConnectionClosed:
                 pass
+        if stream == USER_STREAM:
+            self.sent += self.wsapi.push(data)
 
     def close_all(self) -> None:
         """Close every connection (a fault). Returns at once: a close waits for each client's closing

@@ -58,7 +58,7 @@ def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
 
 @pytest.fixture
 def venue(node_spec: spec.RunSpec):
-    v = BinanceVenue(node_spec, speed=6000).start()
+    v = BinanceVenue(node_spec, speed=6000, binance_api="2025").start()  # these tests drive the listenKey path
     yield v
     v.stop()
 
@@ -357,7 +357,7 @@ def test_trade_and_order_history_pages_and_filters_like_binance(venue):
 # --- node drill support: silent_market, the 418 ban, the admin fill, stats.json ------------------
 @pytest.fixture
 def pinged_venue(node_spec: spec.RunSpec):
-    v = BinanceVenue(node_spec, speed=6000, ping_interval_s=0.2).start()
+    v = BinanceVenue(node_spec, speed=6000, ping_interval_s=0.2, binance_api="2025").start()
     yield v
     v.stop()
 

@@ -21,12 +21,14 @@ import pytest
 from conftest import REPO, run_tc, tc_env
 from opslab.datasets import store
 from opslab import journal, safety, spec
-from opslab.venue import streams
+from opslab import runs
+from opslab.venue import profiles, streams
 from opslab.venue.server import BinanceVenue
 
 pytestmark = pytest.mark.integration
 KEY, SECRET = "node-key-abc123", "node-secret-def456"
 CREDS = {"TC_NODE_KEY": KEY, "TC_NODE_SECRET": SECRET}
+NODE_PROFILE = profiles.for_nautilus(runs.versions()["nautilus_trader"])  # the Binance the installed node speaks
 
 
 def _spec_text(http_url: str, ws_url: str, bars: int, duration: int = 40) -> str:
@@ -83,7 +85,7 @@ def test_node_trades_halts_resumes_stops_and_reconciles(tmp_path: Path, lab_root
     placeholder = tmp_path / "placeholder.yaml"
     placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 300))
     store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
-    venue = BinanceVenue(spec.load(placeholder), speed=1800).start()
+    venue = BinanceVenue(spec.load(placeholder), speed=1800, binance_api=NODE_PROFILE).start()
     try:
         spec_file = tmp_path / "node.yaml"
         spec_file.write_text(_spec_text(venue.url, venue.ws_url, 300))
@@ -196,7 +198,7 @@ def test_node_stops_cleanly_on_sigterm(tmp_path: Path, lab_root: Path):
     placeholder = tmp_path / "placeholder.yaml"
     placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 300))
     store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
-    venue = BinanceVenue(spec.load(placeholder), speed=600).start()
+    venue = BinanceVenue(spec.load(placeholder), speed=600, binance_api=NODE_PROFILE).start()
     try:
         spec_file = tmp_path / "node.yaml"  # the venue's address comes from the command line here
         spec_file.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 100_000, duration=120))
@@ -230,7 +232,7 @@ def test_node_killed_mid_run_restart_flattens_the_position_in_its_books_and_reco
     placeholder = tmp_path / "placeholder.yaml"
     placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2", 300))
     store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
-    venue = BinanceVenue(spec.load(placeholder), speed=300).start()  # slow: kill between the first buy and its sell
+    venue = BinanceVenue(spec.load(placeholder), speed=300, binance_api=NODE_PROFILE).start()  # slow: kill between the first buy and its sell
     try:
         spec_file = tmp_path / "node.yaml"
         spec_file.write_text(_spec_text(venue.url, venue.ws_url, 200))

@@ -23,10 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import contracts, market
+from opslab import contracts, market, runs
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills.node import stack as alert_stack
 from opslab.drills.base import Context, Observation
+from opslab.venue import profiles
 
 KEY_ENV, SECRET_ENV = "TC_DRILL_API_KEY", "TC_DRILL_API_SECRET"
 MAX_LOG_BYTES = 4 << 20
@@ -114,7 +115,8 @@ class NodeLab:
             return subprocess.Popen([sys.executable, "-m", "opslab", *args], env=self.ctx.env(**self.creds), stdout=out, stderr=err)
 
     def start_venue(self) -> None:
-        args = ["venue", "serve", "--spec", str(self.spec_path), "--speed", str(self.speed), "--ping-interval", "1", "--json"]
+        args = ["venue", "serve", "--spec", str(self.spec_path), "--speed", str(self.speed), "--ping-interval", "1", "--json",
+                "--binance-api", profiles.for_nautilus(runs.versions()["nautilus_trader"])]  # the Binance the node's NautilusTrader speaks
         for fault in self.venue_faults:
             args += ["--fault", fault]
         self.venue = self._spawn("venue", args)
