@@ -30,7 +30,7 @@ scenario: {name: ops_smoke_demo, version: "1.0.0"}
 strategy: {name: smoke, version: "1"}
 instrument: BTCUSDT
 venue: BINANCE
-dataset: {kind: synthetic, seed: 7, start: "2024-01-01T00:00:00Z", bars: 400}
+dataset: {kind: synthetic, seed: 7, start: "2024-01-01T00:00:00Z", bars: 2000}
 engine: {kind: node, node: {venue_http_url: "http://127.0.0.1:18080", venue_ws_url: "ws://127.0.0.1:18081"}}
 connectivity_readiness:
   venue: BINANCE
@@ -249,3 +249,124 @@ def test_cancel_checks_both_ids_and_cancel_restrictions(trading):
     assert (status, answer["code"], answer["msg"]) == (400, -2011, "Order was not canceled due to cancel restrictions.")
     status, answer = cancel(orderId=placed["orderId"], origClientOrderId="R-one", cancelRestrictions="ONLY_NEW")
     assert status == 200 and answer["status"] == "CANCELED"
+
+
+# --- 2. streams: paths, framing, requests ------------------------------------------------------------
+def recv_json(ws: Any, want: Any = lambda m: True, timeout: float = 3.0) -> dict[str, Any]:
+    end = time.monotonic() + timeout
+    while True:
+        msg = json.loads(ws.recv(timeout=max(0.01, end - time.monotonic())))
+        if want(msg):
+            return msg
+
+
+def test_raw_and_combined_paths_frame_events_as_binance_does(venue):
+    from websockets.sync.client import connect
+
+    with connect(venue.ws_url + "/ws/btcusdt@trade") as raw:
+        assert recv_json(raw)["e"] == "trade"  # raw: the event itself
+    with connect(venue.ws_url + "/ws") as bare:
+        bare.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker"], "id": 1}))
+        assert recv_json(bare, lambda m: "id" in m) == {"result": None, "id": 1}
+        event = recv_json(bare)
+        assert "stream" not in event and event["s"] == "BTCUSDT" and "b" in event
+        bare.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": "abc"}))
+        assert recv_json(bare, lambda m: "id" in m) == {"result": ["btcusdt@bookTicker"], "id": "abc"}
+        bare.send(json.dumps({"method": "SET_PROPERTY", "params": ["combined", True], "id": 2}))
+        assert recv_json(bare, lambda m: "id" in m) == {"result": None, "id": 2}
+        assert recv_json(bare, lambda m: "stream" in m)["stream"] == "btcusdt@bookTicker"
+        bare.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["btcusdt@bookTicker"], "id": 3}))
+        assert recv_json(bare, lambda m: m.get("id") == 3) == {"result": None, "id": 3}
+    with connect(venue.ws_url + "/ws/some-client-chosen-name") as anything:  # accepted, subscribed to nothing
+        anything.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 4}))
+        assert recv_json(anything) == {"result": [], "id": 4}
+        anything.send(json.dumps({"method": "GET_PROPERTY", "params": ["combined"], "id": 5}))
+        assert recv_json(anything) == {"result": False, "id": 5}
+    with connect(venue.ws_url + "/stream") as combined:
+        combined.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 6}))
+        assert recv_json(combined, lambda m: "id" in m) == {"result": None, "id": 6}
+        event = recv_json(combined)
+        assert event["stream"] == "btcusdt@trade" and event["data"]["e"] == "trade"
+
+
+def test_bad_requests_and_unknown_streams_get_binances_errors(venue):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    for path in ("/stream?streams=ethusdt@trade", "/elsewhere"):
+        with pytest.raises(InvalidStatus) as refused:
+            with connect(venue.ws_url + path):
+                pass
+        assert refused.value.response.status_code in (400, 404)
+    with connect(venue.ws_url + "/ws") as ws:
+        cases = [("{nope", 3), (json.dumps({"params": [], "id": 1}), 2), (json.dumps({"method": "PUBLISH", "id": 1}), 2),
+                 (json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@trade"], "id": 1}), 2),
+                 (json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 1.5}), 2),
+                 (json.dumps({"method": "SET_PROPERTY", "params": ["combined", "yes"], "id": 1}), 1),
+                 (json.dumps({"method": "GET_PROPERTY", "params": ["colour"], "id": 1}), 0)]
+        for frame, code in cases:
+            ws.send(frame)
+            assert recv_json(ws)["error"]["code"] == code, frame
+        ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 9}))
+        assert recv_json(ws) == {"result": [], "id": 9}  # nothing was subscribed by the bad ones
+
+
+def test_the_listen_key_stream_works_on_both_paths(trading):
+    from websockets.sync.client import connect
+
+    v = trading
+    key = request(v, "POST", "/api/v3/userDataStream")[2]["listenKey"]
+    with connect(v.ws_url + f"/stream?streams={key}") as combined, connect(v.ws_url + f"/ws/{key}") as raw:
+        rest_order(v, client_id="U-1")
+        wrapped = recv_json(combined, lambda m: m.get("data", {}).get("e") == "executionReport")
+        assert wrapped["stream"] == key and wrapped["data"]["c"] == "U-1"
+        assert recv_json(raw, lambda m: m.get("e") == "executionReport")["c"] == "U-1"
+
+
+def test_stream_klines_open_on_the_minute_and_close_59999_ms_later(venue):
+    from websockets.sync.client import connect
+
+    with connect(venue.ws_url + "/ws/btcusdt@kline_1m") as ws:
+        klines = [recv_json(ws, timeout=5)["k"] for _ in range(4)]
+    assert all(k["t"] % 60_000 == 0 and k["T"] == k["t"] + 59_999 and k["x"] for k in klines)
+    assert [klines[i + 1]["t"] - klines[i]["t"] for i in range(3)] == [60_000] * 3  # one bar, one minute
+    assert klines[0]["t"] <= now_ms()
+
+
+# --- 6. a slow consumer is disconnected; the venue never waits for it ----------------------------------
+def test_a_consumer_that_stops_reading_is_disconnected_and_freezes_nothing(trading):
+    import base64
+    import os
+    import socket
+
+    v = trading
+    v.exchange.speed = 6000.0
+    for i in range(3):
+        rest_order(v, client_id=f"K-{i}")
+    port = int(v.ws_url.rsplit(":", 1)[1])
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)  # a tiny window: the venue's writes block almost at once
+    slow.settimeout(5)
+    slow.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    streams = "btcusdt@depth/btcusdt@depth@100ms/btcusdt@trade/btcusdt@bookTicker/btcusdt@kline_1m"
+    slow.sendall((f"GET /stream?streams={streams} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    assert slow.recv(256).startswith(b"HTTP/1.1 101")  # upgraded; from here on it reads nothing
+    try:
+        end = time.monotonic() + 30
+        while v.hub.slow_disconnected == 0:  # the queue fills at the replay's pace; meanwhile the venue must answer
+            assert time.monotonic() < end, "the slow consumer was never disconnected"
+            start = time.monotonic()
+            assert request(v, "GET", "/api/v3/ping")[0] == 200
+            assert time.monotonic() - start < 1.0
+            time.sleep(0.1)
+        query = urlencode({"symbol": "BTCUSDT", "timestamp": now_ms()})
+        start = time.monotonic()
+        status, _, answer = request(v, "DELETE", "/api/v3/openOrders", query + "&signature=" + sign(query))
+        assert status == 200 and len(answer) == 3 and time.monotonic() - start < 1.0  # the kill switch's call
+        assert v.stats()["ws_slow_disconnected"] == 1
+        with v.hub.lock:
+            assert all(c.conn.request.path.find("btcusdt@depth/") < 0 for c in v.hub.clients.values())  # it is gone
+    finally:
+        slow.close()
