@@ -120,6 +120,7 @@ class Exchange:
         self.book: tuple[list[list[str]], list[list[str]]] = ([], [])
         self.book_ms: int | None = None
         self._steps = 0
+        self._kline_open = 0  # the open time of the last kline streamed
         self.messages = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -250,11 +251,17 @@ class Exchange:
                                                    "a": asks[0][0], "A": asks[0][1]})
 
     def _kline(self, bar: tuple[str, ...]) -> None:
+        # Binance's kline: open time on the minute, close time = open + 59999 ms
+        # (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams, Kline/Candlestick Streams).
+        # Every bar is still one closed kline, one minute after the last: the minute that just ended, or
+        # the next minute when the replay runs faster than one bar a minute (a compressed market).
         ts = now_ms()
+        open_ms = max(ts // BAR_MS * BAR_MS - BAR_MS, self._kline_open + BAR_MS)
+        self._kline_open = open_ms
         trade_id = self.state["next_market_trade_id"] - 1
         volume = Decimal(bar[5])
         self._emit(f"{SYMBOL.lower()}@kline_1m", {"e": "kline", "E": ts, "s": SYMBOL, "k": {
-            "t": ts - BAR_MS, "T": ts - 1, "s": SYMBOL, "i": "1m", "f": trade_id - 3, "L": trade_id,
+            "t": open_ms, "T": open_ms + BAR_MS - 1, "s": SYMBOL, "i": "1m", "f": trade_id - 3, "L": trade_id,
             "o": bar[1], "c": bar[4], "h": bar[2], "l": bar[3], "v": qty(volume), "n": 4, "x": True,
             "q": amount(volume * Decimal(bar[4])), "V": qty(volume / 2), "Q": amount(volume / 2 * Decimal(bar[4])), "B": "0"}})
 

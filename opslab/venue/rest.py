@@ -1,10 +1,19 @@
 """The venue's REST surface: the Binance Spot endpoints NautilusTrader 1.221.0's clients call.
 
-Parameters are read from the query string and, for POST/PUT/DELETE, also from a form body (Binance
-accepts both; the Nautilus client sends everything in the query). Requests are bounded: a target
-longer than MAX_TARGET bytes gets 414, a body longer than MAX_BODY 413, both with a Binance-shaped
-error. Every public request passes the shared fault switch first (faults.admit); ROUTES is the one
-table of paths, security types and request weights.
+Parameters are read from the query string and, for POST/PUT/DELETE, also from an
+`application/x-www-form-urlencoded` body; a parameter sent in both is taken from the query string
+(https://developers.binance.com/docs/binance-spot-api-docs/rest-api/general-api-information,
+"General Information on Endpoints"; the Nautilus client sends everything in the query). Requests are
+bounded: a target longer than MAX_TARGET bytes gets 414, a body longer than MAX_BODY 413, both with
+a Binance-shaped error. Every public request passes the shared fault switch first (faults.admit);
+ROUTES is the one table of paths, security types and request weights (Binance's documented weight of
+each endpoint, a function of the parameters where the doc says so).
+
+Every answer carries `X-MBX-USED-WEIGHT-1M` and `X-MBX-USED-WEIGHT`: the weight used in the current
+wall-clock minute, counted by UsedWeight whether or not the rate_limit fault is on ("IP Limits" in
+the same doc). The cancel answers (DELETE /api/v3/order, /api/v3/openOrders) have Binance's field
+set: `origClientOrderId` (the order's id), `clientOrderId` (the cancel's: newClientOrderId or one
+the venue makes), `transactTime`.
 
 Admin endpoints (loopback, no key): GET/POST/DELETE /admin/faults (the fault switch), POST
 /admin/fill, GET /admin/state.
@@ -12,7 +21,12 @@ Admin endpoints (loopback, no key): GET/POST/DELETE /admin/faults (the fault swi
 
 from __future__ import annotations
 
+import secrets
+import string
+import threading
+import time
 from dataclasses import dataclass
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -50,8 +64,31 @@ class Venue(Protocol):
 @dataclass(frozen=True)
 class Route:
     security: str
-    weight: int
+    weight: int | Callable[[dict[str, str]], int]  # the documented request weight, or how it follows from the parameters
     answer: Callable[[Venue, dict[str, str]], Any]
+
+    def weigh(self, params: dict[str, str]) -> int:
+        return self.weight(params) if callable(self.weight) else self.weight
+
+
+class UsedWeight:
+    """The request weight used in the current wall-clock minute (Binance's REQUEST_WEIGHT 1 MINUTE window)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.minute, self.used = 0, 0
+
+    def add(self, weight: int) -> int:
+        with self.lock:
+            minute = int(time.time() // 60)
+            if minute != self.minute:
+                self.minute, self.used = minute, 0
+            self.used += weight
+            return self.used
+
+    def headers(self) -> dict[str, str]:
+        used = str(self.add(0))
+        return {"X-MBX-USED-WEIGHT-1M": used, "X-MBX-USED-WEIGHT": used}
 
 
 def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -152,9 +189,46 @@ def _open_orders(venue: Venue, p: dict[str, str]) -> Any:
     return venue.exchange.open_orders()
 
 
+CANCEL_FIELDS = ("symbol", "origClientOrderId", "orderId", "orderListId", "clientOrderId", "transactTime", "price", "origQty",
+                 "executedQty", "origQuoteOrderQty", "cummulativeQuoteQty", "status", "timeInForce", "type", "side",
+                 "selfTradePreventionMode")  # Binance's cancel answer, in its order ("Cancel order (TRADE)" in rest-api.md)
+CANCEL_RESTRICTIONS = {"ONLY_NEW": "NEW", "ONLY_PARTIALLY_FILLED": "PARTIALLY_FILLED"}
+_ID_CHARS = string.ascii_letters + string.digits
+
+
+def _cancel_id(p: dict[str, str]) -> str:
+    """The cancel's own clientOrderId: newClientOrderId, or 22 random characters as Binance makes them."""
+    return p.get("newClientOrderId") or "".join(secrets.choice(_ID_CHARS) for _ in range(22))
+
+
+def cancel_answer(order: dict[str, Any], cancel_id: str) -> dict[str, Any]:
+    """A cancelled ORDER as DELETE /api/v3/order answers it; stopPrice and icebergQty only when set (conditional fields)."""
+    answer = {**order, "origClientOrderId": order["clientOrderId"], "clientOrderId": cancel_id, "transactTime": order["updateTime"]}
+    out = {name: answer[name] for name in CANCEL_FIELDS if name in answer}
+    for name in ("stopPrice", "icebergQty", "trailingDelta", "trailingTime"):
+        if name in order and Decimal(str(order[name])) != 0:
+            out[name] = order[name]
+    return out
+
+
+def _cancel(venue: Venue, p: dict[str, str]) -> Any:
+    order_id, client_id = _ids(p)
+    restriction = p.get("cancelRestrictions")
+    if restriction is not None and restriction not in CANCEL_RESTRICTIONS:
+        raise VenueError(400, -1145, "Invalid cancelRestrictions")
+    if order_id is not None and client_id is not None or restriction:
+        found = venue.exchange.order(order_id, client_id)  # orderId first, then origClientOrderId checked against it
+        if client_id is not None and found["clientOrderId"] != client_id:
+            raise VenueError(400, -2011, "Unknown order sent.")
+        if restriction and found["status"] != CANCEL_RESTRICTIONS[restriction]:
+            raise VenueError(400, -2011, "Order was not canceled due to cancel restrictions.")
+    return cancel_answer(venue.exchange.cancel(order_id, client_id), _cancel_id(p))
+
+
 def _cancel_all(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p)
-    return venue.exchange.cancel_all()
+    cancel_id = _cancel_id(p)
+    return [cancel_answer(order, cancel_id) for order in venue.exchange.cancel_all()]
 
 
 def _depth(venue: Venue, p: dict[str, str]) -> Any:
@@ -171,21 +245,30 @@ def _klines(venue: Venue, p: dict[str, str]) -> Any:
     return venue.exchange.klines(_int(p, "limit", 500, 1, 1000))
 
 
+def _depth_weight(p: dict[str, str]) -> int:
+    try:
+        limit = int(p.get("limit") or 100)
+    except ValueError:
+        return 5
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+
+
+# Weights: https://developers.binance.com/docs/binance-spot-api-docs/rest-api (each endpoint's "Weight").
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v3/ping"): Route(NONE, 1, lambda v, p: {}),
     ("GET", "/api/v3/time"): Route(NONE, 1, lambda v, p: {"serverTime": v.server_time_ms()}),
     ("GET", "/api/v3/exchangeInfo"): Route(NONE, 20, exchange_info),
-    ("GET", "/api/v3/depth"): Route(NONE, 5, _depth),
+    ("GET", "/api/v3/depth"): Route(NONE, _depth_weight, _depth),
     ("GET", "/api/v3/klines"): Route(NONE, 2, _klines),
     ("GET", "/sapi/v1/asset/tradeFee"): Route(SIGNED, 1, lambda v, p: [{"symbol": SYMBOL, "makerCommission": "0.001", "takerCommission": "0.001"}]),
     ("GET", "/api/v3/account"): Route(SIGNED, 20, lambda v, p: v.exchange.account()),
     ("POST", "/api/v3/order"): Route(SIGNED, 1, _place),
     ("GET", "/api/v3/order"): Route(SIGNED, 4, lambda v, p: v.exchange.order(*_ids(p))),
-    ("DELETE", "/api/v3/order"): Route(SIGNED, 1, lambda v, p: v.exchange.cancel(*_ids(p))),
-    ("GET", "/api/v3/openOrders"): Route(SIGNED, 6, _open_orders),
+    ("DELETE", "/api/v3/order"): Route(SIGNED, 1, _cancel),
+    ("GET", "/api/v3/openOrders"): Route(SIGNED, lambda p: 6 if p.get("symbol") else 80, _open_orders),
     ("DELETE", "/api/v3/openOrders"): Route(SIGNED, 1, _cancel_all),
     ("GET", "/api/v3/allOrders"): Route(SIGNED, 20, _all_orders),
-    ("GET", "/api/v3/myTrades"): Route(SIGNED, 20, _my_trades),
+    ("GET", "/api/v3/myTrades"): Route(SIGNED, lambda p: 5 if p.get("orderId") else 20, _my_trades),
     ("POST", "/api/v3/userDataStream"): Route(USER_STREAM, 2, lambda v, p: {"listenKey": v.exchange.new_listen_key()}),
     ("PUT", "/api/v3/userDataStream"): Route(USER_STREAM, 2, _keepalive),
     ("DELETE", "/api/v3/userDataStream"): Route(USER_STREAM, 2, lambda v, p: v.exchange.close_listen_key(_listen_key(p)) or {}),
@@ -196,15 +279,22 @@ class Handler(BaseHTTPRequestHandler):
     """One class for every method; the venue object is set on a subclass by the server."""
 
     venue: Venue
+    used_weight: UsedWeight
     server_version = "opslab-binance-venue/1"
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out as two writes: without this a keep-alive client waits ~40 ms (delayed ACK)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.used_weight = UsedWeight()  # one counter per venue (the server makes one subclass per venue)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        httpserver.send_json(self, status, body, headers, "application/json;charset=UTF-8")  # Binance's content type
+        """Answer with Binance's content type and the used-weight headers (every answer carries them)."""
+        out = {k: v for k, v in (headers or {}).items() if not k.upper().startswith("X-MBX-USED-WEIGHT")}
+        httpserver.send_json(self, status, body, {**out, **self.used_weight.headers()}, "application/json;charset=UTF-8")
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -222,7 +312,9 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("PATCH")
 
     def _body(self) -> str | None:
-        """The body, or None when its announced length is malformed or above MAX_BODY (then it is not read)."""
+        """The body, or None when its announced length is malformed or above MAX_BODY, or it is chunked (then it is not read)."""
+        if self.headers.get("Transfer-Encoding"):
+            return None
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -238,7 +330,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             self.close_connection = True
-            return self._send(413, {"code": -1101, "msg": f"Request body of {self.headers.get('Content-Length', '')[:32]} bytes; at most {MAX_BODY}."})
+            return self._send(413, {"code": -1101, "msg": f"Request body of {self.headers.get('Content-Length', '')[:32] or 'unannounced length'} "
+                                                          f"bytes; at most {MAX_BODY}, with Content-Length."})
         split = urlsplit(self.path)
         if split.path == "/admin/faults":
             return self._admin_faults(method, body)
@@ -257,10 +350,15 @@ class Handler(BaseHTTPRequestHandler):
             if known:
                 return self._send(405, {"code": -1000, "msg": f"Method {method} is not supported for {split.path}."})
             return self._send(404, {"code": -1100, "msg": f"unknown endpoint {split.path}"})
-        verdict = fault_switch.admit(self.venue.faults, route.weight)
+        form = self._form(method, body)
+        params = dict(parse_qsl(form, keep_blank_values=True))
+        params.update(parse_qsl(split.query, keep_blank_values=True))  # a parameter in both: the query string's is used
+        weight = route.weigh(params)
+        verdict = fault_switch.admit(self.venue.faults, weight)
         if verdict.action == "drop":
             self.close_connection = True
             return
+        self.used_weight.add(weight)
         if verdict.status != 200:
             return self._send(verdict.status, verdict.body, verdict.headers)
         self.venue.count_request()
@@ -268,15 +366,20 @@ class Handler(BaseHTTPRequestHandler):
             if route.security != NONE:
                 auth.check_key(self.headers.get("X-MBX-APIKEY"), self.venue.api_key)
             if route.security == SIGNED:
-                auth.check_signed(split.query, body if method != "GET" else "", self.venue.api_secret or "")  # None: check_key refused already
-            params = dict(parse_qsl(split.query, keep_blank_values=True))
-            if body and method != "GET":
-                params.update(parse_qsl(body, keep_blank_values=True))
+                auth.check_signed(split.query, form, self.venue.api_secret or "")  # None: check_key refused already
             params.pop("signature", None)
             answer = route.answer(self.venue, params)
         except VenueError as exc:
             return self._send(exc.status, {"code": exc.code, "msg": exc.msg}, verdict.headers)
         self._send(200, answer, verdict.headers)
+
+    def _form(self, method: str, body: str) -> str:
+        """The form body that carries parameters: POST/PUT/DELETE with application/x-www-form-urlencoded (or no
+        content type, as curl -d and most clients send it); GET parameters come from the query string only."""
+        if method == "GET" or not body:
+            return ""
+        kind = (self.headers.get("Content-Type") or "application/x-www-form-urlencoded").split(";")[0].strip().lower()
+        return body if kind == "application/x-www-form-urlencoded" else ""  # exact: it is part of the signature payload
 
     def _admin_faults(self, method: str, body: str) -> None:
         state = self.venue.faults

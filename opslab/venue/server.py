@@ -157,6 +157,7 @@ class BinanceVenue:
             counted = dict(self.faults.stats)
         assert self.hub is not None
         return {**counted, "venue_stats": self.counters.document(), "ws_messages_sent": self.hub.sent,
+                "ws_slow_disconnected": self.hub.slow_disconnected,
                 "market_events": self.exchange.messages, "replay_cursor": self.exchange.state["replay"]["cursor"],
                 "bars_total": len(self.exchange.bars), "replay_error": self.exchange.replay_error}
 

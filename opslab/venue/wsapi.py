@@ -70,8 +70,11 @@ class WsApi:
     """The sessions of /ws-api/v3 for one venue (streams.Hub routes the path here)."""
 
     def __init__(self, credentials: Callable[[], tuple[str | None, str | None]], server_time_ms: Callable[[], int],
-                 lifetime_s: float) -> None:
+                 lifetime_s: float, send: Callable[[ServerConnection, str], bool], close: Callable[[ServerConnection, int, str], None]) -> None:
+        """SEND queues a text frame on a connection's bounded send queue (False: not sent, the connection is too
+        slow or gone) and CLOSE starts its closing handshake: the hub's, so a session never blocks the venue."""
         self.credentials, self.server_time_ms, self.lifetime_s = credentials, server_time_ms, lifetime_s
+        self.send, self.close = send, close
         self.lock = threading.Lock()
         self.sessions: dict[ServerConnection, Session] = {}
         self._window = (0, 0)  # (minute, weight used): one IP on loopback, so one budget for every connection
@@ -101,7 +104,7 @@ class WsApi:
                 self.sessions.pop(conn, None)
 
     def _expire(self, conn: ServerConnection) -> None:
-        conn.close(1000, "24-hour connection limit")
+        self.close(conn, 1000, "24-hour connection limit")
 
     def push(self, event: dict[str, Any]) -> int:
         """Send one account event to every subscription; how many frames went out."""
@@ -113,11 +116,7 @@ class WsApi:
         return sent
 
     def _send(self, conn: ServerConnection, body: dict[str, Any]) -> int:
-        try:
-            conn.send(json.dumps(body, separators=(",", ":")))
-            return 1
-        except ConnectionClosed:
-            return 0
+        return 1 if self.send(conn, json.dumps(body, separators=(",", ":"))) else 0
 
     # --- one request ------------------------------------------------------------------------
     def _weigh(self, weight: int) -> tuple[bool, list[dict[str, Any]]]:
