@@ -110,9 +110,10 @@ class Client:
             if due > time.monotonic():  # the latency fault, applied here: the publisher never sleeps
                 time.sleep(due - time.monotonic())
             try:
-                if kind == "text":
+                if kind in ("text", "reply"):  # an event pushed (counted as a message sent), or an answer
                     self.conn.send(payload)
-                    self.hub.count_sent()
+                    if kind == "text":
+                        self.hub.count_sent()
                 elif kind == "ping":
                     self.pong = self.conn.ping(payload)
                     self.hub.counters.add("ws_pings_sent")
@@ -323,16 +324,17 @@ class Hub:
         self._send(client, {"result": None, "id": ident})
 
     def _send(self, client: Client, body: dict[str, Any]) -> None:
-        if not client.offer("text", _json(body)):
+        if not client.offer("reply", _json(body)):
             self._drop_slow(client)
 
-    def _offer_text(self, conn: ServerConnection, text: str) -> bool:
-        """A frame for one connection (the WebSocket API's answers and events): queued, never waited for."""
+    def _offer_text(self, conn: ServerConnection, text: str, event: bool) -> bool:
+        """A frame for one connection (the WebSocket API's answers, or with EVENT its pushed events): queued,
+        never waited for."""
         with self.lock:
             client = self.clients.get(conn)
         if client is None or client.gone:
             return False
-        if client.offer("text", text):
+        if client.offer("text" if event else "reply", text):
             return True
         self._drop_slow(client)
         return False

@@ -70,9 +70,10 @@ class WsApi:
     """The sessions of /ws-api/v3 for one venue (streams.Hub routes the path here)."""
 
     def __init__(self, credentials: Callable[[], tuple[str | None, str | None]], server_time_ms: Callable[[], int],
-                 lifetime_s: float, send: Callable[[ServerConnection, str], bool], close: Callable[[ServerConnection, int, str], None]) -> None:
-        """SEND queues a text frame on a connection's bounded send queue (False: not sent, the connection is too
-        slow or gone) and CLOSE starts its closing handshake: the hub's, so a session never blocks the venue."""
+                 lifetime_s: float, send: Callable[[ServerConnection, str, bool], bool], close: Callable[[ServerConnection, int, str], None]) -> None:
+        """SEND queues a text frame on a connection's bounded send queue (its flag: an event, counted as a
+        message sent, rather than an answer; False: not sent, the connection is too slow or gone); CLOSE starts
+        its closing handshake. Both are the hub's, so a session never blocks the venue."""
         self.credentials, self.server_time_ms, self.lifetime_s = credentials, server_time_ms, lifetime_s
         self.send, self.close = send, close
         self.lock = threading.Lock()
@@ -95,7 +96,7 @@ class WsApi:
             for raw in conn:
                 self._send(conn, self._answer(session, raw))
                 while session.after:
-                    self._send(conn, session.after.pop(0))
+                    self._send(conn, session.after.pop(0), event=True)
         except ConnectionClosed:
             pass
         finally:
@@ -112,11 +113,11 @@ class WsApi:
             targets = [(s.conn, sub) for s in self.sessions.values() for sub in s.subs]
         sent = 0
         for conn, sub in targets:
-            sent += self._send(conn, {"subscriptionId": sub, "event": event})
+            sent += self._send(conn, {"subscriptionId": sub, "event": event}, event=True)
         return sent
 
-    def _send(self, conn: ServerConnection, body: dict[str, Any]) -> int:
-        return 1 if self.send(conn, json.dumps(body, separators=(",", ":"))) else 0
+    def _send(self, conn: ServerConnection, body: dict[str, Any], event: bool = False) -> int:
+        return 1 if self.send(conn, json.dumps(body, separators=(",", ":")), event) else 0
 
     # --- one request ------------------------------------------------------------------------
     def _weigh(self, weight: int) -> tuple[bool, list[dict[str, Any]]]:

@@ -54,7 +54,7 @@ def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
 
 @pytest.fixture
 def venue(node_spec: spec.RunSpec):
-    v = BinanceVenue(node_spec, speed=6000).start()
+    v = BinanceVenue(node_spec, speed=6000, binance_api="2025").start()  # 2025: the listenKey tests below need it
     yield v
     v.stop()
 
@@ -315,8 +315,12 @@ def test_the_listen_key_stream_works_on_both_paths(trading):
     from websockets.sync.client import connect
 
     v = trading
+    assert v.profile.name == "2025"  # the retired listenKey path: only the 2025 profile serves it
     key = request(v, "POST", "/api/v3/userDataStream")[2]["listenKey"]
     with connect(v.ws_url + f"/stream?streams={key}") as combined, connect(v.ws_url + f"/ws/{key}") as raw:
+        for ws in (combined, raw):  # an answer means the venue holds the subscription: the order's events cannot precede it
+            ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+            assert recv_json(ws, lambda m: m.get("id") == 1)["result"] == [key]
         rest_order(v, client_id="U-1")
         wrapped = recv_json(combined, lambda m: m.get("data", {}).get("e") == "executionReport")
         assert wrapped["stream"] == key and wrapped["data"]["c"] == "U-1"
