@@ -26,10 +26,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import secrets
 import sys
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, Callable
@@ -50,7 +53,74 @@ MAX_OPEN_ORDERS = 200
 BAR_MS = 60_000
 CURSOR_SAVE_S = 1.0  # the replay cursor alone is saved at most once a second (orders, fills, balances: at once)
 
+MAX_PRINTS_KEPT = 1_000  # market trade prints per symbol for /api/v3/trades and aggTrades (memory only, since the start)
+AVG_PRICE_MINS = 5
+# Binance's decimal parameters: https://developers.binance.com/docs/binance-spot-api-docs/errors (-1100, -1111)
+DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+ORDER_TYPES = ("LIMIT", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER")
+STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+TIFS = ("GTC", "IOC", "FOK")
+OPEN = ("NEW", "PARTIALLY_FILLED")
+
 Publish = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One symbol the venue lists: its assets and filters; STATIC is the reference price of a symbol no dataset replays."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick: Decimal
+    step: Decimal
+    min_price: Decimal
+    max_price: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_notional: Decimal
+    max_notional: Decimal
+    static: Decimal | None = None
+
+    def px(self, value: Decimal) -> str:
+        return format(value.quantize(self.tick), "f")
+
+    def qty(self, value: Decimal) -> str:
+        return format(value.quantize(self.step), "f")
+
+    def filters(self) -> list[dict[str, Any]]:
+        """exchangeInfo's filters (https://developers.binance.com/docs/binance-spot-api-docs/filters)."""
+        return [{"filterType": "PRICE_FILTER", "minPrice": self.px(self.min_price), "maxPrice": self.px(self.max_price), "tickSize": format(self.tick, "f")},
+                {"filterType": "LOT_SIZE", "minQty": self.qty(self.min_qty), "maxQty": self.qty(self.max_qty), "stepSize": format(self.step, "f")},
+                {"filterType": "NOTIONAL", "minNotional": px(self.min_notional), "applyMinToMarket": True,
+                 "maxNotional": px(self.max_notional), "applyMaxToMarket": False, "avgPriceMins": AVG_PRICE_MINS}]
+
+
+def listings() -> dict[str, Listing]:
+    """Every symbol the venue lists: the replayed one first (its filters as the venue always served them), then market.LISTED."""
+    out = {SYMBOL: Listing(SYMBOL, BASE, QUOTE, TICK, STEP, TICK, Decimal("1000000.00"), STEP, Decimal(9000), Decimal("1.00"), Decimal("9000000.00"))}
+    for symbol, d in market.LISTED.items():
+        out[symbol] = Listing(symbol, d["base"], d["quote"], Decimal(d["price_increment"]), Decimal(d["size_increment"]), Decimal(d["min_price"]),
+                              Decimal(d["max_price"]), Decimal(d["min_quantity"]), Decimal(d["max_quantity"]), Decimal(d["min_notional"]),
+                              Decimal(d["max_notional"]), Decimal(d["reference_price"]))
+    return out
+
+
+LISTINGS = listings()
+
+
+def decimal_param(params: dict[str, Any], name: str, required: bool = True) -> Decimal | None:
+    """A strict decimal parameter as Binance reads it: digits and one dot only (no sign, exponent, NaN or Infinity)."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise VenueError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+        return None
+    if not isinstance(raw, str) or not DECIMAL_RE.match(raw):
+        raise VenueError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '{DECIMAL_RE.pattern}'.")
+    if "." in raw and len(raw.split(".")[1].rstrip("0")) > 8:
+        raise VenueError(400, -1111, f"Parameter '{name}' has too much precision.")
+    return Decimal(raw)
 
 
 class VenueError(Exception):
@@ -101,6 +171,13 @@ def load_bars(path: Path, limit: int) -> list[tuple[str, ...]]:
     return rows
 
 
+def _triggered(type_: str, side: str, stop: Decimal, price: Decimal) -> bool:
+    """Whether the trade PRICE reaches a stop (STOP_LOSS*: a buy at or above, a sell at or below) or a take-profit
+    (TAKE_PROFIT*: the other way round): https://developers.binance.com/docs/binance-spot-api-docs/rest-api/trading-endpoints"""
+    rising = (type_.startswith("STOP_LOSS")) == (side == "BUY")
+    return price >= stop if rising else price <= stop
+
+
 def price_points(bar: tuple[str, ...]) -> list[Decimal]:
     """The four prints of a bar: open, nearer extreme, farther extreme, close."""
     o, h, low, c = (Decimal(v) for v in bar[1:5])
@@ -126,6 +203,8 @@ class Exchange:
         self._thread: threading.Thread | None = None
         self._saved_at = 0.0
         self.replay_error: str | None = None
+        self.prints: dict[str, deque[dict[str, Any]]] = {s: deque(maxlen=MAX_PRINTS_KEPT) for s in LISTINGS}
+        self._static_trade_ids = {s: 1 for s in LISTINGS}
         if state_path is not None and fs.exists(state_path) and not reset:
             self.state = self._load(run_id, dataset_id)
         else:
@@ -228,6 +307,8 @@ class Exchange:
         self.state["next_market_trade_id"] += 1
         size = max(STEP, (Decimal(bar[5]) / 4).quantize(STEP, ROUND_DOWN))
         self.last_price = price
+        self.prints[SYMBOL].append({"id": trade_id, "price": px(price), "qty": qty(size), "quoteQty": amount(price * size), "time": ts,
+                                    "isBuyerMaker": trade_id % 2 == 0, "isBestMatch": True})
         self._emit(f"{SYMBOL.lower()}@trade", {"e": "trade", "E": ts, "s": SYMBOL, "t": trade_id, "p": px(price), "q": qty(size),
                                                "T": ts, "m": trade_id % 2 == 0, "M": True})
         if not faults.get("stale_book"):
@@ -265,8 +346,27 @@ class Exchange:
             "o": bar[1], "c": bar[4], "h": bar[2], "l": bar[3], "v": qty(volume), "n": 4, "x": True,
             "q": amount(volume * Decimal(bar[4])), "V": qty(volume / 2), "Q": amount(volume / 2 * Decimal(bar[4])), "B": "0"}})
 
-    def depth(self, limit: int) -> dict[str, Any]:
+    def _record_print(self, listing: Listing, price: Decimal, q: Decimal, ts: int, buyer_maker: bool) -> None:
+        trade_id = self._static_trade_ids[listing.symbol]
+        self._static_trade_ids[listing.symbol] += 1
+        self.prints[listing.symbol].append({"id": trade_id, "price": listing.px(price), "qty": listing.qty(q), "quoteQty": amount(price * q),
+                                            "time": ts, "isBuyerMaker": buyer_maker, "isBestMatch": True})
+
+    def _static_book(self, listing: Listing) -> tuple[list[list[str]], list[list[str]]]:
+        """A symbol no dataset replays: five levels a side one tick apart around its reference price, level i holding i+1 units."""
+        assert listing.static is not None
+        return ([[listing.px(listing.static - listing.tick * (i + 1)), listing.qty(Decimal(1) + i)] for i in range(BOOK_LEVELS)],
+                [[listing.px(listing.static + listing.tick * (i + 1)), listing.qty(Decimal(1) + i)] for i in range(BOOK_LEVELS)])
+
+    def book_of(self, symbol: str) -> tuple[list[list[str]], list[list[str]]]:
+        listing = LISTINGS[symbol]
+        return self._static_book(listing) if listing.static is not None else self.book
+
+    def depth(self, limit: int, symbol: str = SYMBOL) -> dict[str, Any]:
         """The book snapshot (E: when the book last moved); on demand, the book first moves one price point."""
+        if LISTINGS[symbol].static is not None:
+            bids, asks = self._static_book(LISTINGS[symbol])
+            return {"lastUpdateId": 1, "bids": bids[:limit], "asks": asks[:limit]}
         with self.lock:
             if self.on_demand:
                 i, self._steps = self._steps, self._steps + 1
@@ -278,8 +378,10 @@ class Exchange:
                 book["E"] = self.book_ms
             return book
 
-    def klines(self, limit: int) -> list[list[Any]]:
-        """The replayed bars so far (the most recent LIMIT), stamped one minute apart ending now."""
+    def klines(self, limit: int, symbol: str = SYMBOL) -> list[list[Any]]:
+        """The replayed bars so far (the most recent LIMIT), stamped one minute apart ending now (a static symbol has none)."""
+        if LISTINGS[symbol].static is not None:
+            return []
         done = self.bars[max(0, self.state["replay"]["cursor"] - limit):self.state["replay"]["cursor"]]
         end = now_ms() // BAR_MS * BAR_MS
         out = []
@@ -288,6 +390,80 @@ class Exchange:
             out.append([open_ms, bar[1], bar[2], bar[3], bar[4], bar[5], open_ms + BAR_MS - 1,
                         amount(Decimal(bar[5]) * Decimal(bar[4])), 4, qty(Decimal(bar[5]) / 2), "0", "0"])
         return out
+
+    # --- market statistics: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints ---
+    def _window(self, minutes: int) -> list[tuple[str, ...]]:
+        cursor = self.state["replay"]["cursor"]
+        return self.bars[max(0, cursor - minutes):cursor]
+
+    def ticker_24hr(self, symbol: str) -> dict[str, Any]:
+        """GET /api/v3/ticker/24hr (FULL): the replayed symbol over its last 1,440 replayed bars (the klines' last 24 h);
+        a static symbol at its reference price, its volume the account's own fills there."""
+        listing = LISTINGS[symbol]
+        with self.lock:
+            last = self._last(listing) or Decimal(0)
+            bids, asks = self.book_of(symbol)
+            prints = list(self.prints[symbol])
+            now = now_ms()
+            if listing.static is None:
+                bars = self._window(1440)
+                open_ = Decimal(bars[0][1]) if bars else last
+                high = max((Decimal(b[2]) for b in bars), default=last)
+                low = min((Decimal(b[3]) for b in bars), default=last)
+                volume = sum((Decimal(b[5]) for b in bars), Decimal(0))
+                quote_volume = sum((Decimal(b[5]) * Decimal(b[4]) for b in bars), Decimal(0))
+                count = 4 * len(bars)
+            else:
+                open_ = high = low = last
+                volume = sum((Decimal(t["qty"]) for t in prints), Decimal(0))
+                quote_volume = sum((Decimal(t["quoteQty"]) for t in prints), Decimal(0))
+                count = len(prints)
+            change = last - open_
+            return {"symbol": symbol, "priceChange": listing.px(change),
+                    "priceChangePercent": format((change / open_ * 100).quantize(Decimal("0.001")) if open_ else Decimal("0.000"), "f"),
+                    "weightedAvgPrice": listing.px(quote_volume / volume if volume else last), "prevClosePrice": listing.px(open_),
+                    "lastPrice": listing.px(last), "lastQty": prints[-1]["qty"] if prints else listing.qty(Decimal(0)),
+                    "bidPrice": bids[0][0] if bids else listing.px(Decimal(0)), "bidQty": bids[0][1] if bids else listing.qty(Decimal(0)),
+                    "askPrice": asks[0][0] if asks else listing.px(Decimal(0)), "askQty": asks[0][1] if asks else listing.qty(Decimal(0)),
+                    "openPrice": listing.px(open_), "highPrice": listing.px(high), "lowPrice": listing.px(low),
+                    "volume": amount(volume), "quoteVolume": amount(quote_volume), "openTime": now - 86_400_000, "closeTime": now,
+                    "firstId": prints[0]["id"] if prints else -1, "lastId": prints[-1]["id"] if prints else -1, "count": count}
+
+    def ticker_price(self, symbol: str) -> dict[str, Any]:
+        with self.lock:
+            return {"symbol": symbol, "price": LISTINGS[symbol].px(self._last(LISTINGS[symbol]) or Decimal(0))}
+
+    def book_ticker(self, symbol: str) -> dict[str, Any]:
+        listing = LISTINGS[symbol]
+        with self.lock:
+            bids, asks = self.book_of(symbol)
+            zero_px, zero_qty = listing.px(Decimal(0)), listing.qty(Decimal(0))
+            return {"symbol": symbol, "bidPrice": bids[0][0] if bids else zero_px, "bidQty": bids[0][1] if bids else zero_qty,
+                    "askPrice": asks[0][0] if asks else zero_px, "askQty": asks[0][1] if asks else zero_qty}
+
+    def avg_price(self, symbol: str) -> dict[str, Any]:
+        """GET /api/v3/avgPrice: the volume-weighted close of the last AVG_PRICE_MINS replayed bars (a static symbol: its reference)."""
+        listing = LISTINGS[symbol]
+        with self.lock:
+            bars = self._window(AVG_PRICE_MINS) if listing.static is None else []
+            volume = sum((Decimal(b[5]) for b in bars), Decimal(0))
+            price = (sum((Decimal(b[5]) * Decimal(b[4]) for b in bars), Decimal(0)) / volume if volume else self._last(listing) or Decimal(0))
+            prints = self.prints[symbol]
+            return {"mins": AVG_PRICE_MINS, "price": format(price.quantize(QUOTE_DP), "f"), "closeTime": prints[-1]["time"] if prints else now_ms()}
+
+    def market_trades(self, symbol: str, limit: int) -> list[dict[str, Any]]:
+        """GET /api/v3/trades: the most recent LIMIT market prints, oldest first (kept in memory, the last 1,000 per symbol)."""
+        with self.lock:
+            return [dict(t) for t in list(self.prints[symbol])[-limit:]]
+
+    def agg_trades(self, symbol: str, limit: int, from_id: int | None = None, start_ms: int | None = None,
+                   end_ms: int | None = None) -> list[dict[str, Any]]:
+        """GET /api/v3/aggTrades: every print is its own aggregate (one price, one taker); fromId ascending, else the most recent LIMIT."""
+        with self.lock:
+            rows = [t for t in self.prints[symbol] if _in_window(t["time"], start_ms, end_ms) and (from_id is None or t["id"] >= from_id)]
+            rows = rows[:limit] if from_id is not None or start_ms is not None else rows[-limit:]
+            return [{"a": t["id"], "p": t["price"], "q": t["qty"], "f": t["id"], "l": t["id"], "T": t["time"], "m": t["isBuyerMaker"], "M": True}
+                    for t in rows]
 
     # --- listen keys --------------------------------------------------------------------------
     def new_listen_key(self) -> str:
@@ -334,138 +510,261 @@ class Exchange:
         self._emit(USER_STREAM, data)
 
     # --- orders ----------------------------------------------------------------------------------
-    def _find(self, order_id: int | None, client_id: str | None) -> dict[str, Any] | None:
+    def _find(self, order_id: int | None, client_id: str | None, symbol: str | None = None) -> dict[str, Any] | None:
         for order in reversed(self.state["orders"]):
+            if symbol is not None and order["symbol"] != symbol:
+                continue
             if (order_id is not None and order["orderId"] == order_id) or (order_id is None and order["clientOrderId"] == client_id):
                 return order
         return None
 
-    def order(self, order_id: int | None, client_id: str | None) -> dict[str, Any]:
+    def order(self, order_id: int | None, client_id: str | None, symbol: str = SYMBOL) -> dict[str, Any]:
         with self.lock:
-            found = self._find(order_id, client_id)
+            found = self._find(order_id, client_id, symbol)
             if found is None:
                 raise VenueError(400, -2013, "Order does not exist.")
             return dict(found)
 
-    def open_orders(self) -> list[dict[str, Any]]:
+    def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """Open orders of SYMBOL, or of every symbol (None)."""
         with self.lock:
-            return [dict(o) for o in self.state["orders"] if o["status"] in ("NEW", "PARTIALLY_FILLED")]
+            return [dict(o) for o in self.state["orders"] if o["status"] in OPEN and symbol in (None, o["symbol"])]
 
     def all_orders(self, limit: int, from_order_id: int | None = None, start_ms: int | None = None,
-                   end_ms: int | None = None) -> list[dict[str, Any]]:
+                   end_ms: int | None = None, symbol: str = SYMBOL) -> list[dict[str, Any]]:
         """Binance's allOrders: orderId >= FROM_ORDER_ID ascending, else the most recent LIMIT; time filters."""
         with self.lock:
-            rows = [o for o in self.state["orders"] if _in_window(o["time"], start_ms, end_ms)
+            rows = [o for o in self.state["orders"] if o["symbol"] == symbol and _in_window(o["time"], start_ms, end_ms)
                     and (from_order_id is None or o["orderId"] >= from_order_id)]
             return [dict(o) for o in (rows[:limit] if from_order_id is not None else rows[-limit:])]
 
     def my_trades(self, limit: int, from_id: int | None = None, order_id: int | None = None, start_ms: int | None = None,
-                  end_ms: int | None = None) -> list[dict[str, Any]]:
+                  end_ms: int | None = None, symbol: str = SYMBOL) -> list[dict[str, Any]]:
         """Binance's myTrades: id >= FROM_ID ascending, else the most recent LIMIT; order and time filters."""
         with self.lock:
-            rows = [t for t in self.state["trades"] if _in_window(t["time"], start_ms, end_ms)
+            rows = [t for t in self.state["trades"] if t["symbol"] == symbol and _in_window(t["time"], start_ms, end_ms)
                     and (from_id is None or t["id"] >= from_id) and (order_id is None or t["orderId"] == order_id)]
             return [dict(t) for t in (rows[:limit] if from_id is not None else rows[-limit:])]
 
-    def place(self, side: str, type_: str, quantity: str, price: str | None, tif: str | None, client_id: str | None) -> dict[str, Any]:
-        """POST /api/v3/order: accept (NEW), then fill or rest; the FULL response."""
-        try:
-            q = Decimal(quantity)
-            p = Decimal(price) if price is not None else None
-        except ArithmeticError:
-            raise VenueError(400, -1100, "Illegal characters found in parameter 'quantity' or 'price'.") from None
+    def place(self, side: str, type_: str, quantity: str, price: str | None, tif: str | None, client_id: str | None,
+              symbol: str = SYMBOL, stop_price: str | None = None, resp_type: str | None = None, test: bool = False) -> dict[str, Any]:
+        """POST /api/v3/order (and /order/test with TEST: validated the same, nothing placed, {}): accept (NEW), then fill,
+        rest or wait for its trigger; the FULL response (RESULT or ACK when newOrderRespType asks).
+
+        Parameters, filters and errors follow https://developers.binance.com/docs/binance-spot-api-docs/rest-api/trading-endpoints
+        (mandatory parameters per type), .../filters (PRICE_FILTER, LOT_SIZE, NOTIONAL: -1013 "Filter failure: NAME") and
+        .../errors (-1100, -1102, -1106, -1111, -1115, -1116, -1117, -2010)."""
+        params = {"quantity": quantity, "price": price, "stopPrice": stop_price}
+        listing = LISTINGS.get(symbol)
+        if listing is None:
+            raise VenueError(400, -1121, "Invalid symbol.")
         if side not in ("BUY", "SELL"):
-            raise VenueError(400, -1116, "Invalid side.")
-        if type_ not in ("MARKET", "LIMIT"):
-            raise VenueError(400, -1116, "Invalid orderType.")  # the lab venue matches MARKET and LIMIT only
-        if q <= 0 or q != q.quantize(STEP) or q > Decimal(9000):
+            raise VenueError(400, -1117, "Invalid side.")
+        if type_ not in ORDER_TYPES:
+            raise VenueError(400, -1116, "Invalid orderType.")
+        if resp_type not in (None, "ACK", "RESULT", "FULL"):
+            raise VenueError(400, -1177, "Invalid newOrderRespType.")
+        limit_like = type_ in ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER")
+        needs_tif = type_ in ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
+        if tif is not None and tif not in TIFS:
+            raise VenueError(400, -1115, "Invalid timeInForce.")
+        if needs_tif and tif is None:
+            raise VenueError(400, -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
+        if not needs_tif and tif is not None and type_ != "MARKET":
+            raise VenueError(400, -1106, "Parameter 'timeInForce' sent when not required.")
+        q = decimal_param(params, "quantity")
+        p = decimal_param(params, "price", required=limit_like)
+        stop = decimal_param(params, "stopPrice", required=type_ in STOP_TYPES)
+        if not limit_like and p is not None:
+            raise VenueError(400, -1106, "Parameter 'price' sent when not required.")
+        if type_ not in STOP_TYPES and stop is not None:
+            raise VenueError(400, -1106, "Parameter 'stopPrice' sent when not required.")
+        assert q is not None
+        for value in (p, stop):  # https://developers.binance.com/docs/binance-spot-api-docs/filters#price_filter
+            if value is not None and (value < listing.min_price or value > listing.max_price or value % listing.tick != 0):
+                raise VenueError(400, -1013, "Filter failure: PRICE_FILTER")
+        if q < listing.min_qty or q > listing.max_qty or q % listing.step != 0:  # .../filters#lot_size
             raise VenueError(400, -1013, "Filter failure: LOT_SIZE")
-        if type_ == "LIMIT" and (p is None or p <= 0 or p != p.quantize(TICK)):
-            raise VenueError(400, -1013, "Filter failure: PRICE_FILTER")
         with self.lock:
-            if client_id and self._find(None, client_id) and self._find(None, client_id)["status"] in ("NEW", "PARTIALLY_FILLED"):
+            last = self._last(listing)
+            ref = p if p is not None else (stop if stop is not None else last)
+            if ref is not None and not listing.min_notional <= q * ref <= (listing.max_notional if limit_like else q * ref):
+                raise VenueError(400, -1013, "Filter failure: NOTIONAL")  # .../filters#notional (MARKET: at the last price)
+            if client_id and self._find(None, client_id) and self._find(None, client_id)["status"] in OPEN:
                 raise VenueError(400, -2010, "Duplicate order sent.")
             if len(self.open_orders()) >= MAX_OPEN_ORDERS:
                 raise VenueError(400, -1015, "Too many new orders.")
-            if self.last_price is None and (type_ == "MARKET"):
+            if last is None and type_ == "MARKET":
                 raise VenueError(400, -2010, "Market is closed.")
-            ask = self.last_price + TICK if self.last_price is not None else None
-            bid = self.last_price - TICK if self.last_price is not None else None
-            touch = ask if side == "BUY" else bid
-            crosses = touch is not None and (type_ == "MARKET" or (side == "BUY" and p >= ask) or (side == "SELL" and p <= bid))
-            fill_px = touch if crosses else p
-            need_quote = (q * fill_px * (1 + FEE)).quantize(QUOTE_DP) if side == "BUY" else Decimal(0)
-            if side == "BUY" and Decimal(self._bal(QUOTE)["free"]) < need_quote:
+            if type_ in STOP_TYPES:
+                if last is not None and _triggered(type_, side, stop, last):
+                    raise VenueError(400, -2010, "Stop price would trigger immediately.")
+                plan: list[tuple[Decimal, Decimal]] = []
+                rest = q
+                need_quote = self._lock_amount(side, q, p if p is not None else stop)
+            else:
+                plan = self._plan(listing, side, q, p if type_ != "MARKET" else None)
+                if type_ == "LIMIT_MAKER" and plan:  # .../trading-endpoints: LIMIT_MAKER is rejected when it would take
+                    raise VenueError(400, -2010, "Order would immediately match and take.")
+                rest = q - sum((f[1] for f in plan), Decimal(0))
+                need_quote = ((sum((f[0] * f[1] for f in plan), Decimal(0)) + (rest * p if p is not None else Decimal(0))) * (1 + FEE)).quantize(QUOTE_DP)
+            if side == "BUY" and Decimal(self._bal(listing.quote)["free"]) < need_quote:
                 raise VenueError(400, -2010, "Account has insufficient balance for requested action.")
-            if side == "SELL" and Decimal(self._bal(BASE)["free"]) < q:
+            if side == "SELL" and Decimal(self._bal(listing.base)["free"]) < q:
                 raise VenueError(400, -2010, "Account has insufficient balance for requested action.")
+            if test:
+                return {}
             ts = now_ms()
-            order = {"symbol": SYMBOL, "orderId": self.state["next_order_id"], "orderListId": -1,
+            stop_type = type_ in STOP_TYPES
+            order = {"symbol": symbol, "orderId": self.state["next_order_id"], "orderListId": -1,
                      "clientOrderId": client_id or f"venue-{self.state['next_order_id']}",
-                     "price": px(p) if p is not None else "0.00", "origQty": qty(q), "executedQty": qty(Decimal(0)),
-                     "cummulativeQuoteQty": amount(Decimal(0)), "status": "NEW", "timeInForce": tif or "GTC", "type": type_, "side": side,
-                     "stopPrice": "0.00", "icebergQty": qty(Decimal(0)), "time": ts, "updateTime": ts, "isWorking": True,
-                     "workingTime": ts, "origQuoteOrderQty": amount(Decimal(0)), "selfTradePreventionMode": "NONE"}
+                     "price": listing.px(p) if p is not None else listing.px(Decimal(0)), "origQty": listing.qty(q),
+                     "executedQty": listing.qty(Decimal(0)), "cummulativeQuoteQty": amount(Decimal(0)), "status": "NEW",
+                     "timeInForce": tif or "GTC", "type": type_, "side": side,
+                     "stopPrice": listing.px(stop) if stop is not None else listing.px(Decimal(0)), "icebergQty": listing.qty(Decimal(0)),
+                     "time": ts, "updateTime": ts, "isWorking": not stop_type, "workingTime": -1 if stop_type else ts,
+                     "origQuoteOrderQty": amount(Decimal(0)), "selfTradePreventionMode": "NONE"}
             self.state["next_order_id"] += 1
             self.state["orders"].append(order)
             self._report(order, "NEW")
-            fills = []
-            if crosses:
-                fills.append(self._fill(order, fill_px, maker=False))
-            elif tif in ("IOC", "FOK"):  # nothing to take now: Binance expires it
-                order["status"], order["isWorking"] = "EXPIRED", False
-                self._report(order, "EXPIRED")
-            else:
-                if side == "BUY":
-                    self._move(QUOTE, free=-need_quote, locked=need_quote)
-                else:
-                    self._move(BASE, free=-q, locked=q)
+            if stop_type:  # waits for the replayed trade price to reach stopPrice, its funds held
+                self._hold(order, listing)
                 self._account_update()
+                fills: list[dict[str, Any]] = []
+            else:
+                fills = self._execute(order, listing, plan)
             self._trim()
             self.save()
-            return {**order, "transactTime": ts, "fills": fills}
+            if resp_type == "ACK":
+                return {"symbol": symbol, "orderId": order["orderId"], "orderListId": -1, "clientOrderId": order["clientOrderId"], "transactTime": ts}
+            return {**order, "transactTime": ts, **({} if resp_type == "RESULT" else {"fills": fills})}
 
-    def _fill(self, order: dict[str, Any], price: Decimal, maker: bool) -> dict[str, Any]:
-        q = Decimal(order["origQty"]) - Decimal(order["executedQty"])
+    def _last(self, listing: Listing) -> Decimal | None:
+        return listing.static if listing.static is not None else self.last_price
+
+    def _plan(self, listing: Listing, side: str, q: Decimal, limit: Decimal | None) -> list[tuple[Decimal, Decimal]]:
+        """(price, quantity) taken from the book's levels on the other side, best first, up to LIMIT (None: any price).
+
+        The book is five levels a side one tick apart around the last print, level i holding i+1 units: an order larger
+        than the touch fills in parts, level by level (deterministic)."""
+        last = self._last(listing)
+        if last is None:
+            return []
+        plan, left = [], q
+        for i in range(BOOK_LEVELS):
+            level_px = last + listing.tick * (i + 1) if side == "BUY" else last - listing.tick * (i + 1)
+            if left <= 0 or (limit is not None and ((side == "BUY" and level_px > limit) or (side == "SELL" and level_px < limit))):
+                break
+            take = min(left, Decimal(1) + i)
+            plan.append((level_px, take))
+            left -= take
+        return plan
+
+    def _execute(self, order: dict[str, Any], listing: Listing, plan: list[tuple[Decimal, Decimal]]) -> list[dict[str, Any]]:
+        """Take PLAN as taker, then rest the remainder (GTC limits), or expire it (MARKET without depth, IOC, FOK)."""
+        tif, q = order["timeInForce"], Decimal(order["origQty"])
+        limit_like = order["type"] != "MARKET" and order["type"] not in ("STOP_LOSS", "TAKE_PROFIT")
+        if tif == "FOK" and sum((f[1] for f in plan), Decimal(0)) < q:
+            plan = []  # fill or kill: all at once or nothing
+        fills = [self._fill(order, price, maker=False, quantity=take) for price, take in plan]
+        if Decimal(order["executedQty"]) >= q:
+            return fills
+        if not limit_like or tif in ("IOC", "FOK"):  # nothing (more) to take now: Binance expires it
+            order["status"], order["isWorking"], order["updateTime"] = "EXPIRED", False, now_ms()
+            self._report(order, "EXPIRED")
+        else:
+            self._hold(order, listing)
+            self._account_update()
+        return fills
+
+    @staticmethod
+    def _lock_amount(side: str, rest: Decimal, price: Decimal | None) -> Decimal:
+        return (rest * (price or Decimal(0)) * (1 + FEE)).quantize(QUOTE_DP) if side == "BUY" else rest
+
+    def _order_lock(self, order: dict[str, Any]) -> Decimal:
+        """What an open order holds: a buy its rest at its price (a stop market buy: at its stop price) plus the fee; a sell its rest."""
+        rest = Decimal(order["origQty"]) - Decimal(order["executedQty"])
+        price = Decimal(order["price"]) if Decimal(order["price"]) > 0 else Decimal(order["stopPrice"])
+        return self._lock_amount(order["side"], rest, price)
+
+    def _hold(self, order: dict[str, Any], listing: Listing, release: bool = False) -> None:
+        amount_ = self._order_lock(order) * (-1 if release else 1)
+        ccy = listing.quote if order["side"] == "BUY" else listing.base
+        self._move(ccy, free=-amount_, locked=amount_)
+
+    def _fill(self, order: dict[str, Any], price: Decimal, maker: bool, quantity: Decimal | None = None) -> dict[str, Any]:
+        listing = LISTINGS[order["symbol"]]
+        base_ccy, quote_ccy = listing.base, listing.quote
+        q = Decimal(order["origQty"]) - Decimal(order["executedQty"]) if quantity is None else quantity
         quote = (q * price).quantize(QUOTE_DP)
         fee = (quote * FEE).quantize(QUOTE_DP)
+        if maker:  # release what the resting order held
+            self._hold(order, listing, release=True)
         if order["side"] == "BUY":
-            if maker:  # release what the resting order locked
-                locked = (Decimal(order["origQty"]) * Decimal(order["price"]) * (1 + FEE)).quantize(QUOTE_DP)
-                self._move(QUOTE, free=locked, locked=-locked)
-            self._move(QUOTE, free=-(quote + fee))
-            self._move(BASE, free=q)
+            self._move(quote_ccy, free=-(quote + fee))
+            self._move(base_ccy, free=q)
         else:
-            if maker:
-                self._move(BASE, locked=-q, free=q)
-            self._move(BASE, free=-q)
-            self._move(QUOTE, free=quote - fee)
+            self._move(base_ccy, free=-q)
+            self._move(quote_ccy, free=quote - fee)
         ts = now_ms()
         trade_id = self.state["next_trade_id"]
         self.state["next_trade_id"] += 1
-        order["executedQty"] = qty(Decimal(order["executedQty"]) + q)
+        order["executedQty"] = listing.qty(Decimal(order["executedQty"]) + q)
         order["cummulativeQuoteQty"] = amount(Decimal(order["cummulativeQuoteQty"]) + quote)
-        order["status"], order["updateTime"], order["isWorking"] = "FILLED", ts, False
-        trade = {"symbol": SYMBOL, "id": trade_id, "orderId": order["orderId"], "orderListId": -1, "price": px(price), "qty": qty(q),
-                 "quoteQty": amount(quote), "commission": amount(fee), "commissionAsset": QUOTE, "time": ts,
+        done = Decimal(order["executedQty"]) >= Decimal(order["origQty"])
+        order["status"], order["updateTime"] = ("FILLED" if done else "PARTIALLY_FILLED"), ts
+        if done:
+            order["isWorking"] = False
+        elif maker:  # a resting order filled in part keeps resting: hold what is left
+            self._hold(order, listing)
+        trade = {"symbol": order["symbol"], "id": trade_id, "orderId": order["orderId"], "orderListId": -1, "price": listing.px(price),
+                 "qty": listing.qty(q), "quoteQty": amount(quote), "commission": amount(fee), "commissionAsset": quote_ccy, "time": ts,
                  "isBuyer": order["side"] == "BUY", "isMaker": maker, "isBestMatch": True}
         self.state["trades"].append(trade)
+        if listing.static is not None:  # no dataset prints this symbol: the account's own fills are its market trades
+            self._record_print(listing, price, q, ts, buyer_maker=(order["side"] == "BUY") == maker)
         self._report(order, "TRADE", last_qty=q, last_px=price, trade_id=trade_id, maker=maker, fee=fee, quote=quote)
         self._account_update()
-        return {"price": px(price), "qty": qty(q), "commission": amount(fee), "commissionAsset": QUOTE, "tradeId": trade_id}
+        return {"price": listing.px(price), "qty": listing.qty(q), "commission": amount(fee), "commissionAsset": quote_ccy, "tradeId": trade_id}
 
     def _match(self, price: Decimal) -> None:
-        self._fill_resting(lambda side, limit: (side == "BUY" and price <= limit) or (side == "SELL" and price >= limit))
+        self._trigger_stops(price)
+        self._fill_resting(lambda side, limit: (side == "BUY" and price <= limit) or (side == "SELL" and price >= limit), SYMBOL)
+
+    def _trigger_stops(self, price: Decimal) -> None:
+        """Stop and take-profit orders of the replayed symbol whose stopPrice the trade price reached start working:
+        the MARKET kinds take the book, the LIMIT kinds take what crosses and rest the remainder."""
+        listing = LISTINGS[SYMBOL]
+        for order in list(self.state["orders"]):
+            if order["symbol"] != SYMBOL or order["type"] not in STOP_TYPES or order["status"] not in OPEN or order["isWorking"]:
+                continue
+            if not _triggered(order["type"], order["side"], Decimal(order["stopPrice"]), price):
+                continue
+            self._hold(order, listing, release=True)
+            order["isWorking"], order["workingTime"] = True, now_ms()
+            limit = Decimal(order["price"]) if order["type"].endswith("_LIMIT") else None
+            plan = self._plan(listing, order["side"], Decimal(order["origQty"]), limit)
+            if order["side"] == "BUY":
+                cost = (sum((f[0] * f[1] for f in plan), Decimal(0)) * (1 + FEE)).quantize(QUOTE_DP)
+                if Decimal(self._bal(listing.quote)["free"]) < cost:  # the market moved past what it held
+                    order["status"], order["isWorking"], order["updateTime"] = "EXPIRED", False, now_ms()
+                    self._report(order, "EXPIRED")
+                    self._account_update()
+                    continue
+            self._execute(order, listing, plan)
+            self.save()
 
     def fill_open(self) -> list[int]:
         """Fill every resting order at its own price as maker, as if the market traded through it; their ids."""
         with self.lock:
-            return self._fill_resting(lambda side, limit: True)
+            return self._fill_resting(lambda side, limit: True, None)
 
-    def _fill_resting(self, reached: Callable[[str, Decimal], bool]) -> list[int]:
+    def _fill_resting(self, reached: Callable[[str, Decimal], bool], symbol: str | None) -> list[int]:
         filled = []
         for order in self.state["orders"]:
-            if order["status"] != "NEW" or order["type"] != "LIMIT":
+            if order["status"] not in OPEN or not order["isWorking"] or Decimal(order["price"]) <= 0:
+                continue
+            if symbol is not None and order["symbol"] != symbol:
                 continue
             limit = Decimal(order["price"])
             if reached(order["side"], limit):
@@ -474,18 +773,18 @@ class Exchange:
                 filled.append(order["orderId"])
         return filled
 
-    def cancel(self, order_id: int | None, client_id: str | None) -> dict[str, Any]:
+    def cancel(self, order_id: int | None, client_id: str | None, symbol: str = SYMBOL) -> dict[str, Any]:
         with self.lock:
-            order = self._find(order_id, client_id)
-            if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            order = self._find(order_id, client_id, symbol)
+            if order is None or order["status"] not in OPEN:
                 raise VenueError(400, -2011, "Unknown order sent.")
             self._cancel(order)
             self.save()
             return dict(order)
 
-    def cancel_all(self) -> list[dict[str, Any]]:
+    def cancel_all(self, symbol: str = SYMBOL) -> list[dict[str, Any]]:
         with self.lock:
-            open_ = [o for o in self.state["orders"] if o["status"] in ("NEW", "PARTIALLY_FILLED")]
+            open_ = [o for o in self.state["orders"] if o["status"] in OPEN and o["symbol"] == symbol]
             if not open_:
                 raise VenueError(400, -2011, "Unknown order sent.")
             for order in open_:
@@ -494,12 +793,7 @@ class Exchange:
             return [dict(o) for o in open_]
 
     def _cancel(self, order: dict[str, Any]) -> None:
-        rest = Decimal(order["origQty"]) - Decimal(order["executedQty"])
-        if order["side"] == "BUY":
-            locked = (rest * Decimal(order["price"]) * (1 + FEE)).quantize(QUOTE_DP)
-            self._move(QUOTE, free=locked, locked=-locked)
-        else:
-            self._move(BASE, free=rest, locked=-rest)
+        self._hold(order, LISTINGS[order["symbol"]], release=True)
         order["status"], order["updateTime"], order["isWorking"] = "CANCELED", now_ms(), False
         self._report(order, "CANCELED")
         self._account_update()
@@ -507,14 +801,15 @@ class Exchange:
     def _report(self, order: dict[str, Any], exec_type: str, last_qty: Decimal = Decimal(0), last_px: Decimal = Decimal(0),
                 trade_id: int = -1, maker: bool = False, fee: Decimal | None = None, quote: Decimal = Decimal(0)) -> None:
         ts = now_ms()
-        data = {"e": "executionReport", "E": ts, "s": SYMBOL, "c": order["clientOrderId"], "S": order["side"], "o": order["type"],
-                "f": order["timeInForce"], "q": order["origQty"], "p": order["price"], "P": "0.00", "F": qty(Decimal(0)), "g": -1,
-                "C": order["clientOrderId"] if exec_type == "CANCELED" else "", "x": exec_type, "X": order["status"], "r": "NONE",
-                "i": order["orderId"], "l": qty(last_qty), "z": order["executedQty"], "L": px(last_px), "T": ts, "t": trade_id,
-                "I": 0, "w": order["status"] == "NEW", "m": maker, "M": False, "O": order["time"],
+        listing = LISTINGS[order["symbol"]]
+        data = {"e": "executionReport", "E": ts, "s": order["symbol"], "c": order["clientOrderId"], "S": order["side"], "o": order["type"],
+                "f": order["timeInForce"], "q": order["origQty"], "p": order["price"], "P": order["stopPrice"], "F": listing.qty(Decimal(0)),
+                "g": -1, "C": order["clientOrderId"] if exec_type == "CANCELED" else "", "x": exec_type, "X": order["status"], "r": "NONE",
+                "i": order["orderId"], "l": listing.qty(last_qty), "z": order["executedQty"], "L": listing.px(last_px), "T": ts, "t": trade_id,
+                "I": 0, "w": order["status"] == "NEW" and order["isWorking"], "m": maker, "M": False, "O": order["time"],
                 "Z": order["cummulativeQuoteQty"], "Y": amount(quote), "Q": amount(Decimal(0)), "W": order["workingTime"], "V": "NONE"}
         if fee is not None:
-            data["n"], data["N"] = amount(fee), QUOTE
+            data["n"], data["N"] = amount(fee), listing.quote
         self._user(data)
 
     def _trim(self) -> None:

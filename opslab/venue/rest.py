@@ -21,6 +21,7 @@ Admin endpoints (loopback, no key): GET/POST/DELETE /admin/faults (the fault swi
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 import threading
@@ -34,7 +35,7 @@ from urllib.parse import parse_qsl, urlsplit
 from opslab import fs, httpserver
 from opslab.venue import faults as fault_switch
 from opslab.venue import auth, profiles
-from opslab.venue.exchange import QUOTE, BASE, SYMBOL, Exchange, VenueError
+from opslab.venue.exchange import LISTINGS, ORDER_TYPES, Exchange, VenueError
 from opslab.venue.stats import VenueStats
 
 MAX_TARGET = 8192
@@ -98,14 +99,15 @@ def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -
         raise VenueError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
 
 
-def _symbol(params: dict[str, str], required: bool = True) -> None:
+def _symbol(params: dict[str, str], required: bool = True) -> str | None:
     symbol = params.get("symbol")
     if symbol is None and not required:
-        return
+        return None
     if symbol is None:
         raise VenueError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-    if symbol != SYMBOL:
+    if symbol not in LISTINGS:
         raise VenueError(400, -1121, "Invalid symbol.")
+    return symbol
 
 
 def _ids(params: dict[str, str]) -> tuple[int | None, str | None]:
@@ -121,9 +123,7 @@ def _ids(params: dict[str, str]) -> tuple[int | None, str | None]:
 
 
 def exchange_info(venue: Venue, params: dict[str, str]) -> Any:
-    for key in ("symbol", "symbols"):
-        if key in params and SYMBOL not in params[key]:
-            raise VenueError(400, -1121, "Invalid symbol.")
+    listed = _symbols(params) or list(LISTINGS)
     with venue.faults.lock:
         limit = venue.faults.faults.get("rate_limit")
     weight = ({"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": limit["window_s"], "limit": limit["weight"]} if limit
@@ -133,25 +133,58 @@ def exchange_info(venue: Venue, params: dict[str, str]) -> Any:
                            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
                            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000}],
             "exchangeFilters": [],
-            "symbols": [{"symbol": SYMBOL, "status": "TRADING", "baseAsset": BASE, "baseAssetPrecision": 8, "quoteAsset": QUOTE,
+            "symbols": [{"symbol": s.symbol, "status": "TRADING", "baseAsset": s.base, "baseAssetPrecision": 8, "quoteAsset": s.quote,
                          "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-                         "orderTypes": ["LIMIT", "MARKET"], "icebergAllowed": False, "ocoAllowed": False, "otoAllowed": False,
+                         "orderTypes": list(ORDER_TYPES), "icebergAllowed": False, "ocoAllowed": False, "otoAllowed": False,
                          "quoteOrderQtyMarketAllowed": False, "allowTrailingStop": False, "cancelReplaceAllowed": False,
                          "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
-                         "filters": [{"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000.00", "tickSize": "0.01"},
-                                     {"filterType": "LOT_SIZE", "minQty": "0.000001", "maxQty": "9000.000000", "stepSize": "0.000001"},
-                                     {"filterType": "NOTIONAL", "minNotional": "1.00", "applyMinToMarket": True,
-                                      "maxNotional": "9000000.00", "applyMaxToMarket": False, "avgPriceMins": 5}],
+                         "filters": s.filters(),
                          "permissions": ["SPOT"], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "NONE",
-                         "allowedSelfTradePreventionModes": ["NONE"]}]}
+                         "allowedSelfTradePreventionModes": ["NONE"]} for s in (LISTINGS[name] for name in listed)]}
 
 
-def _place(venue: Venue, p: dict[str, str]) -> Any:
-    _symbol(p)
+def _symbols(params: dict[str, str]) -> list[str] | None:
+    """`symbol`, or `symbols` as Binance takes it (a JSON array: ["BTCUSDT","ETHUSDT"]), checked; None when neither is sent."""
+    if "symbol" in params:
+        return [_symbol(params) or ""]
+    if "symbols" not in params:
+        return None
+    try:
+        names = json.loads(params["symbols"])
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise VenueError(400, -1100, "Illegal characters found in parameter 'symbols'; legal range is '^\\[(\"[A-Z0-9-_.]{1,20}\"(,)?){1,100}]$'.")
+    if any(n not in LISTINGS for n in names):
+        raise VenueError(400, -1121, "Invalid symbol.")
+    return list(dict.fromkeys(names))
+
+
+def _each(answer: Callable[[Venue, str], Any]) -> Callable[[Venue, dict[str, str]], Any]:
+    """A market statistic for `symbol` (one object), `symbols` or every symbol (a list), as Binance's tickers answer."""
+    def handler(venue: Venue, p: dict[str, str]) -> Any:
+        names = _symbols(p)
+        rows = [answer(venue, name) for name in (names or list(LISTINGS))]
+        return rows[0] if "symbol" in p else rows
+    return handler
+
+
+def _trades(venue: Venue, p: dict[str, str]) -> Any:
+    return venue.exchange.market_trades(_symbol(p) or "", _int(p, "limit", 500, 1, 1000))
+
+
+def _agg_trades(venue: Venue, p: dict[str, str]) -> Any:
+    return venue.exchange.agg_trades(_symbol(p) or "", _int(p, "limit", 500, 1, 1000), _opt_int(p, "fromId"), _opt_int(p, "startTime"),
+                                     _opt_int(p, "endTime"))
+
+
+def _place(venue: Venue, p: dict[str, str], test: bool = False) -> Any:
+    symbol = _symbol(p) or ""
     for name in ("side", "type", "quantity"):
         if not p.get(name):
             raise VenueError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
-    return venue.exchange.place(p["side"], p["type"], p["quantity"], p.get("price"), p.get("timeInForce"), p.get("newClientOrderId"))
+    return venue.exchange.place(p["side"], p["type"], p["quantity"], p.get("price"), p.get("timeInForce"), p.get("newClientOrderId"),
+                                symbol=symbol, stop_price=p.get("stopPrice"), resp_type=p.get("newOrderRespType"), test=test)
 
 
 def _listen_key(p: dict[str, str]) -> str:
@@ -173,7 +206,8 @@ def _opt_int(params: dict[str, str], name: str) -> int | None:
 
 def _all_orders(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p)
-    return venue.exchange.all_orders(_int(p, "limit", 500, 1, 1000), _opt_int(p, "orderId"), _opt_int(p, "startTime"), _opt_int(p, "endTime"))
+    return venue.exchange.all_orders(_int(p, "limit", 500, 1, 1000), _opt_int(p, "orderId"), _opt_int(p, "startTime"), _opt_int(p, "endTime"),
+                                     symbol=p["symbol"])
 
 
 def _my_trades(venue: Venue, p: dict[str, str]) -> Any:
@@ -181,12 +215,11 @@ def _my_trades(venue: Venue, p: dict[str, str]) -> Any:
     if (p.get("fromId") or p.get("orderId")) and (p.get("startTime") or p.get("endTime")):
         raise VenueError(400, -1128, "Combination of optional parameters invalid.")
     return venue.exchange.my_trades(_int(p, "limit", 500, 1, 1000), _opt_int(p, "fromId"), _opt_int(p, "orderId"),
-                                    _opt_int(p, "startTime"), _opt_int(p, "endTime"))
+                                    _opt_int(p, "startTime"), _opt_int(p, "endTime"), symbol=p["symbol"])
 
 
 def _open_orders(venue: Venue, p: dict[str, str]) -> Any:
-    _symbol(p, required=False)
-    return venue.exchange.open_orders()
+    return venue.exchange.open_orders(_symbol(p, required=False))
 
 
 CANCEL_FIELDS = ("symbol", "origClientOrderId", "orderId", "orderListId", "clientOrderId", "transactTime", "price", "origQty",
@@ -217,23 +250,22 @@ def _cancel(venue: Venue, p: dict[str, str]) -> Any:
     if restriction is not None and restriction not in CANCEL_RESTRICTIONS:
         raise VenueError(400, -1145, "Invalid cancelRestrictions")
     if order_id is not None and client_id is not None or restriction:
-        found = venue.exchange.order(order_id, client_id)  # orderId first, then origClientOrderId checked against it
+        found = venue.exchange.order(order_id, client_id, p["symbol"])  # orderId first, then origClientOrderId checked against it
         if client_id is not None and found["clientOrderId"] != client_id:
             raise VenueError(400, -2011, "Unknown order sent.")
         if restriction and found["status"] != CANCEL_RESTRICTIONS[restriction]:
             raise VenueError(400, -2011, "Order was not canceled due to cancel restrictions.")
-    return cancel_answer(venue.exchange.cancel(order_id, client_id), _cancel_id(p))
+    return cancel_answer(venue.exchange.cancel(order_id, client_id, p["symbol"]), _cancel_id(p))
 
 
 def _cancel_all(venue: Venue, p: dict[str, str]) -> Any:
-    _symbol(p)
     cancel_id = _cancel_id(p)
-    return [cancel_answer(order, cancel_id) for order in venue.exchange.cancel_all()]
+    return [cancel_answer(order, cancel_id) for order in venue.exchange.cancel_all(_symbol(p) or "")]
 
 
 def _depth(venue: Venue, p: dict[str, str]) -> Any:
-    _symbol(p)
-    book = venue.exchange.depth(_int(p, "limit", 100, 1, 5000))
+    symbol = _symbol(p) or ""
+    book = venue.exchange.depth(_int(p, "limit", 100, 1, 5000), symbol)
     venue.counters.add("depth_snapshots")
     return book
 
@@ -242,7 +274,7 @@ def _klines(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p)
     if p.get("interval") != "1m":
         raise VenueError(400, -1120, "Invalid interval.")
-    return venue.exchange.klines(_int(p, "limit", 500, 1, 1000))
+    return venue.exchange.klines(_int(p, "limit", 500, 1, 1000), p["symbol"])
 
 
 def _depth_weight(p: dict[str, str]) -> int:
@@ -260,10 +292,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v3/exchangeInfo"): Route(NONE, 20, exchange_info),
     ("GET", "/api/v3/depth"): Route(NONE, _depth_weight, _depth),
     ("GET", "/api/v3/klines"): Route(NONE, 2, _klines),
-    ("GET", "/sapi/v1/asset/tradeFee"): Route(SIGNED, 1, lambda v, p: [{"symbol": SYMBOL, "makerCommission": "0.001", "takerCommission": "0.001"}]),
+    ("GET", "/sapi/v1/asset/tradeFee"): Route(SIGNED, 1, lambda v, p: [{"symbol": s, "makerCommission": "0.001", "takerCommission": "0.001"}
+                                                                        for s in _symbols(p) or LISTINGS]),
     ("GET", "/api/v3/account"): Route(SIGNED, 20, lambda v, p: v.exchange.account()),
     ("POST", "/api/v3/order"): Route(SIGNED, 1, _place),
-    ("GET", "/api/v3/order"): Route(SIGNED, 4, lambda v, p: v.exchange.order(*_ids(p))),
+    ("GET", "/api/v3/order"): Route(SIGNED, 4, lambda v, p: v.exchange.order(*_ids(p), p["symbol"])),
     ("DELETE", "/api/v3/order"): Route(SIGNED, 1, _cancel),
     ("GET", "/api/v3/openOrders"): Route(SIGNED, lambda p: 6 if p.get("symbol") else 80, _open_orders),
     ("DELETE", "/api/v3/openOrders"): Route(SIGNED, 1, _cancel_all),
@@ -272,6 +305,14 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/v3/userDataStream"): Route(USER_STREAM, 2, lambda v, p: {"listenKey": v.exchange.new_listen_key()}),
     ("PUT", "/api/v3/userDataStream"): Route(USER_STREAM, 2, _keepalive),
     ("DELETE", "/api/v3/userDataStream"): Route(USER_STREAM, 2, lambda v, p: v.exchange.close_listen_key(_listen_key(p)) or {}),
+    # issue 25: the rest of the surface a strategy uses; weights are Binance's for one symbol (market-data-endpoints, trading-endpoints)
+    ("POST", "/api/v3/order/test"): Route(SIGNED, 1, lambda v, p: _place(v, p, test=True)),
+    ("GET", "/api/v3/ticker/24hr"): Route(NONE, 2, _each(lambda v, s: v.exchange.ticker_24hr(s))),
+    ("GET", "/api/v3/ticker/price"): Route(NONE, 2, _each(lambda v, s: v.exchange.ticker_price(s))),
+    ("GET", "/api/v3/ticker/bookTicker"): Route(NONE, 2, _each(lambda v, s: v.exchange.book_ticker(s))),
+    ("GET", "/api/v3/avgPrice"): Route(NONE, 2, lambda v, p: v.exchange.avg_price(_symbol(p) or "")),
+    ("GET", "/api/v3/trades"): Route(NONE, 25, _trades),
+    ("GET", "/api/v3/aggTrades"): Route(NONE, 4, _agg_trades),
 }
 
 
