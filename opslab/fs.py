@@ -110,8 +110,8 @@ def _open_root(base: Path) -> int:
 
 def _refuse(base: Path, parts: list[str], why: str) -> LinkRefused:
     where = base.joinpath(*parts)
-    return LinkRefused(f"{where}: {why}; tc never follows links under the artifacts root "
-                       "(remove it; `tc artifacts verify --all` lists every one)")
+    rule = "tc never follows links under the artifacts root" if "link" in why else "tc reads and writes only regular files under the artifacts root"
+    return LinkRefused(f"{where}: {why}; {rule} (remove it; `tc artifacts verify --all` lists every one)")
 
 
 def _open_dir(base: Path, parts: list[str], create: bool) -> int:
@@ -177,7 +177,11 @@ def _dir(path: Path, create: bool = False, base: Path | None = None) -> Iterator
 
 
 def _open_file(path: Path, flags: int, mode: int = 0o666, create_dirs: bool = False) -> int:
-    """Open a file beneath the root with O_NOFOLLOW on every component; refuses non-regular files."""
+    """Open a file beneath the root with O_NOFOLLOW on every component; refuses non-regular files.
+
+    The open itself is non-blocking: a FIFO (or a device) planted under the root would otherwise hang it
+    until a peer appears; fstat then refuses anything but a regular file before a byte is read or
+    written, and the descriptor goes back to blocking mode (which a regular file ignores anyway)."""
     base = _base_of(path)
     parts = _parts(path, base)
     if not parts:
@@ -185,16 +189,19 @@ def _open_file(path: Path, flags: int, mode: int = 0o666, create_dirs: bool = Fa
     dfd = _open_dir(base, parts[:-1], create_dirs)
     try:
         try:
-            fd = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
+            fd = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode, dir_fd=dfd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _refuse(base, parts, "is a symlink") from None
             if exc.errno == errno.EISDIR:
                 raise InputError(f"{path}: is a directory, expected a file") from None
+            if exc.errno == errno.ENXIO:  # a FIFO opened for writing with no reader
+                raise _refuse(base, parts, "is not a regular file (a FIFO)") from None
             raise
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise _refuse(base, parts, "is not a regular file")
+        os.set_blocking(fd, True)
         return fd
     finally:
         os.close(dfd)
@@ -253,9 +260,12 @@ def _open_input(path: Path, what: str) -> int:
         raise InputError(f"{path}: is a directory, expected a {what} file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    if stat.S_ISDIR(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
         os.close(fd)
-        raise InputError(f"{path}: is a directory, expected a {what} file")
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise InputError(f"{path}: is {kind}, expected a {what} file")
+    os.set_blocking(fd, True)
     return fd
 
 
@@ -393,7 +403,7 @@ def _sweep_temps(dir_fd: int) -> None:
 
 def _same_content(dfd: int, name: str, data: bytes) -> bool:
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)  # a FIFO must not hang it
     except FileNotFoundError:
         return False
     try:
