@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from decimal import Decimal
 from typing import Any, Iterator
@@ -32,7 +33,11 @@ def _bar_files(path: Path, bar_type: str) -> list[Path]:
     folder = path / "data" / "bar" / bar_type
     if not folder.is_dir():
         raise InputError(f"{path}: no bars of {bar_type} in this catalog (expected the folder {folder})")
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    entries = sorted(folder.rglob("*"))
+    special = [p for p in entries if not p.is_dir() and not stat.S_ISREG(p.stat().st_mode)]
+    if special:  # a FIFO, device or socket (or a link to one): NautilusTrader's reader would block on it
+        raise InputError(f"{special[0]}: is not a regular file (a catalog holds regular files only)")
+    files = [p for p in entries if p.is_file()]
     if not files:
         raise InputError(f"{folder}: holds no files")
     size = sum(p.stat().st_size for p in files)

@@ -48,3 +48,17 @@ def test_a_fifo_at_each_artifact_kind_is_refused_without_blocking(written, tmp_p
             named = result.err + result.out
             assert str(path.relative_to(root)) in named and "Traceback" not in named, (args, named[-400:])
         assert path.exists() and not path.is_file() or result.code == 0  # refused, never replaced behind the user's back
+
+
+def test_a_fifo_in_a_users_inputs_is_refused_without_blocking(tmp_path):
+    root = tmp_path / "artifacts"
+    csv = tmp_path / "bars.csv"
+    os.mkfifo(csv)
+    result = run_tc("data", "import", "--csv", str(csv), "--id", "fifo", artifacts=root, timeout=TIMEOUT)
+    assert result.code == 2 and f"{csv}: is a FIFO" in result.err, result.err
+    catalog = tmp_path / "catalog" / "data" / "bar" / "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+    catalog.mkdir(parents=True)
+    os.mkfifo(catalog / "part-0.parquet")
+    result = run_tc("data", "import", "--catalog", str(tmp_path / "catalog"), "--id", "fifo", artifacts=root, timeout=TIMEOUT)
+    assert result.code == 2 and "part-0.parquet: is not a regular file" in result.err, result.err
+    assert not (root / "datasets" / "fifo").exists()
