@@ -13,11 +13,9 @@ fetches from Binance's hosts fails the suite instead of reaching out.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import queue
 import socket
-import threading
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -325,7 +323,7 @@ def test_python_binance(venue: BinanceVenue) -> None:
         return c
 
     c = client()
-    code = lambda exc: exc.code  # noqa: E731
+    code = lambda exc: exc.code
     t.case("ping", lambda: expect(c.ping() == {}))
     t.case("get_server_time", lambda: expect(c.get_server_time()["serverTime"] > 0))
     t.case("get_exchange_info", lambda: expect(c.get_symbol_info(SYMBOL)["symbol"] == SYMBOL))
@@ -389,7 +387,7 @@ def test_binance_connector(venue: BinanceVenue, venue_2025: BinanceVenue) -> Non
 
     t = Tally("binance-connector")
     s = Spot(api_key=KEY, api_secret=SECRET, base_url=venue.url.rstrip("/"))  # default https://api.binance.com
-    code = lambda exc: exc.error_code  # noqa: E731
+    code = lambda exc: exc.error_code
     t.case("ping", lambda: expect(s.ping() == {}))
     t.case("time", lambda: expect(s.time()["serverTime"] > 0))
     t.case("exchange_info", lambda: expect(s.exchange_info(symbol=SYMBOL)["symbols"][0]["symbol"] == SYMBOL))
@@ -468,7 +466,7 @@ def test_binance_sdk_spot(venue: BinanceVenue) -> None:
                     config_ws_streams=ConfigurationWebSocketStreams(stream_url=venue.ws_url))
 
     r = spot().rest_api
-    code = lambda exc: exc.status_code  # noqa: E731  (the SDK puts Binance's code there)
+    code = lambda exc: exc.status_code
     limit = {"side": NewOrderSideEnum.BUY, "type": NewOrderTypeEnum.LIMIT, "time_in_force": NewOrderTimeInForceEnum.GTC}
     t.case("ping", lambda: r.ping().data())
     t.case("time", lambda: expect(r.time().data().server_time > 0))
