@@ -30,7 +30,12 @@ from opslab.venue.server import BinanceVenue
 
 # The clients' own deprecations (python-binance on websockets' legacy client, binance-common on aiohttp's float timeout)
 # are theirs, not the venue's: not errors here.
-pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+# The clients' own warnings, not the venue's: python-binance uses websockets' legacy client, binance-common
+# passes aiohttp a float timeout (DeprecationWarning), and the libraries leave sockets to the garbage
+# collector (ResourceWarning, reported by pytest as an unraisable exception).
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 KEY, SECRET = "compat-key-0123", "compat-secret-4567"
 SYMBOL = "BTCUSDT"
 FAR_PRICE = "1000.00"  # a LIMIT BUY far below the replayed market: it rests
@@ -446,6 +451,8 @@ def test_binance_connector(venue: BinanceVenue, venue_2025: BinanceVenue) -> Non
                 s25.cancel_order(SYMBOL, orderId=placed["orderId"])
 
     t.case("user_data listenKey stream (profile 2025)", user_stream)
+    for client in (s, wrong, s25):  # their HTTP sessions: an unclosed socket is an error under -W error
+        client.session.close()
     t.check()
 
 
@@ -460,10 +467,13 @@ def test_binance_sdk_spot(venue: BinanceVenue) -> None:
     t = Tally("binance-sdk-spot")
     base = venue.url.rstrip("/")
 
+    made: list[Spot] = []
+
     def spot(secret: str = SECRET) -> Spot:
-        return Spot(config_rest_api=ConfigurationRestAPI(api_key=KEY, api_secret=secret, base_path=base),
-                    config_ws_api=ConfigurationWebSocketAPI(api_key=KEY, api_secret=secret, stream_url=venue.ws_url + wsapi.PATH),
-                    config_ws_streams=ConfigurationWebSocketStreams(stream_url=venue.ws_url))
+        made.append(Spot(config_rest_api=ConfigurationRestAPI(api_key=KEY, api_secret=secret, base_path=base),
+                         config_ws_api=ConfigurationWebSocketAPI(api_key=KEY, api_secret=secret, stream_url=venue.ws_url + wsapi.PATH),
+                         config_ws_streams=ConfigurationWebSocketStreams(stream_url=venue.ws_url)))
+        return made[-1]
 
     r = spot().rest_api
     code = lambda exc: exc.status_code
@@ -520,15 +530,19 @@ def test_binance_sdk_spot(venue: BinanceVenue) -> None:
         try:
             while True:
                 event = await got.get()
-                data = event if isinstance(event, dict) else event.model_dump(by_alias=True)
-                inner = data.get("actual_instance") or data
-                inner = inner if isinstance(inner, dict) else getattr(inner, "model_dump", lambda **_: {})(by_alias=True)
-                if is_execution_report(inner, placed.client_order_id):
+                # The SDK parses each event into a one-of model: the event type becomes the model's class (its `e` is
+                # consumed as the discriminator), the fields stay Binance's one-letter names.
+                inner = getattr(event, "actual_instance", event)
+                if type(inner).__name__ == "ExecutionReport" and getattr(inner, "c", None) == placed.client_order_id:
                     return
         finally:
             await asyncio.to_thread(lambda: sp.rest_api.delete_order(SYMBOL, order_id=placed.order_id))
 
-    asyncio.run(streams())
+    try:
+        asyncio.run(streams())
+    finally:
+        for made_one in made:  # their HTTP sessions: an unclosed socket is an error under -W error
+            made_one.rest_api._session.close()
     t.check()
 
 
