@@ -56,7 +56,10 @@ OPEN_TIMEOUT_S = 5.0  # an opening handshake idle longer than this is dropped
 CLOSE_TIMEOUT_S = 2.0  # a closing handshake not answered within this: the socket is shut down
 PING_INTERVAL_S = 20.0
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
-_ID = re.compile(r"[A-Za-z0-9]{1,36}")
+# "Alphanumeric string; max length 36" in the doc's words, yet its own examples are UUIDs with hyphens
+# (https://developers.binance.com/docs/binance-spot-api-docs/websocket-api/user-data-stream-requests: id
+# 7d3b9b46-5f4f-4c8b-9a2d-0a8f9a4a0f5b) and Binance's SDK (binance-sdk-spot) subscribes with uuid4 ids: accepted.
+_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 
 
 def parse_path(path: str) -> tuple[bool, list[str]] | None:
@@ -72,7 +75,7 @@ def parse_path(path: str) -> tuple[bool, list[str]] | None:
 
 
 def _valid_id(ident: Any) -> bool:
-    """Binance's accepted request ids: a 64-bit signed integer, an alphanumeric string of at most 36, or null."""
+    """Binance's accepted request ids: a 64-bit signed integer, an alphanumeric string (hyphens allowed: UUIDs) of at most 36, or null."""
     if ident is None:
         return True
     if isinstance(ident, bool):
