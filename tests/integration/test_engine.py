@@ -190,7 +190,7 @@ def test_paper_lifecycle_completes_and_is_idempotent(paper_root):
 def test_gate_between_steps_halts_and_cancels_open_orders(paper_root):
     code = (
         "import json, os\n"
-        "from opslab import spec\nfrom opslab.engine import paper\n"
+        "from opslab import spec\nfrom opslab.runs import paper\n"
         "calls = []\n"
         "def after_two():\n    calls.append(1)\n    return 'engaged by test' if len(calls) >= 2 else None\n"
         f"res = paper.run_paper(spec.load({PAPER!r}), [], [paper.Gate('kill_switch', after_two)])\n"
@@ -209,7 +209,7 @@ def test_gate_between_steps_halts_and_cancels_open_orders(paper_root):
 
 def test_preflight_gate_blocks_with_exit_3(paper_root):
     code = (
-        "import sys\nfrom opslab import spec\nfrom opslab.engine import paper\n"
+        "import sys\nfrom opslab import spec\nfrom opslab.runs import paper\n"
         f"res = paper.run_paper(spec.load({PAPER!r}), [paper.Gate('kill_switch', lambda: 'engaged')])\n"
         "sys.exit(res.exit_code)\n"
     )
