@@ -3,15 +3,33 @@
 # (scripts/container-task; the host needs only make and Podman or Docker); RUNTIME=auto (default)
 # picks native when python3 >= 3.11 with venv is present, else container. `make image` builds
 # through the engine directly (scripts/image), whatever the runtime.
+# ENGINE=1.231.0 selects an engine profile (docs/engine-profiles.md): its own locks in
+# requirements/engine-VERSION/, its own Python (scripts/engine-python finds one) and .venv-VERSION;
+# native only. The default engine, 1.221.0, is requirements/*.lock in .venv on python3.
 .DEFAULT_GOAL := help
 SHELL := /bin/sh
 
-PYTHON ?= python3
-VENV ?= .venv
+DEFAULT_ENGINE := 1.221.0
+ENGINE ?= $(DEFAULT_ENGINE)
 RUNTIME ?= auto
+ifeq ($(ENGINE),$(DEFAULT_ENGINE))
+  PYTHON ?= python3
+  VENV ?= .venv
+  REQS := requirements
+  FIND_PYTHON = echo $(PYTHON)
+else
+  REQS := requirements/engine-$(ENGINE)
+  ifeq ($(wildcard $(REQS)/runtime.lock),)
+    $(error ENGINE=$(ENGINE): no such engine profile (profiles: $(DEFAULT_ENGINE) $(patsubst requirements/engine-%,%,$(wildcard requirements/engine-*))))
+  endif
+  VENV ?= .venv-$(ENGINE)
+  # An engine profile runs natively for now (no image per profile yet).
+  override RUNTIME := native
+  FIND_PYTHON = $(if $(PYTHON),PYTHON=$(PYTHON) )./scripts/engine-python $(REQS)
+endif
 STAMP := $(VENV)/.installed
 INVOKE := $(VENV)/bin/invoke
-LOCKS := requirements/runtime.lock requirements/dev.lock pyproject.toml
+LOCKS := $(REQS)/runtime.lock $(REQS)/dev.lock pyproject.toml
 
 ifeq ($(TC_IN_CONTAINER),1)
   # Inside the dev image (RUNTIME=container, the Dev Container): its /opt/venv holds the locks already.
@@ -53,17 +71,18 @@ help: ## list the targets (this text)
 $(VENV)/.installed: $(LOCKS)
 	@start=$$(date +%s); \
 	if [ ! -x $(VENV)/bin/python ]; then \
-	  echo "setup: creating $(VENV) with $$($(PYTHON) --version 2>&1) ..."; \
-	  $(PYTHON) -m venv $(VENV) || exit 1; \
+	  python=$$($(FIND_PYTHON)) || exit 1; \
+	  echo "setup: creating $(VENV) (engine $(ENGINE)) with $$($$python --version 2>&1) ..."; \
+	  $$python -m venv $(VENV) || exit 1; \
 	fi; \
-	count=$$(cat requirements/runtime.lock requirements/dev.lock | sed -n 's/^\([A-Za-z0-9][A-Za-z0-9._-]*\)==.*/\1/p' | sort -u | wc -l); \
+	count=$$(cat $(REQS)/runtime.lock $(REQS)/dev.lock | sed -n 's/^\([A-Za-z0-9][A-Za-z0-9._-]*\)==.*/\1/p' | sort -u | wc -l); \
 	echo "setup: installing $$count locked packages into $(VENV) (hash-checked; about a minute the first time) ..."; \
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/runtime.lock -r requirements/dev.lock || exit 1; \
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $(REQS)/runtime.lock -r $(REQS)/dev.lock || exit 1; \
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . || exit 1; \
 	touch $@; \
 	echo "setup: $(VENV) ready in $$(( $$(date +%s) - start )) s"
 
-setup: $(NEEDS) ## create .venv from the hashed locks (re-installs only when a lock changed)
+setup: $(NEEDS) ## create .venv from the hashed locks (re-installs only when a lock changed; ENGINE=1.231.0: .venv-1.231.0)
 	@echo "runtime: $(RUNTIME)"; $(TASK) setup
 
 demo: $(NEEDS) ## run the whole demo flow into $TC_ARTIFACTS_DIR and print where the run is

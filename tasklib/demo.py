@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from invoke import Context, task
 
@@ -24,8 +26,10 @@ NODE_ENV = {"TC_BINANCE_API_KEY": "demo-lab-key", "TC_BINANCE_API_SECRET": "demo
 def setup(c: Context) -> None:
     """Report the environment (the Makefile already converged .venv from the locks)."""
     c.run(f"{sys.executable} -m opslab --version")
-    where = "the dev image" if os.environ.get("TC_IN_CONTAINER") else ".venv"
-    print(f"      ok  {where} matches requirements/*.lock; artifacts root: {artifacts_root()}")
+    where = "the dev image" if os.environ.get("TC_IN_CONTAINER") else Path(sys.prefix).name
+    engine = importlib.metadata.version("nautilus_trader")
+    locks = "requirements/*.lock" if engine == "1.221.0" else f"requirements/engine-{engine}/*.lock"
+    print(f"      ok  {where} (nautilus_trader {engine}, Python {sys.version.split()[0]}) matches {locks}; artifacts root: {artifacts_root()}")
 
 
 @task

@@ -42,7 +42,7 @@ from nautilus_trader.model.enums import BookType, OrderType, TradingState, posit
 from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
 
 from opslab import market
-from opslab.engine import session, strategies
+from opslab.engine import session, strategies, versions
 from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 LOG_FILE_MAX_BYTES = 2_000_000
@@ -220,7 +220,10 @@ class Settings:
 def _config(s: Settings) -> TradingNodeConfig:
     provider = InstrumentProviderConfig(load_ids=frozenset({market.INSTRUMENT_ID}))
     common = {"api_key": s.api_key, "api_secret": s.api_secret, "account_type": BinanceAccountType.SPOT,
-              "base_url_http": s.http_url, "base_url_ws": s.ws_url, "instrument_provider": provider}
+              "base_url_http": s.http_url, "instrument_provider": provider}
+    # The data client reads market streams at the venue's WebSocket URL on every release; the exec client's
+    # user data stream moved to the WebSocket API in 1.223 (engine/versions.py).
+    exec_ws_url = versions.exec_ws_url(s.ws_url)
     return TradingNodeConfig(
         trader_id=TraderId(session.TRADER_ID),
         logging=LoggingConfig(log_level="OFF", log_level_file="INFO", log_directory=str(s.log_dir), log_file_name="node",
@@ -228,8 +231,8 @@ def _config(s: Settings) -> TradingNodeConfig:
                               # the execution client logs the API key at INFO when it authenticates: keep it out of the file
                               log_component_levels={"ExecClient-BINANCE": "WARNING"}),
         exec_engine=LiveExecEngineConfig(reconciliation=True, reconciliation_lookback_mins=1440),
-        data_clients={BINANCE: BinanceDataClientConfig(**common)},
-        exec_clients={BINANCE: BinanceExecClientConfig(**common, max_retries=2, retry_delay_initial_ms=100, retry_delay_max_ms=500)},
+        data_clients={BINANCE: BinanceDataClientConfig(**common, base_url_ws=s.ws_url)},
+        exec_clients={BINANCE: BinanceExecClientConfig(**common, base_url_ws=exec_ws_url, max_retries=2, retry_delay_initial_ms=100, retry_delay_max_ms=500)},
         timeout_connection=float(s.connect_timeout_s),
         timeout_reconciliation=float(s.connect_timeout_s),
         timeout_portfolio=5.0,

@@ -1,0 +1,44 @@
+"""The installed NautilusTrader release and what the lab does differently by release (docs/engine-profiles.md).
+
+The one place engine/ asks which release it drives; everything release-specific in engine/ branches on
+the predicates here, so a new engine profile shows up as a new line in this file.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from functools import cache
+
+WS_API_PATH = "/ws-api/v3"  # Binance Spot's WebSocket API, where the lab's venue serves it too (docs/node.md)
+FIRST_WS_API_USER_STREAM = (1, 223)  # the Spot exec client signs in over the WebSocket API from 1.223 (listenKey before)
+
+
+@cache
+def nautilus() -> tuple[int, int, int]:
+    """The installed release as (major, minor, patch); a pre-release suffix is ignored (2.0.0rc3 -> (2, 0, 0))."""
+    text = importlib.metadata.version("nautilus_trader")
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        parts.append(int(digits or 0))
+    return tuple((parts + [0, 0, 0])[:3])  # type: ignore[return-value]
+
+
+def ws_api_user_stream() -> bool:
+    """True when the Spot execution client opens its user data stream over the WebSocket API
+    (session.logon + userDataStream.subscribe) rather than a REST listenKey."""
+    return nautilus()[:2] >= FIRST_WS_API_USER_STREAM
+
+
+def exec_ws_url(ws_url: str) -> str:
+    """The Spot execution client's base_url_ws for a venue whose market streams are at WS_URL: the same
+    URL up to 1.222 (the listenKey stream lives there), the WebSocket API URL (WS_URL + /ws-api/v3) from
+    1.223, where NautilusTrader connects to base_url_ws as given."""
+    if not ws_api_user_stream():
+        return ws_url
+    base = ws_url.rstrip("/")
+    return base if base.endswith(WS_API_PATH) else base + WS_API_PATH
