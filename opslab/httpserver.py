@@ -6,13 +6,14 @@ these servers and is not logged; any other error in a handler still prints its t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from opslab.errors import InputError
 
@@ -61,35 +62,40 @@ def url(server: LabHTTPServer) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
-def wait_for_signal() -> str:
-    """Block until SIGINT or SIGTERM arrives and return its name: the one way every lab server (the threaded
-    HTTP servers here, the exporter, the venue) is told to stop. The previous handlers come back after."""
+@contextlib.contextmanager
+def signals_caught() -> Iterator[threading.Event]:
+    """Inside: SIGINT or SIGTERM sets the yielded event instead of ending the process: the one way every lab
+    server (the threaded HTTP servers here, the exporter, the venue) is told to stop. Enter it BEFORE a server
+    says it listens, so a signal sent right after that line is caught. The previous handlers come back after."""
     got = threading.Event()
-    name: list[str] = []
 
     def handler(signum: int, frame: Any) -> None:
-        name.append(signal.Signals(signum).name)
         got.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while not got.wait(0.5):  # a timed wait: the main thread runs the handler between waits
-            pass
+        yield got
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-    return name[0]
+
+
+def wait(got: threading.Event) -> None:
+    """Block until GOT is set; a timed wait, so the main thread runs the signal handler between waits."""
+    while not got.wait(0.5):
+        pass
 
 
 def serve_until_signal(server: LabHTTPServer, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGINT or SIGTERM (wait_for_signal); ON_READY(url) runs once the socket listens."""
+    """Serve until SIGINT or SIGTERM (signals_caught); ON_READY(url) runs once the socket listens."""
     thread = threading.Thread(target=server.serve_forever, name="http-server", daemon=True)
-    thread.start()
-    try:
-        if on_ready:
-            on_ready(url(server))
-        wait_for_signal()
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
+    with signals_caught() as got:
+        thread.start()
+        try:
+            if on_ready:
+                on_ready(url(server))
+            wait(got)
+        finally:
+            server.shutdown()
+            thread.join(10)
+            server.server_close()

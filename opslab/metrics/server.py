@@ -133,14 +133,15 @@ class MetricsServer:
             self.pool.shutdown(wait=False)
 
     def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
-        """Serve until SIGINT or SIGTERM (httpserver.wait_for_signal); ON_READY(url) once the socket listens."""
-        self.start()
-        try:
-            if on_ready:
-                on_ready(self.url)
-            httpserver.wait_for_signal()
-        finally:
-            self.stop()
+        """Serve until SIGINT or SIGTERM (httpserver.signals_caught); ON_READY(url) once the socket listens."""
+        with httpserver.signals_caught() as got:
+            self.start()
+            try:
+                if on_ready:
+                    on_ready(self.url)
+                httpserver.wait(got)
+            finally:
+                self.stop()
 
     def start(self) -> "MetricsServer":
         """Serve in a background thread (tests, benchmarks); returns once it listens."""
