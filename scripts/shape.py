@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import os
 import sys
@@ -25,6 +26,10 @@ import tempfile
 from pathlib import Path
 
 PACKAGE = "opslab"
+# The ground floor every room may call (the file layer, the registry, the clock, errors, ...): calls into it are
+# counted apart ("calls_into_upper_rooms" leaves them out), named as docs/architecture.md names them.
+GROUND = ("errors", "result", "clock", "fs", "contracts", "escaping", "digests", "journal", "spec", "strategy_source",
+          "scenarios", "urls", "httpserver", "safety", "market")
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -176,19 +181,21 @@ def measure(root: Path) -> dict:
 def trace_backtest(root: Path, spec: str, handler: str, shape: dict) -> dict:
     """Run `tc run backtest --spec SPEC` in-process under a profiler; from the moment the CLI's HANDLER
     function is entered until it returns, count the distinct calls from one room into another (caller -> callee
-    function pairs; comprehensions, lambdas and module bodies are attributed to the function around them), and
+    function pairs; comprehensions, lambdas, module and class bodies are attributed to the function around them), and
     those that run back up a floor."""
     floor = shape["_room_floor"]
     mods = shape["_mods"]
     files = {str(p.resolve()): m for m, p in shape["_mods"].items()}
     pairs: set[tuple[str, str]] = set()
     up: set[tuple[str, str]] = set()
+    upper: set[tuple[str, str]] = set()
+    ground = {f"{PACKAGE}.{name}" for name in GROUND}
     active: list[object] = []
 
     def fn(frame) -> tuple[str, str] | None:
         module = files.get(frame.f_code.co_filename)
-        if module is None or "<" in frame.f_code.co_name:
-            return None
+        if module is None or "<" in frame.f_code.co_name or not frame.f_code.co_flags & inspect.CO_OPTIMIZED:
+            return None  # comprehensions, lambdas, module and class bodies (a lazy import runs them): not calls
         return room_of(module, mods), f"{module}.{frame.f_code.co_qualname}"
 
     def profile(frame, event, arg) -> None:
@@ -213,6 +220,8 @@ def trace_backtest(root: Path, spec: str, handler: str, shape: dict) -> dict:
             return  # a call inside a room is the room's own business
         pair = (caller[1], callee[1])
         pairs.add(pair)
+        if callee[0] not in ground:
+            upper.add(pair)
         if floor[callee[0]] > floor[caller[0]]:
             up.add(pair)
 
@@ -228,7 +237,8 @@ def trace_backtest(root: Path, spec: str, handler: str, shape: dict) -> dict:
             code = exc.code
         finally:
             sys.setprofile(None)
-    return {"exit_code": code, "calls": len(pairs), "calls_back_up": len(up), "calls_back_up_list": sorted(f"{a} -> {b}" for a, b in up)}
+    return {"exit_code": code, "calls": len(pairs), "calls_back_up": len(up), "calls_back_up_list": sorted(f"{a} -> {b}" for a, b in up),
+            "calls_into_upper_rooms": len(upper), "calls_into_upper_rooms_list": sorted(f"{a} -> {b}" for a, b in upper)}
 
 
 def main() -> int:
