@@ -21,39 +21,17 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import run_tc
-from opslab.datasets import store
 from opslab import spec
 from opslab.venue.server import BinanceVenue
+from venue_spec import KEY, SECRET, load_node_spec, spec_text
 from opslab.errors import InputError
 
 pytestmark = pytest.mark.integration
-KEY, SECRET = "test-key-0123", "test-secret-4567"
-SPEC_TEXT = """schema_version: 1
-run_id: venue-test
-scenario: {name: ops_smoke_demo, version: "1.0.0"}
-strategy: {name: smoke, version: "1"}
-instrument: BTCUSDT
-venue: BINANCE
-dataset: {kind: synthetic, seed: 7, start: "2024-01-01T00:00:00Z", bars: 400}
-engine: {kind: node, node: {venue_http_url: "http://127.0.0.1:18080", venue_ws_url: "ws://127.0.0.1:18081"}}
-connectivity_readiness:
-  venue: BINANCE
-  placeholders:
-    - {role: api_key, env: TC_TEST_BINANCE_KEY}
-    - {role: api_secret, env: TC_TEST_BINANCE_SECRET}
-"""
 
 
 @pytest.fixture
 def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
-    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("TC_TEST_BINANCE_KEY", KEY)
-    monkeypatch.setenv("TC_TEST_BINANCE_SECRET", SECRET)
-    path = tmp_path / "node.yaml"
-    path.write_text(SPEC_TEXT)
-    loaded = spec.load(path)
-    store.prepare(store.DatasetParams.from_spec(loaded.data))
-    return loaded
+    return load_node_spec(tmp_path, monkeypatch, run_id="venue-test", bars=400)
 
 
 @pytest.fixture
@@ -322,7 +300,7 @@ def test_venue_refuses_other_hosts_and_missing_credentials(node_spec, monkeypatc
 
 def test_cli_venue_serve_bad_input_is_one_line_exit_2(tmp_path):
     spec_file = tmp_path / "node.yaml"
-    spec_file.write_text(SPEC_TEXT)
+    spec_file.write_text(spec_text())
     done = run_tc("venue", "serve", "--spec", str(spec_file), artifacts=tmp_path / "artifacts")
     assert done.code == 2 and done.err.count("\n") == 1 and "TC_TEST_BINANCE_KEY" in done.err
     done = run_tc("venue", "serve", "--spec", str(spec_file), "--speed", "0", artifacts=tmp_path / "artifacts",

@@ -18,7 +18,8 @@ from opslab.venue.exchange import LISTINGS
 from opslab import spec
 from opslab.datasets import store
 from opslab.venue.server import BinanceVenue
-from integration.test_binance_venue import KEY, SECRET, SPEC_TEXT, call, wait_for  # tests/ is on the path (pyproject)
+from integration.test_binance_venue import call, wait_for  # tests/ is on the path (pyproject)
+from venue_spec import KEY, SECRET, spec_text
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def venue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TC_TEST_BINANCE_KEY", KEY)
     monkeypatch.setenv("TC_TEST_BINANCE_SECRET", SECRET)
     path = tmp_path / "node.yaml"
-    path.write_text(SPEC_TEXT.replace("engine: {kind: node, ", 'engine: {kind: node, starting_balances: {USDT: "1000000", BTC: "10"}, '))
+    path.write_text(spec_text().replace("engine: {kind: node, ", 'engine: {kind: node, starting_balances: {USDT: "1000000", BTC: "10"}, '))
     loaded = spec.load(path)
     store.prepare(store.DatasetParams.from_spec(loaded.data))
     v = BinanceVenue(loaded, speed=6000, binance_api="2025").start()  # 2025: a test reads the listenKey stream

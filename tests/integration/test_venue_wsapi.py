@@ -22,38 +22,16 @@ from websockets.sync.client import ClientConnection, connect
 
 from conftest import run_tc
 from opslab import spec
-from opslab.datasets import store
 from opslab.venue import profiles, wsapi
 from opslab.venue.server import BinanceVenue
+from venue_spec import KEY, SECRET, load_node_spec
 
 pytestmark = pytest.mark.integration
-KEY, SECRET = "wsapi-key-0123", "wsapi-secret-4567"
-SPEC_TEXT = """schema_version: 1
-run_id: wsapi-test
-scenario: {name: ops_smoke_demo, version: "1.0.0"}
-strategy: {name: smoke, version: "1"}
-instrument: BTCUSDT
-venue: BINANCE
-dataset: {kind: synthetic, seed: 7, start: "2024-01-01T00:00:00Z", bars: 400}
-engine: {kind: node, node: {venue_http_url: "http://127.0.0.1:18080", venue_ws_url: "ws://127.0.0.1:18081"}}
-connectivity_readiness:
-  venue: BINANCE
-  placeholders:
-    - {role: api_key, env: TC_WSAPI_KEY}
-    - {role: api_secret, env: TC_WSAPI_SECRET}
-"""
 
 
 @pytest.fixture
 def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
-    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("TC_WSAPI_KEY", KEY)
-    monkeypatch.setenv("TC_WSAPI_SECRET", SECRET)
-    path = tmp_path / "node.yaml"
-    path.write_text(SPEC_TEXT)
-    loaded = spec.load(path)
-    store.prepare(store.DatasetParams.from_spec(loaded.data))
-    return loaded
+    return load_node_spec(tmp_path, monkeypatch, run_id="wsapi-test", bars=400)
 
 
 @pytest.fixture

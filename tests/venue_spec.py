@@ -1,0 +1,44 @@
+"""The node spec and the credentials the venue's integration tests start a venue with (one copy for all of them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opslab import spec
+from opslab.datasets import store
+
+KEY, SECRET = "test-key-0123", "test-secret-4567"
+SPEC_TEXT = """schema_version: 1
+run_id: {run_id}
+scenario: {{name: ops_smoke_demo, version: "1.0.0"}}
+strategy: {{name: smoke, version: "1"}}
+instrument: BTCUSDT
+venue: BINANCE
+dataset: {{kind: synthetic, seed: 7, start: "2024-01-01T00:00:00Z", bars: {bars}}}
+engine: {{kind: node, node: {{venue_http_url: "http://127.0.0.1:18080", venue_ws_url: "ws://127.0.0.1:18081"}}}}
+connectivity_readiness:
+  venue: BINANCE
+  placeholders:
+    - {{role: api_key, env: TC_TEST_BINANCE_KEY}}
+    - {{role: api_secret, env: TC_TEST_BINANCE_SECRET}}
+"""
+
+
+def spec_text(run_id: str = "venue-test", bars: int = 400) -> str:
+    return SPEC_TEXT.format(run_id=run_id, bars=bars)
+
+
+def load_node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_id: str = "venue-test", bars: int = 400,
+                   text: str | None = None) -> spec.RunSpec:
+    """The spec written under TMP_PATH (TEXT, or spec_text(RUN_ID, BARS)), its credentials and artifacts root in the
+    environment, its dataset prepared."""
+    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("TC_TEST_BINANCE_KEY", KEY)
+    monkeypatch.setenv("TC_TEST_BINANCE_SECRET", SECRET)
+    path = tmp_path / "node.yaml"
+    path.write_text(text if text is not None else spec_text(run_id, bars))
+    loaded = spec.load(path)
+    store.prepare(store.DatasetParams.from_spec(loaded.data))
+    return loaded
