@@ -188,7 +188,7 @@ def _add_source_identity(spec: RunSpec) -> None:
         raise InputError(f"{spec.path}: /strategy/strategy_path: {exc}") from None
 
 
-def credentials(spec: RunSpec) -> tuple[str, str]:  # the credentials rule: the node, the venue and readiness read it
+def credentials(spec: RunSpec) -> tuple[str, str]:  # the credentials rule: the node run and the venue read it here
     """(api_key, api_secret) from the env names the spec's connectivity_readiness block declares."""
     block = spec.data.get("connectivity_readiness")
     if not block:
