@@ -69,6 +69,8 @@ def check(c: Context) -> None:
     promtool(c)
     amtool(c)
     c.run(f"{PY} {REPO / 'scripts' / 'gen_samples.py'} --check")
+    c.run(f"{PY} {REPO / 'scripts' / 'gen_upgrade_docs.py'} --check")
+    print("      ok  docs/upgrading.md's drill matrix matches its evidence (fixtures/evidence/drill-matrix.json)")
     docs(c)
     from tasklib.k8s import k8s_validate
 

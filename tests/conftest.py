@@ -46,6 +46,19 @@ def run_tc(*args: str, artifacts: Path, cwd: Path | None = None, timeout: float 
     return Completed(proc.returncode, proc.stdout, proc.stderr)
 
 
+MATRIX_EVIDENCE = REPO / "fixtures" / "evidence" / "drill-matrix.json"
+
+
+def add_matrix_evidence(root: Path) -> None:
+    """Put the committed drill matrix (a real `tc drill matrix` run, docs/upgrading.md's evidence) into ROOT as
+    drills/matrix.json and reseal the drills manifest: `make demo` does not run the two-engine matrix, and the
+    dashboard's upgrade-canary panels must have data like every other panel."""
+    (root / "drills").mkdir(parents=True, exist_ok=True)
+    (root / "drills" / "matrix.json").write_bytes(MATRIX_EVIDENCE.read_bytes())
+    code = "from opslab import fs; from opslab.drills import runner\nwith fs.locked(runner.drills_dir(), 'drills'): runner.seal()"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=tc_env(root), check=True, timeout=60)
+
+
 @pytest.fixture
 def lab(tmp_path: Path):
     """A callable running tc against a fresh artifacts root (tmp_path/artifacts) with a fixed clock."""

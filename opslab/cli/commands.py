@@ -246,6 +246,12 @@ def drill_run(args: argparse.Namespace, report: Reporter) -> Any:
                           progress=lambda i, n, name: report.event("drill", f"drill {i}/{n}: {name} ...", drill=name, index=i, total=n))
 
 
+def drill_matrix(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab.drills import matrix
+
+    return matrix.run(args.engines, args.drill, check=args.check, progress=lambda text: report.event("matrix", text))
+
+
 def alerts_receive(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import fs, httpserver
     from opslab.alerts import notifications

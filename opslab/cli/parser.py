@@ -262,6 +262,15 @@ alertmanager/ configs (the dev image has both); each starts its own stack, venue
     p.add_argument("--all", action="store_true", help="run every drill of --kind (default lab) and write the scorecard")
     p.add_argument("--kind", choices=DRILL_KINDS, help="run every drill of this kind and write the scorecard")
     _check_flag(p)
+    p = leaf(g, "matrix", "the upgrade canary: every node drill on each engine profile, side by side; exit 4 when a drill went undetected", """
+  tc drill matrix                                   # every engine with an environment in the checkout (.venv, .venv-VERSION)
+  tc drill matrix --engines 1.221.0,1.231.0         # then artifacts/drills/matrix.json and matrix.html
+  tc drill matrix --engines 1.231.0 --drill node_crash --drill node_kill_switch
+Each engine runs `tc drill run` in its own environment (build one with `make setup ENGINE=VERSION`); a drill's
+row is marked changed when its verdict, its alert or the wording of a finding differs between engines.""", commands.drill_matrix)
+    p.add_argument("--engines", metavar="V1,V2", help="comma-separated nautilus_trader releases (default: every environment found)")
+    p.add_argument("--drill", action="append", metavar="NAME", help="only this node drill (repeat for more; default all node drills)")
+    _check_flag(p)
 
 
 def _group_alerts(sub: Any) -> None:

@@ -40,6 +40,11 @@ def _record(card: dict | None, results: list[dict]) -> None:
         contracts.ensure_valid("drill_scorecard", card, str(_path("drill_scorecard")))
         fs.write_json(_path("drill_scorecard"), card)
         fs.write_atomic(_path("drill_scorecard_html"), html.render_scorecard(drills_dir()).encode("utf-8"))
+    seal()
+
+
+def seal() -> None:
+    """Rewrite drills/manifest.json over every file under drills/ (the caller holds the drills folder's lock)."""
     manifest = _path("drills_manifest")
     files = [rel for rel, kind in fs.walk(drills_dir()) if kind == "file" and rel != manifest.name and not rel.rsplit("/", 1)[-1].startswith(".")]
     digests.write_manifest(manifest, "drills", drills_dir(), sorted(files))
@@ -124,10 +129,9 @@ def _scorecard(latest: list[dict]) -> dict:
             "finished_at": clock.now_iso()}
 
 
-def _stored_result(name: str) -> dict | None:
-    """The latest recorded result of drill NAME, or None when there is none or it does not validate
+def stored_result(path: Path) -> dict | None:
+    """The drill result at PATH, or None when there is none or it does not validate
     (`tc artifacts verify` names such a file; the scorecard leaves it out)."""
-    path = _path("drill_result", name)
     if not fs.exists(path):
         return None
     try:
@@ -151,7 +155,7 @@ def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int
             if progress:
                 progress(i, len(chosen), drill.name)
             results[drill.name] = _run_one(drill)
-        latest = [doc for doc in (results.get(name) or _stored_result(name) for name in DRILLS) if doc]
+        latest = [doc for doc in (results.get(name) or stored_result(_path("drill_result", name)) for name in DRILLS) if doc]
         card = _scorecard(latest)
         _record(card, list(results.values()))
     path = _path("drill_scorecard")

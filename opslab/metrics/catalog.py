@@ -145,6 +145,11 @@ FAMILIES: list[Family] = [
     Family("tc_drills", "gauge", ("outcome",), "Drills by the outcome of their latest run (pass, fail).", _root("drill_result"), "root"),
     Family("tc_drills_passed", "gauge", (), "Drills that passed in the last `tc drill run --all`.", _root("drill_scorecard"), "root"),
     Family("tc_drills_run", "gauge", (), "Drills in the last `tc drill run --all`.", _root("drill_scorecard"), "root"),
+    Family("tc_drill_matrix_detected", "gauge", ("drill", "engine"),
+           "1 when the node drill detected its failure on that NautilusTrader release in the latest `tc drill matrix`, 0 when not.",
+           _root("drill_matrix"), "root"),
+    Family("tc_drill_matrix_changed", "gauge", ("drill",),
+           "1 when the drill's verdict, alert or findings differ between engines in the latest `tc drill matrix`.", _root("drill_matrix"), "root"),
     # the exporter itself
     Family("tc_exporter_warming", "gauge", (),
            "1 while the exporter is still reading the artifacts after a start (what it serves is incomplete).", "(exporter)", "exporter"),

@@ -164,6 +164,14 @@ def _scorecard(path: Path) -> Iterator[Sample]:
     yield "tc_drills_run", (), doc["total"]
 
 
+def _matrix(path: Path) -> Iterator[Sample]:
+    doc = _load(path)
+    for row in doc["drills"]:
+        for engine, cell in row["cells"].items():
+            yield "tc_drill_matrix_detected", (row["drill"], engine), 1 if cell["detected"] else 0
+        yield "tc_drill_matrix_changed", (row["drill"],), 1 if row["changed"] else 0
+
+
 VENUE_REQUEST_OUTCOMES = ("served", "throttled", "banned", "dropped", "errors")
 
 
@@ -203,6 +211,7 @@ ROOT_SOURCES: dict[str, Callable[[Path], Iterable[Sample]]] = {
     "dataset_quality": _dataset_quality,
     "drill_result": _drill,
     "drill_scorecard": _scorecard,
+    "drill_matrix": _matrix,
     "venue_stats": _venue_stats,
 }
 KILL_SWITCH_FILES = ("kill_switch", "kill_switch_events")

@@ -337,3 +337,42 @@ def render_scorecard(drills_dir: Path) -> str:
     note = ("Rendered by <code>tc drill run --all</code> / <code>--kind</code> from <code>drills/scorecard.json</code> and each drill's "
             "<code>result.json</code>.")
     return _page("Drill scorecard", note, sections)
+
+
+def _matrix_cell(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return f"<td>{_badge('no result', 'muted')}</td>"
+    ttd = cell.get("time_to_detect") or {}
+    value = "not detected" if ttd.get("value") is None else f"{ttd['value']:g} {ttd.get('unit', '')}"
+    alert = (cell.get("alert") or {}).get("alertname")
+    findings = "".join(f"<li>{esc(f)}</li>" for f in cell.get("findings") or [])
+    return (f"<td>{_badge(str(cell.get('verdict')), 'good' if cell.get('verdict') == 'pass' else 'bad')} {esc(value)}"
+            f"{f'<br><code>{esc(alert)}</code>' if alert else ''}"
+            f"{f'<details><summary>findings</summary><ul>{findings}</ul></details>' if findings else ''}</td>")
+
+
+def render_matrix(doc: dict[str, Any]) -> str:
+    """drills/matrix.html from a drills/matrix.json document: drill x engine, changed rows marked."""
+    engines = [row["engine"] for row in doc.get("engines", [])]
+    summary = doc.get("summary", {})
+    changed = summary.get("changed", 0)
+    head = (f"<p>{_badge(f'{changed} changed', 'warn' if changed else 'good')} "
+            + " ".join(_badge(f"{engine}: {summary.get('passed', {}).get(engine, 0)}/{summary.get('drills', 0)} detected",
+                              "good" if summary.get("passed", {}).get(engine, 0) == summary.get("drills", 0) else "bad") for engine in engines)
+            + "</p><p>Every node drill ran on each engine in its own environment; a row is marked when its verdict, its alert or the "
+              "wording of a finding (numbers aside) differs between engines.</p>")
+    rows, classes = [], []
+    for drill in doc.get("drills", []):
+        cells = [_matrix_cell(drill.get("cells", {}).get(engine)) for engine in engines]
+        what = "".join(f"<li>{esc(line)}</li>" for line in drill.get("changes", []))
+        rows.append([f"<td>{esc(drill.get('drill'))}<br><code>docs/{esc(drill.get('runbook'))}</code></td>", *cells,
+                     f"<td class=\"diff\">{f'<ul>{what}</ul>' if what else 'same'}</td>"])
+        classes.append("mismatch" if drill.get("changed") else "")
+    table = _grid(["drill", *[f"nautilus_trader {e}" for e in engines], "what changed"], rows, classes)
+    env_rows = [[f"<td>{esc(r['engine'])}</td>", f"<td><code>{esc(r['environment'])}</code></td>", f"<td>{esc(r['python'])}</td>",
+                 f"<td class=\"num\">{esc(r['exit_code'])}</td>", f"<td class=\"num\">{esc(r['seconds'])} s</td>", f"<td>{esc(r['error'] or '')}</td>"]
+                for r in doc.get("engines", [])]
+    envs = _grid(["engine", "environment", "Python", "exit", "time", "error"], env_rows)
+    note = "Rendered by <code>tc drill matrix</code> from <code>drills/matrix.json</code>."
+    return _page("Drill matrix: the upgrade canary", note, [_section("matrix", "Drill x engine", head + table),
+                                                          _section("engines", "Engines", envs)])

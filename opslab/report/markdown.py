@@ -139,3 +139,32 @@ def render(folder: Path) -> str:
         if body:
             parts += [body, ""]
     return "\n".join(parts)
+
+
+def render_matrix(doc: dict[str, Any]) -> str:
+    """A drills/matrix.json document as Markdown: the engines, then drill x engine (verdict, time to detect, alert),
+    then each drill's findings per engine and what changed (docs/upgrading.md is generated from it)."""
+    engines = [row["engine"] for row in doc["engines"]]
+    lines = ["| engine | Python | environment | drills detected |", "| --- | --- | --- | --- |"]
+    lines += [f"| nautilus_trader {md(r['engine'])} | {md(r['python'])} | `{md(r['environment'])}` | "
+              f"{doc['summary']['passed'].get(r['engine'], 0)}/{doc['summary']['drills']} |" for r in doc["engines"]]
+    lines += ["", "| drill | " + " | ".join(f"{md(e)}" for e in engines) + " | changed |", "| --- |" + " --- |" * (len(engines) + 1)]
+    for drill in doc["drills"]:
+        cells = []
+        for engine in engines:
+            cell = drill["cells"].get(engine)
+            if cell is None:
+                cells.append("no result")
+                continue
+            ttd = cell["time_to_detect"]
+            value = "not detected" if ttd["value"] is None else f"{ttd['value']:g} {ttd['unit']}"
+            alert = (cell.get("alert") or {}).get("alertname")
+            cells.append(f"{cell['verdict']}, {value}" + (f", {alert}" if alert else ""))
+        lines.append(f"| [{md(drill['drill'])}]({drill['runbook']}) | " + " | ".join(md(c) for c in cells) + f" | {'**yes**' if drill['changed'] else 'no'} |")
+    for drill in doc["drills"]:
+        lines += ["", f"#### {md(drill['drill'])}", ""]
+        for engine in engines:
+            for finding in (drill["cells"].get(engine) or {}).get("findings") or []:
+                lines.append(f"- **{md(engine)}**: {md(finding)}")
+        lines += ["", f"What changed: {md('; '.join(drill['changes']))}" if drill["changes"] else "What changed: nothing (numbers aside)."]
+    return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 import dashboard_queries
-from conftest import REPO
+from conftest import REPO, add_matrix_evidence
 from opslab import __version__
 
 pytestmark = [
@@ -226,6 +226,7 @@ def stack(client, demo_in_image, tmp_path_factory):
     if not _has_image(client, PROMETHEUS_IMAGE):
         pytest.skip(f"Prometheus image {PROMETHEUS_IMAGE} is not available (set TC_PROMETHEUS_IMAGE; .ci/podman-setup.sh builds one from Debian's package)")
     root, _ = demo_in_image
+    add_matrix_evidence(root)
     metrics_port, prom_port = _free_port(), _free_port()
     work = tmp_path_factory.mktemp("prom-config")
     config = yaml.safe_load((REPO / "prometheus/prometheus.yml").read_text())

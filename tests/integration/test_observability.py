@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import dashboard_queries
-from conftest import REPO, tc_env
+from conftest import REPO, add_matrix_evidence, tc_env
 
 pytestmark = pytest.mark.integration
 PROMETHEUS = shutil.which("prometheus")
@@ -55,6 +55,7 @@ def demo_root(tmp_path_factory):
     env["TC_ARTIFACTS_DIR"] = str(root)
     proc = subprocess.run(["make", "--no-print-directory", "demo", "RUNTIME=native"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    add_matrix_evidence(root)
     return root
 
 

@@ -12,7 +12,7 @@ from opslab.drills.node.kit import NodeLab, observation
 
 ALERTS = ("TcVenueRateLimited", "TcVenueBanned")
 LIMIT = "rate_limit=40/5"  # request weight 40 per 5 s: the startup's account, orders and trades queries need about 100
-LIMITED = r"(?i)(429|418|too many requests|banned|-1003)"
+LIMITED = r"(?i)(\b(429|418)\b|too many requests|banned|-1003)"  # whole numbers: a log line's nanosecond stamp holds digit runs
 
 
 def execute(ctx: Context) -> Observation:

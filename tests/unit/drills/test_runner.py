@@ -63,12 +63,12 @@ def test_a_stored_result_that_does_not_validate_is_left_off_the_scorecard(tmp_pa
     path = tmp_path / "drills" / "node_crash" / "result.json"
     path.parent.mkdir(parents=True)
     path.write_text('{"drill": "node_crash", "verdict": "pass"}')  # hand-edited: required fields gone
-    assert runner._stored_result("node_crash") is None and runner._stored_result("node_kill_switch") is None
+    assert runner.stored_result(path) is None and runner.stored_result(path.parent.parent / "node_kill_switch" / "result.json") is None
     row = {"schema_version": 1, "drill": "node_crash", "fault_injected": "f", "expected_detection": "e", "observed_detection": "o",
            "detected": True, "time_to_detect": {"value": 1, "unit": "ms"}, "runbook": "runbooks/node_crash.md", "verdict": "pass",
            "evidence": {}, "finished_at": "2024-01-01T00:00:00Z", "kind": "node", "findings": ["f"]}
     path.write_text(json.dumps(row))
-    assert runner._stored_result("node_crash") == row
+    assert runner.stored_result(path) == row
     assert runner._scorecard([row])["drills"][0] == {"drill": "node_crash", "kind": "node", "verdict": "pass", "detected": True,
                                                     "runbook": "runbooks/node_crash.md", "time_to_detect": {"value": 1, "unit": "ms"},
                                                     "findings": ["f"]}

@@ -147,7 +147,7 @@ def test_a_reconciliation_mismatch_is_red_and_drills_say_passed_or_failed():
 
 def test_tables_are_tables():
     tables = [p for p in PANELS if p["type"] == "table"]
-    assert {p["title"] for p in tables} == {"Runs by status", "Drill detection"}
+    assert {p["title"] for p in tables} == {"Runs by status", "Drill detection", "Upgrade canary: node drills per engine"}
     for panel in tables:
         assert all(t.get("format") == "table" and t.get("instant") for t in panel["targets"]), panel["title"]
         assert any(t["id"] == "organize" and t["options"]["excludeByName"].get("Time") for t in panel["transformations"]), panel["title"]
