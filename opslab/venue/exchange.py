@@ -808,8 +808,8 @@ class Exchange:
                 "i": order["orderId"], "l": listing.qty(last_qty), "z": order["executedQty"], "L": listing.px(last_px), "T": ts, "t": trade_id,
                 "I": 0, "w": order["status"] == "NEW" and order["isWorking"], "m": maker, "M": False, "O": order["time"],
                 "Z": order["cummulativeQuoteQty"], "Y": amount(quote), "Q": amount(Decimal(0)), "W": order["workingTime"], "V": "NONE"}
-        if fee is not None:
-            data["n"], data["N"] = amount(fee), listing.quote
+        # Binance sends n and N on every report ("0" and null before a fill); NautilusTrader 2.0 requires n
+        data["n"], data["N"] = amount(fee if fee is not None else Decimal(0)), listing.quote if fee is not None else None
         self._user(data)
 
     def _trim(self) -> None:

@@ -316,6 +316,14 @@ ROUTES: dict[tuple[str, str], Route] = {
 }
 
 
+def sbe_only(accept: str | None) -> bool:
+    """True when ACCEPT asks for application/sbe and for nothing JSON can answer (application/json, */*, application/*):
+    Binance answers 406 there when SBE is not enabled, and JSON when JSON is accepted too
+    (https://developers.binance.com/docs/binance-spot-api-docs/faqs/sbe_faq)."""
+    kinds = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
+    return "application/sbe" in kinds and not kinds & {"application/json", "*/*", "application/*"}
+
+
 class Handler(BaseHTTPRequestHandler):
     """One class for every method; the venue object is set on a subclass by the server."""
 
@@ -380,6 +388,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._admin_fill(method, body)
         if split.path == "/admin/state" and method == "GET":
             return self._send(200, self.venue.exchange.snapshot())
+        if sbe_only(self.headers.get("Accept")):  # Binance without SBE enabled: 406 (SBE FAQ); the venue speaks JSON only
+            return self._send(406, {"code": -1000, "msg": "SBE is not enabled on this venue; accept application/json."})
         gone = profiles.retired(self.venue.profile, split.path)
         if gone:  # the profile's Binance no longer serves it (listenKey under 2026)
             return self._send(*gone)

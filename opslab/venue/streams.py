@@ -231,6 +231,8 @@ class Hub:
         if full:
             return _reply(429, {"code": -1003, "msg": f"Too many connections; at most {MAX_CONNECTIONS}."}, {"Retry-After": "1"})
         if urlsplit(request.path).path == wsapi.PATH:
+            if "sbe" in parse_qs(urlsplit(request.path).query).get("responseFormat", []):  # SBE not enabled: 400 (SBE FAQ)
+                return _reply(400, {"code": -1000, "msg": "SBE is not enabled on this venue; connect without responseFormat=sbe."})
             return _reply(429, {"code": -1003, "msg": f"Too many connections; at most {wsapi.MAX_SESSIONS}."}) if self.wsapi.full() else None
         parsed = parse_path(request.path)
         if parsed is None:

@@ -12,6 +12,7 @@ import hmac
 import http.client
 import json
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -109,6 +110,8 @@ def test_logon_subscribe_receives_account_events_wrapped_and_unsubscribe_stops_t
         assert {m["subscriptionId"] for m in got} == {0} and all(set(m) == {"subscriptionId", "event"} for m in got)
         reports = [m["event"] for m in got if m["event"]["e"] == "executionReport"]
         assert [r["x"] for r in reports] == ["NEW", "TRADE"] and reports[0]["c"] == "O-wsapi-1"
+        # commission on every report, as Binance sends it (NautilusTrader 2.0 refuses a report without n)
+        assert (Decimal(reports[0]["n"]), reports[0]["N"]) == (0, None) and Decimal(reports[1]["n"]) > 0 and reports[1]["N"] == "USDT"
 
         assert ask(ws, "userDataStream.unsubscribe", {"subscriptionId": "0"})["result"] == {}  # a string id, as NautilusTrader 1.231 sends it
         ended = json.loads(ws.recv(timeout=5))
@@ -235,3 +238,25 @@ def test_the_profile_for_a_nautilus_version_and_the_cli_flag(tmp_path):
         ["2025", "2025", "2026", "2026", "2026", profiles.DEFAULT]
     bad = run_tc("venue", "serve", "--binance-api", "2024", artifacts=tmp_path)
     assert bad.code == 2 and "2026" in bad.err and "2025" in bad.err
+
+
+@pytest.mark.parametrize("accept, status", [("application/sbe", 406), ("application/sbe, application/json", 200),
+                                            ("application/json", 200), ("*/*", 200)])
+def test_no_sbe_asked_for_sbe_alone_answers_406_and_json_when_json_is_accepted_too(venue, accept, status):
+    """Binance's SBE FAQ, for an exchange without SBE: NautilusTrader 2.0 sends Accept: application/sbe alone (ADR 0002)."""
+    conn = http.client.HTTPConnection("127.0.0.1", venue.port, timeout=5)
+    try:
+        conn.request("GET", "/api/v3/time", headers={"Accept": accept, "X-MBX-SBE": "3:5"})
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == status and (("serverTime" in body) if status == 200 else body["code"] == -1000)
+
+
+def test_ws_api_with_sbe_response_format_is_refused_at_the_handshake(venue):
+    with pytest.raises(InvalidStatus) as refused:
+        connect(venue.ws_url + wsapi.PATH + "?responseFormat=sbe&sbeSchemaId=3&sbeSchemaVersion=5")
+    assert refused.value.response.status_code == 400 and b"SBE is not enabled" in refused.value.response.body
+    with connect(venue.ws_url + wsapi.PATH + "?responseFormat=json") as ws:
+        assert ask(ws, "ping")["status"] == 200
