@@ -77,7 +77,7 @@ def check_manifest(path: Path, folder: Path, present: list[str], label: str) -> 
         if rel not in present:
             problems.append(f"{label}/{rel}: listed in {path.name} but missing")
         elif "sha256:" + fs.sha256_file(folder / rel) != digest:
-            problems.append(f"{label}/{rel}: digest does not match {path.name} (modified)")
+            problems.append(f"{label}/{rel}: digest does not match {label}/{path.name} (that file or the manifest was modified)")
     return problems
 
 

@@ -165,7 +165,8 @@ def _verify_dataset(base: Path, dataset_id: str) -> list[str]:
         problems += resolve.quality_problems(folder, manifest, f"{label}/{quality.name}")
     size, rows = store.measure(folder)
     if size != manifest["bytes"] or rows != manifest["rows"]:
-        problems.append(f"{label}/bars.csv: {size} bytes and {rows} rows, the manifest says {manifest['bytes']} and {manifest['rows']}")
+        problems.append(f"{label}/bars.csv: {size} bytes and {rows} rows, the manifest says {manifest['bytes']} and {manifest['rows']} "
+                        f"({label}/manifest.json or bars.csv edited)")
     return problems
 
 
