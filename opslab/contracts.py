@@ -118,6 +118,8 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
     Artifact("drills_manifest", "drills/manifest.json", "manifest", "root", "derived", "sha256 of every drill artifact"),
     Artifact("alert_notifications", "alerts/notifications.jsonl", "alert_notification", "root", "log",
              "Alertmanager notifications kept by `tc alerts receive`, hash-chained"),
+    Artifact("alert_notifications_anchor", "alerts/notifications.anchor.json", "log_anchor", "root", "derived",
+             "the alert history's line count and last hash, sealed: finds it deleted, truncated or re-chained"),
     Artifact("generation", ".generation", None, "root", "log", "the change feed: one line per path tc wrote"),
     Artifact("venue_stats", "venue/*/stats.json", "venue_stats", "root", "observation",
              "the Binance-compatible venue's request, WebSocket and market message counters and active faults"),

@@ -77,5 +77,35 @@ def check_manifest(path: Path, folder: Path, present: list[str], label: str) -> 
         if rel not in present:
             problems.append(f"{label}/{rel}: listed in {path.name} but missing")
         elif "sha256:" + fs.sha256_file(folder / rel) != digest:
-            problems.append(f"{label}/{rel}: digest does not match {path.name} (modified)")
+            problems.append(f"{label}/{rel}: digest does not match {label}/{path.name} (that file or the manifest was modified)")
     return problems
+
+
+# --- seals inside a document (artifacts rewritten in place: quality.json, the venue's state and stats) -----------
+
+SEAL_FIELD = "seal"
+
+
+def stamp(doc: dict[str, Any]) -> dict[str, Any]:
+    """DOC with `seal` over its canonical JSON without that field: "hmac-sha256:..." with TC_MANIFEST_KEY set,
+    "sha256:..." without (which finds an edit by anything that does not recompute it)."""
+    body = {k: v for k, v in doc.items() if k != SEAL_FIELD}
+    secret = key()
+    if secret is None:
+        return {**body, SEAL_FIELD: "sha256:" + hashlib.sha256(fs.canonical_json(body)).hexdigest()}
+    return {**body, SEAL_FIELD: "hmac-sha256:" + hmac_lib.new(secret, fs.canonical_json(body), hashlib.sha256).hexdigest()}
+
+
+def stamp_problems(doc: Any, label: str) -> list[str]:
+    """What is wrong with DOC's `seal` (a keyed seal is only checked when TC_MANIFEST_KEY is set, like a manifest's hmac)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get(SEAL_FIELD), str):
+        return [f"{label}: /{SEAL_FIELD}: missing (written by an older tc, or the seal was removed)"]
+    found = doc[SEAL_FIELD]
+    secret = key()
+    if secret is not None and not found.startswith("hmac-sha256:"):
+        return [f"{label}: /{SEAL_FIELD}: not keyed, but {KEY_ENV} is set (written without the key, or rewritten)"]
+    if secret is None and found.startswith("hmac-sha256:"):
+        return []  # sealed with a key this process does not hold: nothing to check against
+    if not hmac_lib.compare_digest(found, stamp(doc)[SEAL_FIELD]):
+        return [f"{label}: /{SEAL_FIELD}: does not match the content (edited after tc wrote it)"]
+    return []

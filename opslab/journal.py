@@ -118,3 +118,82 @@ def verify_bytes(raw: bytes, schema: str, label: str) -> list[str]:
             problems.append(f"{label}:{number}: hash does not match the event's content (edited?)")
         prev = rec.get("hash", "")
     return problems
+
+
+# --- anchors: a sealed (count, last hash) beside an append-only history, so deleting or truncating it is found ---
+
+def anchor_doc(log_rel: str, lines: int, last_hash: str) -> dict[str, Any]:
+    """The sealed anchor of a history of LINES lines ending in LAST_HASH (schemas/log_anchor.schema.json)."""
+    from opslab import digests
+
+    return digests.stamp({"schema_version": SCHEMA_VERSION, "log": log_rel, "lines": lines, "last_hash": last_hash})
+
+
+def _read_anchor(anchor: Path, label: str) -> tuple[dict[str, Any] | None, list[str]]:
+    from opslab import digests
+
+    try:
+        doc = fs.read_json(anchor, 1 << 16)
+    except FileNotFoundError:
+        return None, []
+    except (OSError, InputError) as exc:
+        return None, [f"{label}: unreadable ({getattr(exc, 'strerror', None) or exc})"]
+    problems = [f"{label}: {ptr}: {msg}" for ptr, msg in iter_errors("log_anchor", doc)]
+    return (None, problems) if problems else (doc, digests.stamp_problems(doc, label))
+
+
+def append_anchored(path: Path, anchor: Path, log_rel: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """append_record, then rewrite ANCHOR to cover the new line. Refuses (InputError) to append to a history that
+    disagrees with its anchor (deleted, truncated, re-chained, the anchor removed or forged): appending would
+    re-anchor the damage. One line past the anchor that chains onto it is a crash between append and anchor."""
+    fs.append_line(path, b"")  # cuts a torn tail first, as append_record does
+    last = _last(path)
+    doc, problems = _read_anchor(anchor, str(anchor))
+    if not problems:
+        if doc is None and last is not None:
+            problems = [f"{anchor}: missing, but {path} holds {last['seq']} line(s) (the anchor was deleted)"]
+        elif doc is not None and last is None and doc["lines"]:
+            problems = [f"{path}: missing or empty, its anchor says {doc['lines']} line(s) (deleted or truncated)"]
+        elif doc is not None and last is not None and not (
+                (last["seq"] == doc["lines"] and last["hash"] == doc["last_hash"])
+                or (last["seq"] == doc["lines"] + 1 and last.get("prev") == doc["last_hash"])):
+            problems = [f"{path}: ends at line {last['seq']}, its anchor says {doc['lines']} line(s) ending in "
+                        f"{doc['last_hash'][:12]}… (truncated or rewritten)"]
+    if problems:
+        raise InputError(f"{problems[0]}; refusing to append (`tc artifacts verify --all` says more; move both files "
+                         "away to start a new history)")
+    record = append_record(path, fields)
+    fs.write_json(anchor, anchor_doc(log_rel, record["seq"], record["hash"]))
+    return record
+
+
+def anchor_problems(path: Path, anchor: Path, label: str, anchor_label: str) -> list[str]:
+    """What a history at PATH disagrees with in its ANCHOR: deleted, truncated, edited and re-chained, lines past
+    the anchor (a crash between append and anchor, or lines added by hand), the anchor deleted or forged."""
+    doc, problems = _read_anchor(anchor, anchor_label)
+    if problems:
+        return problems
+    try:
+        raw = fs.read_bytes(path)
+    except FileNotFoundError:
+        raw = None
+    except (OSError, InputError) as exc:
+        return [f"{label}: cannot read ({getattr(exc, 'strerror', None) or exc})"]
+    if doc is None:
+        return [f"{anchor_label}: missing, but {label} exists (the anchor was deleted)"] if raw else []
+    if raw is None:
+        return [f"{label}: missing, its anchor says {doc['lines']} line(s) (deleted)"] if doc["lines"] else []
+    lines = raw.split(b"\n")[:-1]
+    if len(lines) < doc["lines"]:
+        return [f"{label}: {len(lines)} line(s), its anchor says {doc['lines']} (truncated)"]
+    if doc["lines"]:
+        try:
+            at = fs.parse_json(lines[doc["lines"] - 1], f"{label}:{doc['lines']}")
+        except InputError as exc:
+            return [str(exc)]
+        if not isinstance(at, dict) or at.get("hash") != doc["last_hash"]:
+            return [f"{label}:{doc['lines']}: hash differs from its anchor (the history was edited and re-chained)"]
+    if len(lines) > doc["lines"]:
+        return [f"{label}: {len(lines) - doc['lines']} line(s) past its anchor (added by hand, or a crash between the "
+                "append and the anchor)"]
+    return []

@@ -109,6 +109,11 @@ def _check_reason(reason: str) -> None:
 
 
 def _set(state: str, reason: str, forced: bool) -> dict[str, Any]:
+    target = state_path()
+    kind = dict(fs.entries(target.parent)).get(target.name)
+    if kind not in (None, "file"):  # checked before the history changes: nothing is appended that the state cannot follow
+        what = {"dir": "folder", "link": "symlink (tc never writes through links)"}.get(kind, "special file")
+        raise InputError(f"{target}: is a {what}, expected the kill switch state file; move it away")
     event = journal.append_record(events_path(), {"action": "engage" if state == "engaged" else "release", "by": _who(),
                                                   "reason": reason, "forced": forced})
     doc = {"schema_version": SCHEMA_VERSION, "state": state, "since": event["ts"], "by": event["by"], "reason": reason,

@@ -2,8 +2,10 @@
 
 Runs: schemas, manifest digests (and seal), journal chains, observation histories, unknown files.
 Datasets: manifest schema and seal, bars bytes/rows/fingerprint against the manifest, the id against
-its parameters. State: the kill switch state against its history. Drills: schemas and the drills
-manifest. Anywhere: links (tampering: tc never follows them), leftover temp files, unknown files.
+its parameters, quality.json's own seal. Venue: state.json and stats.json against their seals. State: the
+kill switch state against its history. Drills: schemas and the drills manifest. Alerts: the history's
+chain and its anchor. Anywhere: links (tampering: tc never follows them), leftover temp files, unknown
+files. COVER says which of these covers each artifact kind.
 """
 
 from __future__ import annotations
@@ -12,19 +14,39 @@ from pathlib import Path
 from typing import Callable
 
 from opslab import contracts, digests, fs, journal, runs, safety
-from opslab.datasets import store
+from opslab.datasets import resolve, store
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 
+# How verify finds a change to each artifact kind of the registry (tests/unit/test_verify.py walks the registry:
+# a kind without a row here fails it). With TC_MANIFEST_KEY set every manifest, seal and anchor is keyed.
+RUN_MANIFEST = "the run's manifest.json (sha256 per file, hmac with the key)"
+DATASET_MANIFEST = "the dataset's manifest.json (bars fingerprint, instrument and catalog digests; hmac with the key)"
+SEAL = "its own seal field (sha256, hmac-sha256 with the key)"
+CHAIN = "its hash chain, checked against the state derived from it"
+ANCHORED = "its hash chain and its sealed anchor (line count and last hash)"
+DRILLS_MANIFEST = "drills/manifest.json (sha256 per file, hmac with the key)"
+CHANGE_FEED = "not covered: a hint for readers' caches (the exporter), which re-read what it names; nothing trusts it"
+COVER: dict[str, str] = {
+    **{name: RUN_MANIFEST for name, a in contracts.ARTIFACTS.items() if a.scope == "run"},
+    "dataset_manifest": DATASET_MANIFEST, "dataset_bars": DATASET_MANIFEST, "dataset_instrument": DATASET_MANIFEST,
+    "dataset_catalog": DATASET_MANIFEST, "dataset_quality": SEAL,
+    "venue_state": SEAL, "venue_stats": SEAL,
+    "kill_switch": CHAIN, "kill_switch_events": CHAIN,
+    "drill_result": DRILLS_MANIFEST, "drill_scorecard": DRILLS_MANIFEST, "drill_scorecard_html": DRILLS_MANIFEST,
+    "drills_manifest": DRILLS_MANIFEST,
+    "alert_notifications": ANCHORED, "alert_notifications_anchor": ANCHORED,
+    "generation": CHANGE_FEED,
+}
 
 
-
-def _check_json(path: Path, schema: str, label: str) -> list[str]:
+def _check_json(path: Path, schema: str, label: str, sealed: bool = False) -> list[str]:
     try:
         obj = fs.read_json(path)
     except (OSError, InputError) as exc:
         return [f"{label}: not readable JSON ({getattr(exc, 'strerror', None) or exc})"]
-    return contracts.errors_for(schema, obj, label)
+    problems = contracts.errors_for(schema, obj, label)
+    return problems or (digests.stamp_problems(obj, label) if sealed else [])
 
 
 def _check_history(path: Path, schema: str, label: str) -> list[str]:
@@ -55,7 +77,7 @@ def _check_file(folder: Path, rel: str, scope: str, label: str) -> list[str]:
         return _check_history(path, art.schema, f"{label}/{rel}")
     if art.jsonl:
         return journal.verify(path, art.schema, f"{label}/{rel}")
-    return _check_json(path, art.schema, f"{label}/{rel}")
+    return _check_json(path, art.schema, f"{label}/{rel}", sealed=COVER.get(art.name) == SEAL)
 
 
 def _odd_entries(folder: Path, label: str, prune: Callable[[str], bool] | None = None) -> tuple[list[str], list[str]]:
@@ -138,9 +160,28 @@ def _verify_dataset(base: Path, dataset_id: str) -> list[str]:
     derived = store.DatasetParams.from_manifest(manifest).dataset_id if manifest["kind"] == "synthetic" else dataset_id
     if derived != dataset_id or manifest["dataset_id"] != dataset_id:
         problems.append(f"{label}/manifest.json: dataset_id does not match its parameters (edited?)")
+    quality = contracts.artifact("dataset_quality").in_folder(folder)
+    if not fs.exists(quality):  # present: checked with the root's files (schema and seal)
+        problems += resolve.quality_problems(folder, manifest, f"{label}/{quality.name}")
     size, rows = store.measure(folder)
     if size != manifest["bytes"] or rows != manifest["rows"]:
-        problems.append(f"{label}/bars.csv: {size} bytes and {rows} rows, the manifest says {manifest['bytes']} and {manifest['rows']}")
+        problems.append(f"{label}/bars.csv: {size} bytes and {rows} rows, the manifest says {manifest['bytes']} and {manifest['rows']} "
+                        f"({label}/manifest.json or bars.csv edited)")
+    return problems
+
+
+def _venue_pairs(base: Path) -> list[str]:
+    """A venue started with a spec writes state.json and stats.json together: one without the other was deleted."""
+    pair = [contracts.artifact(name) for name in ("venue_state", "venue_stats")]
+    problems = []
+    for name, kind in fs.entries(base / pair[0].path.split("/", 1)[0]):
+        if kind != "dir":
+            continue
+        there = [fs.exists(a.at(base, name)) for a in pair]
+        if any(there) and not all(there):
+            lost, kept = (pair[0], pair[1]) if there[1] else (pair[1], pair[0])
+            problems.append(f"{lost.at(Path(), name).as_posix()}: missing, but {kept.at(Path(), name).name} is there "
+                            "(the venue writes both: deleted?)")
     return problems
 
 
@@ -167,6 +208,9 @@ def verify_root(base: Path) -> list[str]:
     for name, kind in fs.entries(base / "runs"):
         if kind == "dir" and not contracts.RUN_ID_RE.fullmatch(name):
             problems.append(f"runs/{name}: not a valid run id")
+    problems += _venue_pairs(base)
+    log, anchor = (contracts.artifact(name).path for name in ("alert_notifications", "alert_notifications_anchor"))
+    problems += journal.anchor_problems(base / log, base / anchor, log, anchor)
     snap = safety.snapshot(base)
     if snap["state"] == "corrupt":
         problems.append(f"state: {snap['warning']}")

@@ -1,7 +1,8 @@
 """Alert notifications: validate an Alertmanager webhook payload, keep it, list what was kept.
 
-The history is <root>/alerts/notifications.jsonl, hash-chained like a run journal (journal.py), so
-`tc artifacts verify --all` finds edits and truncation. A payload is validated in full before
+The history is <root>/alerts/notifications.jsonl, hash-chained like a run journal (journal.py) and anchored
+(alerts/notifications.anchor.json: its sealed line count and last hash), so `tc artifacts verify --all` finds
+edits, truncation and deletion, keyed with TC_MANIFEST_KEY. A payload is validated in full before
 anything is written: an invalid one changes nothing.
 """
 
@@ -60,11 +61,18 @@ def parse_payload(body: bytes, source: str = "payload") -> dict[str, Any]:
     return kept
 
 
+def anchor_path(root: Path | None = None) -> Path:
+    """<root>/alerts/notifications.anchor.json: the history's sealed line count and last hash."""
+    return (root if root is not None else fs.root()) / contracts.artifact("alert_notifications_anchor").path
+
+
 def record(notification: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
-    """Append one validated notification to the history (one fsync'd line) and return the line."""
+    """Append one validated notification to the history (one fsync'd line), re-anchor it, and return the line;
+    InputError when the history disagrees with its anchor (deleted, truncated, rewritten)."""
     path = history_path(root)
     with fs.locked(path.parent, "the alert history", wait=True):  # concurrent deliveries: seq/prev cannot race
-        return journal.append_record(path, {"notification": notification})
+        return journal.append_anchored(path, anchor_path(root), contracts.artifact("alert_notifications").path,
+                                       {"notification": notification})
 
 
 def _tail_lines(path: Path) -> list[bytes]:

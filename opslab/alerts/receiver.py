@@ -2,7 +2,8 @@
 
 POST /alerts takes one webhook payload (version 4), validates it and appends it to
 alerts/notifications.jsonl: 200 when kept; 400 (bad JSON or schema), 411 (no Content-Length) or
-413 (too large) and nothing written otherwise; 503 when the history cannot be written. GET /healthz answers `ok`. Alertmanager retries a
+413 (too large) and nothing written otherwise; 503 when the history cannot be written (or disagrees with its
+anchor). An error quotes at most httpserver.ECHO_CHARS characters of what it refuses. GET /healthz answers `ok`. Alertmanager retries a
 delivery that did not get a 2xx, so a refused payload is reported to it, not lost silently.
 """
 
@@ -68,9 +69,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         try:
             payload = notifications.parse_payload(body)
-        except InputError as exc:
-            self._tell("refused", None, str(exc))
-            self._answer(400, {"error": str(exc)})
+        except InputError as exc:  # its message may quote the payload: echoed bounded, in the answer and the log
+            error = httpserver.bounded(str(exc))
+            self._tell("refused", None, error)
+            self._answer(400, {"error": error})
             return
         try:
             line = notifications.record(payload, self.root)

@@ -144,6 +144,8 @@ def rerender_report(args: argparse.Namespace, report: Reporter) -> Any:
 def artifacts_verify(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import verify
 
+    if args.run_id is not None and not args.run_id.strip():
+        raise InputError("tc artifacts verify: RUN_ID: empty; give a run id, or --all for every run")
     if args.run_id and args.all:
         raise InputError("tc artifacts verify: give RUN_ID or --all, not both")
     return verify.verify(args.run_id, all_runs=args.all)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable
 
+from opslab import digests
 from opslab.contracts import SCHEMA_VERSION
 
 CHECKS = ("non_monotonic", "duplicate_timestamps", "gaps", "ohlc_inconsistent", "non_positive_prices", "zero_volume_runs", "outliers")
@@ -120,7 +121,8 @@ def _outliers(rows: list[Row], bound: float) -> list[dict[str, Any]]:
 
 
 def evaluate(rows: list[Row], dataset_id: str, fingerprint: str, interval_seconds: int, settings: Settings) -> dict[str, Any]:
-    """The quality document (schemas/dataset_quality.schema.json) for ROWS."""
+    """The quality document (schemas/dataset_quality.schema.json) for ROWS, sealed (digests.stamp): a run trusts
+    only a record whose seal verifies, so editing "passed" by hand does not open the quality gate."""
     found = _order(rows, interval_seconds)
     found["ohlc_inconsistent"] = _ohlc(rows)
     found["non_positive_prices"] = _non_positive(rows)
@@ -132,7 +134,7 @@ def evaluate(rows: list[Row], dataset_id: str, fingerprint: str, interval_second
         items = found[name]
         checks.append({"name": name, "count": len(items), "threshold": limit, "passed": len(items) <= limit,
                        "examples": items[:MAX_EXAMPLES]})
-    return {"schema_version": SCHEMA_VERSION, "dataset_id": dataset_id, "fingerprint": fingerprint, "rows": len(rows),
+    return digests.stamp({"schema_version": SCHEMA_VERSION, "dataset_id": dataset_id, "fingerprint": fingerprint, "rows": len(rows),
             "interval_seconds": interval_seconds, "settings": settings.as_dict(),
             "passed": all(c["passed"] for c in checks), "failed_checks": [c["name"] for c in checks if not c["passed"]],
-            "checks": checks}
+            "checks": checks})

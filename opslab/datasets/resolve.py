@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opslab import fs
+from opslab import contracts, digests, fs
 from opslab.datasets import quality, store
 from opslab.datasets.imports import quality_path
 from opslab.errors import CheckFailed, InputError
@@ -39,8 +39,22 @@ def converge_for_spec(spec_data: dict[str, Any], check: bool = False) -> Result:
     return Result("ok", f"dataset {dataset_id} is intact ({manifest['rows']} bars)", [str(folder)], {"manifest": manifest})
 
 
+def quality_problems(folder: Path, manifest: dict[str, Any], label: str) -> list[str]:
+    """What is wrong with a dataset's quality record: schema, seal, or missing for an imported dataset (the import
+    writes one; a synthetic dataset has one only after `tc data check`). Empty when it verifies."""
+    path = quality_path(folder)
+    try:
+        doc = fs.read_json(path)
+    except FileNotFoundError:
+        return [f"{label}: missing (an imported dataset's quality record was deleted)"] if manifest["kind"] == "imported" else []
+    except (OSError, InputError) as exc:
+        return [f"{label}: not readable JSON ({getattr(exc, 'strerror', None) or exc})"]
+    return contracts.errors_for("dataset_quality", doc, label) or digests.stamp_problems(doc, label)
+
+
 def quality_gate(spec: Any) -> None:
-    """CheckFailed (exit 4) when the spec's dataset has a failed quality artifact the spec does not accept.
+    """CheckFailed (exit 4) when the spec's dataset has a failed quality artifact the spec does not accept;
+    InputError (exit 2) when its quality artifact does not verify (schema or seal: edited by hand).
 
     Called by the run commands before anything of the run is written. A quality artifact for other
     bytes (an old fingerprint) is ignored here: the dataset's intact check speaks for those.
@@ -50,10 +64,15 @@ def quality_gate(spec: Any) -> None:
     if not fs.root().is_dir():
         return
     path = quality_path(folder)
-    if not fs.exists(path) or not fs.exists(store.manifest_path(folder)):
+    if not fs.exists(store.manifest_path(folder)):
+        return
+    manifest = store.load_manifest(folder)
+    problems = quality_problems(folder, manifest, str(path))
+    if problems:  # an edited or deleted record ("passed": true by hand) must not open the gate
+        raise InputError(f"{problems[0]}; the quality record does not verify: run `tc data check {dataset_id}` to check the data again")
+    if not fs.exists(path):
         return
     doc = fs.read_json(path)
-    manifest = store.load_manifest(folder)
     if not isinstance(doc, dict) or doc.get("fingerprint") != manifest["fingerprint"] or doc.get("passed", False):
         return
     failed = doc.get("failed_checks", [])

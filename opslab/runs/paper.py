@@ -28,7 +28,7 @@ from opslab.runs import lifecycle
 from opslab.runs.lifecycle import Lifecycle
 from opslab.engine import strategies
 from opslab.contracts import SCHEMA_VERSION
-from opslab.errors import EXIT_CODES
+from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 from opslab.runs import Run
 from opslab.spec import RunSpec
@@ -36,6 +36,14 @@ from opslab.spec import RunSpec
 UNFINISHED = ("created", "preflight", "running", "stopping")
 STEP_DELAY_ENV = "TC_TEST_STEP_DELAY_MS"  # test hook: sleep after each step so a test can kill mid-run
 RECOVERY_ENV = "TC_PAPER_RECOVERY"  # test hook: "off" ignores an unfinished lifecycle (proves the restart drill can fail)
+
+
+def step_delay_s() -> float:
+    """The STEP_DELAY_ENV test hook in seconds (0 when unset); InputError when it is not a whole number of milliseconds."""
+    text = os.environ.get(STEP_DELAY_ENV, "").strip() or "0"
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise InputError(f"{STEP_DELAY_ENV}: {text[:40]!r}: expected a whole number of milliseconds (0 to 999999999)")
+    return int(text) / 1000.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ def run_paper(spec: RunSpec, preflight_gates: Iterable[Gate] = (), step_gates: I
     bounds = spec.data["engine"]["paper"]
     per_step = bounds["bars_per_step"]
     strategies.check(spec)  # import/config errors are exit 2 before anything of the run is written
+    step_delay_s()  # so is a malformed test hook
     resolve.quality_gate(spec)  # a failed quality artifact is exit 4, also before anything is written
     with runs.open(spec, dataset=runs.dataset_for(spec)) as run:
         bars_given = min(bounds["steps"] * per_step, run.dataset["rows"], spec.data["engine"]["max_bars"])
@@ -153,7 +162,7 @@ def _drive(spec: RunSpec, dataset: dict[str, Any], bars_given: int, life: Lifecy
     from opslab.engine import session as engine_session
 
     per_step, steps = life.doc["bars_per_step"], life.doc["steps_total"]
-    delay = int(os.environ.get(STEP_DELAY_ENV, "0") or 0) / 1000.0
+    delay = step_delay_s()
     folder, instrument = resolve.dataset_catalog(dataset)
     bars = catalog.bars(folder, dataset["catalog"]["bar_type"], bars_given)
     session = engine_session.build(spec, bars_given, instrument, life.run.folder)

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 from opslab import __version__, clock, contracts, digests, fs, journal, safety
 from opslab.report import html, markdown
 from opslab.contracts import RUN_ID_RE, SCHEMA_VERSION
-from opslab.errors import InputError
+from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result, merge_status
 from opslab.spec import RunSpec, config_hash
 
@@ -300,10 +300,19 @@ def list_runs() -> Result:
 def show(run_id: str) -> Result:
     """`tc run show RUN_ID`."""
     folder, meta = load_metadata(run_id)
-    events = journal.read(path_of(folder, "journal"))
+    path = path_of(folder, "journal")
+    events = journal.read(path)
     last = events[-1].get("event") if events else None
-    return Result("ok", f"run {run_id}: {meta.get('status')} ({meta.get('engine_kind')}), report {path_of(folder, 'report')}", [str(folder)],
-                  {"metadata": meta, "journal_events": len(events), "last_event": last, "files": run_files(folder)})
+    label = f"runs/{run_id}/{path.name}"
+    damage = journal.verify(path, contracts.artifact("journal").schema, label) if fs.exists(path) else [f"{label}: missing"]
+    damage += [f"{label}:{n}: run_id {e.get('run_id')!r}, expected {run_id!r} (a foreign line)"
+               for n, e in enumerate(events, start=1) if e.get("run_id") != run_id]
+    found = {"metadata": meta, "journal_events": len(events), "last_event": last, "files": run_files(folder), "journal_problems": damage}
+    summary = f"run {run_id}: {meta.get('status')} ({meta.get('engine_kind')}), report {path_of(folder, 'report')}"
+    if damage:  # a damaged journal is not `ok`: say which line, as `tc artifacts verify` would
+        return Result("failed", f"{summary}; its journal is DAMAGED ({damage[0]})", [str(folder)], found,
+                      exit_code=EXIT_CODES["check"], details=damage)
+    return Result("ok", summary, [str(folder)], found)
 
 
 def rerender(run_id: str, check: bool = False) -> Result:

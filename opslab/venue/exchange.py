@@ -37,7 +37,7 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import clock, fs, market
+from opslab import clock, digests, fs, market
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import InputError
 
@@ -230,7 +230,7 @@ class Exchange:
             doc = fs.read_json(self.state_path)
         except (OSError, InputError) as exc:
             raise InputError(f"{self.state_path}: unreadable venue state ({exc}); inspect it or start with --reset") from None
-        problems = errors_for("venue_state", doc, str(self.state_path))
+        problems = errors_for("venue_state", doc, str(self.state_path)) + digests.stamp_problems(doc, str(self.state_path))
         if problems:
             raise InputError(problems[0] + "; inspect it or start with --reset")
         if doc["dataset_id"] != dataset_id:
@@ -243,7 +243,7 @@ class Exchange:
         self.state["updated_at"] = clock.now_iso()
         if self.state_path is None:  # on demand: nothing outlives the process
             return
-        fs.write_json(self.state_path, self.state)  # built by this class field by field; verify checks the schema
+        fs.write_json(self.state_path, digests.stamp(self.state))  # built by this class field by field; verify checks the schema
 
     # --- replay -----------------------------------------------------------------------------
     @property

@@ -444,7 +444,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 faults = fault_switch.faults_from_json(fs.parse_json((body or "null").encode(), "body"))
             except fault_switch.InputError as exc:
-                return self._send(400, {"code": -1, "msg": str(exc)})
+                return self._send(400, {"code": -1, "msg": httpserver.bounded(str(exc))})
         else:
             return self._send(405, {"code": -1000, "msg": f"Method {method} is not supported for /admin/faults."})
         self.venue.set_faults(faults)
@@ -456,7 +456,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             doc = fs.parse_json((body or "{}").encode(), "body")
         except fault_switch.InputError as exc:
-            return self._send(400, {"code": -1, "msg": f"{exc}; expected an empty body or {{}}"})
+            return self._send(400, {"code": -1, "msg": httpserver.bounded(f"{exc}; expected an empty body or {{}}")})
         if doc != {}:
             return self._send(400, {"code": -1, "msg": "expected an empty body or {} (every open order is filled)"})
         self._send(200, {"filled": self.venue.fill_open_orders()})

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from opslab import clock, contracts, fs
+from opslab import clock, contracts, digests, fs
 from opslab.contracts import SCHEMA_VERSION
 from opslab.venue import faults as fault_switch
 
@@ -79,6 +79,7 @@ class VenueStats:
         unchanged = {k: v for k, v in doc.items() if k != "updated_at"}
         if unchanged == self._written:
             return False
+        doc = digests.stamp(doc)
         contracts.ensure_valid("venue_stats", doc, str(self.path))
         fs.write_json(self.path, doc)
         self._written = unchanged

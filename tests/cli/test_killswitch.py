@@ -83,3 +83,11 @@ def test_concurrent_engage_and_release_lose_nothing(tmp_path):
     state = json.loads((root / "state/kill_switch.json").read_text())
     assert state["event_seq"] == events[-1]["seq"]
     assert state["state"] == ("engaged" if events[-1]["action"] == "engage" else "released")
+
+
+def test_a_folder_at_the_state_file_is_exit_2_before_the_history_changes(lab):
+    (lab.root / "state/kill_switch.json").mkdir(parents=True)
+    result = lab("killswitch", "engage", "--reason", "incident")
+    assert result.code == 2 and "kill_switch.json: is a folder" in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not (lab.root / "state/kill_switch_events.jsonl").exists()

@@ -124,3 +124,29 @@ def test_spec_in_yaml_and_json_hash_the_same(lab, tmp_path):
     a = lab("spec", "validate", DEMO, "--json").json()["data"]["config_hash"]
     b = lab("spec", "validate", str(path), "--json").json()["data"]["config_hash"]
     assert a == b
+
+
+def test_verify_an_empty_run_id_is_exit_2_not_all(lab):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    result = lab("artifacts", "verify", "")
+    assert result.code == 2 and "RUN_ID: empty" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_a_malformed_step_delay_is_exit_2_and_writes_no_run(lab):
+    result = lab("run", "paper", "--spec", str(SPECS / "paper-demo.yaml"), TC_TEST_STEP_DELAY_MS="abc")
+    assert result.code == 2 and "TC_TEST_STEP_DELAY_MS: 'abc'" in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not (lab.root / "runs").exists() or not any((lab.root / "runs").iterdir())
+
+
+def test_show_reports_a_journal_with_a_foreign_line_as_damaged(lab):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    assert lab("run", "show", "minimal").code == 0
+    journal = lab.root / "runs/minimal/journal.jsonl"
+    lines = journal.read_text().splitlines()
+    foreign = {**json.loads(lines[-1]), "run_id": "someone-else", "seq": len(lines) + 1}
+    journal.write_text("\n".join(lines + [json.dumps(foreign)]) + "\n")
+    result = lab("run", "show", "minimal", "--json")
+    assert result.code == 4 and result.json()["status"] == "failed"
+    assert any(f"journal.jsonl:{len(lines) + 1}" in p for p in result.json()["details"]), result.json()["details"]
+    assert "DAMAGED" in lab("run", "show", "minimal").out

@@ -208,3 +208,26 @@ def test_every_subpackage_ships_in_the_wheel():
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "opslab").rglob("__init__.py") if "__pycache__" not in p.parts}
     assert found <= listed, found - listed
+
+
+def test_a_huge_refused_payload_is_echoed_bounded_in_the_answer_and_the_log(receiver):
+    port, root, events = receiver
+    payload = copy.deepcopy(PAYLOAD)
+    payload["status"] = "x" * 310_000  # the schema's message quotes the value it refuses
+    status, body = _post(port, json.dumps(payload).encode())
+    assert status == 400 and body["error"].startswith("payload: /status: 'xxxx") and "characters)" in body["error"]
+    assert len(body["error"]) < 400
+    outcome, line, error = events[-1]
+    assert outcome == "refused" and error == body["error"]
+    assert not (root / "alerts/notifications.jsonl").exists()
+
+
+def test_a_truncated_history_is_a_503_and_is_not_re_anchored(receiver):
+    port, root, events = receiver
+    assert _post(port, json.dumps(PAYLOAD).encode())[0] == 200
+    assert _post(port, json.dumps(PAYLOAD).encode())[0] == 200
+    history = root / "alerts/notifications.jsonl"
+    history.write_bytes(history.read_bytes().splitlines(keepends=True)[0])
+    status, body = _post(port, json.dumps(PAYLOAD).encode())
+    assert status == 503 and "truncated or rewritten" in body["error"]
+    assert len(history.read_bytes().splitlines()) == 1 and json.loads((root / "alerts/notifications.anchor.json").read_text())["lines"] == 2
