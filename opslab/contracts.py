@@ -113,7 +113,7 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
     Artifact("drill_scorecard", "drills/scorecard.json", "drill_scorecard", "root", "observation", "the latest `tc drill run --all`"),
     Artifact("drill_scorecard_html", "drills/scorecard.html", None, "root", "derived", "the scorecard as a page, time to detect charted"),
     Artifact("drill_matrix", "drills/matrix.json", "drill_matrix", "root", "observation",
-             "the latest `tc drill matrix`: every node drill on each engine profile, and what changed between them"),
+             "the latest `tc drill matrix`: every node drill on each engine profile, and what changed between them", "drills/matrix.jsonl"),
     Artifact("drill_matrix_html", "drills/matrix.html", None, "root", "derived", "the drill matrix as a page, changes marked"),
     Artifact("drills_manifest", "drills/manifest.json", "manifest", "root", "derived", "sha256 of every drill artifact"),
     Artifact("alert_notifications", "alerts/notifications.jsonl", "alert_notification", "root", "log",

@@ -34,6 +34,7 @@ COVER: dict[str, str] = {
     "venue_state": SEAL, "venue_stats": SEAL,
     "kill_switch": CHAIN, "kill_switch_events": CHAIN,
     "drill_result": DRILLS_MANIFEST, "drill_scorecard": DRILLS_MANIFEST, "drill_scorecard_html": DRILLS_MANIFEST,
+    "drill_matrix": DRILLS_MANIFEST, "drill_matrix_html": DRILLS_MANIFEST,
     "drills_manifest": DRILLS_MANIFEST,
     "alert_notifications": ANCHORED, "alert_notifications_anchor": ANCHORED,
     "generation": CHANGE_FEED,

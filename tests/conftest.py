@@ -50,12 +50,10 @@ MATRIX_EVIDENCE = REPO / "fixtures" / "evidence" / "drill-matrix.json"
 
 
 def add_matrix_evidence(root: Path) -> None:
-    """Put the committed drill matrix (a real `tc drill matrix` run, docs/upgrading.md's evidence) into ROOT as
-    drills/matrix.json and reseal the drills manifest: `make demo` does not run the two-engine matrix, and the
+    """Record the committed drill matrix (a real `tc drill matrix` run, docs/upgrading.md's evidence) in ROOT through
+    the matrix's own writer: `make demo` does not run the two-engine matrix, and the
     dashboard's upgrade-canary panels must have data like every other panel."""
-    (root / "drills").mkdir(parents=True, exist_ok=True)
-    (root / "drills" / "matrix.json").write_bytes(MATRIX_EVIDENCE.read_bytes())
-    code = "from opslab import fs; from opslab.drills import runner\nwith fs.locked(runner.drills_dir(), 'drills'): runner.seal()"
+    code = f"import json; from opslab.drills import matrix; matrix.record(json.loads(open({str(MATRIX_EVIDENCE)!r}).read()))"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=tc_env(root), check=True, timeout=60)
 
 

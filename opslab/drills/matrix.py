@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from opslab import clock, contracts, fs
+from opslab import clock, contracts, fs, runs
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills import runner
 from opslab.drills.registry import DRILLS
@@ -236,15 +236,23 @@ def run(engines: str | None = None, names: list[str] | None = None, check: bool 
             rows.append(outcome["row"])
             results[env.engine] = outcome["results"]
     doc = _document(rows, wanted, results)
+    record(doc)
+    return _result(doc, target)
+
+
+def record(doc: dict) -> None:
+    """Write DOC as the latest matrix (each cell checked against drill_result), one more history line, the page, and
+    reseal the drills folder."""
+    target = contracts.artifact("drill_matrix").at(fs.root())
     for drill in doc["drills"]:
         for engine, cell in drill["cells"].items():
             contracts.ensure_valid("drill_result", cell, f"{target}: {drill['drill']} on {engine}")
     contracts.ensure_valid("drill_matrix", doc, str(target))
     with fs.locked(runner.drills_dir(), "the drills folder"):
         fs.write_json(target, doc)
+        runs.append_history(contracts.artifact("drill_matrix").at(fs.root(), history=True), doc)
         fs.write_atomic(contracts.artifact("drill_matrix_html").at(fs.root()), html.render_matrix(doc).encode("utf-8"))
         runner.seal()
-    return _result(doc, target)
 
 
 def _result(doc: dict, target: Path) -> Result:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, SPECS, tc_env
+from conftest import FIXTURES, MATRIX_EVIDENCE, SPECS, tc_env
 from opslab import contracts, digests, fs, journal, verify
 from opslab.alerts import notifications
 
@@ -47,7 +47,7 @@ def _tc(root: Path, key: str | None, *args: str) -> None:
 
 
 def _build(root: Path, key: str | None) -> None:
-    from opslab.drills import runner
+    from opslab.drills import matrix, runner
     from opslab.runs.run import run_files
     from opslab.venue import exchange, faults, stats
 
@@ -59,6 +59,7 @@ def _build(root: Path, key: str | None) -> None:
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, root, key)
         runner._record(CARD, [])  # the scorecard and its page, as `tc drill run --all` ends
+        matrix.record(json.loads(MATRIX_EVIDENCE.read_text()))  # the matrix, its history and page, as `tc drill matrix` ends
         for _ in range(3):
             notifications.record(PAYLOAD, root)
         state = contracts.artifact("venue_state").at(root, "minimal")
