@@ -395,7 +395,7 @@ def _wake_one(dfd: int, base: Path, doc: dict[str, Any], reason: str, t0: float,
     if answer.get("ok") is not True or answer.get("run_id") != run_id:
         why = str(answer.get("error") or "answered without ok")[:300]
         return "not_acknowledged", {"run_id": run_id, "why": f"answered but did not confirm HALTED: {why}", "latency_ms": latency}
-    fields = {k: answer.get(k) for k in ("phase", "trading_state", "orders_in_flight", "drain_ms")}
+    fields = {k: answer.get(k) for k in ("phase", "trading_state", "orders_in_flight", "waited_for", "drain_ms")}
     return "acknowledged", {"run_id": run_id, "latency_ms": latency, **fields}
 
 
@@ -409,7 +409,8 @@ def _gone(doc: dict[str, Any], why: str) -> tuple[str, dict[str, Any]]:
 def wake_all(reason: str, timeout_s: float = WAKE_TIMEOUT_S, base: Path | None = None) -> dict[str, Any]:
     """Wake every registered node at once and wait (at most TIMEOUT_S) for each HALTED acknowledgement.
 
-    {acknowledged: [{run_id, latency_ms, phase, trading_state, orders_in_flight, drain_ms}],
+    {acknowledged: [{run_id, latency_ms, phase, trading_state, orders_in_flight (after the wait: 0), waited_for (orders
+     in flight at the wake), drain_ms}],
      not_acknowledged: [{run_id, why}], stale: [{run_id, why}] (removed), refused: [{entry, why}]}."""
     base = base or fs.root()
     t0 = time.monotonic()

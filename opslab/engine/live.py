@@ -49,7 +49,7 @@ from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 LOG_FILE_MAX_BYTES = 2_000_000
 LOG_FILE_BACKUPS = 2
 KILL_SWITCH_POLL_S = 0.25  # the fallback: `tc killswitch engage` wakes a registered node at once (opslab/nodes.py)
-WAKE_DRAIN_S = 3.0  # on a wake: how long orders already past the RiskEngine may take to get their venue answer
+WAKE_DRAIN_S = 3.0  # on a wake: how long submit requests already past the RiskEngine may take to be answered by the venue
 DRAIN_S = 3.0  # at stop: how long orders in flight may take to be answered
 
 
@@ -172,14 +172,16 @@ class NodeOpsActor(OpsActor):
         started = time.monotonic()
         self._kill_switch(None, woken=f"engaged (woken by tc killswitch engage): {reason}")
         unanswered, queued = _in_flight(self.node)
+        waited_for = unanswered
         while (unanswered or queued) and time.monotonic() - started < WAKE_DRAIN_S:
             await asyncio.sleep(0.002)
             unanswered, queued = _in_flight(self.node)
         state = trading_state_to_str(self.node.kernel.risk_engine.trading_state)
         answer: dict[str, Any] = {"ok": not (unanswered or queued) and state == "HALTED", "phase": "trading", "trading_state": state,
-                                  "orders_in_flight": unanswered, "drain_ms": round((time.monotonic() - started) * 1000, 3)}
+                                  "orders_in_flight": unanswered, "waited_for": waited_for,
+                                  "drain_ms": round((time.monotonic() - started) * 1000, 3)}
         if not answer["ok"]:
-            answer["error"] = f"trading state {state}, {unanswered} order(s) unanswered and {queued} command(s)/event(s) queued after {WAKE_DRAIN_S:g} s"
+            answer["error"] = f"trading state {state}, {unanswered} submit request(s) unanswered and {queued} queued after {WAKE_DRAIN_S:g} s"
         return answer
 
     def _kill_switch(self, _event: Any, woken: str | None = None) -> None:
@@ -338,6 +340,8 @@ async def _supervise(node: TradingNode, actor: NodeOpsActor, s: Settings, hooks:
         hooks.to("reconciled", {"open_orders_at_venue": len(node.cache.orders_open())})
         hooks.timings["running"] = hooks.elapsed()
         hooks.to("running", {"seconds": hooks.timings["running"]})
+        if actor.halted:  # engaged (or woken) while it started: it came up HALTED and says so
+            hooks.to("halted", {"reason": "kill switch engaged while the node started", "cancelled_orders": []})
         actor._beat(None)
         await _watch(node, s, hooks)
     hooks.to("stopping", {"reason": hooks.stop_reason})
@@ -360,13 +364,20 @@ async def _supervise(node: TradingNode, actor: NodeOpsActor, s: Settings, hooks:
 
 
 def _in_flight(node: TradingNode) -> tuple[int, int]:
-    """(orders past the strategy but not yet answered by the venue, commands and events still queued in the
-    RiskEngine and ExecEngine). An order is INITIALIZED until its OrderSubmitted is applied, which can be
-    after its request left; in HALTED, a queued submit is denied, never sent."""
+    """(submit requests past the RiskEngine that the venue has not answered yet, submit commands still queued for
+    the ExecEngine). A request is the execution client's `_submit_order*` task: running means its HTTP call may
+    still reach the venue; done means the venue answered (or it failed). Submits still queued in the RiskEngine
+    are denied in HALTED, never sent. A client that does not expose its tasks is judged by the cache instead
+    (orders INITIALIZED or SUBMITTED: slower, since the venue's answer then comes over the user data stream)."""
     kernel = node.kernel
-    unanswered = sum(1 for o in node.cache.orders() if o.status in (OrderStatus.INITIALIZED, OrderStatus.SUBMITTED))
-    queued = kernel.exec_engine.cmd_qsize() + kernel.exec_engine.evt_qsize() + kernel.risk_engine.cmd_qsize() + kernel.risk_engine.evt_qsize()
-    return unanswered, queued
+    queued = kernel.exec_engine.cmd_qsize()
+    requests = 0
+    for client in kernel.exec_engine._clients.values():  # cdef readonly: the registered execution clients
+        tasks = getattr(client, "_tasks", None)
+        if tasks is None:
+            return sum(1 for o in node.cache.orders() if o.status in (OrderStatus.INITIALIZED, OrderStatus.SUBMITTED)), queued
+        requests += sum(1 for t in list(tasks) if not t.done() and getattr(t.get_coro(), "__name__", "").startswith("_submit_order"))
+    return requests, queued
 
 
 def _busy(node: TradingNode) -> bool:
