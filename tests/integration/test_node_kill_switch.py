@@ -133,7 +133,7 @@ def test_no_order_reaches_the_venue_after_engage_returned(tmp_path: Path, monkey
                 with venue.exchange.lock:
                     first = venue.exchange.state["next_order_id"]
                 want = first + ORDERS_BEFORE_ENGAGE[trial % len(ORDERS_BEFORE_ENGAGE)]
-                _wait(lambda: venue.exchange.state["next_order_id"] >= want, proc, 30, f"trial {trial}: orders flowing")
+                _wait(lambda want=want: venue.exchange.state["next_order_id"] >= want, proc, 30, f"trial {trial}: orders flowing")
                 code, out, returned, next_id = _engage(capsys, venue, f"kill switch test: trial {trial}")
                 assert code == 0 and out["status"] == "changed", out
                 [ack] = out["data"]["nodes"]["acknowledged"]
