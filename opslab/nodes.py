@@ -400,10 +400,15 @@ def _wake_one(dfd: int, base: Path, doc: dict[str, Any], reason: str, t0: float,
 
 
 def _gone(doc: dict[str, Any], why: str) -> tuple[str, dict[str, Any]]:
-    if doc["host"] == (socket.gethostname()[:255] or "localhost") and _pid_alive(doc["pid"]):
-        return "not_acknowledged", {"run_id": doc["run_id"], "why": f"{why}, yet its process {doc['pid']} is alive (remove "
-                                    f"state/nodes/{doc['run_id']}.* once you know it is not a node)"}
-    return "stale", {"run_id": doc["run_id"], "why": f"{why}; process {doc['pid']} on {doc['host']} is gone", "pid": doc["pid"]}
+    """Stale only when provably gone: its pid is dead on this host. A live pid, or a node on another host (a
+    container, a pod: its pid means nothing here), is named instead (fail closed)."""
+    remove = f"remove state/nodes/{doc['run_id']}.json and .sock once you know that node stopped"
+    if doc["host"] != (socket.gethostname()[:255] or "localhost"):
+        return "not_acknowledged", {"run_id": doc["run_id"], "why": f"{why}; it registered on host {doc['host']}, so tc cannot tell "
+                                    f"whether it still runs ({remove})"}
+    if _pid_alive(doc["pid"]):
+        return "not_acknowledged", {"run_id": doc["run_id"], "why": f"{why}, yet its process {doc['pid']} is alive ({remove})"}
+    return "stale", {"run_id": doc["run_id"], "why": f"{why}; its process {doc['pid']} is gone", "pid": doc["pid"]}
 
 
 def wake_all(reason: str, timeout_s: float = WAKE_TIMEOUT_S, base: Path | None = None) -> dict[str, Any]:

@@ -157,11 +157,13 @@ def test_stale_entries_are_reported_and_removed_a_live_unreachable_one_is_named(
     (stale.parent / "crashed.sock").write_bytes(b"")  # whatever a crash left; not a socket: refused, never connected to
     gone = _register_by_hand(root, "gone", _dead_pid())
     alive = _register_by_hand(root, "alive", os.getpid())  # a live process whose socket is missing
+    foreign = _register_by_hand(root, "foreign", _dead_pid(), host="another-host")  # its pid means nothing here
     report = nodes.wake_all("incident", timeout_s=2)
     assert [s["run_id"] for s in report["stale"]] == ["gone"] and not gone.exists()
     named = {m["run_id"]: m["why"] for m in report["not_acknowledged"]}
     assert "is not a socket" in named["crashed"] and stale.exists()
     assert "is alive" in named["alive"] and alive.exists()
+    assert "another-host" in named["foreign"] and foreign.exists()
 
 
 def _fifo_registration(root: Path) -> Path:
