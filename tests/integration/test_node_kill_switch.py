@@ -32,8 +32,10 @@ KEY, SECRET = "ks-key-abc123", "ks-secret-def456"
 CREDS = {"TC_NODE_KEY": KEY, "TC_NODE_SECRET": SECRET}
 NODE_PROFILE = profiles.for_nautilus(runs.versions()["nautilus_trader"])
 RUN_ID = "node-ks"
-TRIALS = 24
-ORDERS_BEFORE_ENGAGE = (10, 20, 30, 40)  # each trial lets the node trade this many orders first (by turns): a leak must be possible
+TRIALS = 22
+# Each trial lets the node trade this many orders first (by turns): a leak must be possible. Kept modest in total:
+# the lab's venue rewrites its whole state on every order, so it answers slower as orders pile up.
+ORDERS_BEFORE_ENGAGE = (10, 15, 20, 30)
 WATCH_AFTER_S = 0.4  # how long after engage returned the venue is watched for a late order (> the red team's 184 ms)
 
 
