@@ -530,6 +530,32 @@ def write_json(path: Path, obj: Any) -> bool:
     return write_atomic(path, pretty_json(obj))
 
 
+@contextlib.contextmanager
+def private_dir(path: Path) -> Iterator[int]:
+    """A descriptor of the folder PATH beneath the root, created (with its parents) when missing and
+    kept to its owner (mode 0700): for what only this user may reach, such as the nodes' wake sockets.
+    Refuses a link, a non-folder, or a folder another user owns (InputError)."""
+    path = Path(path)
+    with _dir(path.parent, create=True) as (pfd, base, parts):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path.name, 0o700, dir_fd=pfd)
+        try:
+            fd = os.open(path.name, _NOFOLLOW_DIR, dir_fd=pfd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _refuse(base, parts + [path.name], "is a symlink" if _is_link(pfd, path.name) else "is not a directory") from None
+            raise
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.getuid():
+            raise InputError(f"{path}: belongs to user id {st.st_uid}, not to this user ({os.getuid()}); tc keeps it private to its owner")
+        if st.st_mode & 0o077:
+            os.fchmod(fd, 0o700)
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def mkdirs(path: Path) -> None:
     """Create the folder PATH beneath the root (and its parents), never through a link."""
     with _dir(Path(path), create=True):
@@ -637,14 +663,15 @@ def locked(folder: Path, what: str, wait: bool = False) -> Iterator[None]:
 
 
 def entries(folder: Path) -> list[tuple[str, str]]:
-    """(name, kind) of every entry of a folder beneath the root; kind is file, dir, link or other.
+    """(name, kind) of every entry of a folder beneath the root; kind is file, dir, link, socket or other.
     A missing folder has none."""
     try:
         with _dir(Path(folder)) as (fd, _, _):
             out = []
             for entry in os.scandir(fd):
                 mode = entry.stat(follow_symlinks=False).st_mode
-                kind = "link" if stat.S_ISLNK(mode) else "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+                kind = ("link" if stat.S_ISLNK(mode) else "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode)
+                        else "socket" if stat.S_ISSOCK(mode) else "other")
                 out.append((entry.name, kind))
             return sorted(out)
     except (FileNotFoundError, NotADirectoryError):

@@ -9,7 +9,7 @@ from typing import Any
 @dataclass
 class Result:
     """Outcome of one operation: ok (nothing changed), changed, or what blocked or failed it
-    (blocked, halted, engaged, failed); a one-line summary; touched paths; the exit code
+    (blocked, halted, engaged, unconfirmed, failed); a one-line summary; touched paths; the exit code
     (errors.EXIT_CODES)."""
 
     status: str

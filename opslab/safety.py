@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from opslab import clock, contracts, fs, journal
+from opslab import clock, contracts, fs, journal, nodes
 from opslab.contracts import SCHEMA_VERSION, errors_for, load_schema
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
@@ -123,7 +123,9 @@ def _set(state: str, reason: str, forced: bool) -> dict[str, Any]:
     return doc
 
 
-def _change(state: str, reason: str, force: bool, check: bool) -> Result:
+def _change(state: str, reason: str, force: bool, check: bool, wake_s: float | None = None) -> Result:
+    """Converge the switch to STATE; with WAKE_S (engage), then wake every registered node and wait for its
+    HALTED, still under the switch's lock (a release cannot slip between the write and the wake)."""
     _check_reason(reason)
     verb = "engage" if state == "engaged" else "release"
     if check and not fs.root().exists():
@@ -135,17 +137,51 @@ def _change(state: str, reason: str, force: bool, check: bool) -> Result:
             raise InputError(f"{snap['warning']}")
         if snap["state"] == state:
             since = f" since {snap['since']} by {snap['by']}: {snap['reason']}" if state == "engaged" else ""
-            return Result("ok", f"kill switch already {state}{since}", data={"kill_switch": snap})
-        if check:
+            result = Result("ok", f"kill switch already {state}{since}", data={"kill_switch": snap})
+        elif check:
             return Result("changed", f"would {verb} the kill switch", data={"kill_switch": snap})
-        doc = _set(state, reason, forced=snap["state"] == "corrupt")
-    label = "ENGAGED" if state == "engaged" else "released"
-    return Result("changed", f"kill switch {label} by {doc['by']}: {reason}", [str(state_path())], {"kill_switch": snapshot()})
+        else:
+            doc = _set(state, reason, forced=snap["state"] == "corrupt")
+            label = "ENGAGED" if state == "engaged" else "released"
+            result = Result("changed", f"kill switch {label} by {doc['by']}: {reason}", [str(state_path())], {"kill_switch": snapshot()})
+        if wake_s is not None and not check:
+            _confirm(result, nodes.wake_all(reason, wake_s), wake_s)
+    return result
 
 
-def engage(reason: str, check: bool = False) -> Result:
-    """Engage the switch; ok (and no event) when it already is. Engaging also repairs a corrupt state."""
-    return _change("engaged", reason, force=True, check=check)
+def _confirm(result: Result, woken: dict[str, Any], wake_s: float) -> None:
+    """Add the nodes' acknowledgements to an engage's RESULT; exit 4 when one is missing (the switch stays engaged)."""
+    acks, missing, refused, stale = woken["acknowledged"], woken["not_acknowledged"], woken["refused"], woken["stale"]
+    result.data["nodes"] = woken
+    result.details += [f"node {a['run_id']}: HALTED acknowledged after {a['latency_ms']:.1f} ms ({a['phase']}, "
+                       f"{a['orders_in_flight']} order(s) in flight)" for a in acks]
+    result.details += [f"node {s['run_id']}: stale registration removed ({s['why']})" for s in stale]
+    result.details += [f"node {m['run_id']}: NOT confirmed HALTED within {wake_s:g} s: {m['why']}" for m in missing]
+    result.details += [f"{r['entry']}: refused ({r['why']}); a node registered there cannot be woken" for r in refused]
+    slowest = f" (slowest {max(a['latency_ms'] for a in acks):.1f} ms)" if acks else ""
+    result.summary += f"; {len(acks)} running node(s) acknowledged HALTED{slowest}"
+    if stale:
+        result.summary += f", {len(stale)} stale registration(s) removed"
+    if missing or refused:
+        names = ", ".join([m["run_id"] for m in missing] + [r["entry"] for r in refused])
+        result.summary += f"; NOT confirmed: {names} (the switch stays engaged; a running node's own poll of it still halts it)"
+        result.status, result.exit_code = "unconfirmed", EXIT_CODES["check"]
+
+
+def engage(reason: str, check: bool = False, wait_s: float = nodes.WAKE_TIMEOUT_S) -> Result:
+    """Engage the switch (ok and no event when it already is; engaging also repairs a corrupt state), then wake
+    every running node and wait at most WAIT_S seconds until each acknowledged HALTED with no order in flight.
+    Exit 0 means no node sends another order; 4 names the nodes that did not confirm."""
+    if not 0.1 <= wait_s <= 60:
+        raise InputError(f"--wait-seconds: {wait_s:g}: expected 0.1 to 60 seconds")
+    if check:
+        planned = _change("engaged", reason, force=True, check=True)
+        if fs.root().exists():
+            docs, refused = nodes.registered()
+            planned.data["nodes"] = {"registered": [d["run_id"] for d in docs], "refused": refused}
+            planned.summary += f"; would wake {len(docs)} registered node(s)"
+        return planned
+    return _change("engaged", reason, force=True, check=False, wake_s=wait_s)
 
 
 def release(reason: str, force: bool = False, check: bool = False) -> Result:

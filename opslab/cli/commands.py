@@ -154,7 +154,7 @@ def artifacts_verify(args: argparse.Namespace, report: Reporter) -> Any:
 def killswitch_engage(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import safety
 
-    return safety.engage(args.reason, check=args.check)
+    return safety.engage(args.reason, check=args.check, wait_s=args.wait_seconds)
 
 
 def killswitch_release(args: argparse.Namespace, report: Reporter) -> Any:

@@ -164,10 +164,15 @@ def _group_artifacts(sub: Any) -> None:
 
 def _group_killswitch(sub: Any) -> None:
     g = group(sub, "killswitch", "the file-based kill switch: nothing starts while it is engaged")
-    p = leaf(g, "engage", "engage the switch (ok when already engaged); paper runs then block (exit 3) or stop at the next step", """
+    p = leaf(g, "engage", "engage the switch (ok when already engaged), then wake every running node and wait until each "
+             "acknowledged HALTED with no order in flight (exit 4 names a node that did not); paper runs then block (exit 3) or stop "
+             "at the next step", """
   tc killswitch engage --reason "venue incident 42"
+  tc killswitch engage --reason "venue incident 42" --wait-seconds 10 --json   # each node's acknowledgement and latency
   tc killswitch engage --reason "drill" --check     # only say what would change""", commands.killswitch_engage)
     p.add_argument("--reason", required=True, help="why (kept in state/kill_switch_events.jsonl; at most 200 characters)")
+    p.add_argument("--wait-seconds", type=float, default=5.0, metavar="S",
+                   help="how long to wait for every running node's HALTED acknowledgement (default 5, 0.1 to 60)")
     _check_flag(p)
     p = leaf(g, "release", "release the switch (ok when already released); --force repairs a state that cannot be trusted", """
   tc killswitch release --reason "incident 42 resolved"

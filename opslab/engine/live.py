@@ -11,6 +11,7 @@ stops the node (stop_async) and the caller reads the cache and disposes the node
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import time
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from nautilus_trader.live.node import TradingNode
 from nautilus_trader.trading.strategy import Strategy
 from nautilus_trader.model.book import OrderBook  # noqa: F401 - keeps the book types loaded before the loop starts
 from nautilus_trader.model.data import Bar, BarType, OrderBookDeltas, QuoteTick, TradeTick
-from nautilus_trader.model.enums import BookType, OrderType, TradingState, position_side_to_str, trading_state_to_str
+from nautilus_trader.model.enums import BookType, OrderStatus, OrderType, TradingState, position_side_to_str, trading_state_to_str
 from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
 
 from opslab import market
@@ -47,7 +48,8 @@ from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 LOG_FILE_MAX_BYTES = 2_000_000
 LOG_FILE_BACKUPS = 2
-KILL_SWITCH_POLL_S = 0.25
+KILL_SWITCH_POLL_S = 0.25  # the fallback: `tc killswitch engage` wakes a registered node at once (opslab/nodes.py)
+WAKE_DRAIN_S = 3.0  # on a wake: how long submit requests already past the RiskEngine may take to be answered by the venue
 DRAIN_S = 3.0  # at stop: how long orders in flight may take to be answered
 
 
@@ -58,6 +60,7 @@ class Hooks:
     heartbeat: Callable[[dict[str, Any]], None]
     event: Callable[[str, dict[str, Any]], None]  # lifecycle transition: state, data
     gate: Callable[[], "str | None"]  # the kill switch: None = released
+    registration: Any = None  # opslab.nodes.Registration: the wake from `tc killswitch engage` (None: poll only)
     started_ns: int = 0
     state: str = "starting"
     reconciliation: str = "pending"
@@ -99,6 +102,7 @@ class NodeOpsActor(OpsActor):
         super().__init__(config)
         self.hooks: Hooks | None = None
         self.node: TradingNode | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.strategy: Strategy | None = None
         self.last_data_ns: int | None = None
         self.halted = False
@@ -113,7 +117,10 @@ class NodeOpsActor(OpsActor):
         super().on_start()  # the bars
         self.clock.set_timer("opslab-heartbeat", timedelta(seconds=self.config.heartbeat_seconds), callback=self._beat)
         self.clock.set_timer("opslab-killswitch", timedelta(seconds=KILL_SWITCH_POLL_S), callback=self._kill_switch)
-        self._kill_switch(None)
+        # Actors start before strategies (Trader._start): the switch is checked, and a wake that came during
+        # start-up applied, before the strategy can submit anything.
+        registration = self.hooks.registration if self.hooks else None
+        self._kill_switch(None, woken=registration.attach(self.wake) if registration is not None else None)
 
     def on_stop(self) -> None:  # the node's own stop unsubscribes everything; only the lab's timers go here
         for name in ("opslab-heartbeat", "opslab-killswitch"):
@@ -144,9 +151,43 @@ class NodeOpsActor(OpsActor):
         if bound is not None and self.bars_seen >= bound and self.hooks:
             self.hooks.request_stop("bars")
 
-    def _kill_switch(self, _event: Any) -> None:
+    def wake(self, reason: str) -> dict[str, Any]:
+        """A wake from `tc killswitch engage` (the registration's thread): halt on the node's loop, then wait
+        until no order is in flight; the answer the caller gets."""
+        assert self.loop is not None and self.hooks is not None
+        future = asyncio.run_coroutine_threadsafe(self._halt_now(reason), self.loop)
+        until = time.monotonic() + WAKE_DRAIN_S + 1.0
+        while time.monotonic() < until:
+            try:
+                return future.result(timeout=0.05)
+            except concurrent.futures.TimeoutError:
+                if self.hooks.registration is not None and self.hooks.registration.finished:  # the loop ended: it trades no more
+                    future.cancel()
+                    return {"ok": True, "phase": "stopped", "trading_state": "STOPPED", "orders_in_flight": 0}
+        future.cancel()
+        return {"ok": False, "error": f"the node's event loop did not halt it within {WAKE_DRAIN_S + 1.0:g} s"}
+
+    async def _halt_now(self, reason: str) -> dict[str, Any]:
+        assert self.node is not None
+        started = time.monotonic()
+        self._kill_switch(None, woken=f"engaged (woken by tc killswitch engage): {reason}")
+        unanswered, queued = _in_flight(self.node)
+        waited_for = unanswered
+        while (unanswered or queued) and time.monotonic() - started < WAKE_DRAIN_S:
+            await asyncio.sleep(0.002)
+            unanswered, queued = _in_flight(self.node)
+        state = trading_state_to_str(self.node.kernel.risk_engine.trading_state)
+        answer: dict[str, Any] = {"ok": not (unanswered or queued) and state == "HALTED", "phase": "trading", "trading_state": state,
+                                  "orders_in_flight": unanswered, "waited_for": waited_for,
+                                  "drain_ms": round((time.monotonic() - started) * 1000, 3)}
+        if not answer["ok"]:
+            answer["error"] = f"trading state {state}, {unanswered} submit request(s) unanswered and {queued} queued after {WAKE_DRAIN_S:g} s"
+        return answer
+
+    def _kill_switch(self, _event: Any, woken: str | None = None) -> None:
+        """The poll (every KILL_SWITCH_POLL_S) and the wake (WOKEN: its reason; it halts without reading the file)."""
         assert self.hooks is not None and self.node is not None and self.strategy is not None
-        reason = self.hooks.gate()
+        reason = woken or self.hooks.gate()
         risk = self.node.kernel.risk_engine
         if reason and not self.halted:
             self.halted = True
@@ -254,7 +295,7 @@ def run(s: Settings, hooks: Hooks) -> dict[str, Any]:
     strategy = strategies.create(s.run_spec, s.bars or 10**9)  # the spec's strategy, built-in or the user's
     actor = NodeOpsActor(NodeOpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type, total_bars=s.bars or 0,
                                             heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars))
-    actor.hooks, actor.node, actor.strategy = hooks, node, strategy
+    actor.hooks, actor.node, actor.strategy, actor.loop = hooks, node, strategy, loop
     node.trader.add_strategy(strategy)
     node.trader.add_actor(actor)
     node.build()
@@ -299,6 +340,8 @@ async def _supervise(node: TradingNode, actor: NodeOpsActor, s: Settings, hooks:
         hooks.to("reconciled", {"open_orders_at_venue": len(node.cache.orders_open())})
         hooks.timings["running"] = hooks.elapsed()
         hooks.to("running", {"seconds": hooks.timings["running"]})
+        if actor.halted:  # engaged (or woken) while it started: it came up HALTED and says so
+            hooks.to("halted", {"reason": "kill switch engaged while the node started", "cancelled_orders": []})
         actor._beat(None)
         await _watch(node, s, hooks)
     hooks.to("stopping", {"reason": hooks.stop_reason})
@@ -315,7 +358,26 @@ async def _supervise(node: TradingNode, actor: NodeOpsActor, s: Settings, hooks:
         run_task.cancel()
     except Exception:
         pass
+    if hooks.registration is not None:
+        hooks.registration.detach()  # strategies stopped, orders drained: a wake from now on is answered `stopped`
     hooks.timings["stopped"] = hooks.elapsed()
+
+
+def _in_flight(node: TradingNode) -> tuple[int, int]:
+    """(submit requests past the RiskEngine that the venue has not answered yet, submit commands still queued for
+    the ExecEngine). A request is the execution client's `_submit_order*` task: running means its HTTP call may
+    still reach the venue; done means the venue answered (or it failed). Submits still queued in the RiskEngine
+    are denied in HALTED, never sent. A client that does not expose its tasks is judged by the cache instead
+    (orders INITIALIZED or SUBMITTED: slower, since the venue's answer then comes over the user data stream)."""
+    kernel = node.kernel
+    queued = kernel.exec_engine.cmd_qsize()
+    requests = 0
+    for client in kernel.exec_engine._clients.values():  # cdef readonly: the registered execution clients
+        tasks = getattr(client, "_tasks", None)
+        if tasks is None:
+            return sum(1 for o in node.cache.orders() if o.status in (OrderStatus.INITIALIZED, OrderStatus.SUBMITTED)), queued
+        requests += sum(1 for t in list(tasks) if not t.done() and getattr(t.get_coro(), "__name__", "").startswith("_submit_order"))
+    return requests, queued
 
 
 def _busy(node: TradingNode) -> bool:

@@ -3,7 +3,8 @@
 Preflight (nothing NautilusTrader is imported yet): the spec is engine.kind node, both venue URLs
 pass the loopback rules, the API key and secret are set in the env names the spec's
 connectivity_readiness declares (values are never written anywhere), the kill switch is released
-(else exit 3, journaled node_blocked). Then engine/live.py runs the TradingNode until its bound,
+(else exit 3, journaled node_blocked). The node registers in state/nodes/ (opslab/nodes.py: the
+kill switch's wake) for as long as it runs. Then engine/live.py runs the TradingNode until its bound,
 a signal or a fatal error. Afterwards the run holds the node's orders/fills/positions/final_state
 (observed side), NautilusTrader's own reports (node/reports/*.csv), the venue's record of the same
 account (venue_record.json, the expected side of `tc reconcile`), heartbeats, lifecycle and the
@@ -17,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import clock, contracts, fs, journal, runs
+from opslab import clock, contracts, fs, journal, nodes, runs
 from opslab import urls
 from opslab.runs import outputs, preflight
 from opslab.runs import lifecycle
@@ -131,7 +132,10 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
         run.patch(status="running")
         opened.flush()  # a node killed from outside shows `running` (and its heartbeats stop)
         try:
-            state, hooks = _drive(spec, run, life, inputs, gate)
+            # Registered before the node's own start-up check of the switch (engine/live.py): an engage either
+            # finds the switch engaged at that check or finds this node in the registry and wakes it.
+            with nodes.Registration(spec.run_id) as registration:
+                state, hooks = _drive(spec, run, life, inputs, gate, registration)
         except Exception as exc:
             life.to("failed", f"{type(exc).__name__}: {exc}"[:500])
             run.patch(status="failed")
@@ -139,7 +143,8 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
         return _finish(spec, run, life, inputs, state, hooks)
 
 
-def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any], gate: Callable[[], "str | None"]) -> tuple[dict[str, Any], Any]:
+def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any], gate: Callable[[], "str | None"],
+           registration: nodes.Registration) -> tuple[dict[str, Any], Any]:
     from opslab.engine import live  # NautilusTrader is imported here, when a node runs
 
     node = inputs["node"]
@@ -154,7 +159,7 @@ def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any],
         life.to(state, data.get("reason") if state in ("halted", "stopping") else None, event="node_resumed" if data.get("resumed") else None,
                 **{k: v for k, v in data.items() if k != "reason"})
 
-    hooks = live.Hooks(heartbeat=run.heartbeat, event=event, gate=gate)
+    hooks = live.Hooks(heartbeat=run.heartbeat, event=event, gate=gate, registration=registration)
     return live.run(settings, hooks), hooks
 
 

@@ -91,3 +91,29 @@ def test_a_folder_at_the_state_file_is_exit_2_before_the_history_changes(lab):
     assert result.code == 2 and "kill_switch.json: is a folder" in result.err and "Traceback" not in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert not (lab.root / "state/kill_switch_events.jsonl").exists()
+
+
+def test_engage_with_no_node_running_says_so_and_a_bad_wait_is_refused(lab):
+    lab.root.mkdir(parents=True)
+    bad = lab("killswitch", "engage", "--reason", "x", "--wait-seconds", "0")
+    assert bad.code == 2 and bad.err.count("\n") == 1 and "--wait-seconds" in bad.err
+    assert not (lab.root / "state/kill_switch.json").exists()
+    done = lab("killswitch", "engage", "--reason", "x", "--json")
+    assert done.code == 0 and done.json()["data"]["nodes"] == {"acknowledged": [], "not_acknowledged": [], "stale": [], "refused": []}
+    assert "0 running node(s) acknowledged HALTED" in done.json()["summary"]
+
+
+def test_engage_names_a_registry_entry_it_cannot_trust_exits_4_and_stays_engaged(lab):
+    import os
+
+    nodes_dir = lab.root / "state" / "nodes"
+    nodes_dir.mkdir(parents=True, mode=0o700)
+    os.mkfifo(nodes_dir / "ghost.json")  # a FIFO must be refused, not waited on
+    done = lab("killswitch", "engage", "--reason", "incident", "--json")
+    assert done.code == 4, done.err
+    result = done.json()
+    assert result["status"] == "unconfirmed" and "state/nodes/ghost.json" in result["summary"]
+    assert "not a regular file" in result["data"]["nodes"]["refused"][0]["why"]
+    assert lab("killswitch", "status").code == 3
+    text = lab("killswitch", "engage", "--reason", "again")
+    assert text.code == 4 and "NOT confirmed" in text.out and "refused" in text.out

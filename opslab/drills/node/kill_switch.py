@@ -47,9 +47,10 @@ def execute(ctx: Context) -> Observation:
     detected = alert is not None and engaged.code == 0 and timeline["venue_cancelled_all"] is not None
     observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after the engage; node HALTED after {timeline['halted']} s, "
                 f"venue had no open order after {timeline['venue_cancelled_all']} s" if detected else "no kill-switch notification delivered")
-    findings = [f"HALTED {timeline['halted']} s after `tc killswitch engage` started (the ops actor polls the switch every 0.25 s and sets the "
-                f"RiskEngine's trading state); every open order ({len(open_before)}) cancelled at the venue after "
-                f"{timeline['venue_cancelled_all']} s: NautilusTrader's HALTED denies new orders but cancels nothing by itself, the actor's "
+    findings = [f"HALTED {timeline['halted']} s after `tc killswitch engage` started (engage wakes the node through its wake socket and "
+                "returns once it acknowledged HALTED; the ops actor's poll every 0.25 s is the fallback); every open order "
+                f"({len(open_before)}) cancelled at the venue after {timeline['venue_cancelled_all']} s: NautilusTrader's HALTED denies new "
+                "orders but cancels nothing by itself, the actor's "
                 "cancel_all_orders does",
                 f"after release the node was running again in {timeline['resumed']} s and placed its next order after "
                 f"{timeline['first_order_after_release']} s" if timeline["first_order_after_release"] is not None else

@@ -1,0 +1,173 @@
+"""The kill switch means what it says: once `tc killswitch engage` returned 0, the venue accepts no order
+from a running node, even one sending about 40 orders a second (the red team found 2-10 orders, up to
+184 ms late, in 9 of 14 trials when the node only polled the switch file).
+
+A real TradingNode (`tc run node`, its own process, the `burst` lab strategy) against the Binance-compatible
+venue in this process. The first trial engages while the node starts (it must come up HALTED and send
+nothing); then engage/release cycles on the running node. engage runs through `tc`'s own entry point
+(opslab.cli.main) in this process, so the moment it returned and the venue's next order id are read at once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import REPO, tc_env
+from opslab import runs, spec
+from opslab.cli.main import main as tc
+from opslab.datasets import store
+from opslab.venue import profiles, streams
+from opslab.venue.server import BinanceVenue
+
+pytestmark = pytest.mark.integration
+KEY, SECRET = "ks-key-abc123", "ks-secret-def456"
+CREDS = {"TC_NODE_KEY": KEY, "TC_NODE_SECRET": SECRET}
+NODE_PROFILE = profiles.for_nautilus(runs.versions()["nautilus_trader"])
+RUN_ID = "node-ks"
+TRIALS = 22
+# Each trial lets the node trade this many orders first (by turns): a leak must be possible. Kept modest in total:
+# the lab's venue rewrites its whole state on every order, so it answers slower as orders pile up.
+ORDERS_BEFORE_ENGAGE = (10, 15, 20, 30)
+WATCH_AFTER_S = 0.4  # how long after engage returned the venue is watched for a late order (> the red team's 184 ms)
+
+
+def _spec_text(http_url: str, ws_url: str) -> str:
+    return f"""schema_version: 1
+run_id: {RUN_ID}
+scenario: {{name: ops_smoke_demo, version: "1.0.0"}}
+strategy:
+  name: burst
+  version: "1"
+  strategy_path: "opslab.engine.burst:BurstStrategy"
+  config_path: "opslab.engine.burst:BurstConfig"
+  config: {{orders_per_second: 40, trade_size: "0.000100"}}
+instrument: BTCUSDT
+venue: BINANCE
+dataset: {{kind: synthetic, seed: 42, start: "2024-01-01T00:00:00Z", bars: 1440}}
+engine:
+  kind: node
+  node: {{venue_http_url: "{http_url}", venue_ws_url: "{ws_url}", duration_seconds: 600, bars: null, heartbeat_seconds: 0.5,
+          connect_timeout_seconds: 10}}
+connectivity_readiness:
+  venue: BINANCE
+  placeholders:
+    - {{role: api_key, env: TC_NODE_KEY}}
+    - {{role: api_secret, env: TC_NODE_SECRET}}
+"""
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _wait(predicate, proc: subprocess.Popen, timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout  # liveness only
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"node exited ({proc.returncode}) while waiting for {what}: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _engage(capsys: pytest.CaptureFixture, venue: BinanceVenue, reason: str) -> tuple[int, dict[str, Any], float, int]:
+    """`tc killswitch engage --json`: (exit code, its JSON, when it returned (epoch s), the venue's next order id then)."""
+    capsys.readouterr()
+    code = tc(["killswitch", "engage", "--reason", reason, "--json"])
+    returned = time.time()
+    with venue.exchange.lock:
+        next_id = venue.exchange.state["next_order_id"]
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1]), returned, next_id
+
+
+def _late(venue: BinanceVenue, next_id: int, returned: float) -> list[dict[str, Any]]:
+    """Orders the venue accepted after engage returned: by id (exact) and by arrival time (ms)."""
+    orders = venue.exchange.snapshot()["orders"]
+    return [o for o in orders if o["orderId"] >= next_id or o["time"] > int(returned * 1000)]
+
+
+def test_no_order_reaches_the_venue_after_engage_returned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    root = tmp_path / "artifacts"
+    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(root))
+    for name, value in CREDS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(streams, "PING_INTERVAL_S", 0.5)
+    placeholder = tmp_path / "placeholder.yaml"
+    placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2"))
+    store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
+    venue = BinanceVenue(spec.load(placeholder), speed=300, binance_api=NODE_PROFILE).start()
+    registration = root / "state" / "nodes" / f"{RUN_ID}.json"
+    beat_file = root / "runs" / RUN_ID / "node" / "heartbeat.json"
+    trials: list[dict[str, Any]] = []
+    try:
+        spec_file = tmp_path / "node.yaml"
+        spec_file.write_text(_spec_text(venue.url, venue.ws_url))
+        proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "node", "--spec", str(spec_file), "--json"], cwd=REPO,
+                                env=tc_env(root, **CREDS), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # Start-up: engaged while the node registers and connects; it must come up HALTED and send nothing.
+            _wait(registration.exists, proc, 60, "the node's registration")
+            code, out, returned, next_id = _engage(capsys, venue, "kill switch test: during start-up")
+            assert code == 0, out
+            [ack] = out["data"]["nodes"]["acknowledged"]
+            assert ack["run_id"] == RUN_ID and ack["trading_state"] == "HALTED"
+            startup_phase = ack["phase"]
+            _wait(lambda: (b := _read(beat_file)) and b["state"] in ("running", "halted") and b["trading_state"] == "HALTED", proc, 60,
+                  "the node running, HALTED")
+            time.sleep(1.0)  # a second of the strategy's timer firing into a HALTED RiskEngine
+            assert venue.exchange.snapshot()["orders"] == [], "an order left a node that started while the switch was engaged"
+            assert tc(["killswitch", "release", "--reason", "kill switch test: trade"]) == 0
+
+            for trial in range(TRIALS):
+                with venue.exchange.lock:
+                    first = venue.exchange.state["next_order_id"]
+                want = first + ORDERS_BEFORE_ENGAGE[trial % len(ORDERS_BEFORE_ENGAGE)]
+                _wait(lambda want=want: venue.exchange.state["next_order_id"] >= want, proc, 30, f"trial {trial}: orders flowing")
+                code, out, returned, next_id = _engage(capsys, venue, f"kill switch test: trial {trial}")
+                assert code == 0 and out["status"] == "changed", out
+                [ack] = out["data"]["nodes"]["acknowledged"]
+                assert ack["run_id"] == RUN_ID and ack["phase"] == "trading" and ack["trading_state"] == "HALTED"
+                assert ack["orders_in_flight"] == 0
+                time.sleep(WATCH_AFTER_S)  # the window in which the red team saw late orders arrive
+                late = _late(venue, next_id, returned)
+                trials.append({"trial": trial, "orders_before_engage": next_id - first, "accepted_after_engage": len(late),
+                               "ack_latency_ms": ack["latency_ms"], "in_flight_at_wake": ack["waited_for"], "drain_ms": ack["drain_ms"]})
+                assert late == [], f"trial {trial}: the venue accepted {len(late)} order(s) after engage returned: {late[:3]}"
+                capsys.readouterr()
+                assert tc(["killswitch", "release", "--reason", f"kill switch test: trial {trial} done"]) == 0
+            capsys.readouterr()
+            proc.send_signal(signal.SIGINT)
+            out_text, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        venue.stop()
+    assert proc.returncode == 0, err
+    assert not registration.exists() and not registration.with_suffix(".sock").exists(), "a clean stop leaves no registration"
+    life = json.loads((root / "runs" / RUN_ID / "node" / "lifecycle.json").read_text())
+    assert life["halts"] == TRIALS + 1
+    latencies = [t["ack_latency_ms"] for t in trials]
+    with capsys.disabled():
+        print(f"\nkill switch under load: start-up engage acknowledged in phase {startup_phase!r}, 0 orders at the venue; "
+              f"{len(trials)} trials, orders before engage {min(t['orders_before_engage'] for t in trials)}.."
+              f"{max(t['orders_before_engage'] for t in trials)}, accepted after engage returned "
+              f"{sum(t['accepted_after_engage'] for t in trials)}, ack latency max {max(latencies):.1f} ms, "
+              f"median {sorted(latencies)[len(latencies) // 2]:.1f} ms, in flight at the wake max "
+              f"{max(t['in_flight_at_wake'] for t in trials)}")
+        for t in trials:
+            print(f"  {json.dumps(t)}")
