@@ -26,6 +26,8 @@ SEAL = "its own seal field (sha256, hmac-sha256 with the key)"
 CHAIN = "its hash chain, checked against the state derived from it"
 ANCHORED = "its hash chain and its sealed anchor (line count and last hash)"
 DRILLS_MANIFEST = "drills/manifest.json (sha256 per file, hmac with the key)"
+LIVE = ("not sealed: a running node's registration and wake socket (opslab/nodes.py), checked live by each engage (schema, owner, "
+        "pid, socket answer) and removed on a clean stop; a record of nothing that happened")
 CHANGE_FEED = "not covered: a hint for readers' caches (the exporter), which re-read what it names; nothing trusts it"
 COVER: dict[str, str] = {
     **{name: RUN_MANIFEST for name, a in contracts.ARTIFACTS.items() if a.scope == "run"},
@@ -37,6 +39,7 @@ COVER: dict[str, str] = {
     "drill_matrix": DRILLS_MANIFEST, "drill_matrix_html": DRILLS_MANIFEST,
     "drills_manifest": DRILLS_MANIFEST,
     "alert_notifications": ANCHORED, "alert_notifications_anchor": ANCHORED,
+    "node_registration": LIVE, "node_wake_socket": LIVE,
     "generation": CHANGE_FEED,
 }
 
