@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from opslab import clock, contracts, fs, journal, nodes, runs
 from opslab import urls
+from opslab.datasets import resolve
 from opslab.runs import outputs, preflight
 from opslab.runs import lifecycle
 from opslab.runs.lifecycle import Lifecycle
@@ -108,6 +109,7 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
     from opslab.engine import strategies  # preflight passed: importing the strategy (and NautilusTrader) is due now
 
     strategies.check(spec)  # exit 2 naming the module and the reason, before anything is written
+    resolve.quality_gate(spec)  # the venue replays this dataset: a failed or unverifiable quality record stops here too
     with runs.open(spec, dataset=runs.dataset_for(spec)) as opened:  # the venue replays the same dataset; the run links it
         run = NodeRun(opened)
         previous = run.read("node_lifecycle")

@@ -220,3 +220,23 @@ def test_data_check_with_check_changes_nothing(lab, tmp_path):
     planned = lab("data", "check", "mine", "--max", "gaps=1", "--check", "--json")
     assert planned.code == 0 and planned.json()["status"] == "changed"  # the verdict would change; nothing written
     assert tree_bytes(lab.root) == before
+
+
+@pytest.mark.parametrize("kind", ["backtest", "node"])
+def test_every_run_kind_refuses_a_dataset_whose_quality_record_was_edited(lab, tmp_path, kind):
+    import yaml
+
+    from conftest import SPECS
+
+    assert _import(lab, CSV).code == 0
+    quality = lab.root / "datasets/mine/quality.json"
+    quality.write_text(json.dumps({**json.loads(quality.read_text()), "passed": False}))  # an edit the seal no longer covers
+    spec = yaml.safe_load((SPECS / ("demo.yaml" if kind == "backtest" else "node-demo.yaml")).read_text())
+    spec.update(run_id=f"edited-{kind}", dataset={"kind": "imported", "id": "mine"})
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    before = tree_bytes(lab.root)
+    result = lab("run", kind, "--spec", str(path), TC_BINANCE_API_KEY="k" * 64, TC_BINANCE_API_SECRET="s" * 64)
+    assert result.code == 2, result.out + result.err
+    assert "quality.json" in result.err and "does not verify" in result.err and len(result.err.strip().splitlines()) == 1
+    assert tree_bytes(lab.root) == before, "nothing of the run written"
