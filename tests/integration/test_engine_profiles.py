@@ -135,3 +135,22 @@ def test_node_on_the_profile_trades_over_the_ws_api_and_reconciles(tmp_path: Pat
     recon = _tc(PYTHON, "reconcile", "--spec", str(spec_file), artifacts=root)
     doc = json.loads((run_dir / "reconciliation.json").read_text())
     assert recon["status"] in ("changed", "ok") and doc["status"] == "match" and doc["summary"]["mismatches"] == 0
+
+
+def test_pip_install_beside_nautilus_trader_1231_resolves_in_a_fresh_venv(tmp_path: Path):
+    """What a user on the current release does: a fresh venv of the profile's Python, then `pip install <the lab>
+    nautilus_trader==1.231.0`. Resolved (pip --dry-run --report) from the package index, not from the locks."""
+    home = next(line.split("=", 1)[1].strip() for line in (PYTHON.parent.parent / "pyvenv.cfg").read_text().splitlines()
+                if line.startswith("home"))
+    base = next(p for p in (Path(home) / "python3", Path(home) / "python") if p.exists())
+    subprocess.run([str(base), "-m", "venv", str(tmp_path / "fresh")], check=True, timeout=120)
+    fresh = tmp_path / "fresh" / "bin" / "python"
+    assert subprocess.run([str(fresh), "-c", "import nautilus_trader"], capture_output=True).returncode != 0, "a fresh venv"
+    report = tmp_path / "report.json"
+    proc = subprocess.run([str(fresh), "-m", "pip", "install", "--dry-run", "--quiet", "--disable-pip-version-check", "--report", str(report),
+                           str(REPO), "nautilus_trader==1.231.0"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resolved = {item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"] for item in json.loads(report.read_text())["install"]}
+    assert resolved["nautilus-trader"] == "1.231.0" and resolved["opslab"]
+    for needed in ("matplotlib", "websockets", "jsonschema", "jsonschema-rs", "pyyaml", "prometheus-client", "aiohttp"):
+        assert needed in resolved, f"{needed}: not installed with the lab (pyproject.toml's dependencies)"
