@@ -157,9 +157,9 @@ def write(folder: Path, bars_csv: Path, definition: dict[str, Any], bar_type: st
     catalog.write_data([instrument])  # last: a refused bar leaves the folder empty
 
 
-def _frames(bars_csv: Path, chunk: int | None) -> Iterator[pd.DataFrame]:
+def _frames(bars_csv: Path, chunk: int) -> Iterator[pd.DataFrame]:
     with fs.open_read(bars_csv) as fh:  # never through a link under the root
-        for frame in (pd.read_csv(fh, index_col="ts_close", chunksize=chunk) if chunk else [pd.read_csv(fh, index_col="ts_close")]):
+        for frame in pd.read_csv(fh, index_col="ts_close", chunksize=chunk):
             frame.index = pd.to_datetime(frame.index, utc=True)
             yield frame[["open", "high", "low", "close", "volume"]]  # the wrangler reads columns by position
 
@@ -190,12 +190,12 @@ def _write_stream(catalog: ParquetDataCatalog, wrangler: BarDataWrangler, bars_c
 
 
 def _write_sorted(catalog: ParquetDataCatalog, wrangler: BarDataWrangler, bars_csv: Path, partial: Path) -> tuple[int, int]:
-    frame = next(_frames(bars_csv, None))
-    if len(frame) > MAX_UNSORTED_ROWS:
-        raise BarsRefused(f"{bars_csv}: {len(frame)} bars out of time order; tc sorts at most {MAX_UNSORTED_ROWS} in memory for "
-                          "NautilusTrader's catalog: sort the file by time and import it again")
-    bars = _wrangle(wrangler, frame, bars_csv)
-    del frame
+    bars: list[Bar] = []
+    for frame in _frames(bars_csv, WRITE_CHUNK):
+        if len(bars) + len(frame) > MAX_UNSORTED_ROWS:
+            raise BarsRefused(f"{bars_csv}: bars out of time order and more than {MAX_UNSORTED_ROWS} of them, the most tc sorts in memory "
+                              "for NautilusTrader's catalog: sort the file by time and import it again")
+        bars.extend(_wrangle(wrangler, frame, bars_csv))
     # The catalog keeps bars in ts_init order; the engine sorted them so too (add_data), stably.
     bars.sort(key=lambda bar: bar.ts_init)
     with _Writer(catalog, partial) as writer:
