@@ -249,6 +249,11 @@ def read_input(path: Path | str, what: str, limit: int = MAX_INPUT_BYTES) -> byt
         os.close(fd)
 
 
+def open_input(path: Path | str, what: str) -> Any:
+    """A binary file object (unbuffered) for streaming a file a user names; one clear InputError when it cannot be read."""
+    return os.fdopen(_open_input(Path(path), what), "rb", buffering=0)
+
+
 def _open_input(path: Path, what: str) -> int:
     """A read-only descriptor of a file a user names (never a folder; O_NONBLOCK so a FIFO without a
     writer cannot hang the open), or one clear InputError."""

@@ -5,18 +5,29 @@ bars.csv in the lab's canonical form (close time first, prices at the instrument
 fingerprint covers these bytes), manifest.json (kind "imported", where the rows came from) and
 quality.json (the checks of opslab/datasets/quality.py). The rows are kept as given (order, duplicates and
 all), so the quality artifact describes the data the engine would see.
+
+Memory does not grow with the input: a CSV is read by pyarrow's streaming reader in blocks of
+BLOCK_BYTES (every column as text, so prices keep their exact decimal digits), a catalog one row
+group at a time. A first pass checks every row and hashes the input without writing anything; the
+second writes bars.csv block by block through a temp file that is renamed into place.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
-import io
+import os
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from opslab import clock, contracts, digests, fs, market
 from opslab.datasets import store, instruments, quality
@@ -26,10 +37,25 @@ from opslab.result import Result
 
 COLUMNS = store.COLUMNS  # ts_close, open, high, low, close, volume: the documented input columns too
 MAX_CSV_BYTES = 256 << 20
+BLOCK_BYTES = 1 << 20  # the CSV reader's block: the longest line tc takes, and (with the block's rows) what one step holds
 INTERVAL_SECONDS = 60
 INSTRUMENTS = ("test:BTCUSDT",)  # built-in instrument definitions (opslab/engine/instruments.py)
 DATASET_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 EXIT_CHECK = EXIT_CODES["check"]
+# Bar close times tc takes: NautilusTrader's and pandas' nanosecond timestamps end on 2262-04-11.
+FIRST_TIME, END_TIME = 0, int(datetime(2262, 4, 11, tzinfo=timezone.utc).timestamp())
+TIME_RANGE = "1970-01-01T00:00:00Z to 2262-04-10T23:59:59Z"
+MAX_DIGITS = 20  # digits before the decimal point of a price or volume (what a decimal128(38, 18) holds)
+_LIMIT = Decimal(10) ** MAX_DIGITS
+_WIDE = Context(prec=80)  # quantizing a bounded number never overflows in this context
+_FAST_SCALE = 18
+_DIGITS = re.compile(r"[0-9]{1,20}")
+# What the first bytes of a file that is not CSV text say it is.
+_MAGIC = ((b"PK\x03\x04", "a ZIP archive (Binance publishes its files zipped): unzip it and import the CSV inside"),
+          (b"\x1f\x8b", "gzip-compressed: decompress it and import the CSV"),
+          (b"PAR1", "a Parquet file: a NautilusTrader catalog is imported with --catalog FOLDER"),
+          (b"\xff\xfe", "UTF-16 text (it starts with a UTF-16 byte order mark): save it as UTF-8"),
+          (b"\xfe\xff", "UTF-16 text (it starts with a UTF-16 byte order mark): save it as UTF-8"))
 
 
 def check_dataset_id(dataset_id: str) -> str:
@@ -47,10 +73,14 @@ def quality_path(folder: Path) -> Path:
 
 # --- reading a user's CSV ---------------------------------------------------------------------
 
-def parse_time(text: str, where: str) -> int:
-    """Epoch seconds of an RFC 3339 / ISO 8601 time (no zone = UTC) or an epoch number in s, ms, us or ns."""
+class _Bad(ValueError):
+    """One value a row cannot hold; the caller adds the file, line and column."""
+
+
+def _epoch(text: str) -> int:
+    """Epoch seconds of an RFC 3339 / ISO 8601 time (no zone = UTC) or an epoch number in s, ms, us or ns; _Bad otherwise."""
     text = text.strip()
-    if re.fullmatch(r"[0-9]{1,20}", text):
+    if _DIGITS.fullmatch(text):
         n = int(text)
         for scale in (10**9, 10**6, 10**3):  # by magnitude: ns, us, ms (a plausible year for each)
             if n >= scale * 10**8 * 10:
@@ -59,20 +89,38 @@ def parse_time(text: str, where: str) -> int:
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise InputError(f"{where}: {text[:40]!r} is not a time (expected RFC 3339 such as 2024-01-01T00:01:00Z, or epoch s/ms/us/ns)") from None
+        raise _Bad(f"{text[:40]!r} is not a time (expected RFC 3339 such as 2024-01-01T00:01:00Z, or epoch s/ms/us/ns)") from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
     return int(ts.timestamp())
 
 
-def _decimal(text: str, where: str) -> Decimal:
+def parse_time(text: str, where: str) -> int:
+    """Epoch seconds of an RFC 3339 / ISO 8601 time (no zone = UTC) or an epoch number in s, ms, us or ns."""
+    try:
+        return _epoch(text)
+    except _Bad as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _close_time(text: str, shift: int) -> int:
+    ts = _epoch(text) + shift
+    if not FIRST_TIME <= ts < END_TIME:
+        raise _Bad(f"{text.strip()[:40]!r} is outside the times tc takes ({TIME_RANGE} as a bar close time)")
+    return ts
+
+
+def _number(text: str, step: Decimal) -> str:
+    """The canonical text of a price or volume: exact decimal, rounded half-even to STEP; _Bad when it is not one."""
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
-        raise InputError(f"{where}: {text[:40]!r} is not a number") from None
+        raise _Bad(f"{text[:40]!r} is not a number") from None
     if not value.is_finite():
-        raise InputError(f"{where}: {text[:40]!r} is not a finite number")
-    return value
+        raise _Bad(f"{text[:40]!r} is not a finite number")
+    if abs(value) >= _LIMIT:
+        raise _Bad(f"{text.strip()[:40]!r} is out of range (at most {MAX_DIGITS} digits before the decimal point)")
+    return str(value.quantize(step, context=_WIDE))
 
 
 def parse_map(pairs: list[str]) -> dict[str, str]:
@@ -91,73 +139,306 @@ def steps(definition: dict[str, Any]) -> tuple[Decimal, Decimal]:
     return Decimal(1).scaleb(-definition["price_precision"]), Decimal(1).scaleb(-definition["size_precision"])
 
 
-def read_csv(raw: bytes, label: str, mapping: dict[str, str], time_is: str,
-             step: tuple[Decimal, Decimal] = (Decimal("0.01"), Decimal("0.000001"))) -> list[quality.Row]:
-    """The rows of a user's CSV: header names mapped onto the canonical columns; InputError names file, line, column."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{label}: not valid UTF-8 (byte {exc.start})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if not header:
-        raise InputError(f"{label}: is empty, expected a header line with {', '.join(COLUMNS)}")
-    header = [h.strip() for h in header]
-    index = {}
-    for canon in COLUMNS:
-        name = mapping.get(canon, canon)
-        if name not in header:
-            raise InputError(f"{label}: line 1: no column {name!r} (for {canon}); the header has {', '.join(header)[:200]}; "
-                             "use --map COLUMN=THEIR_NAME")
-        index[canon] = header.index(name)
-    shift = INTERVAL_SECONDS if time_is == "open" else 0
-    price_step, size_step = step
-    rows = []
-    for line_no, fields in enumerate(reader, start=2):
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if len(fields) < len(header):
-            raise InputError(f"{label}: line {line_no}: {len(fields)} fields, the header has {len(header)}")
-        where = f"{label}: line {line_no}"
-        values = {c: fields[i] for c, i in index.items()}
-        ts = parse_time(values["ts_close"], f"{where}: column {mapping.get('ts_close', 'ts_close')}") + shift
-        prices = [_decimal(values[c], f"{where}: column {mapping.get(c, c)}").quantize(price_step) for c in ("open", "high", "low", "close")]
-        volume = _decimal(values["volume"], f"{where}: column {mapping.get('volume', 'volume')}").quantize(size_step)
-        rows.append(quality.Row(line_no, ts, *prices, volume))
+@dataclass
+class Block:
+    """Canonical rows: their close times (epoch seconds) and their lines of bars.csv."""
+
+    ts: pa.Array
+    text: bytes
+
+
+@dataclass
+class Summary:
+    """What the first pass over an input found: rows, first and last close time, the input's digest."""
+
+    rows: int
+    first: int
+    last: int
+    sha256: str
+
+
+def _canonical_text(ts: pa.Array, prices: list[pa.Array]) -> bytes:
+    stamps = pc.strftime(pc.cast(ts, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%SZ")
+    table = pa.table([stamps, *prices], names=COLUMNS)
+    out = pa.BufferOutputStream()
+    pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    return out.getvalue().to_pybytes()
+
+
+def _summarize(blocks: Iterator[Block], label: str) -> tuple[int, int, int]:
+    rows, first, last = 0, None, None
+    for block in blocks:
+        if len(block.ts):
+            lo, hi = pc.min_max(block.ts).values()
+            first = lo.as_py() if first is None else min(first, lo.as_py())
+            last = hi.as_py() if last is None else max(last, hi.as_py())
+            rows += len(block.ts)
     if not rows:
         raise InputError(f"{label}: has a header but no rows")
-    return rows
+    return rows, first, last
 
 
-def _canonical_lines(rows: list[quality.Row], step: tuple[Decimal, Decimal]) -> Iterator[bytes]:
-    yield (",".join(COLUMNS) + "\n").encode()
-    batch = []
-    price_step, size_step = step
-    for r in rows:
-        ts = clock.iso_from_ns(r.ts * 1_000_000_000)
-        o, h, lo, c = (x.quantize(price_step) for x in (r.open, r.high, r.low, r.close))
-        batch.append(f"{ts},{o},{h},{lo},{c},{r.volume.quantize(size_step)}\n".encode())
-        if len(batch) >= 4096:
-            yield b"".join(batch)
-            batch.clear()
-    yield b"".join(batch)
+class _Input:
+    """A user's file as pyarrow reads it: bounded, hashed, checked to be UTF-8 (the byte that is not, named)."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self.path, self.limit = path, limit
+        self.fh = fs.open_input(path, "CSV")
+        self.digest, self.size = hashlib.sha256(), 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self.fh.read(min(n, BLOCK_BYTES) if n and n > 0 else BLOCK_BYTES)
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot read ({exc.strerror})") from None
+        if self.size + len(data) > self.limit:
+            raise InputError(f"{self.path}: larger than {self.limit} bytes (the limit for this file); nothing was read further")
+        try:
+            self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{self.path}: not valid UTF-8 (byte {self.size + exc.start})") from None
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.fh.close()
+        self.closed = True
+
+
+class CsvSource:
+    """A user's CSV, read in blocks as often as asked (a checking pass, then a writing pass)."""
+
+    def __init__(self, path: Path, mapping: dict[str, str], time_is: str, step: tuple[Decimal, Decimal]) -> None:
+        self.path, self.label, self.mapping = path, str(path), mapping
+        self.shift = INTERVAL_SECONDS if time_is == "open" else 0
+        self.step = step
+        self.index = self._header()
+
+    def _header(self) -> dict[str, int]:
+        with fs.open_input(self.path, "CSV") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_CSV_BYTES:
+                raise InputError(f"{self.label}: larger than {MAX_CSV_BYTES} bytes (the limit for this file); nothing was read")
+            first = fh.read(BLOCK_BYTES)
+        for magic, what in _MAGIC:
+            if first.startswith(magic):
+                raise InputError(f"{self.label}: is {what}")
+        end = first.find(b"\n")
+        if end < 0 and len(first) >= BLOCK_BYTES:
+            raise InputError(f"{self.label}: line 1 is longer than {BLOCK_BYTES} bytes (the longest line tc reads)")
+        line = first if end < 0 else first[:end]
+        try:
+            text = line.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{self.label}: not valid UTF-8 (byte {exc.start})") from None
+        header = [h.strip() for h in next(csv.reader([text.rstrip("\r")]), [])]
+        if not any(header):
+            raise InputError(f"{self.label}: is empty, expected a header line with {', '.join(COLUMNS)}")
+        self.width = len(header)
+        index = {}
+        for canon in COLUMNS:
+            name = self.mapping.get(canon, canon)
+            if name not in header:
+                raise InputError(f"{self.label}: line 1: no column {name!r} (for {canon}); the header has {', '.join(header)[:200]}; "
+                                 "use --map COLUMN=THEIR_NAME")
+            index[canon] = header.index(name)
+        return index
+
+    def _column(self, canon: str) -> str:
+        return self.mapping.get(canon, canon)
+
+    def scan(self) -> Summary:
+        """The checking pass: every row converted, nothing kept but counts, the time range and the input's sha256."""
+        source = _Input(self.path, MAX_CSV_BYTES)
+        rows, first, last = _summarize(self._blocks(source), self.label)
+        self.sha256 = source.digest.hexdigest()
+        return Summary(rows, first, last, self.sha256)
+
+    def blocks(self) -> Iterator[Block]:
+        """The canonical rows, block by block; InputError if the file no longer has the bytes the checking pass read."""
+        source = _Input(self.path, MAX_CSV_BYTES)
+        yield from self._blocks(source)
+        if source.digest.hexdigest() != self.sha256:
+            raise InputError(f"{self.label}: changed while it was imported; import it again")
+
+    def _blocks(self, source: _Input) -> Iterator[Block]:
+        names = [f"c{i}" for i in range(self.width)]
+        wanted = [f"c{self.index[c]}" for c in COLUMNS]
+        invalid: list[Any] = []
+
+        def refuse(row: Any) -> str:
+            invalid.append(row)
+            return "error"
+
+        line = 2
+        try:
+            reader = pacsv.open_csv(
+                source,
+                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False, column_names=names, skip_rows=1),
+                parse_options=pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=refuse),
+                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in wanted}, include_columns=wanted,
+                                                     strings_can_be_null=False, quoted_strings_can_be_null=False))
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                yield from self._convert(batch, line)
+                line += batch.num_rows
+        except pa.ArrowInvalid as exc:
+            if invalid:
+                row = invalid[0]
+                raise InputError(f"{self.label}: line {row.number}: {row.actual_columns} fields, the header has {row.expected_columns}") from None
+            if "straddl" in str(exc):
+                raise InputError(f"{self.label}: line {line} or one soon after is longer than {BLOCK_BYTES} bytes (the longest line tc reads)") from None
+            raise InputError(f"{self.label}: not a CSV file tc can read after line {line - 1} ({str(exc)[:160]})") from None
+        finally:
+            source.close()
+
+    def _convert(self, batch: pa.RecordBatch, line: int) -> Iterator[Block]:
+        columns = [batch.column(i) for i in range(len(COLUMNS))]
+        blank = None
+        for column in columns:
+            empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0)
+            blank = empty if blank is None else pc.and_(blank, empty)
+        lines = None
+        if pc.any(blank).as_py():  # whitespace-only rows, blank lines: skipped, as the csv module did
+            keep = pc.invert(blank)
+            lines = pc.add(pc.indices_nonzero(keep), line).to_pylist()
+            columns = [pc.filter(c, keep) for c in columns]
+            if not len(columns[0]):
+                return
+        converted = self._fast(columns)
+        if converted is None:
+            converted = self._slow(columns, lines or list(range(line, line + len(columns[0]))))
+        yield Block(converted[0], _canonical_text(*converted))
+
+    def _fast(self, columns: list[pa.Array]) -> tuple[pa.Array, list[pa.Array]] | None:
+        """Vectorized conversion of a block, or None when a value needs the row-by-row path (which names it)."""
+        price_step, size_step = self.step
+        try:
+            ts = self._fast_times(columns[0])
+            if ts is None:
+                return None
+            prices = [self._fast_number(c, price_step) for c in columns[1:5]] + [self._fast_number(columns[5], size_step)]
+        except pa.ArrowException:
+            return None
+        return ts, prices
+
+    def _fast_times(self, column: pa.Array) -> pa.Array | None:
+        if pc.all(pc.match_substring_regex(column, r"^[0-9]{1,18}$")).as_py():
+            n = pc.cast(column, pa.int64())
+            n = pc.if_else(pc.greater_equal(n, 10**15), pc.divide(n, 10**6), pc.if_else(pc.greater_equal(n, 10**12), pc.divide(n, 10**3), n))
+        else:
+            try:
+                n = pa.array([_epoch(text) for text in column.to_pylist()], pa.int64())
+            except (_Bad, OverflowError):
+                return None
+        n = pc.add(n, self.shift)
+        if not pc.all(pc.and_(pc.greater_equal(n, FIRST_TIME), pc.less(n, END_TIME))).as_py():
+            return None
+        return n
+
+    def _fast_number(self, column: pa.Array, step: Decimal) -> pa.Array:
+        scale = -step.as_tuple().exponent
+        if scale > _FAST_SCALE:
+            raise pa.ArrowInvalid("scale")
+        exact = pc.cast(column, pa.decimal128(38, _FAST_SCALE))
+        rounded = pc.round(exact, ndigits=scale, round_mode="half_to_even")
+        return pc.cast(pc.cast(rounded, pa.decimal128(38, scale)), pa.string())
+
+    def _slow(self, columns: list[pa.Array], lines: list[int]) -> tuple[pa.Array, list[pa.Array]]:
+        """Row by row, as the csv module reader did: the first bad value stops the import with its line and column."""
+        price_step, size_step = self.step
+        texts = [c.to_pylist() for c in columns]
+        ts, prices = [], [[] for _ in range(5)]
+        for i, row in enumerate(zip(*texts, strict=True)):
+            for k, canon in enumerate(COLUMNS):
+                try:
+                    if k == 0:
+                        ts.append(_close_time(row[0], self.shift))
+                    else:
+                        prices[k - 1].append(_number(row[k], size_step if canon == "volume" else price_step))
+                except (_Bad, OverflowError, ValueError) as exc:
+                    why = exc if isinstance(exc, _Bad) else f"{row[k].strip()[:40]!r} is out of range"
+                    raise InputError(f"{self.label}: line {lines[i]}: column {self._column(canon)}: {why}") from None
+        return pa.array(ts, pa.int64()), [pa.array(p, pa.string()) for p in prices]
+
+
+def read_csv(path: Path | str, mapping: dict[str, str], time_is: str,
+             step: tuple[Decimal, Decimal] = (Decimal("0.01"), Decimal("0.000001"))) -> list[quality.Row]:
+    """The canonical rows of a user's CSV (small files: tests and tools); InputError names file, line, column."""
+    source = CsvSource(Path(path), mapping, time_is, step)
+    source.scan()
+    return list(_rows_of(source.blocks))
+
+
+class CatalogSource:
+    """The bars of one bar type in a user's ParquetDataCatalog, a row group at a time (engine/catalog.py)."""
+
+    def __init__(self, path: Path, bar_type: str, step: tuple[Decimal, Decimal]) -> None:
+        self.path, self.label, self.bar_type, self.step = path, str(path), bar_type, step
+
+    def scan(self) -> Summary:
+        from opslab.engine import catalog
+
+        rows, first, last = _summarize(self.blocks(), self.label)
+        return Summary(rows, first, last, catalog.digest(self.path, self.bar_type))
+
+    def blocks(self) -> Iterator[Block]:
+        from opslab.engine import catalog
+
+        price_step, size_step = self.step
+        for group in catalog.read_rows(self.path, self.bar_type):
+            ts, lines = [], []
+            for ts_close, *values in group:
+                if not FIRST_TIME <= ts_close < END_TIME:
+                    raise InputError(f"{self.label}: a bar closes at {ts_close} s, outside the times tc takes ({TIME_RANGE})")
+                try:
+                    texts = [_number(str(v), price_step) for v in values[:4]] + [_number(str(values[4]), size_step)]
+                except _Bad as exc:
+                    raise InputError(f"{self.label}: the bar closing at {clock.iso_from_ns(ts_close * 1_000_000_000)}: {exc}") from None
+                ts.append(ts_close)
+                lines.append(f"{clock.iso_from_ns(ts_close * 1_000_000_000)},{','.join(texts)}\n")
+            yield Block(pa.array(ts, pa.int64()), "".join(lines).encode())
+
+
+def _rows_of(blocks: Callable[[], Iterator[Block]]) -> Iterator[quality.Row]:
+    line = 1
+    for block in blocks():
+        for text in block.text.decode().splitlines():
+            line += 1
+            ts, o, h, lo, c, v = text.split(",")
+            yield quality.Row(line, int(clock.epoch_seconds(ts)), Decimal(o), Decimal(h),
+                              Decimal(lo), Decimal(c), Decimal(v))
+
+
+def iter_dataset_rows(folder: Path) -> Iterator[quality.Row]:
+    """The rows of a dataset's canonical bars.csv (synthetic or imported), streamed in blocks by pyarrow."""
+    with fs.open_read(store.bars_path(folder)) as fh:
+        reader = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                                convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS}))
+        line = 1
+        for batch in reader:
+            ts = pc.cast(pc.strptime(batch.column(0), format="%Y-%m-%dT%H:%M:%SZ", unit="s"), pa.int64()).to_pylist()
+            values = [batch.column(i).to_pylist() for i in range(1, 6)]
+            for t, o, h, lo, c, v in zip(ts, *values, strict=True):
+                line += 1
+                yield quality.Row(line, t, Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v))
 
 
 def read_dataset_rows(folder: Path) -> list[quality.Row]:
-    """The rows of a dataset's canonical bars.csv (synthetic or imported), streamed."""
-    rows: list[quality.Row] = []
-    tail = b""
-    line_no = 0
-    for chunk in fs.iter_chunks(store.bars_path(folder)):
-        lines = (tail + chunk).split(b"\n")
-        tail = lines.pop()
-        for line in lines:
-            line_no += 1
-            if line_no == 1 or not line:
-                continue
-            ts, o, h, lo, c, v = line.decode().split(",")
-            rows.append(quality.Row(line_no, int(clock.epoch_seconds(ts)), Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v)))
-    return rows
+    """The rows of a dataset's canonical bars.csv, as a list (small datasets: tests and tools)."""
+    return list(iter_dataset_rows(folder))
 
 
 # --- tc data import -----------------------------------------------------------------------------
@@ -186,32 +467,32 @@ def import_csv(path: Path | str, dataset_id: str, mapping: dict[str, str] | None
     definition, instrument_params = _check_options(dataset_id, instrument, time_is, instrument_file)
     mapping = mapping or {}
     path = Path(path)
-    raw = fs.read_input(path, "CSV", limit=MAX_CSV_BYTES)
-    rows = read_csv(raw, str(path), mapping, time_is, steps(definition))
-    params = {"format": "csv", "source_file": path.name, "source_sha256": hashlib.sha256(raw).hexdigest(), "columns_map": mapping,
+    source = CsvSource(path, mapping, time_is, steps(definition))
+    summary = source.scan()
+    params = {"format": "csv", "source_file": path.name, "source_sha256": summary.sha256, "columns_map": mapping,
               "time_is": time_is, **instrument_params}
-    return _converge_import(rows, params, definition, dataset_id, path, settings, force, check)
+    return _converge_import(source.blocks, summary, params, definition, dataset_id, path, settings, force, check)
 
 
 def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument: str = "test:BTCUSDT",
                    settings: quality.Settings | None = None, force: bool = False, check: bool = False,
                    instrument_file: Path | str | None = None) -> Result:
-    """`tc data import --catalog`: the bars of BAR_TYPE in a NautilusTrader ParquetDataCatalog, read by its
-    own reader (opslab/engine/catalog.py), converged into datasets/<id>/ like a CSV import."""
-    from opslab.engine import catalog
-
+    """`tc data import --catalog`: the bars of BAR_TYPE in a NautilusTrader ParquetDataCatalog, each bar file's schema
+    and row groups checked from its footer first, then read a row group at a time by NautilusTrader's own decoder
+    (opslab/engine/catalog.py), converged into datasets/<id>/ like a CSV import."""
     definition, instrument_params = _check_options(dataset_id, instrument, "close", instrument_file)
     if bar_type != market.BAR_TYPE:
         raise InputError(f"--bar-type {bar_type!r}: the lab's engine runs {market.BAR_TYPE} only")
     path = Path(path)
-    rows = [quality.Row(i + 2, *bar) for i, bar in enumerate(catalog.read_rows(path, bar_type))]
-    params = {"format": "catalog", "source_file": path.name, "source_sha256": catalog.digest(path, bar_type), "columns_map": {},
+    source = CatalogSource(path, bar_type, steps(definition))
+    summary = source.scan()
+    params = {"format": "catalog", "source_file": path.name, "source_sha256": summary.sha256, "columns_map": {},
               "time_is": "close", **instrument_params, "bar_type": bar_type}
-    return _converge_import(rows, params, definition, dataset_id, path, settings, force, check)
+    return _converge_import(source.blocks, summary, params, definition, dataset_id, path, settings, force, check)
 
 
-def _converge_import(rows: list[quality.Row], params: dict[str, Any], definition: dict[str, Any], dataset_id: str, path: Path,
-                     settings: quality.Settings | None, force: bool, check: bool) -> Result:
+def _converge_import(blocks: Callable[[], Iterator[Block]], summary: Summary, params: dict[str, Any], definition: dict[str, Any],
+                     dataset_id: str, path: Path, settings: quality.Settings | None, force: bool, check: bool) -> Result:
     symbol, venue = definition["id"].rsplit(".", 1)
     settings = settings or quality.Settings()
     folder = store.dataset_dir(dataset_id)
@@ -228,20 +509,27 @@ def _converge_import(rows: list[quality.Row], params: dict[str, Any], definition
             return _quality_result(folder, current, settings, check, f"{label} is up to date ({current['rows']} bars)")
     if check:
         verb = "replace" if exists else "create"
-        return Result("changed", f"would {verb} {label} from {path} ({len(rows)} bars) and check its quality", [str(folder)], {"dataset_id": dataset_id})
+        return Result("changed", f"would {verb} {label} from {path} ({summary.rows} bars) and check its quality", [str(folder)],
+                      {"dataset_id": dataset_id})
     fs.root_for_write()
+
+    def chunks() -> Iterator[bytes]:
+        yield (",".join(COLUMNS) + "\n").encode()
+        for block in blocks():
+            yield block.text
+
     with fs.locked(folder, label):
-        size, digest = fs.write_stream_atomic(store.bars_path(folder), _canonical_lines(rows, steps(definition)))
+        size, digest = fs.write_stream_atomic(store.bars_path(folder), chunks())
         engine_form = store.write_engine_form(folder, definition)
         manifest = {
             "schema_version": SCHEMA_VERSION, "dataset_id": dataset_id, "kind": "imported", "instrument": symbol, "venue": venue,
-            "interval": "1m", "params": params, "file": store.bars_path(folder).name, "columns": COLUMNS, "rows": len(rows),
-            "first_bar_close": clock.iso_from_ns(min(r.ts for r in rows) * 1_000_000_000),
-            "last_bar_close": clock.iso_from_ns(max(r.ts for r in rows) * 1_000_000_000),
+            "interval": "1m", "params": params, "file": store.bars_path(folder).name, "columns": COLUMNS, "rows": summary.rows,
+            "first_bar_close": clock.iso_from_ns(summary.first * 1_000_000_000),
+            "last_bar_close": clock.iso_from_ns(summary.last * 1_000_000_000),
             "bytes": size, "fingerprint": "sha256:" + digest, **engine_form,
         }
         fs.write_json(store.manifest_path(folder), digests.seal(manifest))
-    result = _quality_result(folder, manifest, settings, False, f"imported {label} from {path} ({len(rows)} bars)", rows)
+    result = _quality_result(folder, manifest, settings, False, f"imported {label} from {path} ({summary.rows} bars)")
     result.status = "changed" if result.status == "ok" else result.status
     return result
 
@@ -257,10 +545,8 @@ def check_op(dataset_id: str, settings: quality.Settings, check: bool = False) -
     return _quality_result(folder, manifest, settings, check, f"dataset {dataset_id}")
 
 
-def _quality_result(folder: Path, manifest: dict[str, Any], settings: quality.Settings, check: bool, prefix: str,
-                    rows: list[quality.Row] | None = None) -> Result:
-    rows = rows if rows is not None else read_dataset_rows(folder)
-    doc = quality.evaluate(rows, manifest["dataset_id"], manifest["fingerprint"], INTERVAL_SECONDS, settings)
+def _quality_result(folder: Path, manifest: dict[str, Any], settings: quality.Settings, check: bool, prefix: str) -> Result:
+    doc = quality.evaluate(lambda: iter_dataset_rows(folder), manifest["dataset_id"], manifest["fingerprint"], INTERVAL_SECONDS, settings)
     path = quality_path(folder)
     if check:
         current = fs.read_json(path) if fs.exists(path) else None

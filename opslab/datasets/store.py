@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -23,6 +24,7 @@ from opslab.result import Result
 GENERATOR = "int-walk-v1"
 COLUMNS = ["ts_close", "open", "high", "low", "close", "volume"]
 MIN_PRICE_CENTS = 100_000
+_SYNTHETIC_ID = re.compile(r"[a-z0-9]+-1m-s[0-9]+-n[0-9]+-[0-9a-f]{10}")  # DatasetParams.dataset_id
 
 
 class DatasetError(InputError):
@@ -176,37 +178,50 @@ def fingerprint_op(path: Path | str) -> Result:
 def load_manifest(folder: Path) -> dict[str, Any]:
     """The dataset manifest, validated; DatasetError when missing or invalid."""
     path = manifest_path(folder)
+    # The manifest cannot say which kind the dataset is: a synthetic one's id is derived from its parameters.
+    either = ("`tc data prepare --spec SPEC --force`" if _SYNTHETIC_ID.fullmatch(folder.name) else
+              "`tc data prepare --spec SPEC --force` (a synthetic dataset) or `tc data import ... --force` (an imported one)")
     try:
         data = fs.read_json(path)
     except FileNotFoundError:
-        raise DatasetError(f"{path}: no dataset manifest; run `tc data prepare --spec SPEC`") from None
+        raise DatasetError(f"{path}: no dataset manifest; run {either}") from None
     except OSError as exc:
-        raise DatasetError(f"{path}: unreadable manifest ({exc.strerror}); run `tc data prepare --spec SPEC --force`") from None
+        raise DatasetError(f"{path}: unreadable manifest ({exc.strerror}); run {either}") from None
     except InputError as exc:
-        raise DatasetError(f"{exc}; run `tc data prepare --spec SPEC --force`") from None
+        raise DatasetError(f"{exc}; run {either}") from None
     if isinstance(data, dict) and "fingerprint" in data and "catalog" not in data:
         raise DatasetOutdated(f"{path}: written by an older tc (no NautilusTrader catalog); `tc data prepare --spec SPEC` rebuilds a "
                               "synthetic dataset, `tc data import ... --force` an imported one")
     problems = errors_for("dataset_manifest", data, str(path)) + digests.seal_problems(data, str(path))
     if problems:
-        raise DatasetError(problems[0] + "; run `tc data prepare --spec SPEC --force`")
+        raise DatasetError(f"{problems[0]}; run {rewrite_hint(data) if isinstance(data, dict) else either}")
     return data
+
+
+def rewrite_hint(manifest: dict[str, Any]) -> str:
+    """The command that writes a dataset of MANIFEST's kind again."""
+    if manifest.get("kind") == "imported":
+        params = manifest.get("params", {})
+        source = "--catalog FOLDER" if params.get("format") == "catalog" else "--csv FILE"
+        return f"`tc data import {source} --id {manifest.get('dataset_id', 'ID')} --force` (from {params.get('source_file', 'its source')})"
+    return "`tc data prepare --spec SPEC --force`"
 
 
 def check_intact(folder: Path) -> dict[str, Any]:
     """The manifest of an intact dataset; DatasetError when the bytes do not match it."""
     manifest = load_manifest(folder)
     bars = bars_path(folder)
+    hint = rewrite_hint(manifest)
     try:
         actual = "sha256:" + fs.sha256_file(bars)
     except FileNotFoundError:
-        raise DatasetError(f"{bars}: missing; run `tc data prepare --spec SPEC --force`") from None
+        raise DatasetError(f"{bars}: missing; run {hint}") from None
     if actual != manifest["fingerprint"]:
         raise DatasetError(
             f"{bars}: fingerprint {actual} does not match its manifest ({manifest['fingerprint']}); "
-            "the file was changed: inspect it, then run `tc data prepare --spec SPEC --force`"
+            f"the file was changed: inspect it, then run {hint}"
         )
-    redo = "inspect it, then write the dataset again (`tc data prepare --spec SPEC --force` or `tc data import ... --force`)"
+    redo = f"inspect it, then write the dataset again: {hint}"
     instrument = instrument_path(folder)
     try:
         actual = "sha256:" + fs.sha256_file(instrument)

@@ -1,0 +1,57 @@
+"""Import benchmark: `tc data import --csv` of 200,000 one-minute bars vs pyarrow.csv.read_csv of the same file.
+
+Both sides run as child processes (harness.measure: wall time and peak RSS by os.wait4), alternating;
+the ratio is what matters. The subject does all an import does: two passes over the CSV (check,
+then write bars.csv), NautilusTrader's catalog, the quality checks. `TC_BENCH_IMPORT_ROWS` changes the size.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from harness import REPO, WORK, compare
+
+PY = sys.executable
+ROWS = int(os.environ.get("TC_BENCH_IMPORT_ROWS", "200000"))
+
+
+def write_csv(path, rows: int) -> None:
+    """A time-ordered Binance-style file (open time in epoch ms) of ROWS bars."""
+    with path.open("w") as fh:
+        fh.write("open_time,open,high,low,close,volume\n")
+        price = 6_100_000  # cents
+        lines = []
+        for i in range(rows):
+            step = (i * 7919) % 601 - 300
+            close = max(100_000, price + step)
+            high, low = max(price, close) + i % 50, min(price, close) - i % 37
+            lines.append(f"{1709251200000 + 60_000 * i},{price // 100}.{price % 100:02d},{high // 100}.{high % 100:02d},"
+                         f"{low // 100}.{low % 100:02d},{close // 100}.{close % 100:02d},{(i * 104729) % 5_000_000 / 1e6:.6f}\n")
+            price = close
+            if len(lines) >= 10_000:
+                fh.write("".join(lines))
+                lines.clear()
+        fh.write("".join(lines))
+
+
+def main() -> None:
+    WORK.mkdir(exist_ok=True)
+    csv = WORK / f"import-{ROWS}.csv"
+    if not csv.exists():
+        write_csv(csv, ROWS)
+    root = WORK / "import-artifacts"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TC_ARTIFACTS_DIR": str(root)}
+    # --force: every round writes the dataset again (a second import of the same file would only say `ok`)
+    subject = [PY, "-c", f"import shutil, sys; shutil.rmtree({str(root)!r}, ignore_errors=True); from opslab.cli import main; "
+               f"sys.exit(main(['data', 'import', '--csv', {str(csv)!r}, '--id', 'bench', '--map', 'ts_close=open_time', "
+               "'--time-is', 'open', '--max', 'outliers=1000000', '--max', 'ohlc_inconsistent=1000000']))"]
+    baseline = [PY, "-c", f"import pyarrow.csv as c; c.read_csv({str(csv)!r})"]
+    compare(f"tc data import --csv ({ROWS} rows, {csv.stat().st_size / 1e6:.1f} MB) vs pyarrow.csv.read_csv", subject, baseline,
+            rounds=3, env=env)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
