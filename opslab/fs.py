@@ -367,7 +367,8 @@ def _temp_pid(name: str) -> int | None:
     return int(fields[1]) if len(fields) == 3 and fields[1].isdigit() else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True when a process PID exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -385,7 +386,7 @@ def is_temp_name(name: str) -> bool:
 def is_leftover_temp(name: str) -> bool:
     """True for a temp file whose writer is gone (a crash between create and rename)."""
     pid = _temp_pid(name)
-    return pid is not None and pid != os.getpid() and not _pid_alive(pid)
+    return pid is not None and pid != os.getpid() and not pid_alive(pid)
 
 
 def leftover_temps(dir_fd: int) -> list[str]:

@@ -142,16 +142,6 @@ def _peer_uid(conn: socket.socket) -> int | None:
     return struct.unpack("3i", raw)[1]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # --- the node's side --------------------------------------------------------------------------------
 
 class Registration:
@@ -406,7 +396,7 @@ def _gone(doc: dict[str, Any], why: str) -> tuple[str, dict[str, Any]]:
     if doc["host"] != (socket.gethostname()[:255] or "localhost"):
         return "not_acknowledged", {"run_id": doc["run_id"], "why": f"{why}; it registered on host {doc['host']}, so tc cannot tell "
                                     f"whether it still runs ({remove})"}
-    if _pid_alive(doc["pid"]):
+    if fs.pid_alive(doc["pid"]):
         return "not_acknowledged", {"run_id": doc["run_id"], "why": f"{why}, yet its process {doc['pid']} is alive ({remove})"}
     return "stale", {"run_id": doc["run_id"], "why": f"{why}; its process {doc['pid']} is gone", "pid": doc["pid"]}
 
