@@ -1,8 +1,13 @@
-"""The node spec and the credentials the venue's integration tests start a venue with (one copy for all of them)."""
+"""The node spec and the credentials the venue's integration tests start a venue with, and the waits of the tests that
+start a node process (one copy for all of them)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -42,3 +47,25 @@ def load_node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_id: str 
     loaded = spec.load(path)
     store.prepare(store.DatasetParams.from_spec(loaded.data))
     return loaded
+
+
+def read_json(path: Path) -> Any:
+    """PATH's JSON, or None while it is absent or half-written."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for_node(predicate: Callable[[], Any], proc: subprocess.Popen, timeout: float, what: str, every: float = 0.05) -> Any:
+    """PREDICATE's first truthy value; fails naming WHAT when the node process PROC exits first or TIMEOUT passes
+    (a liveness bound, not a speed assertion)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"node exited ({proc.returncode}) while waiting for {what}: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

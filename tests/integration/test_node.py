@@ -12,12 +12,11 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from venue_spec import read_json as _read, wait_for_node as _wait
 from conftest import REPO, run_tc, tc_env
 from opslab.datasets import store
 from opslab import journal, safety, spec
@@ -60,23 +59,6 @@ def lab_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _wait(predicate, proc: subprocess.Popen, timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        if proc.poll() is not None:
-            raise AssertionError(f"node exited ({proc.returncode}) while waiting for {what}: {proc.stderr.read() if proc.stderr else ''}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_node_trades_halts_resumes_stops_and_reconciles(tmp_path: Path, lab_root: Path, monkeypatch: pytest.MonkeyPatch):

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from venue_spec import read_json as _read, wait_for_node
 from conftest import REPO, tc_env
 from opslab import runs, spec
 from opslab.cli.main import main as tc
@@ -64,23 +65,6 @@ connectivity_readiness:
 """
 
 
-def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _wait(predicate, proc: subprocess.Popen, timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout  # liveness only
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        if proc.poll() is not None:
-            raise AssertionError(f"node exited ({proc.returncode}) while waiting for {what}: {proc.stderr.read() if proc.stderr else ''}")
-        time.sleep(0.005)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _engage(capsys: pytest.CaptureFixture, venue: BinanceVenue, reason: str) -> tuple[int, dict[str, Any], float, int]:
@@ -171,3 +155,7 @@ def test_no_order_reaches_the_venue_after_engage_returned(tmp_path: Path, monkey
               f"{max(t['in_flight_at_wake'] for t in trials)}")
         for t in trials:
             print(f"  {json.dumps(t)}")
+
+
+def _wait(predicate, proc: subprocess.Popen, timeout: float, what: str) -> Any:
+    return wait_for_node(predicate, proc, timeout, what, every=0.005)  # the trials time engage to a few ms
