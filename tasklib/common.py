@@ -15,6 +15,22 @@ REPO = Path(__file__).resolve().parent.parent
 TC = f"{shlex.quote(sys.executable)} -m opslab"
 
 
+def opslab_command(cwd: Path | None = None) -> str:
+    """The lab's command as a fresh shell in CWD (default: the current folder) runs it, for the hints the
+    tasks print: this venv's `opslab` console script (`.venv/bin/opslab` from the checkout), else its
+    Python with `-m opslab`. Never a bare `tc`: a shell without the venv runs iproute2's /usr/sbin/tc."""
+    here = (cwd or Path.cwd()).resolve()
+    bindir = Path(sys.executable).parent  # the venv's bin/ (not resolved: the venv's python is a link)
+    script = bindir / "opslab"
+    path, tail = (script, "") if script.is_file() and os.access(script, os.X_OK) else (Path(sys.executable), " -m opslab")
+    try:
+        shown = str(Path(os.path.abspath(path)).relative_to(here))
+        shown = shown if "/" in shown else f"./{shown}"
+    except ValueError:
+        shown = os.path.abspath(path)
+    return shlex.quote(shown) + tail
+
+
 def artifacts_root() -> Path:
     """The artifacts root the tasks use ($TC_ARTIFACTS_DIR, default ./artifacts)."""
     return Path(os.environ.get("TC_ARTIFACTS_DIR") or REPO / "artifacts")

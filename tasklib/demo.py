@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from invoke import Context, task
 
 from opslab import runs
 from opslab.venue import profiles
-from tasklib.common import REPO, artifacts_root, tc
+from tasklib.common import REPO, artifacts_root, opslab_command, tc
 
 DEMO_SPEC = str(REPO / "fixtures" / "specs" / "demo.yaml")
 PAPER_SPEC = str(REPO / "fixtures" / "specs" / "paper-demo.yaml")
@@ -55,12 +56,20 @@ def demo(c: Context) -> None:
     print(f"  report:   {run_dir}/report.md")
     print(f"  paper:    {root}/runs/paper-demo/paper/lifecycle.json")
     print(f"  node:     {root}/runs/node-demo/node/lifecycle.json (a real TradingNode against the lab's Binance venue)")
-    print(f"  verify:   tc artifacts verify --all   (TC_ARTIFACTS_DIR={root})")
-    print("  metrics:  tc metrics serve, then curl http://127.0.0.1:9108/metrics (or make stack-up)")
+    for line in next_steps(root):
+        print(line)
     print()
     print("drill scorecard:")
     for line in drills.get("details", []):
         print(f"  {line}")
+
+
+def next_steps(root: Path, cwd: Path | None = None) -> list[str]:
+    """The demo's closing hints, each a command a fresh shell in CWD runs as printed (no venv activated:
+    the venv's `opslab` by its path, since a bare `tc` there is iproute2's /usr/sbin/tc)."""
+    opslab = opslab_command(cwd)
+    return [f"  verify:   TC_ARTIFACTS_DIR={shlex.quote(str(root))} {opslab} artifacts verify --all",
+            f"  metrics:  TC_ARTIFACTS_DIR={shlex.quote(str(root))} {opslab} metrics serve, then curl http://127.0.0.1:9108/metrics (or make stack-up)"]
 
 
 def safety_demo(c: Context) -> None:

@@ -94,6 +94,16 @@ class Drill:
         return f"runbooks/{self.name}.md"
 
 
+def runbook_link(runbook: str) -> str:
+    """Where to read RUNBOOK (runbooks/<name>.md, as the results record it): docs/RUNBOOK in a checkout,
+    else the wheel's copy (opslab/_data/runbooks/, pyproject.toml's package-dir), an absolute path."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "_data" / runbook
+    if (package.parent / "docs" / runbook).is_file() or not installed.is_file():
+        return f"docs/{runbook}"
+    return str(installed)
+
+
 def base_spec(run_id: str, bars: int = 240, kind: str = "backtest") -> dict[str, Any]:
     """A small valid RunSpec for drills (fast: a few hundred bars)."""
     return {

@@ -12,7 +12,7 @@ from opslab.report import html
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills.registry import DRILLS
 from opslab import drills
-from opslab.drills.base import Context, Drill
+from opslab.drills.base import Context, Drill, runbook_link
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 
@@ -112,7 +112,7 @@ def run(name: str, check: bool = False) -> Result:
     code = 0 if result["verdict"] == "pass" else EXIT_CODES["check"]
     summary = f"drill {name}: {result['verdict']} ({'detected' if result['detected'] else 'NOT detected'}: {result['observed_detection']})"
     return Result("changed", summary, [str(_path("drill_result", name))], {"result": result}, exit_code=code,
-                  details=[f"runbook: docs/{result['runbook']}"])
+                  details=[f"runbook: {runbook_link(result['runbook'])}"])
 
 
 def _scorecard(latest: list[dict]) -> dict:
@@ -160,7 +160,7 @@ def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int
         _record(card, list(results.values()))
     path = _path("drill_scorecard")
     mine = [r for r in card["drills"] if r["drill"] in results]
-    details = [f"{r['drill']:<28} {r['kind']:<5} {r['verdict']:<5} {'detected' if r['detected'] else 'NOT detected':<13} docs/{r['runbook']}"
+    details = [f"{r['drill']:<28} {r['kind']:<5} {r['verdict']:<5} {'detected' if r['detected'] else 'NOT detected':<13} {runbook_link(r['runbook'])}"
                for r in mine]
     passed = sum(r["verdict"] == "pass" for r in mine)
     code = 0 if passed == len(mine) else EXIT_CODES["check"]

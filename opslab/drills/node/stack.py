@@ -3,7 +3,8 @@ serve`, Debian's prometheus and prometheus-alertmanager, for one artifacts root.
 
 The node drills run it in their sandbox (detection = an alert delivered to the receiver), and the
 alerting tests and the detection-latency benchmark run it too. The configs are derived from the
-checkout's real files (prometheus/prometheus.yml, prometheus/rules/*.yml, alertmanager/alertmanager.yml);
+checkout's real files (prometheus/prometheus.yml, prometheus/rules/*.yml, alertmanager/alertmanager.yml;
+a wheel carries the same files as opslab/_data/, pyproject.toml's package-dir);
 only what must differ here changes: addresses, 1 s intervals, and every rule's `for:` divided by
 FOR_SCALE (2m -> 2s) so holding periods keep their order. Everything waits on readiness by polling
 with a deadline, never on a fixed sleep.
@@ -30,12 +31,14 @@ from opslab import contracts
 from opslab.errors import InputError
 
 CHECKOUT = Path(__file__).resolve().parents[3]  # opslab/drills/node/stack.py -> the checkout (or site-packages)
+PACKAGE_DATA = Path(__file__).resolve().parents[2] / "_data"  # opslab/_data/ of a wheel install
 
 
 def _config_home() -> Path:
-    """The checkout holding prometheus/ and alertmanager/: beside the package (a source checkout or an
-    editable install), else the current folder (the dev image runs tasks in the mounted checkout)."""
-    for home in (CHECKOUT, Path.cwd()):
+    """The folder holding prometheus/ and alertmanager/: the checkout beside the package (a source
+    checkout or an editable install), else the wheel's opslab/_data/, else the current folder (the dev
+    image runs tasks in the mounted checkout)."""
+    for home in (CHECKOUT, PACKAGE_DATA, Path.cwd()):
         if (home / "prometheus" / "prometheus.yml").is_file():
             return home
     return CHECKOUT
@@ -61,7 +64,8 @@ def missing() -> str | None:
     if not alertmanager:
         return "Debian's prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager; .ci/run installs it)"
     if not (CONFIG_HOME / "prometheus" / "prometheus.yml").is_file() or not (CONFIG_HOME / "alertmanager" / "alertmanager.yml").is_file():
-        return f"the lab's prometheus/ and alertmanager/ configs are not beside the package ({CONFIG_HOME}): run from a checkout or the dev image"
+        return (f"the lab's prometheus/ and alertmanager/ configs are neither beside the package ({CHECKOUT}) nor in its {PACKAGE_DATA}: "
+                "reinstall the lab from a wheel built by `pip wheel --no-deps <checkout>` (docs/engine-profiles.md, Install into your own project)")
     return None
 
 
@@ -106,7 +110,8 @@ def wait(what: str, check: Callable[[], Any], timeout: float = 90, every: float 
 def tc_env(root: Path) -> dict[str, str]:
     """The environment of a tc part: this one without TC_ settings, the artifacts root ROOT."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TC_") and k != "SOURCE_DATE_EPOCH"}
-    env["PYTHONPATH"] = str(CONFIG_HOME) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if (CONFIG_HOME / "opslab").is_dir():  # a checkout: its opslab, whichever is installed; a wheel's parts import their own
+        env["PYTHONPATH"] = str(CONFIG_HOME) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["TC_ARTIFACTS_DIR"] = str(root)
     return env
 

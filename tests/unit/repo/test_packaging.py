@@ -60,3 +60,52 @@ def test_the_image_source_label_comes_only_from_a_build_argument():
     text = (REPO / "Containerfile").read_text()
     assert re.search(r"^ARG SOURCE=$", text, flags=re.MULTILINE), "SOURCE has no default URL"
     assert 'org.opencontainers.image.source="${SOURCE}"' in text
+
+
+def _name(requirement: str) -> str:
+    """The normalized distribution name of a requirement line (PEP 503: lower case, runs of -_. as -)."""
+    return re.sub(r"[-_.]+", "-", re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement).group(1)).lower()
+
+
+def _in_names(path) -> set[str]:
+    return {_name(line) for line in path.read_text().splitlines() if line.split("#", 1)[0].strip()}
+
+
+def _pinned(lock) -> dict[str, str]:
+    return {_name(m.group(1)): m.group(2) for m in re.finditer(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", lock.read_text(), flags=re.MULTILINE)}
+
+
+@pytest.mark.parametrize("reqs", ["requirements", "requirements/engine-1.231.0"])
+def test_pyproject_dependencies_are_the_runtime_in_of_every_profile_and_each_one_is_locked(reqs: str):
+    """`pip install <the lab>` must bring what `make setup` brings: pyproject's [project].dependencies
+    name the same packages as each profile's runtime.in (matplotlib and websockets were once missing),
+    and the profile's hashed runtime.lock pins every one of them."""
+    declared = {_name(r) for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+    listed = _in_names(REPO / reqs / "runtime.in")
+    assert declared == listed, f"only in pyproject.toml: {sorted(declared - listed)}; only in {reqs}/runtime.in: {sorted(listed - declared)}"
+    pinned = _pinned(REPO / reqs / "runtime.lock")
+    assert not listed - set(pinned), f"{reqs}/runtime.lock does not pin {sorted(listed - set(pinned))}: recompile it"
+    engine = re.search(r"^nautilus_trader==(\S+)", (REPO / reqs / "runtime.in").read_text(), flags=re.MULTILINE)
+    assert engine and pinned["nautilus-trader"] == engine.group(1), "the lock pins the profile's engine release"
+
+
+def test_the_wheel_carries_the_node_drills_configs_and_the_runbooks_from_their_one_source():
+    """pyproject's package-dir maps folders of the checkout into the wheel (opslab/_data/...): no copy in
+    git. Every mapped folder exists and every package-data pattern matches a file there, so a missing or
+    renamed source fails here, not in a user's wheel."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    package_dir, package_data = setuptools["package-dir"], setuptools["package-data"]
+    for package in ("opslab._data.prometheus", "opslab._data.prometheus.rules", "opslab._data.alertmanager", "opslab._data.runbooks"):
+        assert package in setuptools["packages"], package
+        folder = REPO / package_dir[package]
+        assert folder.is_dir(), f"{package}: {folder} is missing"
+        for pattern in package_data[package]:
+            assert list(folder.glob(pattern)), f"{package}: nothing in {package_dir[package]} matches {pattern}"
+    assert package_dir["opslab._data.runbooks"] == "docs/runbooks"
+    assert not (REPO / "opslab" / "_data").exists(), "opslab/_data/ exists only in the wheel; the checkout's files are the source"
+
+
+def test_two_console_scripts_one_entry_point():
+    """`tc` is also iproute2's traffic-control program: the lab installs `opslab` too, for the same main()."""
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"tc": "opslab.cli:main", "opslab": "opslab.cli:main"}
