@@ -127,6 +127,16 @@ class Browser:
         return check
 
 
+    def evaluate(self, path: Path, script: str, arg: object = None) -> object:
+        """Load PATH from file:// and return what the JavaScript function SCRIPT returns for ARG on it (a measurement)."""
+        page = self._context.new_page()
+        try:
+            page.goto(path.resolve().as_uri(), wait_until="load")
+            return page.evaluate(script, arg)
+        finally:
+            page.close()
+
+
 def problems(check: PageCheck, min_inked: float = 0.02, min_colours: int = 3) -> list[str]:
     """What is wrong with a loaded page: console errors, requests, blank or missing charts."""
     found = [f"console {line}" for line in check.console] + [f"request {url}" for url in check.requests]

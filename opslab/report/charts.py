@@ -221,6 +221,15 @@ def lifecycle_timeline(events: Sequence[Event], steps: Sequence[tuple[int, int]]
     return _render(draw)
 
 
+def label_width(labels: Sequence[str], size: float | None = None) -> float:
+    """Width in inches of the widest of LABELS as drawn in the charts' font (RC) at SIZE points (font.size)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    prop = FontProperties(family=RC["font.family"], size=size or RC["font.size"])
+    return max((TextPath((0, 0), label, prop=prop).get_extents().width / 72 for label in labels if label), default=0.0)
+
+
 @dataclass(frozen=True)
 class Detection:
     """One drill's time to detect (None when it was not detected), its unit and verdict."""
@@ -240,7 +249,10 @@ def time_to_detect(rows: Sequence[Detection]) -> str:
         units = sorted({r.unit for r in rows}) or ["-"]
         heights = [max(1, sum(r.unit == u for r in rows)) for u in units]
         height = 0.7 + 0.42 * sum(heights) + 0.55 * len(units)
-        fig = _figure(9.0, height, left=1.7, top=0.35, bottom=0.5, hspace=0.55 * len(units) / max(1, 0.42 * sum(heights)))
+        # The label area is as wide as the longest drill name (plus the tick and its pad), the bars keep 6 inches:
+        # a long name widens the figure (the page scales it to fit) instead of being cut at the left edge.
+        left = max(1.7, label_width([r.drill for r in rows]) + 0.25)
+        fig = _figure(left + 7.3, height, left=left, top=0.35, bottom=0.5, hspace=0.55 * len(units) / max(1, 0.42 * sum(heights)))
         grid = fig.add_gridspec(len(units), 1, height_ratios=heights)
         for i, unit in enumerate(units):
             ax = fig.add_subplot(grid[i])

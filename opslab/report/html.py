@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -37,6 +38,7 @@ figure.chart{margin:12px 0;padding:8px;border:1px solid #d0d7de;border-radius:6p
 figure.chart svg{width:100%;height:auto;display:block}
 figcaption{color:#59636e;font-size:12px;margin-top:4px}
 details summary{cursor:pointer;color:#0969da}
+p.verdicts{font-size:15px;margin:0 0 8px}p.verdicts a{color:#0969da}
 """
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -104,6 +106,27 @@ def _section(anchor: str, title: str, body: str) -> str:
 # --- run report sections: each returns "" when its artifacts are absent -------------------------
 
 
+STATUS_KIND = {"stopped": "good", "completed": "good", "initialized": "muted", "running": "warn",
+               "blocked": "bad", "failed": "bad"}
+
+
+def _status(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
+    """The verdicts first: the run's status, the kill switch as the run saw it, reconciliation; each links to its section."""
+    badges = [f"run {_badge(str(meta.get('status', 'unknown')).upper(), STATUS_KIND.get(str(meta.get('status')), 'muted'))}"]
+    seen = meta.get("safety")
+    if seen:
+        state = seen.get("kill_switch")
+        kind = {"engaged": ("ENGAGED", "bad"), "released": ("released", "good")}.get(state, ("UNREADABLE", "bad"))
+        badges.append(f'<a href="#safety">kill switch</a> {_badge(*kind)}')
+    doc = _json(folder, "reconciliation")
+    if doc:
+        verdict = str(doc.get("status", ""))
+        summary = doc.get("summary", {})
+        badges.append(f'<a href="#reconciliation">reconciliation</a> {_badge(verdict.upper(), "good" if verdict == "match" else "bad")} '
+                      f"{esc(summary.get('matches'))}/{esc(summary.get('checks'))} checks match")
+    return '<section id="status">\n<p class="verdicts">' + " &nbsp; ".join(badges) + "</p>\n</section>"
+
+
 def _overview(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
     scenario, strategy = meta.get("scenario") or {}, meta.get("strategy") or {}
     rows = [("run_id", esc(meta.get("run_id"))), ("status", esc(meta.get("status"))), ("engine", esc(meta.get("engine_kind"))),
@@ -133,19 +156,20 @@ def _execution(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
     return _section("execution", "Scenario execution", text + _table(rows))
 
 
-def _bars(folder: Path, meta: dict[str, Any]) -> list[Any]:
-    """The bars the engine was given, bucketed while reading to at most charts.MAX_POINTS (low, high, last close)."""
+def _bars(folder: Path, meta: dict[str, Any]) -> tuple[list[Any], int]:
+    """The bars the engine was given, bucketed while reading to at most charts.MAX_POINTS (low, high, last close),
+    and the bucket size in bars."""
     from opslab.report.charts import MAX_POINTS, Bar
 
     ds = meta.get("dataset") or {}
     dataset_id = str(ds.get("dataset_id", ""))
     limit = int((meta.get("engine_summary") or {}).get("bars_given") or 0)  # none before the engine ran
     if not limit or not dataset_id or "/" in dataset_id or dataset_id.startswith("."):
-        return []
+        return [], 1
     root = folder.parent.parent  # runs/<run_id> -> the artifacts root the run belongs to
     raw = _read_bytes(contracts.artifact("dataset_bars").at(root, dataset_id), MAX_BARS_BYTES)
     if raw is None:
-        return []
+        return [], 1
     size = max(1, -(-limit // MAX_POINTS))
     buckets: list[Any] = []
     low = high = 0.0
@@ -161,8 +185,8 @@ def _bars(folder: Path, meta: dict[str, Any]) -> list[Any]:
             if n % size == size - 1 or n == limit - 1:
                 buckets.append(Bar(_ts(row[i_ts]), low, high, float(row[i_close])))
     except (StopIteration, ValueError, IndexError, UnicodeDecodeError):
-        return []
-    return buckets
+        return [], 1
+    return buckets, size
 
 
 def _fills(folder: Path) -> list[Any]:
@@ -175,15 +199,66 @@ def _fills(folder: Path) -> list[Any]:
         return []
 
 
+def _bars_seen(folder: Path) -> list[tuple[float, int]]:
+    """(wall-clock seconds, bars the node had seen) per heartbeat, in order: the node's clock against its own bar
+    count, the one link between a live node's wall-clock fills and the dataset bars the venue replayed to it.
+
+    The time is the heartbeat's last_market_data_at (the node's clock, in milliseconds): bars arrive with market
+    data, so the count is the count at that instant; the chained `ts` has whole seconds and a frozen clock
+    (SOURCE_DATE_EPOCH) would stop it."""
+    points: list[tuple[float, int]] = []
+    for beat in journal.read(contracts.artifact("node_heartbeat").at(folder, history=True)):
+        try:
+            at = datetime.strptime(str(beat["last_market_data_at"]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+            seen = int(beat["bars_seen"])
+        except (KeyError, TypeError, ValueError):
+            continue  # before the first market data there is nothing to link
+        if not points or (at.timestamp() > points[-1][0] and seen >= points[-1][1]):
+            points.append((at.timestamp(), seen))
+    return points
+
+
+def bar_index(points: list[tuple[float, int]], at: float) -> int:
+    """Index of the dataset bar a node fill at wall-clock AT traded against: the bar being replayed, the one after
+    the BARS_SEEN the node had by then (linear between heartbeats, held flat before the first and after the last)."""
+    if at <= points[0][0]:
+        return points[0][1]
+    for (t0, n0), (t1, n1) in zip(points, points[1:], strict=False):  # consecutive pairs
+        if at <= t1:
+            return n0 + int((n1 - n0) * (at - t0) / (t1 - t0))
+    return points[-1][1]
+
+
+def _on_bars(fills: list[Any], bars: list[Any], size: int, points: list[tuple[float, int]]) -> list[Any]:
+    """A node's wall-clock FILLS moved onto the dataset clock of BARS (buckets of SIZE bars): each to the close of the
+    bar it traded against, at its own price."""
+    from dataclasses import replace
+
+    last = len(bars) - 1
+    return [replace(f, ts=bars[min(last, bar_index(points, f.ts.timestamp()) // size)].ts) for f in fills]
+
+
 def _charts(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
     from opslab.report import charts
 
     figures = []
-    bars, fills = _bars(folder, meta), _fills(folder)
+    (bars, size), fills = _bars(folder, meta), _fills(folder)
+    where = "Dataset bars given to the engine"
+    if meta.get("engine_kind") == "node" and fills:
+        # A live node's fills carry wall-clock time, the bars the dataset's: one axis, the dataset's.
+        points = _bars_seen(folder)
+        if bars and points:
+            fills = _on_bars(fills, bars, size, points)
+            where = ("Dataset bars the venue replayed to the node, on the dataset's clock; each fill is drawn at its own price on the "
+                     "bar the node was trading against when it filled (its wall-clock time against the bars_seen count of the "
+                     "node's heartbeats, so within a bar or so)")
+        else:
+            where, fills = ("Dataset bars the venue replayed to the node; its fills are not drawn: without heartbeats nothing links "
+                            "their wall-clock time to a bar"), []
     if bars:
         entries, exits = charts.entries_and_exits(fills)
         figures.append(_figure("price", charts.price_with_trades(bars, fills, f"{spec.get('instrument', '')} close price, {len(bars)} bars"),
-                               f"Dataset bars given to the engine; ▲ entry fills ({len(entries)}), ▼ exit fills ({len(exits)})."))
+                               f"{where}; ▲ entry fills ({len(entries)}), ▼ exit fills ({len(exits)})."))
     if fills:
         start = bars[0].ts if bars else fills[0].ts
         end = bars[-1].ts if bars else fills[-1].ts
@@ -278,7 +353,7 @@ def _journal_section(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -
     return _section("journal", "Journal", f"<details><summary>{len(events)} events</summary>{_grid(['seq', 'event'], rows)}</details>")
 
 
-SECTIONS = [_overview, _execution, _charts, _safety, _reconciliation, _connectivity, _journal_section]
+SECTIONS = [_status, _overview, _execution, _charts, _safety, _reconciliation, _connectivity, _journal_section]
 
 
 def render(folder: Path) -> str:

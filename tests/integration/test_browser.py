@@ -97,3 +97,33 @@ def test_the_checks_catch_a_broken_page(tmp_path, chrome):
     assert any(p.startswith("chart blank: blank") for p in found), found
     assert any("request http://127.0.0.1:9/pixel.png" in p for p in found), found
     assert any("boom" in p for p in found), found
+
+
+LABEL_BOX = """name => {
+  const svg = document.querySelector('figure[data-chart="time_to_detect"] svg');
+  const label = [...svg.querySelectorAll('g')].find(g => [...g.childNodes].some(n => n.nodeType === 8 && n.data.trim() === name));
+  const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.right]; };
+  return {label: label ? box(label) : null, svg: box(svg), plot: box(svg.querySelector('#patch_2'))};
+}"""
+
+
+@needs_chromium
+def test_a_64_character_drill_name_is_on_screen_whole(tmp_path, chrome):
+    """The browser's own measure of the drawn label: inside the chart's SVG and left of the bars."""
+    from opslab.report import html as report_html
+
+    name = "node_stale_book_while_connected_and_rate_limited_at_startup_WW64"
+    assert len(name) == 64
+    drills = tmp_path / "drills"
+    drills.mkdir()
+    rows = [{"drill": d, "verdict": "pass", "detected": True, "runbook": "runbooks/x.md", "time_to_detect": {"value": v, "unit": "polls"}}
+            for d, v in ((name, 3), ("mismatch", 1))]
+    (drills / "scorecard.json").write_text(json.dumps({"schema_version": 1, "total": 2, "passed": 2, "failed": 0,
+                                                       "finished_at": "2024-01-01T00:00:00Z", "drills": rows}))
+    page = drills / "scorecard.html"
+    page.write_text(report_html.render_scorecard(drills))
+    box = chrome.evaluate(page, LABEL_BOX, name)
+    assert box["label"], "the label group of the full name"
+    (left, right), (svg_left, svg_right), (plot_left, _) = box["label"], box["svg"], box["plot"]
+    assert svg_left <= left < right <= plot_left <= svg_right, box
+    assert right - left > 200  # drawn at a readable size, not squeezed

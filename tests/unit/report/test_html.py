@@ -254,3 +254,104 @@ def test_stored_text_in_a_chart_is_never_mathtext():
     svg = charts.price_with_trades(bars, [], "BTC $\\frac{1}{ --> <script>")
     assert svg.startswith("<svg") and "<script>" not in svg
     assert "-->" not in re.sub(r"<!--.*?-->", "", svg, flags=re.S)  # the label's `-->` cannot end matplotlib's comment early
+
+
+def _svg_of(page: str, chart: str) -> str:
+    start = page.index(f'data-chart="{chart}"><svg')
+    return page[start:page.index("</svg>", start)]
+
+
+def _plot_area_and_markers(svg: str) -> tuple[tuple[float, float], list[float]]:
+    """The axes' x range (its background patch) and the x of every scatter marker, in SVG points."""
+    patch = re.search(r'<g id="patch_2">\s*<path d="M ([\d.]+) [\d.]+\s*L ([\d.]+) ', svg)
+    assert patch, "no axes patch in the chart"
+    plot = svg[:svg.index('<g id="legend_1">')] if '<g id="legend_1">' in svg else svg  # the legend's sample markers aside
+    markers = [float(x) for group in re.findall(r'<g id="PathCollection_\d+">(.*?)</g>\s*</g>', plot, re.S)
+               for x in re.findall(r'<use xlink:href="#m[0-9a-f]+" x="([-\d.]+)"', group)]
+    return (float(patch.group(1)), float(patch.group(2))), markers
+
+
+WALL = 1796205600.0  # 2026-12-02T10:00:00Z: the node's wall clock, years after the dataset's 2024
+
+
+def _wall_iso(seconds: float, ms: bool = False) -> str:
+    from datetime import datetime, timezone
+
+    at = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z" if ms else at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture()
+def node_folder(run_folder: Path) -> Path:
+    """The same run as a live node: fills in wall-clock time (2026), heartbeats linking that clock to bars_seen.
+    The venue replays 2 bars a second; a heartbeat every 5 s."""
+    meta = json.loads((run_folder / "metadata.json").read_text())
+    meta["engine_kind"] = "node"
+    _write(run_folder / "metadata.json", meta)
+    fills = [("BUY", "0.01", 5), ("SELL", "0.01", 12), ("BUY", "0.02", 20), ("SELL", "0.02", 60)]  # seconds after the start
+    _write(run_folder / "fills.json", {"schema_version": 1, "run_id": "pics", "fills": [
+        {"trade_id": f"T{i}", "client_order_id": f"O{i}", "side": side, "quantity": qty, "price": "42010.00", "commission": "0",
+         "commission_currency": "USDT", "ts_event": _wall_iso(WALL + sec)} for i, (side, qty, sec) in enumerate(fills)]})
+    beats = [{"seq": k + 1, "ts": "2023-11-14T22:13:20Z", "last_market_data_at": _wall_iso(WALL + 5 * k, ms=True), "bars_seen": 10 * k}
+             for k in range(10)]
+    _write(run_folder / "node" / "heartbeats.jsonl", "".join(json.dumps(b) + "\n" for b in beats))
+    return run_folder
+
+
+def test_a_node_fill_maps_to_the_bar_being_replayed_when_it_filled():
+    points = [(100.0, 0), (105.0, 10), (110.0, 20)]
+    assert [report_html.bar_index(points, t) for t in (90.0, 100.0, 102.5, 105.0, 108.0, 110.0, 500.0)] == [0, 0, 5, 10, 16, 20, 20]
+
+
+@pytest.mark.parametrize("kind", ["paper", "node"])
+def test_every_plotted_fill_lies_within_the_price_charts_time_axis(request, kind):
+    folder = request.getfixturevalue("node_folder" if kind == "node" else "run_folder")
+    page = report_html.render(folder)
+    svg = _svg_of(page, "price")
+    (left, right), markers = _plot_area_and_markers(svg)
+    assert len(markers) == 4 and all(left <= x <= right for x in markers), (left, right, markers)
+    ticks = " ".join(re.findall(r"<!-- (.*?) -->", svg))
+    assert "2024" in ticks and "2026" not in ticks and "2027" not in ticks  # one axis: the dataset's
+    if kind == "node":
+        assert "on the dataset&#x27;s clock" in page or "on the dataset's clock" in page
+        position = _svg_of(page, "position")
+        assert "2026" not in " ".join(re.findall(r"<!-- (.*?) -->", position))
+
+
+def test_node_fills_without_heartbeats_are_left_off_and_the_caption_says_why(node_folder):
+    (node_folder / "node" / "heartbeats.jsonl").unlink()
+    page = report_html.render(node_folder)
+    _, markers = _plot_area_and_markers(_svg_of(page, "price"))
+    assert markers == [] and "nothing links" in page and 'data-chart="position"' not in page
+
+
+def test_the_verdicts_come_first_on_the_page(run_folder):
+    page = report_html.render(run_folder)
+    status = page.index('<section id="status">')
+    assert status < page.index('<section id="overview">') < page.index('<section id="charts">')
+    strip = page[status:page.index("</section>", status)]
+    assert "STOPPED" in strip and "released" in strip and "MISMATCH" in strip and "1/2 checks match" in strip
+    assert '<a href="#safety">' in strip and '<a href="#reconciliation">' in strip
+
+
+LONG_DRILL = "node_stale_book_while_connected_and_rate_limited_at_startup_WW64"
+
+
+def test_a_64_character_drill_name_is_drawn_whole_inside_the_chart(tmp_path):
+    from opslab.report import charts
+
+    assert len(LONG_DRILL) == 64
+    drills = tmp_path / "drills"
+    _write(drills / "scorecard.json", {"schema_version": 1, "total": 2, "passed": 2, "failed": 0, "finished_at": "2024-01-01T00:00:00Z",
+                                       "drills": [{"drill": LONG_DRILL, "verdict": "pass", "detected": True, "runbook": "runbooks/x.md",
+                                                   "time_to_detect": {"value": 3, "unit": "polls"}},
+                                                  {"drill": "mismatch", "verdict": "pass", "detected": True, "runbook": "runbooks/mismatch.md",
+                                                   "time_to_detect": {"value": 1, "unit": "polls"}}]})
+    svg = _svg_of(report_html.render_scorecard(drills), "time_to_detect")
+    label = re.search(rf"<!-- {LONG_DRILL} -->\s*<g transform=\"translate\(([-\d.]+) ", svg)
+    assert label, "the full name is one label in the SVG"
+    start = float(label.group(1))  # where the right-aligned tick label begins, in points
+    (axes_left, _), _ = _plot_area_and_markers(svg)
+    width = charts.label_width([LONG_DRILL]) * 72
+    assert width > 300  # long enough that the old 1.7 inch label area would have cut it
+    assert 0 <= start and start + width <= axes_left
