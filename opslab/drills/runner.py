@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tempfile
 from pathlib import Path
@@ -72,7 +73,9 @@ def list_drills(kind: str = "all") -> Result:
 
 def _get(name: str) -> Drill:
     if name not in DRILLS:
-        raise InputError(f"drill {name!r}: unknown; known: {', '.join(DRILLS)}")
+        close = difflib.get_close_matches(name, list(DRILLS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InputError(f"drill {name!r}: unknown; known: {', '.join(DRILLS)}{hint}")
     return DRILLS[name]
 
 
