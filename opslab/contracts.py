@@ -194,14 +194,49 @@ def pointer(path: Any) -> str:
     return "/" + "/".join(parts) if parts else "/"
 
 
+def _did_you_mean(word: Any, known: Any) -> str:
+    """'; did you mean 'X'?' for the closest of KNOWN to WORD, or ''."""
+    import difflib
+
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, [str(k) for k in known], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _describe(error: Any) -> str:
     if error.validator == "additionalProperties":
-        return error.message.replace("Additional properties are not allowed", "unknown field(s)")
+        text = error.message.replace("Additional properties are not allowed", "unknown field(s)")
+        known = error.schema.get("properties", {})
+        unknown = [key for key in error.instance if key not in known] if isinstance(error.instance, dict) else []
+        hints = [hint for key in unknown if (hint := _did_you_mean(key, known))]
+        if len(unknown) == 1 and hints:
+            return text + hints[0]
+        return text + "".join(f"; {key!r}: {hint[2:]}" for key in unknown if (hint := _did_you_mean(key, known)))
     if error.validator == "required":
         return f"missing required field {error.message.split(' ')[0]}"
     if error.validator == "pattern":
         return f"{error.instance!r} does not match {error.validator_value!r}"
+    if error.validator == "enum":
+        return error.message + _did_you_mean(error.instance, error.validator_value)
     return error.message
+
+
+def _tagged_union_noise(errors: list[Any]) -> set[int]:
+    """Errors from the if/then/else branches of an object whose tag (an enum field such as dataset.kind) is
+    itself invalid: the enum error names the allowed tags, the branch errors would contradict it."""
+    noise = set()
+    for tag in (e for e in errors if e.validator == "enum" and len(e.absolute_path) >= 1):
+        schema_path = list(tag.absolute_schema_path)
+        if schema_path[-3:-2] != ["properties"]:
+            continue
+        parent_schema, parent = schema_path[:-3], list(tag.absolute_path)[:-1]
+        for other in errors:
+            other_schema = list(other.absolute_schema_path)
+            if (other_schema[:len(parent_schema)] == parent_schema and other_schema[len(parent_schema):][:1] in (["then"], ["else"])
+                    and list(other.absolute_path)[:len(parent)] == parent):
+                noise.add(id(other))
+    return noise
 
 
 def iter_errors(name: str, instance: Any) -> Iterator[tuple[str, str]]:
@@ -209,8 +244,10 @@ def iter_errors(name: str, instance: Any) -> Iterator[tuple[str, str]]:
     if fast_validator(name).is_valid(instance):
         return
     errors = sorted(validator(name).iter_errors(instance), key=lambda e: (list(map(str, e.path)), e.message))
+    noise = _tagged_union_noise(errors)
     for error in errors:
-        yield pointer(error.absolute_path), _describe(error)
+        if id(error) not in noise:
+            yield pointer(error.absolute_path), _describe(error)
 
 
 def errors_for(name: str, instance: Any, source: str) -> list[str]:

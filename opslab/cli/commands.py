@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import Any
 
-from opslab.cli.reporter import Reporter
+from opslab.cli.reporter import Reporter, table
 from opslab.errors import InputError
 
 def port_number(text: str) -> int:
@@ -102,16 +103,39 @@ def run_init(args: argparse.Namespace, report: Reporter) -> Any:
     return runs.init(load_spec(args.spec), check=args.check)
 
 
+RUN_COLUMNS = {"run_id": "RUN_ID", "status": "STATUS", "engine_kind": "ENGINE", "scenario": "SCENARIO", "created_at": "CREATED"}
+
+
 def run_list(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import runs
 
-    return runs.list_runs()
+    result = runs.list_runs()
+    rows = result.data.get("runs", [])
+    if rows:  # the operation's rows as a table under a header
+        result.details = table(list(RUN_COLUMNS.values()), [[row.get(key, "") for key in RUN_COLUMNS] for row in rows])
+    return result
 
 
 def run_show(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import runs
 
-    return runs.show(args.run_id)
+    result = runs.show(args.run_id)
+    found = result.data
+    meta = found.get("metadata", {})
+    scenario, strategy = meta.get("scenario") or {}, meta.get("strategy") or {}
+    fields = [("status", meta.get("status")), ("engine", meta.get("engine_kind")),
+              ("scenario", f"{scenario.get('name')} {scenario.get('version')}"),
+              ("strategy", f"{strategy.get('name')} {strategy.get('version')}"), ("config hash", meta.get("config_hash")),
+              ("created", meta.get("created_at")), ("updated", meta.get("updated_at")),
+              ("journal", f"{found.get('journal_events')} event(s), last {found.get('last_event')}"),
+              ("files", len(found.get("files") or [])), ("folder", ", ".join(result.artifacts))]
+    lines = table(["FIELD", "VALUE"], fields)[1:]
+    problems = found.get("journal_problems") or []
+    if problems:  # a broken chain, an edited or foreign line: never `ok`, and say where to look further
+        lines += ["journal problems:", *(f"  {p}" for p in problems),
+                  f"the journal cannot be trusted; check every file of the run with `tc artifacts verify {args.run_id}`"]
+    result.details = lines
+    return result
 
 
 def run_backtest(args: argparse.Namespace, report: Reporter) -> Any:
@@ -242,10 +266,23 @@ def drill_run(args: argparse.Namespace, report: Reporter) -> Any:
     every = args.all or args.kind is not None
     if bool(args.name) == every:
         raise InputError("tc drill run: give one drill NAME, or --all / --kind KIND (see 'tc drill list')")
+    started: dict[str, float] = {}
+
+    def start(i: int, n: int, name: str) -> None:
+        started[name] = time.monotonic()
+        where = f"{i}/{n}: " if n > 1 or every else ""
+        report.event("drill", f"drill {where}{name} ...", drill=name, index=i, total=n)
+
+    def finish(i: int, n: int, result: dict[str, Any]) -> None:
+        name, verdict = result["drill"], result["verdict"]
+        seconds = round(time.monotonic() - started.get(name, time.monotonic()), 1)
+        seen = "detected" if result["detected"] else "NOT detected"
+        report.event("drill_finished", f"drill {i}/{n}: {name} {verdict} ({seen}) in {seconds:.1f} s", drill=name, index=i, total=n,
+                     verdict=verdict, detected=result["detected"], seconds=seconds)
+
     if not every:
-        return runner.run(args.name, check=args.check)
-    return runner.run_all(check=args.check, kind=args.kind or "lab",
-                          progress=lambda i, n, name: report.event("drill", f"drill {i}/{n}: {name} ...", drill=name, index=i, total=n))
+        return runner.run(args.name, check=args.check, progress=start)
+    return runner.run_all(check=args.check, kind=args.kind or "lab", progress=start, finished=finish)
 
 
 def drill_matrix(args: argparse.Namespace, report: Reporter) -> Any:

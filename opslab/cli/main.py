@@ -13,10 +13,11 @@ from opslab.errors import OpsLabError, exit_code_of
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `tc`: parse, call one operation, report its result, return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    report = Reporter("--json" in argv)
+    report = Reporter("--json" in argv)  # before parsing, so a usage error is JSON too; parsing then decides
     want_trace = "--traceback" in argv or os.environ.get("TC_DEBUG") == "1"
     try:
         args = build_parser().parse_args(argv)
+        report.json = args.json
         result = args.handler(args, report)
     except KeyboardInterrupt:
         report.error("interrupted", 130)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+import difflib
+from typing import Any, Callable, Iterable
 
 from opslab import __version__, market
 from opslab.cli import commands
@@ -23,11 +24,30 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise InputError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's check of a choice (a command, --kind ...), with a did-you-mean for a near miss."""
+        try:
+            super()._check_value(action, value)  # type: ignore[misc]
+        except argparse.ArgumentError as exc:
+            hint = did_you_mean(str(value), action.choices or ())
+            if not hint:
+                raise
+            raise argparse.ArgumentError(action, f"{exc.message}; {hint}") from None
+
+
+def did_you_mean(word: str, known: Iterable[Any]) -> str:
+    """'did you mean 'X'?' for the closest of KNOWN to WORD (difflib), or '' when none is close."""
+    close = difflib.get_close_matches(word, [str(k) for k in known], n=1)
+    return f"did you mean {close[0]!r}?" if close else ""
+
 
 def _common() -> argparse.ArgumentParser:
+    # SUPPRESS: a level that does not see the flag leaves it alone, so `tc --json run list`,
+    # `tc run --json list` and `tc run list --json` agree (the top level alone has False defaults).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    common.add_argument("--traceback", action="store_true", help="show the stack trace of an unexpected error (also TC_DEBUG=1)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as one JSON object")
+    common.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                        help="show the stack trace of an unexpected error (also TC_DEBUG=1)")
     return common
 
 
@@ -46,7 +66,7 @@ def leaf(sub: Any, name: str, help_: str, examples: str, handler: Handler) -> ar
 
 def group(sub: Any, name: str, help_: str) -> Any:
     """Add a command group and return its subparsers."""
-    parser = sub.add_parser(name, help=help_, description=help_)
+    parser = sub.add_parser(name, help=help_, description=help_, parents=[COMMON])
     inner = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     inner.required = True
     return inner
@@ -163,7 +183,8 @@ def _group_artifacts(sub: Any) -> None:
 
 
 def _group_killswitch(sub: Any) -> None:
-    g = group(sub, "killswitch", "the file-based kill switch: nothing starts while it is engaged")
+    g = group(sub, "killswitch", "the file-based kill switch: while it is engaged, paper and node runs do not start (exit 3) "
+              "and running ones halt; backtests are offline replays and still run")
     p = leaf(g, "engage", "engage the switch (ok when already engaged), then wake every running node and wait until each "
              "acknowledged HALTED with no order in flight (exit 4 names a node that did not); paper runs then block (exit 3) or stop "
              "at the next step", """
@@ -305,8 +326,10 @@ def build_parser() -> Parser:
         "artifacts root: $TC_ARTIFACTS_DIR (default ./artifacts)\n\n"
         "examples:\n  tc spec validate fixtures/specs/demo.yaml\n  tc run init --spec fixtures/specs/demo.yaml\n  tc artifacts verify --all",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[COMMON],
     )
+    # The top level's own --json/--traceback (not COMMON's shared actions) carry the False defaults.
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object (also after any command word)")
+    parser.add_argument("--traceback", action="store_true", help="show the stack trace of an unexpected error (also TC_DEBUG=1)")
     parser.add_argument("--version", action="version", version=f"tc (opslab) {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     sub.required = True

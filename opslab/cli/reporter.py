@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 class Reporter:
     """Prints results and server events: text for people, or one JSON object per line (--json).
@@ -31,10 +31,26 @@ class Reporter:
                 print("  " + _safe(line))
 
     def error(self, message: str, code: int) -> None:
-        for line in message.splitlines() or [message]:
+        """An error: `error: ...` lines on stderr; with --json also the result envelope on stdout (docs/cli.md)."""
+        lines = message.splitlines() or [message]
+        for line in lines:
             print("error: " + _safe(line), file=sys.stderr)
         if self.json:
-            print(json.dumps({"status": "error", "error": message, "exit_code": code}, sort_keys=True))
+            print(json.dumps(error_envelope(message, code), sort_keys=True))
+
+
+def error_envelope(message: str, code: int) -> dict[str, Any]:
+    """An error as the same object every result is (docs/cli.md#errors-as-json): status `error`, the first
+    line as summary, every line (a spec with three problems: three) in details."""
+    lines = message.splitlines() or [message]
+    return {"status": "error", "summary": lines[0], "artifacts": [], "data": {}, "details": lines, "exit_code": code}
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Left-aligned columns under a header line, two spaces apart (the last column is not padded)."""
+    cells = [list(header)] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
 
 
 def _safe(line: str) -> str:

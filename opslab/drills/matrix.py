@@ -117,9 +117,7 @@ def _run_engine(env: Environment, names: list[str], scratch: Path, progress: Pro
     every = names == node_drills(None)
     batches = [["--kind", "node"]] if every else [[name] for name in names]
     codes, error = [], None
-    for batch in batches:
-        if progress and not every:
-            progress(f"{env.engine}: {batch[0]} ...")
+    for batch in batches:  # the child announces each drill as it starts and ends (its events, passed on below)
         cmd = [str(env.python), "-m", "opslab", "drill", "run", *batch, "--json"]
         code, err = _child(cmd, root, lambda text: progress and progress(f"{env.engine}: {text}"))
         codes.append(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tempfile
 from pathlib import Path
@@ -72,7 +73,9 @@ def list_drills(kind: str = "all") -> Result:
 
 def _get(name: str) -> Drill:
     if name not in DRILLS:
-        raise InputError(f"drill {name!r}: unknown; known: {', '.join(DRILLS)}")
+        close = difflib.get_close_matches(name, list(DRILLS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InputError(f"drill {name!r}: unknown; known: {', '.join(DRILLS)}{hint}")
     return DRILLS[name]
 
 
@@ -100,13 +103,16 @@ def _run_one(drill: Drill) -> dict:
     return result
 
 
-def run(name: str, check: bool = False) -> Result:
-    """The `tc drill run NAME` operation: records a new result; exit 0 when detected, 4 when not."""
+def run(name: str, check: bool = False, progress: Callable[[int, int, str], None] | None = None) -> Result:
+    """The `tc drill run NAME` operation: records a new result; exit 0 when detected, 4 when not.
+    PROGRESS(1, 1, name) is called when the drill starts."""
     drill = _get(name)
     if check:
         return Result("changed", f"would run drill {name} in a sandbox and record its result", [str(_path("drill_result", name))])
     fs.root_for_write()
     with fs.locked(drills_dir(), "the drills folder"):
+        if progress:
+            progress(1, 1, name)
         result = _run_one(drill)
         _record(None, [result])
     code = 0 if result["verdict"] == "pass" else EXIT_CODES["check"]
@@ -141,10 +147,11 @@ def stored_result(path: Path) -> dict | None:
     return None if contracts.errors_for("drill_result", doc, str(path)) else doc
 
 
-def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int, str], None] | None = None) -> Result:
+def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int, str], None] | None = None,
+            finished: Callable[[int, int, dict], None] | None = None) -> Result:
     """The `tc drill run --all [--kind K]` operation: every drill of KIND, then drills/scorecard.json over
     the latest result of every drill (a node-drill run keeps the lab drills' rows, and the other way round).
-    PROGRESS(i, n, name) is called before each drill starts."""
+    PROGRESS(i, n, name) is called before each drill starts, FINISHED(i, n, result) after it ended."""
     chosen = _of_kind(kind)
     if check:
         return Result("changed", f"would run {len(chosen)} {kind} drill(s) and record their results and the scorecard", [str(_path("drill_scorecard"))])
@@ -155,6 +162,8 @@ def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int
             if progress:
                 progress(i, len(chosen), drill.name)
             results[drill.name] = _run_one(drill)
+            if finished:
+                finished(i, len(chosen), results[drill.name])
         latest = [doc for doc in (results.get(name) or stored_result(_path("drill_result", name)) for name in DRILLS) if doc]
         card = _scorecard(latest)
         _record(card, list(results.values()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -150,3 +151,36 @@ def test_show_reports_a_journal_with_a_foreign_line_as_damaged(lab):
     assert result.code == 4 and result.json()["status"] == "failed"
     assert any(f"journal.jsonl:{len(lines) + 1}" in p for p in result.json()["details"]), result.json()["details"]
     assert "DAMAGED" in lab("run", "show", "minimal").out
+
+
+def test_list_prints_a_header_over_aligned_columns(lab):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    lines = lab("run", "list").out.splitlines()
+    assert lines[0].startswith("ok: 1 run(s) under ")
+    assert lines[1].split() == ["RUN_ID", "STATUS", "ENGINE", "SCENARIO", "CREATED"]
+    assert lines[2].split()[:4] == ["minimal", "initialized", "backtest", "ops_smoke_demo"]
+    assert lines[1].index("STATUS") == lines[2].index("initialized")
+
+
+def test_show_prints_one_line_per_field(lab):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    shown = lab("run", "show", "minimal")
+    fields = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in shown.out.splitlines()[1:])
+    assert shown.code == 0 and shown.out.startswith("ok: run minimal: initialized (backtest)")
+    assert fields["journal"] == "2 event(s), last dataset_linked" and fields["config hash"].startswith("sha256:")
+    assert {"status", "engine", "scenario", "strategy", "created", "updated", "files", "folder"} <= set(fields)
+    assert "tc artifacts verify" not in shown.out
+
+
+def test_show_reports_a_broken_chain_and_names_artifacts_verify(lab):
+    assert lab("run", "init", "--spec", str(SPECS / "minimal.json")).code == 0
+    journal = lab.root / "runs/minimal/journal.jsonl"
+    lines = journal.read_text().splitlines()
+    second = {**json.loads(lines[1]), "prev": "a" * 64}  # well-formed, but not the hash of line 1
+    journal.write_text("\n".join([lines[0], json.dumps(second), *lines[2:]]) + "\n")
+    text = lab("run", "show", "minimal")
+    assert text.code == 4 and text.out.startswith("failed:") and "DAMAGED" in text.out
+    assert "journal.jsonl:2: chain broken" in text.out and "`tc artifacts verify minimal`" in text.out
+    doc = lab("run", "show", "minimal", "--json").json()
+    assert doc["status"] == "failed" and any("chain broken" in p for p in doc["data"]["journal_problems"])
+    assert lab("artifacts", "verify", "minimal").code == 4  # the command show points at agrees

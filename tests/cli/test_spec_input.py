@@ -47,6 +47,13 @@ CASES = {
     "unknown scenario": (_with(scenario={"name": "no_such", "version": "1"}), "/scenario/name: 'no_such' is not one of ['ops_smoke_demo']"),
     "zero bars": (_with(dataset={**DEMO["dataset"], "bars": 0}), "/dataset/bars: 0 is less than the minimum of 1"),
     "bad start": (_with(dataset={**DEMO["dataset"], "start": "yesterday"}), "/dataset/start:"),
+    "misspelt field": (_with(scenaro={**DEMO["scenario"]}), "/: unknown field(s) ('scenaro' was unexpected); did you mean 'scenario'?"),
+    "misspelt nested field": (_with(dataset={**DEMO["dataset"], "sed": 1}), "/dataset: unknown field(s) ('sed' was unexpected); did you mean 'seed'?"),
+    # a bad tag of a tagged union: ONE line naming the allowed kinds, not one per variant that does not fit
+    "misspelt dataset kind": (_with(dataset={**DEMO["dataset"], "kind": "synthetc"}),
+                              "/dataset/kind: 'synthetc' is not one of ['synthetic', 'imported']; did you mean 'synthetic'?"),
+    "misspelt imported kind": (_with(dataset={"kind": "importd", "id": "btc-sample"}),
+                               "/dataset/kind: 'importd' is not one of ['synthetic', 'imported']; did you mean 'imported'?"),
 }
 
 
@@ -103,4 +110,18 @@ def test_json_error_output(lab, tmp_path):
     spec = _write(tmp_path, "")
     result = lab("spec", "validate", str(spec), "--json")
     assert result.code == 2
-    assert result.json() == {"status": "error", "error": f"{spec}: is empty, expected a spec mapping", "exit_code": 2}
+    line = f"{spec}: is empty, expected a spec mapping"
+    assert result.json() == {"status": "error", "summary": line, "artifacts": [], "data": {}, "details": [line], "exit_code": 2}
+
+
+def test_a_kind_far_from_every_allowed_one_gets_no_guess(lab, tmp_path):
+    spec = _write(tmp_path, _with(dataset={"kind": "parquet", "path": "x"}))
+    result = lab("spec", "validate", str(spec))
+    assert result.code == 2 and result.err.strip().splitlines() == [
+        f"error: {spec}: /dataset/kind: 'parquet' is not one of ['synthetic', 'imported']"]
+
+
+def test_a_valid_kind_keeps_the_errors_of_its_own_variant(lab, tmp_path):
+    spec = _write(tmp_path, _with(dataset={"kind": "imported", "id": "x", "seed": 1}))
+    lines = lab("spec", "validate", str(spec)).err.strip().splitlines()
+    assert lines == [f"error: {spec}: /dataset: unknown field(s) ('seed' was unexpected)"]

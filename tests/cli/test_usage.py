@@ -50,11 +50,77 @@ def test_version(lab):
                                           (["frobnicate"], "invalid choice: 'frobnicate'"),
                                           (["data", "prepare"], "the following arguments are required: --spec"),
                                           (["venue", "serve", "--port", "99999"], "--port: 99999 is out of range (expected 0-65535)"),
-                                          (["metrics", "serve", "--port", "x"], "--port: 'x' is not a port number")])
+                                          (["metrics", "serve", "--port", "x"], "--port: 'x' is not a port number"),
+                                          (["drlls"], "invalid choice: 'drlls' (choose from"),
+                                          (["drlls"], "; did you mean 'drill'?"),
+                                          (["run", "shwo", "x"], "did you mean 'show'?"),
+                                          (["drill", "list", "--kind", "nde"], "did you mean 'node'?")])
 def test_usage_errors_are_one_line_exit_2(lab, argv, needle):
     result = lab(*argv)
     assert result.code == 2
     assert result.err.count("\n") == 1 and needle in result.err and "--help" in result.err
+
+
+def test_a_command_far_from_every_known_one_gets_no_guess(lab):
+    result = lab("frobnicate")
+    assert result.code == 2 and "invalid choice" in result.err and "did you mean" not in result.err
+
+
+MINIMAL = str(SPECS / "minimal.json")
+
+
+@pytest.mark.parametrize("argv", [["--json", "run", "list"], ["run", "--json", "list"], ["run", "list", "--json"]],
+                         ids=["before-group", "between", "after"])
+def test_json_works_before_between_and_after_the_command_words(lab, argv):
+    assert lab("run", "init", "--spec", MINIMAL).code == 0
+    result = lab(*argv)
+    assert result.code == 0, result.err
+    assert [r["run_id"] for r in result.json()["data"]["runs"]] == ["minimal"]
+
+
+def test_traceback_is_accepted_between_a_group_and_its_command(lab):
+    assert lab("drill", "--traceback", "list").code == 0
+
+
+def _documented_error_envelope() -> dict:
+    """The example object of docs/cli.md's "Errors as JSON" section."""
+    text = (REPO / "docs" / "cli.md").read_text().split("## Errors as JSON", 1)[1]
+    return json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])
+
+
+@pytest.mark.parametrize("argv, code", [(["drlls", "--json"], 2), (["run", "show", "nope", "--json"], 2),
+                                        (["--json", "artifacts", "verify", "--all"], 2)],
+                         ids=["usage", "unknown-run", "missing-root"])
+def test_json_errors_are_the_documented_result_envelope(lab, argv, code):
+    documented = _documented_error_envelope()
+    result = lab(*argv)
+    assert result.code == code and result.err.startswith("error: ")
+    doc = result.json()  # exactly one JSON object on stdout
+    assert set(doc) == set(documented) == {"status", "summary", "artifacts", "data", "details", "exit_code"}
+    assert doc["status"] == documented["status"] == "error" and doc["exit_code"] == code
+    assert doc["artifacts"] == [] and doc["data"] == {}
+    assert doc["details"] == [line.removeprefix("error: ") for line in result.err.splitlines()]
+    assert doc["summary"] == doc["details"][0]
+
+
+def test_a_json_error_with_several_problems_has_one_detail_each(lab, tmp_path):
+    spec = tmp_path / "spec.json"
+    data = json.loads((SPECS / "minimal.json").read_text())
+    spec.write_text(json.dumps({**data, "run_id": "a b", "colour": 1}))
+    doc = lab("spec", "validate", str(spec), "--json").json()
+    assert doc["status"] == "error" and len(doc["details"]) == 2 and doc["summary"] == doc["details"][0]
+    assert all(line.startswith(f"{spec}: /") for line in doc["details"])
+
+
+def test_help_says_what_the_kill_switch_gates_and_it_does(lab):
+    """The help claims paper and node runs are gated and backtests are not: both halves hold."""
+    help_text = " ".join(lab("--help").out.split())
+    assert "nothing starts" not in help_text
+    assert "paper and node runs do not start" in help_text and "backtests are offline replays and still run" in help_text
+    assert lab("killswitch", "engage", "--reason", "help check").code == 0
+    blocked = lab("run", "paper", "--spec", str(SPECS / "paper-demo.yaml"))
+    assert blocked.code == 3 and blocked.out.startswith("blocked:")
+    assert lab("run", "backtest", "--spec", MINIMAL).code == 0
 
 
 @pytest.mark.parametrize("value", ["abc", "70000", "-1"])
