@@ -223,7 +223,7 @@ class Run:
         broken: Exception | None = None
         try:
             changed = write_reports(self.folder)
-        except Exception as exc:  # noqa: BLE001 - raised below, once the run is sealed
+        except Exception as exc:  # raised below, once the run is sealed
             broken, changed = exc, True
             if error is None:
                 self.fail(exc)
