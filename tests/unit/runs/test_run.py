@@ -26,16 +26,16 @@ def _events(folder: Path) -> list[str]:
 
 
 def test_an_error_escaping_a_started_run_marks_it_failed_and_seals_it(demo: spec.RunSpec):
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(ValueError):
         with runs.open(demo) as run:
             run.meta(status="running")
             run.flush()
             run.meta(status="completed")  # the command got this far before the error
-            1 / 0
+            run.meta(bars=int("twenty"))  # a real error in the command's own code
     folder = runs.run_dir(demo.run_id)
     assert _meta(folder)["status"] == "failed"
     last = journal.read(folder / "journal.jsonl")[-1]
-    assert last["event"] == "run_failed" and last["data"]["error"] == "ZeroDivisionError: division by zero"
+    assert last["event"] == "run_failed" and last["data"]["error"] == "ValueError: invalid literal for int() with base 10: 'twenty'"
     assert verify.verify_run(folder) == []  # manifest written after the failure, everything in it
 
 
