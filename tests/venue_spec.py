@@ -1,13 +1,17 @@
-"""The node spec and the credentials the venue's integration tests start a venue with, and the waits of the tests that
-start a node process (one copy for all of them)."""
+"""The node spec and the credentials the venue's integration tests start a venue with, the waits of the tests that
+start a node process, and stand-ins for a venue that is not there (one copy for all of them)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -69,3 +73,48 @@ def wait_for_node(predicate: Callable[[], Any], proc: subprocess.Popen, timeout:
             raise AssertionError(f"node exited ({proc.returncode}) while waiting for {what}: {proc.stderr.read() if proc.stderr else ''}")
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound (so nothing else can take it meanwhile) but not listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[socket.socket]:
+    """A loopback port that accepts connections (the kernel completes the handshake) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield sock
+
+
+@contextlib.contextmanager
+def http_venue(ping_status: int) -> Iterator[int]:
+    """An HTTP server on 127.0.0.1 that answers GET /api/v3/ping with PING_STATUS (and 404 elsewhere)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status = ping_status if self.path == "/api/v3/ping" else 404
+            body = b"{}" if status == 200 else b'{"code": -1, "msg": "no"}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

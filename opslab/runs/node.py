@@ -2,8 +2,10 @@
 
 Preflight (nothing NautilusTrader is imported yet): the spec is engine.kind node, both venue URLs
 pass the loopback rules, the API key and secret are set in the env names the spec's
-connectivity_readiness declares (values are never written anywhere), the kill switch is released
-(else exit 3, journaled node_blocked). The node registers in state/nodes/ (opslab/nodes.py: the
+connectivity_readiness declares (values are never written anywhere), the venue answers (GET
+/api/v3/ping on the HTTP URL, a TCP connect to the WebSocket URL, a couple of seconds each, else exit 2
+with nothing written; preflight.venue_reachable), the kill switch is released (else exit 3, journaled
+node_blocked). The node registers in state/nodes/ (opslab/nodes.py: the
 kill switch's wake) for as long as it runs. Then engine/live.py runs the TradingNode until its bound,
 a signal or a fatal error. Afterwards the run holds the node's orders/fills/positions/final_state
 (observed side), NautilusTrader's own reports (node/reports/*.csv), the venue's record of the same
@@ -81,9 +83,11 @@ def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None) ->
     preflight.check_kind(spec, "node")
     node = dict(spec.data["engine"]["node"])
     overrides = {"venue_http_url": http_url, "venue_ws_url": ws_url}
+    sources = {}
     for field, scheme in (("venue_http_url", "http"), ("venue_ws_url", "ws")):
         value = overrides[field] or node[field]
         where = {"venue_http_url": "--venue-url", "venue_ws_url": "--venue-ws-url"}[field] if overrides[field] else f"{spec.path}: /engine/node/{field}"
+        sources[scheme] = where
         if not value.startswith(scheme + "://") or value.endswith("/") or "?" in value:
             raise InputError(f"{where}: {value!r}: expected {scheme}://127.0.0.1, localhost or [::1] with a port, no path")
         try:
@@ -94,7 +98,7 @@ def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None) ->
             raise InputError(f"{where}: {value!r}: expected a base URL without a path")
         node[field] = value
     key, secret = credentials(spec)
-    return {"node": node, "api_key": key, "api_secret": secret}
+    return {"node": node, "api_key": key, "api_secret": secret, "sources": sources}
 
 
 def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | None = None, ws_url: str | None = None,
@@ -106,6 +110,11 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
     planned = lifecycle.plan(spec, "node_lifecycle", "node", f"the live node of {spec.run_id} against {node['venue_http_url']}")
     if check or planned.status == "ok":
         return planned
+    # A node the kill switch blocks needs no venue: it is recorded blocked (exit 3) below. A root not made yet has no
+    # switch to engage (the gate fails closed on it, and the run creates the root before it asks again).
+    if not (fs.root().is_dir() and gate() is not None):
+        # Seconds, not the node's connect timeout, and before anything of the run is written: exit 2 naming the URL.
+        preflight.venue_reachable(node["venue_http_url"], node["venue_ws_url"], inputs["sources"])
     from opslab.engine import strategies  # preflight passed: importing the strategy (and NautilusTrader) is due now
 
     strategies.check(spec)  # exit 2 naming the module and the reason, before anything is written
@@ -139,6 +148,7 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
             with nodes.Registration(spec.run_id) as registration:
                 state, hooks = _drive(spec, run, life, inputs, gate, registration)
         except Exception as exc:
+            _tidy_logs(run)  # also when it failed: the run is sealed with its logs
             life.to("failed", f"{type(exc).__name__}: {exc}"[:500])
             run.patch(status="failed")
             raise
@@ -165,13 +175,18 @@ def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any],
     return live.run(settings, hooks), hooks
 
 
+def _tidy_logs(run: NodeRun) -> None:
+    """NautilusTrader puts a ":" in its log files' names; a run's file names keep to [A-Za-z0-9_.-]."""
+    for log in sorted(run.log_dir().glob(contracts.artifact("node_log").path.rsplit("/", 1)[1])):
+        if ":" in log.name:
+            log.rename(log.with_name(log.name.replace(":", "-")))
+
+
 def _finish(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any], state: dict[str, Any], hooks: Any) -> Result:
     from opslab.venue.client import RECORD_TIMEOUT_S, RecordError, VenueClient
 
     node = inputs["node"]
-    for log in sorted(run.log_dir().glob(contracts.artifact("node_log").path.rsplit("/", 1)[1])):  # NautilusTrader puts a ":" in the names
-        if ":" in log.name:
-            log.rename(log.with_name(log.name.replace(":", "-")))
+    _tidy_logs(run)
     reports = state.pop("nautilus_reports")
     first_fill = state.pop("first_fill_seconds")
     for name, payload in reports.items():

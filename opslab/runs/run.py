@@ -6,7 +6,8 @@
         run.meta(status="running"); run.flush()
         run.write("orders", doc)           # artifact names come from the registry (contracts.ARTIFACTS)
         run.observe("connectivity_probe", doc, event=..., summary=...)
-    # on exit, also on failure: metadata.json written if it changed, then report.md and manifest.json once
+    # on exit, also on failure: metadata.json written if it changed, then report.md and manifest.json once;
+    # an error escaping a run that had started work (it set a status) marks it failed first (journal run_failed)
 
 metadata.json is written at most twice per command (flush() at the start of long work, and on exit);
 no module outside this one appends to a run's journal or patches its metadata. list/show live here too.
@@ -108,6 +109,7 @@ class Run:
         self.statuses: list[str] = []
         self._meta: dict[str, Any] = {}
         self._meta_on_disk: dict[str, Any] | None = None
+        self._status_set = False  # the command moved the run (running, completed, ...): an error escaping it fails the run
 
     # --- artifacts -----------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -147,6 +149,7 @@ class Run:
 
     def meta(self, **fields: Any) -> None:
         """Set top-level metadata FIELDS (in memory; written by flush() or on exit)."""
+        self._status_set = self._status_set or "status" in fields
         self._meta.update(fields)
 
     def flush(self) -> None:
@@ -204,11 +207,31 @@ class Run:
         self.dataset = manifest
         return manifest
 
-    def _close(self) -> None:
+    def fail(self, error: BaseException) -> None:
+        """Mark the run failed for ERROR (journal run_failed), unless its command already did (an observation that
+        fails leaves the run it observed as it was)."""
+        if self._status_set and self._meta.get("status") != "failed":
+            self.meta(status="failed")
+            self.event("run_failed", {"error": f"{type(error).__name__}: {error}"[:500]})
+
+    def _close(self, error: BaseException | None = None) -> None:
+        """Metadata, reports and manifest brought up to date. A report that cannot be rendered fails the run (it is
+        never left `completed` without one) and is raised, but only after the manifest is written."""
+        if error is not None:
+            self.fail(error)
         self.flush()
-        changed = write_reports(self.folder)
+        broken: Exception | None = None
+        try:
+            changed = write_reports(self.folder)
+        except Exception as exc:  # raised below, once the run is sealed
+            broken, changed = exc, True
+            if error is None:
+                self.fail(exc)
+                self.flush()
         changed |= digests.write_manifest(self.path("manifest"), self.run_id, self.folder, run_files(self.folder))
         self.statuses.append("changed" if changed else "ok")
+        if broken is not None and error is None:
+            raise broken
 
     @property
     def status(self) -> str:
@@ -223,7 +246,9 @@ def open(spec: RunSpec, dataset: Result | None = None) -> Iterator[Run]:
     DATASET is the spec's dataset as the operation resolved it (datasets.resolve.converge_for_spec, before
     the run folder is touched: a corrupt dataset is exit 2 with nothing of the run written); None for
     observations (probe, readiness, reconcile). On exit, also on failure, metadata, report.md and
-    manifest.json are brought up to date once.
+    manifest.json are brought up to date once. An exception escaping a run whose command had set its status marks
+    it failed first (Run.fail), so a crash mid-run leaves a sealed, verifiable run that says `failed`, never
+    `completed` or `running`; the exception still propagates (exit 1 for an unexpected one).
     """
     fs.root_for_write()
     folder = run_dir(spec.run_id)
@@ -234,8 +259,10 @@ def open(spec: RunSpec, dataset: Result | None = None) -> Iterator[Run]:
         run._start(dataset)
         try:
             yield run
-        finally:
-            run._close()
+        except BaseException as exc:
+            run._close(exc)
+            raise
+        run._close()
 
 
 def write_reports(folder: Path) -> bool:

@@ -103,6 +103,27 @@ def test_broken_strategy_is_exit_2_with_nothing_written(tmp_path, case, command)
     assert not root.exists()
 
 
+CRASHING = {"strategy_path": "labuser.crashing:Crashing", "config_path": "labuser.crashing:CrashingConfig", "config": {"crash_after_bars": 100}}
+
+
+@pytest.mark.parametrize("command", ["backtest", "paper"])
+def test_a_strategy_that_raises_mid_run_leaves_a_sealed_failed_run(tmp_path, command):
+    spec = _copy_spec(tmp_path, BYO if command == "backtest" else BYO_PAPER, strategy=CRASHING)
+    root = tmp_path / "artifacts"
+    result = run_tc("run", command, "--spec", str(spec), artifacts=root)
+    assert result.code == 1, result.err  # an unexpected error, reported as one line
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "RuntimeError: crashing on purpose after 100 bars" in lines[0] and "Traceback" not in result.err, lines
+    run_id = f"byo-{command}"
+    assert f"{run_id}  failed  {command}" in run_tc("run", "list", artifacts=root).out
+    folder = root / "runs" / run_id
+    events = [json.loads(line)["event"] for line in (folder / "journal.jsonl").read_text().splitlines()]
+    assert events[-1] == f"{command}_failed" and f"{command}_completed" not in events and "paper_stopped" not in events
+    assert (folder / "manifest.json").exists() and (folder / "report.md").exists()
+    verified = run_tc("artifacts", "verify", "--all", artifacts=root)
+    assert verified.code == 0, verified.out + verified.err
+
+
 def _import(root: Path, csv: Path, dataset: str) -> int:
     return run_tc("data", "import", "--csv", str(csv), "--id", dataset, "--map", "ts_close=open_time", "--time-is", "open", artifacts=root).code
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from venue_spec import closed_port, http_venue, silent_port
 from venue_spec import read_json as _read, wait_for_node as _wait
 from conftest import REPO, run_tc, tc_env
 from opslab.datasets import store
@@ -165,15 +166,30 @@ def test_node_preflight_refuses_missing_credentials_and_wrong_kind(tmp_path: Pat
         assert done.code == 2 and done.err.startswith(f"error: {flag}:"), done.err
 
 
-def test_node_fails_cleanly_when_no_venue_answers(tmp_path: Path, lab_root: Path):
+def test_node_refuses_at_once_when_no_venue_listens(tmp_path: Path, lab_root: Path):
     spec_file = tmp_path / "node.yaml"
-    text = _spec_text("http://127.0.0.1:9", "ws://127.0.0.1:9", 10, duration=5).replace("connect_timeout_seconds: 10", "connect_timeout_seconds: 2")
-    spec_file.write_text(text)
-    store.prepare(store.DatasetParams.from_spec(spec.load(spec_file).data))
-    done = run_tc("run", "node", "--spec", str(spec_file), artifacts=lab_root, timeout=120, **CREDS)
-    assert done.code != 0
+    with closed_port() as http_port, closed_port() as ws_port:
+        spec_file.write_text(_spec_text(f"http://127.0.0.1:{http_port}", f"ws://127.0.0.1:{ws_port}", 10, duration=5))
+        done = run_tc("run", "node", "--spec", str(spec_file), artifacts=lab_root, timeout=120, **CREDS)
+    assert done.code == 2 and done.err.count("\n") == 1 and "venue unreachable: connection refused" in done.err, done.err
+    assert not (lab_root / "runs").exists()
+
+
+def test_node_that_fails_after_the_check_is_a_sealed_failed_run(tmp_path: Path, lab_root: Path):
+    """The venue answers its ping and nothing else: the node fails past its connect timeout; the run says failed
+    (never running or completed), with its manifest, and the CLI reports the unexpected error (exit 1)."""
+    spec_file = tmp_path / "node.yaml"
+    with http_venue(200) as http_port, silent_port() as ws:
+        text = _spec_text(f"http://127.0.0.1:{http_port}", f"ws://127.0.0.1:{ws.getsockname()[1]}", 10, duration=5)
+        spec_file.write_text(text.replace("connect_timeout_seconds: 10", "connect_timeout_seconds: 2"))
+        store.prepare(store.DatasetParams.from_spec(spec.load(spec_file).data))
+        done = run_tc("run", "node", "--spec", str(spec_file), artifacts=lab_root, timeout=120, **CREDS)
+    assert done.code == 1 and "error: unexpected" in done.err, done.err
     life = json.loads((lab_root / "runs" / "node-it" / "node" / "lifecycle.json").read_text())
     assert life["state"] == "failed" and "fatal" in (life["stop_reason"] or life["transitions"][-1]["reason"] or "")
+    assert "node-it  failed  node" in run_tc("run", "list", artifacts=lab_root).out
+    verified = run_tc("artifacts", "verify", "node-it", artifacts=lab_root)
+    assert verified.code == 0, verified.out + verified.err
 
 
 def test_node_stops_cleanly_on_sigterm(tmp_path: Path, lab_root: Path):
