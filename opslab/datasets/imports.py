@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -461,7 +462,7 @@ class Files:
 
     def scan(self) -> Summary:
         summaries = sorted(((s.scan(), s) for s in self.sources), key=lambda pair: (pair[0].first, pair[0].last))
-        for (before, a), (after, b) in zip(summaries, summaries[1:]):
+        for (before, a), (after, b) in itertools.pairwise(summaries):
             if after.first <= before.last:
                 what = "the same bytes as" if after.sha256 == before.sha256 else "bars that overlap those of"
                 raise InputError(f"{b.label}: {what} {a.label} (closes {_iso(after.first)} to {_iso(after.last)} against "
