@@ -3,6 +3,8 @@
 Both sides run as child processes (harness.measure: wall time and peak RSS by os.wait4), alternating;
 the ratio is what matters. The subject does all an import does: two passes over the CSV (check,
 then write bars.csv), NautilusTrader's catalog, the quality checks. `TC_BENCH_IMPORT_ROWS` changes the size.
+The second comparison imports Binance's kline zip as it is (inflated, parsed, times checked) against pyarrow's bare
+read of the CSV inside.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import zipfile
 
 from harness import REPO, WORK, compare
 
@@ -36,6 +39,26 @@ def write_csv(path, rows: int) -> None:
         fh.write("".join(lines))
 
 
+def write_klines(path, rows: int) -> None:
+    """Binance's kline file as it is (no header, 12 columns, epoch ms, close_time the bar's last ms) and its zip beside it."""
+    with path.open("w") as fh:
+        price, lines = 6_100_000, []
+        for i in range(rows):
+            step = (i * 7919) % 601 - 300
+            close = max(100_000, price + step)
+            high, low = max(price, close) + i % 50, min(price, close) - i % 37
+            t = 1709251200000 + 60_000 * i
+            lines.append(f"{t},{price / 100:.8f},{high / 100:.8f},{low / 100:.8f},{close / 100:.8f},{(i * 104729) % 5_000_000 / 1e6:.8f},"
+                         f"{t + 59_999},{i * 3.5:.8f},{100 + i % 700},{(i * 31) % 2_000_000 / 1e6:.8f},{i * 1.25:.8f},0\n")
+            price = close
+            if len(lines) >= 10_000:
+                fh.write("".join(lines))
+                lines.clear()
+        fh.write("".join(lines))
+    with zipfile.ZipFile(path.with_suffix(".zip"), "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(path, path.name)
+
+
 def main() -> None:
     WORK.mkdir(exist_ok=True)
     csv = WORK / f"import-{ROWS}.csv"
@@ -50,6 +73,18 @@ def main() -> None:
     baseline = [PY, "-c", f"import pyarrow.csv as c; c.read_csv({str(csv)!r})"]
     compare(f"tc data import --csv ({ROWS} rows, {csv.stat().st_size / 1e6:.1f} MB) vs pyarrow.csv.read_csv", subject, baseline,
             rounds=3, env=env)
+    klines = WORK / f"klines-{ROWS}.csv"
+    if not klines.with_suffix(".zip").exists():
+        write_klines(klines, ROWS)
+    archive = klines.with_suffix(".zip")
+    subject = [PY, "-c", f"import shutil, sys; shutil.rmtree({str(root)!r}, ignore_errors=True); from opslab.cli import main; "
+               f"sys.exit(main(['data', 'import', '--csv', {str(archive)!r}, '--id', 'bench', "
+               "'--max', 'outliers=1000000', '--max', 'ohlc_inconsistent=1000000']))"]
+    names = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count", "taker_buy_volume",
+             "taker_buy_quote_volume", "ignore"]
+    baseline = [PY, "-c", f"import pyarrow.csv as c; c.read_csv({str(klines)!r}, read_options=c.ReadOptions(column_names={names!r}))"]
+    compare(f"tc data import --csv of a Binance kline zip ({ROWS} rows, {archive.stat().st_size / 1e6:.1f} MB zipped) "
+            "vs pyarrow.csv.read_csv of its CSV", subject, baseline, rounds=3, env=env)
     shutil.rmtree(root, ignore_errors=True)
 
 

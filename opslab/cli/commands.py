@@ -88,7 +88,8 @@ def data_import(args: argparse.Namespace, report: Reporter) -> Any:
         return imports.import_catalog(args.catalog, args.id, args.bar_type, args.instrument, quality_settings(args),
                                        force=args.force, check=args.check, instrument_file=args.instrument_file)
     return imports.import_csv(args.csv, args.id, imports.parse_map(args.map or []), args.time_is, args.instrument,
-                               quality_settings(args), force=args.force, check=args.check, instrument_file=args.instrument_file)
+                               quality_settings(args), force=args.force, check=args.check, instrument_file=args.instrument_file,
+                               fmt=args.format)
 
 
 def data_check(args: argparse.Namespace, report: Reporter) -> Any:

@@ -108,13 +108,18 @@ def _quality_flags(p: argparse.ArgumentParser) -> None:
 def _data_import_and_check(g: Any) -> None:
     p = leaf(g, "import", "import your bars (CSV) as a dataset under the artifacts root and check their quality (exit 4 when a check fails)", """
   tc data import --csv fixtures/data/btcusdt-1m-sample.csv --id btc-sample
+  tc data import --csv BTCUSDT-1m-2024-03-01.zip --csv BTCUSDT-1m-2024-03-02.zip --id btc-march   # Binance's files as they are
   tc data import --csv klines.csv --id my-klines --map ts_close=open_time --time-is open
   tc data import --csv bars.csv --id my-bars --check        # only say what would change
   tc data import --csv bars.csv --id my-bars --instrument-file btcusdt.json   # your instrument's precisions and fees
   tc data import --catalog ~/nautilus/catalog --id from-catalog   # bars of --bar-type from a ParquetDataCatalog""", commands.data_import)
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--csv", metavar="FILE", help="CSV with a header: ts_close,open,high,low,close,volume (see --map)")
+    source.add_argument("--csv", metavar="FILE", action="append",
+                        help="CSV with a header: ts_close,open,high,low,close,volume (see --map), or a Binance kline zip or CSV "
+                             "as it is; repeat it for several files of one dataset (taken in time order)")
     source.add_argument("--catalog", metavar="DIR", help="a NautilusTrader ParquetDataCatalog folder (read with its own reader)")
+    p.add_argument("--format", default="auto", choices=["auto", "csv", "binance-klines"],
+                   help="how --csv files are read: auto (Binance kline files by their shape, other files as CSV), csv, binance-klines")
     p.add_argument("--bar-type", default=market.BAR_TYPE, help="the catalog's bar type to import (the lab runs this one)")
     p.add_argument("--id", required=True, metavar="DATASET", help="dataset id (folder under datasets/; a spec names it as dataset: {kind: imported, id: ...})")
     p.add_argument("--map", action="append", metavar="COLUMN=THEIRS", help="read COLUMN from the CSV's column THEIRS (repeatable)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -30,13 +31,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from opslab import clock, contracts, digests, fs, market
-from opslab.datasets import store, instruments, quality
+from opslab.datasets import store, instruments, klines, quality
 from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 
 COLUMNS = store.COLUMNS  # ts_close, open, high, low, close, volume: the documented input columns too
 MAX_CSV_BYTES = 256 << 20
+MAX_FILES = 400  # --csv files in one dataset (a year of Binance's daily files)
+FORMATS = ("auto", "csv", klines.FORMAT)
 BLOCK_BYTES = 1 << 20  # the CSV reader's block: the longest line tc takes, and (with the block's rows) what one step holds
 INTERVAL_SECONDS = 60
 INSTRUMENTS = ("test:BTCUSDT",)  # built-in instrument definitions (opslab/engine/instruments.py)
@@ -51,7 +54,7 @@ _WIDE = Context(prec=80)  # quantizing a bounded number never overflows in this 
 _FAST_SCALE = 18
 _DIGITS = re.compile(r"[0-9]{1,20}")
 # What the first bytes of a file that is not CSV text say it is.
-_MAGIC = ((b"PK\x03\x04", "a ZIP archive (Binance publishes its files zipped): unzip it and import the CSV inside"),
+_MAGIC = ((b"PK\x03\x04", "a ZIP archive: a Binance kline zip is imported as it is without --format csv; other archives: unzip them"),
           (b"\x1f\x8b", "gzip-compressed: decompress it and import the CSV"),
           (b"PAR1", "a Parquet file: a NautilusTrader catalog is imported with --catalog FOLDER"),
           (b"\xff\xfe", "UTF-16 text (it starts with a UTF-16 byte order mark): save it as UTF-8"),
@@ -181,9 +184,11 @@ def _summarize(blocks: Iterator[Block], label: str) -> tuple[int, int, int]:
 class _Input:
     """A user's file as pyarrow reads it: bounded, hashed, checked to be UTF-8 (the byte that is not, named)."""
 
-    def __init__(self, path: Path, limit: int) -> None:
+    def __init__(self, path: Path, limit: int, fh: Any = None) -> None:
         self.path, self.limit = path, limit
-        self.fh = fs.open_input(path, "CSV")
+        self.fh = fs.open_input(path, "CSV") if fh is None else fh
+        if fh is not None:
+            self.path = fh.label
         self.digest, self.size = hashlib.sha256(), 0
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.closed = False
@@ -270,20 +275,23 @@ class CsvSource:
         if source.digest.hexdigest() != self.sha256:
             raise InputError(f"{self.label}: changed while it was imported; import it again")
 
+    def _layout(self) -> tuple[list[str], list[str], int, str]:
+        """(column names, the columns read in COLUMNS order, header lines, what a row's width is checked against)."""
+        return [f"c{i}" for i in range(self.width)], [f"c{self.index[c]}" for c in COLUMNS], 1, "the header has"
+
     def _blocks(self, source: _Input) -> Iterator[Block]:
-        names = [f"c{i}" for i in range(self.width)]
-        wanted = [f"c{self.index[c]}" for c in COLUMNS]
+        names, wanted, skip, width = self._layout()
         invalid: list[Any] = []
 
         def refuse(row: Any) -> str:
             invalid.append(row)
             return "error"
 
-        line = 2
+        line = 1 + skip
         try:
             reader = pacsv.open_csv(
                 source,
-                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False, column_names=names, skip_rows=1),
+                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False, column_names=names, skip_rows=skip),
                 parse_options=pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=refuse),
                 convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in wanted}, include_columns=wanted,
                                                      strings_can_be_null=False, quoted_strings_can_be_null=False))
@@ -297,7 +305,7 @@ class CsvSource:
         except pa.ArrowInvalid as exc:
             if invalid:
                 row = invalid[0]
-                raise InputError(f"{self.label}: line {row.number}: {row.actual_columns} fields, the header has {row.expected_columns}") from None
+                raise InputError(f"{self.label}: line {row.number}: {row.actual_columns} fields, {width} {row.expected_columns}") from None
             if "straddl" in str(exc):
                 raise InputError(f"{self.label}: line {line} or one soon after is longer than {BLOCK_BYTES} bytes (the longest line tc reads)") from None
             raise InputError(f"{self.label}: not a CSV file tc can read after line {line - 1} ({str(exc)[:160]})") from None
@@ -372,6 +380,105 @@ class CsvSource:
                     why = exc if isinstance(exc, _Bad) else f"{row[k].strip()[:40]!r} is out of range"
                     raise InputError(f"{self.label}: line {lines[i]}: column {self._column(canon)}: {why}") from None
         return pa.array(ts, pa.int64()), [pa.array(p, pa.string()) for p in prices]
+
+
+class KlineSource(CsvSource):
+    """A Binance kline file as it is (opslab/datasets/klines.py): the zip or its CSV, 12 columns, no header or Binance's own;
+    ts_close = close_time + 1 ms (or us), checked on every row against open_time + 1 minute."""
+
+    def __init__(self, path: Path, step: tuple[Decimal, Decimal]) -> None:
+        self.path, self.label, self.mapping, self.step, self.shift = path, str(path), {}, step, 0
+        with fs.open_input(path, "CSV or ZIP") as fh:
+            self.zipped = fh.read(4) == b"PK\x03\x04"
+        if self.zipped:
+            with klines.Member(path, MAX_CSV_BYTES) as member:
+                shape = klines.sniff(member.read(BLOCK_BYTES))
+                self.label = member.label
+            if shape is None:
+                raise InputError(f"{self.label}: not a Binance kline CSV (12 numeric columns, the first an epoch time in ms or us); "
+                                 "unzip it and import the CSV with --map")
+        else:
+            with fs.open_input(path, "CSV") as fh:
+                if os.fstat(fh.fileno()).st_size > MAX_CSV_BYTES:
+                    raise InputError(f"{self.label}: larger than {MAX_CSV_BYTES} bytes (the limit for this file); nothing was read")
+                shape = klines.sniff(fh.read(BLOCK_BYTES))
+        self.header = shape == "header"
+
+    def _layout(self) -> tuple[list[str], list[str], int, str]:
+        return list(klines.NAMES), ["close_time", *COLUMNS[1:], "open_time"], int(self.header), "a Binance kline has"
+
+    def _input(self) -> tuple[_Input, Callable[[], str]]:
+        if not self.zipped:
+            source = _Input(self.path, MAX_CSV_BYTES)
+            return source, lambda: source.digest.hexdigest()
+        member = klines.Member(self.path, MAX_CSV_BYTES)
+        return _Input(self.path, MAX_CSV_BYTES, member), lambda: member.digest
+
+    def scan(self) -> Summary:
+        source, digest = self._input()
+        rows, first, last = _summarize(self._blocks(source), self.label)
+        self.sha256 = digest()
+        return Summary(rows, first, last, self.sha256)
+
+    def blocks(self) -> Iterator[Block]:
+        source, digest = self._input()
+        yield from self._blocks(source)
+        if digest() != self.sha256:
+            raise InputError(f"{self.label}: changed while it was imported; import it again")
+
+    def _blocks(self, source: _Input) -> Iterator[Block]:
+        self.clock = klines.Clock(self.label, END_TIME)
+        yield from super()._blocks(source)
+
+    def _convert(self, batch: pa.RecordBatch, line: int) -> Iterator[Block]:
+        if not batch.num_rows:
+            return
+        ts = self.clock.seconds(batch.column(6), batch.column(0), line)
+        columns = [batch.column(i) for i in range(1, 6)]
+        price_step, size_step = self.step
+        try:
+            prices = [self._fast_number(c, price_step) for c in columns[:4]] + [self._fast_number(columns[4], size_step)]
+        except pa.ArrowException:
+            prices = [pa.array(p, pa.string()) for p in self._slow_prices([c.to_pylist() for c in columns], line)]
+        yield Block(ts, _canonical_text(ts, prices))
+
+    def _slow_prices(self, texts: list[list[str]], line: int) -> list[list[str]]:
+        price_step, size_step = self.step
+        out: list[list[str]] = [[] for _ in texts]
+        for k, (canon, values) in enumerate(zip(COLUMNS[1:], texts, strict=True)):
+            for i, text in enumerate(values):
+                try:
+                    out[k].append(_number(text, size_step if canon == "volume" else price_step))
+                except _Bad as exc:
+                    raise InputError(f"{self.label}: line {line + i}: column {canon}: {exc}") from None
+        return out
+
+
+class Files:
+    """Several files of one dataset (--csv repeated), in time order; overlapping files are refused."""
+
+    def __init__(self, sources: list[CsvSource]) -> None:
+        self.sources = sources
+
+    def scan(self) -> Summary:
+        summaries = sorted(((s.scan(), s) for s in self.sources), key=lambda pair: (pair[0].first, pair[0].last))
+        for (before, a), (after, b) in itertools.pairwise(summaries):
+            if after.first <= before.last:
+                what = "the same bytes as" if after.sha256 == before.sha256 else "bars that overlap those of"
+                raise InputError(f"{b.label}: {what} {a.label} (closes {_iso(after.first)} to {_iso(after.last)} against "
+                                 f"{_iso(before.first)} to {_iso(before.last)}): the files of one dataset must follow each other")
+        self.sources = [s for _, s in summaries]
+        self.files = [{"file": s.path.name[:255], "sha256": summary.sha256} for summary, s in summaries]
+        digest = hashlib.sha256("".join(f["sha256"] for f in self.files).encode()).hexdigest()
+        return Summary(sum(s.rows for s, _ in summaries), summaries[0][0].first, summaries[-1][0].last, digest)
+
+    def blocks(self) -> Iterator[Block]:
+        for source in self.sources:
+            yield from source.blocks()
+
+
+def _iso(seconds: int) -> str:
+    return clock.iso_from_ns(seconds * 1_000_000_000)
 
 
 def read_csv(path: Path | str, mapping: dict[str, str], time_is: str,
@@ -460,18 +567,47 @@ def _check_options(dataset_id: str, instrument: str, time_is: str, instrument_fi
     return engine_instruments.built_in(instrument), {"instrument_definition": instrument}
 
 
-def import_csv(path: Path | str, dataset_id: str, mapping: dict[str, str] | None = None, time_is: str = "close",
+def input_format(path: Path, fmt: str) -> str:
+    """The format of a --csv file: csv, or binance-klines (a zip, Binance's header, or a bare kline row) when FMT is auto."""
+    if fmt not in FORMATS:
+        raise InputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt != "auto":
+        return fmt
+    with fs.open_input(path, "CSV") as fh:
+        shape = klines.sniff(fh.read(BLOCK_BYTES))
+    return klines.FORMAT if shape else "csv"
+
+
+def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: dict[str, str] | None = None, time_is: str = "close",
                instrument: str = "test:BTCUSDT", settings: quality.Settings | None = None,
-               force: bool = False, check: bool = False, instrument_file: Path | str | None = None) -> Result:
-    """`tc data import --csv`: converge datasets/<id>/ to the CSV's rows, then check their quality (exit 4 when it fails)."""
+               force: bool = False, check: bool = False, instrument_file: Path | str | None = None, fmt: str = "auto") -> Result:
+    """`tc data import --csv FILE...`: converge datasets/<id>/ to the files' rows in time order (a CSV, or Binance kline
+    files as they are), then check their quality (exit 4 when it fails)."""
     definition, instrument_params = _check_options(dataset_id, instrument, time_is, instrument_file)
     mapping = mapping or {}
-    path = Path(path)
-    source = CsvSource(path, mapping, time_is, steps(definition))
+    paths = [Path(p) for p in (path if isinstance(path, list) else [path])]
+    if not paths or len(paths) > MAX_FILES:
+        raise InputError(f"--csv: {len(paths)} files, expected 1 to {MAX_FILES}")
+    formats = {input_format(p, fmt) for p in paths}
+    if len(formats) > 1:
+        raise InputError(f"--csv: {', '.join(map(str, paths))[:200]}: Binance kline files and other CSVs in one dataset; "
+                         "import them separately (or force one reading with --format)")
+    kind = formats.pop()
+    if kind == klines.FORMAT:
+        klines.check_options(mapping, time_is)
+        sources: list[CsvSource] = [KlineSource(p, steps(definition)) for p in paths]
+    else:
+        sources = [CsvSource(p, mapping, time_is, steps(definition)) for p in paths]
+    source = Files(sources)
     summary = source.scan()
-    params = {"format": "csv", "source_file": path.name, "source_sha256": summary.sha256, "columns_map": mapping,
+    params = {"format": kind, "source_file": source.sources[0].path.name, "source_sha256": summary.sha256, "columns_map": mapping,
               "time_is": time_is, **instrument_params}
-    return _converge_import(source.blocks, summary, params, definition, dataset_id, path, settings, force, check)
+    if len(paths) > 1:
+        params["source_files"] = source.files
+    else:
+        params["source_sha256"] = source.files[0]["sha256"]
+    shown = paths[0] if len(paths) == 1 else Path(f"{len(paths)} files ({source.sources[0].path.name} to {source.sources[-1].path.name})")
+    return _converge_import(source.blocks, summary, params, definition, dataset_id, shown, settings, force, check)
 
 
 def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument: str = "test:BTCUSDT",

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -62,13 +61,6 @@ def test_a_100_mb_line_is_refused_without_reading_it_whole(lab, tmp_path):
     _refused(lab, path, "longer than 1048576 bytes")
 
 
-def _zip(tmp_path: Path) -> Path:
-    path = tmp_path / "BTCUSDT-1m-2024-03-01.zip"
-    with zipfile.ZipFile(path, "w") as z:
-        z.write(CSV, "BTCUSDT-1m-2024-03-01.csv")
-    return path
-
-
 def _gzip(tmp_path: Path) -> Path:
     path = tmp_path / "bars.csv.gz"
     path.write_bytes(gzip.compress(CSV.read_bytes()))
@@ -88,7 +80,6 @@ def _utf16(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("make, needle", [
-    (_zip, "is a ZIP archive"),
     (_gzip, "is gzip-compressed"),
     (_latin1, "not valid UTF-8 (byte 67)"),
     (_utf16, "UTF-16 text"),

@@ -1,0 +1,200 @@
+"""`tc data import --csv` of Binance's public kline files as they are (opslab/datasets/klines.py): zips, ms/us, several days."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, REPO
+
+BINANCE = FIXTURES / "data" / "binance"
+DAY1, DAY2 = BINANCE / "BTCUSDT-1m-2024-03-01.zip", BINANCE / "BTCUSDT-1m-2024-03-02.zip"
+MICRO, HOURLY = BINANCE / "BTCUSDT-1m-2025-01-01.csv", BINANCE / "BTCUSDT-1h-2024-03-01.csv"
+WITH_HEADER = FIXTURES / "data" / "btcusdt-1m-binance-format.csv"  # Binance's futures files carry this header
+
+
+def _import(lab, *files: Path, extra: tuple[str, ...] = (), dataset: str = "k"):
+    argv = [a for f in files for a in ("--csv", str(f))]
+    return lab("data", "import", *argv, "--id", dataset, "--json", *extra)
+
+
+def _manifest(lab, dataset: str = "k") -> dict:
+    return json.loads((lab.root / f"datasets/{dataset}/manifest.json").read_text())
+
+
+def _refused(lab, needle: str, *files: Path, extra: tuple[str, ...] = ()) -> str:
+    result = lab("data", "import", *[a for f in files for a in ("--csv", str(f))], "--id", "bad", *extra)
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert needle in result.err and "Traceback" not in result.err, result.err
+    assert not lab.root.exists()
+    return result.err
+
+
+def _member(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(archive.namelist()[0])
+
+
+def test_fixtures_are_what_their_script_writes():
+    done = subprocess.run([sys.executable, "scripts/gen_binance_fixtures.py", "--check"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("files, bars, first, last", [
+    ((DAY1,), 240, "2024-03-01T20:01:00Z", "2024-03-02T00:00:00Z"),  # a zip, epoch ms, no header
+    ((MICRO,), 240, "2025-01-01T00:01:00Z", "2025-01-01T04:00:00Z"),  # a CSV, epoch us (spot from 2025)
+    ((DAY2, DAY1), 480, "2024-03-01T20:01:00Z", "2024-03-02T04:00:00Z"),  # two days, given out of order
+    ((WITH_HEADER,), 180, "2024-03-01T00:01:00Z", "2024-03-01T03:00:00Z"),  # Binance's header line
+])
+def test_kline_files_import_as_they_are(lab, files, bars, first, last):
+    result = _import(lab, *files)
+    assert result.code == 0, result.err
+    assert result.json()["data"]["quality"]["passed"] is True
+    manifest = _manifest(lab)
+    assert (manifest["rows"], manifest["first_bar_close"], manifest["last_bar_close"]) == (bars, first, last)
+    assert manifest["params"]["format"] == "binance-klines"
+    # the close time is close_time + 1 ms: the first bar's open time plus one minute
+    assert (lab.root / "datasets/k/bars.csv").read_text().splitlines()[1].startswith(first + ",")
+    assert _import(lab, *files).json()["status"] == "ok"
+    assert lab("artifacts", "verify", "--all").code == 0
+
+
+def test_several_files_name_each_in_time_order(lab):
+    assert _import(lab, DAY2, DAY1).code == 0
+    params = _manifest(lab)["params"]
+    assert params["source_file"] == DAY1.name
+    assert [f["file"] for f in params["source_files"]] == [DAY1.name, DAY2.name]
+
+
+def test_a_zip_and_its_csv_give_the_same_bars(lab, tmp_path):
+    csv = tmp_path / "day1.csv"
+    csv.write_bytes(_member(DAY1))
+    assert _import(lab, DAY1, dataset="zipped").code == 0
+    assert _import(lab, csv, dataset="plain").code == 0
+    bars = [(lab.root / f"datasets/{d}/bars.csv").read_bytes() for d in ("zipped", "plain")]
+    assert bars[0] == bars[1]
+    # the zip's own sha256 identifies the source, not its CSV's
+    assert _manifest(lab, "zipped")["params"]["source_sha256"] != _manifest(lab, "plain")["params"]["source_sha256"]
+
+
+@pytest.mark.parametrize("recipe", [("--map", "ts_close=close_time"), ("--map", "ts_close=open_time", "--time-is", "open"), ()])
+def test_close_time_is_the_bars_end_whichever_time_is_mapped(lab, recipe):
+    result = _import(lab, WITH_HEADER, extra=recipe)
+    assert result.code == 0, result.err
+    # Binance's close_time 00:00:59.999 is the bar's last millisecond; the lab stamps the bar at its end
+    assert (lab.root / "datasets/k/bars.csv").read_text().splitlines()[1] == "2024-03-01T00:01:00Z,61000.00,61003.08,60968.74,60976.82,0.415055"
+
+
+def test_a_gap_between_files_is_reported_by_the_quality_checks(lab):
+    result = _import(lab, DAY1, MICRO)
+    assert result.code == 4, result.err
+    gaps = next(c for c in result.json()["data"]["quality"]["checks"] if c["name"] == "gaps")
+    assert gaps["count"] == 1 and gaps["examples"][0]["line"] == 242
+
+
+def test_hourly_klines_are_refused_in_one_line(lab):
+    err = _refused(lab, "1h klines", HOURLY)
+    assert "1-MINUTE bars" in err and str(HOURLY) in err
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_overlapping_files_are_refused(lab, tmp_path, twice):
+    other = DAY1
+    if not twice:  # the same bars, other bytes
+        other = tmp_path / "day1.csv"
+        other.write_bytes(_member(DAY1))
+    _refused(lab, "the same bytes as" if twice else "bars that overlap those of", DAY1, other)
+
+
+def _rows(path: Path) -> list[str]:
+    return _member(path).decode().splitlines(keepends=True)
+
+
+def test_a_file_that_mixes_ms_and_us_is_refused(lab, tmp_path):
+    rows = _rows(DAY1)
+    fields = rows[100].split(",")
+    fields[0], fields[6] = fields[0] + "000", fields[6] + "999"
+    rows[100] = ",".join(fields)
+    path = tmp_path / "mixed.csv"
+    path.write_text("".join(rows))
+    err = _refused(lab, "line 101: column open_time", path)
+    assert "is in us (16 digits) where the file's first row is in ms (13 digits)" in err
+
+
+def test_a_bar_of_another_length_is_refused_with_its_line(lab, tmp_path):
+    rows = _rows(DAY1)
+    fields = rows[9].split(",")
+    fields[6] = str(int(fields[6]) - 1000)
+    rows[9] = ",".join(fields)
+    path = tmp_path / "short.csv"
+    path.write_text("".join(rows))
+    _refused(lab, "line 10: column close_time", path)
+
+
+def _zip(tmp_path: Path, members: dict[str, bytes]) -> Path:
+    path = tmp_path / "k.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _patched(tmp_path: Path, declared: int) -> Path:
+    """DAY1 with its member's declared (uncompressed) size set to DECLARED in both headers."""
+    data = bytearray(DAY1.read_bytes())
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    data[local + 22:local + 26] = declared.to_bytes(4, "little")
+    data[central + 24:central + 28] = declared.to_bytes(4, "little")
+    path = tmp_path / "patched.zip"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_zip_bombs_and_broken_zips_are_refused_in_one_line(lab, tmp_path):
+    csv = _member(DAY1)
+    _refused(lab, "a ZIP archive of 2 members, expected one", _zip(tmp_path, {"a.csv": csv, "b.csv": csv}))
+    _refused(lab, "inflates to 4000000000 bytes, more than 268435456", _patched(tmp_path, 4_000_000_000))
+    # a size declared smaller than the stream: zipfile stops there, and the CRC says the archive is damaged
+    _refused(lab, "a damaged ZIP archive", _patched(tmp_path, 1000))
+    corrupt = bytearray(DAY1.read_bytes())
+    corrupt[3000:3100] = bytes(b ^ 0x5A for b in corrupt[3000:3100])
+    (tmp_path / "corrupt.zip").write_bytes(bytes(corrupt))
+    _refused(lab, "a damaged ZIP archive", tmp_path / "corrupt.zip")
+    (tmp_path / "cut.zip").write_bytes(DAY1.read_bytes()[:5000])
+    _refused(lab, "a damaged ZIP archive (no end-of-archive record)", tmp_path / "cut.zip")
+    _refused(lab, "not a Binance kline CSV", _zip(tmp_path, {"bars.csv": b"ts_close,open,high,low,close,volume\n"}))
+
+
+def test_a_zip_bomb_by_ratio_is_bounded_by_its_declared_size(lab, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.csv", b"0" * (300 << 20))  # 300 MiB in about 300 KB
+    (tmp_path / "bomb.zip").write_bytes(buf.getvalue())
+    _refused(lab, "more than 268435456 (the limit for a CSV); nothing was inflated", tmp_path / "bomb.zip")
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (("--map", "close=open"), "--map close=open (--time-is close): a Binance kline file has fixed columns"),
+    (("--time-is", "open"), "--time-is open: a Binance kline file has both times"),
+    (("--format", "csv"), "is a ZIP archive"),
+])
+def test_options_that_do_not_fit_klines_are_refused(lab, extra, needle):
+    _refused(lab, needle, DAY1, extra=extra)
+
+
+def test_format_csv_keeps_reading_a_header_file_as_a_plain_csv(lab):
+    result = _import(lab, WITH_HEADER, extra=("--format", "csv", "--map", "ts_close=open_time", "--time-is", "open"))
+    assert result.code == 0, result.err
+    assert _manifest(lab)["params"]["format"] == "csv" and _manifest(lab)["rows"] == 180
+
+
+def test_kline_files_and_other_csvs_do_not_mix(lab, tmp_path):
+    path = tmp_path / "bars.csv"
+    path.write_text("ts_close,open,high,low,close,volume\n2024-03-02T04:01:00Z,1,1,1,1,1\n")
+    _refused(lab, "Binance kline files and other CSVs in one dataset", DAY2, path)
