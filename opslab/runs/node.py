@@ -110,6 +110,7 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
     planned = lifecycle.plan(spec, "node_lifecycle", "node", f"the live node of {spec.run_id} against {node['venue_http_url']}")
     if check or planned.status == "ok":
         return planned
+    resolve.quality_gate(spec)  # the venue replays this dataset: a failed or unverifiable record stops here (local, before the network)
     # A node the kill switch blocks needs no venue: it is recorded blocked (exit 3) below. A root not made yet has no
     # switch to engage (the gate fails closed on it, and the run creates the root before it asks again).
     if not (fs.root().is_dir() and gate() is not None):
@@ -118,7 +119,6 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
     from opslab.engine import strategies  # preflight passed: importing the strategy (and NautilusTrader) is due now
 
     strategies.check(spec)  # exit 2 naming the module and the reason, before anything is written
-    resolve.quality_gate(spec)  # the venue replays this dataset: a failed or unverifiable quality record stops here too
     with runs.open(spec, dataset=runs.dataset_for(spec)) as opened:  # the venue replays the same dataset; the run links it
         run = NodeRun(opened)
         previous = run.read("node_lifecycle")
