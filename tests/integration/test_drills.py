@@ -57,7 +57,8 @@ def test_every_drill_run_is_a_new_observation(detected):
     history = root / "drills/mismatch/history.jsonl"
     before = history.read_text().splitlines()
     again = run_tc("drill", "run", "mismatch", "--json", artifacts=root, SOURCE_DATE_EPOCH="1700000999")
-    assert again.code == 0 and again.json()["status"] == "changed"
+    lines = again.out.strip().splitlines()
+    assert again.code == 0 and json.loads(lines[0])["event"] == "drill" and json.loads(lines[-1])["status"] == "changed"
     after = history.read_text().splitlines()
     assert len(after) == len(before) + 1 and json.loads(after[-1])["finished_at"] == "2023-11-14T22:29:59Z"
     assert json.loads((root / "drills/mismatch/result.json").read_text())["finished_at"] == "2023-11-14T22:29:59Z"
