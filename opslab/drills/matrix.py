@@ -194,10 +194,9 @@ def differences(cells: dict[str, dict]) -> list[str]:
 
     differ("verdict", lambda c: c["verdict"])
     differ("alert", lambda c: (c.get("alert") or {}).get("alertname"))
-    width = max(len(c.get("findings") or []) for c in cells.values())
-    for i in range(width):
-        texts = {engine: (cells[engine].get("findings") or [None] * width)[i] if i < len(cells[engine].get("findings") or []) else None
-                 for engine in engines}
+    findings = {engine: cells[engine].get("findings") or [] for engine in engines}
+    for i in range(max(map(len, findings.values()))):
+        texts = {engine: found[i] if i < len(found) else None for engine, found in findings.items()}
         if len({_shape(t) if t else None for t in texts.values()}) > 1:
             changes.append(f"finding {i + 1} reads differently: " + " | ".join(f"{engine}: {texts[engine] or '(none)'}" for engine in engines))
     return changes
