@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from opslab import clock, fs
+from opslab import clock, digests, fs
 from opslab.contracts import SCHEMA_VERSION, iter_errors
 from opslab.errors import InputError
 
@@ -124,14 +124,10 @@ def verify_bytes(raw: bytes, schema: str, label: str) -> list[str]:
 
 def anchor_doc(log_rel: str, lines: int, last_hash: str) -> dict[str, Any]:
     """The sealed anchor of a history of LINES lines ending in LAST_HASH (schemas/log_anchor.schema.json)."""
-    from opslab import digests
-
     return digests.stamp({"schema_version": SCHEMA_VERSION, "log": log_rel, "lines": lines, "last_hash": last_hash})
 
 
 def _read_anchor(anchor: Path, label: str) -> tuple[dict[str, Any] | None, list[str]]:
-    from opslab import digests
-
     try:
         doc = fs.read_json(anchor, 1 << 16)
     except FileNotFoundError:
