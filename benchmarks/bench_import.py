@@ -20,41 +20,43 @@ PY = sys.executable
 ROWS = int(os.environ.get("TC_BENCH_IMPORT_ROWS", "200000"))
 
 
+def _series(rows: int):
+    """(open time in epoch ms, open, high, low, close in cents, volume) of ROWS deterministic one-minute bars."""
+    price = 6_100_000  # cents
+    for i in range(rows):
+        step = (i * 7919) % 601 - 300
+        close = max(100_000, price + step)
+        yield 1709251200000 + 60_000 * i, price, max(price, close) + i % 50, min(price, close) - i % 37, close, (i * 104729) % 5_000_000 / 1e6
+        price = close
+
+
+def _write(path, header: str, lines) -> None:
+    """HEADER then LINES, written 10,000 at a time."""
+    with path.open("w") as fh:
+        fh.write(header)
+        batch = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) >= 10_000:
+                fh.write("".join(batch))
+                batch.clear()
+        fh.write("".join(batch))
+
+
 def write_csv(path, rows: int) -> None:
     """A time-ordered Binance-style file (open time in epoch ms) of ROWS bars."""
-    with path.open("w") as fh:
-        fh.write("open_time,open,high,low,close,volume\n")
-        price = 6_100_000  # cents
-        lines = []
-        for i in range(rows):
-            step = (i * 7919) % 601 - 300
-            close = max(100_000, price + step)
-            high, low = max(price, close) + i % 50, min(price, close) - i % 37
-            lines.append(f"{1709251200000 + 60_000 * i},{price // 100}.{price % 100:02d},{high // 100}.{high % 100:02d},"
-                         f"{low // 100}.{low % 100:02d},{close // 100}.{close % 100:02d},{(i * 104729) % 5_000_000 / 1e6:.6f}\n")
-            price = close
-            if len(lines) >= 10_000:
-                fh.write("".join(lines))
-                lines.clear()
-        fh.write("".join(lines))
+    def cents(v: int) -> str:
+        return f"{v // 100}.{v % 100:02d}"
+
+    _write(path, "open_time,open,high,low,close,volume\n",
+           (f"{t},{cents(o)},{cents(h)},{cents(lo)},{cents(c)},{vol:.6f}\n" for t, o, h, lo, c, vol in _series(rows)))
 
 
 def write_klines(path, rows: int) -> None:
     """Binance's kline file as it is (no header, 12 columns, epoch ms, close_time the bar's last ms) and its zip beside it."""
-    with path.open("w") as fh:
-        price, lines = 6_100_000, []
-        for i in range(rows):
-            step = (i * 7919) % 601 - 300
-            close = max(100_000, price + step)
-            high, low = max(price, close) + i % 50, min(price, close) - i % 37
-            t = 1709251200000 + 60_000 * i
-            lines.append(f"{t},{price / 100:.8f},{high / 100:.8f},{low / 100:.8f},{close / 100:.8f},{(i * 104729) % 5_000_000 / 1e6:.8f},"
-                         f"{t + 59_999},{i * 3.5:.8f},{100 + i % 700},{(i * 31) % 2_000_000 / 1e6:.8f},{i * 1.25:.8f},0\n")
-            price = close
-            if len(lines) >= 10_000:
-                fh.write("".join(lines))
-                lines.clear()
-        fh.write("".join(lines))
+    _write(path, "", (f"{t},{o / 100:.8f},{h / 100:.8f},{lo / 100:.8f},{c / 100:.8f},{vol:.8f},"
+                      f"{t + 59_999},{i * 3.5:.8f},{100 + i % 700},{(i * 31) % 2_000_000 / 1e6:.8f},{i * 1.25:.8f},0\n"
+                      for i, (t, o, h, lo, c, vol) in enumerate(_series(rows))))
     with zipfile.ZipFile(path.with_suffix(".zip"), "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(path, path.name)
 
