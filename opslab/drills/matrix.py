@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -54,14 +57,27 @@ def _installed(venv: Path) -> str | None:
     return None
 
 
+def _running() -> str | None:
+    """The nautilus_trader release this interpreter holds (from its metadata; nothing imported), if any."""
+    try:
+        version = metadata.version("nautilus_trader")
+    except metadata.PackageNotFoundError:
+        return None
+    return version if ENGINE_RE.match(version) else None
+
+
 def environments(home: Path = CHECKOUT) -> dict[str, Environment]:
-    """Engine release -> its environment, for every .venv* in HOME that holds NautilusTrader."""
+    """Engine release -> its environment, for every .venv* in HOME that holds NautilusTrader, and this interpreter
+    when it holds a release none of them does (the image: NautilusTrader installed with no venv)."""
     found: dict[str, Environment] = {}
     for venv in sorted(home.glob(".venv*"))[:32]:
         python = venv / "bin" / "python"
         engine = _installed(venv) if python.exists() else None
         if engine and engine not in found:
             found[engine] = Environment(engine, python, venv.name)
+    engine = _running()
+    if engine and engine not in found:
+        found[engine] = Environment(engine, Path(sys.executable), "this interpreter")
     return found
 
 
@@ -164,6 +180,8 @@ def _child(cmd: list[str], root: Path, say: Callable[[str], object]) -> tuple[in
 
 
 def _python_version(env: Environment) -> str:
+    if env.python == Path(sys.executable):
+        return platform.python_version()
     cfg = env.python.parent.parent / "pyvenv.cfg"
     try:
         for line in fs.read_input(cfg, "pyvenv.cfg", 1 << 14).decode("utf-8", "replace").splitlines():
@@ -217,8 +235,8 @@ def _document(rows: list[dict], names: list[str], results: dict[str, dict[str, d
 
 def run(engines: str | None = None, names: list[str] | None = None, check: bool = False, progress: Progress | None = None) -> Result:
     """The `tc drill matrix` operation: a new observation every time (drills/matrix.json and .html)."""
+    wanted = node_drills(names)  # the drills first: a wrong name is refused wherever no engine is set up
     chosen = choose(engines)
-    wanted = node_drills(names)
     target = contracts.artifact("drill_matrix").at(fs.root())
     plan = f"{len(wanted)} node drill(s) on {len(chosen)} engine(s): " + ", ".join(f"{e.engine} ({e.folder})" for e in chosen)
     if check:

@@ -52,13 +52,16 @@ def test_the_bad_row_is_named_far_into_the_file(lab, tmp_path):
     _refused(lab, path, "line 30002: column high: '1e400' is out of range")
 
 
-def test_a_100_mb_line_is_refused_without_reading_it_whole(lab, tmp_path):
+def test_a_100_mb_line_is_refused_without_reading_it_whole_every_time(lab, tmp_path):
+    """Refused the same way on every run: the process exits while pyarrow's read-ahead thread is still inside the
+    line; before the import waited for pyarrow to let go of the file, about 1 run in 20 died of SIGABRT instead."""
     path = tmp_path / "long.csv"
     with path.open("wb") as fh:
         fh.write(HEADER.encode() + b"2024-01-01T00:01:00Z,1,2,1,1,")
         fh.write(b"1" * (100 << 20))
         fh.write(b"\n")
-    _refused(lab, path, "longer than 1048576 bytes")
+    for _ in range(8):
+        _refused(lab, path, "longer than 1048576 bytes")
 
 
 def _gzip(tmp_path: Path) -> Path:

@@ -4,6 +4,8 @@ as a change between engines, the document against its schema, and both rendering
 from __future__ import annotations
 
 import copy
+import platform
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from opslab import contracts
 from opslab.drills import matrix
 from opslab.errors import InputError
 from opslab.report import html, markdown
+
+RUNNING = matrix._running  # the real one: the fixture below replaces it in every test
 
 
 def _venv(home: Path, name: str, engine: str | None, python: str = "3.13") -> None:
@@ -22,6 +26,12 @@ def _venv(home: Path, name: str, engine: str | None, python: str = "3.13") -> No
     if engine:
         (site / f"nautilus_trader-{engine}.dist-info").mkdir()
     (home / name / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {python}.1\n")
+
+
+@pytest.fixture(autouse=True)
+def no_running_engine(monkeypatch):
+    """Only the folders a test builds count, whichever interpreter runs the tests."""
+    monkeypatch.setattr(matrix, "_running", lambda: None)
 
 
 @pytest.fixture
@@ -60,6 +70,25 @@ def test_bad_engines_are_one_clear_input_error(home, engines, says):
 def test_a_missing_environment_says_how_to_build_it(home):
     with pytest.raises(InputError, match=r"make setup ENGINE=1\.230\.0"):
         matrix.choose("1.230.0", home)
+
+
+def test_the_running_interpreter_counts_when_no_venv_holds_its_release(tmp_path, monkeypatch):
+    # the image: NautilusTrader installed with no venv in the checkout
+    monkeypatch.setattr(matrix, "_running", lambda: "1.221.0")
+    found = matrix.environments(tmp_path)
+    assert list(found) == ["1.221.0"] and found["1.221.0"].folder == "this interpreter"
+    assert found["1.221.0"].python == Path(sys.executable)
+    assert matrix._python_version(found["1.221.0"]) == platform.python_version()
+
+
+def test_a_venv_wins_over_the_running_interpreter_for_the_same_release(home, monkeypatch):
+    monkeypatch.setattr(matrix, "_running", lambda: "1.231.0")
+    assert matrix.environments(home)["1.231.0"].folder == ".venv-1.231.0"
+
+
+def test_the_running_release_is_read_from_its_metadata():
+    import nautilus_trader
+    assert RUNNING() == nautilus_trader.__version__
 
 
 def test_no_environment_at_all_says_run_make_setup(tmp_path):
