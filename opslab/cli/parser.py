@@ -35,6 +35,27 @@ class Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(action, f"{exc.message}; {hint}") from None
 
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:  # type: ignore[override]
+        """argparse's, noting the command that got unknown arguments (the innermost parser: it runs first) and, for
+        an unknown --option, the near miss among that command's own options."""
+        ns, extras = super().parse_known_args(args, namespace)
+        if extras and not getattr(ns, "_unknown_in", None):
+            options = [o for action in self._actions for o in action.option_strings]
+            names = [word.split("=", 1)[0] for word in extras if word.startswith("--")]
+            hints = [f"{name}: {hint}" for name in names if (hint := did_you_mean(name, options))]
+            ns._unknown_in = (self.prog, hints[:1])  # type: ignore[attr-defined]
+        return ns, extras
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        ns, extras = self.parse_known_args(args, namespace)
+        prog, hints = getattr(ns, "_unknown_in", (self.prog, []))
+        if extras:
+            said = "; ".join([f"unrecognized arguments: {' '.join(extras)}"[:300], *hints])
+            raise InputError(f"{prog}: {said} (see '{prog} --help')")
+        vars(ns).pop("_unknown_in", None)
+        return ns
+
+
 def did_you_mean(word: str, known: Iterable[Any]) -> str:
     """'did you mean 'X'?' for the closest of KNOWN to WORD (difflib), or '' when none is close."""
     close = difflib.get_close_matches(word, [str(k) for k in known], n=1)

@@ -54,7 +54,10 @@ def test_version(lab):
                                           (["drlls"], "invalid choice: 'drlls' (choose from"),
                                           (["drlls"], "; did you mean 'drill'?"),
                                           (["run", "shwo", "x"], "did you mean 'show'?"),
-                                          (["drill", "list", "--kind", "nde"], "did you mean 'node'?")])
+                                          (["drill", "list", "--kind", "nde"], "did you mean 'node'?"),
+                                          (["run", "list", "--jsn"], "tc run list: unrecognized arguments: --jsn; --jsn: did you mean '--json'?"),
+                                          (["drill", "run", "mismatch", "--kindd=node"], "--kindd: did you mean '--kind'?"),
+                                          (["drill", "run", "mismatch", "--frobnicate"], "(see 'tc drill run --help')")])
 def test_usage_errors_are_one_line_exit_2(lab, argv, needle):
     result = lab(*argv)
     assert result.code == 2
@@ -64,6 +67,8 @@ def test_usage_errors_are_one_line_exit_2(lab, argv, needle):
 def test_a_command_far_from_every_known_one_gets_no_guess(lab):
     result = lab("frobnicate")
     assert result.code == 2 and "invalid choice" in result.err and "did you mean" not in result.err
+    result = lab("run", "list", "--frobnicate")
+    assert result.code == 2 and "unrecognized arguments: --frobnicate" in result.err and "did you mean" not in result.err
 
 
 MINIMAL = str(SPECS / "minimal.json")
