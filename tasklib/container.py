@@ -45,12 +45,19 @@ def api():
     """A docker-py client on the engine's socket (Podman's socket speaks the same API)."""
     import docker
 
-    client = docker.DockerClient(base_url=docker_host())
+    hint = ("start it (podman: `systemctl --user enable --now podman.socket`, or "
+            "`podman system service --time=0 unix:///run/podman/podman.sock &` as root), or set DOCKER_HOST")
+    try:
+        # docker-py asks the engine for its API version while it is built: a socket file left by a stopped
+        # service fails here already, not at ping().
+        client = docker.DockerClient(base_url=docker_host())
+    except docker.errors.DockerException as exc:
+        raise SystemExit(f"the container engine at {docker_host()} does not answer ({str(exc)[:160]}): {hint}") from None
     try:
         client.ping()
     except Exception as exc:  # the socket exists but nothing answers: say which one
         client.close()
-        raise SystemExit(f"the container engine at {docker_host()} does not answer: {exc}") from None
+        raise SystemExit(f"the container engine at {docker_host()} does not answer ({str(exc)[:160]}): {hint}") from None
     return client
 
 

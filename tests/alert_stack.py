@@ -11,7 +11,7 @@ from opslab.drills.node import stack
 from opslab.drills.node.stack import FOR_SCALE, GROUP_WAIT, INTERVAL, free_port, get, missing, seconds, tc_env, wait
 
 __all__ = ["FOR_SCALE", "GROUP_WAIT", "INTERVAL", "AlertStack", "get", "missing", "seconds", "tc", "wait"]
-REPO = stack.CONFIG_HOME
+REPO = Path(__file__).resolve().parent.parent  # this checkout: its mkdocs.yml and docs/ (CONFIG_HOME may be an installed wheel's _data)
 
 
 def tc(root: Path, *args: str) -> subprocess.CompletedProcess:
