@@ -89,7 +89,7 @@ def data_import(args: argparse.Namespace, report: Reporter) -> Any:
                                        force=args.force, check=args.check, instrument_file=args.instrument_file)
     return imports.import_csv(args.csv, args.id, imports.parse_map(args.map or []), args.time_is, args.instrument,
                                quality_settings(args), force=args.force, check=args.check, instrument_file=args.instrument_file,
-                               fmt=args.format)
+                               fmt=args.format, progress=report.progress())
 
 
 def data_check(args: argparse.Namespace, report: Reporter) -> Any:

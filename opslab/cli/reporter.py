@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, Sequence
 
@@ -19,6 +20,17 @@ class Reporter:
             print(json.dumps({"event": kind, "message": message, **fields}, sort_keys=True, default=str), flush=True)
         else:
             print(_safe(message), flush=True)
+
+    def progress(self) -> Any:
+        """A callable printing progress lines of long work to stderr, or None: only on a terminal, or with
+        TC_PROGRESS=1 (stdout, --json or not, keeps only the result)."""
+        if not (sys.stderr.isatty() or os.environ.get("TC_PROGRESS") == "1"):
+            return None
+
+        def say(message: str) -> None:
+            print(_safe(message), file=sys.stderr, flush=True)
+
+        return say
 
     def result(self, result: Any) -> None:
         if self.json:

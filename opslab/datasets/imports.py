@@ -41,6 +41,7 @@ from opslab.result import Result
 COLUMNS = store.COLUMNS  # ts_close, open, high, low, close, volume: the documented input columns too
 MAX_CSV_BYTES = 256 << 20
 MAX_BARS_BYTES = 4 * MAX_CSV_BYTES  # a dataset's own bars.csv (canonical rows are shorter than the files they came from)
+PROGRESS_EVERY_S = 2.0  # how often a long import says how far it is (tc data import on a terminal, or TC_PROGRESS=1)
 RELEASE_WAIT_S = 5.0  # how long _release waits for pyarrow's read-ahead to let go of a file
 MAX_FILES = 400  # --csv files in one dataset (a year of Binance's daily files)
 FORMATS = ("auto", "csv", klines.FORMAT)
@@ -185,6 +186,26 @@ def _summarize(blocks: Iterator[Block], label: str) -> tuple[int, int, int]:
     return rows, first, last
 
 
+class Meter:
+    """How far an import's pass is, in rows, said through SAY when a pass starts and then at most once per
+    PROGRESS_EVERY_S seconds (counted where the rows are converted: pyarrow reads the file ahead of them)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say, self.stage, self.total, self.done, self.next = say, "", 0, 0, 0.0
+
+    def start(self, stage: str, total: int = 0) -> None:
+        self.stage, self.total, self.done, self.next = stage, total, 0, time.monotonic() + PROGRESS_EVERY_S
+        self.say(f"import: {stage} ...")
+
+    def add(self, rows: int) -> None:
+        self.done += rows
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + PROGRESS_EVERY_S
+            share = f"{min(100, 100 * self.done // self.total)}% ({self.done:,} of {self.total:,} rows)" if self.total else f"{self.done:,} rows"
+            self.say(f"import: {self.stage}: {share}")
+
+
 class _Input:
     """A user's file as pyarrow reads it: bounded, hashed, checked to be UTF-8 (the byte that is not, named)."""
 
@@ -268,6 +289,9 @@ def _release(source: _Input, fed: weakref.ref) -> None:
 class CsvSource:
     """A user's CSV, read in blocks as often as asked (a checking pass, then a writing pass)."""
 
+    meter: Meter | None = None  # set by import_csv when the caller wants progress
+    bytes = 0  # what the passes read of it (the file's size; a zip member's inflated size)
+
     def __init__(self, path: Path, mapping: dict[str, str], time_is: str, step: tuple[Decimal, Decimal]) -> None:
         self.path, self.label, self.mapping = path, str(path), mapping
         self.shift = INTERVAL_SECONDS if time_is == "open" else 0
@@ -279,6 +303,7 @@ class CsvSource:
             size = os.fstat(fh.fileno()).st_size
             if size > MAX_CSV_BYTES:
                 raise InputError(f"{self.label}: larger than {MAX_CSV_BYTES} bytes (the limit for this file); nothing was read")
+            self.bytes = size
             first = fh.read(BLOCK_BYTES)
         for magic, what in _MAGIC:
             if first.startswith(magic):
@@ -351,6 +376,8 @@ class CsvSource:
                     break
                 yield from self._convert(batch, line)
                 line += batch.num_rows
+                if self.meter is not None:
+                    self.meter.add(batch.num_rows)
         except pa.ArrowInvalid as exc:
             if invalid:
                 row = invalid[0]
@@ -443,13 +470,14 @@ class KlineSource(CsvSource):
         if self.zipped:
             with klines.Member(path, MAX_CSV_BYTES) as member:
                 shape = klines.sniff(member.read(BLOCK_BYTES))
-                self.label = member.label
+                self.label, self.bytes = member.label, member.size
             if shape is None:
                 raise InputError(f"{self.label}: not a Binance kline CSV (12 numeric columns, the first an epoch time in ms or us); "
                                  "unzip it and import the CSV with --map")
         else:
             with fs.open_input(path, "CSV") as fh:
-                if os.fstat(fh.fileno()).st_size > MAX_CSV_BYTES:
+                self.bytes = os.fstat(fh.fileno()).st_size
+                if self.bytes > MAX_CSV_BYTES:
                     raise InputError(f"{self.label}: larger than {MAX_CSV_BYTES} bytes (the limit for this file); nothing was read")
                 shape = klines.sniff(fh.read(BLOCK_BYTES))
         self.header = shape == "header"
@@ -638,9 +666,11 @@ def input_format(path: Path, fmt: str) -> str:
 
 def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: dict[str, str] | None = None, time_is: str = "close",
                instrument: str = "test:BTCUSDT", settings: quality.Settings | None = None,
-               force: bool = False, check: bool = False, instrument_file: Path | str | None = None, fmt: str = "auto") -> Result:
+               force: bool = False, check: bool = False, instrument_file: Path | str | None = None, fmt: str = "auto",
+               progress: Callable[[str], None] | None = None) -> Result:
     """`tc data import --csv FILE...`: converge datasets/<id>/ to the files' rows in time order (a CSV, or Binance kline
-    files as they are), then check their quality (exit 4 when it fails)."""
+    files as they are), then check their quality (exit 4 when it fails). PROGRESS, when given, hears how far each
+    pass has read (every PROGRESS_EVERY_S seconds)."""
     definition, instrument_params = _check_options(dataset_id, instrument, time_is, instrument_file)
     mapping = mapping or {}
     paths = [Path(p) for p in (path if isinstance(path, list) else [path])]
@@ -657,6 +687,11 @@ def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: di
     else:
         sources = [CsvSource(p, mapping, time_is, steps(definition)) for p in paths]
     source = Files(sources)
+    meter = Meter(progress) if progress else None
+    for each in sources:
+        each.meter = meter
+    if meter:
+        meter.start(f"checking {len(sources)} file(s), {sum(s.bytes for s in sources) >> 20} MiB")
     summary = source.scan()
     params = {"format": kind, "source_file": source.sources[0].path.name, "source_sha256": summary.sha256, "columns_map": mapping,
               "time_is": time_is, **instrument_params}
@@ -665,7 +700,7 @@ def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: di
     else:
         params["source_sha256"] = source.files[0]["sha256"]
     shown = paths[0] if len(paths) == 1 else Path(f"{len(paths)} files ({source.sources[0].path.name} to {source.sources[-1].path.name})")
-    return _converge_import(source.blocks, summary, params, definition, dataset_id, shown, settings, force, check)
+    return _converge_import(source.blocks, summary, params, definition, dataset_id, shown, settings, force, check, meter)
 
 
 def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument: str = "test:BTCUSDT",
@@ -686,7 +721,8 @@ def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument:
 
 
 def _converge_import(blocks: Callable[[], Iterator[Block]], summary: Summary, params: dict[str, Any], definition: dict[str, Any],
-                     dataset_id: str, path: Path, settings: quality.Settings | None, force: bool, check: bool) -> Result:
+                     dataset_id: str, path: Path, settings: quality.Settings | None, force: bool, check: bool,
+                     meter: Meter | None = None) -> Result:
     symbol, venue = definition["id"].rsplit(".", 1)
     settings = settings or quality.Settings()
     folder = store.dataset_dir(dataset_id)
@@ -706,6 +742,8 @@ def _converge_import(blocks: Callable[[], Iterator[Block]], summary: Summary, pa
         return Result("changed", f"would {verb} {label} from {path} ({summary.rows} bars) and check its quality", [str(folder)],
                       {"dataset_id": dataset_id})
     fs.root_for_write()
+    if meter:
+        meter.start(f"writing {summary.rows:,} rows", summary.rows)
 
     def chunks() -> Iterator[bytes]:
         yield (",".join(COLUMNS) + "\n").encode()
@@ -714,6 +752,8 @@ def _converge_import(blocks: Callable[[], Iterator[Block]], summary: Summary, pa
 
     with fs.locked(folder, label):
         size, digest = fs.write_stream_atomic(store.bars_path(folder), chunks())
+        if meter:
+            meter.start("writing the engine's catalog")
         engine_form = store.write_engine_form(folder, definition)
         manifest = {
             "schema_version": SCHEMA_VERSION, "dataset_id": dataset_id, "kind": "imported", "instrument": symbol, "venue": venue,
@@ -723,6 +763,8 @@ def _converge_import(blocks: Callable[[], Iterator[Block]], summary: Summary, pa
             "bytes": size, "fingerprint": "sha256:" + digest, **engine_form,
         }
         fs.write_json(store.manifest_path(folder), digests.seal(manifest))
+    if meter:
+        meter.start("checking quality")
     result = _quality_result(folder, manifest, settings, False, f"imported {label} from {path} ({summary.rows} bars)")
     result.status = "changed" if result.status == "ok" else result.status
     return result

@@ -123,6 +123,7 @@ class Member:
             raise self._refuse(f"compressed with method {info.compress_type}, expected stored or deflated")
         if info.file_size > limit:
             raise self._refuse(f"inflates to {info.file_size} bytes, more than {limit} (the limit for a CSV)")
+        self.size = info.file_size  # what it inflates to (an import's progress counts these bytes)
         try:
             self.member = archive.open(info)
         except _ZIP_ERRORS as exc:

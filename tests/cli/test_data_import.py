@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, tree_bytes
+from conftest import FIXTURES, REPO, tc_env, tree_bytes
 
 CSV = FIXTURES / "data" / "btcusdt-1m-binance-format.csv"
 BINANCE = ("--map", "ts_close=open_time", "--time-is", "open")
 
 
-def _import(lab, path: Path, dataset: str = "mine", *extra: str):
-    return lab("data", "import", "--csv", str(path), "--id", dataset, *BINANCE, "--json", *extra)
+def _import(lab, path: Path, dataset: str = "mine", *extra: str, **env: str):
+    return lab("data", "import", "--csv", str(path), "--id", dataset, *BINANCE, "--json", *extra, **env)
 
 
 def _lines() -> list[list[str]]:
@@ -240,3 +244,38 @@ def test_every_run_kind_refuses_a_dataset_whose_quality_record_was_edited(lab, t
     assert result.code == 2, result.out + result.err
     assert "quality.json" in result.err and "does not verify" in result.err and len(result.err.strip().splitlines()) == 1
     assert tree_bytes(lab.root) == before, "nothing of the run written"
+
+
+def test_progress_goes_to_stderr_on_a_terminal_or_when_asked_and_stdout_keeps_the_result(lab):
+    quiet = _import(lab, CSV, "quiet")
+    assert quiet.code == 0 and quiet.err == ""  # not a terminal: nothing but the result
+    told = _import(lab, CSV, "told", TC_PROGRESS="1")
+    assert told.code == 0 and told.json()["status"] == "changed"
+    assert told.err.splitlines() == ["import: checking 1 file(s), 0 MiB ...", "import: writing 180 rows ...",
+                                     "import: writing the engine's catalog ...", "import: checking quality ..."]
+
+
+def test_progress_shows_on_a_real_terminal(tmp_path):
+    env = tc_env(tmp_path / "artifacts")
+    env.pop("TC_PROGRESS", None)
+    main, other = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "opslab", "data", "import", "--csv", str(CSV), "--id", "tty", *BINANCE],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=other, timeout=300)
+        os.close(other)
+        other = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal's other side is closed: everything was read
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(main)
+        if other != -1:
+            os.close(other)
+    assert proc.returncode == 0 and b"import: checking quality ..." in seen
+    assert proc.stdout.decode().startswith("changed: imported dataset tty")
