@@ -28,9 +28,10 @@ from tasklib.common import REPO
 
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = ("local", "podman", "prometheus-operator")
-# The base loads prometheus/, grafana/ and alertmanager/ from outside its own folder (see
-# deploy/k8s/base/kustomization.yaml for why), so every build lifts the default load restrictor.
-KUSTOMIZE = ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone"]
+# Kustomize's default load restrictor, as `kubectl apply -k`, Argo CD and Flux build: the base reads
+# generated copies of prometheus/, grafana/ and alertmanager/ inside its own folder (issue 30).
+KUSTOMIZE = ["kubectl", "kustomize"]
+CONFIG_GENERATOR = REPO / "scripts" / "gen_k8s_config.py"
 RULES = REPO / "prometheus" / "rules"
 PROMETHEUS_RULE = K8S / "overlays" / "prometheus-operator" / "prometheusrule.yaml"
 OUT = REPO / "build" / "k8s"
@@ -80,10 +81,11 @@ def _status(changed: bool) -> str:
     "image": "the tc image (pinned tag)", "killswitch": "engage or release: render a kill switch Job instead",
     "reason": "why (with --killswitch)", "out": "output folder (default build/k8s)",
     "repo_url": "your repository's clone URL: writes deploy/gitops/ with it into OUT/gitops/",
-    "generated": "also regenerate the committed generated files (PrometheusRule, the docs' resource list); default on"})
+    "generated": "also regenerate the committed generated files (the base's config/ copies, PrometheusRule, "
+                 "the docs' resource list); default on"})
 def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parallelism: int = 1, image: str = k8s.DEFAULT_IMAGE,
                killswitch: str = "", reason: str = "", out: str = "", repo_url: str = "", generated: bool = True) -> None:
-    """Regenerate the PrometheusRule, render every overlay into build/k8s/ and list its resources;
+    """Regenerate the base's config/ copies and the PrometheusRule, render every overlay into build/k8s/ and list its resources;
     with --spec, also the run set's Jobs; with --killswitch, a kill switch Job; with --repo-url,
     the GitOps manifests pointing at that repository."""
     from opslab.errors import OpsLabError
@@ -107,6 +109,7 @@ def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parall
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     if generated:
+        c.run(f"{sys.executable} {CONFIG_GENERATOR}")  # the base's copies of prometheus/, grafana/, alertmanager/
         changed = _write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES))
         print(f"{_status(changed)}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
     rendered = {}
