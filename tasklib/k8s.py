@@ -149,6 +149,7 @@ class Play:
     configmaps: list[Path] = field(default_factory=list)
     run_configmaps: list[Path] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
+    pods: list[str] = field(default_factory=list)
     run_id: str = ""
 
     @property
@@ -171,6 +172,19 @@ def _pod_volumes(docs: list[dict[str, Any]]) -> list[str]:
     return sorted(set(names))
 
 
+def _pod_names(docs: list[dict[str, Any]]) -> list[str]:
+    """The pods kube play creates for these documents: a Pod keeps its name; a Deployment's pod is
+    <name>-pod-0 on Podman 4.3 and <name>-pod on newer Podman (both, as either may be left over)."""
+    names: list[str] = []
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        if doc["kind"] == "Deployment":
+            names += [f"{name}-pod-0", f"{name}-pod"]
+        elif doc["kind"] == "Pod":
+            names.append(name)
+    return sorted(set(names))
+
+
 def write_play(folder: Path, image: str = k8s.DEFAULT_IMAGE) -> Play:
     """Render the podman overlay and the demo run's Job (as a Pod) into FOLDER, ConfigMaps apart
     (kube play takes them with one --configmap FILE each)."""
@@ -190,6 +204,7 @@ def write_play(folder: Path, image: str = k8s.DEFAULT_IMAGE) -> Play:
     play.run_configmaps[0].write_text(k8s.dump([run_cm]))
     play.run.write_text(k8s.dump([pod]))
     play.volumes = _pod_volumes([d for d in workloads if d["kind"] == "Deployment"] + [pod])
+    play.pods = _pod_names([*workloads, pod])
     return play
 
 
@@ -202,11 +217,25 @@ def _podman(*args: str, check: bool = True, timeout: int = 300) -> subprocess.Co
     return res
 
 
+def _pods_present(names: list[str]) -> list[str]:
+    listed = _podman("pod", "ps", "--format", "{{.Name}}").stdout.split()
+    return sorted(set(names) & set(listed))
+
+
 def play_down(play: Play) -> None:
-    """Remove the played pods and the volumes kube play made for them (idempotent)."""
+    """Remove the played pods and the volumes kube play made for them (idempotent, converges).
+
+    `podman kube down` removes what its file describes, but a play interrupted part-way can leave
+    a pod it does not remove, which makes every later play fail with "pod already exists" (issue
+    30): so every pod the play creates is also removed by name, and none may be left."""
     for path in (play.run, play.stack):
         if path.exists():
             _podman("kube", "down", str(path), check=False)
+    res = _podman("pod", "rm", "--force", "--ignore", *play.pods, check=False) if play.pods else None
+    left = _pods_present(play.pods)
+    if left:
+        why = f": {res.stderr.strip().splitlines()[-1]}" if res is not None and res.stderr.strip() else ""
+        raise SystemExit(f"k8s-play: pod {', '.join(left)} is still there after podman pod rm --force{why}")
     for name in play.volumes:
         _podman("volume", "rm", "--force", name, check=False)
 
