@@ -28,9 +28,10 @@ from tasklib.common import REPO
 
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = ("local", "podman", "prometheus-operator")
-# The base loads prometheus/, grafana/ and alertmanager/ from outside its own folder (see
-# deploy/k8s/base/kustomization.yaml for why), so every build lifts the default load restrictor.
-KUSTOMIZE = ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone"]
+# Kustomize's default load restrictor, as `kubectl apply -k`, Argo CD and Flux build: the base reads
+# generated copies of prometheus/, grafana/ and alertmanager/ inside its own folder (issue 30).
+KUSTOMIZE = ["kubectl", "kustomize"]
+CONFIG_GENERATOR = REPO / "scripts" / "gen_k8s_config.py"
 RULES = REPO / "prometheus" / "rules"
 PROMETHEUS_RULE = K8S / "overlays" / "prometheus-operator" / "prometheusrule.yaml"
 OUT = REPO / "build" / "k8s"
@@ -80,10 +81,11 @@ def _status(changed: bool) -> str:
     "image": "the tc image (pinned tag)", "killswitch": "engage or release: render a kill switch Job instead",
     "reason": "why (with --killswitch)", "out": "output folder (default build/k8s)",
     "repo_url": "your repository's clone URL: writes deploy/gitops/ with it into OUT/gitops/",
-    "generated": "also regenerate the committed generated files (PrometheusRule, the docs' resource list); default on"})
+    "generated": "also regenerate the committed generated files (the base's config/ copies, PrometheusRule, "
+                 "the docs' resource list); default on"})
 def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parallelism: int = 1, image: str = k8s.DEFAULT_IMAGE,
                killswitch: str = "", reason: str = "", out: str = "", repo_url: str = "", generated: bool = True) -> None:
-    """Regenerate the PrometheusRule, render every overlay into build/k8s/ and list its resources;
+    """Regenerate the base's config/ copies and the PrometheusRule, render every overlay into build/k8s/ and list its resources;
     with --spec, also the run set's Jobs; with --killswitch, a kill switch Job; with --repo-url,
     the GitOps manifests pointing at that repository."""
     from opslab.errors import OpsLabError
@@ -107,6 +109,7 @@ def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parall
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     if generated:
+        c.run(f"{sys.executable} {CONFIG_GENERATOR}")  # the base's copies of prometheus/, grafana/, alertmanager/
         changed = _write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES))
         print(f"{_status(changed)}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
     rendered = {}
@@ -146,6 +149,7 @@ class Play:
     configmaps: list[Path] = field(default_factory=list)
     run_configmaps: list[Path] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
+    pods: list[str] = field(default_factory=list)
     run_id: str = ""
 
     @property
@@ -168,6 +172,19 @@ def _pod_volumes(docs: list[dict[str, Any]]) -> list[str]:
     return sorted(set(names))
 
 
+def _pod_names(docs: list[dict[str, Any]]) -> list[str]:
+    """The pods kube play creates for these documents: a Pod keeps its name; a Deployment's pod is
+    <name>-pod-0 on Podman 4.3 and <name>-pod on newer Podman (both, as either may be left over)."""
+    names: list[str] = []
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        if doc["kind"] == "Deployment":
+            names += [f"{name}-pod-0", f"{name}-pod"]
+        elif doc["kind"] == "Pod":
+            names.append(name)
+    return sorted(set(names))
+
+
 def write_play(folder: Path, image: str = k8s.DEFAULT_IMAGE) -> Play:
     """Render the podman overlay and the demo run's Job (as a Pod) into FOLDER, ConfigMaps apart
     (kube play takes them with one --configmap FILE each)."""
@@ -187,6 +204,7 @@ def write_play(folder: Path, image: str = k8s.DEFAULT_IMAGE) -> Play:
     play.run_configmaps[0].write_text(k8s.dump([run_cm]))
     play.run.write_text(k8s.dump([pod]))
     play.volumes = _pod_volumes([d for d in workloads if d["kind"] == "Deployment"] + [pod])
+    play.pods = _pod_names([*workloads, pod])
     return play
 
 
@@ -199,11 +217,25 @@ def _podman(*args: str, check: bool = True, timeout: int = 300) -> subprocess.Co
     return res
 
 
+def _pods_present(names: list[str]) -> list[str]:
+    listed = _podman("pod", "ps", "--format", "{{.Name}}").stdout.split()
+    return sorted(set(names) & set(listed))
+
+
 def play_down(play: Play) -> None:
-    """Remove the played pods and the volumes kube play made for them (idempotent)."""
+    """Remove the played pods and the volumes kube play made for them (idempotent, converges).
+
+    `podman kube down` removes what its file describes, but a play interrupted part-way can leave
+    a pod it does not remove, which makes every later play fail with "pod already exists" (issue
+    30): so every pod the play creates is also removed by name, and none may be left."""
     for path in (play.run, play.stack):
         if path.exists():
             _podman("kube", "down", str(path), check=False)
+    res = _podman("pod", "rm", "--force", "--ignore", *play.pods, check=False) if play.pods else None
+    left = _pods_present(play.pods)
+    if left:
+        why = f": {res.stderr.strip().splitlines()[-1]}" if res is not None and res.stderr.strip() else ""
+        raise SystemExit(f"k8s-play: pod {', '.join(left)} is still there after podman pod rm --force{why}")
     for name in play.volumes:
         _podman("volume", "rm", "--force", name, check=False)
 

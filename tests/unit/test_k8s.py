@@ -179,3 +179,31 @@ def test_k8s_render_refuses_bad_input_before_writing_anything(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == ["error: --spec: the set mixes engine kinds (backtest, paper); render one set per kind"]
     assert list(tmp_path.iterdir()) == []
+
+
+# --- `make k8s-play` converges (issue 30) ----------------------------------------------------------
+
+def test_play_down_removes_every_pod_the_play_creates_by_name_and_refuses_a_survivor(tmp_path, monkeypatch):
+    from tasklib import k8s as k8s_tasks
+
+    docs = [{"kind": "Deployment", "metadata": {"name": "exporter"}}, {"kind": "ConfigMap", "metadata": {"name": "x"}},
+            {"kind": "Pod", "metadata": {"name": k8s_tasks.PLAY_NAME}}]
+    names = k8s_tasks._pod_names(docs)
+    assert names == sorted(["exporter-pod-0", "exporter-pod", k8s_tasks.PLAY_NAME])  # Podman 4.3 and newer
+    play = k8s_tasks.Play(tmp_path, tmp_path / "stack.yaml", tmp_path / "run.yaml", pods=names, volumes=["v"])
+    calls: list[tuple[str, ...]] = []
+    listed = {"pods": "other-pod\n"}
+
+    def podman(*args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+        calls.append(args)
+        out = listed["pods"] if args[:2] == ("pod", "ps") else ""
+        return subprocess.CompletedProcess(["podman", *args], 0, out, "")
+
+    monkeypatch.setattr(k8s_tasks, "_podman", podman)
+    k8s_tasks.play_down(play)
+    assert ("pod", "rm", "--force", "--ignore", *names) in calls and calls[-1] == ("volume", "rm", "--force", "v")
+    calls.clear()
+    listed["pods"] = "other-pod\nexporter-pod-0\n"
+    with pytest.raises(SystemExit, match="k8s-play: pod exporter-pod-0 is still there"):
+        k8s_tasks.play_down(play)
+    assert not [c for c in calls if c[:2] == ("volume", "rm")]
