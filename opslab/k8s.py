@@ -1,6 +1,6 @@
 """Kubernetes manifests the lab renders from its own inputs (the scale-out path, docs/kubernetes.md).
 
-- runs: a spec set -> one ConfigMap holding the specs + one Job (an Indexed Job for two or more
+- runs: a spec set -> ConfigMaps holding the specs (several past 1 MiB) + one Job (an Indexed Job for two or more
   specs: one run per completion index, run id `<name>-<index>`), plus a readiness Job whose pods
   alone receive the credentials the specs' readiness contract names (secretKeyRef).
 - the kill switch: a Job that engages or releases the file-based switch on the shared artifacts
@@ -42,7 +42,13 @@ ARTIFACTS_MOUNT = "/artifacts"
 # Job's pod names (`<name>-<index>-<random>`) stay within 63.
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_SPECS = 1000
-CONFIGMAP_LIMIT = 1_000_000  # bytes of spec text; the API server's limit is 1 MiB for the whole object
+# A set's specs are split into ConfigMaps of at most CONFIGMAP_LIMIT bytes each (counted as JSON
+# strings, as the object is stored), mounted together as one projected volume. The limit is
+# `kubectl apply`'s, not the API server's 1 MiB: client-side apply copies the whole object into
+# the last-applied annotation, which is capped at 256 KiB, and the rest is room for metadata.
+# Beyond MAX_CONFIGMAPS (about 7 MB of specs) a set is split (docs/kubernetes.md).
+CONFIGMAP_LIMIT = 240_000
+MAX_CONFIGMAPS = 32
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_CHECK_FAILED, EXIT_BUSY = 2, 3, 4, 5
 
@@ -92,12 +98,15 @@ def _pod_spec(containers: list[dict[str, Any]], init: list[dict[str, Any]], volu
     return out
 
 
-def _volumes(config_map: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes(config_maps: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = [{"name": "artifacts", "persistentVolumeClaim": {"claimName": ARTIFACTS_CLAIM}},
                                      {"name": "run-tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
     mounts: list[dict[str, Any]] = [{"name": "artifacts", "mountPath": ARTIFACTS_MOUNT}, {"name": "run-tmp", "mountPath": "/tmp"}]
-    if config_map:
-        volumes.append({"name": "spec", "configMap": {"name": config_map}})
+    if len(config_maps) == 1:
+        volumes.append({"name": "spec", "configMap": {"name": config_maps[0]}})
+    elif config_maps:  # several ConfigMaps, one folder: their keys (spec-<index>.json) never collide
+        volumes.append({"name": "spec", "projected": {"sources": [{"configMap": {"name": n}} for n in config_maps]}})
+    if config_maps:
         mounts.append({"name": "spec", "mountPath": SPEC_MOUNT, "readOnly": True})
     return volumes, mounts
 
@@ -120,21 +129,38 @@ def load_specs(paths: Iterable[str | Path]) -> list[spec.RunSpec]:
     return loaded
 
 
-def _spec_entries(specs: list[spec.RunSpec], name: str) -> tuple[dict[str, str], list[str]]:
-    """ConfigMap data (spec-<index>.json) and the run id of each index."""
+def _spec_entries(specs: list[spec.RunSpec], name: str) -> tuple[list[dict[str, str]], list[str]]:
+    """The ConfigMaps' data (spec-<index>.json, in index order, each within CONFIGMAP_LIMIT bytes) and
+    the run id of each index."""
     indexed = len(specs) > 1
-    data: dict[str, str] = {}
+    shards: list[dict[str, str]] = [{}]
+    size = 0
     run_ids: list[str] = []
     for index, loaded in enumerate(specs):
         doc = copy.deepcopy(loaded.data)
         if indexed:
             doc["run_id"] = f"{name}-{index}"
         run_ids.append(doc["run_id"])
-        data[f"spec-{index}.json"] = json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    size = sum(len(v.encode()) for v in data.values())
-    if size > CONFIGMAP_LIMIT:
-        raise InputError(f"--spec: the specs take {size} bytes, more than a ConfigMap holds ({CONFIGMAP_LIMIT}); split the set")
-    return data, run_ids
+        text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        key = f"spec-{index}.json"
+        need = len(json.dumps(key)) + len(json.dumps(text)) + 2  # as stored: `"key": "escaped text",`
+        if need > CONFIGMAP_LIMIT:
+            raise InputError(f"--spec: {loaded.path}: {need} bytes as stored, more than one ConfigMap of the set holds ({CONFIGMAP_LIMIT})")
+        if size + need > CONFIGMAP_LIMIT:
+            shards.append({})
+            size = 0
+        shards[-1][key] = text
+        size += need
+    if len(shards) > MAX_CONFIGMAPS:
+        total = sum(len(json.dumps(t)) for shard in shards for t in shard.values())
+        raise InputError(f"--spec: the specs take {total} bytes, more than {MAX_CONFIGMAPS} ConfigMaps of {CONFIGMAP_LIMIT} "
+                         "bytes hold; split the set (docs/kubernetes.md)")
+    return shards, run_ids
+
+
+def _configmap_names(name: str, count: int) -> list[str]:
+    """<name>-specs, then <name>-specs-1, -2, ... for a set that needs more than one ConfigMap."""
+    return [f"{name}-specs" if k == 0 else f"{name}-specs-{k}" for k in range(count)]
 
 
 def _failure_policy(indexed: bool, final: list[int]) -> dict[str, Any]:
@@ -182,14 +208,15 @@ def run_set(specs: list[spec.RunSpec], name: str, parallelism: int = 1,
         raise InputError(f"--parallelism: {parallelism!r}: expected an integer from 1 to {MAX_SPECS}")
     if not image or any(ch.isspace() for ch in image) or ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"):
         raise InputError(f"--image: {image!r}: expected a pinned image reference NAME:TAG (not :latest)")
-    data, run_ids = _spec_entries(specs, name)
+    shards, run_ids = _spec_entries(specs, name)
     kind = specs[0].data["engine"]["kind"]
     indexed = len(specs) > 1
-    config_map = f"{name}-specs"
+    config_maps = _configmap_names(name, len(shards))
     docs: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "ConfigMap",
-                                   "metadata": {"name": config_map, "namespace": NAMESPACE, "labels": _labels(name, "run")}, "data": data}]
+                                   "metadata": {"name": cm, "namespace": NAMESPACE, "labels": _labels(name, "run")}, "data": data}
+                                  for cm, data in zip(config_maps, shards, strict=True)]
     env, spec_path = _index_env(indexed)
-    volumes, mounts = _volumes(config_map)
+    volumes, mounts = _volumes(config_maps)
     init = [_container("dataset", image, ["data", "prepare", "--spec", spec_path], env, mounts, SMALL_RESOURCES)]
     run = _container("run", image, ["run", kind, "--spec", spec_path], env, mounts, RUN_RESOURCES)
     docs.append(_job(name, "run", len(specs), parallelism, _pod_spec([run], init, volumes), deadline=86400))
@@ -213,7 +240,7 @@ def killswitch_job(action: str, reason: str, image: str = DEFAULT_IMAGE) -> dict
     if not reason or len(reason) > 200 or any(ord(ch) < 32 for ch in reason):
         raise InputError("--reason: expected 1 to 200 printable characters (kept in state/kill_switch_events.jsonl)")
     name = f"killswitch-{action}-{hashlib.sha256(reason.encode()).hexdigest()[:8]}"
-    volumes, mounts = _volumes(None)
+    volumes, mounts = _volumes([])
     box = _container("killswitch", image, ["killswitch", action, "--reason", reason], [], mounts, SMALL_RESOURCES)
     return _job(name, "killswitch", 1, 1, _pod_spec([box], [], volumes), deadline=600)
 
