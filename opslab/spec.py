@@ -127,6 +127,12 @@ def config_hash(normalized: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(fs.canonical_json(normalized)).hexdigest()
 
 
+def engine_config_hash(config: str, nautilus_trader: str) -> str:
+    """The config hash qualified by the engine that ran it: sha256 over `<config hash> nautilus_trader==<version>`,
+    as sha256:<hex>. One spec run on two engine releases keeps its config_hash and differs here."""
+    return "sha256:" + hashlib.sha256(f"{config} nautilus_trader=={nautilus_trader}".encode()).hexdigest()
+
+
 def validation_errors(data: Any, source: str) -> list[str]:
     """Every problem of DATA as a RunSpec, one line each (file, JSON pointer, expectation)."""
     if not isinstance(data, dict):

@@ -134,6 +134,8 @@ def _overview(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
             ("strategy (identity only)", esc(f"{strategy.get('name')} {strategy.get('version')}" if strategy else None)),
             ("config hash", f"<code>{esc(meta.get('config_hash'))}</code>"),
             ("versions", esc(", ".join(f"{k} {v}" for k, v in sorted((meta.get("versions") or {}).items()))))]
+    if meta.get("engine_config_hash"):  # runs made before it existed have none
+        rows.insert(-1, ("config hash on this engine", f"<code>{esc(meta['engine_config_hash'])}</code>"))
     desc = f"<p>{esc(spec['description'].strip())}</p>" if spec.get("description") else ""
     ds = meta.get("dataset")
     dataset = ""

@@ -41,6 +41,8 @@ def overview(folder: Path, meta: dict[str, Any]) -> str | None:
         ("config hash", meta.get("config_hash")),
         ("versions", ", ".join(f"{k} {v}" for k, v in sorted(meta.get("versions", {}).items()))),
     ]
+    if meta.get("engine_config_hash"):  # runs made before it existed have none
+        rows.insert(-1, ("config hash on this engine", meta["engine_config_hash"]))
     text = "## Overview\n\n"
     if spec.get("description"):
         text += md(spec["description"].strip()) + "\n\n"

@@ -26,7 +26,7 @@ from opslab.report import html, markdown
 from opslab.contracts import RUN_ID_RE, SCHEMA_VERSION
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result, merge_status
-from opslab.spec import RunSpec, config_hash
+from opslab.spec import RunSpec, config_hash, engine_config_hash
 
 RETENTION_ENV = "TC_OBSERVATION_RETENTION"
 DEFAULT_RETENTION = 100
@@ -93,6 +93,19 @@ def refuse_other_spec(spec: RunSpec, folder: Path) -> None:
     if found is not None and found != spec.config_hash:
         raise InputError(f"{spec.path}: /run_id: run {spec.run_id!r} already exists with a different spec "
                          f"({found[:19]}… vs {spec.config_hash[:19]}…); use a new run_id")
+
+
+def refuse_other_engine(spec: RunSpec, folder: Path) -> None:
+    """InputError when the run was made on another NautilusTrader release: a run id names one spec on one
+    engine, so an upgraded environment never adds its results to a run an earlier release made."""
+    path = path_of(folder, "metadata")
+    if not fs.exists(path):
+        return
+    ran = (fs.read_json(path).get("versions") or {}).get("nautilus_trader")
+    here = versions()["nautilus_trader"]
+    if ran and ran != here:
+        raise InputError(f"{spec.path}: /run_id: run {spec.run_id!r} ran on another engine (nautilus_trader {ran}; this "
+                         f"environment has {here}); use a new run_id, or the engine profile it ran on (make setup ENGINE={ran})")
 
 
 def dataset_block(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -183,10 +196,11 @@ class Run:
             self._meta = fs.read_json(self.path("metadata"))
             self._meta_on_disk = dict(self._meta)
         else:
-            now = clock.now_iso()
+            now, made_by = clock.now_iso(), versions()
             self._meta = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, "config_hash": self.spec.config_hash,
+                          "engine_config_hash": engine_config_hash(self.spec.config_hash, made_by["nautilus_trader"]),
                           "scenario": dict(self.spec.data["scenario"]), "strategy": dict(self.spec.data["strategy"]),
-                          "engine_kind": self.spec.data["engine"]["kind"], "versions": versions(), "status": "initialized",
+                          "engine_kind": self.spec.data["engine"]["kind"], "versions": made_by, "status": "initialized",
                           "safety": safety.record(), "created_at": now, "updated_at": now}
         self.write("runspec", self.spec.data)
         if not self.has_event("run_initialized"):
@@ -255,6 +269,8 @@ def open(spec: RunSpec, dataset: Result | None = None) -> Iterator[Run]:
     refuse_other_spec(spec, folder)
     with fs.locked(folder, f"run {spec.run_id}"):
         refuse_other_spec(spec, folder)  # again under the lock
+        if dataset is not None:  # the run commands; an observation (probe, readiness, reconcile) runs no engine
+            refuse_other_engine(spec, folder)
         run = Run(spec, folder)
         run._start(dataset)
         try:

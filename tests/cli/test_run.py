@@ -33,6 +33,23 @@ def test_init_then_reinit_is_ok_and_touches_nothing(lab):
     assert meta["config_hash"] == lab("spec", "validate", DEMO, "--json").json()["data"]["config_hash"]
 
 
+def test_a_run_made_on_another_engine_is_refused_untouched(lab):
+    """A run id names one spec on one engine: a run an earlier release made (here its recorded version
+    is changed; tests/integration/test_engine_profiles.py does it with two real engines) is not added to."""
+    assert lab("run", "init", "--spec", DEMO).code == 0
+    meta_path = lab.root / "runs" / "minimal" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["engine_config_hash"].startswith("sha256:") and meta["engine_config_hash"] != meta["config_hash"]
+    meta["versions"]["nautilus_trader"] = "1.200.0"
+    meta_path.write_text(json.dumps(meta))
+    before = tree_bytes(lab.root)
+    result = lab("run", "init", "--spec", DEMO)
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "run 'minimal' ran on another engine (nautilus_trader 1.200.0; this environment has " in result.err
+    assert "make setup ENGINE=1.200.0" in result.err
+    assert tree_bytes(lab.root) == before
+
+
 def test_different_spec_same_run_id_is_refused_untouched(lab, tmp_path):
     assert lab("run", "init", "--spec", DEMO).code == 0
     before = tree_bytes(lab.root)

@@ -65,7 +65,30 @@ def test_backtest_on_the_profile_equals_the_default_engine(tmp_path: Path):
     strip = lambda d: [{k: v for k, v in f.items() if k != "trade_id"} for f in json.loads((d / "fills.json").read_text())["fills"]]
     assert strip(run_dir) == strip(ref_dir)
     meta = json.loads((run_dir / "metadata.json").read_text())
-    assert PROFILE in json.dumps(meta)  # the run records the engine it ran on
+    ref_meta = json.loads((ref_dir / "metadata.json").read_text())
+    assert meta["versions"]["nautilus_trader"] == PROFILE  # the run records the engine it ran on
+    # One spec, two engines: the config hash is the spec's; the engine-qualified one says which engine ran.
+    assert meta["config_hash"] == ref_meta["config_hash"]
+    assert meta["engine_config_hash"] != ref_meta["engine_config_hash"]
+    assert meta["engine_config_hash"] == spec.engine_config_hash(meta["config_hash"], PROFILE)
+
+
+def test_a_run_made_on_one_engine_is_refused_on_the_other_and_left_untouched(tmp_path: Path):
+    import sys
+
+    from conftest import tree_bytes
+
+    root = tmp_path / "artifacts"
+    _backtest(sys.executable, root)
+    before = tree_bytes(root / "runs")
+    proc = subprocess.run([str(PYTHON), "-m", "opslab", "run", "backtest", "--spec", str(SPECS / "demo.yaml")], cwd=REPO,
+                          env=tc_env(root), capture_output=True, text=True, timeout=300)
+    ran = _engine(sys.executable)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert (f"run 'demo' ran on another engine (nautilus_trader {ran}; this environment has {PROFILE}); use a new run_id"
+            in proc.stderr), proc.stderr
+    assert tree_bytes(root / "runs") == before
 
 
 def _spec_text(http_url: str, ws_url: str, bars: int) -> str:
