@@ -33,7 +33,10 @@ OVERLAYS = ("local", "podman", "prometheus-operator")
 KUSTOMIZE = ["kubectl", "kustomize"]
 CONFIG_GENERATOR = REPO / "scripts" / "gen_k8s_config.py"
 RULES = REPO / "prometheus" / "rules"
-PROMETHEUS_RULE = K8S / "overlays" / "prometheus-operator" / "prometheusrule.yaml"
+OPERATOR = K8S / "overlays" / "prometheus-operator"
+OPERATOR_SETTINGS = OPERATOR / "settings.yaml"  # the job, release label and runbook base of the two files below
+PROMETHEUS_RULE = OPERATOR / "prometheusrule.yaml"
+SERVICE_MONITOR = OPERATOR / "servicemonitor.yaml"
 OUT = REPO / "build" / "k8s"
 GITOPS = REPO / "deploy" / "gitops"
 DOCS_PAGE = REPO / "docs" / "kubernetes.md"
@@ -81,17 +84,20 @@ def _status(changed: bool) -> str:
     "image": "the tc image (pinned tag)", "killswitch": "engage or release: render a kill switch Job instead",
     "reason": "why (with --killswitch)", "out": "output folder (default build/k8s)",
     "repo_url": "your repository's clone URL: writes deploy/gitops/ with it into OUT/gitops/",
-    "generated": "also regenerate the committed generated files (the base's config/ copies, PrometheusRule, "
+    "generated": "also regenerate the committed generated files (the base's config/ copies, the operator overlay's "
+                 "PrometheusRule and ServiceMonitor, "
                  "the docs' resource list); default on"})
 def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parallelism: int = 1, image: str = k8s.DEFAULT_IMAGE,
                killswitch: str = "", reason: str = "", out: str = "", repo_url: str = "", generated: bool = True) -> None:
-    """Regenerate the base's config/ copies and the PrometheusRule, render every overlay into build/k8s/ and list its resources;
+    """Regenerate the base's config/ copies and the operator overlay's PrometheusRule and ServiceMonitor (from its
+    settings.yaml), render every overlay into build/k8s/ and list its resources;
     with --spec, also the run set's Jobs; with --killswitch, a kill switch Job; with --repo-url,
     the GitOps manifests pointing at that repository."""
     from opslab.errors import OpsLabError
 
     folder = Path(out) if out else OUT
     outputs: list[tuple[Path, str, str]] = []  # (path, text, what): all worked out before anything is written
+    operator_files: list[tuple[Path, str, str]] = []  # (path, text, from what): the operator overlay's generated files
     try:
         if spec:
             result = k8s.render_runs(spec, name or "runs", parallelism, image)
@@ -105,13 +111,17 @@ def k8s_render(c: Context, spec: list[str] | None = None, name: str = "", parall
             for src in sorted(GITOPS.rglob("*.yaml")):
                 outputs.append((folder / "gitops" / src.relative_to(GITOPS),
                                 src.read_text(encoding="utf-8").replace(REPO_URL_PLACEHOLDER, url), f"{src.relative_to(REPO)} for {url}"))
+        if generated:
+            settings = k8s.load_operator_settings(OPERATOR_SETTINGS)
+            operator_files = [(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES, settings), "prometheus/rules/ and settings.yaml"),
+                              (SERVICE_MONITOR, k8s.service_monitor_text(settings), "settings.yaml")]
     except OpsLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     if generated:
         c.run(f"{sys.executable} {CONFIG_GENERATOR}")  # the base's copies of prometheus/, grafana/, alertmanager/
-        changed = _write(PROMETHEUS_RULE, k8s.prometheus_rule_text(RULES))
-        print(f"{_status(changed)}  {PROMETHEUS_RULE.relative_to(REPO)} (from prometheus/rules/)")
+        for path, text, source in operator_files:
+            print(f"{_status(_write(path, text))}  {path.relative_to(REPO)} (from {source})")
     rendered = {}
     for overlay in OVERLAYS:
         text = kustomize(overlay)

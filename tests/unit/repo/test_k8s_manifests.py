@@ -146,10 +146,16 @@ def test_prometheus_targets_the_exporter_service(overlays):
 
 
 def test_the_prometheus_rule_is_current_and_holds_every_rule_group():
+    """Every group and rule of prometheus/rules/, changed only where the operator overlay's settings.yaml
+    says (the job matchers, the runbook base; tests/unit/repo/test_k8s_operator.py checks those)."""
+    settings = k8s.load_operator_settings(k8s_tasks.OPERATOR_SETTINGS)
     committed = k8s_tasks.PROMETHEUS_RULE.read_text(encoding="utf-8")
-    assert committed == k8s.prometheus_rule_text(k8s_tasks.RULES), "stale: run `make k8s-render`"
+    assert committed == k8s.prometheus_rule_text(k8s_tasks.RULES, settings), "stale: run `make k8s-render`"
+    assert k8s_tasks.SERVICE_MONITOR.read_text(encoding="utf-8") == k8s.service_monitor_text(settings), "stale: run `make k8s-render`"
     rule = k8s_tasks.documents(committed)[0]
-    groups = [g for p in sorted(k8s_tasks.RULES.glob("*.yml")) for g in yaml.safe_load(p.read_text())["groups"]]
+    groups = [g for p in sorted(k8s_tasks.RULES.glob("*.yml"))
+              for g in yaml.safe_load(p.read_text().replace(k8s.RUNBOOK_BASE_REF, settings.runbook_base)
+                                      .replace(f'job="{k8s.LAB_JOB}"', f'job="{settings.job}"'))["groups"]]
     assert rule["spec"]["groups"] == groups
 
 
