@@ -124,6 +124,8 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
              "Alertmanager notifications kept by `tc alerts receive`, hash-chained"),
     Artifact("alert_notifications_anchor", "alerts/notifications.anchor.json", "log_anchor", "root", "derived",
              "the alert history's line count and last hash, sealed: finds it deleted, truncated or re-chained"),
+    Artifact("collection", "collections/*.json", "collection_manifest", "root", "derived",
+             "`tc artifacts collect`: a run set's verified fan-in, each member's manifest digest and one digest over them"),
     Artifact("generation", ".generation", None, "root", "log", "the change feed: one line per path tc wrote"),
     Artifact("venue_stats", "venue/*/stats.json", "venue_stats", "root", "observation",
              "the Binance-compatible venue's request, WebSocket and market message counters and active faults"),

@@ -81,6 +81,13 @@ def check_manifest(path: Path, folder: Path, present: list[str], label: str) -> 
     return problems
 
 
+def collection_digest(members: list[tuple[str, str]]) -> str:
+    """The digest over a collection's members, (run_id, "sha256:<hex>" of its manifest.json) in index order: sha256 of
+    one line `<hex>  runs/<run_id>/manifest.json` per member, which is what `sha256sum` prints in the artifacts root."""
+    text = "".join(f"{sha.removeprefix('sha256:')}  runs/{run_id}/manifest.json\n" for run_id, sha in members)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 # --- seals inside a document (artifacts rewritten in place: quality.json, the venue's state and stats) -----------
 
 SEAL_FIELD = "seal"

@@ -3,6 +3,8 @@
 - runs: a spec set -> ConfigMaps holding the specs (several past 1 MiB) + one Job (an Indexed Job for two or more
   specs: one run per completion index, run id `<name>-<index>`), plus a readiness Job whose pods
   alone receive the credentials the specs' readiness contract names (secretKeyRef).
+- the fan-in: for an Indexed Job, a Job `<name>-collect` running `tc artifacts collect` (opslab/collect.py)
+  on the shared artifacts volume once every index has finished.
 - the kill switch: a Job that engages or releases the file-based switch on the shared artifacts
   volume, which every run pod's gate reads.
 - a Job's pod template as a Pod (`podman kube play` runs Pods, not Jobs).
@@ -231,7 +233,27 @@ def run_set(specs: list[spec.RunSpec], name: str, parallelism: int = 1,
         check = _container("readiness", image, args, env + secret_env, mounts, SMALL_RESOURCES)
         docs.append(_job(f"{name}-readiness", "readiness", len(specs), parallelism, _pod_spec([check], [], volumes), deadline=3600,
                          final=(EXIT_BAD_INPUT, EXIT_CHECK_FAILED)))
+    docs += [collect_job(name, len(specs), image)] if indexed else []
     return docs, run_ids
+
+
+# The fan-in Job is applied with the run Job and starts at once: until every index has finished, collect exits 4
+# (an index missing or not finished), which the Job retries with the controller's pod backoff (10 s, doubling,
+# capped at 6 minutes). 12 retries wait about 45 minutes; a set that runs longer is collected by re-creating the
+# Job once the run Job is complete (docs/kubernetes.md). A tampered index stays exit 4 and fails the Job after
+# its retries, with the index named in the last pod's log; bad input (2) fails it at once.
+COLLECT_RETRIES = 12
+
+
+def collect_job(name: str, count: int, image: str = DEFAULT_IMAGE) -> dict[str, Any]:
+    """The fan-in Job `<name>-collect`: `tc artifacts collect NAME --count COUNT` on the shared artifacts volume,
+    retried (exit 4) until every index of the run Job has finished, then collections/<name>.json."""
+    check_name(name)
+    volumes, mounts = _volumes([])
+    box = _container("collect", image, ["artifacts", "collect", name, "--count", str(count)], [], mounts, SMALL_RESOURCES)
+    job = _job(f"{name}-collect", "collect", 1, 1, _pod_spec([box], [], volumes), deadline=86400)
+    job["spec"]["backoffLimit"] = COLLECT_RETRIES
+    return job
 
 
 def killswitch_job(action: str, reason: str, image: str = DEFAULT_IMAGE) -> dict[str, Any]:

@@ -28,6 +28,9 @@ ANCHORED = "its hash chain and its sealed anchor (line count and last hash)"
 DRILLS_MANIFEST = "drills/manifest.json (sha256 per file, hmac with the key)"
 LIVE = ("not sealed: a running node's registration and wake socket (opslab/nodes.py), checked live by each engage (schema, owner, "
         "pid, socket answer) and removed on a clean stop; a record of nothing that happened")
+COLLECTION = ("its own seal (sha256, hmac-sha256 with the key), its digest over the members, and each member's manifest digest against "
+              "runs/<run_id>/manifest.json as it is now; derived: nothing records that one was written, so a deleted collection is "
+              "written again by `tc artifacts collect`")
 CHANGE_FEED = "not covered: a hint for readers' caches (the exporter), which re-read what it names; nothing trusts it"
 COVER: dict[str, str] = {
     **{name: RUN_MANIFEST for name, a in contracts.ARTIFACTS.items() if a.scope == "run"},
@@ -41,6 +44,7 @@ COVER: dict[str, str] = {
     "alert_notifications": ANCHORED, "alert_notifications_anchor": ANCHORED,
     "node_registration": LIVE, "node_wake_socket": LIVE,
     "generation": CHANGE_FEED,
+    "collection": COLLECTION,
 }
 
 
@@ -81,7 +85,7 @@ def _check_file(folder: Path, rel: str, scope: str, label: str) -> list[str]:
         return _check_history(path, art.schema, f"{label}/{rel}")
     if art.jsonl:
         return journal.verify(path, art.schema, f"{label}/{rel}")
-    return _check_json(path, art.schema, f"{label}/{rel}", sealed=COVER.get(art.name) == SEAL)
+    return _check_json(path, art.schema, f"{label}/{rel}", sealed=COVER.get(art.name) in (SEAL, COLLECTION))
 
 
 def _odd_entries(folder: Path, label: str, prune: Callable[[str], bool] | None = None) -> tuple[list[str], list[str]]:
@@ -191,6 +195,37 @@ def _venue_pairs(base: Path) -> list[str]:
     return problems
 
 
+def collection_problems(base: Path, rel: str) -> list[str]:
+    """A collection (collections/<name>.json) against the runs it names: its digest over the members, and each member's
+    manifest.json as it is now (schema and seal are checked with every root file)."""
+    try:
+        doc = fs.read_json(base / rel)
+    except (OSError, InputError):
+        return []  # reported by the schema check
+    if contracts.errors_for("collection_manifest", doc, rel):
+        return []
+    members = doc["members"]
+    problems = []
+    if [m["index"] for m in members] != list(range(doc["count"])) or any(m["run_id"] != f"{doc['name']}-{m['index']}" for m in members):
+        problems.append(f"{rel}: members are not {doc['name']}-0 .. {doc['name']}-{doc['count'] - 1} in index order (edited?)")
+    if digests.collection_digest([(m["run_id"], m["manifest_sha256"]) for m in members]) != doc["digest"]:
+        problems.append(f"{rel}: digest does not match its members (edited?)")
+    for m in members:
+        manifest = runs.path_of(base / "runs" / m["run_id"], "manifest")
+        try:
+            found = "sha256:" + fs.sha256_file(manifest)
+        except FileNotFoundError:
+            problems.append(f"{rel}: member {m['run_id']}: runs/{m['run_id']}/manifest.json is missing (the run was removed after it was collected)")
+            continue
+        except (OSError, InputError) as exc:
+            problems.append(f"{rel}: member {m['run_id']}: {exc}")
+            continue
+        if found != m["manifest_sha256"]:
+            problems.append(f"{rel}: member {m['run_id']}: runs/{m['run_id']}/manifest.json changed after it was collected "
+                            f"(collect again: `tc artifacts collect {doc['name']} --count {doc['count']}`)")
+    return problems
+
+
 def verify_root(base: Path) -> list[str]:
     """Problems of everything under the root except run folders' contents (checked by verify_run)."""
     files, problems = _odd_entries(base, ".", prune=lambda rel: rel.startswith("runs/"))
@@ -207,6 +242,8 @@ def verify_root(base: Path) -> list[str]:
         if top == "datasets" and rel.count("/") == 2 and rel.split("/")[1] not in checked_datasets:
             checked_datasets.add(rel.split("/")[1])
             problems += _verify_dataset(base, rel.split("/")[1])
+        if contracts.artifact("collection").matches(rel):
+            problems += collection_problems(base, rel)
         if top == "drills" and rel != contracts.artifact("drills_manifest").path:
             drills.append(rel[len("drills/"):])
     if drills:

@@ -305,6 +305,86 @@ def artifacts_volume(play: Play) -> Path:
     return Path(res.stdout.strip())
 
 
+# --- an Indexed Job's pods, played one per completion index, and the fan-in --------------------------
+
+@dataclass
+class PlaySet:
+    """The files `podman kube play` is given for a run set's Indexed Job: its spec ConfigMap and one Pod per index."""
+
+    name: str
+    configmap: Path
+    pods: dict[int, Path]
+    run_ids: list[str]
+    claim: str
+    volumes: list[str] = field(default_factory=list)
+
+
+def index_pod(job: dict[str, Any], index: int, claim: str = k8s.ARTIFACTS_CLAIM) -> dict[str, Any]:
+    """Completion index INDEX of an Indexed Job as a Pod `<job>-<index>`: the Job controller's completion-index
+    annotation set as it sets it, and, so as not to depend on podman resolving that annotation's fieldRef or
+    expanding $(VAR) in args, TC_SPEC_INDEX given as a value and substituted in the args. CLAIM names the
+    artifacts volume (a test plays on a volume of its own)."""
+    pod = k8s.job_pod(job)
+    pod["metadata"]["name"] = f"{job['metadata']['name']}-{index}"
+    pod["metadata"]["annotations"] = {k8s.INDEX_ANNOTATION: str(index)}
+    spec = pod["spec"]
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        c["env"] = [{"name": e["name"], "value": str(index)} if e["name"] == "TC_SPEC_INDEX" else e for e in c["env"]]
+        c["args"] = [a.replace("$(TC_SPEC_INDEX)", str(index)) for a in c["args"]]
+    for vol in spec["volumes"]:
+        if "persistentVolumeClaim" in vol:
+            vol["persistentVolumeClaim"]["claimName"] = claim
+    return pod
+
+
+def write_play_set(folder: Path, spec_paths: list[Path], name: str, image: str = k8s.DEFAULT_IMAGE,
+                   claim: str = k8s.ARTIFACTS_CLAIM) -> PlaySet:
+    """Render the run set of SPEC_PATHS (an Indexed Job) into FOLDER: its ConfigMap and one Pod file per index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    docs, run_ids = k8s.run_set(k8s.load_specs(spec_paths), name, 1, image)
+    job = next(d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == name)
+    configmap = folder / "configmap.yaml"
+    configmap.write_text(k8s.dump([next(d for d in docs if d["kind"] == "ConfigMap")]))
+    pods = {}
+    for index in range(len(run_ids)):
+        pods[index] = folder / f"pod-{index}.yaml"
+        pods[index].write_text(k8s.dump([index_pod(job, index, claim)]))
+    volumes = [claim, f"{name}-specs", "run-tmp"]
+    return PlaySet(name, configmap, pods, run_ids, claim, volumes)
+
+
+def play_index(play: PlaySet, index: int, timeout: float = 600) -> int:
+    """Play index INDEX's pod, wait until its run container exits, remove the pod; its exit code (the init
+    container's when that failed: the run container then never starts)."""
+    pod = f"{play.name}-{index}"
+    _podman("kube", "play", "--configmap", str(play.configmap), str(play.pods[index]))
+    try:
+        def done() -> str | None:
+            init = _exited(f"{pod}-dataset")
+            if init not in (None, "0"):
+                return init
+            return _exited(f"{pod}-run")
+        return int(wait_for(done, timeout, f"pod {pod} to finish"))
+    finally:
+        _podman("pod", "rm", "--force", "--ignore", pod, check=False)
+
+
+def play_set_down(play: PlaySet) -> None:
+    """Remove the set's pods and volumes (idempotent)."""
+    pods = [f"{play.name}-{i}" for i in play.pods]
+    _podman("pod", "rm", "--force", "--ignore", *pods, check=False)
+    left = _pods_present(pods)
+    if left:
+        raise SystemExit(f"k8s-play: pod {', '.join(left)} is still there after podman pod rm --force")
+    for name in play.volumes:
+        _podman("volume", "rm", "--force", name, check=False)
+
+
+def volume_path(name: str) -> Path:
+    """Where a Podman volume's files are on the host."""
+    return Path(_podman("volume", "inspect", "--format", "{{.Mountpoint}}", name).stdout.strip())
+
+
 @task(help={"keep": "leave the pods running (default: podman kube down at the end)"})
 def k8s_play(c: Context, keep: bool = False) -> None:
     """Play the podman overlay with `podman kube play`: exporter + Prometheus, Prometheus scrapes the

@@ -85,3 +85,26 @@ def wait_for_paper_steps(journal: Path, n: int, proc: subprocess.Popen) -> None:
 def tree_bytes(root: Path) -> dict[str, bytes]:
     """Every file under ROOT and its bytes, by relative path."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def backtest_set(root: Path, name: str, indices: range | list[int], **env: str) -> list[str]:
+    """Run a small real backtest as run NAME-<index> under ROOT for each of INDICES (what an Indexed Job's pods write;
+    fixtures/specs/minimal.json with the index's run id, about 2 s each); their run ids."""
+    spec = json.loads((SPECS / "minimal.json").read_text())
+    env = {"SOURCE_DATE_EPOCH": EPOCH, **env}
+    run_ids = [f"{name}-{index}" for index in indices]
+    for run_id in run_ids:
+        path = root.parent / f"{run_id}.spec.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**spec, "run_id": run_id}))
+        done = run_tc("run", "backtest", "--spec", str(path), artifacts=root, **env)
+        assert done.code == 0, done.err
+    return run_ids
+
+
+@pytest.fixture(scope="session")
+def sweep_root(tmp_path_factory) -> Path:
+    """An artifacts root holding runs sweep-0, sweep-1, sweep-2 (real backtests), built once: copy it before changing it."""
+    root = tmp_path_factory.mktemp("sweep") / "artifacts"
+    backtest_set(root, "sweep", range(3))
+    return root

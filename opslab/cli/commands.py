@@ -176,6 +176,12 @@ def artifacts_verify(args: argparse.Namespace, report: Reporter) -> Any:
     return verify.verify(args.run_id, all_runs=args.all)
 
 
+def artifacts_collect(args: argparse.Namespace, report: Reporter) -> Any:
+    from opslab import collect
+
+    return collect.collect(args.name, args.count, check=args.check)
+
+
 def killswitch_engage(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import safety
 

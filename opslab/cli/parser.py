@@ -199,13 +199,25 @@ def _group_report(sub: Any) -> None:
 
 
 def _group_artifacts(sub: Any) -> None:
-    g = group(sub, "artifacts", "check artifacts against their contracts")
+    g = group(sub, "artifacts", "check artifacts against their contracts and collect a run set's results")
     p = leaf(g, "verify", "check every file under the root: schemas, digests, chains, datasets, kill switch, links, unknown files (exit 4 on any problem)", """
   tc artifacts verify demo
   tc artifacts verify --all       # every run plus datasets, state and drills
   TC_MANIFEST_KEY=... tc artifacts verify --all   # also check the manifests' HMAC seals""", commands.artifacts_verify)
     p.add_argument("run_id", metavar="RUN_ID", nargs="?")
     p.add_argument("--all", action="store_true", help="verify every run and root artifact (the default without RUN_ID)")
+    p = leaf(g, "collect", "the verified fan-in of a run set (an Indexed Job's runs NAME-0 .. NAME-(N-1)): verify every member's "
+             "chain, manifest and seal, then write collections/NAME.json (exit 4 names each missing, unfinished or tampered index; "
+             "nothing written)", """
+  tc artifacts collect sweep --count 3            # runs sweep-0, sweep-1, sweep-2 -> collections/sweep.json
+  tc artifacts collect sweep --count 3 --check    # verify and say what would be written, write nothing
+  TC_MANIFEST_KEY=... tc artifacts collect sweep --count 3 --json   # also check the members' HMAC seals
+A second collect of the same members says ok and writes nothing. `make k8s-render SPECS="a.yaml b.yaml" NAME=sweep`
+renders it as the Job sweep-collect beside the Indexed Job (docs/kubernetes.md).""",
+             commands.artifacts_collect)
+    p.add_argument("name", metavar="NAME", help="the run set's name (the Indexed Job's; its runs are NAME-<index>)")
+    p.add_argument("--count", type=int, required=True, metavar="N", help="how many completion indices the set has (1 to 1000)")
+    _check_flag(p)
 
 
 def _group_killswitch(sub: Any) -> None:

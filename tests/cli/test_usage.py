@@ -146,8 +146,9 @@ def _modules_after(tmp_path, *argv: str) -> set[str]:
 
 @pytest.mark.parametrize("argv", [["spec", "validate", str(SPECS / "demo.yaml")],
                                   ["data", "prepare", "--spec", str(SPECS / "minimal.json"), "--check"],  # writing one: NautilusTrader's catalog writer
-                                  ["data", "fingerprint", str(SPECS / "demo.yaml")], ["artifacts", "verify", "--all"]],
-                         ids=["validate", "prepare", "fingerprint", "verify"])
+                                  ["data", "fingerprint", str(SPECS / "demo.yaml")], ["artifacts", "verify", "--all"],
+                                  ["artifacts", "collect", "sweep", "--count", "2"]],
+                         ids=["validate", "prepare", "fingerprint", "verify", "collect"])
 def test_fast_paths_never_import_nautilus(tmp_path, argv):
     assert _modules_after(tmp_path, *argv) == set()
 

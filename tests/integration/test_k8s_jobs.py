@@ -82,6 +82,10 @@ def test_each_index_of_the_set_writes_its_own_run_and_a_retry_is_harmless(tmp_pa
     docs, run_ids = k8s.run_set(k8s.load_specs([SPECS / "demo.yaml", SPECS / "connectivity.yaml"]), "sweep", 2)
     jobs = materialize(docs, tmp_path / "spec")
     root = tmp_path / "artifacts"
+    assert run_pod(jobs["sweep-collect"], 0, tmp_path, root) == [2]  # no root yet: bad input, the Job fails at once
+    root.mkdir()
+    assert run_pod(jobs["sweep-collect"], 0, tmp_path, root) == [4]  # the fan-in before the runs: retried
+    assert job_action(jobs["sweep-collect"], 4) == "Count" and job_action(jobs["sweep-collect"], 2) == "FailJob"
     for index in range(jobs["sweep"]["spec"]["completions"]):
         assert run_pod(jobs["sweep"], index, tmp_path / "spec", root) == [0, 0]
     assert sorted(p.name for p in (root / "runs").iterdir()) == run_ids == ["sweep-0", "sweep-1"]
@@ -90,6 +94,8 @@ def test_each_index_of_the_set_writes_its_own_run_and_a_retry_is_harmless(tmp_pa
     before = {p: p.read_bytes() for p in (root / "runs").rglob("*") if p.is_file()}
     assert run_pod(jobs["sweep"], 0, tmp_path / "spec", root) == [0, 0]  # a pod retried after its run completed
     assert {p: p.read_bytes() for p in (root / "runs").rglob("*") if p.is_file()} == before
+    assert run_pod(jobs["sweep-collect"], 0, tmp_path, root) == [0]  # the fan-in after them: collections/sweep.json
+    assert [m["run_id"] for m in json.loads((root / "collections" / "sweep.json").read_text())["members"]] == run_ids
     assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
 
 

@@ -66,6 +66,23 @@ def test_a_spec_set_is_an_indexed_job_with_run_ids_from_the_index(tmp_path):
     assert index_env["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 
 
+def test_an_indexed_set_has_a_collect_job_that_retries_until_every_index_finished():
+    docs, _ = k8s.run_set(k8s.load_specs([SPECS / "demo.yaml", SPECS / "minimal.json", SPECS / "minimal.json"]), "sweep", image="reg/opslab:1")
+    job = jobs(docs)["sweep-collect"]
+    assert docs[-1] is job
+    c = containers(job)["collect"]
+    assert c["args"] == ["artifacts", "collect", "sweep", "--count", "3"] and c["image"] == "reg/opslab:1"
+    assert {"name": "TC_ARTIFACTS_DIR", "value": "/artifacts"} in c["env"]
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["artifacts"]["persistentVolumeClaim"]["claimName"] == "opslab-artifacts" and "spec" not in volumes
+    assert "completionMode" not in job["spec"] and job["spec"]["completions"] == 1
+    assert job["spec"]["backoffLimit"] == k8s.COLLECT_RETRIES >= 10
+    by_code = {code: r["action"] for r in job["spec"]["podFailurePolicy"]["rules"] if "onExitCodes" in r for code in r["onExitCodes"]["values"]}
+    assert 4 not in by_code and by_code[2] == "FailJob"  # exit 4 (an index not there yet) is retried; bad input is not
+    single, _ = k8s.run_set(k8s.load_specs([SPECS / "demo.yaml"]), "one")
+    assert "one-collect" not in jobs(single)  # one spec, one run: nothing to fan in
+
+
 def test_parallelism_is_capped_at_the_number_of_specs():
     docs, _ = k8s.run_set(k8s.load_specs([SPECS / "demo.yaml", SPECS / "minimal.json"]), "two", parallelism=50)
     assert jobs(docs)["two"]["spec"]["parallelism"] == 2
@@ -166,7 +183,8 @@ def test_k8s_render_writes_overlays_runs_and_gitops_then_reports_ok(tmp_path):
     for overlay in ("local", "podman", "prometheus-operator"):
         assert (tmp_path / f"{overlay}.yaml").is_file()
     sweep = list(yaml.safe_load_all((tmp_path / "runs" / "sweep.yaml").read_text()))
-    assert [d["kind"] for d in sweep] == ["ConfigMap", "Job", "Job"]
+    assert [(d["kind"], d["metadata"]["name"]) for d in sweep] == [("ConfigMap", "sweep-specs"), ("Job", "sweep"), ("Job", "sweep-readiness"),
+                                                                    ("Job", "sweep-collect")]
     app = yaml.safe_load((tmp_path / "gitops" / "argocd" / "application.yaml").read_text())
     assert app["spec"]["source"]["repoURL"] == "https://git.example.org/me/opslab.git"
     assert "changed" in first.stdout and "prometheusrule.yaml" not in first.stdout  # --no-generated: the checkout is left alone

@@ -43,7 +43,9 @@ def test_every_index_finds_its_spec_in_the_one_folder_the_pod_mounts(thousand):
     for i in (0, 1, 499, 999):
         text = next(data[f"spec-{i}.json"] for data in configmaps.values() if f"spec-{i}.json" in data)
         assert json.loads(text)["run_id"] == f"sweep-{i}"
-    for job in (d for d in docs if d["kind"] == "Job"):
+    readers = [d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] != "sweep-collect"]  # collect reads no spec
+    assert [j["metadata"]["name"] for j in readers] == ["sweep", "sweep-readiness"]
+    for job in readers:
         pod = job["spec"]["template"]["spec"]
         volume = next(v for v in pod["volumes"] if v["name"] == "spec")
         assert [s["configMap"]["name"] for s in volume["projected"]["sources"]] == list(configmaps)
