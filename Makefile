@@ -23,7 +23,7 @@ else
     $(error ENGINE=$(ENGINE): no such engine profile (profiles: $(DEFAULT_ENGINE) $(patsubst requirements/engine-%,%,$(wildcard requirements/engine-*))))
   endif
   VENV ?= .venv-$(ENGINE)
-  # An engine profile runs natively for now (no image per profile yet).
+  # An engine profile's targets run natively; `make image ENGINE=...` builds its images (Debian 13 for 1.231.0).
   override RUNTIME := native
   FIND_PYTHON = $(if $(PYTHON),PYTHON=$(PYTHON) )./scripts/engine-python $(REQS)
 endif
@@ -115,8 +115,8 @@ screenshots: $(STAMP) ## retake docs/images/*.png in headless Chromium (the brow
 drill: $(NEEDS) ## run one failure drill: make drill NAME=mismatch (NAME=all: lab drills, NAME=node: node drills, NAME=every: both)
 	@echo "runtime: $(RUNTIME)"; $(TASK) drill --name "$(NAME)"
 
-image: ## build the container images through the engine (skipped when their inputs did not change)
-	@./scripts/image
+image: ## build the container images through the engine (skipped when their inputs did not change; ENGINE=1.231.0: that profile's, on Debian 13)
+	@$(if $(filter $(DEFAULT_ENGINE),$(ENGINE)),,TC_ENGINE_PROFILE=$(ENGINE) )./scripts/image
 
 stack-up: image $(NEEDS) ## start metrics + Prometheus + Alertmanager + alert receiver + Grafana (127.0.0.1), wait until they answer
 	@echo "runtime: $(RUNTIME)"; $(ENGINE_TASK) stack-up

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Container engine setup for the build and CI machines (see shared/CONTAINERS-HERE.md):
 # Podman with runc and explicit ulimits, the Docker-API socket for testcontainers, a locally
-# built debian:bookworm-slim base when no registry answers, and a Prometheus image from Debian's
+# built debian:bookworm-slim base (and each engine profile's, e.g. trixie-slim) when no registry answers, and a Prometheus image from Debian's
 # package. Idempotent: reuses images already present. Prints the environment to export.
 set -euo pipefail
 
@@ -48,29 +48,37 @@ if ! socket_answers; then
 fi
 # A base made here is slimmed like the official one (.ci/slim-rootfs.sh) and labelled so; one made
 # by an older version of this script (no label, no CMD: the official image has CMD bash) is slimmed
-# once in place.
-base_label() { podman image inspect --format '{{index .Config.Labels "dev.opslab.base"}}{{.Config.Cmd}}' "$BASE" 2>/dev/null; }
-slim_import() {  # ROOTFS: slim it and import it as $BASE
+# once in place. Bases: bookworm (the default image, Prometheus) and each engine profile's
+# (requirements/engine-*/base-image, e.g. trixie for 1.231.0).
+slim_import() {  # ROOTFS IMAGE: slim ROOTFS and import it as IMAGE
   sh "$here/.ci/slim-rootfs.sh" "$1"
-  tar -C "$1" -c . | podman import --change 'LABEL dev.opslab.base=slim' - "$BASE" >/dev/null
+  tar -C "$1" -c . | podman import --change 'LABEL dev.opslab.base=slim' - "$2" >/dev/null
 }
-if ! podman image exists "$BASE"; then
-  if ! timeout 60 podman pull -q "$BASE" >/dev/null 2>&1; then
-    echo "podman-setup: no registry answers; building $BASE with debootstrap" >&2
+ensure_base() {  # IMAGE (docker.io/library/debian:SUITE-slim)
+  image=$1
+  suite=${image##*:}; suite=${suite%-slim}
+  if ! podman image exists "$image"; then
+    if ! timeout 60 podman pull -q "$image" >/dev/null 2>&1; then
+      echo "podman-setup: no registry answers; building $image with debootstrap" >&2
+      rootfs=$(mktemp -d)
+      debootstrap --variant=minbase "$suite" "$rootfs" http://deb.debian.org/debian >"/tmp/debootstrap-$suite.log" 2>&1
+      slim_import "$rootfs" "$image"
+      rm -rf "$rootfs"
+    fi
+  elif [ "$(podman image inspect --format '{{index .Config.Labels "dev.opslab.base"}}{{.Config.Cmd}}' "$image" 2>/dev/null)" = "[]" ]; then
+    echo "podman-setup: slimming the locally made $image like the official image" >&2
     rootfs=$(mktemp -d)
-    debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >/tmp/debootstrap.log 2>&1
-    slim_import "$rootfs"
+    cid=$(podman create "$image" true)
+    podman export "$cid" | tar -C "$rootfs" -x
+    podman rm "$cid" >/dev/null
+    slim_import "$rootfs" "$image"
     rm -rf "$rootfs"
   fi
-elif [ "$(base_label)" = "[]" ]; then
-  echo "podman-setup: slimming the locally made $BASE like the official image" >&2
-  rootfs=$(mktemp -d)
-  cid=$(podman create "$BASE" true)
-  podman export "$cid" | tar -C "$rootfs" -x
-  podman rm "$cid" >/dev/null
-  slim_import "$rootfs"
-  rm -rf "$rootfs"
-fi
+}
+ensure_base "$BASE"
+for file in "$here"/requirements/engine-*/base-image; do
+  [ -f "$file" ] && ensure_base "$(cat "$file")"
+done
 if ! podman image exists "$PROM_IMAGE"; then
   podman build -q -t "$PROM_IMAGE" -f "$here/prometheus/Containerfile.debian" "$here/prometheus" >/dev/null
 fi

@@ -8,6 +8,13 @@ IMAGE=${TC_IMAGE:-localhost/opslab:$VERSION}
 DEV_IMAGE=${TC_DEV_IMAGE:-localhost/opslab-dev:$VERSION}
 INPUTS_LABEL=dev.opslab.inputs
 
+# An engine profile's images (make image ENGINE=VERSION) are tagged VERSION-ntPROFILE, beside the
+# default engine's VERSION; $TC_IMAGE / $TC_DEV_IMAGE still win.
+profile_images() {
+  IMAGE=${TC_IMAGE:-localhost/opslab:$VERSION-nt$1}
+  DEV_IMAGE=${TC_DEV_IMAGE:-localhost/opslab-dev:$VERSION-nt$1}
+}
+
 say() { printf '%8s  %s\n' "$1" "$2"; }
 die() { echo "error: $*" >&2; exit 2; }
 

@@ -32,8 +32,9 @@ def _container_test_env() -> dict[str, str]:
 
 @task(help={"args": "extra pytest arguments, e.g. '-m \"not integration\"'"})
 def test(c: Context, args: str = "") -> None:
-    """Run the test suite (exit code 5, no tests collected, counts as a failure)."""
-    c.run(f"{PY} -m pytest {args}", pty=False, env=_container_test_env())
+    """Run the test suite (exit code 5, no tests collected, counts as a failure); the 25 slowest tests are listed
+    at the end (where CI's time goes, issue 31)."""
+    c.run(f"{PY} -m pytest --durations=25 --durations-min=5 {args}", pty=False, env=_container_test_env())
 
 
 # Two workers (pytest-xdist): the in-process set stays under 2 minutes on a 2-core machine.
