@@ -57,6 +57,16 @@ def add_matrix_evidence(root: Path) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=tc_env(root), check=True, timeout=60)
 
 
+@pytest.fixture(scope="session")
+def node_drill_matrix(tmp_path_factory):
+    """One `tc drill matrix --keep` for the whole session, (its artifacts root, the kept engine roots, its result):
+    tests/integration/test_drill_matrix.py reads the matrix, test_node_drills.py the running engine's drill root
+    from it, so the node drills run once per engine instead of twice on this one (CI time, issue 31)."""
+    base = tmp_path_factory.mktemp("matrix")
+    root, keep = base / "artifacts", base / "engines"
+    return root, keep, run_tc("drill", "matrix", "--keep", str(keep), "--json", artifacts=root, timeout=3600)
+
+
 @pytest.fixture
 def lab(tmp_path: Path):
     """A callable running tc against a fresh artifacts root (tmp_path/artifacts) with a fixed clock."""

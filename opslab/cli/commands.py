@@ -295,7 +295,7 @@ def drill_run(args: argparse.Namespace, report: Reporter) -> Any:
 def drill_matrix(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.drills import matrix
 
-    return matrix.run(args.engines, args.drill, check=args.check, progress=lambda text: report.event("matrix", text))
+    return matrix.run(args.engines, args.drill, check=args.check, progress=lambda text: report.event("matrix", text), keep=args.keep)
 
 
 def alerts_receive(args: argparse.Namespace, report: Reporter) -> Any:

@@ -330,10 +330,13 @@ alertmanager/ configs (the dev image has both); each starts its own stack, venue
   tc drill matrix                                   # every engine with an environment in the checkout (.venv, .venv-VERSION)
   tc drill matrix --engines 1.221.0,1.231.0         # then artifacts/drills/matrix.json and matrix.html
   tc drill matrix --engines 1.231.0 --drill node_crash --drill node_kill_switch
+  tc drill matrix --keep /tmp/matrix                # each engine's drill artifacts stay in /tmp/matrix/VERSION/artifacts
 Each engine runs `tc drill run` in its own environment (build one with `make setup ENGINE=VERSION`); a drill's
 row is marked changed when its verdict, its alert or the wording of a finding differs between engines.""", commands.drill_matrix)
     p.add_argument("--engines", metavar="V1,V2", help="comma-separated nautilus_trader releases (default: every environment found)")
     p.add_argument("--drill", action="append", metavar="NAME", help="only this node drill (repeat for more; default all node drills)")
+    p.add_argument("--keep", metavar="DIR", help="keep each engine's drill artifacts (results, logs, scorecard) in DIR/VERSION/artifacts; "
+                                                 "DIR must be new or empty (default: a temporary folder, removed)")
     _check_flag(p)
 
 

@@ -9,6 +9,7 @@ the wording of a finding (numbers set aside: they move run to run) differs betwe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -233,9 +234,22 @@ def _document(rows: list[dict], names: list[str], results: dict[str, dict[str, d
             "finished_at": clock.now_iso()}
 
 
-def run(engines: str | None = None, names: list[str] | None = None, check: bool = False, progress: Progress | None = None) -> Result:
-    """The `tc drill matrix` operation: a new observation every time (drills/matrix.json and .html)."""
+def check_keep(keep: str | None) -> Path | None:
+    """--keep DIR as a folder to keep each engine's drill root in: a new or empty real folder, or InputError."""
+    if keep is None:
+        return None
+    path = Path(keep)
+    if path.is_symlink() or (path.exists() and (not path.is_dir() or any(path.iterdir()))):
+        raise InputError(f"--keep: {keep}: expected a new or empty folder (not a link) to keep each engine's drill artifacts in")
+    return path
+
+
+def run(engines: str | None = None, names: list[str] | None = None, check: bool = False, progress: Progress | None = None,
+        keep: str | None = None) -> Result:
+    """The `tc drill matrix` operation: a new observation every time (drills/matrix.json and .html). KEEP: a folder
+    that keeps each engine's drill artifacts root (KEEP/<engine>/artifacts); by default they are temporary."""
     wanted = node_drills(names)  # the drills first: a wrong name is refused wherever no engine is set up
+    kept = check_keep(keep)
     chosen = choose(engines)
     target = contracts.artifact("drill_matrix").at(fs.root())
     plan = f"{len(wanted)} node drill(s) on {len(chosen)} engine(s): " + ", ".join(f"{e.engine} ({e.folder})" for e in chosen)
@@ -243,7 +257,9 @@ def run(engines: str | None = None, names: list[str] | None = None, check: bool 
         return Result("changed", f"would run {plan} and write {target}", [str(target)])
     fs.root_for_write()
     rows, results = [], {}
-    with tempfile.TemporaryDirectory(prefix="tc-drill-matrix-") as scratch:
+    if kept is not None:
+        kept.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.nullcontext(str(kept)) if kept is not None else tempfile.TemporaryDirectory(prefix="tc-drill-matrix-") as scratch:
         for i, env in enumerate(chosen, 1):
             if progress:
                 progress(f"engine {i}/{len(chosen)}: nautilus_trader {env.engine} ({env.folder}): {len(wanted)} node drill(s) ...")

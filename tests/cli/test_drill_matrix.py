@@ -32,3 +32,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(lab, argv, needle):
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.err
     assert not lab.root.exists() or not any(lab.root.rglob("*"))
+
+
+@pytest.mark.parametrize("kind", ["not empty", "a file", "a link"])
+def test_keep_refuses_anything_but_a_new_or_empty_folder(lab, tmp_path, kind):
+    keep = tmp_path / "keep"
+    if kind == "not empty":
+        keep.mkdir()
+        (keep / "old.txt").write_text("x")
+    elif kind == "a file":
+        keep.write_text("x")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        keep.symlink_to(tmp_path / "elsewhere")
+    result = lab("drill", "matrix", "--keep", str(keep))
+    assert result.code == 2 and result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert f"--keep: {keep}: expected a new or empty folder (not a link)" in result.err
+    assert not lab.root.exists() or not any(lab.root.rglob("*"))
+    assert not (tmp_path / "elsewhere").exists() or not any((tmp_path / "elsewhere").iterdir())

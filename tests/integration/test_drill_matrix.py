@@ -24,10 +24,18 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory):
-    root = tmp_path_factory.mktemp("matrix") / "artifacts"
-    result = run_tc("drill", "matrix", "--json", artifacts=root, timeout=3600)
+def ran(node_drill_matrix):
+    root, keep, result = node_drill_matrix
     return root, result
+
+
+def test_each_engines_drill_artifacts_are_kept_where_asked(node_drill_matrix):
+    _, keep, _ = node_drill_matrix
+    assert sorted(p.name for p in keep.iterdir()) == ENGINES
+    for engine in ENGINES:
+        card = json.loads((keep / engine / "artifacts" / "drills" / "scorecard.json").read_text())
+        assert sorted(row["drill"] for row in card["drills"]) == sorted(NODE)
+        assert run_tc("artifacts", "verify", "--all", artifacts=keep / engine / "artifacts").code == 0
 
 
 def test_every_node_drill_detects_its_incident_on_every_engine(ran):

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import run_tc
 from opslab import runs
+from opslab.drills import matrix
 from opslab.drills.node import stack
 from opslab.drills.registry import DRILLS
 
@@ -20,7 +21,11 @@ ENGINE = runs.versions()["nautilus_trader"]  # the engine this test runs on (any
 
 
 @pytest.fixture(scope="module")
-def detected(tmp_path_factory):
+def detected(request, tmp_path_factory):
+    engines = matrix.environments()
+    if ENGINE in engines and len(engines) >= 2:  # the session's drill matrix runs them on this engine: read its root
+        _, keep, result = request.getfixturevalue("node_drill_matrix")
+        return keep / ENGINE / "artifacts", result
     root = tmp_path_factory.mktemp("node-drills") / "artifacts"
     result = run_tc("drill", "run", "--kind", "node", "--json", artifacts=root, timeout=900)
     return root, result
