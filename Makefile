@@ -97,8 +97,8 @@ test-fast: $(NEEDS) ## the in-process unit tests only (tests/unit, under 2 minut
 check: $(NEEDS) ## static checks: schemas vs metaschema, ruff, promtool, amtool, docs build --strict
 	@echo "runtime: $(RUNTIME)"; $(TASK) check
 
-bench: $(NEEDS) ## benchmarks, reported as ratios against baselines measured in the same run
-	@echo "runtime: $(RUNTIME)"; $(TASK) bench
+bench: $(NEEDS) ## benchmarks as ratios against same-run baselines, kept in a history (QUICK=1: CI's pass, under 3 minutes)
+	@echo "runtime: $(RUNTIME)"; $(TASK) bench $(if $(filter 1,$(QUICK)),--quick)
 
 docs: $(NEEDS) ## build the MkDocs site into site/
 	@echo "runtime: $(RUNTIME)"; $(TASK) docs

@@ -45,7 +45,7 @@ run test
 run check
 run docs
 run drill NAME=mismatch
-run bench
+run bench QUICK=1
 run stack-up
 run stack-status
 run stack-down

@@ -1,7 +1,8 @@
 """Detection latency: from `tc killswitch engage` to the notification artifact, through the real
 exporter, Prometheus, Alertmanager and `tc alerts receive` (tests/alert_stack.py), with the
 intervals it ran with printed beside it. The ratio is against the configured bound (scrape +
-evaluation interval + `for:` + group_wait): below 1 means the path adds little of its own."""
+evaluation interval + `for:` + group_wait): below 1 means the path adds little of its own.
+TC_BENCH_ROUNDS sets the rounds (5)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import alert_stack
 from alert_stack import AlertStack, get, seconds, tc, wait
-from harness import WORK
+from harness import WORK, record, round_count, skipped
 
-ROUNDS = 5
+ROUNDS = round_count(5)
 ALERT = "TcKillSwitchEngaged"
 
 
@@ -34,7 +35,7 @@ def _firing_in_prometheus(stack: AlertStack) -> bool:
 def main() -> None:
     why = alert_stack.missing()
     if why:
-        print(f"skipped: {why}")
+        skipped("alert detection", why)
         return
     work = WORK / "alerting"
     if work.exists():
@@ -73,6 +74,10 @@ def main() -> None:
     print(f"  engage -> notification artifact      {med(notified):7.3f} s   (max {max(notified):.3f} s)")
     print(f"  release -> resolved notification     {med(resolved):7.3f} s")
     print(f"  bound (scrape + evaluation + for + group_wait) {bound:.3f} s; ratio engage->notification / bound {med(notified) / bound:.2f}")
+    record("engage_to_notification", med(notified), "s", bound, samples=[x / bound for x in notified])
+    record("engage_to_exporter", med(exported), "s", samples=exported)
+    record("engage_to_firing", med(fired), "s", samples=fired)
+    record("release_to_resolved", med(resolved), "s", samples=resolved)
     print("  with the shipped config (15 s scrape, 15 s evaluation, no for:, group_wait 10 s) the same bound is 40 s")
 
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 
-from harness import REPO, WORK, compare
+from harness import REPO, WORK, compare, skipped
 
 PY = sys.executable
 SIZE_MB = int(os.environ.get("TC_BENCH_FINGERPRINT_MB", "500"))
@@ -22,7 +22,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TC_ARTIFACTS_DIR": str(WORK / "artifacts")}
     compare("tc spec validate vs import nautilus_trader.backtest.engine",
             [PY, "-m", "opslab", "spec", "validate", str(REPO / "fixtures/specs/demo.yaml")],
-            [PY, "-c", "import nautilus_trader.backtest.engine"], rounds=7, env=env)
+            [PY, "-c", "import nautilus_trader.backtest.engine"], rounds=7, env=env, key="cli_start")
 
     blob = WORK / f"blob-{SIZE_MB}mb.bin"
     if not blob.exists() or blob.stat().st_size != SIZE_MB << 20:
@@ -32,11 +32,11 @@ def main() -> None:
                 fh.write(block)
     openssl = shutil.which("openssl")
     if not openssl:
-        print("fingerprint: skipped, openssl not installed (apt-get install openssl)")
+        skipped("fingerprint", "openssl not installed (apt-get install openssl)")
         return
     result = compare(f"tc data fingerprint vs openssl dgst -sha256 ({SIZE_MB} MB)",
                      [PY, "-m", "opslab", "data", "fingerprint", str(blob)],
-                     [openssl, "dgst", "-sha256", str(blob)], rounds=3, env=env)
+                     [openssl, "dgst", "-sha256", str(blob)], rounds=3, env=env, key="fingerprint")
     print(f"  fingerprint peak RSS {result['subject_rss_mib']:.1f} MiB (target < 128 MiB)")
 
 

@@ -74,7 +74,7 @@ def main() -> None:
                "'--time-is', 'open', '--max', 'outliers=1000000', '--max', 'ohlc_inconsistent=1000000']))"]
     baseline = [PY, "-c", f"import pyarrow.csv as c; c.read_csv({str(csv)!r})"]
     compare(f"tc data import --csv ({ROWS} rows, {csv.stat().st_size / 1e6:.1f} MB) vs pyarrow.csv.read_csv", subject, baseline,
-            rounds=3, env=env)
+            rounds=3, env=env, key="import_csv")
     klines = WORK / f"klines-{ROWS}.csv"
     if not klines.with_suffix(".zip").exists():
         write_klines(klines, ROWS)
@@ -86,7 +86,7 @@ def main() -> None:
              "taker_buy_quote_volume", "ignore"]
     baseline = [PY, "-c", f"import pyarrow.csv as c; c.read_csv({str(klines)!r}, read_options=c.ReadOptions(column_names={names!r}))"]
     compare(f"tc data import --csv of a Binance kline zip ({ROWS} rows, {archive.stat().st_size / 1e6:.1f} MB zipped) "
-            "vs pyarrow.csv.read_csv of its CSV", subject, baseline, rounds=3, env=env)
+            "vs pyarrow.csv.read_csv of its CSV", subject, baseline, rounds=3, env=env, key="import_klines")
     shutil.rmtree(root, ignore_errors=True)
 
 

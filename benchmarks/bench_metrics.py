@@ -6,7 +6,8 @@ Cases (reported, never asserted), each next to its baseline measured in the same
 - warm scrape, one run changed, forced full sweep (milliseconds, in-process);
 - series and bytes of one scrape at 1,000 runs (target <= 3,000 series), plain and gzip;
 - p99 latency under 20 concurrent keep-alive connections (wrk) at 1,000 runs (target < 50 ms) and
-  the exporter's RSS before and after the load (flat). TC_BENCH_LOAD_S sets the load's length (20 s).
+  the exporter's RSS before and after the load (flat). TC_BENCH_LOAD_S sets the load's length (20 s),
+  TC_BENCH_METRICS_RUNS the sizes, TC_BENCH_ROUNDS the cold start's rounds (3).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness import REPO, WORK
+from harness import REPO, WORK, record, round_count, skipped
 
 sys.path.insert(0, str(REPO))
 from opslab import fs
@@ -86,13 +87,18 @@ def _timed(code: str, root: Path) -> str:
 
 
 def cold_start() -> None:
-    print("cold start: first full scrape vs json-parsing every artifact once (medians of 3, fresh processes)")
+    rounds = round_count(3)
+    print(f"cold start: first full scrape vs json-parsing every artifact once (medians of {rounds}, alternating, fresh processes)")
     for n in SIZES:
         root = _make_root(n)
-        floor = statistics.median(float(_timed(FLOOR, root)) for _ in range(3))
-        cold = statistics.median(float(_timed(COLD, root)) for _ in range(3))
+        floors, colds = [], []
+        for _ in range(rounds):
+            floors.append(float(_timed(FLOOR, root)))
+            colds.append(float(_timed(COLD, root)))
+        floor, cold = statistics.median(floors), statistics.median(colds)
         print(f"  {n:>6} runs: cold {cold:7.3f} s   floor {floor:7.3f} s   ratio {cold / floor:5.2f}"
               + ("   (target <= 3x)" if n == 1_000 else "   (target < 10 s)" if n == 10_000 else ""))
+        record(f"cold_start.{n}_runs.wall", cold, "s", floor, samples=[c / f for c, f in zip(colds, floors, strict=True)])
 
 
 def scrape_costs() -> None:
@@ -107,15 +113,20 @@ def scrape_costs() -> None:
             col.exposition()
             return time.perf_counter() - start
 
-        warm = statistics.median(one() for _ in range(7))
+        warms = [one() * 1000 for _ in range(7)]
+        warm = statistics.median(warms) / 1000
         os.environ["TC_ARTIFACTS_DIR"] = str(root)
         changed = []
         for i in range(7):
             fs.write_atomic(root / "runs" / "paper-demo" / "report.md", f"# bench edit {i}\n".encode())
-            changed.append(one())
+            changed.append(one() * 1000)
         col.SWEEP_EVERY_S = 0.0
-        swept = statistics.median(one() for _ in range(7))
-        print(f"  {n:>6} runs: warm {warm * 1000:8.3f} ms   one changed {statistics.median(changed) * 1000:8.1f} ms   sweep {swept * 1000:8.1f} ms")
+        sweeps = [one() * 1000 for _ in range(7)]
+        swept = statistics.median(sweeps) / 1000
+        print(f"  {n:>6} runs: warm {warm * 1000:8.3f} ms   one changed {statistics.median(changed):8.1f} ms   sweep {swept * 1000:8.1f} ms")
+        record(f"scrape.{n}_runs.warm", statistics.median(warms), "ms", samples=warms)
+        record(f"scrape.{n}_runs.one_changed", statistics.median(changed), "ms", samples=changed)
+        record(f"scrape.{n}_runs.sweep", statistics.median(sweeps), "ms", samples=sweeps)
 
 
 def series_and_bytes() -> None:
@@ -125,6 +136,8 @@ def series_and_bytes() -> None:
     series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
     print(f"series at {n:,} runs: {series} (target <= 3,000 at 1,000 runs; the unbounded exporter served 22,072 there)")
     print(f"scrape bytes at {n:,} runs: plain {len(text):,}   gzip {len(gzip.compress(text)):,}   ratio {len(gzip.compress(text)) / len(text):.3f}")
+    record(f"series.{n}_runs", series, "series")
+    record(f"scrape_bytes.{n}_runs.gzip", len(gzip.compress(text)), "B", baseline=len(text))
 
 
 def _rss_mib(pid: int) -> float:
@@ -134,10 +147,16 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
+def _ms(text: str) -> float:
+    """wrk's latency ("850.00us", "5.70ms", "1.02s", "2.00m") in milliseconds."""
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
 def under_load() -> None:
     wrk = shutil.which("wrk")
     if not wrk:
-        print("p99 under load: skipped, wrk is not installed (apt-get install wrk)")
+        skipped("p99 under load", "wrk is not installed (apt-get install wrk)")
         return
     n = min(max(SIZES), 1_000)
     root = _make_root(n)
@@ -155,6 +174,10 @@ def under_load() -> None:
         rate = re.search(r"Requests/sec:\s+(\S+)", out).group(1)
         print(f"under load (wrk -t2 -c20 -d{LOAD_S}s, {n:,} runs): p50 {p50}  p99 {p99} (target < 50 ms)  {rate} scrapes/s")
         print(f"  exporter RSS before {rss_before:.1f} MiB, after {rss_after:.1f} MiB (ratio {rss_after / rss_before:.2f}; flat is ~1.0)")
+        record("load.p50", _ms(p50), "ms")
+        record("load.p99", _ms(p99), "ms")
+        record("load.rate", float(rate), "scrapes/s")
+        record("load.rss", rss_after, "MiB", baseline=rss_before)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

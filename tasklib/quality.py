@@ -57,7 +57,8 @@ def docs(c: Context) -> None:
 @task
 def check(c: Context) -> None:
     """Static checks: schemas vs metaschema, ruff, the layer contracts, promtool, amtool, docs/samples/ current,
-    deploy/k8s/base/config/ current, docs --strict, k8s manifests."""
+    docs/upgrading.md's matrix and docs/benchmarks.md's results current, deploy/k8s/base/config/ current, docs --strict,
+    k8s manifests."""
     from jsonschema import Draft202012Validator
 
     from opslab import contracts
@@ -73,6 +74,8 @@ def check(c: Context) -> None:
     c.run(f"{PY} {REPO / 'scripts' / 'gen_samples.py'} --check")
     c.run(f"{PY} {REPO / 'scripts' / 'gen_upgrade_docs.py'} --check")
     print("      ok  docs/upgrading.md's drill matrix matches its evidence (fixtures/evidence/drill-matrix.json)")
+    c.run(f"{PY} {REPO / 'scripts' / 'gen_bench_docs.py'} --check")
+    print("      ok  docs/benchmarks.md's latest results match the benchmark history (benchmarks/results/history.jsonl)")
     c.run(f"{PY} {REPO / 'scripts' / 'gen_k8s_config.py'} --check")
     docs(c)
     from tasklib.k8s import k8s_validate
