@@ -7,15 +7,16 @@ from opslab import fs, journal
 from opslab.datasets import resolve
 from opslab.result import Result, merge_status
 from opslab.runs.run import open as run_open
-from opslab.runs.run import path_of, refuse_other_spec, run_dir
+from opslab.runs.run import path_of, refuse_other_engine, refuse_other_spec, run_dir
 from opslab.spec import RunSpec
 
 
 def dataset_for(spec: RunSpec) -> Result:
     """The spec's dataset, resolved once for the operation (after refusing a run id that names another
-    spec, so a refused command writes nothing): what it hands to `runs.open(spec, dataset=...)`."""
+    spec or that another engine release made, so a refused command writes nothing): what it hands to `runs.open(spec, dataset=...)`."""
     fs.root_for_write()
     refuse_other_spec(spec, run_dir(spec.run_id))
+    refuse_other_engine(spec, run_dir(spec.run_id))
     return resolve.converge_for_spec(spec.data)
 
 
@@ -26,6 +27,7 @@ def init(spec: RunSpec, check: bool = False) -> Result:
         present = fs.root().is_dir()
         if present:
             refuse_other_spec(spec, folder)
+            refuse_other_engine(spec, folder)
         ds = resolve.converge_for_spec(spec.data, check=True)
         complete = present and fs.exists(path_of(folder, "manifest")) and journal.has_event(path_of(folder, "journal"), "dataset_linked")
         status = merge_status(ds.status, "ok" if complete else "changed")
