@@ -24,13 +24,19 @@ INFERRED = r"Generated inferred OrderFilled"
 
 def _venue_position(trades: list[dict[str, Any]]) -> Decimal:
     """The account's net base quantity from the venue's trades (buys minus sells)."""
-    return sum((Decimal(t["qty"]) * (1 if t["isBuyer"] else -1) for t in trades), Decimal(0))
+    return sum((Decimal(t["qty"]) * (1 if t["isBuyer"] else -1) for t in trades), Decimal(0)).normalize() + 0
 
 
 def _node_position(beat: dict[str, Any]) -> Decimal:
     pos = beat.get("position") or {}
     qty = Decimal(pos.get("quantity") or "0")
-    return -qty if pos.get("side") == "SHORT" else qty
+    return (-qty if pos.get("side") == "SHORT" else qty).normalize() + 0
+
+
+def _next_beat(lab: NodeLab) -> dict[str, Any]:
+    """The first heartbeat written after now: it holds every fill whose report reached the node before it (in milliseconds)."""
+    seq = (lab.heartbeat() or {}).get("seq", 0)
+    return lab.wait_node("the next heartbeat", lambda: (b := lab.heartbeat() or {}).get("seq", 0) > seq and b, timeout=10)
 
 
 def _healed(lab: NodeLab) -> float | None:
@@ -39,8 +45,7 @@ def _healed(lab: NodeLab) -> float | None:
     trades = lab.venue_state()["trades"]
     if trades and time.time() - trades[-1]["time"] / 1000 < 1.0:
         return None
-    seq = (lab.heartbeat() or {}).get("seq", 0)
-    beat = lab.wait_node("the next heartbeat", lambda: (b := lab.heartbeat() or {}).get("seq", 0) > seq and b, timeout=10)
+    beat = _next_beat(lab)
     at = time.time()
     return at if len(lab.venue_state()["trades"]) == len(trades) and beat.get("fills", 0) >= len(trades) else None
 
@@ -55,8 +60,8 @@ def execute(ctx: Context) -> Observation:
         lost_wall = lost["at_ms"] / 1000
         since = time.monotonic() - max(0.0, time.time() - lost_wall)  # the loss, on the monotonic clock
         alert = lab.detect(ALERTS, since, timeout=25, after_seq=seq)
-        beat_at_detection = lab.heartbeat() or {}
         trades_at_detection = lab.venue_state()["trades"]
+        beat_at_detection = _next_beat(lab)  # after the venue's count: the fills in flight then have reached the node
 
         try:
             healed_at = lab.wait_node("the node to hold the lost fill", lambda: _healed(lab), timeout=max(1.0, HEAL_TIMEOUT_S - (time.time() - lost_wall)))
@@ -89,9 +94,11 @@ def execute(ctx: Context) -> Observation:
         f"with continuous reconciliation on (open_check_interval_secs={OPEN_CHECK_S:g}, open_check_open_only=False) NautilusTrader "
         + (f"healed the lost fill {heal_s} s after the venue withheld its report: {how}" if heal_s is not None else
            f"did NOT heal the lost fill within {HEAL_TIMEOUT_S:g} s: the order stayed open in its cache while the venue had it FILLED"),
-        f"{'when the alert arrived' if detected else 'when the wait for the alert ended'} the node's position was {node_pos} "
-        f"against the venue's {venue_pos} (node fills {beat_at_detection.get('fills')}, "
-        f"venue trades {len(trades_at_detection)}); at the end {_node_position(beat_end)} against {_venue_position(trades_end)}",
+        # positions by their difference only: a sign or a side in the words would differ with the alert's timing, not the engine
+        f"{'when the alert arrived' if detected else 'when the wait for the alert ended'} the node's position was "
+        f"{abs(node_pos - venue_pos).normalize():f} BTC off the venue's (node fills {beat_at_detection.get('fills')}, "
+        f"venue trades {len(trades_at_detection)}); "
+        f"at the end {abs(_node_position(beat_end) - _venue_position(trades_end)).normalize():f} BTC off",
     ]
     evidence = {"fault": fault, "seed": SEED, "n": N, "schedule": [lost["fill"]], "fills_lost": [lost],
                 "open_check_interval_secs": OPEN_CHECK_S, "node_fills_at_detection": beat_at_detection.get("fills"),
