@@ -222,6 +222,7 @@ class NodeOpsActor(OpsActor):
             "book_updates_missed": self.book_missed,
             "bars_seen": self.bars_seen,
             "open_orders": len(self.cache.orders_open(instrument_id=self.config.instrument_id)),
+            "fills": len({trade for o in self.cache.orders(instrument_id=self.config.instrument_id) for trade in o.trade_ids}),
             "position": {"side": position_side_to_str(pos[0].side), "quantity": session._dec(pos[0].quantity)} if pos
             else {"side": "FLAT", "quantity": "0"},
             "balances": balances,
@@ -256,6 +257,7 @@ class Settings:
     bars: int | None
     heartbeat_s: float
     connect_timeout_s: int
+    open_check_s: float | None = None  # engine.node.open_check_seconds: NautilusTrader's continuous reconciliation (None: off)
 
 
 def _config(s: Settings) -> TradingNodeConfig:
@@ -271,7 +273,10 @@ def _config(s: Settings) -> TradingNodeConfig:
                               log_file_max_size=LOG_FILE_MAX_BYTES, log_file_max_backup_count=LOG_FILE_BACKUPS, log_colors=False,
                               # the execution client logs the API key at INFO when it authenticates: keep it out of the file
                               log_component_levels={"ExecClient-BINANCE": "WARNING"}),
-        exec_engine=LiveExecEngineConfig(reconciliation=True, reconciliation_lookback_mins=1440),
+        # open_check_seconds switches on the continuous check of open orders against the venue's order status; not open-only,
+        # or an order the venue filled (no longer open there) could not be resolved (LiveExecutionEngine._check_orders_consistency)
+        exec_engine=LiveExecEngineConfig(reconciliation=True, reconciliation_lookback_mins=1440,
+                                         **({"open_check_interval_secs": s.open_check_s, "open_check_open_only": False} if s.open_check_s else {})),
         data_clients={BINANCE: BinanceDataClientConfig(**common, base_url_ws=s.ws_url)},
         exec_clients={BINANCE: BinanceExecClientConfig(**common, base_url_ws=exec_ws_url, max_retries=2, retry_delay_initial_ms=100, retry_delay_max_ms=500)},
         timeout_connection=float(s.connect_timeout_s),

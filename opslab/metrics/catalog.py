@@ -118,6 +118,9 @@ FAMILIES: list[Family] = [
     Family("tc_node_book_sequence_gaps", "counter", ("run_id",),
            "Order book delta messages whose update id skipped over missed updates, since the node started (at the last heartbeat).",
            _run("node_heartbeat"), "run"),
+    Family("tc_node_fills", "gauge", ("run_id",),
+           "Fills the node holds for its instrument (distinct trade ids in its cache, at the last heartbeat); TcNodeFillsBehindVenue "
+           "compares them with the venue's trades.", _run("node_heartbeat"), "run"),
     # every run, summarized
     Family("tc_runs", "gauge", ("status", "engine_kind"),
            "Runs under the root, by status and engine kind (every run, shown per run or not).", _every_run("metadata"), "aggregate"),
@@ -175,6 +178,10 @@ FAMILIES: list[Family] = [
            _root("venue_stats"), "root"),
     Family("tc_venue_market_messages", "counter", ("run_id", "outcome"),
            "Market stream events by outcome: published, or suppressed by the silent_market fault.", _root("venue_stats"), "root"),
+    Family("tc_venue_account_trades", "counter", ("run_id",),
+           "Trades (fills) in the venue's record for its account, since its state began (what myTrades shows).", _root("venue_stats"), "root"),
+    Family("tc_venue_fill_reports_withheld", "counter", ("run_id",),
+           "Fills whose executionReport the fill_lost fault withheld from the user data stream, since the venue started.", _root("venue_stats"), "root"),
     Family("tc_venue_fault_active", "gauge", ("run_id", "fault"), "1 for each venue fault in effect, 0 for the others.", _root("venue_stats"), "root"),
     Family("tc_venue_stats_timestamp_seconds", "gauge", ("run_id",), "When the venue last wrote its statistics (Unix seconds).",
            _root("venue_stats"), "root"),

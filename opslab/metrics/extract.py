@@ -113,6 +113,8 @@ def _node_heartbeat(rid: str, doc: dict) -> Iterator[Sample]:
     yield "tc_node_open_orders", (rid,), doc["open_orders"]
     if "book_sequence_gaps" in doc:
         yield "tc_node_book_sequence_gaps", (rid,), doc["book_sequence_gaps"]
+    if "fills" in doc:
+        yield "tc_node_fills", (rid,), doc["fills"]
 
 
 # Run artifact (registry name) -> extractor.
@@ -196,6 +198,9 @@ def _venue_stats(path: Path) -> Iterator[Sample]:
         yield "tc_venue_ws_last_subscribe_timestamp_seconds", (rid,), last
     for outcome in ("published", "suppressed"):
         yield "tc_venue_market_messages", (rid, outcome), doc["market_messages"][outcome]
+    if "trades" in doc:
+        yield "tc_venue_account_trades", (rid,), doc["trades"]["account"]
+        yield "tc_venue_fill_reports_withheld", (rid,), doc["trades"]["reports_withheld"]
     active = set(doc["faults_active"])
     for fault in venue_faults():
         yield "tc_venue_fault_active", (rid, fault), 1 if fault in active else 0

@@ -12,6 +12,9 @@ fills in full at its own price as maker at the first price point that reaches it
 tradeFee rate, always charged in the quote asset (Binance charges the received asset; simpler here,
 and stated in docs/node.md). Balances are checked and locked as Binance does for a spot account.
 
+A fill whose report the fill_lost fault withholds (faults.py) is a trade like any other here: balances,
+the order's status and myTrades all show it; only its executionReport never reaches the user data stream.
+
 State (orders, trades, balances, listen keys, replay cursor) is written atomically to
 artifacts/venue/<run_id>/state.json after every change, so the venue survives its own restart.
 
@@ -189,8 +192,11 @@ class Exchange:
 
     def __init__(self, run_id: str, dataset_id: str, bars: list[tuple[str, ...]], balances: dict[str, str], speed: float,
                  state_path: Path | None, publish: Publish, faults: Callable[[], dict[str, Any]], reset: bool = False,
-                 on_demand: bool = False) -> None:
+                 on_demand: bool = False, lose_fill: Callable[[dict[str, Any]], bool] = lambda fill: False) -> None:
+        """LOSE_FILL(fill) is asked for every fill (trade_id, order_id, client_order_id, symbol): True withholds its
+        executionReport from the user data stream (the fill_lost fault); the trade stays in the record."""
         self.bars, self.speed, self.state_path, self.publish, self.faults = bars, speed, state_path, publish, faults
+        self.lose_fill = lose_fill
         self.on_demand = on_demand
         self.lock = threading.RLock()
         self.last_price: Decimal | None = None
@@ -723,7 +729,9 @@ class Exchange:
         self.state["trades"].append(trade)
         if listing.static is not None:  # no dataset prints this symbol: the account's own fills are its market trades
             self._record_print(listing, price, q, ts, buyer_maker=(order["side"] == "BUY") == maker)
-        self._report(order, "TRADE", last_qty=q, last_px=price, trade_id=trade_id, maker=maker, fee=fee, quote=quote)
+        if not self.lose_fill({"trade_id": trade_id, "order_id": order["orderId"], "client_order_id": order["clientOrderId"],
+                               "symbol": order["symbol"]}):
+            self._report(order, "TRADE", last_qty=q, last_px=price, trade_id=trade_id, maker=maker, fee=fee, quote=quote)
         self._account_update()
         return {"price": listing.px(price), "qty": listing.qty(q), "commission": amount(fee), "commissionAsset": quote_ccy, "tradeId": trade_id}
 

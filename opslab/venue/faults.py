@@ -16,11 +16,17 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
   sequence_gap=N      depth update ids jump by N+1 instead of 1 (N updates are never seen)
   silent_market       market streams are not published; sockets stay open and pinged,
                       the user data stream and REST keep working, the replay keeps its schedule
+  fill_lost=N[/SEED]  the Nth fill from now (with SEED: one of the next N, chosen by random.Random(SEED)) is
+                      executed and kept in the venue's record (myTrades, order status FILLED) but its
+                      executionReport is never sent on the user data stream (listenKey stream and
+                      WebSocket API subscription alike); the schedule is in the fault's value, every fill
+                      it withheld in VenueState.fills_lost (GET /admin/faults, stats.json)
 """
 
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,10 +35,13 @@ from typing import Any
 from opslab.errors import InputError
 
 SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate_limit=WEIGHT[/SECONDS]", "drop": "drop[=K]",
-          "frozen_time": "frozen_time", "stale_book": "stale_book", "sequence_gap": "sequence_gap[=N]", "silent_market": "silent_market"}
+          "frozen_time": "frozen_time", "stale_book": "stale_book", "sequence_gap": "sequence_gap[=N]", "silent_market": "silent_market",
+          "fill_lost": "fill_lost=N[/SEED]"}
 FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
 BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
 BAN_MAX_S = 300
+FILL_LOST_MAX_N = 10_000  # fill_lost=N: N at most this
+FILLS_LOST_KEPT = 100  # withheld fills remembered (VenueState.fills_lost), the oldest forgotten first
 
 
 def parse_faults(specs: list[str]) -> dict[str, Any]:
@@ -74,11 +83,25 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
             if n < 1:
                 raise ValueError
             return {"sequence_gap": n}
+        if name == "fill_lost":
+            return {"fill_lost": fill_schedule(value)}
         if value:
             raise ValueError
         return {name: True}
     except ValueError:
-        raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K; others take no value)") from None
+        raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K, "
+                         "fill_lost=N[/SEED]; others take no value)") from None
+
+
+def fill_schedule(value: str) -> dict[str, Any]:
+    """fill_lost's value N[/SEED] -> {"n", "seed", "schedule"}: the ordinals (1 = the next fill after the fault is switched on)
+    whose execution reports are withheld; N alone: [N]; with SEED: one of 1..N drawn by random.Random(SEED). ValueError if malformed."""
+    n_text, slash, seed_text = value.partition("/")
+    n = int(n_text)
+    seed = int(seed_text) if slash else None
+    if not 1 <= n <= FILL_LOST_MAX_N or (seed is not None and not 0 <= seed < 2**63):
+        raise ValueError
+    return {"n": n, "seed": seed, "schedule": [n] if seed is None else [random.Random(seed).randint(1, n)]}
 
 
 def faults_from_json(doc: Any) -> dict[str, Any]:
@@ -102,6 +125,9 @@ class VenueState:
     violations: int = 0
     banned_until: float = 0.0  # monotonic; 0 when not banned
     stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "served": 0, "throttled": 0, "dropped": 0, "errors": 0, "banned": 0})
+    fills_counted: int = 0  # fills since fill_lost was last switched on
+    fills_withheld: int = 0  # execution reports fill_lost withheld, since the venue started
+    fills_lost: list[dict[str, Any]] = field(default_factory=list)  # every fill whose report fill_lost withheld (kept across switches)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -113,6 +139,24 @@ def apply(state: VenueState, faults: dict[str, Any]) -> None:
     state.book_ms = now_ms if faults.get("stale_book") else None
     state.window_start, state.used_weight = time.monotonic(), 0
     state.retry_until, state.violations, state.banned_until = 0.0, 0, 0.0
+    state.fills_counted = 0
+
+
+def lose_fill(v: VenueState, fill: dict[str, Any]) -> bool:
+    """Count one fill (FILL: its trade_id, order_id, client_order_id, symbol) under the fill_lost fault; True when its
+    execution report is to be withheld, recorded then in v.fills_lost with the fault's seed. Called by the exchange for every fill."""
+    with v.lock:
+        lost = v.faults.get("fill_lost")
+        if not lost:
+            return False
+        v.fills_counted += 1
+        if v.fills_counted not in lost["schedule"]:
+            return False
+        v.fills_withheld += 1
+        v.fills_lost.append({"fill": v.fills_counted, "seed": lost["seed"], "n": lost["n"], **fill,
+                             "at_ms": int(time.time() * 1000)})
+        del v.fills_lost[:-FILLS_LOST_KEPT]
+        return True
 
 
 def active_faults(faults: dict[str, Any]) -> list[str]:

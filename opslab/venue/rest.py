@@ -437,7 +437,8 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET":
             with state.lock:
                 return self._send(200, {"faults": state.faults, "stats": dict(state.stats), "messages": self.venue.exchange.messages,
-                                        "sequence": self.venue.exchange.state["update_id"]})
+                                        "sequence": self.venue.exchange.state["update_id"], "fills_counted": state.fills_counted,
+                                        "fills_lost": list(state.fills_lost)})
         if method == "DELETE":
             faults: dict[str, Any] = {}
         elif method == "POST":

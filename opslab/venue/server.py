@@ -68,7 +68,9 @@ class BinanceVenue:
         self._count_lock = threading.Lock()
         self.hub: streams.Hub | None = None
         self.exchange = exchange.Exchange(run_id, params.dataset_id, bars, balances, speed, self.state_path, self._publish,
-                                          lambda: self.faults.faults, reset=reset, on_demand=spec is None)
+                                          lambda: self.faults.faults, reset=reset, on_demand=spec is None,
+                                          lose_fill=lambda fill: fault_switch.lose_fill(self.faults, fill))
+        self.counters.trades = lambda: int(self.exchange.state["next_trade_id"]) - 1
         handler = type("Handler", (rest.Handler,), {"venue": self})
         self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
         self.url = httpserver.url(self.http)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from opslab import clock, contracts, digests, fs
 from opslab.contracts import SCHEMA_VERSION
@@ -40,6 +40,7 @@ class VenueStats:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._written: dict[str, Any] | None = None
+        self.trades: Callable[[], int] = lambda: 0  # the account's trades in the venue's record (server.py sets it)
 
     def add(self, name: str, n: int = 1) -> None:
         with self.lock:
@@ -57,6 +58,7 @@ class VenueStats:
             req = dict(self.switch.stats)
             faults = dict(self.switch.faults)
             violations, banned = self.switch.violations, self.switch.banned_until
+            lost, withheld = [dict(f) for f in self.switch.fills_lost], self.switch.fills_withheld
         with self.lock:
             c, last = dict(self.counts), self.last_subscribe_at
         remaining = banned - time.monotonic() if banned else 0.0
@@ -69,6 +71,8 @@ class VenueStats:
                        "closed_by_fault": c["ws_closed_by_fault"], "subscribe_commands": c["ws_subscribe_commands"],
                        "last_subscribe_at": last, "pings_sent": c["ws_pings_sent"], "pongs_received": c["ws_pongs_received"]},
                 "market_messages": {"published": c["market_published"], "suppressed": c["market_suppressed"]},
+                "trades": {"account": self.trades(), "reports_withheld": withheld},
+                "fills_lost": lost,
                 "faults_active": fault_switch.active_faults(faults)}
 
     def write(self) -> bool:

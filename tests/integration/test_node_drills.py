@@ -38,10 +38,10 @@ def undetected(tmp_path_factory):
     return root, result
 
 
-def test_there_are_seven_node_drills_each_with_a_runbook_in_the_docs_nav():
+def test_there_are_eight_node_drills_each_with_a_runbook_in_the_docs_nav():
     from conftest import REPO
 
-    assert len(NODE) == 7
+    assert len(NODE) == 8
     nav = (REPO / "mkdocs.yml").read_text()
     for name in NODE:
         assert f"runbooks/{name}.md" in nav and (REPO / "docs" / "runbooks" / f"{name}.md").is_file()
@@ -82,13 +82,19 @@ def test_node_drill_findings_record_what_nautilus_trader_did(detected):
     assert limited["throttled_429"] > 0
     restart = doc("node_restart_reconciliation")["evidence"]
     assert restart["filled_while_down"] and restart["reconcile_exit_code"] in (0, 4)
+    lost = doc("node_fill_lost")
+    assert lost["alert"]["alertname"] == "TcNodeFillsBehindVenue"
+    ev = lost["evidence"]
+    assert ev["seed"] == 28 and ev["schedule"] == [ev["fills_lost"][0]["fill"]] and ev["fills_lost"][0]["seed"] == 28
+    assert ev["venue_trades_at_detection"] > ev["node_fills_at_detection"], "detected while the node was behind the venue"
+    assert ev["healed"] is (ev["seconds_to_heal"] is not None) and "continuous reconciliation" in lost["findings"][0]
 
 
 def test_the_scorecard_lists_node_drills_with_time_to_detect_and_findings(detected):
     root, _ = detected
     card = json.loads((root / "drills/scorecard.json").read_text())
     rows = {row["drill"]: row for row in card["drills"]}
-    assert sorted(rows) == NODE and card["passed"] == 7
+    assert sorted(rows) == NODE and card["passed"] == 8
     assert all(row["kind"] == "node" and row["time_to_detect"]["value"] > 0 and row["findings"] for row in rows.values())
     page = (root / "drills/scorecard.html").read_text()
     assert "What NautilusTrader did" in page and "node_restart_reconciliation" in page and "<svg" in page

@@ -249,6 +249,10 @@ class NodeLab:
         """The venue's flat request counts (served, throttled, banned, dropped, errors)."""
         return self._admin("GET", "/admin/faults").get("stats", {})
 
+    def fills_lost(self) -> list[dict[str, Any]]:
+        """The fills whose execution report the venue's fill_lost fault withheld (its recorded schedule, GET /admin/faults)."""
+        return self._admin("GET", "/admin/faults").get("fills_lost", [])
+
     def venue_counters(self) -> dict[str, Any]:
         """The venue's statistics artifact (venue/<run_id>/stats.json: WebSocket, market-message counts)."""
         try:

@@ -1,0 +1,176 @@
+"""The venue's fill_lost fault (issue 28) with real clients on 127.0.0.1: the fill happens and stays in the venue's record
+(binance-connector's my_trades and get_order show it FILLED) but its executionReport never reaches the user data stream,
+on both profiles: the listenKey stream (profile 2025, binance-connector's SpotWebsocketStreamClient) and the WebSocket API
+subscription (profile 2026, a `websockets` client: session.logon + userDataStream.subscribe). Switched at start and over
+POST /admin/faults; its seeded schedule and what it withheld are recorded (GET /admin/faults, stats.json)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import queue
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from opslab import spec
+from opslab.venue import faults, wsapi
+from opslab.venue.server import BinanceVenue
+from venue_spec import KEY, SECRET, load_node_spec
+
+# binance-connector's own warnings, not the venue's (as in test_client_compat.py)
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+SYMBOL, QTY = "BTCUSDT", "0.010000"
+
+
+@pytest.fixture
+def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
+    return load_node_spec(tmp_path, monkeypatch, run_id="fill-lost-test", bars=400)
+
+
+@pytest.fixture
+def spot() -> Iterator[Any]:
+    from binance.spot import Spot
+
+    clients: list[Any] = []
+
+    def make(v: BinanceVenue) -> Any:
+        clients.append(Spot(api_key=KEY, api_secret=SECRET, base_url=v.url.rstrip("/")))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.session.close()
+
+
+def with_price(v: BinanceVenue) -> None:
+    v.exchange.start_replay()
+    end = time.monotonic() + 10
+    while not v.exchange.last_price and time.monotonic() < end:
+        time.sleep(0.02)  # polling a readiness condition with a deadline
+    assert v.exchange.last_price
+
+
+def signed() -> dict[str, Any]:
+    """session.logon's params signed as Binance's WS API documents (every param but signature, sorted)."""
+    params: dict[str, Any] = {"apiKey": KEY, "timestamp": int(time.time() * 1000)}
+    payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+    return {**params, "signature": hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()}
+
+
+def ask(ws: ClientConnection, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    ws.send(json.dumps({"id": "r1", "method": method, "params": params}))
+    return json.loads(ws.recv(timeout=5))
+
+
+def admin(v: BinanceVenue, method: str, body: Any = None) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(v.url.rstrip("/") + "/admin/faults", data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def buy(s: Any, client_id: str) -> dict[str, Any]:
+    return s.new_order(SYMBOL, side="BUY", type="MARKET", quantity=QTY, newClientOrderId=client_id)
+
+
+def reports(got: "queue.Queue[dict[str, Any]]", seconds: float) -> list[tuple[str, str]]:
+    """(client order id, execution type) of every executionReport that arrived within SECONDS."""
+    out, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            event = got.get(timeout=max(0.01, end - time.monotonic()))
+        except queue.Empty:
+            break
+        if event.get("e") == "executionReport":
+            out.append((event["c"], event["x"]))
+    return out
+
+
+def assert_in_record(s: Any, placed: dict[str, Any]) -> None:
+    """REST shows the fill whose report was withheld: the order FILLED, its trade in myTrades."""
+    assert s.get_order(SYMBOL, orderId=placed["orderId"])["status"] == "FILLED"
+    assert [t["orderId"] for t in s.my_trades(SYMBOL, orderId=placed["orderId"])] == [placed["orderId"]]
+
+
+def test_fill_lost_parses_its_schedule_seeded_and_recorded():
+    assert faults.parse_faults(["fill_lost=3"]) == {"fill_lost": {"n": 3, "seed": None, "schedule": [3]}}
+    seeded = faults.parse_faults(["fill_lost=5/28"])["fill_lost"]
+    assert seeded == faults.parse_faults(["fill_lost=5/28"])["fill_lost"] and 1 <= seeded["schedule"][0] <= 5 and seeded["seed"] == 28
+    for bad in ("fill_lost", "fill_lost=0", "fill_lost=x", "fill_lost=2/", "fill_lost=2/-1", "fill_lost=99999"):
+        with pytest.raises(faults.InputError, match="fill_lost=N"):
+            faults.parse_faults([bad])
+    assert "fill_lost=N[/SEED]" in faults.usage() and "fill_lost" in faults.FAULT_NAMES
+
+
+def test_listen_key_stream_misses_the_nth_fill_while_rest_shows_it(node_spec, spot):
+    """Profile 2025, switched at runtime: fill_lost=2 withholds the second fill's TRADE report only."""
+    from binance.websocket.spot.websocket_stream import SpotWebsocketStreamClient
+
+    v = BinanceVenue(node_spec, speed=6000, binance_api="2025").start()
+    try:
+        with_price(v)
+        s = spot(v)
+        got: queue.Queue[dict[str, Any]] = queue.Queue()
+        ws = SpotWebsocketStreamClient(stream_url=v.ws_url, on_message=lambda _, raw: got.put(json.loads(raw)))
+        try:
+            ws.user_data(listen_key=s.new_listen_key()["listenKey"])
+            end = time.monotonic() + 5
+            while not any(c.subs for c in list(v.hub.clients.values())) and time.monotonic() < end:
+                time.sleep(0.02)
+            assert admin(v, "POST", {"faults": ["fill_lost=2"]})["faults"] == {"fill_lost": {"n": 2, "seed": None, "schedule": [2]}}
+            placed = [buy(s, f"O-lk-{i}") for i in (1, 2, 3)]
+            seen = reports(got, 2.0)
+        finally:
+            ws.stop()
+            ws.socket_manager.ws.shutdown()  # the client leaves its socket open after the closing handshake: the venue would wait on it
+        assert seen == [("O-lk-1", "NEW"), ("O-lk-1", "TRADE"), ("O-lk-2", "NEW"), ("O-lk-3", "NEW"), ("O-lk-3", "TRADE")], seen
+        assert_in_record(s, placed[1])
+        state = admin(v, "GET")
+        lost = state["fills_lost"]
+        assert [(f["fill"], f["order_id"], f["client_order_id"], f["seed"]) for f in lost] == [(2, placed[1]["orderId"], "O-lk-2", None)]
+        assert lost[0]["trade_id"] == s.my_trades(SYMBOL, orderId=placed[1]["orderId"])[0]["id"] and state["fills_counted"] == 3
+        doc = v.counters.document()
+        assert doc["trades"] == {"account": 3, "reports_withheld": 1} and doc["fills_lost"] == lost and doc["faults_active"] == ["fill_lost"]
+    finally:
+        v.stop()
+
+
+def test_ws_api_subscription_misses_the_seeded_fill_while_rest_shows_it(node_spec, spot):
+    """Profile 2026 (the WebSocket API user stream), switched at start with a seed: the scheduled fill's report is withheld."""
+    fault = faults.parse_faults(["fill_lost=3/28"])
+    nth = fault["fill_lost"]["schedule"][0]
+    v = BinanceVenue(node_spec, speed=6000, faults=fault).start()
+    try:
+        with_price(v)
+        s = spot(v)
+        with connect(v.ws_url + wsapi.PATH) as ws:
+            assert ask(ws, "session.logon", signed())["status"] == 200
+            assert ask(ws, "userDataStream.subscribe", {})["result"] == {"subscriptionId": 0}
+            placed = [buy(s, f"O-api-{i}") for i in (1, 2, 3)]
+            got: queue.Queue[dict[str, Any]] = queue.Queue()
+            end = time.monotonic() + 2.0
+            while time.monotonic() < end:
+                try:
+                    got.put(json.loads(ws.recv(timeout=max(0.05, end - time.monotonic())))["event"])
+                except TimeoutError:
+                    break
+            seen = reports(got, 0.1)
+        expected = [(f"O-api-{i}", x) for i in (1, 2, 3) for x in ("NEW", "TRADE") if not (i == nth and x == "TRADE")]
+        assert seen == expected, (nth, seen)
+        assert_in_record(s, placed[nth - 1])
+        lost = admin(v, "GET")["fills_lost"]
+        assert [(f["fill"], f["client_order_id"], f["seed"], f["n"]) for f in lost] == [(nth, f"O-api-{nth}", 28, 3)]
+        admin(v, "DELETE")
+        buy(s, "O-api-4")
+        assert admin(v, "GET")["fills_lost"] == lost, "the record outlives the fault"
+        assert v.counters.document()["trades"] == {"account": 4, "reports_withheld": 1}
+    finally:
+        v.stop()
