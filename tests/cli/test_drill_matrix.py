@@ -8,13 +8,15 @@ import json
 import pytest
 
 from opslab.drills import matrix
+from opslab.drills.registry import DRILLS
 
 
 def test_check_prints_the_plan_and_writes_nothing(lab):
     result = lab("drill", "matrix", "--check", "--json")
     assert result.code == 0, result.err
     doc = json.loads(result.out)
-    assert doc["status"] == "changed" and "would run 7 node drill(s)" in doc["summary"]
+    node = [name for name, drill in DRILLS.items() if drill.kind == "node"]
+    assert doc["status"] == "changed" and f"would run {len(node)} node drill(s)" in doc["summary"] and len(node) == 8
     for engine in matrix.environments():
         assert engine in doc["summary"]
     assert not lab.root.exists() or not any(lab.root.rglob("*"))
