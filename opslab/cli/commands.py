@@ -26,6 +26,19 @@ def port_number(text: str) -> int:
     return value
 
 
+def drill_jobs(text: str) -> int:
+    """argparse type for --jobs: how many drills at once, 1 to MAX_JOBS."""
+    from opslab.drills import MAX_JOBS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of drills (expected 1-{MAX_JOBS})") from None
+    if not 1 <= value <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (expected 1-{MAX_JOBS} drills at once)")
+    return value
+
+
 def load_spec(path: str) -> Any:
     from opslab import spec
 
@@ -272,7 +285,7 @@ def drill_run(args: argparse.Namespace, report: Reporter) -> Any:
 
     every = args.all or args.kind is not None
     if bool(args.name) == every:
-        raise InputError("tc drill run: give one drill NAME, or --all / --kind KIND (see 'tc drill list')")
+        raise InputError("tc drill run: give one drill NAME, or --all / --kind KIND, or several NAMEs (see 'tc drill list')")
     started: dict[str, float] = {}
 
     def start(i: int, n: int, name: str) -> None:
@@ -287,15 +300,16 @@ def drill_run(args: argparse.Namespace, report: Reporter) -> Any:
         report.event("drill_finished", f"drill {i}/{n}: {name} {verdict} ({seen}) in {seconds:.1f} s", drill=name, index=i, total=n,
                      verdict=verdict, detected=result["detected"], seconds=seconds)
 
-    if not every:
-        return runner.run(args.name, check=args.check, progress=start)
-    return runner.run_all(check=args.check, kind=args.kind or "lab", progress=start, finished=finish)
+    if len(args.name) == 1 and args.jobs == 1:
+        return runner.run(args.name[0], check=args.check, progress=start)
+    return runner.run_all(check=args.check, kind=args.kind or "lab", progress=start, finished=finish, jobs=args.jobs, names=args.name)
 
 
 def drill_matrix(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.drills import matrix
 
-    return matrix.run(args.engines, args.drill, check=args.check, progress=lambda text: report.event("matrix", text), keep=args.keep)
+    return matrix.run(args.engines, args.drill, check=args.check, progress=lambda text: report.event("matrix", text), keep=args.keep,
+                      jobs=args.jobs)
 
 
 def alerts_receive(args: argparse.Namespace, report: Reporter) -> Any:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable
 
 from opslab import __version__, market
 from opslab.cli import commands
-from opslab.cli.commands import port_number
+from opslab.cli.commands import drill_jobs, port_number
 from opslab.cli.reporter import Reporter
 from opslab.drills import KINDS
 from opslab.errors import InputError
@@ -315,16 +315,21 @@ def _group_drill(sub: Any) -> None:
     g = group(sub, "drill", "deterministic failure drills: inject one fault, check the lab detects it")
     p = leaf(g, "list", "list the drills, their kind and their runbooks", "  tc drill list\n  tc drill list --kind node", commands.drill_list)
     p.add_argument("--kind", choices=DRILL_KINDS, help="only drills of this kind")
-    p = leaf(g, "run", "run one drill (or all of a kind) in an isolated sandbox and record the result; exit 4 when a failure went undetected", """
+    p = leaf(g, "run", "run drills, each in an isolated sandbox, and record the results; exit 4 when a failure went undetected", """
   tc drill run mismatch
+  tc drill run node_crash node_fill_lost --jobs 2   # these two at once, then artifacts/drills/scorecard.json
   tc drill run --all            # every lab drill (fast checks of the lab's own parts), then artifacts/drills/scorecard.json
   tc drill run --kind node      # every node drill: the real NautilusTrader node, detected through Prometheus + Alertmanager
   tc drill run --kind all       # both kinds
+  tc drill run --kind node --jobs 3   # three node drills at once: each has its own sandbox, stack, venue and node
 Node drills need prometheus and prometheus-alertmanager on PATH and the checkout's prometheus/ and
-alertmanager/ configs (the dev image has both); each starts its own stack, venue and node on 127.0.0.1.""", commands.drill_run)
-    p.add_argument("name", metavar="NAME", nargs="?", help="drill name from `tc drill list`")
+alertmanager/ configs (the dev image has both); each starts its own stack, venue and node on 127.0.0.1.
+A node drill spends most of its time waiting for an alert, so --jobs cuts a suite's time on a small
+machine too; its times to detect then include the wait for a shared CPU (docs/drills.md, Running drills at once).""", commands.drill_run)
+    p.add_argument("name", metavar="NAME", nargs="*", help="drill name(s) from `tc drill list` (two or more also write the scorecard)")
     p.add_argument("--all", action="store_true", help="run every drill of --kind (default lab) and write the scorecard")
     p.add_argument("--kind", choices=DRILL_KINDS, help="run every drill of this kind and write the scorecard")
+    p.add_argument("--jobs", type=drill_jobs, default=1, metavar="N", help="run N of the drills at once (1-8; default 1, one after another)")
     _check_flag(p)
     p = leaf(g, "matrix", "the upgrade canary: every node drill on each engine profile, side by side; exit 4 when a drill went undetected", """
   tc drill matrix                                   # every engine with an environment in the checkout (.venv, .venv-VERSION)
@@ -337,6 +342,8 @@ row is marked changed when its verdict, its alert or the wording of a finding di
     p.add_argument("--drill", action="append", metavar="NAME", help="only this node drill (repeat for more; default all node drills)")
     p.add_argument("--keep", metavar="DIR", help="keep each engine's drill artifacts (results, logs, scorecard) in DIR/VERSION/artifacts; "
                                                  "DIR must be new or empty (default: a temporary folder, removed)")
+    p.add_argument("--jobs", type=drill_jobs, default=1, metavar="N", help="run N node drills at once on each engine (1-8; default 1); "
+                                                                            "the engines still run one after the other")
     _check_flag(p)
 
 

@@ -127,27 +127,23 @@ def _child_env(root: Path) -> dict[str, str]:
     return env
 
 
-def _run_engine(env: Environment, names: list[str], scratch: Path, progress: Progress | None) -> dict:
-    """Run NAMES on ENV in a scratch root; the engine's row (exit code, seconds, error) and its results."""
+def _run_engine(env: Environment, names: list[str], scratch: Path, progress: Progress | None, jobs: int = 1) -> dict:
+    """Run NAMES on ENV in a scratch root, JOBS at once; the engine's row (exit code, seconds, error) and its results."""
     root = scratch / env.engine / "artifacts"
     started = time.monotonic()
     every = names == node_drills(None)
-    batches = [["--kind", "node"]] if every else [[name] for name in names]
-    codes, error = [], None
-    for batch in batches:  # the child announces each drill as it starts and ends (its events, passed on below)
-        cmd = [str(env.python), "-m", "opslab", "drill", "run", *batch, "--json"]
-        code, err = _child(cmd, root, lambda text: progress and progress(f"{env.engine}: {text}"))
-        codes.append(code)
-        if code not in (0, EXIT_CODES["check"]):
-            error = (err.strip().splitlines() or [f"exit {code}"])[-1][:500]
+    chosen = ["--kind", "node"] if every else names
+    cmd = [str(env.python), "-m", "opslab", "drill", "run", *chosen, "--jobs", str(jobs), "--json"]
+    # the child announces each drill as it starts and ends (its events, passed on below)
+    code, err = _child(cmd, root, lambda text: progress and progress(f"{env.engine}: {text}"))
+    error = None if code in (0, EXIT_CODES["check"]) else (err.strip().splitlines() or [f"exit {code}"])[-1][:500]
     results = {}
     for name in names:
         doc = runner.stored_result(contracts.artifact("drill_result").at(root, name))
         if doc is not None:
             results[name] = doc
     python = _python_version(env)
-    worst = next((c for c in codes if c not in (0, EXIT_CODES["check"])), max(codes))
-    row = {"engine": env.engine, "environment": env.folder, "python": python, "exit_code": worst,
+    row = {"engine": env.engine, "environment": env.folder, "python": python, "exit_code": code, "jobs": jobs,
            "seconds": round(time.monotonic() - started, 1), "error": error}
     return {"row": row, "results": results}
 
@@ -245,14 +241,17 @@ def check_keep(keep: str | None) -> Path | None:
 
 
 def run(engines: str | None = None, names: list[str] | None = None, check: bool = False, progress: Progress | None = None,
-        keep: str | None = None) -> Result:
+        keep: str | None = None, jobs: int = 1) -> Result:
     """The `tc drill matrix` operation: a new observation every time (drills/matrix.json and .html). KEEP: a folder
-    that keeps each engine's drill artifacts root (KEEP/<engine>/artifacts); by default they are temporary."""
+    that keeps each engine's drill artifacts root (KEEP/<engine>/artifacts); by default they are temporary. JOBS:
+    drills at once on each engine (the engines one after the other)."""
     wanted = node_drills(names)  # the drills first: a wrong name is refused wherever no engine is set up
+    runner.check_jobs(jobs)
     kept = check_keep(keep)
     chosen = choose(engines)
     target = contracts.artifact("drill_matrix").at(fs.root())
-    plan = f"{len(wanted)} node drill(s) on {len(chosen)} engine(s): " + ", ".join(f"{e.engine} ({e.folder})" for e in chosen)
+    at_once = f", {min(jobs, len(wanted))} at once" if jobs > 1 else ""
+    plan = f"{len(wanted)} node drill(s){at_once} on {len(chosen)} engine(s): " + ", ".join(f"{e.engine} ({e.folder})" for e in chosen)
     if check:
         return Result("changed", f"would run {plan} and write {target}", [str(target)])
     fs.root_for_write()
@@ -263,7 +262,7 @@ def run(engines: str | None = None, names: list[str] | None = None, check: bool 
         for i, env in enumerate(chosen, 1):
             if progress:
                 progress(f"engine {i}/{len(chosen)}: nautilus_trader {env.engine} ({env.folder}): {len(wanted)} node drill(s) ...")
-            outcome = _run_engine(env, wanted, Path(scratch), progress)
+            outcome = _run_engine(env, wanted, Path(scratch), progress, jobs)
             rows.append(outcome["row"])
             results[env.engine] = outcome["results"]
     doc = _document(rows, wanted, results)

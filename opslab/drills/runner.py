@@ -5,6 +5,9 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +16,7 @@ from opslab.report import html
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills.registry import DRILLS
 from opslab import drills
+from opslab.drills import MAX_JOBS
 from opslab.drills.base import Context, Drill, runbook_link
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
@@ -80,6 +84,7 @@ def _get(name: str) -> Drill:
 
 
 def _run_one(drill: Drill) -> dict:
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"tc-drill-{drill.name}-") as sandbox:  # never the user's artifacts
         ctx = Context(drill.name, Path(sandbox), detection_enabled())
         seen = drill.execute(ctx)
@@ -96,6 +101,7 @@ def _run_one(drill: Drill) -> dict:
         "verdict": "pass" if seen.detected else "fail",
         "evidence": seen.evidence,
         "finished_at": clock.now_iso(),
+        "seconds": round(time.monotonic() - started, 1),
         "kind": drill.kind,
     }
     if drill.kind == "node":
@@ -147,31 +153,80 @@ def stored_result(path: Path) -> dict | None:
     return None if contracts.errors_for("drill_result", doc, str(path)) else doc
 
 
-def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int, str], None] | None = None,
-            finished: Callable[[int, int, dict], None] | None = None) -> Result:
-    """The `tc drill run --all [--kind K]` operation: every drill of KIND, then drills/scorecard.json over
-    the latest result of every drill (a node-drill run keeps the lab drills' rows, and the other way round).
-    PROGRESS(i, n, name) is called before each drill starts, FINISHED(i, n, result) after it ended."""
-    chosen = _of_kind(kind)
-    if check:
-        return Result("changed", f"would run {len(chosen)} {kind} drill(s) and record their results and the scorecard", [str(_path("drill_scorecard"))])
-    fs.root_for_write()
-    with fs.locked(drills_dir(), "the drills folder"):
-        results = {}
+def check_jobs(jobs: int) -> int:
+    """JOBS, the number of drills to run at once, or one clear error."""
+    if not 1 <= jobs <= MAX_JOBS:
+        raise InputError(f"--jobs {jobs}: expected 1 to {MAX_JOBS} drills at once")
+    return jobs
+
+
+def _run_each(chosen: list[Drill], jobs: int, progress: Callable[[int, int, str], None] | None,
+              finished: Callable[[int, int, dict], None] | None) -> dict[str, dict]:
+    """Run CHOSEN, JOBS at a time (each drill in its own sandbox, with its own processes and ports, so they
+    cannot see each other); the results by drill name. The callbacks are called one at a time."""
+    results: dict[str, dict] = {}
+    said = threading.Lock()
+    total = len(chosen)
+
+    def one(i: int, drill: Drill) -> dict:
+        if progress:
+            with said:
+                progress(i, total, drill.name)
+        return _run_one(drill)
+
+    if jobs == 1:
         for i, drill in enumerate(chosen, 1):
-            if progress:
-                progress(i, len(chosen), drill.name)
-            results[drill.name] = _run_one(drill)
+            results[drill.name] = one(i, drill)
             if finished:
-                finished(i, len(chosen), results[drill.name])
+                finished(i, total, results[drill.name])
+        return results
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="drill") as pool:
+        pending: set[Future] = {pool.submit(one, i, drill) for i, drill in enumerate(chosen, 1)}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()  # a drill that raised stops the suite: the drills not yet started never start
+                    results[result["drill"]] = result
+                    if finished:
+                        with said:
+                            finished(len(results), total, result)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return {drill.name: results[drill.name] for drill in chosen}
+
+
+def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int, str], None] | None = None,
+            finished: Callable[[int, int, dict], None] | None = None, jobs: int = 1, names: list[str] | None = None) -> Result:
+    """The `tc drill run --all [--kind K] [--jobs N]` and `tc drill run NAME NAME...` operation: every drill of KIND
+    (or the drills NAMES, in registry order), JOBS at once, then drills/scorecard.json over the latest result of every
+    drill (a node-drill run keeps the lab drills' rows, and the other way round). PROGRESS(i, n, name) is called
+    before each drill starts, FINISHED(k, n, result) after the k-th one ended."""
+    if names:
+        wanted = {_get(name).name for name in names}
+        chosen, kind = [d for d in DRILLS.values() if d.name in wanted], "chosen"
+    else:
+        chosen = _of_kind(kind)
+    check_jobs(jobs)
+    if check:
+        at_once = f", {min(jobs, len(chosen))} at once" if jobs > 1 else ""
+        return Result("changed", f"would run {len(chosen)} {kind} drill(s){at_once} and record their results and the scorecard",
+                      [str(_path("drill_scorecard"))])
+    fs.root_for_write()
+    started = time.monotonic()
+    with fs.locked(drills_dir(), "the drills folder"):
+        results = _run_each(chosen, jobs, progress, finished)
         latest = [doc for doc in (results.get(name) or stored_result(_path("drill_result", name)) for name in DRILLS) if doc]
         card = _scorecard(latest)
         _record(card, list(results.values()))
     path = _path("drill_scorecard")
     mine = [r for r in card["drills"] if r["drill"] in results]
-    details = [f"{r['drill']:<28} {r['kind']:<5} {r['verdict']:<5} {'detected' if r['detected'] else 'NOT detected':<13} {runbook_link(r['runbook'])}"
-               for r in mine]
+    details = [f"{r['drill']:<28} {r['kind']:<5} {r['verdict']:<5} {'detected' if r['detected'] else 'NOT detected':<13} "
+               f"{results[r['drill']]['seconds']:>6.1f} s  {runbook_link(r['runbook'])}" for r in mine]
     passed = sum(r["verdict"] == "pass" for r in mine)
     code = 0 if passed == len(mine) else EXIT_CODES["check"]
-    return Result("changed", f"{kind} drills: {passed}/{len(mine)} detected their failure; scorecard {card['passed']}/{card['total']} ({path})",
-                  [str(path)], {"scorecard": card, "results": list(results.values())}, exit_code=code, details=details)
+    took = round(time.monotonic() - started, 1)
+    return Result("changed", f"{kind} drills: {passed}/{len(mine)} detected their failure in {took:.1f} s; scorecard {card['passed']}/{card['total']} ({path})",
+                  [str(path)], {"scorecard": card, "results": list(results.values()), "seconds": took, "jobs": jobs}, exit_code=code, details=details)

@@ -43,12 +43,12 @@ def test_every_node_drill_detects_its_incident_on_every_engine(ran):
     assert result.code == 0, result.out[-3000:] + result.err[-3000:]
     doc = json.loads((root / "drills/matrix.json").read_text())
     assert [row["engine"] for row in doc["engines"]] == ENGINES
-    assert all(row["exit_code"] == 0 and row["error"] is None for row in doc["engines"])
+    assert all(row["exit_code"] == 0 and row["error"] is None and row["jobs"] == 3 for row in doc["engines"])
     assert [row["drill"] for row in doc["drills"]] == NODE
     for row in doc["drills"]:
         assert sorted(row["cells"], key=ENGINES.index) == ENGINES, row["drill"]
         for engine, cell in row["cells"].items():
-            assert cell["engine_version"] == f"nautilus_trader {engine}", (row["drill"], engine)
+            assert cell["engine_version"] == f"nautilus_trader {engine}" and cell["seconds"] > 0, (row["drill"], engine)
             assert cell["verdict"] == "pass" and cell["findings"] and cell["time_to_detect"]["unit"] == "ms", (row["drill"], engine)
             assert cell["alert"] is None or cell["alert"]["alertname"].startswith("Tc")
         assert row["changed"] == bool(row["changes"]) == bool(matrix.differences(row["cells"]))

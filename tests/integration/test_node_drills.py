@@ -27,14 +27,15 @@ def detected(request, tmp_path_factory):
         _, keep, result = request.getfixturevalue("node_drill_matrix")
         return keep / ENGINE / "artifacts", result
     root = tmp_path_factory.mktemp("node-drills") / "artifacts"
-    result = run_tc("drill", "run", "--kind", "node", "--json", artifacts=root, timeout=900)
+    result = run_tc("drill", "run", "--kind", "node", "--jobs", "3", "--json", artifacts=root, timeout=900)
     return root, result
 
 
 @pytest.fixture(scope="module")
 def undetected(tmp_path_factory):
     root = tmp_path_factory.mktemp("node-drills-off") / "artifacts"
-    result = run_tc("drill", "run", "--kind", "node", "--json", artifacts=root, timeout=900, TC_DRILL_DETECTION="off")
+    # Four at once: with detection off every drill waits out its whole detection window (about 40 s each).
+    result = run_tc("drill", "run", "--kind", "node", "--jobs", "4", "--json", artifacts=root, timeout=900, TC_DRILL_DETECTION="off")
     return root, result
 
 

@@ -72,3 +72,88 @@ def test_a_stored_result_that_does_not_validate_is_left_off_the_scorecard(tmp_pa
     assert runner._scorecard([row])["drills"][0] == {"drill": "node_crash", "kind": "node", "verdict": "pass", "detected": True,
                                                     "runbook": "runbooks/node_crash.md", "time_to_detect": {"value": 1, "unit": "ms"},
                                                     "findings": ["f"]}
+
+
+def _timed_drill(name: str, log: list, lock, seconds: float = 0.3, boom: bool = False):
+    """A registered-shape lab drill whose execute records when it ran (start, end) and how many ran beside it."""
+    import time
+
+    from opslab.drills.base import Drill, Observation
+
+    def execute(ctx):
+        with lock:
+            log.append(("start", name, time.monotonic()))
+        time.sleep(seconds)
+        with lock:
+            log.append(("end", name, time.monotonic()))
+        if boom:
+            raise RuntimeError(f"{name} broke")
+        assert ctx.sandbox.is_dir() and ctx.name == name
+        return Observation(True, "seen", 1, "ms")
+
+    return Drill(name, "s", "f", "e", execute)
+
+
+def _most_at_once(log: list) -> int:
+    running = most = 0
+    for event, _, _ in sorted(log, key=lambda e: e[2]):
+        running += 1 if event == "start" else -1
+        most = max(most, running)
+    return most
+
+
+def test_jobs_run_that_many_drills_at_once_and_keep_the_registry_order():
+    import threading
+
+    from opslab.drills import runner
+
+    log, lock = [], threading.Lock()
+    chosen = [_timed_drill(f"d{i}", log, lock) for i in range(5)]
+    events = []
+    results = runner._run_each(chosen, 2, lambda i, n, name: events.append(("start", name)),
+                               lambda k, n, result: events.append(("done", k, n)))
+    assert list(results) == [f"d{i}" for i in range(5)] and all(r["verdict"] == "pass" and r["seconds"] >= 0.3 for r in results.values())
+    assert _most_at_once(log) == 2, log
+    assert [e for e in events if e[0] == "done"] == [("done", k, 5) for k in range(1, 6)]
+    log.clear()
+    runner._run_each(chosen[:3], 1, None, None)
+    assert _most_at_once(log) == 1
+
+
+def test_a_drill_that_raises_stops_the_suite_and_the_rest_never_start():
+    import threading
+
+    import pytest
+
+    from opslab.drills import runner
+
+    log, lock = [], threading.Lock()
+    chosen = [_timed_drill("first", log, lock, 0.05, boom=True), *(_timed_drill(f"later{i}", log, lock, 0.5) for i in range(4))]
+    with pytest.raises(RuntimeError, match="first broke"):
+        runner._run_each(chosen, 2, None, None)
+    started = {name for event, name, _ in log if event == "start"}
+    assert "first" in started and len(started) < len(chosen), "drills queued behind the failure were cancelled"
+
+
+def test_jobs_out_of_range_or_not_a_number_are_one_line_exit_2(lab):
+    for bad, says in (("0", "0 is out of range (expected 1-8 drills at once)"), ("nine", "'nine' is not a number of drills"),
+                      ("9", "9 is out of range")):
+        done = lab("drill", "run", "--kind", "node", "--jobs", bad)
+        assert done.code == 2 and len(done.err.strip().splitlines()) == 1 and says in done.err and "Traceback" not in done.err
+        assert not lab.root.exists()
+    matrix = lab("drill", "matrix", "--jobs", "0", "--check")
+    assert matrix.code == 2 and "out of range" in matrix.err
+
+
+def test_several_names_run_together_and_write_the_scorecard(lab):
+    done = lab("drill", "run", "mismatch", "stale_data", "--jobs", "2", "--json")
+    doc = json.loads(done.out.splitlines()[-1])  # after one event line per drill started and finished
+    assert done.code == 0 and doc["data"]["jobs"] == 2 and doc["data"]["seconds"] > 0, done.err
+    assert [r["drill"] for r in doc["data"]["results"]] == ["stale_data", "mismatch"]  # registry order, whichever ended first
+    assert all(r["seconds"] > 0 and contracts.errors_for("drill_result", r, "r") == [] for r in doc["data"]["results"])
+    card = json.loads((lab.root / "drills/scorecard.json").read_text())
+    assert sorted(row["drill"] for row in card["drills"]) == ["mismatch", "stale_data"]
+    finished = [json.loads(line) for line in done.out.splitlines()[:-1] if '"drill_finished"' in line]
+    assert sorted(e["index"] for e in finished) == [1, 2] and {e["drill"] for e in finished} == {"mismatch", "stale_data"}
+    unknown = lab("drill", "run", "mismatch", "mismach")
+    assert unknown.code == 2 and "did you mean 'mismatch'" in unknown.err
