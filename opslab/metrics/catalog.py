@@ -124,6 +124,9 @@ FAMILIES: list[Family] = [
     Family("tc_node_fill_events", "gauge", ("run_id",),
            "OrderFilled events the engine published to the node's strategies since it started, duplicates included (at the last "
            "heartbeat); TcNodeFillsAheadOfVenue compares them with the venue's trades.", _run("node_heartbeat"), "run"),
+    Family("tc_node_fill_reports", "gauge", ("run_id",),
+           "OrderFilled events the execution client sent the node's engine since it started, duplicates included, before the engine "
+           "applies them (at the last heartbeat); TcNodeFillsAheadOfVenue compares them with the venue's trades.", _run("node_heartbeat"), "run"),
     Family("tc_node_orders_partially_filled", "gauge", ("run_id",),
            "Open orders PARTIALLY_FILLED in the node's cache (at the last heartbeat).", _run("node_heartbeat"), "run"),
     # every run, summarized

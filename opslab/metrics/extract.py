@@ -117,6 +117,8 @@ def _node_heartbeat(rid: str, doc: dict) -> Iterator[Sample]:
         yield "tc_node_fills", (rid,), doc["fills"]
     if "fill_events" in doc:
         yield "tc_node_fill_events", (rid,), doc["fill_events"]
+    if "fill_reports" in doc:
+        yield "tc_node_fill_reports", (rid,), doc["fill_reports"]
     if "orders_partially_filled" in doc:
         yield "tc_node_orders_partially_filled", (rid,), doc["orders_partially_filled"]
 
