@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
 from opslab.drills.base import Context, Drill, Observation
 from opslab.drills.node.fill_lost import _next_beat, _node_position, _venue_position
@@ -54,7 +53,8 @@ def execute(ctx: Context) -> Observation:
     node_pos, venue_pos = _node_position(beat), _venue_position(trades)
     twice = events is not None and events > venue_n
     observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after the venue sent the report of fill {dup['fill']} twice "
-                f"(trade {dup['trade_id']}, order {dup['client_order_id']}); node fill reports {received}, fill events {events}, venue trades {venue_n}" if detected else
+                f"(trade {dup['trade_id']}, order {dup['client_order_id']}); node fill reports {received}, fill events {events}, "
+                f"venue trades {venue_n}" if detected else
                 f"no fills-ahead-of-venue notification within {DETECT_TIMEOUT_S:g} s of the duplicated report (trade {dup['trade_id']}, "
                 f"order {dup['client_order_id']}); node fill reports {received}, fill events {events}, venue trades {venue_n}")
     findings = [

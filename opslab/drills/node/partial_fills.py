@@ -9,7 +9,6 @@ venue's trades after the last part."""
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 from typing import Any
 
 from opslab.drills.base import Context, Drill, Observation
