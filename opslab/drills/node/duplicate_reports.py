@@ -44,6 +44,8 @@ def execute(ctx: Context) -> Observation:
         alert = lab.detect(ALERTS, since, timeout=DETECT_TIMEOUT_S, after_seq=seq)
         trades = lab.venue_state()["trades"]
         beat = _next_beat(lab)  # after the venue's count: every report sent by then has reached the node
+        fired = sorted({a["labels"]["alertname"] for line in lab.stack.notifications() if line["seq"] > seq
+                        for a in line["notification"]["alerts"] if a["status"] == "firing"})  # every alert delivered meanwhile
         lab.stop_node()
         cid = re.escape(dup["client_order_id"])
         node_fills = [f for f in lab.output("fills").get("fills", []) if f.get("client_order_id") == dup["client_order_id"]]
@@ -71,6 +73,7 @@ def execute(ctx: Context) -> Observation:
                 "node_fill_reports": received, "node_fill_events": events, "node_fills": fills, "venue_trades": venue_n, "counted_twice": twice,
                 "node_fills_of_order": len(node_fills), "node_position": str(node_pos), "venue_position": str(venue_pos),
                 "nautilus_log": logged}
+    evidence["alerts_fired"] = fired
     return observation(detected, observed, alert, evidence, findings)
 
 

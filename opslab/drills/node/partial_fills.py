@@ -75,6 +75,8 @@ def execute(ctx: Context) -> Observation:
         splits = [s for s in lab.fault_records("partial_fills") if s["order_id"] in {s0["order_id"] for s0 in splits}]
         beat = _next_beat(lab)  # written after the venue's count: every report sent by then has reached the node
         trades = state["trades"]
+        fired = sorted({a["labels"]["alertname"] for line in lab.stack.notifications() if line["seq"] > seq
+                        for a in line["notification"]["alerts"] if a["status"] == "firing"})  # every alert delivered meanwhile
         lab.stop_node()
         node_orders = {o["client_order_id"]: o for o in lab.output("orders").get("orders", [])}
         node_fills = lab.output("fills").get("fills", [])
@@ -112,6 +114,8 @@ def execute(ctx: Context) -> Observation:
          f"{len(stuck)} split order(s) stayed PARTIALLY_FILLED in the node while FILLED at the venue")
         + ("; every split order's final status matched the venue's" if not status_off else
            f"; {len(status_off)} split order(s) ended in another status than at the venue"),
+        "the node-vs-venue order state alert (TcNodeOrderStateDisagrees) "
+        + ("fired during the drill" if "TcNodeOrderStateDisagrees" in fired else "did not fire during the drill"),
     ]
     evidence = {"fault": fault, "seed": SEED, "split": [int(p) for p in SPLIT.split("/")], "schedule": first.get("schedule"),
                 "partial_fills": splits, "gap_ms": first["gap_ms"], "samples": samples[:100],
@@ -122,6 +126,7 @@ def execute(ctx: Context) -> Observation:
                 "node_status": {c: node_orders.get(c, {}).get("status") for c in sorted(split_ids)},
                 "venue_status": {c: venue_orders.get(c, {}).get("status") for c in sorted(split_ids)},
                 "stuck_partially_filled": stuck}
+    evidence["alerts_fired"] = fired
     return observation(detected, observed, alert, evidence, findings)
 
 
