@@ -6,9 +6,11 @@ from opslab.drills.base import Drill
 from opslab.drills.lab import disconnect, mismatch, missing_update, rate_limit_exhaustion, restart_recovery, stale_data, stale_orderbook
 from opslab.drills.node import crash as node_crash
 from opslab.drills.node import disconnect as node_disconnect
+from opslab.drills.node import duplicate_reports as node_duplicate_reports
 from opslab.drills.node import fill_lost as node_fill_lost
 from opslab.drills.node import kill_switch as node_kill_switch
 from opslab.drills.node import missing_update as node_missing_update
+from opslab.drills.node import partial_fills as node_partial_fills
 from opslab.drills.node import rate_limited_startup as node_rate_limited_startup
 from opslab.drills.node import restart_reconciliation as node_restart_reconciliation
 from opslab.drills.node import stale_book_connected as node_stale_book_connected
@@ -18,5 +20,5 @@ DRILLS: dict[str, Drill] = {
     for module in (stale_data, mismatch, restart_recovery, disconnect, missing_update, rate_limit_exhaustion, stale_orderbook,
                    node_crash, node_kill_switch, node_missing_update, node_disconnect,
                    node_stale_book_connected, node_rate_limited_startup,
-                   node_restart_reconciliation, node_fill_lost)
+                   node_restart_reconciliation, node_fill_lost, node_partial_fills, node_duplicate_reports)
 }

@@ -121,6 +121,14 @@ FAMILIES: list[Family] = [
     Family("tc_node_fills", "gauge", ("run_id",),
            "Fills the node holds for its instrument (distinct trade ids in its cache, at the last heartbeat); TcNodeFillsBehindVenue "
            "compares them with the venue's trades.", _run("node_heartbeat"), "run"),
+    Family("tc_node_fill_events", "gauge", ("run_id",),
+           "OrderFilled events the engine published to the node's strategies since it started, duplicates included (at the last "
+           "heartbeat); TcNodeFillsAheadOfVenue compares them with the venue's trades.", _run("node_heartbeat"), "run"),
+    Family("tc_node_fill_reports", "gauge", ("run_id",),
+           "OrderFilled events the execution client sent the node's engine since it started, duplicates included, before the engine "
+           "applies them (at the last heartbeat); TcNodeFillsAheadOfVenue compares them with the venue's trades.", _run("node_heartbeat"), "run"),
+    Family("tc_node_orders_partially_filled", "gauge", ("run_id",),
+           "Open orders PARTIALLY_FILLED in the node's cache (at the last heartbeat).", _run("node_heartbeat"), "run"),
     # every run, summarized
     Family("tc_runs", "gauge", ("status", "engine_kind"),
            "Runs under the root, by status and engine kind (every run, shown per run or not).", _every_run("metadata"), "aggregate"),
@@ -182,6 +190,13 @@ FAMILIES: list[Family] = [
            "Trades (fills) in the venue's record for its account, since its state began (what myTrades shows).", _root("venue_stats"), "root"),
     Family("tc_venue_fill_reports_withheld", "counter", ("run_id",),
            "Fills whose executionReport the fill_lost fault withheld from the user data stream, since the venue started.", _root("venue_stats"), "root"),
+    Family("tc_venue_fill_reports_duplicated", "counter", ("run_id",),
+           "Fills whose executionReport the duplicate_reports fault sent twice, since the venue started.", _root("venue_stats"), "root"),
+    Family("tc_venue_open_orders", "gauge", ("run_id",),
+           "The account's open orders at the venue (NEW or PARTIALLY_FILLED); TcNodeOrderStateDisagrees compares them with the node's.",
+           _root("venue_stats"), "root"),
+    Family("tc_venue_orders_partially_filled", "gauge", ("run_id",), "The account's open orders PARTIALLY_FILLED at the venue.",
+           _root("venue_stats"), "root"),
     Family("tc_venue_fault_active", "gauge", ("run_id", "fault"), "1 for each venue fault in effect, 0 for the others.", _root("venue_stats"), "root"),
     Family("tc_venue_stats_timestamp_seconds", "gauge", ("run_id",), "When the venue last wrote its statistics (Unix seconds).",
            _root("venue_stats"), "root"),

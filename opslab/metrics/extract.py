@@ -115,6 +115,12 @@ def _node_heartbeat(rid: str, doc: dict) -> Iterator[Sample]:
         yield "tc_node_book_sequence_gaps", (rid,), doc["book_sequence_gaps"]
     if "fills" in doc:
         yield "tc_node_fills", (rid,), doc["fills"]
+    if "fill_events" in doc:
+        yield "tc_node_fill_events", (rid,), doc["fill_events"]
+    if "fill_reports" in doc:
+        yield "tc_node_fill_reports", (rid,), doc["fill_reports"]
+    if "orders_partially_filled" in doc:
+        yield "tc_node_orders_partially_filled", (rid,), doc["orders_partially_filled"]
 
 
 # Run artifact (registry name) -> extractor.
@@ -201,6 +207,11 @@ def _venue_stats(path: Path) -> Iterator[Sample]:
     if "trades" in doc:
         yield "tc_venue_account_trades", (rid,), doc["trades"]["account"]
         yield "tc_venue_fill_reports_withheld", (rid,), doc["trades"]["reports_withheld"]
+        if "reports_duplicated" in doc["trades"]:
+            yield "tc_venue_fill_reports_duplicated", (rid,), doc["trades"]["reports_duplicated"]
+    if "orders" in doc:
+        yield "tc_venue_open_orders", (rid,), doc["orders"]["open"]
+        yield "tc_venue_orders_partially_filled", (rid,), doc["orders"]["partially_filled"]
     active = set(doc["faults_active"])
     for fault in venue_faults():
         yield "tc_venue_fault_active", (rid, fault), 1 if fault in active else 0

@@ -14,6 +14,10 @@ and stated in docs/node.md). Balances are checked and locked as Binance does for
 
 A fill whose report the fill_lost fault withholds (faults.py) is a trade like any other here: balances,
 the order's status and myTrades all show it; only its executionReport never reaches the user data stream.
+Under partial_fills a marketable order the book fills in full is split instead: its first part at once, the
+others each PARTIAL_GAP_MS later (a thread per split order), each part one trade and one TRADE report,
+the order PARTIALLY_FILLED in between (REST shows it so). Under duplicate_reports a fill's TRADE report
+is published twice, the same message both times; the trade is recorded once.
 
 State (orders, trades, balances, listen keys, replay cursor) is written atomically to
 artifacts/venue/<run_id>/state.json after every change, so the venue survives its own restart.
@@ -192,11 +196,16 @@ class Exchange:
 
     def __init__(self, run_id: str, dataset_id: str, bars: list[tuple[str, ...]], balances: dict[str, str], speed: float,
                  state_path: Path | None, publish: Publish, faults: Callable[[], dict[str, Any]], reset: bool = False,
-                 on_demand: bool = False, lose_fill: Callable[[dict[str, Any]], bool] = lambda fill: False) -> None:
+                 on_demand: bool = False, lose_fill: Callable[[dict[str, Any]], bool] = lambda fill: False,
+                 split_order: Callable[[dict[str, Any]], list[int] | None] = lambda order: None,
+                 duplicate_report: Callable[[dict[str, Any]], bool] = lambda fill: False) -> None:
         """LOSE_FILL(fill) is asked for every fill (trade_id, order_id, client_order_id, symbol): True withholds its
-        executionReport from the user data stream (the fill_lost fault); the trade stays in the record."""
+        executionReport from the user data stream (the fill_lost fault); the trade stays in the record.
+        SPLIT_ORDER(order) is asked for every order the book fills in full on arrival: percentages to fill it in parts
+        (partial_fills), or None. DUPLICATE_REPORT(fill) for every fill whose report is sent: True sends it twice."""
         self.bars, self.speed, self.state_path, self.publish, self.faults = bars, speed, state_path, publish, faults
-        self.lose_fill = lose_fill
+        self.lose_fill, self.split_order, self.duplicate_report = lose_fill, split_order, duplicate_report
+        self.partial_gap_s = 2.0  # partial_fills: the pause between parts (server.py sets the fault's)
         self.on_demand = on_demand
         self.lock = threading.RLock()
         self.last_price: Decimal | None = None
@@ -672,6 +681,12 @@ class Exchange:
         limit_like = order["type"] != "MARKET" and order["type"] not in ("STOP_LOSS", "TAKE_PROFIT")
         if tif == "FOK" and sum((f[1] for f in plan), Decimal(0)) < q:
             plan = []  # fill or kill: all at once or nothing
+        parts = self._parts(order, listing, plan) if plan and sum((f[1] for f in plan), Decimal(0)) == q else None
+        if parts:  # partial_fills: the first part now, the others on their own thread
+            fills = [self._fill(order, parts[0][0], maker=False, quantity=parts[0][1])]
+            threading.Thread(target=self._fill_parts, args=(order["symbol"], order["orderId"], parts[1:]), name="venue-partial-fills",
+                             daemon=True).start()
+            return fills
         fills = [self._fill(order, price, maker=False, quantity=take) for price, take in plan]
         if Decimal(order["executedQty"]) >= q:
             return fills
@@ -682,6 +697,42 @@ class Exchange:
             self._hold(order, listing)
             self._account_update()
         return fills
+
+    def _parts(self, order: dict[str, Any], listing: Listing, plan: list[tuple[Decimal, Decimal]]) -> list[tuple[Decimal, Decimal]] | None:
+        """(price, quantity) of each part when partial_fills splits ORDER (PLAN fills it in full), else None: the percentages of
+        its quantity (rounded down to the step, the last part the rest), each at the plan's level its first unit falls in."""
+        q = Decimal(order["origQty"])
+        split = self.split_order({"order_id": order["orderId"], "client_order_id": order["clientOrderId"], "symbol": order["symbol"],
+                                  "quantity": order["origQty"]})
+        if not split:
+            return None
+        qtys = [(q * p / 100).quantize(listing.step, rounding=ROUND_DOWN) for p in split[:-1]]
+        qtys.append(q - sum(qtys, Decimal(0)))
+        parts, done = [], Decimal(0)
+        for part in qtys:
+            if part <= 0:
+                continue
+            reached, level_px = Decimal(0), plan[-1][0]
+            for price, take in plan:
+                reached += take
+                if done < reached:
+                    level_px = price
+                    break
+            parts.append((level_px, part))
+            done += part
+        return parts if len(parts) > 1 else None
+
+    def _fill_parts(self, symbol: str, order_id: int, parts: list[tuple[Decimal, Decimal]]) -> None:
+        """The later parts of a split order, each partial_gap_s after the last; stops when the order is no longer open."""
+        for price, part in parts:
+            if self._stop.wait(self.partial_gap_s):
+                return
+            with self.lock:
+                order = self._find(order_id, None, symbol)
+                if order is None or order["status"] not in OPEN:
+                    return
+                self._fill(order, price, maker=False, quantity=min(part, Decimal(order["origQty"]) - Decimal(order["executedQty"])))
+                self.save()
 
     @staticmethod
     def _lock_amount(side: str, rest: Decimal, price: Decimal | None) -> Decimal:
@@ -729,10 +780,13 @@ class Exchange:
         self.state["trades"].append(trade)
         if listing.static is not None:  # no dataset prints this symbol: the account's own fills are its market trades
             self._record_print(listing, price, q, ts, buyer_maker=(order["side"] == "BUY") == maker)
-        if not self.lose_fill({"trade_id": trade_id, "order_id": order["orderId"], "client_order_id": order["clientOrderId"],
-                               "symbol": order["symbol"]}):
-            self._report(order, "TRADE", last_qty=q, last_px=price, trade_id=trade_id, maker=maker, fee=fee, quote=quote)
+        info = {"trade_id": trade_id, "order_id": order["orderId"], "client_order_id": order["clientOrderId"], "symbol": order["symbol"]}
+        report = None
+        if not self.lose_fill(info):
+            report = self._report(order, "TRADE", last_qty=q, last_px=price, trade_id=trade_id, maker=maker, fee=fee, quote=quote)
         self._account_update()
+        if report is not None and self.duplicate_report(info):
+            self._user(report)  # the same report again, after the account update (duplicate_reports)
         return {"price": listing.px(price), "qty": listing.qty(q), "commission": amount(fee), "commissionAsset": quote_ccy, "tradeId": trade_id}
 
     def _match(self, price: Decimal) -> None:
@@ -807,7 +861,7 @@ class Exchange:
         self._account_update()
 
     def _report(self, order: dict[str, Any], exec_type: str, last_qty: Decimal = Decimal(0), last_px: Decimal = Decimal(0),
-                trade_id: int = -1, maker: bool = False, fee: Decimal | None = None, quote: Decimal = Decimal(0)) -> None:
+                trade_id: int = -1, maker: bool = False, fee: Decimal | None = None, quote: Decimal = Decimal(0)) -> dict[str, Any]:
         ts = now_ms()
         listing = LISTINGS[order["symbol"]]
         data = {"e": "executionReport", "E": ts, "s": order["symbol"], "c": order["clientOrderId"], "S": order["side"], "o": order["type"],
@@ -819,6 +873,7 @@ class Exchange:
         # Binance sends n and N on every report ("0" and null before a fill); NautilusTrader 2.0 requires n
         data["n"], data["N"] = amount(fee if fee is not None else Decimal(0)), listing.quote if fee is not None else None
         self._user(data)
+        return data
 
     def _trim(self) -> None:
         orders = self.state["orders"]

@@ -21,6 +21,17 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
                       executionReport is never sent on the user data stream (listenKey stream and
                       WebSocket API subscription alike); the schedule is in the fault's value, every fill
                       it withheld in VenueState.fills_lost (GET /admin/faults, stats.json)
+  partial_fills=P1/P2/...[@SEED]
+                      a marketable order (one the book fills in full now) fills in parts, P1 % of its quantity,
+                      then P2 % ... (2 to 10 whole percentages summing to 100), each part its own trade and
+                      its own executionReport (TRADE, PARTIALLY_FILLED ... FILLED), PARTIAL_GAP_MS apart; REST
+                      order queries show the cumulative state in between. Every marketable order from now, or
+                      with SEED the ordinals among the next PARTIAL_SPAN that random.Random(SEED) chose (the
+                      schedule, in the fault's value); every split in VenueState.partial_fills
+  duplicate_reports=N[/SEED]
+                      the executionReport of the Nth fill from now (with SEED: one of the next N, as fill_lost)
+                      is sent twice, byte for byte, on the user data stream (both profiles); the trade is
+                      one trade in the venue's record; every duplicated fill in VenueState.reports_duplicated
 """
 
 from __future__ import annotations
@@ -36,12 +47,17 @@ from opslab.errors import InputError
 
 SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate_limit=WEIGHT[/SECONDS]", "drop": "drop[=K]",
           "frozen_time": "frozen_time", "stale_book": "stale_book", "sequence_gap": "sequence_gap[=N]", "silent_market": "silent_market",
-          "fill_lost": "fill_lost=N[/SEED]"}
+          "fill_lost": "fill_lost=N[/SEED]", "partial_fills": "partial_fills=P1/P2/...[@SEED]",
+          "duplicate_reports": "duplicate_reports=N[/SEED]"}
 FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
 BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
 BAN_MAX_S = 300
 FILL_LOST_MAX_N = 10_000  # fill_lost=N: N at most this
 FILLS_LOST_KEPT = 100  # withheld fills remembered (VenueState.fills_lost), the oldest forgotten first
+PARTIAL_GAP_MS = 2000  # partial_fills: the pause between two executions of one order
+PARTIAL_SPAN = 8  # partial_fills=...@SEED: the seed chooses among the next PARTIAL_SPAN marketable orders
+PARTIAL_MAX_PARTS = 10
+RECORDS_KEPT = 100  # splits and duplicated reports remembered, the oldest forgotten first
 
 
 def parse_faults(specs: list[str]) -> dict[str, Any]:
@@ -83,18 +99,21 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
             if n < 1:
                 raise ValueError
             return {"sequence_gap": n}
-        if name == "fill_lost":
-            return {"fill_lost": fill_schedule(value)}
+        if name in ("fill_lost", "duplicate_reports"):
+            return {name: fill_schedule(value)}
+        if name == "partial_fills":
+            return {name: partial_schedule(value)}
         if value:
             raise ValueError
         return {name: True}
     except ValueError:
         raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K, "
-                         "fill_lost=N[/SEED]; others take no value)") from None
+                         "fill_lost=N[/SEED], partial_fills=P1/P2/...[@SEED] (2-10 whole percentages summing to 100), "
+                         "duplicate_reports=N[/SEED]; others take no value)") from None
 
 
 def fill_schedule(value: str) -> dict[str, Any]:
-    """fill_lost's value N[/SEED] -> {"n", "seed", "schedule"}: the ordinals (1 = the next fill after the fault is switched on)
+    """fill_lost's (and duplicate_reports') value N[/SEED] -> {"n", "seed", "schedule"}: the ordinals (1 = the next fill after the fault is switched on)
     whose execution reports are withheld; N alone: [N]; with SEED: one of 1..N drawn by random.Random(SEED). ValueError if malformed."""
     n_text, slash, seed_text = value.partition("/")
     n = int(n_text)
@@ -102,6 +121,22 @@ def fill_schedule(value: str) -> dict[str, Any]:
     if not 1 <= n <= FILL_LOST_MAX_N or (seed is not None and not 0 <= seed < 2**63):
         raise ValueError
     return {"n": n, "seed": seed, "schedule": [n] if seed is None else [random.Random(seed).randint(1, n)]}
+
+
+def partial_schedule(value: str) -> dict[str, Any]:
+    """partial_fills's value P1/P2/...[@SEED] -> {"split", "seed", "schedule", "gap_ms"}: the percentages; the ordinals of the
+    marketable orders to split (1 = the next after the fault is switched on; None: every one), with SEED those among
+    1..PARTIAL_SPAN that random.Random(SEED) draws (each with probability 1/2, at least one). ValueError if malformed."""
+    split_text, at, seed_text = value.partition("@")
+    split = [int(p) for p in split_text.split("/")]
+    seed = int(seed_text) if at else None
+    if not 2 <= len(split) <= PARTIAL_MAX_PARTS or min(split) < 1 or sum(split) != 100 or (seed is not None and not 0 <= seed < 2**63):
+        raise ValueError
+    schedule = None
+    if seed is not None:
+        rng = random.Random(seed)
+        schedule = [i for i in range(1, PARTIAL_SPAN + 1) if rng.random() < 0.5] or [rng.randint(1, PARTIAL_SPAN)]
+    return {"split": split, "seed": seed, "schedule": schedule, "gap_ms": PARTIAL_GAP_MS}
 
 
 def faults_from_json(doc: Any) -> dict[str, Any]:
@@ -128,6 +163,11 @@ class VenueState:
     fills_counted: int = 0  # fills since fill_lost was last switched on
     fills_withheld: int = 0  # execution reports fill_lost withheld, since the venue started
     fills_lost: list[dict[str, Any]] = field(default_factory=list)  # every fill whose report fill_lost withheld (kept across switches)
+    orders_counted: int = 0  # marketable orders since partial_fills was last switched on
+    partial_fills: list[dict[str, Any]] = field(default_factory=list)  # every order partial_fills split (kept across switches)
+    dup_counted: int = 0  # fills since duplicate_reports was last switched on
+    reports_duplicated: list[dict[str, Any]] = field(default_factory=list)  # every fill whose report was sent twice (the last 100)
+    fills_duplicated: int = 0  # execution reports duplicate_reports sent twice, since the venue started
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -139,7 +179,7 @@ def apply(state: VenueState, faults: dict[str, Any]) -> None:
     state.book_ms = now_ms if faults.get("stale_book") else None
     state.window_start, state.used_weight = time.monotonic(), 0
     state.retry_until, state.violations, state.banned_until = 0.0, 0, 0.0
-    state.fills_counted = 0
+    state.fills_counted = state.orders_counted = state.dup_counted = 0
 
 
 def lose_fill(v: VenueState, fill: dict[str, Any]) -> bool:
@@ -156,6 +196,38 @@ def lose_fill(v: VenueState, fill: dict[str, Any]) -> bool:
         v.fills_lost.append({"fill": v.fills_counted, "seed": lost["seed"], "n": lost["n"], **fill,
                              "at_ms": int(time.time() * 1000)})
         del v.fills_lost[:-FILLS_LOST_KEPT]
+        return True
+
+
+def split_order(v: VenueState, order: dict[str, Any]) -> list[int] | None:
+    """Count one marketable ORDER (order_id, client_order_id, symbol, quantity) under partial_fills; its split in percentages
+    when it is to fill in parts (recorded then in v.partial_fills with the fault's seed), else None. Called by the exchange."""
+    with v.lock:
+        partial = v.faults.get("partial_fills")
+        if not partial:
+            return None
+        v.orders_counted += 1
+        if partial["schedule"] is not None and v.orders_counted not in partial["schedule"]:
+            return None
+        v.partial_fills.append({"order": v.orders_counted, "seed": partial["seed"], "split": list(partial["split"]),
+                                "schedule": partial["schedule"], "gap_ms": partial["gap_ms"], **order, "at_ms": int(time.time() * 1000)})
+        del v.partial_fills[:-RECORDS_KEPT]
+        return list(partial["split"])
+
+
+def duplicate_report(v: VenueState, fill: dict[str, Any]) -> bool:
+    """Count one fill (as lose_fill) under duplicate_reports; True when its executionReport is to be sent twice (recorded then
+    in v.reports_duplicated with the fault's seed). Called by the exchange for every fill whose report is sent."""
+    with v.lock:
+        dup = v.faults.get("duplicate_reports")
+        if not dup:
+            return False
+        v.dup_counted += 1
+        if v.dup_counted not in dup["schedule"]:
+            return False
+        v.fills_duplicated += 1
+        v.reports_duplicated.append({"fill": v.dup_counted, "seed": dup["seed"], "n": dup["n"], **fill, "at_ms": int(time.time() * 1000)})
+        del v.reports_duplicated[:-RECORDS_KEPT]
         return True
 
 

@@ -438,7 +438,8 @@ class Handler(BaseHTTPRequestHandler):
             with state.lock:
                 return self._send(200, {"faults": state.faults, "stats": dict(state.stats), "messages": self.venue.exchange.messages,
                                         "sequence": self.venue.exchange.state["update_id"], "fills_counted": state.fills_counted,
-                                        "fills_lost": list(state.fills_lost)})
+                                        "fills_lost": list(state.fills_lost),
+                                        "partial_fills": list(state.partial_fills), "reports_duplicated": list(state.reports_duplicated)})
         if method == "DELETE":
             faults: dict[str, Any] = {}
         elif method == "POST":

@@ -69,8 +69,12 @@ class BinanceVenue:
         self.hub: streams.Hub | None = None
         self.exchange = exchange.Exchange(run_id, params.dataset_id, bars, balances, speed, self.state_path, self._publish,
                                           lambda: self.faults.faults, reset=reset, on_demand=spec is None,
-                                          lose_fill=lambda fill: fault_switch.lose_fill(self.faults, fill))
+                                          lose_fill=lambda fill: fault_switch.lose_fill(self.faults, fill),
+                                          split_order=lambda order: fault_switch.split_order(self.faults, order),
+                                          duplicate_report=lambda fill: fault_switch.duplicate_report(self.faults, fill))
+        self.exchange.partial_gap_s = fault_switch.PARTIAL_GAP_MS / 1000
         self.counters.trades = lambda: int(self.exchange.state["next_trade_id"]) - 1
+        self.counters.orders = self._order_counts
         handler = type("Handler", (rest.Handler,), {"venue": self})
         self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
         self.url = httpserver.url(self.http)
@@ -82,6 +86,10 @@ class BinanceVenue:
             raise InputError(f"--ws-port {ws_port}: cannot listen on {host} ({exc.strerror}); choose another, or 0 for a free one") from None
         self.replay_now = replay_now
         self._thread: threading.Thread | None = None
+
+    def _order_counts(self) -> dict[str, int]:
+        open_ = self.exchange.open_orders()
+        return {"open": len(open_), "partially_filled": sum(o["status"] == "PARTIALLY_FILLED" for o in open_)}
 
     def _publish(self, stream: str, payload: dict[str, Any]) -> None:
         if self.hub is not None:

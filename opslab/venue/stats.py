@@ -41,6 +41,7 @@ class VenueStats:
         self._thread: threading.Thread | None = None
         self._written: dict[str, Any] | None = None
         self.trades: Callable[[], int] = lambda: 0  # the account's trades in the venue's record (server.py sets it)
+        self.orders: Callable[[], dict[str, int]] = lambda: {"open": 0, "partially_filled": 0}  # the account's open orders (server.py)
 
     def add(self, name: str, n: int = 1) -> None:
         with self.lock:
@@ -59,6 +60,8 @@ class VenueStats:
             faults = dict(self.switch.faults)
             violations, banned = self.switch.violations, self.switch.banned_until
             lost, withheld = [dict(f) for f in self.switch.fills_lost], self.switch.fills_withheld
+            splits, dups = [dict(f) for f in self.switch.partial_fills], [dict(f) for f in self.switch.reports_duplicated]
+            duplicated = self.switch.fills_duplicated
         with self.lock:
             c, last = dict(self.counts), self.last_subscribe_at
         remaining = banned - time.monotonic() if banned else 0.0
@@ -71,8 +74,11 @@ class VenueStats:
                        "closed_by_fault": c["ws_closed_by_fault"], "subscribe_commands": c["ws_subscribe_commands"],
                        "last_subscribe_at": last, "pings_sent": c["ws_pings_sent"], "pongs_received": c["ws_pongs_received"]},
                 "market_messages": {"published": c["market_published"], "suppressed": c["market_suppressed"]},
-                "trades": {"account": self.trades(), "reports_withheld": withheld},
+                "trades": {"account": self.trades(), "reports_withheld": withheld, "reports_duplicated": duplicated},
+                "orders": self.orders(),
                 "fills_lost": lost,
+                "partial_fills": splits,
+                "reports_duplicated": dups,
                 "faults_active": fault_switch.active_faults(faults)}
 
     def write(self) -> bool:

@@ -39,10 +39,10 @@ def undetected(tmp_path_factory):
     return root, result
 
 
-def test_there_are_eight_node_drills_each_with_a_runbook_in_the_docs_nav():
+def test_there_are_ten_node_drills_each_with_a_runbook_in_the_docs_nav():
     from conftest import REPO
 
-    assert len(NODE) == 8
+    assert len(NODE) == 10 and {"node_fill_lost", "node_partial_fills", "node_duplicate_reports"} <= set(NODE)
     nav = (REPO / "mkdocs.yml").read_text()
     for name in NODE:
         assert f"runbooks/{name}.md" in nav and (REPO / "docs" / "runbooks" / f"{name}.md").is_file()
@@ -89,13 +89,25 @@ def test_node_drill_findings_record_what_nautilus_trader_did(detected):
     assert ev["seed"] == 28 and ev["schedule"] == [ev["fills_lost"][0]["fill"]] and ev["fills_lost"][0]["seed"] == 28
     assert ev["venue_trades_at_detection"] > ev["node_fills_at_detection"], "detected while the node was behind the venue"
     assert ev["healed"] is (ev["seconds_to_heal"] is not None) and "continuous reconciliation" in lost["findings"][0]
+    partial = doc("node_partial_fills")
+    assert partial["alert"]["alertname"] in ("TcNodeOrderPartiallyFilled", "TcNodeOrderStateDisagrees")
+    ev = partial["evidence"]
+    assert ev["seed"] == 28 and ev["split"] == [30, 40, 30] and ev["partial_fills"] and 1 in ev["schedule"]
+    assert ev["venue_parts"] and all(parts == 3 for parts in ev["venue_parts"].values()), "each split order filled in three trades"
+    assert ev["heartbeats_partially_filled"] > 0, "the node saw an order PARTIALLY_FILLED during the sequence"
+    dup = doc("node_duplicate_reports")
+    assert dup["alert"]["alertname"] == "TcNodeFillsAheadOfVenue"
+    ev = dup["evidence"]
+    assert ev["seed"] == 28 and ev["schedule"] == [ev["reports_duplicated"][0]["fill"]] and ev["reports_duplicated"][0]["seed"] == 28
+    assert ev["node_fill_reports"] > ev["venue_trades"], "the node received the duplicated fill twice"
+    assert ev["node_fills"] == ev["venue_trades"] and ev["counted_twice"] is (ev["node_fill_events"] > ev["venue_trades"])
 
 
 def test_the_scorecard_lists_node_drills_with_time_to_detect_and_findings(detected):
     root, _ = detected
     card = json.loads((root / "drills/scorecard.json").read_text())
     rows = {row["drill"]: row for row in card["drills"]}
-    assert sorted(rows) == NODE and card["passed"] == 8
+    assert sorted(rows) == NODE and card["passed"] == len(NODE)
     assert all(row["kind"] == "node" and row["time_to_detect"]["value"] > 0 and row["findings"] for row in rows.values())
     page = (root / "drills/scorecard.html").read_text()
     assert "What NautilusTrader did" in page and "node_restart_reconciliation" in page and "<svg" in page

@@ -253,6 +253,10 @@ class NodeLab:
         """The fills whose execution report the venue's fill_lost fault withheld (its recorded schedule, GET /admin/faults)."""
         return self._admin("GET", "/admin/faults").get("fills_lost", [])
 
+    def fault_records(self, key: str) -> list[dict[str, Any]]:
+        """What a venue fault recorded as it played out (GET /admin/faults): fills_lost, partial_fills, reports_duplicated."""
+        return self._admin("GET", "/admin/faults").get(key, [])
+
     def venue_counters(self) -> dict[str, Any]:
         """The venue's statistics artifact (venue/<run_id>/stats.json: WebSocket, market-message counts)."""
         try:

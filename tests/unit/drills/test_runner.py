@@ -12,9 +12,9 @@ from opslab.drills.node import stack
 from opslab.drills.registry import DRILLS
 
 
-def test_there_are_seven_lab_and_eight_node_drills_each_with_a_runbook_page():
+def test_there_are_seven_lab_and_ten_node_drills_each_with_a_runbook_page():
     kinds = {kind: sorted(n for n, d in DRILLS.items() if d.kind == kind) for kind in ("lab", "node")}
-    assert len(kinds["lab"]) == 7 and len(kinds["node"]) == 8 and len(DRILLS) == 15
+    assert len(kinds["lab"]) == 7 and len(kinds["node"]) == 10 and len(DRILLS) == 17
     docs = REPO / "docs"
     assert all((docs / d.runbook).is_file() for d in DRILLS.values())
 
@@ -22,13 +22,15 @@ def test_there_are_seven_lab_and_eight_node_drills_each_with_a_runbook_page():
 def test_list_filters_by_kind(lab):
     listed = lab("drill", "list", "--kind", "node", "--json")
     rows = listed.json()["data"]["drills"]
-    assert listed.code == 0 and len(rows) == 8 and {r["kind"] for r in rows} == {"node"}
+    node = [n for n, d in DRILLS.items() if d.kind == "node"]
+    assert listed.code == 0 and len(rows) == len(node) and {r["kind"] for r in rows} == {"node"}
     assert {r["kind"] for r in lab("drill", "list", "--json").json()["data"]["drills"]} == {"lab", "node"}
 
 
 def test_run_by_kind_with_check_writes_nothing(lab):
     done = lab("drill", "run", "--kind", "node", "--check", "--json")
-    assert done.code == 0 and done.json()["status"] == "changed" and "8 node drill(s)" in done.json()["summary"]
+    node = [n for n, d in DRILLS.items() if d.kind == "node"]
+    assert done.code == 0 and done.json()["status"] == "changed" and f"{len(node)} node drill(s)" in done.json()["summary"]
     assert not lab.root.exists() or not any(lab.root.rglob("*"))
 
 
