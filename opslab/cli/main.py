@@ -16,7 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Reporter("--json" in argv)  # before parsing, so a usage error is JSON too; parsing then decides
     want_trace = "--traceback" in argv or os.environ.get("TC_DEBUG") == "1"
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         report.json = args.json
         result = args.handler(args, report)
     except KeyboardInterrupt:

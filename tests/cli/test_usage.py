@@ -158,3 +158,23 @@ def test_help_does_not_import_nautilus_via_subprocess(tmp_path):
             "print(any(m.startswith('nautilus_trader') for m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=tc_env(tmp_path), capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "False"
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    return list(next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices)
+
+
+def test_a_command_word_builds_only_its_part_of_the_tree_and_anything_else_the_whole():
+    every = _commands(build_parser())
+    assert every[:3] == ["spec", "data", "run"] and "venue" in every and len(every) == 12
+    assert _commands(build_parser(["spec", "validate", "x.yaml"])) == ["spec"]
+    assert _commands(build_parser(["--json", "drill", "run", "--kind", "node"])) == ["drill"]
+    for argv in ([], ["--help"], ["sepc", "validate"], ["--json"]):
+        assert _commands(build_parser(argv)) == every, argv
+
+
+def test_spec_validate_imports_neither_the_venue_nor_the_other_commands_parts(tmp_path):
+    code = ("import sys; from opslab.cli.main import main; rc = main(['spec', 'validate', sys.argv[1]]); "
+            "print(rc, sorted(m for m in sys.modules if m.startswith(('opslab.venue', 'opslab.drills.runner', 'nautilus_trader'))))")
+    done = subprocess.run([sys.executable, "-c", code, str(SPECS / "demo.yaml")], capture_output=True, text=True, env=tc_env(tmp_path / "artifacts"))
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "0 []", done.stdout + done.stderr
