@@ -30,7 +30,8 @@ FACTOR = 2.0
 FLOOR = 0.05
 # Quick mode (`make bench QUICK=1`, CI): small sizes and few rounds; a variable set in the environment wins.
 QUICK = {"TC_BENCH_ROUNDS": "3", "TC_BENCH_FINGERPRINT_MB": "16", "TC_BENCH_BACKTEST_SPEC": "fixtures/specs/demo.yaml",
-         "TC_BENCH_IMPORT_ROWS": "5000", "TC_BENCH_METRICS_RUNS": "100", "TC_BENCH_LOAD_S": "2"}
+         "TC_BENCH_IMPORT_ROWS": "5000", "TC_BENCH_METRICS_RUNS": "100", "TC_BENCH_LOAD_S": "2",
+         "TC_BENCH_NODE_DRILLS": "node_crash,node_kill_switch", "TC_BENCH_DRILL_JOBS": "2"}
 INTERNAL = ("TC_BENCH_FIGURES", "TC_BENCH_HISTORY")  # plumbing, not settings
 
 

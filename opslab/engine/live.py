@@ -290,6 +290,7 @@ class Settings:
     heartbeat_s: float
     connect_timeout_s: int
     open_check_s: float | None = None  # engine.node.open_check_seconds: NautilusTrader's continuous reconciliation (None: off)
+    open_check_delay_s: float | None = None  # engine.node.open_check_delay_seconds: its start-up delay (None: NautilusTrader's 10 s)
 
 
 def _config(s: Settings) -> TradingNodeConfig:
@@ -308,7 +309,9 @@ def _config(s: Settings) -> TradingNodeConfig:
         # open_check_seconds switches on the continuous check of open orders against the venue's order status; not open-only,
         # or an order the venue filled (no longer open there) could not be resolved (LiveExecutionEngine._check_orders_consistency)
         exec_engine=LiveExecEngineConfig(reconciliation=True, reconciliation_lookback_mins=1440,
-                                         **({"open_check_interval_secs": s.open_check_s, "open_check_open_only": False} if s.open_check_s else {})),
+                                         **({"open_check_interval_secs": s.open_check_s, "open_check_open_only": False} if s.open_check_s else {}),
+                                         **({"reconciliation_startup_delay_secs": float(s.open_check_delay_s)}
+                                            if s.open_check_s and s.open_check_delay_s is not None else {})),
         data_clients={BINANCE: BinanceDataClientConfig(**common, base_url_ws=s.ws_url)},
         exec_clients={BINANCE: BinanceExecClientConfig(**common, base_url_ws=exec_ws_url, max_retries=2, retry_delay_initial_ms=100, retry_delay_max_ms=500)},
         timeout_connection=float(s.connect_timeout_s),

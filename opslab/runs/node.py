@@ -163,7 +163,8 @@ def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any],
     settings = live.Settings(spec=spec.data, run_spec=spec, run_id=spec.run_id, log_dir=run.log_dir(), api_key=inputs["api_key"],
                              api_secret=inputs["api_secret"], http_url=node["venue_http_url"], ws_url=node["venue_ws_url"],
                              duration_s=node["duration_seconds"], bars=node["bars"], heartbeat_s=node["heartbeat_seconds"],
-                             connect_timeout_s=node["connect_timeout_seconds"], open_check_s=node.get("open_check_seconds"))
+                             connect_timeout_s=node["connect_timeout_seconds"], open_check_s=node.get("open_check_seconds"),
+                             open_check_delay_s=node.get("open_check_delay_seconds"))
 
     def event(state: str, data: dict[str, Any]) -> None:
         life.doc["halts"], life.doc["cancelled_at_halt"] = hooks.halts, list(hooks.cancelled)

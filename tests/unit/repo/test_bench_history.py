@@ -149,8 +149,11 @@ def test_quick_mode_and_history_paths(monkeypatch):
     assert str(history.default_path("full", {"TC_BENCH_HISTORY": "/x/h.jsonl"})) == "/x/h.jsonl"
     assert history.settings({"TC_BENCH_ROUNDS": "3", "TC_BENCH_FIGURES": "/tmp/f", "TC_BENCH_HISTORY": "h", "HOME": "/"}) == {"TC_BENCH_ROUNDS": "3"}
     assert set(history.QUICK) <= {"TC_BENCH_ROUNDS", "TC_BENCH_FINGERPRINT_MB", "TC_BENCH_BACKTEST_SPEC", "TC_BENCH_IMPORT_ROWS",
-                                  "TC_BENCH_METRICS_RUNS", "TC_BENCH_LOAD_S"}
+                                  "TC_BENCH_METRICS_RUNS", "TC_BENCH_LOAD_S", "TC_BENCH_NODE_DRILLS", "TC_BENCH_DRILL_JOBS"}
     assert (REPO / history.QUICK["TC_BENCH_BACKTEST_SPEC"]).is_file()
+    from opslab.drills.registry import DRILLS
+
+    assert all(DRILLS[name].kind == "node" for name in history.QUICK["TC_BENCH_NODE_DRILLS"].split(","))
 
 
 def test_the_harness_records_figures_with_the_noise_of_the_per_round_ratios(tmp_path, monkeypatch):
