@@ -19,7 +19,7 @@ from harness import REPO, WORK, record, skipped
 
 sys.path.insert(0, str(REPO))
 
-from opslab.drills.node import stack  # noqa: E402
+from opslab.drills.node import stack
 
 BUDGET_S = 240.0
 JOBS = int(os.environ.get("TC_BENCH_DRILL_JOBS") or 3)

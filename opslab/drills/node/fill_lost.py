@@ -107,7 +107,8 @@ def execute(ctx: Context) -> Observation:
         f"at the end {abs(_node_position(beat_end) - _venue_position(trades_end)).normalize():f} BTC off",
     ]
     evidence = {"fault": fault, "seed": SEED, "n": N, "schedule": [lost["fill"]], "fills_lost": [lost],
-                "open_check_interval_secs": OPEN_CHECK_S, "reconciliation_startup_delay_secs": OPEN_CHECK_DELAY_S, "node_fills_at_detection": beat_at_detection.get("fills"),
+                "open_check_interval_secs": OPEN_CHECK_S, "reconciliation_startup_delay_secs": OPEN_CHECK_DELAY_S,
+                "node_fills_at_detection": beat_at_detection.get("fills"),
                 "venue_trades_at_detection": len(trades_at_detection), "node_position_at_detection": str(node_pos),
                 "venue_position_at_detection": str(venue_pos), "healed": heal_s is not None, "seconds_to_heal": heal_s,
                 "healed_by_inferred_fill": synthetic, "node_trade_ids_of_lost_order": trade_ids,
