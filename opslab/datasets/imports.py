@@ -607,8 +607,8 @@ def _rows_of(blocks: Callable[[], Iterator[Block]]) -> Iterator[quality.Row]:
                               Decimal(lo), Decimal(c), Decimal(v))
 
 
-def iter_dataset_rows(folder: Path) -> Iterator[quality.Row]:
-    """The rows of a dataset's canonical bars.csv (synthetic or imported), streamed in blocks by pyarrow."""
+def iter_dataset_blocks(folder: Path) -> Iterator[quality.Columns]:
+    """The rows of a dataset's canonical bars.csv (synthetic or imported) as blocks of columns, streamed by pyarrow."""
     path = store.bars_path(folder)
     source = _Input(path, MAX_BARS_BYTES, fs.open_read(path))
     feed: _Feed | None = _Feed(source)
@@ -617,16 +617,22 @@ def iter_dataset_rows(folder: Path) -> Iterator[quality.Row]:
         reader = pacsv.open_csv(feed, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
                                 convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS}))
         feed = None  # pyarrow's alone now
-        line = 1
         for batch in reader:
-            ts = pc.cast(pc.strptime(batch.column(0), format="%Y-%m-%dT%H:%M:%SZ", unit="s"), pa.int64()).to_pylist()
-            values = [batch.column(i).to_pylist() for i in range(1, 6)]
-            for t, o, h, lo, c, v in zip(ts, *values, strict=True):
-                line += 1
-                yield quality.Row(line, t, Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v))
+            ts = pc.cast(pc.strptime(batch.column(0), format="%Y-%m-%dT%H:%M:%SZ", unit="s"), pa.int64())
+            yield quality.Columns(ts.to_numpy(zero_copy_only=False), [batch.column(i) for i in range(1, 6)])
     finally:  # a consumer may stop early (quality's second pass does): see _release
         reader = feed = None
         _release(source, fed)
+
+
+def iter_dataset_rows(folder: Path) -> Iterator[quality.Row]:
+    """The rows of a dataset's canonical bars.csv (synthetic or imported), streamed in blocks by pyarrow."""
+    line = 1
+    for block in iter_dataset_blocks(folder):
+        values = [column.to_pylist() for column in block.texts]
+        for t, o, h, lo, c, v in zip(block.ts.tolist(), *values, strict=True):
+            line += 1
+            yield quality.Row(line, t, Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v))
 
 
 def read_dataset_rows(folder: Path) -> list[quality.Row]:
@@ -782,7 +788,8 @@ def check_op(dataset_id: str, settings: quality.Settings, check: bool = False) -
 
 
 def _quality_result(folder: Path, manifest: dict[str, Any], settings: quality.Settings, check: bool, prefix: str) -> Result:
-    doc = quality.evaluate(lambda: iter_dataset_rows(folder), manifest["dataset_id"], manifest["fingerprint"], INTERVAL_SECONDS, settings)
+    doc = quality.evaluate_blocks(lambda: iter_dataset_blocks(folder), lambda: iter_dataset_rows(folder), manifest["dataset_id"],
+                                  manifest["fingerprint"], INTERVAL_SECONDS, settings)
     path = quality_path(folder)
     if check:
         current = fs.read_json(path) if fs.exists(path) else None
