@@ -5,17 +5,22 @@ writer and reader."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 from pathlib import Path
 from decimal import Decimal
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from nautilus_trader.core.nautilus_pyo3 import DataBackendSession
 from nautilus_trader.model.data import Bar, BarType, capsule_to_list
+from nautilus_trader.model.objects import FIXED_PRECISION, PRICE_MAX, QUANTITY_MAX
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.catalog import parquet as catalog_parquet
 from nautilus_trader.persistence.wranglers import BarDataWrangler
@@ -37,6 +42,13 @@ MAX_UNSORTED_ROWS = 500_000
 MAX_ROW_GROUP_ROWS = 100_000
 MAX_ROW_GROUP_BYTES = 32 << 20  # uncompressed, as the file's metadata states it
 BAR_METADATA = (b"bar_type", b"price_precision", b"size_precision")  # what NautilusTrader's bar decoder needs
+# The fast writer's read of bars.csv: bytes parsed at a time (cut at a line's end).
+FAST_READ_BYTES = 4 << 20
+BARS_CSV_COLUMNS = ("ts_close", "open", "high", "low", "close", "volume")  # a dataset's canonical bars.csv (datasets/store.py)
+# A value whose integer form (value * 10^precision) is below this in magnitude becomes the same fixed-point raw value
+# through NautilusTrader's float route (pandas' float, then Price(float, precision)) as through the exact decimal:
+# the float's relative error (a few units of 2^-53) moves the integer form by less than 0.4.
+FAST_MAX_UNITS = 1 << 50
 
 
 class BarsRefused(InputError):
@@ -137,7 +149,10 @@ def write(folder: Path, bars_csv: Path, definition: dict[str, Any], bar_type: st
 
     Rows in time order stream through in chunks of WRITE_CHUNK into the one file NautilusTrader's
     write_data would make (its serializer, its row groups, its file name); out-of-order rows, up to
-    MAX_UNSORTED_ROWS, are sorted in memory first, as the engine would sort them (stably, by ts_init)."""
+    MAX_UNSORTED_ROWS, are sorted in memory first, as the engine would sort them (stably, by ts_init).
+
+    The fast writer (_write_fast) makes that same file byte for byte from the decimal columns, with no Bar
+    objects; any row it cannot vouch for sends the whole file to NautilusTrader's own path (_write_stream)."""
     instrument = instruments.build(definition, str(bars_csv))
     catalog = ParquetDataCatalog(os.fspath(folder))
     wrangler = BarDataWrangler(BarType.from_str(bar_type), instrument)
@@ -145,7 +160,11 @@ def write(folder: Path, bars_csv: Path, definition: dict[str, Any], bar_type: st
     partial = Path(folder) / "bars.parquet.partial"
     try:
         try:
-            first, last = _write_stream(catalog, wrangler, bars_csv, partial)
+            try:
+                first, last = _write_fast(catalog, wrangler, instrument, bars_csv, partial)
+            except _NotFast:
+                partial.unlink(missing_ok=True)
+                first, last = _write_stream(catalog, wrangler, bars_csv, partial)
         except _OutOfOrder:
             partial.unlink(missing_ok=True)
             first, last = _write_sorted(catalog, wrangler, bars_csv, partial)
@@ -158,8 +177,8 @@ def write(folder: Path, bars_csv: Path, definition: dict[str, Any], bar_type: st
 
 
 def _frames(bars_csv: Path, chunk: int) -> Iterator[pd.DataFrame]:
-    with fs.open_read(bars_csv) as fh:  # never through a link under the root
-        for frame in pd.read_csv(fh, index_col="ts_close", chunksize=chunk):
+    with fs.open_read(bars_csv) as fh, pd.read_csv(fh, index_col="ts_close", chunksize=chunk) as reader:  # never through a link
+        for frame in reader:  # (a reader given up early closes its text wrapper on the way out)
             frame.index = pd.to_datetime(frame.index, utc=True)
             yield frame[["open", "high", "low", "close", "volume"]]  # the wrangler reads columns by position
 
@@ -204,6 +223,114 @@ def _write_sorted(catalog: ParquetDataCatalog, wrangler: BarDataWrangler, bars_c
     return bars[0].ts_init, bars[-1].ts_init
 
 
+class _NotFast(Exception):
+    """bars.csv holds a row the fast writer does not vouch for: NautilusTrader's own path writes the file."""
+
+
+def _csv_blocks(bars_csv: Path) -> Iterator[pa.Table]:
+    """bars.csv as tables of text columns, FAST_READ_BYTES at a time: parsed from bytes in memory (no file object
+    handed to pyarrow, so no read-ahead thread outlives the read)."""
+    names: list[str] | None = None
+    rest = b""
+    with fs.open_read(bars_csv) as fh:  # never through a link under the root
+        while True:
+            data = fh.read(FAST_READ_BYTES)
+            text = rest + data
+            cut = len(text) if not data else text.rfind(b"\n") + 1
+            if not data and not text:
+                return
+            if cut <= 0:
+                rest = text
+                continue
+            part, rest = text[:cut], text[cut:]
+            options = pacsv.ReadOptions(use_threads=False, column_names=names, block_size=max(len(part), 1))
+            table = pacsv.read_csv(pa.BufferReader(part), read_options=options,
+                                   convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in BARS_CSV_COLUMNS}))
+            names = names or table.column_names
+            yield table
+            if not data:
+                return
+
+
+def _raw(text: pa.ChunkedArray, precision: int, limit: float, negative: bool) -> tuple[pa.Array, np.ndarray]:
+    """(NautilusTrader's fixed-point raw values as 16-byte little-endian integers, the integer forms) of decimal
+    TEXT at PRECISION; _NotFast when a value is not exactly one at PRECISION, or NautilusTrader's float route could
+    give it another raw value, or Price/Quantity would refuse it (beyond LIMIT, negative when NEGATIVE is False)."""
+    try:
+        exact = pc.cast(text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text, pa.decimal128(38, precision))
+        raw = pc.cast(exact, pa.decimal128(38, FIXED_PRECISION))
+    except pa.ArrowException:
+        raise _NotFast from None
+    words = np.frombuffer(exact.buffers()[1], dtype=np.int64, count=2 * len(exact), offset=16 * exact.offset)
+    units, high = words[0::2], words[1::2]
+    bound = min(FAST_MAX_UNITS, int(limit) * 10**precision)
+    if not (high == (units >> 63)).all() or (np.abs(units) >= bound).any() or (not negative and (units < 0).any()):
+        raise _NotFast
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(raw), [None, raw.buffers()[1]], offset=raw.offset), units
+
+
+def _write_fast(catalog: ParquetDataCatalog, wrangler: BarDataWrangler, instrument: Any, bars_csv: Path, partial: Path) -> tuple[int, int]:
+    """The file _write_stream writes, made with pyarrow alone from bars.csv's decimal text: measured (200,000 bars)
+    about 0.1 s against 1.8 s for NautilusTrader's Bar objects and serializer. Its schema and metadata are
+    NautilusTrader's own (the table of the first bar through its serializer); the raw values are the exact decimals
+    at NautilusTrader's fixed precision, the 16-byte little-endian integers its high-precision build stores (the
+    decimal128 buffer's layout); its row groups and file name are the writer's. _NotFast (NautilusTrader's path
+    takes over) for a build or a row this does not vouch for: another raw width, a value past FAST_MAX_UNITS or
+    Price/Quantity's limits, a bar Bar refuses (high below low, ...), bars out of time order, no bars."""
+    expected = NAUTILUS_ARROW_SCHEMA[Bar]
+    if FIXED_PRECISION != 16 or any(expected.field(n).type != pa.binary(16) for n in ("open", "high", "low", "close", "volume")):
+        raise _NotFast
+    price_precision, size_precision = instrument.price_precision, instrument.size_precision
+    schema = None
+    first = last = None
+    pending: list[pa.Table] = []
+    held = 0
+    with _Writer(catalog, partial) as writer:
+        for table in _csv_blocks(bars_csv):
+            if not table.num_rows:
+                continue
+            try:
+                seconds = pc.cast(pc.strptime(table["ts_close"], format="%Y-%m-%dT%H:%M:%SZ", unit="s"), pa.int64()).to_numpy()
+            except pa.ArrowException:
+                raise _NotFast from None
+            if (seconds < 0).any() or (np.diff(seconds) < 0).any() or (last is not None and seconds[0] * 1_000_000_000 < last):
+                raise _NotFast
+            stamps = pa.array(seconds.astype(np.uint64) * np.uint64(1_000_000_000), pa.uint64())
+            columns, units = [], []
+            for name in ("open", "high", "low", "close"):
+                raw, unit = _raw(table[name], price_precision, PRICE_MAX, True)
+                columns.append(raw)
+                units.append(unit)
+            raw, _ = _raw(table["volume"], size_precision, QUANTITY_MAX, False)
+            columns.append(raw)
+            o, h, lo, c = units
+            if ((h < o) | (h < lo) | (h < c) | (lo > c) | (lo > o)).any():
+                raise _NotFast
+            if schema is None:
+                schema = _bar_schema(catalog, wrangler, table, bars_csv)
+            pending.append(pa.Table.from_arrays([*columns, stamps, stamps], schema=schema))
+            held += table.num_rows
+            first = int(stamps[0].as_py()) if first is None else first
+            last = int(stamps[-1].as_py())
+            while held >= WRITE_CHUNK:
+                chunk = pa.concat_tables(pending).combine_chunks()
+                writer.write_table(chunk.slice(0, WRITE_CHUNK))
+                pending, held = [chunk.slice(WRITE_CHUNK)], held - WRITE_CHUNK
+        if held:
+            writer.write_table(pa.concat_tables(pending).combine_chunks())
+    if first is None:
+        raise _NotFast
+    return first, last
+
+
+def _bar_schema(catalog: ParquetDataCatalog, wrangler: BarDataWrangler, table: pa.Table, bars_csv: Path) -> pa.Schema:
+    """The schema (with its metadata) NautilusTrader's serializer gives a table of this dataset's bars: its first bar's."""
+    line = ",".join(table[name][0].as_py() for name in BARS_CSV_COLUMNS)
+    frame = pd.read_csv(io.StringIO(f"{','.join(BARS_CSV_COLUMNS)}\n{line}\n"), index_col="ts_close")  # as _frames reads it
+    frame.index = pd.to_datetime(frame.index, utc=True)
+    return catalog._objects_to_table(_wrangle(wrangler, frame, bars_csv), data_cls=Bar).schema
+
+
 class _Writer:
     """One Parquet file written chunk by chunk with NautilusTrader's serializer and row group size."""
 
@@ -211,7 +338,9 @@ class _Writer:
         self.catalog, self.path, self.writer = catalog, path, None
 
     def write(self, bars: list[Bar]) -> None:
-        table = self.catalog._objects_to_table(bars, data_cls=Bar)
+        self.write_table(self.catalog._objects_to_table(bars, data_cls=Bar))
+
+    def write_table(self, table: pa.Table) -> None:
         if self.writer is None:
             self.writer = pq.ParquetWriter(os.fspath(self.path), table.schema)
         self.writer.write_table(table, row_group_size=self.catalog.max_rows_per_group)
