@@ -147,12 +147,34 @@ def steps(definition: dict[str, Any]) -> tuple[Decimal, Decimal]:
     return Decimal(1).scaleb(-definition["price_precision"]), Decimal(1).scaleb(-definition["size_precision"])
 
 
-@dataclass
 class Block:
-    """Canonical rows: their close times (epoch seconds) and their lines of bars.csv."""
+    """Canonical rows: their close times (epoch seconds) and their lines of bars.csv (`text`). The lines are made when
+    first asked for (the writing pass), from the prices as given: canonical texts, or exact decimals (decimal128(38, 18))
+    that `text` rounds half-even to STEPS (price, size) first; the checking pass never formats a line."""
 
-    ts: pa.Array
-    text: bytes
+    def __init__(self, ts: pa.Array, text: bytes | None = None, prices: list[pa.Array] | None = None,
+                 steps: tuple[Decimal, Decimal] | None = None) -> None:
+        self.ts, self._text, self.prices, self.steps = ts, text, prices, steps
+
+    @property
+    def text(self) -> bytes:
+        if self._text is None:
+            price_step, size_step = self.steps or (None, None)
+            texts = [_canonical_number(p, size_step if k == 4 else price_step) for k, p in enumerate(self.prices)]
+            self._text = _canonical_text(self.ts, texts)
+        return self._text
+
+
+def _canonical_number(values: pa.Array, step: Decimal | None) -> pa.Array:
+    """The canonical texts of VALUES: as they are when already text, else the exact decimals rounded half-even to STEP."""
+    if pa.types.is_string(values.type):
+        return values
+    scale = -step.as_tuple().exponent
+    try:
+        rounded = pc.cast(values, pa.decimal128(38, scale))  # exact when no digit is dropped
+    except pa.ArrowInvalid:
+        rounded = pc.cast(pc.round(values, ndigits=scale, round_mode="half_to_even"), pa.decimal128(38, scale))
+    return pc.cast(rounded, pa.string())
 
 
 @dataclass
@@ -165,8 +187,15 @@ class Summary:
     sha256: str
 
 
+def iso_seconds(ts: pa.Array) -> pa.Array:
+    """RFC 3339 UTC texts (2024-03-01T00:01:00Z) of epoch seconds in tc's range: pyarrow's timestamp text with T and Z
+    (five times faster than pc.strftime; the same text, tests/unit/datasets/test_imports.py)."""
+    plain = pc.cast(pc.cast(ts, pa.timestamp("s")), pa.string())  # 2024-03-01 00:01:00
+    return pc.binary_join_element_wise(pc.replace_substring(plain, " ", "T"), pa.scalar("Z"), "")
+
+
 def _canonical_text(ts: pa.Array, prices: list[pa.Array]) -> bytes:
-    stamps = pc.strftime(pc.cast(ts, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%SZ")
+    stamps = iso_seconds(ts)
     table = pa.table([stamps, *prices], names=COLUMNS)
     out = pa.BufferOutputStream()
     pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
@@ -405,7 +434,7 @@ class CsvSource:
         converted = self._fast(columns)
         if converted is None:
             converted = self._slow(columns, lines or list(range(line, line + len(columns[0]))))
-        yield Block(converted[0], _canonical_text(*converted))
+        yield Block(converted[0], prices=converted[1], steps=self.step)
 
     def _fast(self, columns: list[pa.Array]) -> tuple[pa.Array, list[pa.Array]] | None:
         """Vectorized conversion of a block, or None when a value needs the row-by-row path (which names it)."""
@@ -434,12 +463,11 @@ class CsvSource:
         return n
 
     def _fast_number(self, column: pa.Array, step: Decimal) -> pa.Array:
+        """The exact decimals of COLUMN (Block.text rounds them to STEP); pa.ArrowInvalid when one needs the row path."""
         scale = -step.as_tuple().exponent
         if scale > _FAST_SCALE:
             raise pa.ArrowInvalid("scale")
-        exact = pc.cast(column, pa.decimal128(38, _FAST_SCALE))
-        rounded = pc.round(exact, ndigits=scale, round_mode="half_to_even")
-        return pc.cast(pc.cast(rounded, pa.decimal128(38, scale)), pa.string())
+        return pc.cast(column, pa.decimal128(38, _FAST_SCALE))
 
     def _slow(self, columns: list[pa.Array], lines: list[int]) -> tuple[pa.Array, list[pa.Array]]:
         """Row by row, as the csv module reader did: the first bad value stops the import with its line and column."""
@@ -518,7 +546,7 @@ class KlineSource(CsvSource):
             prices = [self._fast_number(c, price_step) for c in columns[:4]] + [self._fast_number(columns[4], size_step)]
         except pa.ArrowException:
             prices = [pa.array(p, pa.string()) for p in self._slow_prices([c.to_pylist() for c in columns], line)]
-        yield Block(ts, _canonical_text(ts, prices))
+        yield Block(ts, prices=prices, steps=self.step)
 
     def _slow_prices(self, texts: list[list[str]], line: int) -> list[list[str]]:
         price_step, size_step = self.step
