@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO, SPECS
 from opslab import market
-from opslab.engine import catalog, instruments
+from opslab.engine import catalog, catalog_forms, instruments
 
 BAR_TYPE = market.BAR_TYPE
 START = 1_704_067_200
@@ -58,31 +58,42 @@ def root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _write_both(root: Path, bars_csv: Path, monkeypatch) -> tuple[Path, Path, bool]:
-    """(the fast writer's catalog, NautilusTrader's path's catalog, whether the fast writer took the file)."""
+WAYS = ("recorded", "fast", "nautilus")
+
+
+def _write_all(root: Path, bars_csv: Path, monkeypatch) -> tuple[dict[str, Path], set[str]]:
+    """The catalog of BARS_CSV written three ways: from the recorded forms without NautilusTrader (catalog_forms),
+    by the fast writer with the installed NautilusTrader's forms, and by NautilusTrader's own path (Bar objects,
+    its serializer). Returns the folders and the ways the fast code took (a way that declined fell back)."""
     definition = instruments.built_in("test:BTCUSDT")
-    fast, slow = root / "fast", root / "slow"
-    fast.mkdir()
-    slow.mkdir()
-    taken = []
-    real = catalog._write_fast
+    folders, taken = {}, set()
+    for way in WAYS:
+        folders[way] = root / way
+        folders[way].mkdir()
+        with monkeypatch.context() as patch:
+            if way == "recorded":
+                real = catalog._write_recorded
 
-    def spy(*args):
-        result = real(*args)
-        taken.append(True)
-        return result
+                def spy(*args, real=real):
+                    real(*args)
+                    taken.add("recorded")
 
-    with monkeypatch.context() as patch:
-        patch.setattr(catalog, "_write_fast", spy)
-        catalog.write(fast, bars_csv, definition, BAR_TYPE)
+                patch.setattr(catalog, "_write_recorded", spy)
+            else:
+                patch.setattr(catalog_forms, "installed", lambda: None)
+            if way == "fast":
+                real = catalog._write_fast
 
-    def refuse(*args):
-        raise catalog._NotFast
+                def spy(*args, real=real):
+                    result = real(*args)
+                    taken.add("fast")
+                    return result
 
-    with monkeypatch.context() as patch:
-        patch.setattr(catalog, "_write_fast", refuse)
-        catalog.write(slow, bars_csv, definition, BAR_TYPE)
-    return fast, slow, bool(taken)
+                patch.setattr(catalog, "_write_fast", spy)
+            if way == "nautilus":
+                patch.setattr(catalog, "_write_fast", lambda *a: (_ for _ in ()).throw(catalog._NotFast()))
+            catalog.write(folders[way], bars_csv, definition, BAR_TYPE)
+    return folders, taken
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -93,7 +104,7 @@ _BACKTEST = """
 import json, sys
 from pathlib import Path
 from opslab import spec
-from opslab.engine import catalog, instruments, session as engine_session
+from opslab.engine import catalog, catalog_forms, instruments, session as engine_session
 folder, bars, demo = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 run_spec = spec.load(demo)
 session = engine_session.build(run_spec, bars, instruments.build(instruments.built_in("test:BTCUSDT"), "test"))
@@ -113,30 +124,33 @@ def _backtest(folder: Path, bars: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_fast_writer_makes_nautilus_traders_file_and_the_same_backtest(root, monkeypatch):
+def test_the_fast_writers_make_nautilus_traders_files_and_it_reads_them_back_alike(root, monkeypatch):
     # 60,123 bars: past one WRITE_CHUNK (50,000), ending on a short row group
-    fast, slow, taken = _write_both(root, _bars_csv(root / "d" / "bars.csv", _series(60_123)), monkeypatch)
-    assert taken
-    files = _files(fast)
-    assert files == _files(slow) and len(files) == 2  # the bar file and the instrument, byte for byte
-    tables = [pq.read_table(next(f.glob(f"data/bar/{BAR_TYPE}/*.parquet"))) for f in (fast, slow)]
-    assert tables[0].equals(tables[1]) and tables[0].schema.metadata == tables[1].schema.metadata and tables[0].num_rows == 60_123
+    folders, taken = _write_all(root, _bars_csv(root / "d" / "bars.csv", _series(60_123)), monkeypatch)
+    assert taken == {"recorded", "fast"}
+    files = {way: _files(folder) for way, folder in folders.items()}
+    assert files["recorded"] == files["nautilus"] and files["fast"] == files["nautilus"] and len(files["nautilus"]) == 2
+    tables = {way: pq.read_table(next(f.glob(f"data/bar/{BAR_TYPE}/*.parquet"))) for way, f in folders.items()}
+    for way in ("recorded", "fast"):
+        assert tables[way].equals(tables["nautilus"]) and tables[way].schema.metadata == tables["nautilus"].schema.metadata
+    assert tables["nautilus"].num_rows == 60_123
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-    read = [ParquetDataCatalog(str(f)).bars(bar_types=[BAR_TYPE]) for f in (fast, slow)]
-    assert len(read[0]) == 60_123 and read[0] == read[1]
-    assert [(b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in read[0]] == \
-           [(b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in read[1]]
+    read = {way: ParquetDataCatalog(str(f)).bars(bar_types=[BAR_TYPE]) for way, f in folders.items()}
+    fields = {way: [(b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in bars] for way, bars in read.items()}
+    assert len(read["nautilus"]) == 60_123
+    for way in ("recorded", "fast"):
+        assert read[way] == read["nautilus"] and fields[way] == fields["nautilus"]
 
 
-
-def test_a_backtest_on_the_fast_file_gives_the_same_results(root, monkeypatch):
+def test_a_backtest_on_the_fast_files_gives_the_same_results(root, monkeypatch):
     # every bar of the catalog (a backtest that stops early leaves NautilusTrader's reader to panic at exit)
-    fast, slow, taken = _write_both(root, _bars_csv(root / "d" / "bars.csv", _series(3_000, seed=11)), monkeypatch)
-    assert taken
-    states = [_backtest(f, 3_000) for f in (fast, slow)]
-    assert states[0] == states[1] and states[0]["counters"]["bars_processed"] == 3_000
-    assert states[0]["counters"]["fills"] > 0  # the strategy traded: the results compared are not empty
+    folders, taken = _write_all(root, _bars_csv(root / "d" / "bars.csv", _series(3_000, seed=11)), monkeypatch)
+    assert taken == {"recorded", "fast"}
+    states = {way: _backtest(f, 3_000) for way, f in folders.items()}
+    assert states["recorded"] == states["nautilus"] and states["fast"] == states["nautilus"]
+    assert states["nautilus"]["counters"]["bars_processed"] == 3_000
+    assert states["nautilus"]["counters"]["fills"] > 0  # the strategy traded: the results compared are not empty
 
 
 @pytest.mark.parametrize("change, fast_path", [
@@ -155,16 +169,20 @@ def test_edge_rows_are_written_alike_or_refused_alike(root, monkeypatch, change,
     bars_csv = _bars_csv(root / "d" / "bars.csv", rows)
     if fast_path is None:
         errors = []
-        for mode in ("fast", "slow"):
+        for way in WAYS:
             with monkeypatch.context() as patch:
-                if mode == "slow":
+                if way != "recorded":
+                    patch.setattr(catalog_forms, "installed", lambda: None)
+                if way == "nautilus":
                     patch.setattr(catalog, "_write_fast", lambda *a: (_ for _ in ()).throw(catalog._NotFast()))
-                (root / mode).mkdir()
+                (root / way).mkdir()
                 with pytest.raises(catalog.BarsRefused) as refused:
-                    catalog.write(root / mode, bars_csv, instruments.built_in("test:BTCUSDT"), BAR_TYPE)
-            errors.append(str(refused.value))
-        assert errors[0] == errors[1]
+                    catalog.write(root / way, bars_csv, instruments.built_in("test:BTCUSDT"), BAR_TYPE)
+            errors.append(str(refused.value).replace(str(root / way), "FOLDER"))
+            assert not list((root / way).rglob("*"))  # nothing written
+        assert errors[0] == errors[1] == errors[2]
         return
-    fast, slow, taken = _write_both(root, bars_csv, monkeypatch)
-    assert taken == fast_path
-    assert _files(fast) == _files(slow)
+    folders, taken = _write_all(root, bars_csv, monkeypatch)
+    assert taken == ({"recorded", "fast"} if fast_path else set())
+    files = {way: _files(folder) for way, folder in folders.items()}
+    assert files["recorded"] == files["nautilus"] and files["fast"] == files["nautilus"]
