@@ -13,7 +13,6 @@ own path. `python -m opslab.engine.catalog_forms` prints the installed release's
 from __future__ import annotations
 
 import base64
-import importlib.metadata
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -49,11 +48,9 @@ def _decode(record: dict[str, Any]) -> Forms:
 @cache
 def installed() -> Forms | None:
     """The installed release's forms, when recorded; None otherwise (NautilusTrader's own path then)."""
-    try:
-        version = importlib.metadata.version("nautilus_trader")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    record = RECORDED.get(version)
+    from opslab.engine import versions
+
+    record = RECORDED.get(versions.release() or "")
     return _decode(record) if record else None
 
 
@@ -209,4 +206,6 @@ RECORDED: dict[str, dict[str, Any]] = {"1.221.0": _FORMS_1_221, "1.231.0": _FORM
 
 
 if __name__ == "__main__":
-    print(f"    {importlib.metadata.version('nautilus_trader')!r}: {record()!r},")
+    from opslab.engine import versions
+
+    print(f"    {versions.release()!r}: {record()!r},")

@@ -43,9 +43,14 @@ def test_an_unrecorded_release_takes_nautilus_traders_path(monkeypatch, version)
             raise importlib.metadata.PackageNotFoundError(name)
         return version
 
+    from opslab.engine import versions
+
     catalog_forms.installed.cache_clear()
+    versions.release.cache_clear()
     monkeypatch.setattr(importlib.metadata, "version", fake)
     try:
         assert catalog_forms.installed() is None
+        assert instruments.built_in("test:BTCUSDT") == instruments.built_in("test:BTCUSDT")  # NautilusTrader's own definition
     finally:
         catalog_forms.installed.cache_clear()
+        versions.release.cache_clear()
