@@ -2,7 +2,9 @@
 
 Both sides run as child processes (harness.measure: wall time and peak RSS by os.wait4), alternating;
 the ratio is what matters. The subject does all an import does: two passes over the CSV (check,
-then write bars.csv), NautilusTrader's catalog, the quality checks. `TC_BENCH_IMPORT_ROWS` changes the size.
+then write bars.csv), the engine's catalog (NautilusTrader's bar and instrument files, written without
+importing NautilusTrader on a release whose forms are recorded), the quality checks. `TC_BENCH_IMPORT_ROWS`
+changes the size.
 The second comparison imports Binance's kline zip as it is (inflated, parsed, times checked) against pyarrow's bare
 read of the CSV inside.
 """

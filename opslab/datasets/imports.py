@@ -66,6 +66,24 @@ _MAGIC = ((b"PK\x03\x04", "a ZIP archive: a Binance kline zip is imported as it 
           (b"\xfe\xff", "UTF-16 text (it starts with a UTF-16 byte order mark): save it as UTF-8"))
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def lean_memory() -> None:
+    """Memory an import frees goes back to the system: pyarrow allocates through the system allocator (its default,
+    mimalloc, keeps freed blocks), and glibc's mmap threshold is fixed at 512 KiB (glibc raises it after the first
+    large free, so the blocks of a pass then pile up in the heap). Measured for 200,000 rows: 196 MiB peak RSS with
+    mimalloc, 187 MiB with the system allocator, 173 MiB with the threshold fixed too (128 KiB: 168 MiB but 0.3 s more
+    in page faults). The threshold is set where glibc is the C library."""
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 512 << 10)
+    except (OSError, AttributeError):
+        pass  # not glibc: its allocator keeps its own policy
+
+
 def check_dataset_id(dataset_id: str) -> str:
     """DATASET_ID if it is a safe folder name, else InputError."""
     if not DATASET_ID_RE.fullmatch(dataset_id or ""):
@@ -147,12 +165,34 @@ def steps(definition: dict[str, Any]) -> tuple[Decimal, Decimal]:
     return Decimal(1).scaleb(-definition["price_precision"]), Decimal(1).scaleb(-definition["size_precision"])
 
 
-@dataclass
 class Block:
-    """Canonical rows: their close times (epoch seconds) and their lines of bars.csv."""
+    """Canonical rows: their close times (epoch seconds) and their lines of bars.csv (`text`). The lines are made when
+    first asked for (the writing pass), from the prices as given: canonical texts, or exact decimals (decimal128(38, 18))
+    that `text` rounds half-even to STEPS (price, size) first; the checking pass never formats a line."""
 
-    ts: pa.Array
-    text: bytes
+    def __init__(self, ts: pa.Array, text: bytes | None = None, prices: list[pa.Array] | None = None,
+                 steps: tuple[Decimal, Decimal] | None = None) -> None:
+        self.ts, self._text, self.prices, self.steps = ts, text, prices, steps
+
+    @property
+    def text(self) -> bytes:
+        if self._text is None:
+            price_step, size_step = self.steps or (None, None)
+            texts = [_canonical_number(p, size_step if k == 4 else price_step) for k, p in enumerate(self.prices)]
+            self._text = _canonical_text(self.ts, texts)
+        return self._text
+
+
+def _canonical_number(values: pa.Array, step: Decimal | None) -> pa.Array:
+    """The canonical texts of VALUES: as they are when already text, else the exact decimals rounded half-even to STEP."""
+    if pa.types.is_string(values.type):
+        return values
+    scale = -step.as_tuple().exponent
+    try:
+        rounded = pc.cast(values, pa.decimal128(38, scale))  # exact when no digit is dropped
+    except pa.ArrowInvalid:
+        rounded = pc.cast(pc.round(values, ndigits=scale, round_mode="half_to_even"), pa.decimal128(38, scale))
+    return pc.cast(rounded, pa.string())
 
 
 @dataclass
@@ -165,8 +205,15 @@ class Summary:
     sha256: str
 
 
+def iso_seconds(ts: pa.Array) -> pa.Array:
+    """RFC 3339 UTC texts (2024-03-01T00:01:00Z) of epoch seconds in tc's range: pyarrow's timestamp text with T and Z
+    (five times faster than pc.strftime; the same text, tests/unit/datasets/test_imports.py)."""
+    plain = pc.cast(pc.cast(ts, pa.timestamp("s")), pa.string())  # 2024-03-01 00:01:00
+    return pc.binary_join_element_wise(pc.replace_substring(plain, " ", "T"), pa.scalar("Z"), "")
+
+
 def _canonical_text(ts: pa.Array, prices: list[pa.Array]) -> bytes:
-    stamps = pc.strftime(pc.cast(ts, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%SZ")
+    stamps = iso_seconds(ts)
     table = pa.table([stamps, *prices], names=COLUMNS)
     out = pa.BufferOutputStream()
     pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
@@ -405,7 +452,7 @@ class CsvSource:
         converted = self._fast(columns)
         if converted is None:
             converted = self._slow(columns, lines or list(range(line, line + len(columns[0]))))
-        yield Block(converted[0], _canonical_text(*converted))
+        yield Block(converted[0], prices=converted[1], steps=self.step)
 
     def _fast(self, columns: list[pa.Array]) -> tuple[pa.Array, list[pa.Array]] | None:
         """Vectorized conversion of a block, or None when a value needs the row-by-row path (which names it)."""
@@ -434,12 +481,11 @@ class CsvSource:
         return n
 
     def _fast_number(self, column: pa.Array, step: Decimal) -> pa.Array:
+        """The exact decimals of COLUMN (Block.text rounds them to STEP); pa.ArrowInvalid when one needs the row path."""
         scale = -step.as_tuple().exponent
         if scale > _FAST_SCALE:
             raise pa.ArrowInvalid("scale")
-        exact = pc.cast(column, pa.decimal128(38, _FAST_SCALE))
-        rounded = pc.round(exact, ndigits=scale, round_mode="half_to_even")
-        return pc.cast(pc.cast(rounded, pa.decimal128(38, scale)), pa.string())
+        return pc.cast(column, pa.decimal128(38, _FAST_SCALE))
 
     def _slow(self, columns: list[pa.Array], lines: list[int]) -> tuple[pa.Array, list[pa.Array]]:
         """Row by row, as the csv module reader did: the first bad value stops the import with its line and column."""
@@ -518,7 +564,7 @@ class KlineSource(CsvSource):
             prices = [self._fast_number(c, price_step) for c in columns[:4]] + [self._fast_number(columns[4], size_step)]
         except pa.ArrowException:
             prices = [pa.array(p, pa.string()) for p in self._slow_prices([c.to_pylist() for c in columns], line)]
-        yield Block(ts, _canonical_text(ts, prices))
+        yield Block(ts, prices=prices, steps=self.step)
 
     def _slow_prices(self, texts: list[list[str]], line: int) -> list[list[str]]:
         price_step, size_step = self.step
@@ -607,8 +653,8 @@ def _rows_of(blocks: Callable[[], Iterator[Block]]) -> Iterator[quality.Row]:
                               Decimal(lo), Decimal(c), Decimal(v))
 
 
-def iter_dataset_rows(folder: Path) -> Iterator[quality.Row]:
-    """The rows of a dataset's canonical bars.csv (synthetic or imported), streamed in blocks by pyarrow."""
+def iter_dataset_blocks(folder: Path) -> Iterator[quality.Columns]:
+    """The rows of a dataset's canonical bars.csv (synthetic or imported) as blocks of columns, streamed by pyarrow."""
     path = store.bars_path(folder)
     source = _Input(path, MAX_BARS_BYTES, fs.open_read(path))
     feed: _Feed | None = _Feed(source)
@@ -617,16 +663,22 @@ def iter_dataset_rows(folder: Path) -> Iterator[quality.Row]:
         reader = pacsv.open_csv(feed, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
                                 convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS}))
         feed = None  # pyarrow's alone now
-        line = 1
         for batch in reader:
-            ts = pc.cast(pc.strptime(batch.column(0), format="%Y-%m-%dT%H:%M:%SZ", unit="s"), pa.int64()).to_pylist()
-            values = [batch.column(i).to_pylist() for i in range(1, 6)]
-            for t, o, h, lo, c, v in zip(ts, *values, strict=True):
-                line += 1
-                yield quality.Row(line, t, Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v))
+            ts = pc.cast(pc.strptime(batch.column(0), format="%Y-%m-%dT%H:%M:%SZ", unit="s"), pa.int64())
+            yield quality.Columns(ts.to_numpy(zero_copy_only=False), [batch.column(i) for i in range(1, 6)])
     finally:  # a consumer may stop early (quality's second pass does): see _release
         reader = feed = None
         _release(source, fed)
+
+
+def iter_dataset_rows(folder: Path) -> Iterator[quality.Row]:
+    """The rows of a dataset's canonical bars.csv (synthetic or imported), streamed in blocks by pyarrow."""
+    line = 1
+    for block in iter_dataset_blocks(folder):
+        values = [column.to_pylist() for column in block.texts]
+        for t, o, h, lo, c, v in zip(block.ts.tolist(), *values, strict=True):
+            line += 1
+            yield quality.Row(line, t, Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v))
 
 
 def read_dataset_rows(folder: Path) -> list[quality.Row]:
@@ -671,6 +723,7 @@ def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: di
     """`tc data import --csv FILE...`: converge datasets/<id>/ to the files' rows in time order (a CSV, or Binance kline
     files as they are), then check their quality (exit 4 when it fails). PROGRESS, when given, hears how far each
     pass has read (every PROGRESS_EVERY_S seconds)."""
+    lean_memory()
     definition, instrument_params = _check_options(dataset_id, instrument, time_is, instrument_file)
     mapping = mapping or {}
     paths = [Path(p) for p in (path if isinstance(path, list) else [path])]
@@ -709,6 +762,7 @@ def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument:
     """`tc data import --catalog`: the bars of BAR_TYPE in a NautilusTrader ParquetDataCatalog, each bar file's schema
     and row groups checked from its footer first, then read a row group at a time by NautilusTrader's own decoder
     (opslab/engine/catalog.py), converged into datasets/<id>/ like a CSV import."""
+    lean_memory()
     definition, instrument_params = _check_options(dataset_id, instrument, "close", instrument_file)
     if bar_type != market.BAR_TYPE:
         raise InputError(f"--bar-type {bar_type!r}: the lab's engine runs {market.BAR_TYPE} only")
@@ -774,6 +828,7 @@ def _converge_import(blocks: Callable[[], Iterator[Block]], summary: Summary, pa
 
 def check_op(dataset_id: str, settings: quality.Settings, check: bool = False) -> Result:
     """`tc data check DATASET`: run the quality checks, write quality.json (exit 4 when a check fails)."""
+    lean_memory()
     check_dataset_id(dataset_id)
     fs.root_for_read()
     folder = store.dataset_dir(dataset_id)
@@ -782,7 +837,8 @@ def check_op(dataset_id: str, settings: quality.Settings, check: bool = False) -
 
 
 def _quality_result(folder: Path, manifest: dict[str, Any], settings: quality.Settings, check: bool, prefix: str) -> Result:
-    doc = quality.evaluate(lambda: iter_dataset_rows(folder), manifest["dataset_id"], manifest["fingerprint"], INTERVAL_SECONDS, settings)
+    doc = quality.evaluate_blocks(lambda: iter_dataset_blocks(folder), lambda: iter_dataset_rows(folder), manifest["dataset_id"],
+                                  manifest["fingerprint"], INTERVAL_SECONDS, settings)
     path = quality_path(folder)
     if check:
         current = fs.read_json(path) if fs.exists(path) else None

@@ -14,6 +14,15 @@ FIRST_WS_API_USER_STREAM = (1, 223)  # the Spot exec client signs in over the We
 
 
 @cache
+def release() -> str | None:
+    """The installed release exactly as its metadata states it ("1.221.0"); None when NautilusTrader is not installed."""
+    try:
+        return importlib.metadata.version("nautilus_trader")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@cache
 def nautilus() -> tuple[int, int, int]:
     """The installed release as (major, minor, patch); a pre-release suffix is ignored (2.0.0rc3 -> (2, 0, 0))."""
     text = importlib.metadata.version("nautilus_trader")
