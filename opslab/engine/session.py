@@ -102,15 +102,30 @@ class RotationNotes:
 
     @staticmethod
     def _pump(read_end: int, out: int) -> None:
+        """Copy READ_END to OUT as bytes arrive, less each line that starts with the note. Only the start of a
+        line that could still become a note is held back (a progress line with no newline passes at once)."""
+        note = versions.ROTATION_NOTE
         with os.fdopen(read_end, "rb", buffering=0) as pipe:
-            pending = b""
+            pending, at_line_start = b"", True
             while chunk := pipe.read(65536):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                kept = b"".join(line + b"\n" for line in lines if not line.startswith(versions.ROTATION_NOTE))
+                data, pending, kept = pending + chunk, b"", []
+                while data:
+                    end = data.find(b"\n") + 1  # 0: no newline in data
+                    if not at_line_start:  # the rest of a line already passed on
+                        kept.append(data[:end] if end else data)
+                        data, at_line_start = (data[end:], True) if end else (b"", False)
+                    elif end:  # a whole line
+                        if not data.startswith(note):
+                            kept.append(data[:end])
+                        data = data[end:]
+                    elif data.startswith(note) or note.startswith(data):  # a note, or perhaps one: wait for more
+                        pending, data = data, b""
+                    else:
+                        kept.append(data)
+                        data, at_line_start = b"", False
                 if kept:
-                    os.write(out, kept)
-            if pending and not pending.startswith(versions.ROTATION_NOTE):
+                    os.write(out, b"".join(kept))
+            if pending and not pending.startswith(note):
                 os.write(out, pending)
 
     def stop(self) -> None:

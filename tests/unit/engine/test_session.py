@@ -43,3 +43,30 @@ def test_nothing_changes_on_a_release_without_rotation_notes(installed, capfd: p
         assert os.fstat(2).st_ino == fd2.st_ino
         os.write(2, NOTE)
     assert capfd.readouterr().err == NOTE.decode()
+
+
+def test_a_partial_line_passes_at_once_unless_it_may_become_a_note(installed, capfd: pytest.CaptureFixture[str]):
+    """A progress line ("\\r  bars 10/100", no newline) reaches the terminal while the engine runs; only the start
+    of a line that may still become a note waits for the rest."""
+    installed("1.231.0")
+    with session.rotation_notes_dropped():
+        os.write(2, b"\r  bars 10/100")
+        assert _until(capfd, "\r  bars 10/100")
+        os.write(2, b" more\n[NAUTILUS] Rot")
+        assert _until(capfd, " more\n")
+        os.write(2, NOTE[len(b"[NAUTILUS] Rot"):] + b"[NAUTILUS] Rotation")
+        os.write(2, b"al stays\n")
+    assert capfd.readouterr().err == "[NAUTILUS] Rotational stays\n"
+
+
+def _until(capfd: pytest.CaptureFixture[str], text: str) -> bool:
+    """Whether TEXT reached fd 2's capture within a bounded wait (the pump is a thread)."""
+    import time
+
+    seen, deadline = "", time.monotonic() + 5
+    while time.monotonic() < deadline:
+        seen += capfd.readouterr().err
+        if seen == text:
+            return True
+        time.sleep(0.01)
+    return False
