@@ -327,6 +327,11 @@ def run(s: Settings, hooks: Hooks) -> dict[str, Any]:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     hooks.started_ns = time.time_ns()
+    with session.rotation_notes_dropped():  # the node logs to files; 1.231's rotation notes stay off stderr
+        return _run(s, hooks, loop)
+
+
+def _run(s: Settings, hooks: Hooks, loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
     node = TradingNode(config=_config(s), loop=loop)
     node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
     node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)

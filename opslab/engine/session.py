@@ -8,8 +8,12 @@ seedable) are never read.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +32,7 @@ from nautilus_trader.model.objects import Money
 
 from opslab import clock, contracts, fs, market
 from opslab.contracts import SCHEMA_VERSION
-from opslab.engine import strategies
+from opslab.engine import strategies, versions
 from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 TRADER_ID = "OPSLAB-001"
@@ -56,11 +60,94 @@ class Session:
         return len(open_orders)
 
     log_folder: Path | None = None
+    notes: RotationNotes | None = None  # drops the engine's rotation notes from stderr while it logs to files
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        try:
+            self.engine.dispose()
+        finally:
+            if self.notes is not None:
+                self.notes.stop()
         if self.log_folder is not None:
             tidy_log_names(self.log_folder)
+
+
+class RotationNotes:
+    """Keeps NautilusTrader's log-rotation notes off the process's stderr (file descriptor 2).
+
+    From 1.222 (versions.prints_rotation_notes) the engine's Rust file logger prints
+    "[NAUTILUS] Rotated log file, now logging to: <path>" on stderr at every rotation, from its own
+    thread and past Python's sys.stderr. The run's logs are files in the run folder and nothing of
+    the engine reaches the command line, so while the engine logs to files fd 2 is a pipe: a thread
+    passes every other byte on to the real stderr unchanged and drops those lines. On releases that
+    print no such note this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._saved: int | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> RotationNotes:
+        if not versions.prints_rotation_notes() or self._saved is not None:
+            return self
+        sys.stderr.flush()
+        saved = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self._saved = saved
+        self._reader = threading.Thread(target=self._pump, args=(read_end, saved), name="opslab-engine-stderr", daemon=True)
+        self._reader.start()
+        return self
+
+    @staticmethod
+    def _pump(read_end: int, out: int) -> None:
+        """Copy READ_END to OUT as bytes arrive, less each line that starts with the note. Only the start of a
+        line that could still become a note is held back (a progress line with no newline passes at once)."""
+        note = versions.ROTATION_NOTE
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            pending, at_line_start = b"", True
+            while chunk := pipe.read(65536):
+                data, pending, kept = pending + chunk, b"", []
+                while data:
+                    end = data.find(b"\n") + 1  # 0: no newline in data
+                    if not at_line_start:  # the rest of a line already passed on
+                        kept.append(data[:end] if end else data)
+                        data, at_line_start = (data[end:], True) if end else (b"", False)
+                    elif end:  # a whole line
+                        if not data.startswith(note):
+                            kept.append(data[:end])
+                        data = data[end:]
+                    elif data.startswith(note) or note.startswith(data):  # a note, or perhaps one: wait for more
+                        pending, data = data, b""
+                    else:
+                        kept.append(data)
+                        data, at_line_start = b"", False
+                if kept:
+                    os.write(out, b"".join(kept))
+            if pending and not pending.startswith(note):
+                os.write(out, pending)
+
+    def stop(self) -> None:
+        if self._saved is None:
+            return
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)  # closes the pipe's last write end: the reader sees its end, passes on the rest
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if self._reader is None or not self._reader.is_alive():
+            os.close(self._saved)
+        self._saved, self._reader = None, None
+
+
+@contextlib.contextmanager
+def rotation_notes_dropped() -> Iterator[None]:
+    """RotationNotes for the block (a live node logging to files)."""
+    notes = RotationNotes().start()
+    try:
+        yield
+    finally:
+        notes.stop()
 
 
 def tidy_log_names(folder: Path) -> None:
@@ -124,7 +211,7 @@ def build(run_spec: Any, total_bars: int, instrument: Any, run_folder: Path | No
     engine.add_actor(ops)
     engine.add_strategy(strategy)
     logs = log_folder(run_folder) if run_folder is not None and not config.logging.bypass_logging else None
-    return Session(engine, strategy, ops, instrument, venue, bar_type, logs)
+    return Session(engine, strategy, ops, instrument, venue, bar_type, logs, RotationNotes().start() if logs is not None else None)
 
 
 def _ts(ns: int) -> str:

@@ -11,6 +11,10 @@ from functools import cache
 
 WS_API_PATH = "/ws-api/v3"  # Binance Spot's WebSocket API, where the lab's venue serves it too (docs/node.md)
 FIRST_WS_API_USER_STREAM = (1, 223)  # the Spot exec client signs in over the WebSocket API from 1.223 (listenKey before)
+# Measured on the profiles: 1.231.0's file logger prints this line on stderr at every log file rotation; 1.221.0 prints
+# nothing (the releases in between are no profile: the first one past 1.221 is assumed to print it).
+ROTATION_NOTE = b"[NAUTILUS] Rotated log file"
+FIRST_ROTATION_NOTE = (1, 222)
 
 
 @cache
@@ -51,3 +55,8 @@ def exec_ws_url(ws_url: str) -> str:
         return ws_url
     base = ws_url.rstrip("/")
     return base if base.endswith(WS_API_PATH) else base + WS_API_PATH
+
+
+def prints_rotation_notes() -> bool:
+    """True when NautilusTrader's file logger prints ROTATION_NOTE lines on stderr when it rotates a log file."""
+    return nautilus()[:2] >= FIRST_ROTATION_NOTE

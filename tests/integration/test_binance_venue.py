@@ -435,6 +435,11 @@ def test_admin_fill_fills_resting_orders_at_their_price_and_reports_them_on_the_
     assert placed["status"] == "NEW"
     listen_key = call(venue, "POST", "/api/v3/userDataStream")[1]["listenKey"]
     with connect(venue.ws_url + f"/stream?streams={listen_key}") as user:
+        # the handshake's answer can reach the client before the venue's connection thread subscribed the key
+        # (a fill in between is on no stream, as on Binance): fill only once the key has its subscriber
+        end = time.monotonic() + 5
+        while not any(listen_key in c.subs for c in list(venue.hub.clients.values())) and time.monotonic() < end:
+            time.sleep(0.01)
         assert admin(venue, "POST", "/admin/fill") == (200, {"filled": [placed["orderId"]]})
         events = [json.loads(user.recv(timeout=2)) for _ in range(2)]
     from nautilus_trader.adapters.binance.spot.schemas.user import BinanceSpotAccountUpdateWrapper, BinanceSpotOrderUpdateWrapper

@@ -1,6 +1,7 @@
-"""Engine profile 1.231.0 (docs/engine-profiles.md): the lab in .venv-1.231.0 gives the same backtest as the
-engine this test runs on (1.221.0 under `make test`), and a node on 1.231.0 trades against the venue on
-its 2026 profile (user data over the WebSocket API; the listenKey endpoints answer 410) and reconciles clean.
+"""Engine profile 1.231.0 (docs/engine-profiles.md): the lab gives the same backtest on the engine this test
+runs on and on the other profile (1.231.0 under `make test`, 1.221.0 under `make test ENGINE=1.231.0`), and a
+node on 1.231.0 trades against the venue on its 2026 profile (user data over the WebSocket API; the listenKey
+endpoints answer 410) and reconciles clean.
 
 Runs only where the profile's venv exists: `make setup ENGINE=1.231.0` builds it.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, SPECS, tc_env
-from opslab import spec
+from opslab import runs, spec
 from opslab.datasets import store
 from opslab.venue import profiles
 from opslab.venue.server import BinanceVenue
@@ -25,6 +26,13 @@ PROFILE = "1.231.0"
 PYTHON = REPO / f".venv-{PROFILE}" / "bin" / "python"
 KEY, SECRET = "profile-key-abc123", "profile-secret-def456"
 CREDS = {"TC_NODE_KEY": KEY, "TC_NODE_SECRET": SECRET}
+# The engine this suite runs on, and the other profile (whichever one is not running) with its venv.
+RUNNING = runs.versions()["nautilus_trader"]
+VENVS = {"1.221.0": REPO / ".venv", PROFILE: REPO / f".venv-{PROFILE}"}
+OTHER = next((v for v in VENVS if v != RUNNING), PROFILE)
+OTHER_PYTHON = VENVS[OTHER] / "bin" / "python"
+needs_other = pytest.mark.skipif(not OTHER_PYTHON.exists(), reason=f"{VENVS[OTHER].name} (engine {OTHER}) is absent: "
+                                 f"`make setup{'' if OTHER == '1.221.0' else f' ENGINE={OTHER}'}` builds it")
 
 pytestmark = [
     pytest.mark.integration,
@@ -51,12 +59,13 @@ def _backtest(python: Path | str, root: Path) -> tuple[dict[str, Any], Path]:
     return out["data"]["counters"], Path(out["data"]["run_dir"])
 
 
-def test_backtest_on_the_profile_equals_the_default_engine(tmp_path: Path):
+@needs_other
+def test_backtest_on_the_other_profile_equals_the_running_engine(tmp_path: Path):
     import sys
 
-    assert _engine(PYTHON) == PROFILE
+    assert RUNNING != OTHER and _engine(OTHER_PYTHON) == OTHER
     ref_counters, ref_dir = _backtest(sys.executable, tmp_path / "ref")
-    counters, run_dir = _backtest(PYTHON, tmp_path / "profile")
+    counters, run_dir = _backtest(OTHER_PYTHON, tmp_path / "profile")
     assert counters == ref_counters and counters["fills"] > 0
     for name in ("orders.json", "positions.json", "final_state.json"):
         assert (run_dir / name).read_bytes() == (ref_dir / name).read_bytes(), name
@@ -66,13 +75,15 @@ def test_backtest_on_the_profile_equals_the_default_engine(tmp_path: Path):
     assert strip(run_dir) == strip(ref_dir)
     meta = json.loads((run_dir / "metadata.json").read_text())
     ref_meta = json.loads((ref_dir / "metadata.json").read_text())
-    assert meta["versions"]["nautilus_trader"] == PROFILE  # the run records the engine it ran on
+    assert meta["versions"]["nautilus_trader"] == OTHER and ref_meta["versions"]["nautilus_trader"] == RUNNING  # each run records its engine
     # One spec, two engines: the config hash is the spec's; the engine-qualified one says which engine ran.
     assert meta["config_hash"] == ref_meta["config_hash"]
     assert meta["engine_config_hash"] != ref_meta["engine_config_hash"]
-    assert meta["engine_config_hash"] == spec.engine_config_hash(meta["config_hash"], PROFILE)
+    assert meta["engine_config_hash"] == spec.engine_config_hash(meta["config_hash"], OTHER)
+    assert ref_meta["engine_config_hash"] == spec.engine_config_hash(ref_meta["config_hash"], RUNNING)
 
 
+@needs_other
 def test_a_run_made_on_one_engine_is_refused_on_the_other_and_left_untouched(tmp_path: Path):
     import sys
 
@@ -81,12 +92,11 @@ def test_a_run_made_on_one_engine_is_refused_on_the_other_and_left_untouched(tmp
     root = tmp_path / "artifacts"
     _backtest(sys.executable, root)
     before = tree_bytes(root / "runs")
-    proc = subprocess.run([str(PYTHON), "-m", "opslab", "run", "backtest", "--spec", str(SPECS / "demo.yaml")], cwd=REPO,
+    proc = subprocess.run([str(OTHER_PYTHON), "-m", "opslab", "run", "backtest", "--spec", str(SPECS / "demo.yaml")], cwd=REPO,
                           env=tc_env(root), capture_output=True, text=True, timeout=300)
-    ran = _engine(sys.executable)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    assert (f"run 'demo' ran on another engine (nautilus_trader {ran}; this environment has {PROFILE}); use a new run_id"
+    assert (f"run 'demo' ran on another engine (nautilus_trader {RUNNING}; this environment has {OTHER}); use a new run_id"
             in proc.stderr), proc.stderr
     assert tree_bytes(root / "runs") == before
 

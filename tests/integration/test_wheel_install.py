@@ -50,17 +50,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheel = next((work / "dist").glob("opslab-*.whl"))
     subprocess.run([str(_base_python()), "-m", "venv", str(work / "venv")], check=True, timeout=120)
     engine = importlib.metadata.version("nautilus_trader")
+    # from a fresh shell: with this checkout on PYTHONPATH (as the suite runs) pip would find its opslab.egg-info and
+    # take the lab as "already satisfied", installing its dependencies but not the wheel
     pip = subprocess.run([str(work / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                          str(wheel), f"nautilus_trader=={engine}"], capture_output=True, text=True, timeout=1200)
+                          str(wheel), f"nautilus_trader=={engine}"], env=_shell_env(), capture_output=True, text=True, timeout=1200)
     assert pip.returncode == 0, pip.stderr[-3000:]
     return work / "venv" / "bin"
 
 
+def _shell_env() -> dict[str, str]:
+    """A fresh shell's environment: no PYTHONPATH, no virtualenv, no TC_ settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TC_") and k not in ("PYTHONPATH", "VIRTUAL_ENV", "SOURCE_DATE_EPOCH")}
+
+
 def _env(root: Path) -> dict[str, str]:
-    """A fresh shell's environment: no PYTHONPATH, no TC_ settings but the artifacts root."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TC_") and k not in ("PYTHONPATH", "VIRTUAL_ENV", "SOURCE_DATE_EPOCH")}
-    env["TC_ARTIFACTS_DIR"] = str(root)
-    return env
+    """A fresh shell's environment with the artifacts root."""
+    return {**_shell_env(), "TC_ARTIFACTS_DIR": str(root)}
 
 
 def _opslab(bin_dir: Path, cwd: Path, *args: str, timeout: float = 600) -> dict:

@@ -37,3 +37,9 @@ def test_exec_ws_url_is_the_ws_api_from_1_223(installed, text, url):
     if versions.ws_api_user_stream():
         assert versions.exec_ws_url("ws://127.0.0.1:8081/") == url  # no doubled slash
         assert versions.exec_ws_url(url) == url  # already the WebSocket API: unchanged
+
+
+@pytest.mark.parametrize("text, prints", [("1.221.0", False), ("1.222.0", True), ("1.231.0", True)])
+def test_rotation_notes_are_printed_after_1_221(installed, text, prints):
+    installed(text)
+    assert versions.prints_rotation_notes() is prints

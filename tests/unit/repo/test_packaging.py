@@ -89,6 +89,21 @@ def test_pyproject_dependencies_are_the_runtime_in_of_every_profile_and_each_one
     assert engine and pinned["nautilus-trader"] == engine.group(1), "the lock pins the profile's engine release"
 
 
+@pytest.mark.parametrize("reqs", ["requirements/engine-1.231.0"])
+def test_every_profile_has_the_default_dev_tooling_and_locks_it(reqs: str):
+    """The test suite needs the same tools on every engine profile: a profile's dev.in names what
+    requirements/dev.in names (the client compatibility suite's Binance clients were once missing on
+    1.231.0), and its hashed dev.lock pins every one of them."""
+    def names(path) -> set[str]:  # the requirement lines; not the options (-c runtime.lock)
+        lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+        return {_name(line) for line in lines if line and not line.startswith("-")}
+
+    wanted, listed = names(REPO / "requirements" / "dev.in"), names(REPO / reqs / "dev.in")
+    assert wanted == listed, f"only in requirements/dev.in: {sorted(wanted - listed)}; only in {reqs}/dev.in: {sorted(listed - wanted)}"
+    pinned = _pinned(REPO / reqs / "dev.lock")
+    assert not listed - set(pinned), f"{reqs}/dev.lock does not pin {sorted(listed - set(pinned))}: recompile it"
+
+
 def test_the_wheel_carries_the_node_drills_configs_and_the_runbooks_from_their_one_source():
     """pyproject's package-dir maps folders of the checkout into the wheel (opslab/_data/...): no copy in
     git. Every mapped folder exists and every package-data pattern matches a file there, so a missing or
