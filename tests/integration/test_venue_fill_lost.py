@@ -6,28 +6,24 @@ POST /admin/faults; its seeded schedule and what it withheld are recorded (GET /
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import queue
-import time
-import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from opslab import spec
 from opslab.venue import faults, wsapi
 from opslab.venue.server import BinanceVenue
-from venue_spec import KEY, SECRET, load_node_spec
+from venue_clients import (SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, signed, spot_fixture,  # noqa: F401 (the fixture spot)
+                            with_price, ws_api_events)
+from venue_spec import load_node_spec
 
 # binance-connector's own warnings, not the venue's (as in test_client_compat.py)
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
-SYMBOL, QTY = "BTCUSDT", "0.010000"
 
 
 @pytest.fixture
@@ -35,63 +31,9 @@ def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
     return load_node_spec(tmp_path, monkeypatch, run_id="fill-lost-test", bars=400)
 
 
-@pytest.fixture
-def spot() -> Iterator[Any]:
-    from binance.spot import Spot
-
-    clients: list[Any] = []
-
-    def make(v: BinanceVenue) -> Any:
-        clients.append(Spot(api_key=KEY, api_secret=SECRET, base_url=v.url.rstrip("/")))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        client.session.close()
-
-
-def with_price(v: BinanceVenue) -> None:
-    v.exchange.start_replay()
-    end = time.monotonic() + 10
-    while not v.exchange.last_price and time.monotonic() < end:
-        time.sleep(0.02)  # polling a readiness condition with a deadline
-    assert v.exchange.last_price
-
-
-def signed() -> dict[str, Any]:
-    """session.logon's params signed as Binance's WS API documents (every param but signature, sorted)."""
-    params: dict[str, Any] = {"apiKey": KEY, "timestamp": int(time.time() * 1000)}
-    payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
-    return {**params, "signature": hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()}
-
-
-def ask(ws: ClientConnection, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    ws.send(json.dumps({"id": "r1", "method": method, "params": params}))
-    return json.loads(ws.recv(timeout=5))
-
-
-def admin(v: BinanceVenue, method: str, body: Any = None) -> dict[str, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(v.url.rstrip("/") + "/admin/faults", data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        return json.loads(resp.read())
-
-
-def buy(s: Any, client_id: str) -> dict[str, Any]:
-    return s.new_order(SYMBOL, side="BUY", type="MARKET", quantity=QTY, newClientOrderId=client_id)
-
-
 def reports(got: "queue.Queue[dict[str, Any]]", seconds: float) -> list[tuple[str, str]]:
     """(client order id, execution type) of every executionReport that arrived within SECONDS."""
-    out, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            event = got.get(timeout=max(0.01, end - time.monotonic()))
-        except queue.Empty:
-            break
-        if event.get("e") == "executionReport":
-            out.append((event["c"], event["x"]))
-    return out
+    return [(event["c"], event["x"]) for event in execution_reports(got, seconds)]
 
 
 def assert_in_record(s: Any, placed: dict[str, Any]) -> None:
@@ -112,25 +54,17 @@ def test_fill_lost_parses_its_schedule_seeded_and_recorded():
 
 def test_listen_key_stream_misses_the_nth_fill_while_rest_shows_it(node_spec, spot):
     """Profile 2025, switched at runtime: fill_lost=2 withholds the second fill's TRADE report only."""
-    from binance.websocket.spot.websocket_stream import SpotWebsocketStreamClient
-
     v = BinanceVenue(node_spec, speed=6000, binance_api="2025").start()
     try:
         with_price(v)
         s = spot(v)
-        got: queue.Queue[dict[str, Any]] = queue.Queue()
-        ws = SpotWebsocketStreamClient(stream_url=v.ws_url, on_message=lambda _, raw: got.put(json.loads(raw)))
+        ws, got = listen_key_stream(v, s)
         try:
-            ws.user_data(listen_key=s.new_listen_key()["listenKey"])
-            end = time.monotonic() + 5
-            while not any(c.subs for c in list(v.hub.clients.values())) and time.monotonic() < end:
-                time.sleep(0.02)
             assert admin(v, "POST", {"faults": ["fill_lost=2"]})["faults"] == {"fill_lost": {"n": 2, "seed": None, "schedule": [2]}}
             placed = [buy(s, f"O-lk-{i}") for i in (1, 2, 3)]
             seen = reports(got, 2.0)
         finally:
-            ws.stop()
-            ws.socket_manager.ws.shutdown()  # the client leaves its socket open after the closing handshake: the venue would wait on it
+            close_stream(ws)
         assert seen == [("O-lk-1", "NEW"), ("O-lk-1", "TRADE"), ("O-lk-2", "NEW"), ("O-lk-3", "NEW"), ("O-lk-3", "TRADE")], seen
         assert_in_record(s, placed[1])
         state = admin(v, "GET")
@@ -156,14 +90,7 @@ def test_ws_api_subscription_misses_the_seeded_fill_while_rest_shows_it(node_spe
             assert ask(ws, "session.logon", signed())["status"] == 200
             assert ask(ws, "userDataStream.subscribe", {})["result"] == {"subscriptionId": 0}
             placed = [buy(s, f"O-api-{i}") for i in (1, 2, 3)]
-            got: queue.Queue[dict[str, Any]] = queue.Queue()
-            end = time.monotonic() + 2.0
-            while time.monotonic() < end:
-                try:
-                    got.put(json.loads(ws.recv(timeout=max(0.05, end - time.monotonic())))["event"])
-                except TimeoutError:
-                    break
-            seen = reports(got, 0.1)
+            seen = reports(ws_api_events(ws, 2.0), 0.1)
         expected = [(f"O-api-{i}", x) for i in (1, 2, 3) for x in ("NEW", "TRADE") if not (i == nth and x == "TRADE")]
         assert seen == expected, (nth, seen)
         assert_in_record(s, placed[nth - 1])

@@ -8,120 +8,28 @@ stats.json)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import queue
-import time
-import urllib.request
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from opslab import spec
 from opslab.venue import faults, wsapi
 from opslab.venue.server import BinanceVenue
-from venue_spec import KEY, SECRET, load_node_spec
+from venue_clients import (QTY, SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, signed, spot_fixture,  # noqa: F401 (the fixture spot)
+                            with_price, ws_api_events)
+from venue_spec import load_node_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
-SYMBOL, QTY = "BTCUSDT", "0.010000"
 GAP_S = faults.PARTIAL_GAP_MS / 1000
 
 
 @pytest.fixture
 def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
     return load_node_spec(tmp_path, monkeypatch, run_id="order-faults-test", bars=400)
-
-
-@pytest.fixture
-def spot() -> Iterator[Any]:
-    from binance.spot import Spot
-
-    clients: list[Any] = []
-
-    def make(v: BinanceVenue) -> Any:
-        clients.append(Spot(api_key=KEY, api_secret=SECRET, base_url=v.url.rstrip("/")))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        client.session.close()
-
-
-def with_price(v: BinanceVenue) -> None:
-    v.exchange.start_replay()
-    end = time.monotonic() + 10
-    while not v.exchange.last_price and time.monotonic() < end:
-        time.sleep(0.02)  # polling a readiness condition with a deadline
-    assert v.exchange.last_price
-
-
-def signed() -> dict[str, Any]:
-    params: dict[str, Any] = {"apiKey": KEY, "timestamp": int(time.time() * 1000)}
-    payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
-    return {**params, "signature": hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()}
-
-
-def ask(ws: ClientConnection, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    ws.send(json.dumps({"id": "r1", "method": method, "params": params}))
-    return json.loads(ws.recv(timeout=5))
-
-
-def admin(v: BinanceVenue, method: str, body: Any = None) -> dict[str, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(v.url.rstrip("/") + "/admin/faults", data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        return json.loads(resp.read())
-
-
-def buy(s: Any, client_id: str) -> dict[str, Any]:
-    return s.new_order(SYMBOL, side="BUY", type="MARKET", quantity=QTY, newClientOrderId=client_id)
-
-
-def drain(got: "queue.Queue[dict[str, Any]]", seconds: float) -> list[dict[str, Any]]:
-    """Every executionReport that arrived within SECONDS, in order."""
-    out, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            event = got.get(timeout=max(0.01, end - time.monotonic()))
-        except queue.Empty:
-            break
-        if event.get("e") == "executionReport":
-            out.append(event)
-    return out
-
-
-def listen_key_stream(v: BinanceVenue, s: Any) -> tuple[Any, "queue.Queue[dict[str, Any]]"]:
-    from binance.websocket.spot.websocket_stream import SpotWebsocketStreamClient
-
-    got: queue.Queue[dict[str, Any]] = queue.Queue()
-    ws = SpotWebsocketStreamClient(stream_url=v.ws_url, on_message=lambda _, raw: got.put(json.loads(raw)))
-    ws.user_data(listen_key=s.new_listen_key()["listenKey"])
-    end = time.monotonic() + 5
-    while not any(c.subs for c in list(v.hub.clients.values())) and time.monotonic() < end:
-        time.sleep(0.02)
-    return ws, got
-
-
-def close_stream(ws: Any) -> None:
-    ws.stop()
-    ws.socket_manager.ws.shutdown()  # the client leaves its socket open after the closing handshake
-
-
-def ws_api_events(ws: ClientConnection, seconds: float) -> "queue.Queue[dict[str, Any]]":
-    got: queue.Queue[dict[str, Any]] = queue.Queue()
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            got.put(json.loads(ws.recv(timeout=max(0.05, end - time.monotonic())))["event"])
-        except TimeoutError:
-            break
-    return got
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -161,7 +69,7 @@ def test_listen_key_stream_gets_one_report_per_part_while_rest_shows_the_cumulat
             mid = s.get_order(SYMBOL, orderId=placed["orderId"])
             assert (mid["status"], mid["executedQty"]) == ("PARTIALLY_FILLED", "0.003000")
             assert v.counters.document()["orders"] == {"open": 1, "partially_filled": 1}
-            seen = drain(got, 2 * GAP_S + 1.5)
+            seen = execution_reports(got, 2 * GAP_S + 1.5)
         finally:
             close_stream(ws)
         assert [(e["x"], e["X"], e["l"], e["z"]) for e in seen] == [
@@ -197,7 +105,7 @@ def test_ws_api_subscription_splits_the_orders_the_seed_chose(node_spec, spot):
             assert ask(ws, "session.logon", signed())["status"] == 200
             assert ask(ws, "userDataStream.subscribe", {})["result"] == {"subscriptionId": 0}
             placed = [buy(s, f"O-api-{i}") for i in (1, 2, 3)]
-            seen = drain(ws_api_events(ws, GAP_S + 1.5), 0.1)
+            seen = execution_reports(ws_api_events(ws, GAP_S + 1.5), 0.1)
         trade_reports = [(e["c"], e["X"], e["l"]) for e in seen if e["x"] == "TRADE"]
         assert sorted(trade_reports) == sorted([("O-api-1", "PARTIALLY_FILLED", "0.005000"), ("O-api-1", "FILLED", "0.005000"),
                                                 ("O-api-2", "FILLED", QTY), ("O-api-3", "FILLED", QTY)]), trade_reports
@@ -219,7 +127,7 @@ def test_listen_key_stream_gets_the_nth_fill_report_twice_and_one_trade(node_spe
         try:
             assert admin(v, "POST", {"faults": ["duplicate_reports=2"]})["faults"] == {"duplicate_reports": {"n": 2, "seed": None, "schedule": [2]}}
             placed = [buy(s, f"O-dup-{i}") for i in (1, 2, 3)]
-            seen = drain(got, 2.0)
+            seen = execution_reports(got, 2.0)
         finally:
             close_stream(ws)
         assert [(e["c"], e["x"]) for e in seen] == [("O-dup-1", "NEW"), ("O-dup-1", "TRADE"), ("O-dup-2", "NEW"), ("O-dup-2", "TRADE"),
@@ -248,7 +156,7 @@ def test_ws_api_subscription_gets_the_seeded_fill_report_twice(node_spec, spot):
             assert ask(ws, "session.logon", signed())["status"] == 200
             assert ask(ws, "userDataStream.subscribe", {})["result"] == {"subscriptionId": 0}
             [buy(s, f"O-api-{i}") for i in (1, 2, 3)]
-            seen = drain(ws_api_events(ws, 2.0), 0.1)
+            seen = execution_reports(ws_api_events(ws, 2.0), 0.1)
         trades = [(e["c"], e["t"]) for e in seen if e["x"] == "TRADE"]
         expected = [f"O-api-{i}" for i in (1, 2, 3) for _ in range(2 if i == nth else 1)]
         assert [c for c, _ in trades] == expected, (nth, trades)
