@@ -1,5 +1,3 @@
-import sys
+from opslab.cli.main import entry
 
-from opslab.cli import main
-
-sys.exit(main())
+entry()

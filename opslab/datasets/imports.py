@@ -43,6 +43,7 @@ MAX_CSV_BYTES = 256 << 20
 MAX_BARS_BYTES = 4 * MAX_CSV_BYTES  # a dataset's own bars.csv (canonical rows are shorter than the files they came from)
 PROGRESS_EVERY_S = 2.0  # how often a long import says how far it is (tc data import on a terminal, or TC_PROGRESS=1)
 RELEASE_WAIT_S = 5.0  # how long _release waits for pyarrow's read-ahead to let go of a file
+ABANDONED_READER = False  # set once a pyarrow reader was given up mid-file: the process should then end by os._exit (cli.main.entry)
 MAX_FILES = 400  # --csv files in one dataset (a year of Binance's daily files)
 FORMATS = ("auto", "csv", klines.FORMAT)
 BLOCK_BYTES = 1 << 20  # the CSV reader's block: the longest line tc takes, and (with the block's rows) what one step holds
@@ -326,7 +327,12 @@ def _release(source: _Input, fed: weakref.ref) -> None:
     early, a refused line) leaves the thread to read and then release the object, which takes the GIL: a process
     exiting meanwhile aborts ("terminate called without an active exception": SIGABRT, exit 134 instead of 2 or 4) -
     measured before this wait in 1 of 20 refused 100 MB lines on Python 3.13 and 2 of 40 `tc data check` runs in the
-    image; after it, 0 of 30 and 0 of 40. A closed SOURCE answers end-of-file, so the release takes a millisecond."""
+    image; after it, 0 of 30 and 0 of 40. A closed SOURCE answers end-of-file, so the release takes a millisecond.
+    Measured again once the import stopped importing NautilusTrader (its processes end sooner): 1 of 90, and once in
+    the image's test run; so the process also records that it gave a reader up (ABANDONED_READER) and `tc` then ends
+    without the interpreter's finalization, whose thread-pool teardown is what aborts (opslab.cli.main.entry)."""
+    global ABANDONED_READER
+    ABANDONED_READER = True
     source.close()
     deadline = time.monotonic() + RELEASE_WAIT_S
     while fed() is not None and time.monotonic() < deadline:

@@ -123,4 +123,4 @@ def test_the_wheel_carries_the_node_drills_configs_and_the_runbooks_from_their_o
 def test_two_console_scripts_one_entry_point():
     """`tc` is also iproute2's traffic-control program: the lab installs `opslab` too, for the same main()."""
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"tc": "opslab.cli:main", "opslab": "opslab.cli:main"}
+    assert scripts == {"tc": "opslab.cli:entry", "opslab": "opslab.cli:entry"}
