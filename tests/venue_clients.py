@@ -10,11 +10,13 @@ import json
 import queue
 import time
 import urllib.request
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import pytest
-from websockets.sync.client import ClientConnection
+from websockets.sync.client import ClientConnection, connect
 
+from opslab.venue import wsapi
 from opslab.venue.server import BinanceVenue
 from venue_spec import KEY, SECRET
 
@@ -110,3 +112,12 @@ def ws_api_events(ws: ClientConnection, seconds: float) -> "queue.Queue[dict[str
         except TimeoutError:
             break
     return got
+
+
+@contextmanager
+def ws_api_user_stream(v: BinanceVenue) -> Iterator[ClientConnection]:
+    """A WebSocket API connection to V, logged on (session.logon) and subscribed to the user data stream."""
+    with connect(v.ws_url + wsapi.PATH) as ws:
+        assert ask(ws, "session.logon", signed())["status"] == 200
+        assert ask(ws, "userDataStream.subscribe", {})["result"] == {"subscriptionId": 0}
+        yield ws

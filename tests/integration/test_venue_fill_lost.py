@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.sync.client import connect
 
 from opslab import spec
-from opslab.venue import faults, wsapi
+from opslab.venue import faults
 from opslab.venue.server import BinanceVenue
 from venue_clients import (SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, signed, spot_fixture,  # noqa: F401 (the fixture spot)
-                            with_price, ws_api_events)
+                            with_price, ws_api_events, ws_api_user_stream)
 from venue_spec import load_node_spec
 
 # binance-connector's own warnings, not the venue's (as in test_client_compat.py)
@@ -86,9 +85,7 @@ def test_ws_api_subscription_misses_the_seeded_fill_while_rest_shows_it(node_spe
     try:
         with_price(v)
         s = spot(v)
-        with connect(v.ws_url + wsapi.PATH) as ws:
-            assert ask(ws, "session.logon", signed())["status"] == 200
-            assert ask(ws, "userDataStream.subscribe", {})["result"] == {"subscriptionId": 0}
+        with ws_api_user_stream(v) as ws:
             placed = [buy(s, f"O-api-{i}") for i in (1, 2, 3)]
             seen = reports(ws_api_events(ws, 2.0), 0.1)
         expected = [(f"O-api-{i}", x) for i in (1, 2, 3) for x in ("NEW", "TRADE") if not (i == nth and x == "TRADE")]

@@ -12,13 +12,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from websockets.sync.client import connect
 
 from opslab import spec
-from opslab.venue import faults, wsapi
+from opslab.venue import faults
 from opslab.venue.server import BinanceVenue
 from venue_clients import (QTY, SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, signed, spot_fixture,  # noqa: F401 (the fixture spot)
-                            with_price, ws_api_events)
+                            with_price, ws_api_events, ws_api_user_stream)
 from venue_spec import load_node_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -101,9 +100,7 @@ def test_ws_api_subscription_splits_the_orders_the_seed_chose(node_spec, spot):
     try:
         with_price(v)
         s = spot(v)
-        with connect(v.ws_url + wsapi.PATH) as ws:
-            assert ask(ws, "session.logon", signed())["status"] == 200
-            assert ask(ws, "userDataStream.subscribe", {})["result"] == {"subscriptionId": 0}
+        with ws_api_user_stream(v) as ws:
             placed = [buy(s, f"O-api-{i}") for i in (1, 2, 3)]
             seen = execution_reports(ws_api_events(ws, GAP_S + 1.5), 0.1)
         trade_reports = [(e["c"], e["X"], e["l"]) for e in seen if e["x"] == "TRADE"]
@@ -152,9 +149,7 @@ def test_ws_api_subscription_gets_the_seeded_fill_report_twice(node_spec, spot):
     try:
         with_price(v)
         s = spot(v)
-        with connect(v.ws_url + wsapi.PATH) as ws:
-            assert ask(ws, "session.logon", signed())["status"] == 200
-            assert ask(ws, "userDataStream.subscribe", {})["result"] == {"subscriptionId": 0}
+        with ws_api_user_stream(v) as ws:
             [buy(s, f"O-api-{i}") for i in (1, 2, 3)]
             seen = execution_reports(ws_api_events(ws, 2.0), 0.1)
         trades = [(e["c"], e["t"]) for e in seen if e["x"] == "TRADE"]
