@@ -1,44 +1,46 @@
 # TradingChassis Ops Lab: the front door. Each target calls one invoke task (tasks.py).
 # RUNTIME=native runs the task in .venv; RUNTIME=container runs it inside the dev image
 # (scripts/container-task; the host needs only make and Podman or Docker); RUNTIME=auto (default)
-# picks native when python3 >= 3.11 with venv is present, else container. `make image` builds
+# picks native when the host has a Python for an engine profile, else container. `make image` builds
 # through the engine directly (scripts/image), whatever the runtime.
-# ENGINE=1.231.0 selects an engine profile (docs/engine-profiles.md): its own locks in
-# requirements/engine-VERSION/, its own Python (scripts/engine-python finds one) and .venv-VERSION;
-# native only. The default engine, 1.221.0, is requirements/*.lock in .venv on python3.
+# Engine profiles (docs/engine-profiles.md): one per supported NautilusTrader release, each with its locks in
+# requirements/engine-VERSION/, its Python (scripts/engine-python finds one; PYTHON=... chooses) and its venv
+# .venv-VERSION. The default (scripts/default-engine) is the newest release a Python on this host runs;
+# .venv links to its venv. ENGINE=VERSION selects another (native only); the default image holds the newest.
 .DEFAULT_GOAL := help
 SHELL := /bin/sh
 
-DEFAULT_ENGINE := 1.221.0
+NEWEST_ENGINE := $(shell ./scripts/default-engine --newest)
+HOST_ENGINE := $(shell PYTHON='$(PYTHON)' ./scripts/default-engine 2>/dev/null)
+DEFAULT_ENGINE := $(or $(HOST_ENGINE),$(NEWEST_ENGINE))
 ENGINE ?= $(DEFAULT_ENGINE)
 RUNTIME ?= auto
-ifeq ($(ENGINE),$(DEFAULT_ENGINE))
-  PYTHON ?= python3
-  VENV ?= .venv
-  REQS := requirements
-  FIND_PYTHON = echo $(PYTHON)
-else
-  REQS := requirements/engine-$(ENGINE)
-  ifeq ($(wildcard $(REQS)/runtime.lock),)
-    $(error ENGINE=$(ENGINE): no such engine profile (profiles: $(DEFAULT_ENGINE) $(patsubst requirements/engine-%,%,$(wildcard requirements/engine-*))))
-  endif
-  VENV ?= .venv-$(ENGINE)
-  # An engine profile's targets run natively; `make image ENGINE=...` builds its images (Debian 13 for 1.231.0).
-  override RUNTIME := native
-  FIND_PYTHON = $(if $(PYTHON),PYTHON=$(PYTHON) )./scripts/engine-python $(REQS)
+REQS := requirements/engine-$(ENGINE)
+ifeq ($(wildcard $(REQS)/runtime.lock),)
+  $(error ENGINE=$(ENGINE): no such engine profile (profiles: $(patsubst requirements/engine-%/,%,$(wildcard requirements/engine-*/))))
 endif
+VENV ?= .venv-$(ENGINE)
+FIND_PYTHON = $(if $(PYTHON),PYTHON=$(PYTHON) )./scripts/engine-python $(REQS)
 STAMP := $(VENV)/.installed
 INVOKE := $(VENV)/bin/invoke
+ifeq ($(ENGINE),$(DEFAULT_ENGINE))
+  READY := venv-link
+else
+  READY := $(STAMP)
+  # Another engine profile's targets run natively; `make image ENGINE=...` builds its images.
+  override RUNTIME := native
+endif
 LOCKS := $(REQS)/runtime.lock $(REQS)/dev.lock pyproject.toml
 
 ifeq ($(TC_IN_CONTAINER),1)
   # Inside the dev image (RUNTIME=container, the Dev Container): its /opt/venv holds the locks already.
   override RUNTIME := native
   STAMP :=
+  READY :=
   INVOKE := invoke
 endif
 ifeq ($(RUNTIME),auto)
-  override RUNTIME := $(shell $(PYTHON) -c 'import sys, venv; print("native" if sys.version_info >= (3, 11) else "container")' 2>/dev/null || echo container)
+  override RUNTIME := $(if $(HOST_ENGINE),native,container)
 endif
 ifeq ($(RUNTIME),container)
   NEEDS := image
@@ -49,7 +51,7 @@ ifeq ($(RUNTIME),container)
   # the container engine, so they run natively (CI runs both).
   TEST_ARGS := --args 'tests/unit tests/cli'
 else ifeq ($(RUNTIME),native)
-  NEEDS := $(STAMP)
+  NEEDS := $(READY)
   TASK := $(INVOKE)
   ENGINE_TASK := $(INVOKE)
   TEST_ARGS :=
@@ -58,7 +60,7 @@ else
 endif
 
 .PHONY: help setup demo test test-fast check bench docs docs-serve clean drill image stack-up stack-down stack-status
-.PHONY: samples screenshots
+.PHONY: samples screenshots venv-link
 
 help: ## list the targets (this text)
 	@echo "TradingChassis Ops Lab. Usage: make TARGET [RUNTIME=native|container|auto]"
@@ -82,7 +84,15 @@ $(VENV)/.installed: $(LOCKS)
 	touch $@; \
 	echo "setup: $(VENV) ready in $$(( $$(date +%s) - start )) s"
 
-setup: $(NEEDS) ## create .venv from the hashed locks (re-installs only when a lock changed; ENGINE=1.231.0: .venv-1.231.0)
+# .venv is a link to the default engine's venv (what editors and `. .venv/bin/activate` find). A .venv folder
+# from before engine profiles is replaced by the link; the link follows the default when it changes.
+venv-link: $(STAMP)
+	@if [ "$$(readlink .venv 2>/dev/null)" != "$(VENV)" ]; then \
+	  if [ -d .venv ] && [ ! -L .venv ]; then echo "setup: .venv is a venv from before engine profiles: replacing it with a link to $(VENV)"; rm -rf .venv; fi; \
+	  ln -sfn $(VENV) .venv && echo "setup: .venv -> $(VENV) (the default engine, $(ENGINE))"; \
+	fi
+
+setup: $(NEEDS) ## create .venv-ENGINE from its hashed locks, .venv linking the default's (re-installs only when a lock changed)
 	@echo "runtime: $(RUNTIME)"; $(TASK) setup
 
 demo: $(NEEDS) ## run the whole demo flow into $TC_ARTIFACTS_DIR and print where the run is
@@ -115,8 +125,8 @@ screenshots: $(STAMP) ## retake docs/images/*.png in headless Chromium (the brow
 drill: $(NEEDS) ## run one failure drill: make drill NAME=mismatch (NAME=all: lab drills, NAME=node: node drills, NAME=every: both)
 	@echo "runtime: $(RUNTIME)"; $(TASK) drill --name "$(NAME)"
 
-image: ## build the container images through the engine (skipped when their inputs did not change; ENGINE=1.231.0: that profile's, on Debian 13)
-	@$(if $(filter $(DEFAULT_ENGINE),$(ENGINE)),,TC_ENGINE_PROFILE=$(ENGINE) )./scripts/image
+image: ## build the container images (the newest engine's; ENGINE=1.221.0: that profile's; skipped when their inputs did not change)
+	@$(if $(filter command line environment,$(origin ENGINE)),TC_ENGINE_PROFILE=$(ENGINE) )./scripts/image
 
 stack-up: image $(NEEDS) ## start metrics + Prometheus + Alertmanager + alert receiver + Grafana (127.0.0.1), wait until they answer
 	@echo "runtime: $(RUNTIME)"; $(ENGINE_TASK) stack-up

@@ -8,9 +8,13 @@ NautilusTrader), a second run whose reconciliation finds a quantity off, every d
 scrape of the exporter. --check regenerates them and fails
 when docs/samples/ differs, so the samples cannot drift from what tc writes (`make check` runs it).
 
+The samples are those of the newest engine profile (the default image's; scripts/default-engine --newest):
+another engine writes other trade ids and versions, so there --check says so and passes, and generating
+refuses.
+
 Facts of the machine, not of tc, are normalised so the check passes on any machine: this
 checkout's path and the temporary root become `$REPO` and `$ARTIFACTS`, the Python patch
-version becomes `3.11.x`, the user@host of a kill switch event becomes `<user>@<host>`, samples of a
+version becomes `x` (`3.13.x`), the user@host of a kill switch event becomes `<user>@<host>`, samples of a
 metric family are sorted (directory order differs between filesystems), and the value of the
 measured tc_exporter_scrape_duration_seconds is left out.
 """
@@ -70,8 +74,9 @@ def _normalise(text: str, root: Path) -> str:
     for path, name in ((root, "ARTIFACTS"), (REPO, "REPO")):  # before the repo: the root may lie inside it
         for form in {str(path), md(str(path)), html(str(path))}:
             text = text.replace(form, f"${name}")
-    text = text.replace(f"python {platform.python_version()}", "python 3.11.x")
-    text = text.replace(f'python="{platform.python_version()}"', 'python="3.11.x"')  # tc_build_info
+    minor = ".".join(platform.python_version_tuple()[:2]) + ".x"
+    text = text.replace(f"python {platform.python_version()}", f"python {minor}")
+    text = text.replace(f'python="{platform.python_version()}"', f'python="{minor}"')  # tc_build_info
     return re.sub(r"\bby [^\s:@]+@[^\s:]+", "by <user>@<host>", text)
 
 
@@ -106,6 +111,18 @@ def render(root: Path) -> dict[str, str]:
 
 def main() -> int:
     check = "--check" in sys.argv
+    from importlib import metadata
+
+    newest = subprocess.run([str(REPO / "scripts" / "default-engine"), "--newest"], capture_output=True, text=True, timeout=60).stdout.strip()
+    running = metadata.version("nautilus_trader")
+    if running != newest:
+        if check:
+            print(f" skipped  docs/samples/ come from nautilus_trader {newest} (the newest engine profile); this environment has "
+                  f"{running}: `make check` in the default image or `make check ENGINE={newest}` checks them")
+            return 0
+        print(f"gen_samples: docs/samples/ come from nautilus_trader {newest}, this environment has {running}: "
+              f"run `make samples ENGINE={newest}`", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="tc-samples-") as tmp:
         root = build_root(Path(tmp) / "artifacts")
         samples = render(root)

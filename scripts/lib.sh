@@ -8,9 +8,11 @@ IMAGE=${TC_IMAGE:-localhost/opslab:$VERSION}
 DEV_IMAGE=${TC_DEV_IMAGE:-localhost/opslab-dev:$VERSION}
 INPUTS_LABEL=dev.opslab.inputs
 
-# An engine profile's images (make image ENGINE=VERSION) are tagged VERSION-ntPROFILE, beside the
-# default engine's VERSION; $TC_IMAGE / $TC_DEV_IMAGE still win.
+# The newest engine profile (requirements/engine-*/) is the default image's (tagged VERSION); another
+# profile's images (make image ENGINE=VERSION) are tagged VERSION-ntPROFILE. $TC_IMAGE / $TC_DEV_IMAGE still win.
+NEWEST_ENGINE=$("$REPO/scripts/default-engine" --newest)
 profile_images() {
+  [ "$1" = "$NEWEST_ENGINE" ] && return 0
   IMAGE=${TC_IMAGE:-localhost/opslab:$VERSION-nt$1}
   DEV_IMAGE=${TC_DEV_IMAGE:-localhost/opslab-dev:$VERSION-nt$1}
 }

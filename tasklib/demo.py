@@ -29,7 +29,7 @@ def setup(c: Context) -> None:
     c.run(f"{sys.executable} -m opslab --version")
     where = "the dev image" if os.environ.get("TC_IN_CONTAINER") else Path(sys.prefix).name
     engine = importlib.metadata.version("nautilus_trader")
-    locks = "requirements/*.lock" if engine == "1.221.0" else f"requirements/engine-{engine}/*.lock"
+    locks = f"requirements/engine-{engine}/*.lock"
     print(f"      ok  {where} (nautilus_trader {engine}, Python {sys.version.split()[0]}) matches {locks}; artifacts root: {artifacts_root()}")
 
 

@@ -1,7 +1,7 @@
 """The upgrade canary: every node drill on each engine profile, side by side (`tc drill matrix`).
 
-Each engine runs in its own environment (the checkout's .venv and .venv-VERSION, built by `make setup
-[ENGINE=VERSION]`), as a `tc drill run` child process against a scratch artifacts root, so the drills,
+Each engine runs in its own environment (the checkout's .venv-VERSION, built by `make setup [ENGINE=VERSION]`;
+.venv is a link to the default engine's), as a `tc drill run` child process against a scratch artifacts root, so the drills,
 their alerting path and their findings are exactly those of `tc drill run --kind node` on that release.
 The cells keep each drill's whole result; a drill's row is marked changed when its verdict, its alert or
 the wording of a finding (numbers set aside: they move run to run) differs between engines.
@@ -72,6 +72,8 @@ def environments(home: Path = CHECKOUT) -> dict[str, Environment]:
     when it holds a release none of them does (the image: NautilusTrader installed with no venv)."""
     found: dict[str, Environment] = {}
     for venv in sorted(home.glob(".venv*"))[:32]:
+        if venv.is_symlink():  # .venv: a link to the default engine's .venv-VERSION, found under its own name
+            continue
         python = venv / "bin" / "python"
         engine = _installed(venv) if python.exists() else None
         if engine and engine not in found:

@@ -1,5 +1,5 @@
-"""The upgrade canary for real: every node drill on each engine profile built in this checkout (.venv holds
-1.221.0; `.ci/run` builds .venv-1.231.0 where a Python 3.12-3.14 exists), each in its own environment, through
+"""The upgrade canary for real: every node drill on each engine profile built in this checkout (.venv-VERSION;
+`.ci/run` builds every profile that a Python on the machine runs), each in its own environment, through
 the real alerting path; then the page, the exporter's series and `tc artifacts verify` over the result."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(stack.missing() is not None, reason=f"node drills need the alerting stack: {stack.missing()}"),
     pytest.mark.skipif(len(ENGINES) < 2, reason=f"the matrix compares engines and this checkout has one ({ENGINES}): "
-                                                "build another with `make setup ENGINE=1.231.0` (docs/engine-profiles.md)"),
+                                                "build another with `make setup ENGINE=1.221.0` (docs/engine-profiles.md)"),
 ]
 
 

@@ -1,9 +1,10 @@
-"""Engine profile 1.231.0 (docs/engine-profiles.md): the lab gives the same backtest on the engine this test
-runs on and on the other profile (1.231.0 under `make test`, 1.221.0 under `make test ENGINE=1.231.0`), and a
-node on 1.231.0 trades against the venue on its 2026 profile (user data over the WebSocket API; the listenKey
-endpoints answer 410) and reconciles clean.
+"""Engine profiles (docs/engine-profiles.md): the lab gives the same backtest on the engine this test runs on and
+on another profile (1.221.0 under `make test` where the default is 1.231.0, 1.231.0 under `make test
+ENGINE=1.221.0`), and a node on 1.231.0 trades against the venue on its 2026 profile (user data over the
+WebSocket API; the listenKey endpoints answer 410) and reconciles clean.
 
-Runs only where the profile's venv exists: `make setup ENGINE=1.231.0` builds it.
+Each runs only where the profiles' venvs exist (`make setup ENGINE=VERSION` builds one; `.ci/run` builds every
+profile that a Python on the machine runs).
 """
 
 from __future__ import annotations
@@ -19,24 +20,25 @@ import pytest
 from conftest import REPO, SPECS, tc_env
 from opslab import runs, spec
 from opslab.datasets import store
+from opslab.drills import matrix
 from opslab.venue import profiles
 from opslab.venue.server import BinanceVenue
 
-PROFILE = "1.231.0"
-PYTHON = REPO / f".venv-{PROFILE}" / "bin" / "python"
+PROFILE = "1.231.0"  # the release whose exec client signs in over the WebSocket API
 KEY, SECRET = "profile-key-abc123", "profile-secret-def456"
 CREDS = {"TC_NODE_KEY": KEY, "TC_NODE_SECRET": SECRET}
-# The engine this suite runs on, and the other profile (whichever one is not running) with its venv.
+# The engine this suite runs on, every profile's environment in this checkout, and another profile than the running one.
 RUNNING = runs.versions()["nautilus_trader"]
-VENVS = {"1.221.0": REPO / ".venv", PROFILE: REPO / f".venv-{PROFILE}"}
-OTHER = next((v for v in VENVS if v != RUNNING), PROFILE)
-OTHER_PYTHON = VENVS[OTHER] / "bin" / "python"
-needs_other = pytest.mark.skipif(not OTHER_PYTHON.exists(), reason=f"{VENVS[OTHER].name} (engine {OTHER}) is absent: "
-                                 f"`make setup{'' if OTHER == '1.221.0' else f' ENGINE={OTHER}'}` builds it")
+FOUND = matrix.environments(REPO)
+PYTHON = FOUND[PROFILE].python if PROFILE in FOUND else REPO / f".venv-{PROFILE}" / "bin" / "python"
+OTHER = next((v for v in sorted(FOUND, reverse=True) if v != RUNNING), "1.221.0" if RUNNING != "1.221.0" else PROFILE)
+OTHER_PYTHON = FOUND[OTHER].python if OTHER in FOUND else REPO / f".venv-{OTHER}" / "bin" / "python"
+needs_other = pytest.mark.skipif(OTHER not in FOUND, reason=f"no environment holds another engine than {RUNNING}: "
+                                 f"`make setup ENGINE={OTHER}` builds .venv-{OTHER}")
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not PYTHON.exists(), reason=f".venv-{PROFILE} is absent: `make setup ENGINE={PROFILE}` builds it"),
+    pytest.mark.skipif(PROFILE not in FOUND, reason=f"no environment holds nautilus_trader {PROFILE}: `make setup ENGINE={PROFILE}` builds it"),
 ]
 
 

@@ -36,8 +36,9 @@ def no_running_engine(monkeypatch):
 
 @pytest.fixture
 def home(tmp_path):
-    _venv(tmp_path, ".venv", "1.221.0", "3.11")
+    _venv(tmp_path, ".venv-1.221.0", "1.221.0", "3.11")
     _venv(tmp_path, ".venv-1.231.0", "1.231.0")
+    (tmp_path / ".venv").symlink_to(".venv-1.231.0")  # make setup: .venv links to the default engine's venv
     _venv(tmp_path, ".venv-empty", None)
     (tmp_path / ".venv-notes.txt").write_text("not an environment")
     return tmp_path
@@ -47,6 +48,7 @@ def test_environments_are_the_checkout_venvs_that_hold_nautilus_trader(home):
     found = matrix.environments(home)
     assert sorted(found) == ["1.221.0", "1.231.0"]
     assert found["1.231.0"].folder == ".venv-1.231.0" and found["1.231.0"].python == home / ".venv-1.231.0" / "bin" / "python"
+    assert found["1.221.0"].folder == ".venv-1.221.0"  # each under its own name, never under the .venv link
 
 
 def test_engines_are_chosen_oldest_first_and_every_one_by_default(home):

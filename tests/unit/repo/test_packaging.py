@@ -16,6 +16,9 @@ from conftest import REPO
 # schemas' `$id` URIs are identifiers that nothing fetches, not repository addresses.)
 MADE_UP = re.compile(r"https?://(?:www\.)?(?:github\.com|gitlab\.com|bitbucket\.org|codeberg\.org)/tradingchassis[^\s\"'<>)]*",
                      re.IGNORECASE)
+# The engine profiles' lock folders (docs/engine-profiles.md), oldest release first.
+PROFILES = [f"requirements/{p.name}" for p in sorted(REPO.glob("requirements/engine-*"),
+                                                      key=lambda p: [int(n) for n in re.findall(r"\d+", p.name)])]
 
 
 def _tracked() -> list[str]:
@@ -75,7 +78,7 @@ def _pinned(lock) -> dict[str, str]:
     return {_name(m.group(1)): m.group(2) for m in re.finditer(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", lock.read_text(), flags=re.MULTILINE)}
 
 
-@pytest.mark.parametrize("reqs", ["requirements", "requirements/engine-1.231.0"])
+@pytest.mark.parametrize("reqs", PROFILES)
 def test_pyproject_dependencies_are_the_runtime_in_of_every_profile_and_each_one_is_locked(reqs: str):
     """`pip install <the lab>` must bring what `make setup` brings: pyproject's [project].dependencies
     name the same packages as each profile's runtime.in (matplotlib and websockets were once missing),
@@ -89,17 +92,18 @@ def test_pyproject_dependencies_are_the_runtime_in_of_every_profile_and_each_one
     assert engine and pinned["nautilus-trader"] == engine.group(1), "the lock pins the profile's engine release"
 
 
-@pytest.mark.parametrize("reqs", ["requirements/engine-1.231.0"])
-def test_every_profile_has_the_default_dev_tooling_and_locks_it(reqs: str):
-    """The test suite needs the same tools on every engine profile: a profile's dev.in names what
-    requirements/dev.in names (the client compatibility suite's Binance clients were once missing on
+@pytest.mark.parametrize("reqs", PROFILES[1:])
+def test_every_profile_has_the_same_dev_tooling_and_locks_it(reqs: str):
+    """The test suite needs the same tools on every engine profile: a profile's dev.in names what the
+    oldest profile's dev.in names (the client compatibility suite's Binance clients were once missing on
     1.231.0), and its hashed dev.lock pins every one of them."""
     def names(path) -> set[str]:  # the requirement lines; not the options (-c runtime.lock)
         lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
         return {_name(line) for line in lines if line and not line.startswith("-")}
 
-    wanted, listed = names(REPO / "requirements" / "dev.in"), names(REPO / reqs / "dev.in")
-    assert wanted == listed, f"only in requirements/dev.in: {sorted(wanted - listed)}; only in {reqs}/dev.in: {sorted(listed - wanted)}"
+    first = PROFILES[0]
+    wanted, listed = names(REPO / first / "dev.in"), names(REPO / reqs / "dev.in")
+    assert wanted == listed, f"only in {first}/dev.in: {sorted(wanted - listed)}; only in {reqs}/dev.in: {sorted(listed - wanted)}"
     pinned = _pinned(REPO / reqs / "dev.lock")
     assert not listed - set(pinned), f"{reqs}/dev.lock does not pin {sorted(listed - set(pinned))}: recompile it"
 
@@ -124,3 +128,22 @@ def test_two_console_scripts_one_entry_point():
     """`tc` is also iproute2's traffic-control program: the lab installs `opslab` too, for the same main()."""
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"tc": "opslab.cli:entry", "opslab": "opslab.cli:entry"}
+
+
+@pytest.mark.parametrize("reqs", PROFILES)
+def test_every_profile_names_its_python_and_its_base_image(reqs: str):
+    """scripts/engine-python reads a profile's `python` (its minor versions, preferred first) and scripts/image
+    its `base-image`: a profile without them could be set up or built by neither."""
+    minors = (REPO / reqs / "python").read_text().split()
+    assert minors and all(re.fullmatch(r"3\.\d{1,2}", m) for m in minors), minors
+    assert re.fullmatch(r"docker\.io/library/debian:[a-z]+-slim", (REPO / reqs / "base-image").read_text().strip())
+
+
+def test_the_containerfile_defaults_build_the_newest_profile():
+    """A bare `podman build .` builds the default image, which holds the newest engine profile (scripts/image
+    passes another profile's REQS and BASE_IMAGE)."""
+    newest = subprocess.run([str(REPO / "scripts" / "default-engine"), "--newest"], capture_output=True, text=True, timeout=30)
+    assert newest.returncode == 0 and f"requirements/engine-{newest.stdout.strip()}" == PROFILES[-1]
+    text = (REPO / "Containerfile").read_text()
+    assert f"ARG REQS={PROFILES[-1]}\n" in text
+    assert f"ARG BASE_IMAGE={(REPO / PROFILES[-1] / 'base-image').read_text().strip()}\n" in text
