@@ -11,7 +11,10 @@
 SHELL := /bin/sh
 
 NEWEST_ENGINE := $(shell ./scripts/default-engine --newest)
-HOST_ENGINE := $(shell PYTHON='$(PYTHON)' ./scripts/default-engine 2>/dev/null)
+# Finding the host's interpreters takes up to a second (pyenv's shims); `make help` and `make clean` need none.
+ifneq ($(filter-out help clean,$(or $(MAKECMDGOALS),help)),)
+  HOST_ENGINE := $(shell PYTHON='$(PYTHON)' ./scripts/default-engine 2>/dev/null)
+endif
 DEFAULT_ENGINE := $(or $(HOST_ENGINE),$(NEWEST_ENGINE))
 ENGINE ?= $(DEFAULT_ENGINE)
 RUNTIME ?= auto
