@@ -770,14 +770,15 @@ def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: di
     return _converge_import(source.blocks, summary, params, definition, dataset_id, shown, settings, force, check, meter)
 
 
-def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument: str = "test:BTCUSDT",
+def import_catalog(path: Path | str, dataset_id: str, bar_type: str | None, instrument: str = "test:BTCUSDT",
                    settings: quality.Settings | None = None, force: bool = False, check: bool = False,
                    instrument_file: Path | str | None = None) -> Result:
-    """`tc data import --catalog`: the bars of BAR_TYPE in a NautilusTrader ParquetDataCatalog, each bar file's schema
+    """`tc data import --catalog`: the bars of BAR_TYPE (None: the instrument's 1m bars) in a NautilusTrader ParquetDataCatalog, each bar file's schema
     and row groups checked from its footer first, then read a row group at a time by NautilusTrader's own decoder
     (opslab/engine/catalog.py), converged into datasets/<id>/ like a CSV import."""
     lean_memory()
     definition, instrument_params = _check_options(dataset_id, instrument, "close", instrument_file)
+    bar_type = bar_type or market.bar_type(definition["id"])
     parsed = market.parse_bar_type(bar_type)
     if parsed is None or parsed[0] != definition["id"]:
         raise InputError(f"--bar-type {bar_type!r}: the lab's engine runs {definition['id']}'s bars of a Binance interval "

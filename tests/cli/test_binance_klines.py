@@ -241,3 +241,16 @@ def test_kline_files_and_other_csvs_do_not_mix(lab, tmp_path):
     path = tmp_path / "bars.csv"
     path.write_text("ts_close,open,high,low,close,volume\n2024-03-02T04:01:00Z,1,1,1,1,1\n")
     _refused(lab, "Binance kline files and other CSVs in one dataset", DAY2, path)
+
+
+def test_a_catalogs_hourly_bars_import_as_an_hourly_dataset(lab):
+    assert _import(lab, HOURLY, dataset="csv").code == 0
+    catalog = lab.root / "datasets/csv/catalog"
+    hourly = "BTCUSDT.BINANCE-1-HOUR-LAST-EXTERNAL"
+    result = lab("data", "import", "--catalog", str(catalog), "--id", "cat", "--bar-type", hourly, "--json")
+    assert result.code == 0, result.err
+    manifest = _manifest(lab, "cat")
+    assert (manifest["interval"], manifest["rows"], manifest["catalog"]["bar_type"]) == ("1h", 24, hourly)
+    assert (lab.root / "datasets/cat/bars.csv").read_bytes() == (lab.root / "datasets/csv/bars.csv").read_bytes()
+    refused = lab("data", "import", "--catalog", str(catalog), "--id", "bad", "--bar-type", "ETHUSDT.BINANCE-1-HOUR-LAST-EXTERNAL")
+    assert refused.code == 2 and "the lab's engine runs BTCUSDT.BINANCE's bars of a Binance interval" in refused.err, refused.err
