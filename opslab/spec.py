@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from opslab import fs
+from opslab import fs, market
 from opslab.contracts import errors_for, load_schema
 from opslab.errors import InputError
 
@@ -147,6 +147,10 @@ def validation_errors(data: Any, source: str) -> list[str]:
     name, version = data["scenario"]["name"], data["scenario"]["version"]
     if version not in versions[name]:
         lines.append(f"{source}: /scenario/version: {name} has no version {version!r}; known: {', '.join(versions[name])}")
+    if data["dataset"]["kind"] != "imported" and data["instrument"] != market.SYMBOL:
+        lines.append(f"{source}: /instrument: {data['instrument']} needs an imported dataset (a synthetic one is {market.SYMBOL}): "
+                     f"`tc data import --csv FILE --instrument-file fixtures/instruments/{data['instrument'].lower()}-binance-spot.json "
+                     "--id ID`, then dataset: {kind: imported, id: ID}")
     return lines + _connectivity_block_problems(data, source)
 
 

@@ -141,7 +141,8 @@ def _data_import_and_check(g: Any) -> None:
     source.add_argument("--catalog", metavar="DIR", help="a NautilusTrader ParquetDataCatalog folder (read with its own reader)")
     p.add_argument("--format", default="auto", choices=["auto", "csv", "binance-klines"],
                    help="how --csv files are read: auto (Binance kline files by their shape, other files as CSV), csv, binance-klines")
-    p.add_argument("--bar-type", default=market.BAR_TYPE, help="the catalog's bar type to import (the lab runs this one)")
+    p.add_argument("--bar-type", metavar="T", help=f"the catalog's bar type to import (default: the instrument's 1m bars, {market.BAR_TYPE}; "
+                   "any interval of it, e.g. BTCUSDT.BINANCE-1-HOUR-LAST-EXTERNAL, becomes the dataset's)")
     p.add_argument("--id", required=True, metavar="DATASET", help="dataset id (folder under datasets/; a spec names it as dataset: {kind: imported, id: ...})")
     p.add_argument("--map", action="append", metavar="COLUMN=THEIRS", help="read COLUMN from the CSV's column THEIRS (repeatable)")
     p.add_argument("--time-is", choices=["close", "open"], default="close", help="whether the time column is the bar's close (default) or open time")

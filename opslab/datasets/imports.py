@@ -47,7 +47,6 @@ ABANDONED_READER = False  # set once a pyarrow reader was given up mid-file: the
 MAX_FILES = 400  # --csv files in one dataset (a year of Binance's daily files)
 FORMATS = ("auto", "csv", klines.FORMAT)
 BLOCK_BYTES = 1 << 20  # the CSV reader's block: the longest line tc takes, and (with the block's rows) what one step holds
-INTERVAL_SECONDS = 60
 INSTRUMENTS = ("test:BTCUSDT",)  # built-in instrument definitions (opslab/engine/instruments.py)
 DATASET_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 EXIT_CHECK = EXIT_CODES["check"]
@@ -204,6 +203,7 @@ class Summary:
     first: int
     last: int
     sha256: str
+    interval: str = market.INTERVAL  # the bars' Binance interval (market.INTERVALS): a kline file's own, 1m for a plain CSV
 
 
 def iso_seconds(ts: pa.Array) -> pa.Array:
@@ -344,10 +344,11 @@ class CsvSource:
 
     meter: Meter | None = None  # set by import_csv when the caller wants progress
     bytes = 0  # what the passes read of it (the file's size; a zip member's inflated size)
+    interval = market.INTERVAL  # a plain CSV holds 1-minute bars (a kline file says its own)
 
     def __init__(self, path: Path, mapping: dict[str, str], time_is: str, step: tuple[Decimal, Decimal]) -> None:
         self.path, self.label, self.mapping = path, str(path), mapping
-        self.shift = INTERVAL_SECONDS if time_is == "open" else 0
+        self.shift = market.seconds(self.interval) if time_is == "open" else 0
         self.step = step
         self.index = self._header()
 
@@ -513,7 +514,7 @@ class CsvSource:
 
 class KlineSource(CsvSource):
     """A Binance kline file as it is (opslab/datasets/klines.py): the zip or its CSV, 12 columns, no header or Binance's own;
-    ts_close = close_time + 1 ms (or us), checked on every row against open_time + 1 minute."""
+    ts_close = close_time + 1 ms (or us), checked on every row against open_time + the file's interval (its first row's)."""
 
     def __init__(self, path: Path, step: tuple[Decimal, Decimal]) -> None:
         self.path, self.label, self.mapping, self.step, self.shift = path, str(path), {}, step, 0
@@ -547,8 +548,8 @@ class KlineSource(CsvSource):
     def scan(self) -> Summary:
         source, digest = self._input()
         rows, first, last = _summarize(self._blocks(source), self.label)
-        self.sha256 = digest()
-        return Summary(rows, first, last, self.sha256)
+        self.sha256, self.interval = digest(), self.clock.interval
+        return Summary(rows, first, last, self.sha256, self.interval)
 
     def blocks(self) -> Iterator[Block]:
         source, digest = self._input()
@@ -592,6 +593,10 @@ class Files:
 
     def scan(self) -> Summary:
         summaries = sorted(((s.scan(), s) for s in self.sources), key=lambda pair: (pair[0].first, pair[0].last))
+        intervals = {summary.interval for summary, _ in summaries}
+        if len(intervals) > 1:
+            shown = ", ".join(f"{s.label} ({summary.interval})" for summary, s in summaries[:4])
+            raise InputError(f"--csv: {shown[:300]}: files of different intervals in one dataset; import each interval as its own dataset")
         for (before, a), (after, b) in itertools.pairwise(summaries):
             if after.first <= before.last:
                 what = "the same bytes as" if after.sha256 == before.sha256 else "bars that overlap those of"
@@ -600,7 +605,7 @@ class Files:
         self.sources = [s for _, s in summaries]
         self.files = [{"file": s.path.name[:255], "sha256": summary.sha256} for summary, s in summaries]
         digest = hashlib.sha256("".join(f["sha256"] for f in self.files).encode()).hexdigest()
-        return Summary(sum(s.rows for s, _ in summaries), summaries[0][0].first, summaries[-1][0].last, digest)
+        return Summary(sum(s.rows for s, _ in summaries), summaries[0][0].first, summaries[-1][0].last, digest, intervals.pop())
 
     def blocks(self) -> Iterator[Block]:
         for source in self.sources:
@@ -629,7 +634,8 @@ class CatalogSource:
         from opslab.engine import catalog
 
         rows, first, last = _summarize(self.blocks(), self.label)
-        return Summary(rows, first, last, catalog.digest(self.path, self.bar_type))
+        _, interval = market.parse_bar_type(self.bar_type) or ("", market.INTERVAL)
+        return Summary(rows, first, last, catalog.digest(self.path, self.bar_type), interval)
 
     def blocks(self) -> Iterator[Block]:
         from opslab.engine import catalog
@@ -742,6 +748,8 @@ def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: di
     kind = formats.pop()
     if kind == klines.FORMAT:
         klines.check_options(mapping, time_is)
+        for p in paths:
+            klines.check_symbol(p, definition["raw_symbol"], instrument_file is None)
         sources: list[CsvSource] = [KlineSource(p, steps(definition)) for p in paths]
     else:
         sources = [CsvSource(p, mapping, time_is, steps(definition)) for p in paths]
@@ -762,16 +770,20 @@ def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: di
     return _converge_import(source.blocks, summary, params, definition, dataset_id, shown, settings, force, check, meter)
 
 
-def import_catalog(path: Path | str, dataset_id: str, bar_type: str, instrument: str = "test:BTCUSDT",
+def import_catalog(path: Path | str, dataset_id: str, bar_type: str | None, instrument: str = "test:BTCUSDT",
                    settings: quality.Settings | None = None, force: bool = False, check: bool = False,
                    instrument_file: Path | str | None = None) -> Result:
-    """`tc data import --catalog`: the bars of BAR_TYPE in a NautilusTrader ParquetDataCatalog, each bar file's schema
+    """`tc data import --catalog`: the bars of BAR_TYPE (None: the instrument's 1m bars) in a NautilusTrader ParquetDataCatalog, each bar file's schema
     and row groups checked from its footer first, then read a row group at a time by NautilusTrader's own decoder
     (opslab/engine/catalog.py), converged into datasets/<id>/ like a CSV import."""
     lean_memory()
     definition, instrument_params = _check_options(dataset_id, instrument, "close", instrument_file)
-    if bar_type != market.BAR_TYPE:
-        raise InputError(f"--bar-type {bar_type!r}: the lab's engine runs {market.BAR_TYPE} only")
+    bar_type = bar_type or market.bar_type(definition["id"])
+    parsed = market.parse_bar_type(bar_type)
+    if parsed is None or parsed[0] != definition["id"]:
+        raise InputError(f"--bar-type {bar_type!r}: the lab's engine runs {definition['id']}'s bars of a Binance interval "
+                         f"({market.bar_type(definition['id'])}, {market.bar_type(definition['id'], '1h')}, ...: "
+                         f"{', '.join(market.INTERVALS)})")
     path = Path(path)
     source = CatalogSource(path, bar_type, steps(definition))
     summary = source.scan()
@@ -814,10 +826,10 @@ def _converge_import(blocks: Callable[[], Iterator[Block]], summary: Summary, pa
         size, digest = fs.write_stream_atomic(store.bars_path(folder), chunks())
         if meter:
             meter.start("writing the engine's catalog")
-        engine_form = store.write_engine_form(folder, definition)
+        engine_form = store.write_engine_form(folder, definition, summary.interval)
         manifest = {
             "schema_version": SCHEMA_VERSION, "dataset_id": dataset_id, "kind": "imported", "instrument": symbol, "venue": venue,
-            "interval": "1m", "params": params, "file": store.bars_path(folder).name, "columns": COLUMNS, "rows": summary.rows,
+            "interval": summary.interval, "params": params, "file": store.bars_path(folder).name, "columns": COLUMNS, "rows": summary.rows,
             "first_bar_close": clock.iso_from_ns(summary.first * 1_000_000_000),
             "last_bar_close": clock.iso_from_ns(summary.last * 1_000_000_000),
             "bytes": size, "fingerprint": "sha256:" + digest, **engine_form,
@@ -844,7 +856,7 @@ def check_op(dataset_id: str, settings: quality.Settings, check: bool = False) -
 
 def _quality_result(folder: Path, manifest: dict[str, Any], settings: quality.Settings, check: bool, prefix: str) -> Result:
     doc = quality.evaluate_blocks(lambda: iter_dataset_blocks(folder), lambda: iter_dataset_rows(folder), manifest["dataset_id"],
-                                  manifest["fingerprint"], INTERVAL_SECONDS, settings)
+                                  manifest["fingerprint"], market.seconds(manifest["interval"]), settings)
     path = quality_path(folder)
     if check:
         current = fs.read_json(path) if fs.exists(path) else None

@@ -11,9 +11,10 @@ from opslab.contracts import SCHEMA_VERSION
 from opslab.errors import InputError
 
 MAX_BYTES = 64 << 10  # a definition is about 1 KB
-# What a RunSpec can trade today (schemas/runspec.schema.json: instrument, venue, starting_balances):
-# a file brings this instrument's real precisions, increments, limits and fees.
-SUPPORTED = {"id": market.INSTRUMENT_ID, "base_currency": market.BASE, "quote_currency": market.QUOTE}
+# What a RunSpec can trade (schemas/runspec.schema.json: instrument, venue, starting_balances): market.SYMBOLS on
+# Binance; a file brings the instrument's real precisions, increments, limits and fees.
+SUPPORTED = {f"{symbol}.{market.VENUE}": {"base_currency": base, "quote_currency": quote}
+             for symbol, (base, quote) in market.SYMBOLS.items()}
 
 
 def read_file(path: Path | str) -> dict[str, Any]:
@@ -24,9 +25,12 @@ def read_file(path: Path | str) -> dict[str, Any]:
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise InputError(problems[0] + more)
-    for field, expected in SUPPORTED.items():
+    if doc["id"] not in SUPPORTED:
+        raise InputError(f"{label}: /id: expected one of {', '.join(map(repr, SUPPORTED))} (the instruments a RunSpec can trade), "
+                         f"got {doc['id']!r}")
+    for field, expected in SUPPORTED[doc["id"]].items():
         if doc[field] != expected:
-            raise InputError(f"{label}: /{field}: expected {expected!r} (the instrument a RunSpec can trade), got {doc[field]!r}")
+            raise InputError(f"{label}: /{field}: expected {expected!r} (the {field.replace('_', ' ')} of {doc['id']}), got {doc[field]!r}")
     from opslab.engine import instruments
 
     instruments.build(doc, label)

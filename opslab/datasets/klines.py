@@ -3,8 +3,9 @@
 A kline file is one day (or month) of one symbol and interval: a zip holding one CSV of 12 columns
 (NAMES), with no header (spot) or Binance's own header (futures). open_time and close_time are epoch
 milliseconds (13 digits), or microseconds (16 digits) in spot files from 2025-01-01. close_time is the
-bar's last millisecond (12:00:59.999 for the 12:00 bar), so the lab's ts_close (the bar's end) is
-close_time + 1 unit, checked on every row to be open_time + the interval.
+bar's last millisecond (12:00:59.999 for the 12:00 1m bar), so the lab's ts_close (the bar's end) is
+close_time + 1 unit, checked on every row to be open_time + the interval. The interval is the first row's
+(close_time + 1 unit - open_time): any of market.INTERVALS (1s to 1w), the dataset's bar type then.
 
 The zip is bounded before a byte is inflated: its size, its central directory (read from the end
 record, so a directory of a million entries is never parsed), one member, the member's declared size;
@@ -24,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from opslab import fs
+from opslab import fs, market
 from opslab.errors import InputError
 
 FORMAT = "binance-klines"
@@ -32,9 +33,6 @@ NAMES = ("open_time", "open", "high", "low", "close", "volume", "close_time", "q
          "taker_buy_volume", "taker_buy_quote_volume", "ignore")
 HEADER = ",".join(NAMES).encode()
 UNITS = {13: ("ms", 1000), 16: ("us", 1_000_000)}  # digits of an epoch time -> its unit
-INTERVAL = 60  # the bars the lab runs
-INTERVALS = {1: "1s", 60: "1m", 180: "3m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h", 7200: "2h", 14400: "4h",
-             21600: "6h", 28800: "8h", 43200: "12h", 86400: "1d", 259200: "3d", 604800: "1w"}
 MAX_DIRECTORY = 64 << 10  # a one-member archive's central directory is under 100 bytes
 _EOCD = b"PK\x05\x06"
 _BARE = re.compile(rb"([0-9]{13}|[0-9]{16})(,-?[0-9]+(\.[0-9]+)?){11}\r?")
@@ -58,7 +56,7 @@ def interval_name(length: int, per_second: int) -> str:
     seconds = length // per_second
     if 28 * 86400 <= seconds <= 31 * 86400:
         return "1M"
-    return INTERVALS.get(seconds, f"{seconds}s")
+    return market.interval_of_seconds(seconds) or f"{seconds}s"
 
 
 def check_options(mapping: dict[str, str], time_is: str) -> None:
@@ -67,10 +65,23 @@ def check_options(mapping: dict[str, str], time_is: str) -> None:
         fits = theirs == canon if canon != "ts_close" else (theirs, time_is) in (("close_time", "close"), ("open_time", "open"))
         if not fits:
             raise InputError(f"--map {canon}={theirs} (--time-is {time_is}): a Binance kline file has fixed columns, and tc stamps "
-                             "each bar at close_time + 1 ms (checked against open_time + 1 minute); drop --map, or read the "
+                             "each bar at close_time + 1 ms (checked against open_time + the file's interval); drop --map, or read the "
                              "file as a plain CSV with --format csv")
     if time_is == "open" and "ts_close" not in mapping:
         raise InputError("--time-is open: a Binance kline file has both times (tc reads open_time and close_time); drop --time-is")
+
+
+_NAME = re.compile(r"([A-Z0-9]{2,20})-(1s|[0-9]{1,2}[mhdwM])-[0-9]{4}-[0-9]{2}(-[0-9]{2})?\.(csv|zip)")
+
+
+def check_symbol(path: Path, symbol: str, built_in: bool) -> None:
+    """InputError when PATH is named as Binance names its files (ETHUSDT-1h-2024-03-01.zip) for another symbol than SYMBOL,
+    the instrument's: another instrument's bars would be imported as this one's."""
+    named = _NAME.fullmatch(path.name)
+    if named and named.group(1) != symbol:
+        hint = (f"--instrument-file fixtures/instruments/{named.group(1).lower()}-binance-spot.json (or your own definition)"
+                if built_in else f"an instrument file of {named.group(1)}")
+        raise InputError(f"{path}: Binance's file of {named.group(1)}, the instrument is {symbol}; give {hint}")
 
 
 class Member:
@@ -150,12 +161,14 @@ class Member:
 
 
 class Clock:
-    """One file's kline times -> the bars' close times in epoch seconds; the unit and bar length are the first row's."""
+    """One file's kline times -> the bars' close times in epoch seconds; the unit and bar length are the first row's,
+    its Binance interval (1m, 1h, ...) is `interval`."""
 
     def __init__(self, label: str, end: int) -> None:
         self.label, self.end = label, end
         self.digits: int | None = None
         self.length = 0
+        self.interval = ""
 
     def _at(self, line: int, column: str, why: str) -> InputError:
         return InputError(f"{self.label}: line {line}: column {column}: {why}")
@@ -178,14 +191,16 @@ class Clock:
             self.length = lengths[0].as_py()
             if self.length <= 0:
                 raise self._at(line, "close_time", f"{closes[0]} is before open_time {opens[0]}")
-            if self.length != INTERVAL * per_second:
+            interval = market.interval_of_seconds(self.length // per_second) if self.length % per_second == 0 else None
+            if interval is None:
                 raise InputError(f"{self.label}: {interval_name(self.length, per_second)} klines (line {line}: close_time + 1 {name} "
-                                 f"- open_time = {self.length} {name}): the lab runs 1-MINUTE bars; import Binance's 1m files "
-                                 "(data.binance.vision .../klines/SYMBOL/1m/...)")
+                                 f"- open_time = {self.length} {name}): the lab runs Binance's fixed intervals "
+                                 f"{', '.join(market.INTERVALS)}; import those files (data.binance.vision .../klines/SYMBOL/1h/...)")
+            self.interval = interval
         same = pc.equal(lengths, self.length)
         if not pc.all(same).as_py():
             i = pc.index(same, False).as_py()
-            raise self._at(line + i, "close_time", f"{closes[i]} is not open_time {opens[i]} + 1m - 1 {name} "
+            raise self._at(line + i, "close_time", f"{closes[i]} is not open_time {opens[i]} + {self.interval} - 1 {name} "
                                                    "(every bar of a kline file is one interval long)")
         seconds = pc.divide(ends, per_second)
         whole = pc.equal(pc.multiply(seconds, per_second), ends)

@@ -36,6 +36,9 @@ def converge_for_spec(spec_data: dict[str, Any], check: bool = False) -> Result:
     manifest = store.check_intact(folder)
     if manifest["kind"] != "imported":
         raise InputError(f"dataset {dataset_id}: is a {manifest['kind']} dataset, the spec says imported")
+    if manifest["instrument"] != spec_data["instrument"]:
+        raise InputError(f"dataset {dataset_id}: holds {manifest['instrument']} bars, the spec trades {spec_data['instrument']} "
+                         "(/instrument must be the dataset's)")
     return Result("ok", f"dataset {dataset_id} is intact ({manifest['rows']} bars)", [str(folder)], {"manifest": manifest})
 
 

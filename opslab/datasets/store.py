@@ -1,4 +1,4 @@
-"""Synthetic BTCUSDT 1-minute dataset: deterministic prepare, streamed fingerprint, integrity check.
+"""Synthetic BTCUSDT 1-minute datasets: deterministic prepare, streamed fingerprint, integrity check.
 
 The generator uses only integer arithmetic on a seeded random.Random, so the same parameters give
 the same bytes on every platform. Prices are in cents, volumes in micro-BTC; rows are written as
@@ -119,20 +119,16 @@ def catalog_dir(folder: Path) -> Path:
     return contracts.artifact("dataset_catalog").in_folder(folder, depth=1)
 
 
-def bar_type_of(instrument_id: str) -> str:
-    """The NautilusTrader bar type of a dataset's one-minute bars."""
-    return f"{instrument_id}-1-MINUTE-LAST-EXTERNAL"
-
-
-def write_engine_form(folder: Path, definition: dict[str, Any]) -> dict[str, Any]:
+def write_engine_form(folder: Path, definition: dict[str, Any], interval: str = market.INTERVAL) -> dict[str, Any]:
     """Write instrument.json and the catalog (NautilusTrader's writer, from bars.csv just written) of a
-    dataset; returns the manifest's instrument_file and catalog entries. NautilusTrader writes into a
+    dataset, its bars of INTERVAL (a Binance interval name: the bar type is market.bar_type's); returns the manifest's
+    instrument_file and catalog entries. NautilusTrader writes into a
     staging folder that fs installs in place of catalog/ (a rebuild never mixes old and new files)."""
     from opslab.engine import catalog
 
     raw = fs.pretty_json(definition)
     fs.write_atomic(instrument_path(folder), raw)
-    bar_type = bar_type_of(definition["id"])
+    bar_type = market.bar_type(definition["id"], interval)
     refused = None
     with fs.install_dir(catalog_dir(folder)) as staging:
         try:
@@ -264,7 +260,7 @@ def _write(params: DatasetParams, folder: Path) -> dict[str, Any]:
         "kind": "synthetic",
         "instrument": params.instrument,
         "venue": params.venue,
-        "interval": "1m",
+        "interval": market.INTERVAL,
         "params": params.as_dict(),
         "file": bars_path(folder).name,
         "columns": COLUMNS,

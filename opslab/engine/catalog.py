@@ -162,16 +162,17 @@ def file_name(first: int, last: int) -> str:
     return f"{stamp(first)}_{stamp(last)}.parquet"
 
 
-def _write_recorded(folder: Path, bars_csv: Path, forms: catalog_forms.Forms) -> None:
-    """The catalog of the built-in instrument from its recorded forms: the bar file as _write_fast makes it, then the
-    instrument's file (NautilusTrader's write_data: the table, its row-group size, its name for ts_init 0)."""
+def _write_recorded(folder: Path, bars_csv: Path, forms: catalog_forms.Forms, bar_type: str) -> None:
+    """The catalog of the built-in instrument's BAR_TYPE bars from its recorded forms: the bar file as _write_fast makes
+    it, then the instrument's file (NautilusTrader's write_data: the table, its row-group size, its name for ts_init 0)."""
     partial = folder / "bars.parquet.partial"
+    bar_dir, bar_schema = forms.bars(bar_type)
     try:
         definition = forms.definition
-        first, last = _write_columns(bars_csv, partial, forms.bar_schema, definition["price_precision"], definition["size_precision"],
+        first, last = _write_columns(bars_csv, partial, bar_schema, definition["price_precision"], definition["size_precision"],
                                      forms.fixed_precision, forms.price_max, forms.quantity_max, forms.rows_per_group)
-        (folder / forms.bar_dir).mkdir(parents=True, exist_ok=True)
-        partial.rename(folder / forms.bar_dir / file_name(first, last))
+        (folder / bar_dir).mkdir(parents=True, exist_ok=True)
+        partial.rename(folder / bar_dir / file_name(first, last))
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -194,13 +195,14 @@ def write(folder: Path, bars_csv: Path, definition: dict[str, Any], bar_type: st
 
     The fast writer (_write_fast) makes that same file byte for byte from the decimal columns, with no Bar
     objects; any row it cannot vouch for sends the whole file to NautilusTrader's own path (_write_stream).
-    For the built-in instrument on a release whose forms are recorded, NautilusTrader is not even imported
-    unless a row sends the file to its path (_write_recorded)."""
+    For the built-in instrument (its bars of any interval) on a release whose forms are recorded, NautilusTrader is not
+    even imported unless a row sends the file to its path (_write_recorded)."""
     forms = catalog_forms.installed()
     given = {k: v for k, v in definition.items() if k != "schema_version"}
-    if forms is not None and bar_type == market.BAR_TYPE and given == forms.definition:
+    parsed = market.parse_bar_type(bar_type)
+    if forms is not None and given == forms.definition and parsed is not None and parsed[0] == given["id"]:
         try:
-            return _write_recorded(Path(folder), bars_csv, forms)
+            return _write_recorded(Path(folder), bars_csv, forms, bar_type)
         except _NotFast:
             pass
     from nautilus_trader.model.data import BarType

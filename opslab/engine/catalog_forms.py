@@ -3,8 +3,9 @@ so that `tc data import` writes the same files without importing NautilusTrader:
 130 MB of the 2 s / 360 MB an import of 200,000 bars took (docs/benchmarks.md, issue 29).
 
 A record holds the instrument's definition (CurrencyPair.to_dict), its catalog table (NautilusTrader's serializer,
-as Arrow IPC) and folder, the bar table's schema with its metadata and folder, the fixed-point constants and the
-row-group size. tests/unit/engine/test_catalog_forms.py holds the installed release's record equal to what that
+as Arrow IPC) and folder, the bar table's schema with its metadata and folder for its 1-minute bars, the fixed-point
+constants and the row-group size. The bars of another interval (market.bar_type) differ in the folder's last name and
+the schema's bar_type metadata alone: Forms.bars gives those. tests/unit/engine/test_catalog_forms.py holds the installed release's record equal to what that
 release gives (it runs on every engine profile), and tests/unit/engine/test_catalog.py the files written from it equal
 to NautilusTrader's own, byte for byte. A release not recorded here (or another instrument) takes NautilusTrader's
 own path. `python -m opslab.engine.catalog_forms` prints the installed release's record, to add a release.
@@ -36,6 +37,12 @@ class Forms:
     price_max: float
     quantity_max: float
     rows_per_group: int
+
+    def bars(self, bar_type: str) -> tuple[str, pa.Schema]:
+        """(folder, schema with its metadata) of the built-in instrument's bars of BAR_TYPE (any market.bar_type of it)."""
+        metadata = dict(self.bar_schema.metadata)
+        metadata[b"bar_type"] = bar_type.encode()
+        return f"{self.bar_dir.rsplit('/', 1)[0]}/{bar_type}", self.bar_schema.with_metadata(metadata)
 
 
 def _decode(record: dict[str, Any]) -> Forms:

@@ -24,11 +24,10 @@ from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.config import BacktestEngineConfig, LoggingConfig
 from nautilus_trader.core.uuid import UUID4
-from nautilus_trader.model.currencies import BTC, USDT
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AccountType, OmsType, TradingState, position_side_to_str
 from nautilus_trader.model.identifiers import TraderId, Venue
-from nautilus_trader.model.objects import Money
+from nautilus_trader.model.objects import Currency, Money
 
 from opslab import clock, contracts, fs, market
 from opslab.contracts import SCHEMA_VERSION
@@ -37,7 +36,6 @@ from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 TRADER_ID = "OPSLAB-001"
 INSTANCE_ID = "00000000-0000-4000-8000-000000000001"
-CURRENCIES = {"USDT": USDT, "BTC": BTC}
 
 
 @dataclass
@@ -184,10 +182,11 @@ def logging_config(spec: dict[str, Any], run_folder: Path | None) -> LoggingConf
                          log_colors=False)
 
 
-def build(run_spec: Any, total_bars: int, instrument: Any, run_folder: Path | None = None) -> Session:
+def build(run_spec: Any, total_bars: int, instrument: Any, run_folder: Path | None = None, bar_type: str | None = None) -> Session:
     """An engine for RUN_SPEC (an opslab.spec.RunSpec): simulated BINANCE cash venue, the dataset's
-    INSTRUMENT, the spec's strategy (resolved by engine/strategies.py) and the lab's ops actor; engine
-    logs into RUN_FOLDER when the spec asks for them."""
+    INSTRUMENT and BAR_TYPE (the catalog's: market.bar_type of the dataset's interval; 1m when not given), the
+    spec's strategy (resolved by engine/strategies.py) and the lab's ops actor; engine logs into RUN_FOLDER
+    when the spec asks for them."""
     spec = run_spec.data
     config = BacktestEngineConfig(
         trader_id=TraderId(TRADER_ID),
@@ -199,14 +198,14 @@ def build(run_spec: Any, total_bars: int, instrument: Any, run_folder: Path | No
     )
     engine = BacktestEngine(config=config)
     venue = Venue(spec["venue"])
-    balances = [Money(Decimal(amount), CURRENCIES[ccy]) for ccy, amount in sorted(spec["engine"]["starting_balances"].items())]
+    balances = [Money(Decimal(amount), Currency.from_str(ccy)) for ccy, amount in sorted(spec["engine"]["starting_balances"].items())]
     engine.add_venue(
         venue=venue, oms_type=OmsType.NETTING, account_type=AccountType.CASH, base_currency=None,
         starting_balances=balances, fill_model=FillModel(random_seed=spec["engine"]["fill_seed"]),
     )
     engine.add_instrument(instrument)
-    bar_type = BarType.from_str(market.BAR_TYPE)
-    strategy = strategies.create(run_spec, total_bars)
+    bar_type = BarType.from_str(bar_type or market.bar_type(str(instrument.id)))
+    strategy = strategies.create(run_spec, total_bars, str(bar_type))
     ops = OpsActor(OpsActorConfig(component_id="OPSLAB-OPS", bar_type=bar_type, total_bars=total_bars))
     engine.add_actor(ops)
     engine.add_strategy(strategy)

@@ -60,8 +60,9 @@ def _check_source(spec: RunSpec, module_name: str, module: Any, where: str) -> N
                          "the spec's config hash covers (changed since the spec was loaded, or shadowed on the Python path)")
 
 
-def importable(spec: RunSpec, total_bars: int) -> Any:
-    """NautilusTrader's ImportableStrategyConfig for SPEC, with the lab's fields filled in; InputError on any problem."""
+def importable(spec: RunSpec, total_bars: int, bar_type: str | None = None) -> Any:
+    """NautilusTrader's ImportableStrategyConfig for SPEC, with the lab's fields filled in (BAR_TYPE: the dataset's, else
+    the instrument's 1-minute bars); InputError on any problem."""
     from nautilus_trader.config import ImportableStrategyConfig, StrategyConfig
     from nautilus_trader.trading.strategy import Strategy
 
@@ -72,7 +73,8 @@ def importable(spec: RunSpec, total_bars: int) -> Any:
         raise InputError(f"{spec.path}: /strategy/strategy_path: {block['strategy_path']} is not a NautilusTrader Strategy subclass")
     if not issubclass(config_cls, StrategyConfig):
         raise InputError(f"{spec.path}: /strategy/config_path: {block['config_path']} is not a NautilusTrader StrategyConfig subclass")
-    lab = {"instrument_id": market.instrument_id(spec.data), "bar_type": market.BAR_TYPE, "total_bars": total_bars}
+    instrument_id = market.instrument_id(spec.data)
+    lab = {"instrument_id": instrument_id, "bar_type": bar_type or market.bar_type(instrument_id), "total_bars": total_bars}
     fields = set(getattr(config_cls, "__struct_fields__", ()))
     unknown = sorted(set(block["config"]) - fields)
     if unknown:  # msgspec would drop them silently: a typo must not run with the default instead
@@ -98,7 +100,7 @@ def check(spec: RunSpec) -> None:
     create(spec, total_bars=1)
 
 
-def create(spec: RunSpec, total_bars: int) -> Any:
+def create(spec: RunSpec, total_bars: int, bar_type: str | None = None) -> Any:
     """The strategy instance for SPEC: NautilusTrader's StrategyFactory.create, with one workaround.
 
     NautilusTrader 1.221's StrategyConfig.parse turns `strategy_id` into a StrategyId, which
@@ -108,7 +110,7 @@ def create(spec: RunSpec, total_bars: int) -> Any:
     from nautilus_trader.common.config import resolve_config_path, resolve_path
     from nautilus_trader.model.identifiers import StrategyId
 
-    config = importable(spec, total_bars)
+    config = importable(spec, total_bars, bar_type)
     try:
         strategy_cls = resolve_path(config.strategy_path)
         parsed = resolve_config_path(config.config_path).parse(_json(config.config))

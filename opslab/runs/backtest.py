@@ -90,7 +90,7 @@ def _execute(spec: RunSpec, dataset: dict[str, Any], bars_given: int, progress: 
     from opslab.engine import session as engine_session
 
     folder, instrument = resolve.dataset_catalog(dataset)
-    session = engine_session.build(spec, bars_given, instrument, run_folder)
+    session = engine_session.build(spec, bars_given, instrument, run_folder, dataset["catalog"]["bar_type"])
     session.ops.progress = progress
     try:
         session.engine.add_data_iterator("bars", catalog.stream(folder, dataset["catalog"]["bar_type"], bars_given))

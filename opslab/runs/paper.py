@@ -165,7 +165,7 @@ def _drive(spec: RunSpec, dataset: dict[str, Any], bars_given: int, life: Lifecy
     delay = step_delay_s()
     folder, instrument = resolve.dataset_catalog(dataset)
     bars = catalog.bars(folder, dataset["catalog"]["bar_type"], bars_given)
-    session = engine_session.build(spec, bars_given, instrument, life.run.folder)
+    session = engine_session.build(spec, bars_given, instrument, life.run.folder, dataset["catalog"]["bar_type"])
     try:
         reason, cancelled = "completed", []
         with _Signals() as signals:

@@ -16,6 +16,8 @@ from conftest import FIXTURES, REPO
 BINANCE = FIXTURES / "data" / "binance"
 DAY1, DAY2 = BINANCE / "BTCUSDT-1m-2024-03-01.zip", BINANCE / "BTCUSDT-1m-2024-03-02.zip"
 MICRO, HOURLY = BINANCE / "BTCUSDT-1m-2025-01-01.csv", BINANCE / "BTCUSDT-1h-2024-03-01.csv"
+ETHUSDT = BINANCE / "ETHUSDT-15m-2024-03-01.csv"
+ETHUSDT_FILE = FIXTURES / "instruments" / "ethusdt-binance-spot.json"
 WITH_HEADER = FIXTURES / "data" / "btcusdt-1m-binance-format.csv"  # Binance's futures files carry this header
 
 
@@ -98,9 +100,50 @@ def test_a_gap_between_files_is_reported_by_the_quality_checks(lab):
     assert gaps["count"] == 1 and gaps["examples"][0]["line"] == 242
 
 
-def test_hourly_klines_are_refused_in_one_line(lab):
-    err = _refused(lab, "1h klines", HOURLY)
-    assert "1-MINUTE bars" in err and str(HOURLY) in err
+@pytest.mark.parametrize("file, extra, instrument, interval, bars, first, last, bar_type, gap_seconds", [
+    (HOURLY, (), "BTCUSDT", "1h", 24, "2024-03-01T01:00:00Z", "2024-03-02T00:00:00Z", "BTCUSDT.BINANCE-1-HOUR-LAST-EXTERNAL", 3600),
+    (ETHUSDT, ("--instrument-file", str(ETHUSDT_FILE)), "ETHUSDT", "15m", 96, "2024-03-01T00:15:00Z", "2024-03-02T00:00:00Z",
+     "ETHUSDT.BINANCE-15-MINUTE-LAST-EXTERNAL", 900),
+])
+def test_the_files_interval_and_instrument_become_the_datasets_bar_type(lab, file, extra, instrument, interval, bars, first, last,
+                                                                        bar_type, gap_seconds):
+    result = _import(lab, file, extra=extra)
+    assert result.code == 0, result.err
+    manifest = _manifest(lab)
+    assert (manifest["instrument"], manifest["interval"], manifest["rows"]) == (instrument, interval, bars)
+    assert (manifest["first_bar_close"], manifest["last_bar_close"]) == (first, last)
+    assert manifest["catalog"]["bar_type"] == bar_type
+    assert {rel.split("/")[2] for rel in manifest["catalog"]["files"]} == {bar_type, f"{instrument}.BINANCE"}
+    quality = result.json()["data"]["quality"]
+    assert quality["passed"] is True and quality["interval_seconds"] == gap_seconds  # gaps measured in the file's interval
+    assert (lab.root / "datasets/k/bars.csv").read_text().splitlines()[1].startswith(first + ",")
+    assert lab("artifacts", "verify", "--all").code == 0
+
+
+def test_a_missing_hour_is_a_gap_of_one_hourly_bar(lab, tmp_path):
+    rows = HOURLY.read_text().splitlines(keepends=True)
+    path = tmp_path / "holed.csv"
+    path.write_text("".join(rows[:10] + rows[11:]))
+    result = _import(lab, path)
+    assert result.code == 4, result.err
+    gaps = next(c for c in result.json()["data"]["quality"]["checks"] if c["name"] == "gaps")
+    assert gaps["count"] == 1 and gaps["examples"][0]["detail"] == "1 bar(s) missing after line 11"
+
+
+def test_files_of_two_intervals_do_not_mix(lab):
+    _refused(lab, "files of different intervals in one dataset", DAY1, HOURLY)
+
+
+def test_monthly_klines_are_refused_in_one_line(lab, tmp_path):
+    path = tmp_path / "BTCUSDT-1M-2024-02.csv"  # February 2024: 29 days
+    path.write_text("1706745600000,1,1,1,1,1,1709251199999,1,1,1,1,0\n")
+    err = _refused(lab, "1M klines", path)
+    assert "the lab runs Binance's fixed intervals 1s, 1m," in err and "1w" in err
+
+
+def test_an_ethusdt_file_needs_its_instrument_file(lab):
+    err = _refused(lab, "Binance's file of ETHUSDT, the instrument is BTCUSDT", ETHUSDT)
+    assert "--instrument-file fixtures/instruments/ethusdt-binance-spot.json" in err
 
 
 @pytest.mark.parametrize("twice", [False, True])
@@ -198,3 +241,16 @@ def test_kline_files_and_other_csvs_do_not_mix(lab, tmp_path):
     path = tmp_path / "bars.csv"
     path.write_text("ts_close,open,high,low,close,volume\n2024-03-02T04:01:00Z,1,1,1,1,1\n")
     _refused(lab, "Binance kline files and other CSVs in one dataset", DAY2, path)
+
+
+def test_a_catalogs_hourly_bars_import_as_an_hourly_dataset(lab):
+    assert _import(lab, HOURLY, dataset="csv").code == 0
+    catalog = lab.root / "datasets/csv/catalog"
+    hourly = "BTCUSDT.BINANCE-1-HOUR-LAST-EXTERNAL"
+    result = lab("data", "import", "--catalog", str(catalog), "--id", "cat", "--bar-type", hourly, "--json")
+    assert result.code == 0, result.err
+    manifest = _manifest(lab, "cat")
+    assert (manifest["interval"], manifest["rows"], manifest["catalog"]["bar_type"]) == ("1h", 24, hourly)
+    assert (lab.root / "datasets/cat/bars.csv").read_bytes() == (lab.root / "datasets/csv/bars.csv").read_bytes()
+    refused = lab("data", "import", "--catalog", str(catalog), "--id", "bad", "--bar-type", "ETHUSDT.BINANCE-1-HOUR-LAST-EXTERNAL")
+    assert refused.code == 2 and "the lab's engine runs BTCUSDT.BINANCE's bars of a Binance interval" in refused.err, refused.err

@@ -219,3 +219,58 @@ def test_catalog_import_gives_the_same_dataset_bytes_as_the_csv(tmp_path):
     missing = run_tc("data", "import", "--catalog", str(tmp_path), "--id", "x", artifacts=root)
     assert missing.code == 2 and "no bars of BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL" in missing.err
     assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
+
+
+KLINES = FIXTURES / "data" / "binance"
+ETHUSDT_FILE = FIXTURES / "instruments" / "ethusdt-binance-spot.json"
+BYO_ETH, BYO_ETH_PAPER = SPECS / "byo-ethusdt.yaml", SPECS / "byo-ethusdt-paper.yaml"
+# (kline file, import options, spec changes, dataset id, counters of the backtest: bars, orders, fills, positions, the first
+# fill's time). The same figures on every engine profile (1.221.0 and 1.231.0).
+KLINE_RUNS = {
+    "btcusdt-1h": (KLINES / "BTCUSDT-1h-2024-03-01.csv", (), {"instrument": "BTCUSDT", "run_id": "byo-btc-1h"}, "btc-1h",
+                   (24, 8, 8, 2, "2024-03-01T13:00:00Z")),
+    "ethusdt-15m": (KLINES / "ETHUSDT-15m-2024-03-01.csv", ("--instrument-file", str(ETHUSDT_FILE)), {}, "eth-15m",
+                    (96, 38, 38, 6, "2024-03-01T02:30:00Z")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KLINE_RUNS))
+def test_a_kline_files_interval_and_instrument_run_a_backtest_and_a_paper_run(tmp_path, case):
+    file, options, changes, dataset, (bars, orders, fills, positions, first_fill) = KLINE_RUNS[case]
+    root = tmp_path / "artifacts"
+    imported = run_tc("data", "import", "--csv", str(file), "--id", dataset, *options, artifacts=root)
+    assert imported.code == 0, imported.err
+    engine = {"kind": "backtest", "starting_balances": {"USDT": "100000", changes.get("instrument", "ETHUSDT")[:3]: "1"}}
+    spec = _copy_spec(tmp_path, BYO_ETH, dataset={"kind": "imported", "id": dataset}, engine=engine, **changes)
+    result = run_tc("run", "backtest", "--spec", str(spec), "--json", artifacts=root)
+    assert result.code == 0, result.err
+    counters = result.json()["data"]["counters"]
+    assert (counters["bars_processed"], counters["orders_submitted"], counters["fills"], counters["positions_opened"]) == (
+        bars, orders, fills, positions)
+    run_id = yaml.safe_load(spec.read_text())["run_id"]
+    recorded = json.loads((root / "runs" / run_id / "fills.json").read_text())["fills"]
+    assert recorded[0]["ts_event"] == first_fill  # on the dataset's bars: a 1h or 15m close
+    symbol = yaml.safe_load(spec.read_text())["instrument"]
+    final = json.loads((root / "runs" / run_id / "final_state.json").read_text())
+    assert {p["instrument"] for p in final["positions"]} <= {f"{symbol}.BINANCE"}
+    # the same bars as a paper lifecycle of 4 steps: the same orders and fills
+    paper_engine = {**engine, "kind": "paper", "paper": {"steps": 4, "bars_per_step": bars // 4}}
+    paper = _copy_spec(tmp_path, BYO_ETH_PAPER, dataset={"kind": "imported", "id": dataset}, engine=paper_engine,
+                       **{**changes, "run_id": f"{run_id}-paper"})
+    result = run_tc("run", "paper", "--spec", str(paper), "--json", artifacts=root)
+    assert result.code == 0, result.err
+    life = result.json()["data"]["lifecycle"]
+    assert life["steps_done"] == 4 and life["stop_reason"] == "completed"
+    paper_counters = json.loads((root / "runs" / f"{run_id}-paper" / "metrics.json").read_text())["counters"]
+    assert (paper_counters["bars_processed"], paper_counters["orders_submitted"], paper_counters["fills"]) == (bars, orders, fills)
+    assert run_tc("artifacts", "verify", "--all", artifacts=root).code == 0
+
+
+def test_a_spec_must_trade_its_datasets_instrument(tmp_path):
+    root = tmp_path / "artifacts"
+    assert run_tc("data", "import", "--csv", str(KLINES / "BTCUSDT-1h-2024-03-01.csv"), "--id", "eth-15m", artifacts=root).code == 0
+    result = run_tc("run", "backtest", "--spec", str(_copy_spec(tmp_path, BYO_ETH)), artifacts=root)
+    assert result.code == 2 and "dataset eth-15m: holds BTCUSDT bars, the spec trades ETHUSDT" in result.err, result.err
+    synthetic = _copy_spec(tmp_path, BYO, instrument="ETHUSDT")
+    result = run_tc("run", "backtest", "--spec", str(synthetic), artifacts=root)
+    assert result.code == 2 and "/instrument: ETHUSDT needs an imported dataset" in result.err, result.err

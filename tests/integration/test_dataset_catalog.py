@@ -139,7 +139,9 @@ def _bad(tmp_path: Path, case: str) -> Path:
     elif case == "unknown-field":
         path.write_text(json.dumps({**good, "tick_size": "0.01"}))
     elif case == "other-instrument":
-        path.write_text(json.dumps({**good, "id": "ETHUSDT.BINANCE", "raw_symbol": "ETHUSDT", "base_currency": "ETH"}))
+        path.write_text(json.dumps({**good, "id": "SOLUSDT.BINANCE", "raw_symbol": "SOLUSDT", "base_currency": "SOL"}))
+    elif case == "other-base":
+        path.write_text(json.dumps({**good, "id": "ETHUSDT.BINANCE", "raw_symbol": "ETHUSDT"}))  # base BTC
     elif case == "nautilus-refuses":
         path.write_text(json.dumps({**good, "price_precision": 3}))  # not the precision of price_increment 0.01
     return path
@@ -148,7 +150,8 @@ def _bad(tmp_path: Path, case: str) -> Path:
 BAD = {
     "missing": "no such file", "folder": "is a directory", "not-json": "not valid JSON", "oversized": "larger than 65536 bytes",
     "missing-field": "/: missing required field 'taker_fee'", "wrong-type": "/price_precision: '2' is not of type 'integer'",
-    "unknown-field": "unknown field(s)", "other-instrument": "/id: expected 'BTCUSDT.BINANCE'",
+    "unknown-field": "unknown field(s)", "other-instrument": "/id: expected one of 'BTCUSDT.BINANCE', 'ETHUSDT.BINANCE'",
+    "other-base": "/base_currency: expected 'ETH' (the base currency of ETHUSDT.BINANCE), got 'BTC'",
     "nautilus-refuses": "NautilusTrader refuses the instrument",
 }
 

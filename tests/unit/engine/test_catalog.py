@@ -1,5 +1,6 @@
 """engine/catalog.py's fast bar writer: the file NautilusTrader's own path writes, byte for byte, read back into the same
-bars, and a backtest on it gives the same results (runs on every engine profile: 1.221.0 and 1.231.0)."""
+bars, and a backtest on it gives the same results (runs on every engine profile: 1.221.0 and 1.231.0); for the built-in
+BTCUSDT's 1-minute and 1-hour bars and for ETHUSDT (an instrument file) too."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, SPECS
+from conftest import FIXTURES, REPO, SPECS
 from opslab import market
+from opslab.datasets import instruments as dataset_instruments
 from opslab.engine import catalog, catalog_forms, instruments
 
 BAR_TYPE = market.BAR_TYPE
 START = 1_704_067_200
+ETHUSDT_FILE = FIXTURES / "instruments" / "ethusdt-binance-spot.json"
 
 
 def _iso(seconds: int) -> str:
@@ -33,21 +36,22 @@ def _money(units: int, decimals: int) -> str:
     return f"{sign}{units // 10**decimals}.{units % 10**decimals:0{decimals}d}"
 
 
-def _bars_csv(path: Path, rows: list[tuple[int, int, int, int, int, int]]) -> Path:
-    """bars.csv in the lab's canonical form: (close time, open, high, low, close in cents, volume in millionths)."""
+def _bars_csv(path: Path, rows: list[tuple[int, int, int, int, int, int]], size_decimals: int = 6) -> Path:
+    """bars.csv in the lab's canonical form: (close time, open, high, low, close in cents, volume in 10^-SIZE_DECIMALS)."""
     lines = ["ts_close,open,high,low,close,volume\n"]
-    lines += [f"{_iso(t)},{_money(o, 2)},{_money(h, 2)},{_money(lo, 2)},{_money(c, 2)},{_money(v, 6)}\n" for t, o, h, lo, c, v in rows]
+    lines += [f"{_iso(t)},{_money(o, 2)},{_money(h, 2)},{_money(lo, 2)},{_money(c, 2)},{_money(v, size_decimals)}\n"
+              for t, o, h, lo, c, v in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(lines))
     return path
 
 
-def _series(n: int, seed: int = 3) -> list[tuple[int, int, int, int, int, int]]:
+def _series(n: int, seed: int = 3, step: int = 60) -> list[tuple[int, int, int, int, int, int]]:
     rng, price, out = random.Random(seed), 4_200_000, []
     for i in range(n):
         close = max(100, price + rng.randint(-2_000, 2_000))
         high, low = max(price, close) + rng.randint(0, 300), min(price, close) - rng.randint(0, 300)
-        out.append((START + 60 * (i + 1), price, high, low, close, 0 if i % 97 == 0 else rng.randint(1, 5_000_000)))
+        out.append((START + step * (i + 1), price, high, low, close, 0 if i % 97 == 0 else rng.randint(1, 5_000_000)))
         price = close
     return out
 
@@ -61,11 +65,13 @@ def root(tmp_path, monkeypatch):
 WAYS = ("recorded", "fast", "nautilus")
 
 
-def _write_all(root: Path, bars_csv: Path, monkeypatch) -> tuple[dict[str, Path], set[str]]:
-    """The catalog of BARS_CSV written three ways: from the recorded forms without NautilusTrader (catalog_forms),
-    by the fast writer with the installed NautilusTrader's forms, and by NautilusTrader's own path (Bar objects,
-    its serializer). Returns the folders and the ways the fast code took (a way that declined fell back)."""
-    definition = instruments.built_in("test:BTCUSDT")
+def _write_all(root: Path, bars_csv: Path, monkeypatch, bar_type: str = BAR_TYPE,
+               definition: dict | None = None) -> tuple[dict[str, Path], set[str]]:
+    """The catalog of BARS_CSV (bars of BAR_TYPE of DEFINITION, the built-in BTCUSDT's by default) written three ways:
+    from the recorded forms without NautilusTrader (catalog_forms), by the fast writer with the installed NautilusTrader's
+    forms, and by NautilusTrader's own path (Bar objects, its serializer). Returns the folders and the ways the fast code
+    took (a way that declined fell back)."""
+    definition = definition or instruments.built_in("test:BTCUSDT")
     folders, taken = {}, set()
     for way in WAYS:
         folders[way] = root / way
@@ -92,7 +98,7 @@ def _write_all(root: Path, bars_csv: Path, monkeypatch) -> tuple[dict[str, Path]
                 patch.setattr(catalog, "_write_fast", spy)
             if way == "nautilus":
                 patch.setattr(catalog, "_write_fast", lambda *a: (_ for _ in ()).throw(catalog._NotFast()))
-            catalog.write(folders[way], bars_csv, definition, BAR_TYPE)
+            catalog.write(folders[way], bars_csv, definition, bar_type)
     return folders, taken
 
 
@@ -124,21 +130,31 @@ def _backtest(folder: Path, bars: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_fast_writers_make_nautilus_traders_files_and_it_reads_them_back_alike(root, monkeypatch):
-    # 60,123 bars: past one WRITE_CHUNK (50,000), ending on a short row group
-    folders, taken = _write_all(root, _bars_csv(root / "d" / "bars.csv", _series(60_123)), monkeypatch)
-    assert taken == {"recorded", "fast"}
+@pytest.mark.parametrize("symbol, interval, n", [
+    ("BTCUSDT", "1m", 60_123),  # past one WRITE_CHUNK (50,000), ending on a short row group
+    ("BTCUSDT", "1h", 12_345),  # the built-in instrument's other intervals: the recorded forms with another folder and metadata
+    ("ETHUSDT", "15m", 12_345),  # an instrument file: no recorded forms, the fast writer with NautilusTrader's own
+])
+def test_the_fast_writers_make_nautilus_traders_files_and_it_reads_them_back_alike(root, monkeypatch, symbol, interval, n):
+    definition = dataset_instruments.read_file(ETHUSDT_FILE) if symbol == "ETHUSDT" else None
+    bar_type = market.bar_type(f"{symbol}.BINANCE", interval)
+    rows = _series(n, step=market.seconds(interval))
+    bars_csv = _bars_csv(root / "d" / "bars.csv", rows, size_decimals=4 if definition else 6)
+    folders, taken = _write_all(root, bars_csv, monkeypatch, bar_type, definition)
+    assert taken == ({"fast"} if definition else {"recorded", "fast"})
     files = {way: _files(folder) for way, folder in folders.items()}
     assert files["recorded"] == files["nautilus"] and files["fast"] == files["nautilus"] and len(files["nautilus"]) == 2
-    tables = {way: pq.read_table(next(f.glob(f"data/bar/{BAR_TYPE}/*.parquet"))) for way, f in folders.items()}
+    assert sorted(files["nautilus"])[0].startswith(f"data/bar/{bar_type}/")  # NautilusTrader's own folder for the bar type
+    tables = {way: pq.read_table(next(f.glob(f"data/bar/{bar_type}/*.parquet"))) for way, f in folders.items()}
     for way in ("recorded", "fast"):
         assert tables[way].equals(tables["nautilus"]) and tables[way].schema.metadata == tables["nautilus"].schema.metadata
-    assert tables["nautilus"].num_rows == 60_123
+    assert tables["nautilus"].num_rows == n and tables["nautilus"].schema.metadata[b"bar_type"] == bar_type.encode()
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-    read = {way: ParquetDataCatalog(str(f)).bars(bar_types=[BAR_TYPE]) for way, f in folders.items()}
+    read = {way: ParquetDataCatalog(str(f)).bars(bar_types=[bar_type]) for way, f in folders.items()}
     fields = {way: [(b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in bars] for way, bars in read.items()}
-    assert len(read["nautilus"]) == 60_123
+    assert len(read["nautilus"]) == n and str(read["nautilus"][0].bar_type) == bar_type
+    assert read["nautilus"][0].ts_init == (START + market.seconds(interval)) * 1_000_000_000
     for way in ("recorded", "fast"):
         assert read[way] == read["nautilus"] and fields[way] == fields["nautilus"]
 
