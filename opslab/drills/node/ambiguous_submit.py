@@ -73,6 +73,9 @@ def execute(ctx: Context) -> Observation:
     max_unacked = max((b.get("oldest_unacknowledged_order_seconds") or 0.0 for b in beats), default=0.0)
     said = _said(logged)
     end_behind = len(state["trades"]) - (beat.get("fills") or 0)
+    pos_off = abs(_node_position(beat) - _venue_position(state["trades"])).normalize()
+    position = ("its position matched the venue's (the second execution reached the position, not the order's fills)" if not pos_off
+                else f"its position {pos_off:f} BTC off the venue's")
     observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after the venue lost the answer to order {cid} "
                 f"({lost['type']}, {lost['status']} at the venue, status unknown -1007)" if detected else
                 f"no unacknowledged-order or node-vs-venue notification within {DETECT_TIMEOUT_S:g} s of the lost answer to order {cid}")
@@ -86,9 +89,8 @@ def execute(ctx: Context) -> Observation:
         "the node acknowledged it from the user stream's executionReport: "
         + (f"no order stayed SUBMITTED longer than {max_unacked:g} s" if max_unacked < 5 else f"an order stayed SUBMITTED up to {max_unacked:g} s"),
         (f"with NautilusTrader's default reconciliation (at start-up, in-flight orders every 2 s) the node's fills were still "
-         f"{end_behind} behind the venue's trades {SETTLE_S:g} s after the lost answer, its position "
-         f"{abs(_node_position(beat) - _venue_position(state['trades'])).normalize():f} BTC off" if end_behind > 0 else
-         f"{SETTLE_S:g} s after the lost answer the node's fills matched the venue's trades"),
+         f"{end_behind} behind the venue's trades {SETTLE_S:g} s after the lost answer; {position}" if end_behind > 0 else
+         f"{SETTLE_S:g} s after the lost answer the node's fills matched the venue's trades; {position}"),
     ]
     evidence = {"fault": fault, "seed": SEED, "n": N, "mode": MODE, "schedule": [lost["order"]], "acks_lost": [lost],
                 "venue_orders_of_client_id": [{"orderId": o["orderId"], "status": o["status"], "type": o["type"]} for o in venue_same],
