@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from opslab.drills.base import Context, Drill, Observation
 from opslab.drills.node.fill_lost import _next_beat, _node_position, _venue_position
@@ -38,6 +39,20 @@ def _said(lines: list[str]) -> list[str]:
     return said
 
 
+def _quiet(lab: NodeLab, timeout: float = 10.0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The venue's state and a node heartbeat written after it, read while no trade is newer than a second and none came
+    between the two reads (the node trades every few seconds: a read across a trade compares two different moments)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = lab.venue_state()
+        trades = state["trades"]
+        if not trades or time.time() - trades[-1]["time"] / 1000 >= 1.0 or time.monotonic() > deadline:
+            beat = _next_beat(lab)
+            if len(lab.venue_state()["trades"]) == len(trades) or time.monotonic() > deadline:
+                return state, beat
+        time.sleep(0.2)
+
+
 def execute(ctx: Context) -> Observation:
     fault = f"ack_lost={N}/{SEED}@{MODE}"
     with NodeLab(ctx, "node-ambiguous-submit") as lab:
@@ -51,11 +66,9 @@ def execute(ctx: Context) -> Observation:
         lost_wall = lost["at_ms"] / 1000
         since = time.monotonic() - max(0.0, time.time() - lost_wall)
         alert = lab.detect(ALERTS, since, timeout=DETECT_TIMEOUT_S, after_seq=seq)
-        state_at_detection = lab.venue_state()
-        beat_at_detection = _next_beat(lab)
+        state_at_detection, beat_at_detection = _quiet(lab)
         time.sleep(max(0.0, SETTLE_S - (time.time() - lost_wall)))
-        state = lab.venue_state()
-        beat = _next_beat(lab)
+        state, beat = _quiet(lab)
         beats = [b for b in lab.heartbeats() if b.get("ts", "") and b.get("seq", 0) >= 1]
         lab.stop_node()
         cid = lost["client_order_id"]
