@@ -236,12 +236,12 @@ def apply(state: VenueState, faults: dict[str, Any]) -> None:
     """Replace the active faults (under state.lock, or before anyone else sees STATE): frozen instants, a fresh rate window."""
     now_ms = int(time.time() * 1000)
     state.faults = dict(faults)
-    state.frozen_ms = now_ms if faults.get("frozen_time") else None
+    state.offset_ms = faults["clock_skew"]["offset_ms"] if faults.get("clock_skew") else 0
+    state.frozen_ms = now_ms + state.offset_ms if faults.get("frozen_time") else None  # frozen at the venue's own clock
     state.book_ms = now_ms if faults.get("stale_book") else None
     state.window_start, state.used_weight = time.monotonic(), 0
     state.retry_until, state.violations, state.banned_until = 0.0, 0, 0.0
     state.fills_counted = state.orders_counted = state.dup_counted = state.acks_counted = 0
-    state.offset_ms = faults["clock_skew"]["offset_ms"] if faults.get("clock_skew") else 0
 
 
 def clock_ms(v: VenueState) -> int:

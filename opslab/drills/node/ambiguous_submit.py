@@ -22,7 +22,7 @@ from opslab.drills.node.kit import NodeLab, observation
 ALERTS = ("TcNodeOrderUnacknowledged", "TcNodeOrderStateDisagrees", "TcNodeFillsBehindVenue")
 N, SEED, MODE = 2, 28, "unknown"  # ack_lost=N/SEED@MODE: one of the next N accepted placements, drawn by random.Random(SEED)
 DETECT_TIMEOUT_S = 25.0
-SETTLE_S = 8.0  # after detection: time for NautilusTrader's own checks (in-flight every 2 s after 5 s) to correct the node
+SETTLE_S = 15.0  # after the lost answer: time for NautilusTrader's own checks (in-flight every 2 s after 5 s) to correct the node
 
 
 def _said(lines: list[str]) -> list[str]:
