@@ -32,10 +32,10 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
                       the executionReport of the Nth fill from now (with SEED: one of the next N, as fill_lost)
                       is sent twice, byte for byte, on the user data stream (both profiles); the trade is
                       one trade in the venue's record; every duplicated fill in VenueState.reports_duplicated
-  ack_lost=N[/SEED][@MODE]
-                      the Nth order placement (POST /api/v3/order) the venue accepts from now (with SEED: one of the
-                      next N, as fill_lost) is placed, reported on the user data stream and rests or fills, but its
-                      HTTP answer is lost: MODE drop (the default) closes the connection without an answer,
+  ack_lost=N[/SEED][@MODE][:TYPE]
+                      the Nth order placement (POST /api/v3/order; with TYPE: of that order type, e.g. LIMIT) the
+                      venue accepts from now (with SEED: one of the next N, as fill_lost) is placed, reported
+                      on the user data stream and rests or fills, but its HTTP answer is lost: MODE drop (the default) closes the connection without an answer,
                       unknown answers Binance's status-unknown 503 (-1007, "execution status unknown"), and a
                       number of milliseconds holds the answer that long before sending it (past a client's
                       timeout); every lost answer in VenueState.acks_lost
@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ from opslab.errors import InputError
 SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate_limit=WEIGHT[/SECONDS]", "drop": "drop[=K]",
           "frozen_time": "frozen_time", "stale_book": "stale_book", "sequence_gap": "sequence_gap[=N]", "silent_market": "silent_market",
           "fill_lost": "fill_lost=N[/SEED]", "partial_fills": "partial_fills=P1/P2/...[@SEED]",
-          "duplicate_reports": "duplicate_reports=N[/SEED]", "ack_lost": "ack_lost=N[/SEED][@drop|@unknown|@MS]",
+          "duplicate_reports": "duplicate_reports=N[/SEED]", "ack_lost": "ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE]",
           "clock_skew": "clock_skew=MS[/SEED]"}
 FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
 BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
@@ -137,7 +138,7 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
     except ValueError:
         raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K, "
                          "fill_lost=N[/SEED], partial_fills=P1/P2/...[@SEED] (2-10 whole percentages summing to 100), "
-                         "duplicate_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS], clock_skew=MS[/SEED] (MS not 0); "
+                         "duplicate_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0); "
                          "others take no value)") from None
 
 
@@ -169,8 +170,12 @@ def partial_schedule(value: str) -> dict[str, Any]:
 
 
 def ack_schedule(value: str) -> dict[str, Any]:
-    """ack_lost's value N[/SEED][@MODE] -> {"n", "seed", "schedule", "mode", "delay_ms"}: the ordinals of the accepted order
-    placements whose answer is lost (as fill_schedule) and how (drop, unknown, or delay with DELAY_MS). ValueError if malformed."""
+    """ack_lost's value N[/SEED][@MODE][:TYPE] -> {"n", "seed", "schedule", "mode", "delay_ms", "order_type"}: the ordinals of
+    the accepted order placements (of ORDER_TYPE only, when given) whose answer is lost (as fill_schedule) and how (drop,
+    unknown, or delay with DELAY_MS). ValueError if malformed."""
+    value, colon, order_type = value.partition(":")
+    if colon and not re.fullmatch(r"[A-Z][A-Z_]{0,31}", order_type):
+        raise ValueError
     schedule_text, at, mode = value.partition("@")
     out = fill_schedule(schedule_text)
     mode = mode if at else "drop"
@@ -180,7 +185,7 @@ def ack_schedule(value: str) -> dict[str, Any]:
         if not 1 <= delay_ms <= ACK_DELAY_MAX_MS:
             raise ValueError
         mode = "delay"
-    return {**out, "mode": mode, "delay_ms": delay_ms}
+    return {**out, "mode": mode, "delay_ms": delay_ms, "order_type": order_type or None}
 
 
 def skew_schedule(value: str) -> dict[str, Any]:
@@ -260,7 +265,7 @@ def lose_ack(v: VenueState, order: dict[str, Any]) -> dict[str, Any] | None:
     (mode, delay_ms, ...) when its HTTP answer is to be lost, kept then in v.acks_lost with the fault's seed, else None."""
     with v.lock:
         lost = v.faults.get("ack_lost")
-        if not lost:
+        if not lost or (lost["order_type"] is not None and order.get("type") != lost["order_type"]):
             return None
         v.acks_counted += 1
         if v.acks_counted not in lost["schedule"]:

@@ -105,8 +105,9 @@ def test_node_drill_findings_record_what_nautilus_trader_did(detected):
     ambiguous = doc("node_ambiguous_submit")
     assert ambiguous["alert"]["alertname"] in ("TcNodeOrderUnacknowledged", "TcNodeOrderStateDisagrees", "TcNodeFillsBehindVenue")
     ev = ambiguous["evidence"]
-    assert ev["seed"] == 28 and ev["mode"] == "unknown" and ev["schedule"] == [ev["acks_lost"][0]["order"]] and ev["acks_lost"][0]["seed"] == 28
-    assert ev["venue_orders_of_client_id"], "the venue placed the order whose answer it lost"
+    assert ev["seed"] == 28 and ev["mode"] == "unknown" and ev["schedule"] == [ev["acks_lost"][1]["order"]] and ev["acks_lost"][1]["seed"] == 28
+    assert [a["type"] for a in ev["acks_lost"]] == ["LIMIT", "MARKET"]
+    assert ev["limit_order"]["venue_orders"] and ev["market_order"]["venue_orders"], "the venue placed the orders whose answers it lost"
     skew = doc("node_clock_skew")
     assert skew["alert"]["alertname"] == "TcNodeRequestsOutsideRecvWindow"
     ev = skew["evidence"]

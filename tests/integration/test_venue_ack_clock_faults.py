@@ -35,16 +35,21 @@ def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
 
 # --- parsing -----------------------------------------------------------------------------------
 def test_ack_lost_and_clock_skew_parse_their_seeded_schedules():
-    assert faults.parse_faults(["ack_lost=2"]) == {"ack_lost": {"n": 2, "seed": None, "schedule": [2], "mode": "drop", "delay_ms": None}}
+    assert faults.parse_faults(["ack_lost=2"]) == {"ack_lost": {"n": 2, "seed": None, "schedule": [2], "mode": "drop", "delay_ms": None,
+                                                                "order_type": None}}
+    assert faults.parse_faults(["ack_lost=1@unknown:LIMIT"])["ack_lost"] == {"n": 1, "seed": None, "schedule": [1], "mode": "unknown",
+                                                                             "delay_ms": None, "order_type": "LIMIT"}
     assert faults.parse_faults(["ack_lost=3@unknown"])["ack_lost"]["mode"] == "unknown"
-    assert faults.parse_faults(["ack_lost=1@1500"])["ack_lost"] | {} == {"n": 1, "seed": None, "schedule": [1], "mode": "delay", "delay_ms": 1500}
+    assert faults.parse_faults(["ack_lost=1@1500"])["ack_lost"] == {"n": 1, "seed": None, "schedule": [1], "mode": "delay", "delay_ms": 1500,
+                                                                    "order_type": None}
     seeded = faults.parse_faults(["ack_lost=5/28@unknown"])["ack_lost"]
     assert seeded == faults.parse_faults(["ack_lost=5/28@unknown"])["ack_lost"] and seeded["seed"] == 28 and 1 <= seeded["schedule"][0] <= 5
     assert faults.parse_faults(["clock_skew=10000"]) == {"clock_skew": {"ms": 10000, "seed": None, "offset_ms": 10000}}
     assert faults.parse_faults(["clock_skew=-3000"])["clock_skew"]["offset_ms"] == -3000
     skew = faults.parse_faults(["clock_skew=20000/28"])["clock_skew"]
     assert skew == faults.parse_faults(["clock_skew=20000/28"])["clock_skew"] and 10000 <= skew["offset_ms"] <= 20000
-    for bad in ("ack_lost", "ack_lost=0", "ack_lost=2@later", "ack_lost=2@0", "ack_lost=2/", "ack_lost=1@9999999"):
+    for bad in ("ack_lost", "ack_lost=0", "ack_lost=2@later", "ack_lost=2@0", "ack_lost=2/", "ack_lost=1@9999999", "ack_lost=1:limit",
+                "ack_lost=1@drop:"):
         with pytest.raises(faults.InputError, match=r"ack_lost=N\[/SEED\]\[@drop\|@unknown\|@MS\]") as err:
             faults.parse_faults([bad])
         assert "\n" not in str(err.value)
@@ -88,21 +93,28 @@ def test_listen_key_profile_places_the_order_whose_answer_is_lost_in_each_mode(n
                 buy(impatient, "O-ack-4")
             assert time.monotonic() - started < 1.4
             impatient.session.close()
+            admin(v, "POST", {"faults": ["ack_lost=1@unknown:LIMIT"]})  # only LIMIT orders are counted
+            assert buy(s, "O-ack-5")["status"] == "FILLED"
+            with pytest.raises(ServerError):
+                s.new_order(SYMBOL, side="BUY", type="LIMIT", timeInForce="GTC", quantity=QTY,
+                            price=str(round(float(v.exchange.last_price) * 0.5, 2)), newClientOrderId="O-ack-6")
             seen = execution_reports(got, 2.0)
         finally:
             close_stream(ws)
         assert [(e["c"], e["X"]) for e in seen if e["c"] != "O-ack-1"] == [
             ("O-ack-2", "NEW"), ("O-ack-2", "FILLED"), ("O-ack-2", "NEW"), ("O-ack-2", "FILLED"),
-            ("O-ack-3", "NEW"), ("O-ack-3", "FILLED"), ("O-ack-4", "NEW"), ("O-ack-4", "FILLED")], seen
+            ("O-ack-3", "NEW"), ("O-ack-3", "FILLED"), ("O-ack-4", "NEW"), ("O-ack-4", "FILLED"), ("O-ack-5", "NEW"), ("O-ack-5", "FILLED"),
+            ("O-ack-6", "NEW")], seen
         orders = [o for o in s.get_orders(SYMBOL) if o["clientOrderId"] in ("O-ack-2", "O-ack-3", "O-ack-4")]
         assert [(o["clientOrderId"], o["status"], o["executedQty"]) for o in orders] == [
             ("O-ack-2", "FILLED", QTY), ("O-ack-2", "FILLED", QTY), ("O-ack-3", "FILLED", QTY), ("O-ack-4", "FILLED", QTY)]
         lost = admin(v, "GET")["acks_lost"]
         assert [(r["order"], r["client_order_id"], r["mode"], r["delay_ms"], r["type"], r["status"], r["seed"]) for r in lost] == [
             (2, "O-ack-2", "unknown", None, "MARKET", "FILLED", None), (1, "O-ack-3", "drop", None, "MARKET", "FILLED", None),
-            (1, "O-ack-4", "delay", 1500, "MARKET", "FILLED", None)]
+            (1, "O-ack-4", "delay", 1500, "MARKET", "FILLED", None), (1, "O-ack-6", "unknown", None, "LIMIT", "NEW", None)]
+        assert [o["clientOrderId"] for o in s.get_open_orders(SYMBOL)] == ["O-ack-6"], "the limit order rests at the venue"
         doc = v.counters.document()
-        assert doc["acks_lost"] == lost and doc["rejects"] == {"-1007": 1} and doc["faults_active"] == ["ack_lost"]
+        assert doc["acks_lost"] == lost and doc["rejects"] == {"-1007": 2} and doc["faults_active"] == ["ack_lost"]
     finally:
         v.stop()
 
