@@ -23,6 +23,7 @@ ALERTS = ("TcNodeOrderUnacknowledged", "TcNodeOrderStateDisagrees", "TcNodeFills
 LIMIT_FAULT = "ack_lost=1@unknown:LIMIT"  # the first LIMIT order the venue accepts: the node's resting limit buy
 N, SEED, MODE = 2, 28, "unknown"  # then ack_lost=N/SEED@MODE: one of the next N accepted placements, drawn by random.Random(SEED)
 DETECT_TIMEOUT_S = 25.0
+NODE_S = 120  # engine.node.duration_seconds: with detection off the drill waits out two detection windows and the settling
 SETTLE_S = 15.0  # after a lost answer: time for NautilusTrader's own checks (in-flight every 2 s after 5 s) to correct the node
 
 
@@ -86,7 +87,7 @@ def _words(case: dict[str, Any]) -> str:
 
 def execute(ctx: Context) -> Observation:
     fault = f"ack_lost={N}/{SEED}@{MODE}"
-    with NodeLab(ctx, "node-ambiguous-submit", venue_faults=(LIMIT_FAULT,)) as lab:
+    with NodeLab(ctx, "node-ambiguous-submit", venue_faults=(LIMIT_FAULT,), duration_seconds=NODE_S) as lab:
         seq = lab.stack.last_seq()
         lab.start_node()
         lab.wait_running()

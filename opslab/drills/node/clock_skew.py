@@ -19,13 +19,14 @@ from opslab.venue import faults as venue_faults
 ALERTS = ("TcNodeRequestsOutsideRecvWindow",)
 MS, SEED = 20_000, 28  # clock_skew=MS/SEED: the venue's clock random.Random(SEED)-drawn 10-20 s ahead (recorded in the result)
 DETECT_TIMEOUT_S = 25.0
+NODE_S = 90  # engine.node.duration_seconds: the node outlives the detection window and the watch, detection off too
 WATCH_S = 12.0  # from the skew: how long the node's requests are watched for an adjustment
 
 
 def execute(ctx: Context) -> Observation:
     fault = f"clock_skew={MS}/{SEED}"
     offset = venue_faults.skew_schedule(f"{MS}/{SEED}")["offset_ms"]
-    with NodeLab(ctx, "node-clock-skew") as lab:
+    with NodeLab(ctx, "node-clock-skew", duration_seconds=NODE_S) as lab:
         lab.start_node()
         lab.wait_running()
         lab.wait_node("the node's first round trip", lambda: (lab.heartbeat() or {}).get("fills", 0) >= 2, timeout=30)
