@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from opslab.drills.base import Drill
 from opslab.drills.lab import disconnect, mismatch, missing_update, rate_limit_exhaustion, restart_recovery, stale_data, stale_orderbook
+from opslab.drills.node import ambiguous_submit as node_ambiguous_submit
+from opslab.drills.node import clock_skew as node_clock_skew
 from opslab.drills.node import crash as node_crash
 from opslab.drills.node import disconnect as node_disconnect
 from opslab.drills.node import duplicate_reports as node_duplicate_reports
@@ -20,5 +22,6 @@ DRILLS: dict[str, Drill] = {
     for module in (stale_data, mismatch, restart_recovery, disconnect, missing_update, rate_limit_exhaustion, stale_orderbook,
                    node_crash, node_kill_switch, node_missing_update, node_disconnect,
                    node_stale_book_connected, node_rate_limited_startup,
-                   node_restart_reconciliation, node_fill_lost, node_partial_fills, node_duplicate_reports)
+                   node_restart_reconciliation, node_fill_lost, node_partial_fills, node_duplicate_reports,
+                   node_ambiguous_submit, node_clock_skew)
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import re
 import signal
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ LOG_FILE_BACKUPS = 2
 KILL_SWITCH_POLL_S = 0.25  # the fallback: `tc killswitch engage` wakes a registered node at once (opslab/nodes.py)
 WAKE_DRAIN_S = 3.0  # on a wake: how long submit requests already past the RiskEngine may take to be answered by the venue
 DRAIN_S = 3.0  # at stop: how long orders in flight may take to be answered
+REJECT_CODE = re.compile(r"""["']code["']\s*:\s*(-\d{1,5})""")  # the Binance error code in an OrderRejected reason
+MAX_REJECT_CODES = 20  # distinct codes counted in the heartbeat (bounded: the exporter makes a series of each)
 
 
 @dataclass
@@ -111,6 +114,7 @@ class NodeOpsActor(OpsActor):
         self.book_missed = 0
         self.fill_events = 0  # OrderFilled events on the strategies' order event topics (what a strategy's on_order_filled sees)
         self.fill_reports: int | None = None  # OrderFilled events the execution clients sent the engine (None: not counted)
+        self.rejected: dict[str, int] = {}  # OrderRejected events of the instrument by the venue's error code in the reason
 
     def on_start(self) -> None:
         # every strategy's order events, as the engine publishes them (duplicates included: what the strategies see)
@@ -152,8 +156,15 @@ class NodeOpsActor(OpsActor):
         self.msgbus.register("ExecEngine.process", process)
 
     def _order_event(self, event: Any) -> None:
-        if type(event).__name__ == "OrderFilled" and event.instrument_id == self.config.instrument_id:
+        kind = type(event).__name__
+        if kind == "OrderFilled" and event.instrument_id == self.config.instrument_id:
             self.fill_events += 1
+        elif kind == "OrderRejected" and event.instrument_id == self.config.instrument_id:
+            # the Binance client puts the venue's answer in the reason: {'code': -1021, 'msg': ...}
+            found = REJECT_CODE.search(str(event.reason))
+            code = found.group(1) if found else "none"
+            if code in self.rejected or len(self.rejected) < MAX_REJECT_CODES:
+                self.rejected[code] = self.rejected.get(code, 0) + 1
 
     def on_trade_tick(self, tick: TradeTick) -> None:
         self.last_data_ns = self.clock.timestamp_ns()
@@ -240,6 +251,7 @@ class NodeOpsActor(OpsActor):
         account = self.cache.account_for_venue(Venue(BINANCE))
         balances = {m.currency.code: session._dec(m.as_decimal()) for m in account.balances_total().values()} if account else {}
         since = round((now - self.last_data_ns) / 1e9, 3) if self.last_data_ns else None
+        unacked = [o for o in self.cache.orders(instrument_id=self.config.instrument_id) if o.status == OrderStatus.SUBMITTED]
         return {
             "state": self.hooks.state,
             "trading_state": trading_state_to_str(kernel.risk_engine.trading_state),
@@ -255,6 +267,10 @@ class NodeOpsActor(OpsActor):
             **({"fill_reports": self.fill_reports} if self.fill_reports is not None else {}),
             "orders_partially_filled": sum(o.status == OrderStatus.PARTIALLY_FILLED
                                            for o in self.cache.orders_open(instrument_id=self.config.instrument_id)),
+            # SUBMITTED: sent to the venue, neither accepted nor rejected nor filled yet (an ambiguous submit stays here)
+            "orders_unacknowledged": len(unacked),
+            "oldest_unacknowledged_order_seconds": round(max(0.0, (now - min(o.ts_last for o in unacked)) / 1e9), 3) if unacked else 0.0,
+            "orders_rejected": dict(sorted(self.rejected.items())),
             "position": {"side": position_side_to_str(pos[0].side), "quantity": session._dec(pos[0].quantity)} if pos
             else {"side": "FLAT", "quantity": "0"},
             "balances": balances,

@@ -129,6 +129,15 @@ FAMILIES: list[Family] = [
            "applies them (at the last heartbeat); TcNodeFillsAheadOfVenue compares them with the venue's trades.", _run("node_heartbeat"), "run"),
     Family("tc_node_orders_partially_filled", "gauge", ("run_id",),
            "Open orders PARTIALLY_FILLED in the node's cache (at the last heartbeat).", _run("node_heartbeat"), "run"),
+    Family("tc_node_orders_unacknowledged", "gauge", ("run_id",),
+           "Orders SUBMITTED in the node's cache: sent to the venue, not yet accepted, rejected or filled (at the last heartbeat).",
+           _run("node_heartbeat"), "run"),
+    Family("tc_node_oldest_unacknowledged_order_seconds", "gauge", ("run_id",),
+           "How long the node's oldest SUBMITTED order has waited for the venue's answer, 0 when none (at the last heartbeat); "
+           "TcNodeOrderUnacknowledged compares it with a bound.", _run("node_heartbeat"), "run"),
+    Family("tc_node_orders_rejected", "gauge", ("run_id", "code"),
+           "OrderRejected events of the node's instrument since it started, by the Binance error code in the reason (\"none\" "
+           "without one; at the last heartbeat).", _run("node_heartbeat"), "run"),
     # every run, summarized
     Family("tc_runs", "gauge", ("status", "engine_kind"),
            "Runs under the root, by status and engine kind (every run, shown per run or not).", _every_run("metadata"), "aggregate"),
@@ -197,6 +206,11 @@ FAMILIES: list[Family] = [
            _root("venue_stats"), "root"),
     Family("tc_venue_orders_partially_filled", "gauge", ("run_id",), "The account's open orders PARTIALLY_FILLED at the venue.",
            _root("venue_stats"), "root"),
+    Family("tc_venue_rejects", "counter", ("run_id", "code"),
+           "Requests the venue refused, by Binance error code (REST and WebSocket API), since it started; the codes that matter "
+           "at 0 until seen. TcNodeRequestsOutsideRecvWindow watches -1021.", _root("venue_stats"), "root"),
+    Family("tc_venue_clock_offset_seconds", "gauge", ("run_id",),
+           "The venue clock's offset from the host's (the clock_skew fault; 0 without it).", _root("venue_stats"), "root"),
     Family("tc_venue_fault_active", "gauge", ("run_id", "fault"), "1 for each venue fault in effect, 0 for the others.", _root("venue_stats"), "root"),
     Family("tc_venue_stats_timestamp_seconds", "gauge", ("run_id",), "When the venue last wrote its statistics (Unix seconds).",
            _root("venue_stats"), "root"),

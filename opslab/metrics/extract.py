@@ -121,6 +121,11 @@ def _node_heartbeat(rid: str, doc: dict) -> Iterator[Sample]:
         yield "tc_node_fill_reports", (rid,), doc["fill_reports"]
     if "orders_partially_filled" in doc:
         yield "tc_node_orders_partially_filled", (rid,), doc["orders_partially_filled"]
+    if "orders_unacknowledged" in doc:
+        yield "tc_node_orders_unacknowledged", (rid,), doc["orders_unacknowledged"]
+        yield "tc_node_oldest_unacknowledged_order_seconds", (rid,), doc["oldest_unacknowledged_order_seconds"]
+    for code, n in (doc.get("orders_rejected") or {}).items():
+        yield "tc_node_orders_rejected", (rid, code), n
 
 
 # Run artifact (registry name) -> extractor.
@@ -188,6 +193,12 @@ def venue_faults() -> list[str]:
     return contracts.load_schema("venue_stats")["properties"]["faults_active"]["items"]["enum"]
 
 
+def venue_reject_codes() -> list[str]:
+    """The Binance error codes the exporter shows at 0 until seen, from the stats schema (a test holds them equal to
+    venue.faults.REJECT_CODES)."""
+    return contracts.load_schema("venue_stats")["properties"]["rejects"]["x-exported-codes"]
+
+
 def _venue_stats(path: Path) -> Iterator[Sample]:
     doc = _load(path)
     rid = doc["run_id"]
@@ -212,6 +223,12 @@ def _venue_stats(path: Path) -> Iterator[Sample]:
     if "orders" in doc:
         yield "tc_venue_open_orders", (rid,), doc["orders"]["open"]
         yield "tc_venue_orders_partially_filled", (rid,), doc["orders"]["partially_filled"]
+    if "rejects" in doc:  # the codes that matter at zero too (increase() needs the series before it moves), others once seen
+        rejects = {**dict.fromkeys(venue_reject_codes(), 0), **doc["rejects"]}
+        for code, n in rejects.items():
+            yield "tc_venue_rejects", (rid, code), n
+    if "clock_offset_ms" in doc:
+        yield "tc_venue_clock_offset_seconds", (rid,), doc["clock_offset_ms"] / 1000
     active = set(doc["faults_active"])
     for fault in venue_faults():
         yield "tc_venue_fault_active", (rid, fault), 1 if fault in active else 0

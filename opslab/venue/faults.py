@@ -32,12 +32,27 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
                       the executionReport of the Nth fill from now (with SEED: one of the next N, as fill_lost)
                       is sent twice, byte for byte, on the user data stream (both profiles); the trade is
                       one trade in the venue's record; every duplicated fill in VenueState.reports_duplicated
+  ack_lost=N[/SEED][@MODE][:TYPE]
+                      the Nth order placement (POST /api/v3/order; with TYPE: of that order type, e.g. LIMIT) the
+                      venue accepts from now (with SEED: one of the next N, as fill_lost) is placed, reported
+                      on the user data stream and rests or fills, but its HTTP answer is lost: MODE drop (the default) closes the connection without an answer,
+                      unknown answers Binance's status-unknown 503 (-1007, "execution status unknown"), and a
+                      number of milliseconds holds the answer that long before sending it (past a client's
+                      timeout); every lost answer in VenueState.acks_lost
+  clock_skew=MS[/SEED]
+                      the venue's own clock runs MS milliseconds ahead of the host's (negative: behind; with
+                      SEED, random.Random(SEED) draws the offset between MS/2 and MS): serverTime (REST
+                      /api/v3/time, exchangeInfo, the WebSocket API) and the timing check of every signed request
+                      (REST and WebSocket API) use it, so a client signing with the host clock is refused with
+                      -1021 once the offset exceeds its recvWindow; the host clock is never touched. Every -1021
+                      in VenueState.timestamps_rejected; every refusal by Binance error code in VenueState.rejects
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,7 +63,8 @@ from opslab.errors import InputError
 SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate_limit=WEIGHT[/SECONDS]", "drop": "drop[=K]",
           "frozen_time": "frozen_time", "stale_book": "stale_book", "sequence_gap": "sequence_gap[=N]", "silent_market": "silent_market",
           "fill_lost": "fill_lost=N[/SEED]", "partial_fills": "partial_fills=P1/P2/...[@SEED]",
-          "duplicate_reports": "duplicate_reports=N[/SEED]"}
+          "duplicate_reports": "duplicate_reports=N[/SEED]", "ack_lost": "ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE]",
+          "clock_skew": "clock_skew=MS[/SEED]"}
 FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
 BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
 BAN_MAX_S = 300
@@ -57,7 +73,16 @@ FILLS_LOST_KEPT = 100  # withheld fills remembered (VenueState.fills_lost), the 
 PARTIAL_GAP_MS = 2000  # partial_fills: the pause between two executions of one order
 PARTIAL_SPAN = 8  # partial_fills=...@SEED: the seed chooses among the next PARTIAL_SPAN marketable orders
 PARTIAL_MAX_PARTS = 10
-RECORDS_KEPT = 100  # splits and duplicated reports remembered, the oldest forgotten first
+RECORDS_KEPT = 100  # splits, duplicated reports, lost acks and refused timestamps remembered, the oldest forgotten first
+ACK_MODES = ("drop", "unknown")  # ack_lost@MODE; a number is a delay in milliseconds
+ACK_DELAY_MAX_MS = 600_000
+CLOCK_SKEW_MAX_MS = 3_600_000
+# Binance's status-unknown answer (https://developers.binance.com/docs/binance-spot-api-docs/errors: -1007 TIMEOUT; and
+# .../rest-api/general-api-information: a 503 whose execution status is UNKNOWN and could have been a success)
+STATUS_UNKNOWN = (503, {"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."})
+# Binance error codes the venue answers with that the exporter always shows (0 until seen), so an alert on their increase
+# sees the first one; other codes are shown once seen
+REJECT_CODES = (-1003, -1007, -1013, -1015, -1021, -1022, -2010, -2011, -2015)
 
 
 def parse_faults(specs: list[str]) -> dict[str, Any]:
@@ -103,13 +128,18 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
             return {name: fill_schedule(value)}
         if name == "partial_fills":
             return {name: partial_schedule(value)}
+        if name == "ack_lost":
+            return {name: ack_schedule(value)}
+        if name == "clock_skew":
+            return {name: skew_schedule(value)}
         if value:
             raise ValueError
         return {name: True}
     except ValueError:
         raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K, "
                          "fill_lost=N[/SEED], partial_fills=P1/P2/...[@SEED] (2-10 whole percentages summing to 100), "
-                         "duplicate_reports=N[/SEED]; others take no value)") from None
+                         "duplicate_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0); "
+                         "others take no value)") from None
 
 
 def fill_schedule(value: str) -> dict[str, Any]:
@@ -137,6 +167,37 @@ def partial_schedule(value: str) -> dict[str, Any]:
         rng = random.Random(seed)
         schedule = [i for i in range(1, PARTIAL_SPAN + 1) if rng.random() < 0.5] or [rng.randint(1, PARTIAL_SPAN)]
     return {"split": split, "seed": seed, "schedule": schedule, "gap_ms": PARTIAL_GAP_MS}
+
+
+def ack_schedule(value: str) -> dict[str, Any]:
+    """ack_lost's value N[/SEED][@MODE][:TYPE] -> {"n", "seed", "schedule", "mode", "delay_ms", "order_type"}: the ordinals of
+    the accepted order placements (of ORDER_TYPE only, when given) whose answer is lost (as fill_schedule) and how (drop,
+    unknown, or delay with DELAY_MS). ValueError if malformed."""
+    value, colon, order_type = value.partition(":")
+    if colon and not re.fullmatch(r"[A-Z][A-Z_]{0,31}", order_type):
+        raise ValueError
+    schedule_text, at, mode = value.partition("@")
+    out = fill_schedule(schedule_text)
+    mode = mode if at else "drop"
+    delay_ms = None
+    if mode not in ACK_MODES:
+        delay_ms = int(mode.removesuffix("ms"))
+        if not 1 <= delay_ms <= ACK_DELAY_MAX_MS:
+            raise ValueError
+        mode = "delay"
+    return {**out, "mode": mode, "delay_ms": delay_ms, "order_type": order_type or None}
+
+
+def skew_schedule(value: str) -> dict[str, Any]:
+    """clock_skew's value MS[/SEED] -> {"ms", "seed", "offset_ms"}: the venue clock's offset from the host's, MS, or with SEED
+    one between MS/2 and MS drawn by random.Random(SEED). ValueError if malformed."""
+    ms_text, slash, seed_text = value.partition("/")
+    ms = int(ms_text.removesuffix("ms"))
+    seed = int(seed_text) if slash else None
+    if ms == 0 or abs(ms) > CLOCK_SKEW_MAX_MS or (seed is not None and not 0 <= seed < 2**63):
+        raise ValueError
+    offset = ms if seed is None else random.Random(seed).randint(min(ms // 2, ms), max(ms // 2, ms))
+    return {"ms": ms, "seed": seed, "offset_ms": offset}
 
 
 def faults_from_json(doc: Any) -> dict[str, Any]:
@@ -168,6 +229,11 @@ class VenueState:
     dup_counted: int = 0  # fills since duplicate_reports was last switched on
     reports_duplicated: list[dict[str, Any]] = field(default_factory=list)  # every fill whose report was sent twice (the last 100)
     fills_duplicated: int = 0  # execution reports duplicate_reports sent twice, since the venue started
+    acks_counted: int = 0  # accepted order placements since ack_lost was last switched on
+    acks_lost: list[dict[str, Any]] = field(default_factory=list)  # every placement whose answer ack_lost lost (the last 100)
+    offset_ms: int = 0  # the venue clock's offset from the host's (clock_skew), 0 without it
+    rejects: dict[int, int] = field(default_factory=dict)  # refusals by Binance error code (REST and WebSocket API), since the venue started
+    timestamps_rejected: list[dict[str, Any]] = field(default_factory=list)  # every -1021 (the last 100)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -175,11 +241,51 @@ def apply(state: VenueState, faults: dict[str, Any]) -> None:
     """Replace the active faults (under state.lock, or before anyone else sees STATE): frozen instants, a fresh rate window."""
     now_ms = int(time.time() * 1000)
     state.faults = dict(faults)
-    state.frozen_ms = now_ms if faults.get("frozen_time") else None
+    state.offset_ms = faults["clock_skew"]["offset_ms"] if faults.get("clock_skew") else 0
+    state.frozen_ms = now_ms + state.offset_ms if faults.get("frozen_time") else None  # frozen at the venue's own clock
     state.book_ms = now_ms if faults.get("stale_book") else None
     state.window_start, state.used_weight = time.monotonic(), 0
     state.retry_until, state.violations, state.banned_until = 0.0, 0, 0.0
-    state.fills_counted = state.orders_counted = state.dup_counted = 0
+    state.fills_counted = state.orders_counted = state.dup_counted = state.acks_counted = 0
+
+
+def clock_ms(v: VenueState) -> int:
+    """The venue's own clock (Unix milliseconds): the host's plus clock_skew's offset. Signed requests are timed by it."""
+    return int(time.time() * 1000) + v.offset_ms
+
+
+def server_time_ms(v: VenueState) -> int:
+    """serverTime as the venue reports it: its own clock, or the instant frozen_time froze it."""
+    frozen = v.frozen_ms
+    return frozen if frozen is not None else clock_ms(v)
+
+
+def lose_ack(v: VenueState, order: dict[str, Any]) -> dict[str, Any] | None:
+    """Count one accepted order placement (ORDER: order_id, client_order_id, symbol, type, status) under ack_lost; the record
+    (mode, delay_ms, ...) when its HTTP answer is to be lost, kept then in v.acks_lost with the fault's seed, else None."""
+    with v.lock:
+        lost = v.faults.get("ack_lost")
+        if not lost or (lost["order_type"] is not None and order.get("type") != lost["order_type"]):
+            return None
+        v.acks_counted += 1
+        if v.acks_counted not in lost["schedule"]:
+            return None
+        record = {"order": v.acks_counted, "seed": lost["seed"], "n": lost["n"], "mode": lost["mode"], "delay_ms": lost["delay_ms"],
+                  **order, "at_ms": int(time.time() * 1000)}
+        v.acks_lost.append(record)
+        del v.acks_lost[:-RECORDS_KEPT]
+        return dict(record)
+
+
+def count_reject(v: VenueState, code: Any, detail: dict[str, Any] | None = None) -> None:
+    """Count one refusal by its Binance error CODE; a -1021 is recorded with DETAIL (what was refused, the times compared)."""
+    if not isinstance(code, int) or isinstance(code, bool) or not -99_999 <= code < 0:
+        return
+    with v.lock:
+        v.rejects[code] = v.rejects.get(code, 0) + 1
+        if code == -1021 and detail is not None:
+            v.timestamps_rejected.append({**detail, "offset_ms": v.offset_ms, "at_ms": int(time.time() * 1000)})
+            del v.timestamps_rejected[:-RECORDS_KEPT]
 
 
 def lose_fill(v: VenueState, fill: dict[str, Any]) -> bool:

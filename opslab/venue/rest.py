@@ -316,6 +316,16 @@ ROUTES: dict[tuple[str, str], Route] = {
 }
 
 
+def _timing(request: str, params: dict[str, str], now_ms: int) -> dict[str, Any]:
+    """What a -1021 compared: the request's timestamp and recvWindow against the venue's clock (clock_skew included)."""
+    try:
+        ts: int | None = int(params.get("timestamp") or "")
+    except ValueError:
+        ts = None
+    return {"surface": "rest", "request": request, "timestamp": ts, "venue_time_ms": now_ms,
+            "recv_window_ms": params.get("recvWindow") or None, "client_lead_ms": None if ts is None else ts - now_ms}
+
+
 def sbe_only(accept: str | None) -> bool:
     """True when ACCEPT asks for application/sbe and for nothing JSON can answer (application/json, */*, application/*):
     Binance answers 406 there when SBE is not enabled, and JSON when JSON is accepted too
@@ -340,8 +350,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        """Answer with Binance's content type and the used-weight headers (every answer carries them)."""
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, detail: dict[str, Any] | None = None) -> None:
+        """Answer with Binance's content type and the used-weight headers (every answer carries them); a refusal with a
+        Binance error code is counted by its code (DETAIL: what a -1021 compared)."""
+        if status >= 400 and isinstance(body, dict) and not self.path.startswith("/admin/"):
+            fault_switch.count_reject(self.venue.faults, body.get("code"), detail)
         out = {k: v for k, v in (headers or {}).items() if not k.upper().startswith("X-MBX-USED-WEIGHT")}
         httpserver.send_json(self, status, body, {**out, **self.used_weight.headers()}, "application/json;charset=UTF-8")
 
@@ -413,16 +426,37 @@ class Handler(BaseHTTPRequestHandler):
         if verdict.status != 200:
             return self._send(verdict.status, verdict.body, verdict.headers)
         self.venue.count_request()
+        now = fault_switch.clock_ms(self.venue.faults)  # the venue's own clock (clock_skew): signed requests are timed by it
         try:
             if route.security != NONE:
                 auth.check_key(self.headers.get("X-MBX-APIKEY"), self.venue.api_key)
             if route.security == SIGNED:
-                auth.check_signed(split.query, form, self.venue.api_secret or "")  # None: check_key refused already
+                auth.check_signed(split.query, form, self.venue.api_secret or "", now_ms=now)  # None: check_key refused already
             params.pop("signature", None)
             answer = route.answer(self.venue, params)
         except VenueError as exc:
-            return self._send(exc.status, {"code": exc.code, "msg": exc.msg}, verdict.headers)
+            detail = _timing(f"{method} {split.path}", params, now) if exc.code == -1021 else None
+            return self._send(exc.status, {"code": exc.code, "msg": exc.msg}, verdict.headers, detail)
+        if (method, split.path) == ("POST", "/api/v3/order") and isinstance(answer, dict) and "orderId" in answer:
+            lost = fault_switch.lose_ack(self.venue.faults, {"order_id": answer["orderId"], "client_order_id": answer["clientOrderId"],
+                                                             "symbol": answer["symbol"], "type": answer.get("type"),
+                                                             "status": answer.get("status")})
+            if lost is not None:
+                return self._lose_answer(lost, answer, verdict.headers)
         self._send(200, answer, verdict.headers)
+
+    def _lose_answer(self, lost: dict[str, Any], answer: Any, headers: dict[str, str]) -> None:
+        """ack_lost: the order is placed; its answer is dropped (the connection closed), Binance's status unknown, or late."""
+        if lost["mode"] == "drop":
+            self.close_connection = True
+            return
+        if lost["mode"] == "unknown":
+            return self._send(*fault_switch.STATUS_UNKNOWN, headers)
+        time.sleep(lost["delay_ms"] / 1000)
+        try:
+            self._send(200, answer, headers)
+        except OSError:  # the client gave up waiting: nobody is listening any more
+            self.close_connection = True
 
     def _form(self, method: str, body: str) -> str:
         """The form body that carries parameters: POST/PUT/DELETE with application/x-www-form-urlencoded (or no
@@ -439,7 +473,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, {"faults": state.faults, "stats": dict(state.stats), "messages": self.venue.exchange.messages,
                                         "sequence": self.venue.exchange.state["update_id"], "fills_counted": state.fills_counted,
                                         "fills_lost": list(state.fills_lost),
-                                        "partial_fills": list(state.partial_fills), "reports_duplicated": list(state.reports_duplicated)})
+                                        "partial_fills": list(state.partial_fills), "reports_duplicated": list(state.reports_duplicated),
+                                        "acks_lost": list(state.acks_lost), "clock_offset_ms": state.offset_ms,
+                                        "rejects": {str(code): n for code, n in sorted(state.rejects.items())},
+                                        "timestamps_rejected": list(state.timestamps_rejected)})
         if method == "DELETE":
             faults: dict[str, Any] = {}
         elif method == "POST":

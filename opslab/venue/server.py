@@ -96,9 +96,8 @@ class BinanceVenue:
             self.hub.publish(stream, payload)
 
     def server_time_ms(self) -> int:
-        """Wall-clock milliseconds, or the instant the frozen_time fault froze it."""
-        frozen = self.faults.frozen_ms
-        return frozen if frozen is not None else exchange.now_ms()
+        """The venue's clock (wall-clock milliseconds plus clock_skew's offset), or the instant the frozen_time fault froze it."""
+        return fault_switch.server_time_ms(self.faults)
 
     def count_request(self) -> None:
         with self._count_lock:

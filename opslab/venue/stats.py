@@ -62,6 +62,9 @@ class VenueStats:
             lost, withheld = [dict(f) for f in self.switch.fills_lost], self.switch.fills_withheld
             splits, dups = [dict(f) for f in self.switch.partial_fills], [dict(f) for f in self.switch.reports_duplicated]
             duplicated = self.switch.fills_duplicated
+            acks, offset = [dict(f) for f in self.switch.acks_lost], self.switch.offset_ms
+            rejects = {str(code): n for code, n in sorted(self.switch.rejects.items(), reverse=True)}
+            refused = [dict(f) for f in self.switch.timestamps_rejected]
         with self.lock:
             c, last = dict(self.counts), self.last_subscribe_at
         remaining = banned - time.monotonic() if banned else 0.0
@@ -79,6 +82,10 @@ class VenueStats:
                 "fills_lost": lost,
                 "partial_fills": splits,
                 "reports_duplicated": dups,
+                "acks_lost": acks,
+                "clock_offset_ms": offset,
+                "rejects": rejects,
+                "timestamps_rejected": refused,
                 "faults_active": fault_switch.active_faults(faults)}
 
     def write(self) -> bool:

@@ -163,7 +163,9 @@ class Hub:
                  credentials: Callable[[], tuple[str | None, str | None]] = lambda: (None, None)) -> None:
         self.switch, self.exchange, self.counters = switch, exchange, counters
         self.profile = profile or profiles.get(profiles.DEFAULT)
-        self.wsapi = wsapi.WsApi(credentials, self._server_time_ms, wsapi.DAY_S / exchange.speed, self._offer_text, self._close_one)
+        self.wsapi = wsapi.WsApi(credentials, self._server_time_ms, wsapi.DAY_S / exchange.speed, self._offer_text, self._close_one,
+                                 clock_ms=lambda: fault_switch.clock_ms(switch),
+                                 reject=lambda code, detail: fault_switch.count_reject(switch, code, detail))
         self.lock = threading.Lock()
         self.clients: dict[ServerConnection, Client] = {}
         self.sent = 0
@@ -210,8 +212,7 @@ class Hub:
             client.abort()
 
     def _server_time_ms(self) -> int:
-        frozen = self.switch.frozen_ms
-        return frozen if frozen is not None else int(time.time() * 1000)
+        return fault_switch.server_time_ms(self.switch)
 
     def valid(self, stream: str) -> bool:
         return stream in MARKET_STREAMS or (self.profile.listen_key and self.exchange.has_listen_key(stream))

@@ -70,11 +70,15 @@ class WsApi:
     """The sessions of /ws-api/v3 for one venue (streams.Hub routes the path here)."""
 
     def __init__(self, credentials: Callable[[], tuple[str | None, str | None]], server_time_ms: Callable[[], int],
-                 lifetime_s: float, send: Callable[[ServerConnection, str, bool], bool], close: Callable[[ServerConnection, int, str], None]) -> None:
+                 lifetime_s: float, send: Callable[[ServerConnection, str, bool], bool], close: Callable[[ServerConnection, int, str], None],
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 reject: Callable[[int, dict[str, Any] | None], None] = lambda code, detail: None) -> None:
         """SEND queues a text frame on a connection's bounded send queue (its flag: an event, counted as a
         message sent, rather than an answer; False: not sent, the connection is too slow or gone); CLOSE starts
-        its closing handshake. Both are the hub's, so a session never blocks the venue."""
+        its closing handshake. Both are the hub's, so a session never blocks the venue. CLOCK_MS is the venue's own
+        clock signed requests are timed by (clock_skew); REJECT(code, detail) counts every refusal by its error code."""
         self.credentials, self.server_time_ms, self.lifetime_s = credentials, server_time_ms, lifetime_s
+        self.clock_ms, self.reject = clock_ms, reject
         self.send, self.close = send, close
         self.lock = threading.Lock()
         self.sessions: dict[ServerConnection, Session] = {}
@@ -165,10 +169,19 @@ class WsApi:
                 raise VenueError(400, -1103, f"An unknown parameter was sent: '{unknown[0][:64]}'.")
             result = getattr(self, "_" + method.replace(".", "_"))(session, params)
         except VenueError as exc:
-            return self._error(ident, exc, limits)
+            detail = None
+            if exc.code == -1021:
+                ts = params.get("timestamp")
+                ts = ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+                now = self.clock_ms()
+                detail = {"surface": "ws-api", "request": method, "timestamp": ts, "venue_time_ms": now,
+                          "recv_window_ms": str(params["recvWindow"]) if params.get("recvWindow") is not None else None,
+                          "client_lead_ms": None if ts is None else ts - now}
+            return self._error(ident, exc, limits, detail)
         return {"id": ident, "status": 200, "result": result, "rateLimits": limits}
 
-    def _error(self, ident: Any, exc: VenueError, limits: list[dict[str, Any]]) -> dict[str, Any]:
+    def _error(self, ident: Any, exc: VenueError, limits: list[dict[str, Any]], detail: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.reject(exc.code, detail)
         return {"id": ident, "status": exc.status, "error": {"code": exc.code, "msg": exc.msg}, "rateLimits": limits}
 
     def _status(self, session: Session) -> dict[str, Any]:
@@ -177,7 +190,7 @@ class WsApi:
 
     def _signed(self, params: dict[str, Any]) -> str:
         key, secret = self.credentials()
-        auth.check_ws_signed(params, key, secret)  # wall time, like REST's check
+        auth.check_ws_signed(params, key, secret, now_ms=self.clock_ms())  # the venue's clock, like REST's check
         return str(params["apiKey"])
 
     def _new_subscription(self, session: Session, by_logon: bool) -> dict[str, Any]:

@@ -16,7 +16,7 @@ def test_check_prints_the_plan_and_writes_nothing(lab):
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     node = [name for name, drill in DRILLS.items() if drill.kind == "node"]
-    assert doc["status"] == "changed" and f"would run {len(node)} node drill(s)" in doc["summary"] and len(node) == 10
+    assert doc["status"] == "changed" and f"would run {len(node)} node drill(s)" in doc["summary"]
     for engine in matrix.environments():
         assert engine in doc["summary"]
     assert not lab.root.exists() or not any(lab.root.rglob("*"))

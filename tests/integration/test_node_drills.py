@@ -39,10 +39,11 @@ def undetected(tmp_path_factory):
     return root, result
 
 
-def test_there_are_ten_node_drills_each_with_a_runbook_in_the_docs_nav():
+def test_there_are_twelve_node_drills_each_with_a_runbook_in_the_docs_nav():
     from conftest import REPO
 
-    assert len(NODE) == 10 and {"node_fill_lost", "node_partial_fills", "node_duplicate_reports"} <= set(NODE)
+    assert len(NODE) == 12 and {"node_fill_lost", "node_partial_fills", "node_duplicate_reports", "node_ambiguous_submit",
+                                "node_clock_skew"} <= set(NODE)
     nav = (REPO / "mkdocs.yml").read_text()
     for name in NODE:
         assert f"runbooks/{name}.md" in nav and (REPO / "docs" / "runbooks" / f"{name}.md").is_file()
@@ -101,6 +102,17 @@ def test_node_drill_findings_record_what_nautilus_trader_did(detected):
     assert ev["seed"] == 28 and ev["schedule"] == [ev["reports_duplicated"][0]["fill"]] and ev["reports_duplicated"][0]["seed"] == 28
     assert ev["node_fill_reports"] > ev["venue_trades"], "the node received the duplicated fill twice"
     assert ev["node_fills"] == ev["venue_trades"] and ev["counted_twice"] is (ev["node_fill_events"] > ev["venue_trades"])
+    ambiguous = doc("node_ambiguous_submit")
+    assert ambiguous["alert"]["alertname"] in ("TcNodeOrderUnacknowledged", "TcNodeOrderStateDisagrees", "TcNodeFillsBehindVenue")
+    ev = ambiguous["evidence"]
+    assert ev["seed"] == 28 and ev["mode"] == "unknown" and ev["schedule"] == [ev["acks_lost"][1]["order"]] and ev["acks_lost"][1]["seed"] == 28
+    assert [a["type"] for a in ev["acks_lost"]] == ["LIMIT", "MARKET"]
+    assert ev["limit_order"]["venue_orders"] and ev["market_order"]["venue_orders"], "the venue placed the orders whose answers it lost"
+    skew = doc("node_clock_skew")
+    assert skew["alert"]["alertname"] == "TcNodeRequestsOutsideRecvWindow"
+    ev = skew["evidence"]
+    assert ev["seed"] == 28 and ev["offset_ms"] == ev["schedule"]["offset_ms"] and ev["rejects_by_code"].get("-1021", 0) > 0
+    assert all(r["client_lead_ms"] < -5000 for r in ev["timestamps_rejected"]), "refused: signed more than recvWindow behind the venue"
 
 
 def test_the_scorecard_lists_node_drills_with_time_to_detect_and_findings(detected, tmp_path):

@@ -350,6 +350,13 @@ def test_venue_fault_labels_are_the_fault_switchs_names():
         faults.parse_faults(["silent_market=1"])
 
 
+def test_venue_reject_codes_exported_at_zero_are_the_fault_switchs():
+    from opslab.venue import faults
+    from opslab.metrics import extract
+
+    assert extract.venue_reject_codes() == [str(code) for code in faults.REJECT_CODES]
+
+
 def test_a_running_runs_work_in_progress_is_not_a_verification_problem(lab, monkeypatch):
     """A live node writes heartbeats after its manifest for hours: while the run says running, files
     newer than or missing from the manifest are its work in progress; a link is a problem anyway."""
