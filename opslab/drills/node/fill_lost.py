@@ -44,6 +44,20 @@ def _next_beat(lab: NodeLab) -> dict[str, Any]:
     return lab.wait_node("the next heartbeat", lambda: (b := lab.heartbeat() or {}).get("seq", 0) > seq and b, timeout=10)
 
 
+def _quiet_read(lab: NodeLab, timeout: float = 10.0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The venue's trades and the node's next heartbeat, read while no trade is in flight (none newer than a second, none
+    made between the two reads), so the heartbeat's fills and the trades describe the same moment; the last pair read
+    when the node trades too often for that within TIMEOUT."""
+    end = time.monotonic() + timeout
+    while True:
+        trades = lab.venue_state()["trades"]
+        quiet = not trades or time.time() - trades[-1]["time"] / 1000 >= 1.0
+        beat = _next_beat(lab) if quiet or time.monotonic() >= end else None
+        if beat is not None and (len(lab.venue_state()["trades"]) == len(trades) or time.monotonic() >= end):
+            return trades, beat
+        time.sleep(0.2)
+
+
 def _healed(lab: NodeLab) -> float | None:
     """When (Unix seconds) a heartbeat written after the venue's trades were counted holds a fill for each of them, no
     trade being newer than a second (its report may still be on its way) and none made meanwhile; None when not."""
@@ -65,8 +79,7 @@ def execute(ctx: Context) -> Observation:
         lost_wall = lost["at_ms"] / 1000
         since = time.monotonic() - max(0.0, time.time() - lost_wall)  # the loss, on the monotonic clock
         alert = lab.detect(ALERTS, since, timeout=25, after_seq=seq)
-        trades_at_detection = lab.venue_state()["trades"]
-        beat_at_detection = _next_beat(lab)  # after the venue's count: the fills in flight then have reached the node
+        trades_at_detection, beat_at_detection = _quiet_read(lab)  # the node's fills and the venue's trades of one moment
 
         try:
             healed_at = lab.wait_node("the node to hold the lost fill", lambda: _healed(lab), timeout=max(1.0, HEAL_TIMEOUT_S - (time.time() - lost_wall)))
