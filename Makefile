@@ -52,15 +52,17 @@ ifeq ($(RUNTIME),container)
   ENGINE_TASK := ./scripts/container-task --engine
   # Inside the image: the unit and cli tests. The integration tests drive make, the host's Prometheus and
   # the container engine, so they run natively (CI runs both).
-  TEST_ARGS := --args 'tests/unit tests/cli'
+  TESTS ?= tests/unit tests/cli
 else ifeq ($(RUNTIME),native)
   NEEDS := $(READY)
   TASK := $(INVOKE)
   ENGINE_TASK := $(INVOKE)
-  TEST_ARGS :=
 else
   $(error RUNTIME must be native, container or auto, not '$(RUNTIME)')
 endif
+# TESTS=PATHS: what `make test` runs (pytest paths or node ids; default: everything natively, tests/unit and tests/cli
+# in the image).
+TEST_ARGS := $(if $(TESTS),--args '$(TESTS)')
 
 .PHONY: help setup demo test test-fast check bench docs docs-serve clean drill image stack-up stack-down stack-status
 .PHONY: samples screenshots venv-link
@@ -101,7 +103,7 @@ setup: $(NEEDS) ## create .venv-ENGINE from its hashed locks, .venv linking the 
 demo: $(NEEDS) ## run the whole demo flow into $TC_ARTIFACTS_DIR and print where the run is
 	@echo "runtime: $(RUNTIME)"; $(TASK) demo
 
-test: $(NEEDS) ## run the test suite (unit + cli + integration; RUNTIME=container: unit + cli tests in the image)
+test: $(NEEDS) ## run the test suite (unit + cli + integration; RUNTIME=container: unit + cli tests in the image; TESTS=PATHS: only those)
 	@echo "runtime: $(RUNTIME)"; $(TASK) test $(TEST_ARGS)
 
 test-fast: $(NEEDS) ## the in-process unit tests only (tests/unit, under 2 minutes): run while working

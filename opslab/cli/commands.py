@@ -98,11 +98,13 @@ def data_import(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab.datasets import imports
 
     if args.catalog:
+        if args.interval is not None:
+            raise InputError(f"--interval {args.interval}: for --csv; a catalog's interval is its --bar-type's")
         return imports.import_catalog(args.catalog, args.id, args.bar_type, args.instrument, quality_settings(args),
                                        force=args.force, check=args.check, instrument_file=args.instrument_file)
     return imports.import_csv(args.csv, args.id, imports.parse_map(args.map or []), args.time_is, args.instrument,
                                quality_settings(args), force=args.force, check=args.check, instrument_file=args.instrument_file,
-                               fmt=args.format, progress=report.progress())
+                               fmt=args.format, progress=report.progress(), interval=args.interval)
 
 
 def data_check(args: argparse.Namespace, report: Reporter) -> Any:

@@ -131,6 +131,7 @@ def _data_import_and_check(g: Any) -> None:
   tc data import --csv fixtures/data/btcusdt-1m-sample.csv --id btc-sample
   tc data import --csv BTCUSDT-1m-2024-03-01.zip --csv BTCUSDT-1m-2024-03-02.zip --id btc-march   # Binance's files as they are
   tc data import --csv klines.csv --id my-klines --map ts_close=open_time --time-is open
+  tc data import --csv hourly.csv --id my-hourly --interval 1h   # a plain CSV of 1-hour bars
   tc data import --csv bars.csv --id my-bars --check        # only say what would change
   tc data import --csv bars.csv --id my-bars --instrument-file btcusdt.json   # your instrument's precisions and fees
   tc data import --catalog ~/nautilus/catalog --id from-catalog   # bars of --bar-type from a ParquetDataCatalog""", commands.data_import)
@@ -146,6 +147,8 @@ def _data_import_and_check(g: Any) -> None:
     p.add_argument("--id", required=True, metavar="DATASET", help="dataset id (folder under datasets/; a spec names it as dataset: {kind: imported, id: ...})")
     p.add_argument("--map", action="append", metavar="COLUMN=THEIRS", help="read COLUMN from the CSV's column THEIRS (repeatable)")
     p.add_argument("--time-is", choices=["close", "open"], default="close", help="whether the time column is the bar's close (default) or open time")
+    p.add_argument("--interval", metavar="I", help=f"a plain CSV's bar interval, by Binance's name ({', '.join(market.INTERVALS)}; default 1m): "
+                   "the dataset's bar type and the spacing its gap check expects (a kline file says its own)")
     instrument = p.add_mutually_exclusive_group()
     instrument.add_argument("--instrument", default="test:BTCUSDT", help="built-in instrument definition (test:BTCUSDT, the default)")
     instrument.add_argument("--instrument-file", metavar="FILE",

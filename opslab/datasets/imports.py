@@ -344,10 +344,11 @@ class CsvSource:
 
     meter: Meter | None = None  # set by import_csv when the caller wants progress
     bytes = 0  # what the passes read of it (the file's size; a zip member's inflated size)
-    interval = market.INTERVAL  # a plain CSV holds 1-minute bars (a kline file says its own)
+    interval = market.INTERVAL  # a plain CSV's bars: 1-minute unless --interval says otherwise (a kline file says its own)
 
-    def __init__(self, path: Path, mapping: dict[str, str], time_is: str, step: tuple[Decimal, Decimal]) -> None:
-        self.path, self.label, self.mapping = path, str(path), mapping
+    def __init__(self, path: Path, mapping: dict[str, str], time_is: str, step: tuple[Decimal, Decimal],
+                 interval: str = market.INTERVAL) -> None:
+        self.path, self.label, self.mapping, self.interval = path, str(path), mapping, interval
         self.shift = market.seconds(self.interval) if time_is == "open" else 0
         self.step = step
         self.index = self._header()
@@ -391,7 +392,7 @@ class CsvSource:
         source = _Input(self.path, MAX_CSV_BYTES)
         rows, first, last = _summarize(self._blocks(source), self.label)
         self.sha256 = source.digest.hexdigest()
-        return Summary(rows, first, last, self.sha256)
+        return Summary(rows, first, last, self.sha256, self.interval)
 
     def blocks(self) -> Iterator[Block]:
         """The canonical rows, block by block; InputError if the file no longer has the bytes the checking pass read."""
@@ -731,12 +732,14 @@ def input_format(path: Path, fmt: str) -> str:
 def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: dict[str, str] | None = None, time_is: str = "close",
                instrument: str = "test:BTCUSDT", settings: quality.Settings | None = None,
                force: bool = False, check: bool = False, instrument_file: Path | str | None = None, fmt: str = "auto",
-               progress: Callable[[str], None] | None = None) -> Result:
+               progress: Callable[[str], None] | None = None, interval: str | None = None) -> Result:
     """`tc data import --csv FILE...`: converge datasets/<id>/ to the files' rows in time order (a CSV, or Binance kline
-    files as they are), then check their quality (exit 4 when it fails). PROGRESS, when given, hears how far each
-    pass has read (every PROGRESS_EVERY_S seconds)."""
+    files as they are), then check their quality (exit 4 when it fails). INTERVAL is a plain CSV's bar interval (None:
+    1m); a kline file says its own. PROGRESS, when given, hears how far each pass has read (every PROGRESS_EVERY_S seconds)."""
     lean_memory()
     definition, instrument_params = _check_options(dataset_id, instrument, time_is, instrument_file)
+    if interval is not None and interval not in market.INTERVALS:
+        raise InputError(f"--interval {interval!r}: expected a Binance kline interval ({', '.join(market.INTERVALS)})")
     mapping = mapping or {}
     paths = [Path(p) for p in (path if isinstance(path, list) else [path])]
     if not paths or len(paths) > MAX_FILES:
@@ -748,11 +751,14 @@ def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: di
     kind = formats.pop()
     if kind == klines.FORMAT:
         klines.check_options(mapping, time_is)
+        if interval is not None:
+            raise InputError(f"--interval {interval}: Binance kline files say their own interval (their rows' spacing); "
+                             "leave --interval out, or read them as a plain CSV with --format csv")
         for p in paths:
             klines.check_symbol(p, definition["raw_symbol"], instrument_file is None)
         sources: list[CsvSource] = [KlineSource(p, steps(definition)) for p in paths]
     else:
-        sources = [CsvSource(p, mapping, time_is, steps(definition)) for p in paths]
+        sources = [CsvSource(p, mapping, time_is, steps(definition), interval or market.INTERVAL) for p in paths]
     source = Files(sources)
     meter = Meter(progress) if progress else None
     for each in sources:
@@ -762,6 +768,8 @@ def import_csv(path: Path | str | list[Path | str], dataset_id: str, mapping: di
     summary = source.scan()
     params = {"format": kind, "source_file": source.sources[0].path.name, "source_sha256": summary.sha256, "columns_map": mapping,
               "time_is": time_is, **instrument_params}
+    if kind != klines.FORMAT and interval not in (None, market.INTERVAL):
+        params["interval"] = interval  # 1m stays implicit: a dataset imported before --interval existed is still the same input
     if len(paths) > 1:
         params["source_files"] = source.files
     else:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,62 @@ def test_a_catalogs_hourly_bars_import_as_an_hourly_dataset(lab):
     assert (lab.root / "datasets/cat/bars.csv").read_bytes() == (lab.root / "datasets/csv/bars.csv").read_bytes()
     refused = lab("data", "import", "--catalog", str(catalog), "--id", "bad", "--bar-type", "ETHUSDT.BINANCE-1-HOUR-LAST-EXTERNAL")
     assert refused.code == 2 and "the lab's engine runs BTCUSDT.BINANCE's bars of a Binance interval" in refused.err, refused.err
+
+
+# --- a plain CSV of another interval: --interval --------------------------------------------------------------------
+
+def _plain_hourly(tmp_path: Path, drop: int | None = None) -> Path:
+    """The hourly kline fixture as a plain CSV (a header, close times in ISO form): what a user's own export looks like."""
+    rows = [line.split(",") for line in HOURLY.read_text().splitlines()]
+    out = ["ts_close,open,high,low,close,volume"]
+    for i, row in enumerate(rows):
+        if i != drop:
+            close = datetime.fromtimestamp((int(row[6]) + 1) / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out.append(",".join([close, *row[1:6]]))
+    path = tmp_path / "hourly-plain.csv"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def test_a_plain_csv_of_hourly_bars_imports_with_interval(lab, tmp_path):
+    path = _plain_hourly(tmp_path)
+    assert _import(lab, path).code == 4, "without --interval the hourly rows are 1-minute bars with gaps between them"
+    result = _import(lab, path, dataset="h", extra=("--interval", "1h"))
+    assert result.code == 0, result.err
+    manifest = _manifest(lab, "h")
+    assert (manifest["interval"], manifest["rows"], manifest["catalog"]["bar_type"]) == ("1h", 24, "BTCUSDT.BINANCE-1-HOUR-LAST-EXTERNAL")
+    assert manifest["params"]["interval"] == "1h" and result.json()["data"]["quality"]["interval_seconds"] == 3600
+    again = _import(lab, path, dataset="h", extra=("--interval", "1h"))
+    assert again.code == 0 and again.json()["status"] == "ok", "the same file and interval: up to date"
+    other = lab("data", "import", "--csv", str(path), "--id", "h", "--interval", "4h")
+    assert other.code == 2 and "already exists from other input" in other.err, "another interval is other input"
+    assert lab("artifacts", "verify", "--all").code == 0
+
+
+def test_interval_time_is_open_shifts_by_the_interval(lab, tmp_path):
+    rows = [line.split(",") for line in HOURLY.read_text().splitlines()]
+    path = tmp_path / "open-times.csv"
+    path.write_text("open_time,open,high,low,close,volume\n" + "".join(",".join(r[:6]) + "\n" for r in rows))
+    result = _import(lab, path, extra=("--interval", "1h", "--map", "ts_close=open_time", "--time-is", "open"))
+    assert result.code == 0, result.err
+    assert (_manifest(lab)["first_bar_close"], _manifest(lab)["last_bar_close"]) == ("2024-03-01T01:00:00Z", "2024-03-02T00:00:00Z")
+
+
+def test_a_missing_hour_in_a_plain_hourly_csv_is_one_gap(lab, tmp_path):
+    result = _import(lab, _plain_hourly(tmp_path, drop=10), extra=("--interval", "1h"))
+    assert result.code == 4, result.err
+    gaps = next(c for c in result.json()["data"]["quality"]["checks"] if c["name"] == "gaps")
+    assert gaps["count"] == 1 and gaps["examples"][0]["detail"].startswith("1 bar(s) missing")
+
+
+@pytest.mark.parametrize("files, extra, needle", [
+    ("plain", ("--interval", "7m"), "--interval '7m': expected a Binance kline interval (1s, 1m, 3m"),
+    ("klines", ("--interval", "1h"), "--interval 1h: Binance kline files say their own interval"),
+])
+def test_interval_is_refused_where_it_does_not_fit(lab, tmp_path, files, extra, needle):
+    _refused(lab, needle, _plain_hourly(tmp_path) if files == "plain" else HOURLY, extra=extra)
+
+
+def test_interval_is_refused_for_a_catalog(lab):
+    result = lab("data", "import", "--catalog", str(lab.root), "--id", "cat", "--interval", "1h")
+    assert result.code == 2 and result.err.count("\n") == 1 and "--interval 1h: for --csv; a catalog's interval is its --bar-type's" in result.err
