@@ -12,6 +12,7 @@ from opslab.drills.node import duplicate_reports as node_duplicate_reports
 from opslab.drills.node import fill_lost as node_fill_lost
 from opslab.drills.node import kill_switch as node_kill_switch
 from opslab.drills.node import missing_update as node_missing_update
+from opslab.drills.node import order_rate_limit as node_order_rate_limit
 from opslab.drills.node import partial_fills as node_partial_fills
 from opslab.drills.node import rate_limited_startup as node_rate_limited_startup
 from opslab.drills.node import restart_reconciliation as node_restart_reconciliation
@@ -23,5 +24,5 @@ DRILLS: dict[str, Drill] = {
                    node_crash, node_kill_switch, node_missing_update, node_disconnect,
                    node_stale_book_connected, node_rate_limited_startup,
                    node_restart_reconciliation, node_fill_lost, node_partial_fills, node_duplicate_reports,
-                   node_ambiguous_submit, node_clock_skew)
+                   node_ambiguous_submit, node_clock_skew, node_order_rate_limit)
 }

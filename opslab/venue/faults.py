@@ -46,6 +46,15 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
                       (REST and WebSocket API) use it, so a client signing with the host clock is refused with
                       -1021 once the offset exceeds its recvWindow; the host clock is never touched. Every -1021
                       in VenueState.timestamps_rejected; every refusal by Binance error code in VenueState.rejects
+  order_rate_limit=N[/SEED]
+                      Binance's runtime order-rate limit: at most N new orders (POST /api/v3/order) per TEN_SECONDS
+                      interval of the venue's clock (intervals start every 10 s, as Binance counts them; with SEED the
+                      limit is one of 1..N drawn by random.Random(SEED)); an order beyond it is refused with HTTP 429
+                      and -1015 "Too many new orders; current limit is N orders per TEN_SECONDS." and is not placed.
+                      Every order answer carries X-MBX-ORDER-COUNT-10S and -1D (the counts), with or without the
+                      fault, and exchangeInfo's ORDERS rate limit says N while it is on. Both profiles place orders over
+                      REST (the venue's WebSocket API serves no order methods, so its rateLimits never list ORDERS); every
+                      refused order in VenueState.orders_refused
 """
 
 from __future__ import annotations
@@ -64,7 +73,7 @@ SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate
           "frozen_time": "frozen_time", "stale_book": "stale_book", "sequence_gap": "sequence_gap[=N]", "silent_market": "silent_market",
           "fill_lost": "fill_lost=N[/SEED]", "partial_fills": "partial_fills=P1/P2/...[@SEED]",
           "duplicate_reports": "duplicate_reports=N[/SEED]", "ack_lost": "ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE]",
-          "clock_skew": "clock_skew=MS[/SEED]"}
+          "clock_skew": "clock_skew=MS[/SEED]", "order_rate_limit": "order_rate_limit=N[/SEED]"}
 FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
 BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
 BAN_MAX_S = 300
@@ -77,6 +86,9 @@ RECORDS_KEPT = 100  # splits, duplicated reports, lost acks and refused timestam
 ACK_MODES = ("drop", "unknown")  # ack_lost@MODE; a number is a delay in milliseconds
 ACK_DELAY_MAX_MS = 600_000
 CLOCK_SKEW_MAX_MS = 3_600_000
+ORDER_WINDOW_MS = 10_000  # order_rate_limit: Binance's TEN_SECONDS order interval
+ORDER_LIMIT_MAX = 100_000
+DAY_MS = 86_400_000
 # Binance's status-unknown answer (https://developers.binance.com/docs/binance-spot-api-docs/errors: -1007 TIMEOUT; and
 # .../rest-api/general-api-information: a 503 whose execution status is UNKNOWN and could have been a success)
 STATUS_UNKNOWN = (503, {"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."})
@@ -132,13 +144,16 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
             return {name: ack_schedule(value)}
         if name == "clock_skew":
             return {name: skew_schedule(value)}
+        if name == "order_rate_limit":
+            return {name: order_limit_schedule(value)}
         if value:
             raise ValueError
         return {name: True}
     except ValueError:
         raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K, "
                          "fill_lost=N[/SEED], partial_fills=P1/P2/...[@SEED] (2-10 whole percentages summing to 100), "
-                         "duplicate_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0); "
+                         "duplicate_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0), "
+                         "order_rate_limit=N[/SEED] (N at least 1); "
                          "others take no value)") from None
 
 
@@ -200,6 +215,18 @@ def skew_schedule(value: str) -> dict[str, Any]:
     return {"ms": ms, "seed": seed, "offset_ms": offset}
 
 
+def order_limit_schedule(value: str) -> dict[str, Any]:
+    """order_rate_limit's value N[/SEED] -> {"n", "seed", "limit", "window_s"}: the new orders allowed per TEN_SECONDS interval,
+    N, or with SEED one of 1..N drawn by random.Random(SEED). ValueError if malformed."""
+    n_text, slash, seed_text = value.partition("/")
+    n = int(n_text)
+    seed = int(seed_text) if slash else None
+    if not 1 <= n <= ORDER_LIMIT_MAX or (seed is not None and not 0 <= seed < 2**63):
+        raise ValueError
+    limit = n if seed is None else random.Random(seed).randint(1, n)
+    return {"n": n, "seed": seed, "limit": limit, "window_s": ORDER_WINDOW_MS // 1000}
+
+
 def faults_from_json(doc: Any) -> dict[str, Any]:
     """Admin endpoint body {"faults": ["drop", "latency=200"]} -> fault mapping."""
     if not isinstance(doc, dict) or not isinstance(doc.get("faults"), list) or not all(isinstance(f, str) for f in doc["faults"]):
@@ -234,6 +261,11 @@ class VenueState:
     offset_ms: int = 0  # the venue clock's offset from the host's (clock_skew), 0 without it
     rejects: dict[int, int] = field(default_factory=dict)  # refusals by Binance error code (REST and WebSocket API), since the venue started
     timestamps_rejected: list[dict[str, Any]] = field(default_factory=list)  # every -1021 (the last 100)
+    order_window: int = -1  # the TEN_SECONDS interval (venue clock ms // ORDER_WINDOW_MS) order_count counts
+    order_count: int = 0  # new orders placed in that interval (X-MBX-ORDER-COUNT-10S)
+    order_day: int = -1  # the venue clock's UTC day order_day_count counts
+    order_day_count: int = 0  # new orders placed that day (X-MBX-ORDER-COUNT-1D)
+    orders_refused: list[dict[str, Any]] = field(default_factory=list)  # every order order_rate_limit refused with -1015 (the last 100)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -275,6 +307,30 @@ def lose_ack(v: VenueState, order: dict[str, Any]) -> dict[str, Any] | None:
         v.acks_lost.append(record)
         del v.acks_lost[:-RECORDS_KEPT]
         return dict(record)
+
+
+def count_order(v: VenueState, order: dict[str, Any]) -> tuple[dict[str, str], tuple[int, dict[str, Any]] | None]:
+    """Count one new ORDER (client_order_id, symbol, side, type) in the venue clock's TEN_SECONDS interval and UTC day: the
+    headers its answer carries (X-MBX-ORDER-COUNT-10S, X-MBX-ORDER-COUNT-1D) and, when order_rate_limit refuses it, Binance's
+    answer (429, -1015), the refusal then kept in v.orders_refused with the fault's seed and limit. A refused order is not
+    counted (Binance counts the orders it takes)."""
+    with v.lock:
+        now = clock_ms(v)
+        window = now // ORDER_WINDOW_MS
+        if window != v.order_window:
+            v.order_window, v.order_count = window, 0
+        if now // DAY_MS != v.order_day:
+            v.order_day, v.order_day_count = now // DAY_MS, 0
+        limit = v.faults.get("order_rate_limit")
+        if limit and v.order_count >= limit["limit"]:
+            v.orders_refused.append({"seed": limit["seed"], "n": limit["n"], "limit": limit["limit"], "count": v.order_count,
+                                     "window_start_ms": window * ORDER_WINDOW_MS, **order, "at_ms": int(time.time() * 1000)})
+            del v.orders_refused[:-RECORDS_KEPT]
+            body = {"code": -1015, "msg": f"Too many new orders; current limit is {limit['limit']} orders per TEN_SECONDS."}
+            return {"X-MBX-ORDER-COUNT-10S": str(v.order_count), "X-MBX-ORDER-COUNT-1D": str(v.order_day_count)}, (429, body)
+        v.order_count += 1
+        v.order_day_count += 1
+        return {"X-MBX-ORDER-COUNT-10S": str(v.order_count), "X-MBX-ORDER-COUNT-1D": str(v.order_day_count)}, None
 
 
 def count_reject(v: VenueState, code: Any, detail: dict[str, Any] | None = None) -> None:

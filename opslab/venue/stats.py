@@ -65,6 +65,7 @@ class VenueStats:
             acks, offset = [dict(f) for f in self.switch.acks_lost], self.switch.offset_ms
             rejects = {str(code): n for code, n in sorted(self.switch.rejects.items(), reverse=True)}
             refused = [dict(f) for f in self.switch.timestamps_rejected]
+            orders_refused = [dict(f) for f in self.switch.orders_refused]
         with self.lock:
             c, last = dict(self.counts), self.last_subscribe_at
         remaining = banned - time.monotonic() if banned else 0.0
@@ -86,6 +87,7 @@ class VenueStats:
                 "clock_offset_ms": offset,
                 "rejects": rejects,
                 "timestamps_rejected": refused,
+                "orders_refused": orders_refused,
                 "faults_active": fault_switch.active_faults(faults)}
 
     def write(self) -> bool:

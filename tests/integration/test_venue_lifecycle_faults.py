@@ -1,0 +1,116 @@
+"""The venue's order-lifecycle faults of issue 28's last drills with real clients on 127.0.0.1, on both profiles:
+binance-connector places orders over REST (the path NautilusTrader's Binance clients use on both releases) and reads the
+listenKey stream (profile 2025); a `websockets` client logs on to the WebSocket API and subscribes (profile 2026).
+order_rate_limit: beyond N new orders per TEN_SECONDS interval an order is refused with 429 and -1015 and not placed;
+every order answer carries X-MBX-ORDER-COUNT-10S and -1D. Switched at start and over POST /admin/faults; the seeded schedules
+and what they did are recorded (GET /admin/faults, stats.json)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from opslab import spec
+from opslab.venue import faults
+from opslab.venue.server import BinanceVenue
+from venue_clients import (SYMBOL, admin, buy, close_stream, execution_reports, listen_key_stream, spot_fixture,  # noqa: F401 (the fixture spot)
+                           ws_api_events, ws_api_user_stream, with_price)
+from venue_spec import load_node_spec
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+
+
+@pytest.fixture
+def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
+    return load_node_spec(tmp_path, monkeypatch, run_id="lifecycle-faults-test", bars=400)
+
+
+def _interval_start(v: BinanceVenue) -> None:
+    """Wait (bounded) until the venue's clock is early in a TEN_SECONDS interval, so a burst of orders stays in one."""
+    end = time.monotonic() + 12
+    while faults.clock_ms(v.faults) % faults.ORDER_WINDOW_MS > 3000 and time.monotonic() < end:
+        time.sleep(0.05)
+
+
+# --- order_rate_limit --------------------------------------------------------------------------
+def test_listen_key_profile_refuses_orders_beyond_the_limit_with_1015(node_spec, spot):
+    """Profile 2025, switched at runtime: two orders pass (their counts in X-MBX-ORDER-COUNT-10S), the third gets 429 -1015
+    with Binance's message and is never placed nor reported; exchangeInfo says the limit; the next interval accepts again."""
+    from binance.error import ClientError
+    from binance.spot import Spot
+
+    from venue_spec import KEY, SECRET
+
+    v = BinanceVenue(node_spec, speed=6000, binance_api="2025").start()
+    try:
+        with_price(v)
+        s = spot(v)
+        headed = Spot(api_key=KEY, api_secret=SECRET, base_url=v.url.rstrip("/"), show_header=True)
+        ws, got = listen_key_stream(v, s)
+        try:
+            assert admin(v, "POST", {"faults": ["order_rate_limit=2"]})["faults"]["order_rate_limit"]["limit"] == 2
+            orders = {r["rateLimitType"]: r for r in s.exchange_info(symbol=SYMBOL)["rateLimits"]}["ORDERS"]
+            assert (orders["interval"], orders["intervalNum"], orders["limit"]) == ("SECOND", 10, 2)
+            _interval_start(v)
+            first = headed.new_order(SYMBOL, side="BUY", type="MARKET", quantity="0.010000", newClientOrderId="O-rate-1")
+            assert first["data"]["status"] == "FILLED" and first["header"]["X-MBX-ORDER-COUNT-10S"] == "1"
+            assert first["header"]["X-MBX-ORDER-COUNT-1D"] == "1"
+            assert buy(s, "O-rate-2")["status"] == "FILLED"
+            with pytest.raises(ClientError) as err:
+                buy(s, "O-rate-3")
+            assert (err.value.status_code, err.value.error_code) == (429, -1015)
+            assert err.value.error_message == "Too many new orders; current limit is 2 orders per TEN_SECONDS."
+            assert err.value.header["X-MBX-ORDER-COUNT-10S"] == "2"
+            seen = execution_reports(got, 1.0)
+            time.sleep(10 - faults.clock_ms(v.faults) % faults.ORDER_WINDOW_MS / 1000 + 0.1)  # the next interval
+            assert buy(s, "O-rate-4")["status"] == "FILLED"
+        finally:
+            close_stream(ws)
+            headed.session.close()
+        assert sorted({e["c"] for e in seen}) == ["O-rate-1", "O-rate-2"], "the refused order is never reported"
+        assert "O-rate-3" not in {o["clientOrderId"] for o in s.get_orders(SYMBOL)}
+        refused = admin(v, "GET")["orders_refused"]
+        assert [(r["client_order_id"], r["count"], r["limit"], r["seed"], r["side"], r["type"]) for r in refused] == [
+            ("O-rate-3", 2, 2, None, "BUY", "MARKET")]
+        doc = v.counters.document()
+        assert doc["orders_refused"] == refused and doc["rejects"] == {"-1015": 1} and doc["faults_active"] == ["order_rate_limit"]
+    finally:
+        v.stop()
+
+
+def test_ws_api_profile_reports_only_the_orders_under_the_seeded_limit(node_spec, spot):
+    """Profile 2026, switched at start with a seed: the limit its seed drew holds per interval; the WebSocket API
+    subscription gets the accepted orders' reports only."""
+    from binance.error import ClientError
+
+    fault = faults.parse_faults(["order_rate_limit=3/28"])
+    limit = fault["order_rate_limit"]["limit"]
+    v = BinanceVenue(node_spec, speed=6000, faults=fault).start()
+    try:
+        with_price(v)
+        s = spot(v)
+        price = str(round(float(v.exchange.last_price) * 0.5, 2))
+        with ws_api_user_stream(v) as ws:
+            _interval_start(v)
+            placed, refused = [], []
+            for i in range(1, limit + 3):
+                try:
+                    s.new_order(SYMBOL, side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.010000", price=price,
+                                newClientOrderId=f"O-ws-{i}")
+                    placed.append(f"O-ws-{i}")
+                except ClientError as err:
+                    assert (err.status_code, err.error_code) == (429, -1015)
+                    refused.append(f"O-ws-{i}")
+            seen = execution_reports(ws_api_events(ws, 1.0), 0.1)
+        assert placed == [f"O-ws-{i}" for i in range(1, limit + 1)] and len(refused) == 2
+        assert sorted(e["c"] for e in seen if e["X"] == "NEW") == placed
+        assert sorted(o["clientOrderId"] for o in s.get_open_orders(SYMBOL)) == placed
+        records = admin(v, "GET")["orders_refused"]
+        assert [(r["client_order_id"], r["seed"], r["n"], r["limit"]) for r in records] == [(c, 28, 3, limit) for c in refused]
+        assert v.counters.document()["rejects"] == {"-1015": 2}
+    finally:
+        v.stop()

@@ -1,0 +1,46 @@
+"""The grammar of the venue's order-lifecycle faults of issue 28's last drills (order_rate_limit, ...): seeded schedules
+that parse the same every time, and one-line errors naming the syntax for anything malformed."""
+
+from __future__ import annotations
+
+import pytest
+
+from opslab.venue import faults
+
+
+def test_order_rate_limit_parses_its_limit_and_seeded_limit():
+    assert faults.parse_faults(["order_rate_limit=3"]) == {"order_rate_limit": {"n": 3, "seed": None, "limit": 3, "window_s": 10}}
+    seeded = faults.parse_faults(["order_rate_limit=5/28"])["order_rate_limit"]
+    assert seeded == faults.parse_faults(["order_rate_limit=5/28"])["order_rate_limit"], "the seed draws the same limit every time"
+    assert seeded["seed"] == 28 and 1 <= seeded["limit"] <= 5 and "order_rate_limit" in faults.FAULT_NAMES
+
+
+@pytest.mark.parametrize("bad", ["order_rate_limit", "order_rate_limit=0", "order_rate_limit=x", "order_rate_limit=2/",
+                                 "order_rate_limit=2/-1", "order_rate_limit=999999999"])
+def test_a_malformed_order_rate_limit_is_one_line_naming_the_syntax(bad):
+    with pytest.raises(faults.InputError, match=r"order_rate_limit=N\[/SEED\]") as err:
+        faults.parse_faults([bad])
+    assert "\n" not in str(err.value)
+
+
+def count(ten_s: int, day: int) -> dict[str, str]:
+    return {"X-MBX-ORDER-COUNT-10S": str(ten_s), "X-MBX-ORDER-COUNT-1D": str(day)}
+
+
+def test_order_rate_limit_counts_per_ten_second_interval_and_refuses_beyond_it(monkeypatch):
+    state = faults.VenueState()
+    now = [1_700_000_000_000.0]
+    monkeypatch.setattr(faults.time, "time", lambda: now[0] / 1000)
+    order = {"client_order_id": "O-1", "symbol": "BTCUSDT", "side": "BUY", "type": "MARKET"}
+    assert faults.count_order(state, order) == (count(1, 1), None), "counted without the fault too"
+    faults.apply(state, faults.parse_faults(["order_rate_limit=2"]))
+    assert faults.count_order(state, order) == (count(2, 2), None), "switching it on keeps the interval's count"
+    headers, refused = faults.count_order(state, order)
+    assert headers == count(2, 2), "a refused order is not counted"
+    assert refused == (429, {"code": -1015, "msg": "Too many new orders; current limit is 2 orders per TEN_SECONDS."})
+    assert [(r["count"], r["limit"], r["window_start_ms"], r["client_order_id"]) for r in state.orders_refused] == \
+        [(2, 2, 1_700_000_000_000, "O-1")]
+    now[0] += 10_000  # the next interval starts afresh, the day goes on
+    assert faults.count_order(state, order) == (count(1, 3), None)
+    faults.apply(state, {})
+    assert all(faults.count_order(state, order)[1] is None for _ in range(5))
