@@ -17,6 +17,7 @@ from opslab.drills.node import partial_fills as node_partial_fills
 from opslab.drills.node import rate_limited_startup as node_rate_limited_startup
 from opslab.drills.node import restart_reconciliation as node_restart_reconciliation
 from opslab.drills.node import stale_book_connected as node_stale_book_connected
+from opslab.drills.node import user_stream_expiry as node_user_stream_expiry
 
 DRILLS: dict[str, Drill] = {
     module.DRILL.name: module.DRILL
@@ -24,5 +25,6 @@ DRILLS: dict[str, Drill] = {
                    node_crash, node_kill_switch, node_missing_update, node_disconnect,
                    node_stale_book_connected, node_rate_limited_startup,
                    node_restart_reconciliation, node_fill_lost, node_partial_fills, node_duplicate_reports,
-                   node_ambiguous_submit, node_clock_skew, node_order_rate_limit)
+                   node_ambiguous_submit, node_clock_skew, node_order_rate_limit,
+                   node_user_stream_expiry)
 }

@@ -492,6 +492,14 @@ class Exchange:
         with self.lock:
             return _digest(key) in self.state["listen_keys"]
 
+    def expire_listen_keys(self) -> int:
+        """Expire every listen key (the user_stream_expiry fault): keepalives answer -1125 from now; how many there were."""
+        with self.lock:
+            n = len(self.state["listen_keys"])
+            self.state["listen_keys"] = []
+            self.save()
+            return n
+
     def close_listen_key(self, key: str) -> None:
         with self.lock:
             if _digest(key) not in self.state["listen_keys"]:

@@ -55,6 +55,14 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
                       fault, and exchangeInfo's ORDERS rate limit says N while it is on. Both profiles place orders over
                       REST (the venue's WebSocket API serves no order methods, so its rateLimits never list ORDERS); every
                       refused order in VenueState.orders_refused
+  user_stream_expiry=N[/SEED][@silent]
+                      the user data stream ends just before the Nth user-data event from now (with SEED: one of the
+                      next N, as fill_lost): every WebSocket API subscription gets Binance's eventStreamTerminated and
+                      is ended (the session stays logged on, a client may subscribe again), every listen key gets
+                      listenKeyExpired on its streams and expires (keepalive answers -1125, a client may make a new
+                      one); that event and the later ones reach no ended subscription or key. @silent: the same
+                      without telling (no eventStreamTerminated, no listenKeyExpired: a silent user stream). Market
+                      data and REST go on; fills keep happening at the venue. Every end in VenueState.user_streams_ended
 """
 
 from __future__ import annotations
@@ -73,7 +81,8 @@ SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate
           "frozen_time": "frozen_time", "stale_book": "stale_book", "sequence_gap": "sequence_gap[=N]", "silent_market": "silent_market",
           "fill_lost": "fill_lost=N[/SEED]", "partial_fills": "partial_fills=P1/P2/...[@SEED]",
           "duplicate_reports": "duplicate_reports=N[/SEED]", "ack_lost": "ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE]",
-          "clock_skew": "clock_skew=MS[/SEED]", "order_rate_limit": "order_rate_limit=N[/SEED]"}
+          "clock_skew": "clock_skew=MS[/SEED]", "order_rate_limit": "order_rate_limit=N[/SEED]",
+          "user_stream_expiry": "user_stream_expiry=N[/SEED][@silent]"}
 FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
 BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
 BAN_MAX_S = 300
@@ -146,6 +155,8 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
             return {name: skew_schedule(value)}
         if name == "order_rate_limit":
             return {name: order_limit_schedule(value)}
+        if name == "user_stream_expiry":
+            return {name: expiry_schedule(value)}
         if value:
             raise ValueError
         return {name: True}
@@ -153,7 +164,7 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
         raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K, "
                          "fill_lost=N[/SEED], partial_fills=P1/P2/...[@SEED] (2-10 whole percentages summing to 100), "
                          "duplicate_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0), "
-                         "order_rate_limit=N[/SEED] (N at least 1); "
+                         "order_rate_limit=N[/SEED] (N at least 1), user_stream_expiry=N[/SEED][@silent]; "
                          "others take no value)") from None
 
 
@@ -227,6 +238,16 @@ def order_limit_schedule(value: str) -> dict[str, Any]:
     return {"n": n, "seed": seed, "limit": limit, "window_s": ORDER_WINDOW_MS // 1000}
 
 
+def expiry_schedule(value: str) -> dict[str, Any]:
+    """user_stream_expiry's value N[/SEED][@silent] -> {"n", "seed", "schedule", "silent"}: the ordinal of the user-data event
+    (1 = the next after the fault is switched on) before which the user data stream ends (as fill_schedule), and whether it
+    ends without telling. ValueError if malformed."""
+    schedule_text, at, mode = value.partition("@")
+    if at and mode != "silent":
+        raise ValueError
+    return {**fill_schedule(schedule_text), "silent": bool(at)}
+
+
 def faults_from_json(doc: Any) -> dict[str, Any]:
     """Admin endpoint body {"faults": ["drop", "latency=200"]} -> fault mapping."""
     if not isinstance(doc, dict) or not isinstance(doc.get("faults"), list) or not all(isinstance(f, str) for f in doc["faults"]):
@@ -266,6 +287,9 @@ class VenueState:
     order_day: int = -1  # the venue clock's UTC day order_day_count counts
     order_day_count: int = 0  # new orders placed that day (X-MBX-ORDER-COUNT-1D)
     orders_refused: list[dict[str, Any]] = field(default_factory=list)  # every order order_rate_limit refused with -1015 (the last 100)
+    user_events_counted: int = 0  # user-data events since user_stream_expiry was last switched on
+    user_streams_ended: list[dict[str, Any]] = field(default_factory=list)  # every end user_stream_expiry made (the last 100)
+    user_streams_ended_total: int = 0  # subscriptions and listen keys it ended, since the venue started
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -278,7 +302,7 @@ def apply(state: VenueState, faults: dict[str, Any]) -> None:
     state.book_ms = now_ms if faults.get("stale_book") else None
     state.window_start, state.used_weight = time.monotonic(), 0
     state.retry_until, state.violations, state.banned_until = 0.0, 0, 0.0
-    state.fills_counted = state.orders_counted = state.dup_counted = state.acks_counted = 0
+    state.fills_counted = state.orders_counted = state.dup_counted = state.acks_counted = state.user_events_counted = 0
 
 
 def clock_ms(v: VenueState) -> int:
@@ -331,6 +355,30 @@ def count_order(v: VenueState, order: dict[str, Any]) -> tuple[dict[str, str], t
         v.order_count += 1
         v.order_day_count += 1
         return {"X-MBX-ORDER-COUNT-10S": str(v.order_count), "X-MBX-ORDER-COUNT-1D": str(v.order_day_count)}, None
+
+
+def end_user_stream(v: VenueState, event: dict[str, Any]) -> dict[str, Any] | None:
+    """Count one user-data EVENT under user_stream_expiry; the record {"event", "seed", "n", "silent", "event_type", ...} when the
+    user data stream is to end before it (ended() completes it and keeps it in v.user_streams_ended), else None."""
+    with v.lock:
+        expiry = v.faults.get("user_stream_expiry")
+        if not expiry:
+            return None
+        v.user_events_counted += 1
+        if v.user_events_counted not in expiry["schedule"]:
+            return None
+        return {"event": v.user_events_counted, "seed": expiry["seed"], "n": expiry["n"], "silent": expiry["silent"],
+                "event_type": event.get("e") if isinstance(event.get("e"), str) else None, "subscriptions": 0, "listen_keys": 0,
+                "at_ms": int(time.time() * 1000)}
+
+
+def ended(v: VenueState, record: dict[str, Any], subscriptions: int, listen_keys: int) -> None:
+    """Record one end of the user data stream (RECORD, from end_user_stream) with what it ended: WebSocket API subscriptions,
+    listen keys."""
+    with v.lock:
+        v.user_streams_ended.append({**record, "subscriptions": subscriptions, "listen_keys": listen_keys})
+        del v.user_streams_ended[:-RECORDS_KEPT]
+        v.user_streams_ended_total += subscriptions + listen_keys
 
 
 def count_reject(v: VenueState, code: Any, detail: dict[str, Any] | None = None) -> None:

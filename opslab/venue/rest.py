@@ -61,6 +61,8 @@ class Venue(Protocol):
 
     def fill_open_orders(self) -> list[int]: ...
 
+    def user_streams_active(self) -> int: ...
+
 
 @dataclass(frozen=True)
 class Route:
@@ -486,7 +488,9 @@ class Handler(BaseHTTPRequestHandler):
                                         "acks_lost": list(state.acks_lost), "clock_offset_ms": state.offset_ms,
                                         "rejects": {str(code): n for code, n in sorted(state.rejects.items())},
                                         "timestamps_rejected": list(state.timestamps_rejected),
-                                        "orders_refused": list(state.orders_refused)})
+                                        "orders_refused": list(state.orders_refused),
+                                        "user_streams_ended": [dict(r) for r in state.user_streams_ended],
+                                        "user_streams_active": self.venue.user_streams_active()})
         if method == "DELETE":
             faults: dict[str, Any] = {}
         elif method == "POST":

@@ -2,11 +2,14 @@
 binance-connector places orders over REST (the path NautilusTrader's Binance clients use on both releases) and reads the
 listenKey stream (profile 2025); a `websockets` client logs on to the WebSocket API and subscribes (profile 2026).
 order_rate_limit: beyond N new orders per TEN_SECONDS interval an order is refused with 429 and -1015 and not placed;
-every order answer carries X-MBX-ORDER-COUNT-10S and -1D. Switched at start and over POST /admin/faults; the seeded schedules
+every order answer carries X-MBX-ORDER-COUNT-10S and -1D. user_stream_expiry: the user data stream ends before a scheduled
+event (eventStreamTerminated on the WebSocket API, listenKeyExpired on a listen key, or silently); fills go on at the venue,
+unreported, until the client subscribes again. Switched at start and over POST /admin/faults; the seeded schedules
 and what they did are recorded (GET /admin/faults, stats.json)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 from opslab import spec
 from opslab.venue import faults
 from opslab.venue.server import BinanceVenue
-from venue_clients import (SYMBOL, admin, buy, close_stream, execution_reports, listen_key_stream, spot_fixture,  # noqa: F401 (the fixture spot)
+from venue_clients import (SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, spot_fixture,  # noqa: F401 (the fixture spot)
                            ws_api_events, ws_api_user_stream, with_price)
 from venue_spec import load_node_spec
 
@@ -112,5 +115,94 @@ def test_ws_api_profile_reports_only_the_orders_under_the_seeded_limit(node_spec
         records = admin(v, "GET")["orders_refused"]
         assert [(r["client_order_id"], r["seed"], r["n"], r["limit"]) for r in records] == [(c, 28, 3, limit) for c in refused]
         assert v.counters.document()["rejects"] == {"-1015": 2}
+    finally:
+        v.stop()
+
+
+# --- user_stream_expiry ------------------------------------------------------------------------
+def test_listen_key_profile_expires_the_key_before_the_scheduled_event(node_spec, spot):
+    """Profile 2025, switched at runtime: before the next user event the stream gets listenKeyExpired, the key's keepalive
+    answers -1125, the fills go on at the venue without a report on that key; a new key gets the next reports."""
+    from binance.error import ClientError
+
+    v = BinanceVenue(node_spec, speed=6000, binance_api="2025").start()
+    try:
+        with_price(v)
+        s = spot(v)
+        ws, got = listen_key_stream(v, s)
+        try:
+            key = s.new_listen_key()["listenKey"]
+            assert admin(v, "POST", {"faults": ["user_stream_expiry=1"]})["faults"]["user_stream_expiry"]["schedule"] == [1]
+            assert buy(s, "O-exp-1")["status"] == "FILLED"
+            events = []
+            end = time.monotonic() + 2
+            while time.monotonic() < end and not any(e.get("e") == "listenKeyExpired" for e in events):
+                events.append(got.get(timeout=2))
+            assert [e["e"] for e in events if "e" in e] == ["listenKeyExpired"] and events[-1]["listenKey"]
+            assert buy(s, "O-exp-2")["status"] == "FILLED"
+            assert execution_reports(got, 1.0) == [], "no report reaches the expired key"
+            with pytest.raises(ClientError) as err:
+                s.renew_listen_key(key)
+            assert err.value.error_code == -1125
+            state = admin(v, "GET")
+            assert state["user_streams_active"] == 0
+            assert [(r["event"], r["silent"], r["listen_keys"], r["subscriptions"]) for r in state["user_streams_ended"]] == [(1, False, 2, 0)]
+        finally:
+            close_stream(ws)
+        ws, got = listen_key_stream(v, s)  # the client makes a new key: reports flow again
+        try:
+            assert buy(s, "O-exp-3")["status"] == "FILLED"
+            assert {e["c"] for e in execution_reports(got, 1.0)} == {"O-exp-3"}
+        finally:
+            close_stream(ws)
+        assert {t["orderId"] for t in s.my_trades(SYMBOL)} >= {o["orderId"] for o in s.get_orders(SYMBOL) if o["clientOrderId"] == "O-exp-2"}
+        doc = v.counters.document()
+        assert doc["user_streams"]["ended"] == 2 and doc["faults_active"] == ["user_stream_expiry"]
+    finally:
+        v.stop()
+
+
+def test_ws_api_profile_terminates_the_subscription_at_the_seeded_event_and_resubscribing_works(node_spec, spot):
+    """Profile 2026, switched at start with a seed: the subscription gets eventStreamTerminated right before the chosen event,
+    nothing after; the session stays logged on and a new subscription gets the next reports."""
+    fault = faults.parse_faults(["user_stream_expiry=3/28"])
+    ordinal = fault["user_stream_expiry"]["schedule"][0]
+    v = BinanceVenue(node_spec, speed=6000, faults=fault).start()
+    try:
+        with_price(v)
+        s = spot(v)
+        with ws_api_user_stream(v) as ws:
+            assert buy(s, "O-wsx-1")["status"] == "FILLED" and buy(s, "O-wsx-2")["status"] == "FILLED"
+            frames = []
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                try:
+                    frames.append(json.loads(ws.recv(timeout=max(0.05, end - time.monotonic()))))
+                except TimeoutError:
+                    break
+            kinds = [f["event"]["e"] for f in frames]
+            assert kinds.index("eventStreamTerminated") == ordinal - 1 and kinds[-1] == "eventStreamTerminated", kinds
+            assert frames[-1]["subscriptionId"] == 0
+            assert ask(ws, "session.subscriptions", {})["result"] == []
+            assert ask(ws, "userDataStream.subscribe", {})["result"] == {"subscriptionId": 1}, "still logged on: it can subscribe again"
+            assert buy(s, "O-wsx-3")["status"] == "FILLED"
+            assert {e["c"] for e in execution_reports(ws_api_events(ws, 1.0), 0.1)} == {"O-wsx-3"}
+        records = admin(v, "GET")["user_streams_ended"]
+        assert [(r["event"], r["seed"], r["n"], r["subscriptions"], r["listen_keys"]) for r in records] == [(ordinal, 28, 3, 1, 0)]
+    finally:
+        v.stop()
+
+
+def test_a_silent_expiry_ends_the_subscription_without_a_word(node_spec, spot):
+    """@silent: no eventStreamTerminated; the subscription just stops receiving while the venue keeps filling."""
+    v = BinanceVenue(node_spec, speed=6000, faults=faults.parse_faults(["user_stream_expiry=1@silent"])).start()
+    try:
+        with_price(v)
+        s = spot(v)
+        with ws_api_user_stream(v) as ws:
+            assert buy(s, "O-sil-1")["status"] == "FILLED"
+            assert ws_api_events(ws, 1.0).empty(), "not a frame: a silent user stream"
+            assert ask(ws, "session.subscriptions", {})["result"] == []
+        assert v.counters.document()["user_streams_ended"][0]["silent"] is True
     finally:
         v.stop()

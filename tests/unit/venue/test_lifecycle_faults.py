@@ -44,3 +44,26 @@ def test_order_rate_limit_counts_per_ten_second_interval_and_refuses_beyond_it(m
     assert faults.count_order(state, order) == (count(1, 3), None)
     faults.apply(state, {})
     assert all(faults.count_order(state, order)[1] is None for _ in range(5))
+
+
+def test_user_stream_expiry_parses_its_seeded_schedule_and_silent_mode():
+    assert faults.parse_faults(["user_stream_expiry=2"]) == {"user_stream_expiry": {"n": 2, "seed": None, "schedule": [2], "silent": False}}
+    assert faults.parse_faults(["user_stream_expiry=1@silent"])["user_stream_expiry"]["silent"] is True
+    seeded = faults.parse_faults(["user_stream_expiry=3/28"])["user_stream_expiry"]
+    assert seeded == faults.parse_faults(["user_stream_expiry=3/28"])["user_stream_expiry"] and 1 <= seeded["schedule"][0] <= 3
+    for bad in ("user_stream_expiry", "user_stream_expiry=0", "user_stream_expiry=1@loud", "user_stream_expiry=1@", "user_stream_expiry=x"):
+        with pytest.raises(faults.InputError, match=r"user_stream_expiry=N\[/SEED\]\[@silent\]") as err:
+            faults.parse_faults([bad])
+        assert "\n" not in str(err.value)
+
+
+def test_user_stream_expiry_ends_the_stream_once_before_the_scheduled_event():
+    state = faults.VenueState()
+    assert faults.end_user_stream(state, {"e": "executionReport"}) is None, "nothing without the fault"
+    faults.apply(state, faults.parse_faults(["user_stream_expiry=2"]))
+    assert faults.end_user_stream(state, {"e": "executionReport"}) is None
+    record = faults.end_user_stream(state, {"e": "outboundAccountPosition"})
+    assert record is not None and (record["event"], record["event_type"], record["silent"], record["seed"]) == (2, "outboundAccountPosition", False, None)
+    faults.ended(state, record, 1, 0)
+    assert state.user_streams_ended == [{**record, "subscriptions": 1}] and state.user_streams_ended_total == 1
+    assert all(faults.end_user_stream(state, {"e": "executionReport"}) is None for _ in range(5)), "once"
