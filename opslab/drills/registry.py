@@ -5,6 +5,7 @@ from __future__ import annotations
 from opslab.drills.base import Drill
 from opslab.drills.lab import disconnect, mismatch, missing_update, rate_limit_exhaustion, restart_recovery, stale_data, stale_orderbook
 from opslab.drills.node import ambiguous_submit as node_ambiguous_submit
+from opslab.drills.node import cancel_fill_race as node_cancel_fill_race
 from opslab.drills.node import clock_skew as node_clock_skew
 from opslab.drills.node import crash as node_crash
 from opslab.drills.node import disconnect as node_disconnect
@@ -26,5 +27,5 @@ DRILLS: dict[str, Drill] = {
                    node_stale_book_connected, node_rate_limited_startup,
                    node_restart_reconciliation, node_fill_lost, node_partial_fills, node_duplicate_reports,
                    node_ambiguous_submit, node_clock_skew, node_order_rate_limit,
-                   node_user_stream_expiry)
+                   node_user_stream_expiry, node_cancel_fill_race)
 }

@@ -63,6 +63,12 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
                       one); that event and the later ones reach no ended subscription or key. @silent: the same
                       without telling (no eventStreamTerminated, no listenKeyExpired: a silent user stream). Market
                       data and REST go on; fills keep happening at the venue. Every end in VenueState.user_streams_ended
+  cancel_fill_race=N[/SEED]
+                      the Nth cancel request from now that targets a resting order (DELETE /api/v3/order, or DELETE
+                      /api/v3/openOrders for all of them; with SEED: one of the next N, as fill_lost) loses the race to a
+                      fill: the venue fills the targeted order(s) at their price first (trade, executionReport TRADE
+                      FILLED on the user data stream), then takes the cancel, which finds nothing open and is answered
+                      Binance's -2011 "Unknown order sent."; every race in VenueState.cancels_raced
 """
 
 from __future__ import annotations
@@ -82,7 +88,7 @@ SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate
           "fill_lost": "fill_lost=N[/SEED]", "partial_fills": "partial_fills=P1/P2/...[@SEED]",
           "duplicate_reports": "duplicate_reports=N[/SEED]", "ack_lost": "ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE]",
           "clock_skew": "clock_skew=MS[/SEED]", "order_rate_limit": "order_rate_limit=N[/SEED]",
-          "user_stream_expiry": "user_stream_expiry=N[/SEED][@silent]"}
+          "user_stream_expiry": "user_stream_expiry=N[/SEED][@silent]", "cancel_fill_race": "cancel_fill_race=N[/SEED]"}
 FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
 BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
 BAN_MAX_S = 300
@@ -145,7 +151,7 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
             if n < 1:
                 raise ValueError
             return {"sequence_gap": n}
-        if name in ("fill_lost", "duplicate_reports"):
+        if name in ("fill_lost", "duplicate_reports", "cancel_fill_race"):
             return {name: fill_schedule(value)}
         if name == "partial_fills":
             return {name: partial_schedule(value)}
@@ -164,7 +170,7 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
         raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K, "
                          "fill_lost=N[/SEED], partial_fills=P1/P2/...[@SEED] (2-10 whole percentages summing to 100), "
                          "duplicate_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0), "
-                         "order_rate_limit=N[/SEED] (N at least 1), user_stream_expiry=N[/SEED][@silent]; "
+                         "order_rate_limit=N[/SEED] (N at least 1), user_stream_expiry=N[/SEED][@silent], cancel_fill_race=N[/SEED]; "
                          "others take no value)") from None
 
 
@@ -290,6 +296,8 @@ class VenueState:
     user_events_counted: int = 0  # user-data events since user_stream_expiry was last switched on
     user_streams_ended: list[dict[str, Any]] = field(default_factory=list)  # every end user_stream_expiry made (the last 100)
     user_streams_ended_total: int = 0  # subscriptions and listen keys it ended, since the venue started
+    cancels_counted: int = 0  # cancel requests of resting orders since cancel_fill_race was last switched on
+    cancels_raced: list[dict[str, Any]] = field(default_factory=list)  # every cancel cancel_fill_race had a fill beat (the last 100)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -303,6 +311,7 @@ def apply(state: VenueState, faults: dict[str, Any]) -> None:
     state.window_start, state.used_weight = time.monotonic(), 0
     state.retry_until, state.violations, state.banned_until = 0.0, 0, 0.0
     state.fills_counted = state.orders_counted = state.dup_counted = state.acks_counted = state.user_events_counted = 0
+    state.cancels_counted = 0
 
 
 def clock_ms(v: VenueState) -> int:
@@ -379,6 +388,22 @@ def ended(v: VenueState, record: dict[str, Any], subscriptions: int, listen_keys
         v.user_streams_ended.append({**record, "subscriptions": subscriptions, "listen_keys": listen_keys})
         del v.user_streams_ended[:-RECORDS_KEPT]
         v.user_streams_ended_total += subscriptions + listen_keys
+
+
+def race_cancel(v: VenueState, cancel: dict[str, Any]) -> dict[str, Any] | None:
+    """Count one cancel request of resting orders (CANCEL: request, order_ids, client_order_ids) under cancel_fill_race; the record
+    when a fill is to beat it (kept then in v.cancels_raced with the fault's seed), else None. Called by the REST surface."""
+    with v.lock:
+        race = v.faults.get("cancel_fill_race")
+        if not race:
+            return None
+        v.cancels_counted += 1
+        if v.cancels_counted not in race["schedule"]:
+            return None
+        record = {"cancel": v.cancels_counted, "seed": race["seed"], "n": race["n"], **cancel, "at_ms": int(time.time() * 1000)}
+        v.cancels_raced.append(record)
+        del v.cancels_raced[:-RECORDS_KEPT]
+        return dict(record)
 
 
 def count_reject(v: VenueState, code: Any, detail: dict[str, Any] | None = None) -> None:

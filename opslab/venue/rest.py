@@ -444,6 +444,8 @@ class Handler(BaseHTTPRequestHandler):
                 headers = {**headers, **counted}
                 if refused is not None:
                     return self._send(*refused, headers)
+            if method == "DELETE" and split.path in ("/api/v3/order", "/api/v3/openOrders"):
+                self._race_cancel(split.path, params)
             answer = route.answer(self.venue, params)
         except VenueError as exc:
             detail = _timing(f"{method} {split.path}", params, now) if exc.code == -1021 else None
@@ -455,6 +457,22 @@ class Handler(BaseHTTPRequestHandler):
             if lost is not None:
                 return self._lose_answer(lost, answer, headers)
         self._send(200, answer, headers)
+
+    def _race_cancel(self, path: str, params: dict[str, str]) -> None:
+        """cancel_fill_race: when this cancel of resting orders is the scheduled one, a fill beats it (the orders fill at their
+        price first; the cancel then finds nothing open: -2011)."""
+        every = path == "/api/v3/openOrders"
+        try:
+            order_id, client_id = (None, None) if every else _ids(params)
+        except VenueError:
+            return  # the cancel itself answers the malformed id
+        targets = self.venue.exchange.cancel_targets(order_id, client_id, params.get("symbol") or "", every)
+        if not targets:
+            return
+        race = fault_switch.race_cancel(self.venue.faults, {"request": f"DELETE {path}", "order_ids": [t["orderId"] for t in targets],
+                                                            "client_order_ids": [t["clientOrderId"] for t in targets]})
+        if race is not None:
+            self.venue.exchange.fill_orders(race["order_ids"])
 
     def _lose_answer(self, lost: dict[str, Any], answer: Any, headers: dict[str, str]) -> None:
         """ack_lost: the order is placed; its answer is dropped (the connection closed), Binance's status unknown, or late."""
@@ -490,7 +508,8 @@ class Handler(BaseHTTPRequestHandler):
                                         "timestamps_rejected": list(state.timestamps_rejected),
                                         "orders_refused": list(state.orders_refused),
                                         "user_streams_ended": [dict(r) for r in state.user_streams_ended],
-                                        "user_streams_active": self.venue.user_streams_active()})
+                                        "user_streams_active": self.venue.user_streams_active(),
+                                        "cancels_raced": list(state.cancels_raced)})
         if method == "DELETE":
             faults: dict[str, Any] = {}
         elif method == "POST":

@@ -67,6 +67,7 @@ class VenueStats:
             rejects = {str(code): n for code, n in sorted(self.switch.rejects.items(), reverse=True)}
             refused = [dict(f) for f in self.switch.timestamps_rejected]
             orders_refused = [dict(f) for f in self.switch.orders_refused]
+            raced = [dict(f) for f in self.switch.cancels_raced]
             streams_ended, streams_ended_total = [dict(f) for f in self.switch.user_streams_ended], self.switch.user_streams_ended_total
         with self.lock:
             c, last = dict(self.counts), self.last_subscribe_at
@@ -92,6 +93,7 @@ class VenueStats:
                 "orders_refused": orders_refused,
                 "user_streams": {"active": self.user_streams(), "ended": streams_ended_total},
                 "user_streams_ended": streams_ended,
+                "cancels_raced": raced,
                 "faults_active": fault_switch.active_faults(faults)}
 
     def write(self) -> bool:

@@ -4,7 +4,8 @@ listenKey stream (profile 2025); a `websockets` client logs on to the WebSocket 
 order_rate_limit: beyond N new orders per TEN_SECONDS interval an order is refused with 429 and -1015 and not placed;
 every order answer carries X-MBX-ORDER-COUNT-10S and -1D. user_stream_expiry: the user data stream ends before a scheduled
 event (eventStreamTerminated on the WebSocket API, listenKeyExpired on a listen key, or silently); fills go on at the venue,
-unreported, until the client subscribes again. Switched at start and over POST /admin/faults; the seeded schedules
+unreported, until the client subscribes again. cancel_fill_race: a fill beats the scheduled cancel of a resting order, the
+cancel is answered -2011 and the order ends FILLED. Switched at start and over POST /admin/faults; the seeded schedules
 and what they did are recorded (GET /admin/faults, stats.json)."""
 
 from __future__ import annotations
@@ -204,5 +205,73 @@ def test_a_silent_expiry_ends_the_subscription_without_a_word(node_spec, spot):
             assert ws_api_events(ws, 1.0).empty(), "not a frame: a silent user stream"
             assert ask(ws, "session.subscriptions", {})["result"] == []
         assert v.counters.document()["user_streams_ended"][0]["silent"] is True
+    finally:
+        v.stop()
+
+
+# --- cancel_fill_race --------------------------------------------------------------------------
+def _rest(s, v: BinanceVenue, client_id: str) -> dict:
+    return s.new_order(SYMBOL, side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.010000",
+                       price=str(round(float(v.exchange.last_price) * 0.5, 2)), newClientOrderId=client_id)
+
+
+def test_listen_key_profile_fills_the_order_a_cancel_all_races(node_spec, spot):
+    """Profile 2025, switched at runtime: DELETE /api/v3/openOrders (NautilusTrader 1.221's cancel_all) meets a fill: the resting
+    order fills at its price (TRADE FILLED on the listenKey stream), the cancel gets -2011 "Unknown order sent."."""
+    from binance.error import ClientError
+
+    v = BinanceVenue(node_spec, speed=6000, binance_api="2025").start()
+    try:
+        with_price(v)
+        s = spot(v)
+        ws, got = listen_key_stream(v, s)
+        try:
+            assert _rest(s, v, "O-race-1")["status"] == "NEW"
+            assert admin(v, "POST", {"faults": ["cancel_fill_race=1"]})["faults"]["cancel_fill_race"]["schedule"] == [1]
+            with pytest.raises(ClientError) as err:
+                s.cancel_open_orders(SYMBOL)
+            assert (err.value.status_code, err.value.error_code, err.value.error_message) == (400, -2011, "Unknown order sent.")
+            seen = execution_reports(got, 1.0)
+        finally:
+            close_stream(ws)
+        assert [(e["c"], e["x"], e["X"]) for e in seen] == [("O-race-1", "NEW", "NEW"), ("O-race-1", "TRADE", "FILLED")]
+        order = s.get_order(SYMBOL, origClientOrderId="O-race-1")
+        assert (order["status"], order["executedQty"]) == ("FILLED", "0.010000")
+        raced = admin(v, "GET")["cancels_raced"]
+        assert [(r["cancel"], r["request"], r["client_order_ids"], r["seed"]) for r in raced] == [
+            (1, "DELETE /api/v3/openOrders", ["O-race-1"], None)]
+        doc = v.counters.document()
+        assert doc["cancels_raced"] == raced and doc["rejects"] == {"-2011": 1} and doc["faults_active"] == ["cancel_fill_race"]
+    finally:
+        v.stop()
+
+
+def test_ws_api_profile_races_the_cancel_its_seed_chose(node_spec, spot):
+    """Profile 2026, switched at start with a seed: single-order cancels (DELETE /api/v3/order); the chosen one loses to a fill
+    (-2011, the order FILLED, its reports on the WebSocket API subscription), the others cancel."""
+    from binance.error import ClientError
+
+    fault = faults.parse_faults(["cancel_fill_race=3/28"])
+    ordinal = fault["cancel_fill_race"]["schedule"][0]
+    v = BinanceVenue(node_spec, speed=6000, faults=fault).start()
+    try:
+        with_price(v)
+        s = spot(v)
+        with ws_api_user_stream(v) as ws:
+            for i in range(1, 4):
+                _rest(s, v, f"O-wsr-{i}")
+            for i in range(1, 4):
+                if i == ordinal:
+                    with pytest.raises(ClientError) as err:
+                        s.cancel_order(SYMBOL, origClientOrderId=f"O-wsr-{i}")
+                    assert err.value.error_code == -2011
+                else:
+                    assert s.cancel_order(SYMBOL, origClientOrderId=f"O-wsr-{i}")["status"] == "CANCELED"
+            seen = execution_reports(ws_api_events(ws, 1.0), 0.1)
+        final = {e["c"]: e["X"] for e in seen}
+        assert final == {f"O-wsr-{i}": ("FILLED" if i == ordinal else "CANCELED") for i in range(1, 4)}
+        raced = admin(v, "GET")["cancels_raced"]
+        assert [(r["cancel"], r["request"], r["client_order_ids"], r["seed"], r["n"]) for r in raced] == [
+            (ordinal, "DELETE /api/v3/order", [f"O-wsr-{ordinal}"], 28, 3)]
     finally:
         v.stop()

@@ -67,3 +67,21 @@ def test_user_stream_expiry_ends_the_stream_once_before_the_scheduled_event():
     faults.ended(state, record, 1, 0)
     assert state.user_streams_ended == [{**record, "subscriptions": 1}] and state.user_streams_ended_total == 1
     assert all(faults.end_user_stream(state, {"e": "executionReport"}) is None for _ in range(5)), "once"
+
+
+def test_cancel_fill_race_parses_its_seeded_schedule_and_races_the_scheduled_cancel_once():
+    assert faults.parse_faults(["cancel_fill_race=1"]) == {"cancel_fill_race": {"n": 1, "seed": None, "schedule": [1]}}
+    seeded = faults.parse_faults(["cancel_fill_race=4/28"])["cancel_fill_race"]
+    assert seeded == faults.parse_faults(["cancel_fill_race=4/28"])["cancel_fill_race"] and 1 <= seeded["schedule"][0] <= 4
+    for bad in ("cancel_fill_race", "cancel_fill_race=0", "cancel_fill_race=x", "cancel_fill_race=1/"):
+        with pytest.raises(faults.InputError, match=r"cancel_fill_race=N\[/SEED\]") as err:
+            faults.parse_faults([bad])
+        assert "\n" not in str(err.value)
+    state = faults.VenueState()
+    cancel = {"request": "DELETE /api/v3/order", "order_ids": [7], "client_order_ids": ["O-7"]}
+    assert faults.race_cancel(state, cancel) is None, "nothing without the fault"
+    faults.apply(state, faults.parse_faults(["cancel_fill_race=2"]))
+    assert faults.race_cancel(state, cancel) is None
+    raced = faults.race_cancel(state, cancel)
+    assert raced is not None and (raced["cancel"], raced["order_ids"], raced["seed"]) == (2, [7], None)
+    assert state.cancels_raced == [raced] and faults.race_cancel(state, cancel) is None
