@@ -20,7 +20,7 @@ from opslab.drills.node.kit import NodeLab, observation
 ALERTS = ("TcNodeUserStreamEnded", "TcNodeFillsBehindVenue")
 N, SEED = 3, 28  # user_stream_expiry=N/SEED: ends before one of the next N user-data events, drawn by random.Random(SEED)
 DETECT_TIMEOUT_S = 20.0
-WATCH_S = 16.0  # from the end: how long the node's resubscription and its fills against the venue's trades are watched
+WATCH_S = 10.0  # from the end: how long the node's resubscription and its fills against the venue's trades are watched
 NODE_S = 90  # engine.node.duration_seconds: the node outlives the detection window and the watch, detection off too
 NOTICED = r"eventStreamTerminated|[Rr]esubscrib|[Ll]isten key expired|listenKeyExpired|NOT active"
 
