@@ -211,6 +211,12 @@ FAMILIES: list[Family] = [
            "at 0 until seen. TcNodeRequestsOutsideRecvWindow watches -1021.", _root("venue_stats"), "root"),
     Family("tc_venue_clock_offset_seconds", "gauge", ("run_id",),
            "The venue clock's offset from the host's (the clock_skew fault; 0 without it).", _root("venue_stats"), "root"),
+    Family("tc_venue_user_streams_active", "gauge", ("run_id",),
+           "User data streams the venue delivers now (listen keys on a stream connection, WebSocket API subscriptions).",
+           _root("venue_stats"), "root"),
+    Family("tc_venue_user_streams_ended", "counter", ("run_id",),
+           "User data streams (listen keys, WebSocket API subscriptions) the venue ended (the user_stream_expiry fault), since it "
+           "started; TcNodeUserStreamEnded watches it.", _root("venue_stats"), "root"),
     Family("tc_venue_fault_active", "gauge", ("run_id", "fault"), "1 for each venue fault in effect, 0 for the others.", _root("venue_stats"), "root"),
     Family("tc_venue_stats_timestamp_seconds", "gauge", ("run_id",), "When the venue last wrote its statistics (Unix seconds).",
            _root("venue_stats"), "root"),

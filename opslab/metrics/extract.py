@@ -229,6 +229,9 @@ def _venue_stats(path: Path) -> Iterator[Sample]:
             yield "tc_venue_rejects", (rid, code), n
     if "clock_offset_ms" in doc:
         yield "tc_venue_clock_offset_seconds", (rid,), doc["clock_offset_ms"] / 1000
+    if "user_streams" in doc:
+        yield "tc_venue_user_streams_active", (rid,), doc["user_streams"]["active"]
+        yield "tc_venue_user_streams_ended", (rid,), doc["user_streams"]["ended"]
     active = set(doc["faults_active"])
     for fault in venue_faults():
         yield "tc_venue_fault_active", (rid, fault), 1 if fault in active else 0

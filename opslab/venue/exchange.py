@@ -492,6 +492,14 @@ class Exchange:
         with self.lock:
             return _digest(key) in self.state["listen_keys"]
 
+    def expire_listen_keys(self) -> int:
+        """Expire every listen key (the user_stream_expiry fault): keepalives answer -1125 from now; how many there were."""
+        with self.lock:
+            n = len(self.state["listen_keys"])
+            self.state["listen_keys"] = []
+            self.save()
+            return n
+
     def close_listen_key(self, key: str) -> None:
         with self.lock:
             if _digest(key) not in self.state["listen_keys"]:
@@ -821,10 +829,27 @@ class Exchange:
         with self.lock:
             return self._fill_resting(lambda side, limit: True, None)
 
-    def _fill_resting(self, reached: Callable[[str, Decimal], bool], symbol: str | None) -> list[int]:
+    def cancel_targets(self, order_id: int | None, client_id: str | None, symbol: str, every: bool) -> list[dict[str, Any]]:
+        """The resting orders a cancel would cancel (EVERY: DELETE openOrders, all of SYMBOL's), as {orderId, clientOrderId}."""
+        with self.lock:
+            if every:
+                found = [o for o in self.state["orders"] if o["status"] in OPEN and o["symbol"] == symbol]
+            else:
+                one = self._find(order_id, client_id, symbol) if order_id is not None or client_id is not None else None
+                found = [one] if one is not None and one["status"] in OPEN else []
+            return [{"orderId": o["orderId"], "clientOrderId": o["clientOrderId"]} for o in found]
+
+    def fill_orders(self, order_ids: list[int]) -> list[int]:
+        """Fill the resting orders ORDER_IDS at their own price as maker (the cancel_fill_race fault); the ids filled."""
+        with self.lock:
+            return self._fill_resting(lambda side, limit: True, None, set(order_ids))
+
+    def _fill_resting(self, reached: Callable[[str, Decimal], bool], symbol: str | None, only: set[int] | None = None) -> list[int]:
         filled = []
         for order in self.state["orders"]:
             if order["status"] not in OPEN or not order["isWorking"] or Decimal(order["price"]) <= 0:
+                continue
+            if only is not None and order["orderId"] not in only:
                 continue
             if symbol is not None and order["symbol"] != symbol:
                 continue

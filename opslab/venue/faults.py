@@ -46,6 +46,29 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
                       (REST and WebSocket API) use it, so a client signing with the host clock is refused with
                       -1021 once the offset exceeds its recvWindow; the host clock is never touched. Every -1021
                       in VenueState.timestamps_rejected; every refusal by Binance error code in VenueState.rejects
+  order_rate_limit=N[/SEED]
+                      Binance's runtime order-rate limit: at most N new orders (POST /api/v3/order) per TEN_SECONDS
+                      interval of the venue's clock (intervals start every 10 s, as Binance counts them; with SEED the
+                      limit is one of 1..N drawn by random.Random(SEED)); an order beyond it is refused with HTTP 429
+                      and -1015 "Too many new orders; current limit is N orders per TEN_SECONDS." and is not placed.
+                      Every order answer carries X-MBX-ORDER-COUNT-10S and -1D (the counts), with or without the
+                      fault, and exchangeInfo's ORDERS rate limit says N while it is on. Both profiles place orders over
+                      REST (the venue's WebSocket API serves no order methods, so its rateLimits never list ORDERS); every
+                      refused order in VenueState.orders_refused
+  user_stream_expiry=N[/SEED][@silent]
+                      the user data stream ends just before the Nth user-data event from now (with SEED: one of the
+                      next N, as fill_lost): every WebSocket API subscription gets Binance's eventStreamTerminated and
+                      is ended (the session stays logged on, a client may subscribe again), every listen key gets
+                      listenKeyExpired on its streams and expires (keepalive answers -1125, a client may make a new
+                      one); that event and the later ones reach no ended subscription or key. @silent: the same
+                      without telling (no eventStreamTerminated, no listenKeyExpired: a silent user stream). Market
+                      data and REST go on; fills keep happening at the venue. Every end in VenueState.user_streams_ended
+  cancel_fill_race=N[/SEED]
+                      the Nth cancel request from now that targets a resting order (DELETE /api/v3/order, or DELETE
+                      /api/v3/openOrders for all of them; with SEED: one of the next N, as fill_lost) loses the race to a
+                      fill: the venue fills the targeted order(s) at their price first (trade, executionReport TRADE
+                      FILLED on the user data stream), then takes the cancel, which finds nothing open and is answered
+                      Binance's -2011 "Unknown order sent."; every race in VenueState.cancels_raced
 """
 
 from __future__ import annotations
@@ -64,7 +87,8 @@ SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate
           "frozen_time": "frozen_time", "stale_book": "stale_book", "sequence_gap": "sequence_gap[=N]", "silent_market": "silent_market",
           "fill_lost": "fill_lost=N[/SEED]", "partial_fills": "partial_fills=P1/P2/...[@SEED]",
           "duplicate_reports": "duplicate_reports=N[/SEED]", "ack_lost": "ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE]",
-          "clock_skew": "clock_skew=MS[/SEED]"}
+          "clock_skew": "clock_skew=MS[/SEED]", "order_rate_limit": "order_rate_limit=N[/SEED]",
+          "user_stream_expiry": "user_stream_expiry=N[/SEED][@silent]", "cancel_fill_race": "cancel_fill_race=N[/SEED]"}
 FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
 BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
 BAN_MAX_S = 300
@@ -77,6 +101,9 @@ RECORDS_KEPT = 100  # splits, duplicated reports, lost acks and refused timestam
 ACK_MODES = ("drop", "unknown")  # ack_lost@MODE; a number is a delay in milliseconds
 ACK_DELAY_MAX_MS = 600_000
 CLOCK_SKEW_MAX_MS = 3_600_000
+ORDER_WINDOW_MS = 10_000  # order_rate_limit: Binance's TEN_SECONDS order interval
+ORDER_LIMIT_MAX = 100_000
+DAY_MS = 86_400_000
 # Binance's status-unknown answer (https://developers.binance.com/docs/binance-spot-api-docs/errors: -1007 TIMEOUT; and
 # .../rest-api/general-api-information: a 503 whose execution status is UNKNOWN and could have been a success)
 STATUS_UNKNOWN = (503, {"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."})
@@ -124,7 +151,7 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
             if n < 1:
                 raise ValueError
             return {"sequence_gap": n}
-        if name in ("fill_lost", "duplicate_reports"):
+        if name in ("fill_lost", "duplicate_reports", "cancel_fill_race"):
             return {name: fill_schedule(value)}
         if name == "partial_fills":
             return {name: partial_schedule(value)}
@@ -132,13 +159,18 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
             return {name: ack_schedule(value)}
         if name == "clock_skew":
             return {name: skew_schedule(value)}
+        if name == "order_rate_limit":
+            return {name: order_limit_schedule(value)}
+        if name == "user_stream_expiry":
+            return {name: expiry_schedule(value)}
         if value:
             raise ValueError
         return {name: True}
     except ValueError:
         raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K, "
                          "fill_lost=N[/SEED], partial_fills=P1/P2/...[@SEED] (2-10 whole percentages summing to 100), "
-                         "duplicate_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0); "
+                         "duplicate_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0), "
+                         "order_rate_limit=N[/SEED] (N at least 1), user_stream_expiry=N[/SEED][@silent], cancel_fill_race=N[/SEED]; "
                          "others take no value)") from None
 
 
@@ -200,6 +232,28 @@ def skew_schedule(value: str) -> dict[str, Any]:
     return {"ms": ms, "seed": seed, "offset_ms": offset}
 
 
+def order_limit_schedule(value: str) -> dict[str, Any]:
+    """order_rate_limit's value N[/SEED] -> {"n", "seed", "limit", "window_s"}: the new orders allowed per TEN_SECONDS interval,
+    N, or with SEED one of 1..N drawn by random.Random(SEED). ValueError if malformed."""
+    n_text, slash, seed_text = value.partition("/")
+    n = int(n_text)
+    seed = int(seed_text) if slash else None
+    if not 1 <= n <= ORDER_LIMIT_MAX or (seed is not None and not 0 <= seed < 2**63):
+        raise ValueError
+    limit = n if seed is None else random.Random(seed).randint(1, n)
+    return {"n": n, "seed": seed, "limit": limit, "window_s": ORDER_WINDOW_MS // 1000}
+
+
+def expiry_schedule(value: str) -> dict[str, Any]:
+    """user_stream_expiry's value N[/SEED][@silent] -> {"n", "seed", "schedule", "silent"}: the ordinal of the user-data event
+    (1 = the next after the fault is switched on) before which the user data stream ends (as fill_schedule), and whether it
+    ends without telling. ValueError if malformed."""
+    schedule_text, at, mode = value.partition("@")
+    if at and mode != "silent":
+        raise ValueError
+    return {**fill_schedule(schedule_text), "silent": bool(at)}
+
+
 def faults_from_json(doc: Any) -> dict[str, Any]:
     """Admin endpoint body {"faults": ["drop", "latency=200"]} -> fault mapping."""
     if not isinstance(doc, dict) or not isinstance(doc.get("faults"), list) or not all(isinstance(f, str) for f in doc["faults"]):
@@ -234,6 +288,16 @@ class VenueState:
     offset_ms: int = 0  # the venue clock's offset from the host's (clock_skew), 0 without it
     rejects: dict[int, int] = field(default_factory=dict)  # refusals by Binance error code (REST and WebSocket API), since the venue started
     timestamps_rejected: list[dict[str, Any]] = field(default_factory=list)  # every -1021 (the last 100)
+    order_window: int = -1  # the TEN_SECONDS interval (venue clock ms // ORDER_WINDOW_MS) order_count counts
+    order_count: int = 0  # new orders placed in that interval (X-MBX-ORDER-COUNT-10S)
+    order_day: int = -1  # the venue clock's UTC day order_day_count counts
+    order_day_count: int = 0  # new orders placed that day (X-MBX-ORDER-COUNT-1D)
+    orders_refused: list[dict[str, Any]] = field(default_factory=list)  # every order order_rate_limit refused with -1015 (the last 100)
+    user_events_counted: int = 0  # user-data events since user_stream_expiry was last switched on
+    user_streams_ended: list[dict[str, Any]] = field(default_factory=list)  # every end user_stream_expiry made (the last 100)
+    user_streams_ended_total: int = 0  # subscriptions and listen keys it ended, since the venue started
+    cancels_counted: int = 0  # cancel requests of resting orders since cancel_fill_race was last switched on
+    cancels_raced: list[dict[str, Any]] = field(default_factory=list)  # every cancel cancel_fill_race had a fill beat (the last 100)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -246,7 +310,8 @@ def apply(state: VenueState, faults: dict[str, Any]) -> None:
     state.book_ms = now_ms if faults.get("stale_book") else None
     state.window_start, state.used_weight = time.monotonic(), 0
     state.retry_until, state.violations, state.banned_until = 0.0, 0, 0.0
-    state.fills_counted = state.orders_counted = state.dup_counted = state.acks_counted = 0
+    state.fills_counted = state.orders_counted = state.dup_counted = state.acks_counted = state.user_events_counted = 0
+    state.cancels_counted = 0
 
 
 def clock_ms(v: VenueState) -> int:
@@ -274,6 +339,70 @@ def lose_ack(v: VenueState, order: dict[str, Any]) -> dict[str, Any] | None:
                   **order, "at_ms": int(time.time() * 1000)}
         v.acks_lost.append(record)
         del v.acks_lost[:-RECORDS_KEPT]
+        return dict(record)
+
+
+def count_order(v: VenueState, order: dict[str, Any]) -> tuple[dict[str, str], tuple[int, dict[str, Any]] | None]:
+    """Count one new ORDER (client_order_id, symbol, side, type) in the venue clock's TEN_SECONDS interval and UTC day: the
+    headers its answer carries (X-MBX-ORDER-COUNT-10S, X-MBX-ORDER-COUNT-1D) and, when order_rate_limit refuses it, Binance's
+    answer (429, -1015), the refusal then kept in v.orders_refused with the fault's seed and limit. A refused order is not
+    counted (Binance counts the orders it takes)."""
+    with v.lock:
+        now = clock_ms(v)
+        window = now // ORDER_WINDOW_MS
+        if window != v.order_window:
+            v.order_window, v.order_count = window, 0
+        if now // DAY_MS != v.order_day:
+            v.order_day, v.order_day_count = now // DAY_MS, 0
+        limit = v.faults.get("order_rate_limit")
+        if limit and v.order_count >= limit["limit"]:
+            v.orders_refused.append({"seed": limit["seed"], "n": limit["n"], "limit": limit["limit"], "count": v.order_count,
+                                     "window_start_ms": window * ORDER_WINDOW_MS, **order, "at_ms": int(time.time() * 1000)})
+            del v.orders_refused[:-RECORDS_KEPT]
+            body = {"code": -1015, "msg": f"Too many new orders; current limit is {limit['limit']} orders per TEN_SECONDS."}
+            return {"X-MBX-ORDER-COUNT-10S": str(v.order_count), "X-MBX-ORDER-COUNT-1D": str(v.order_day_count)}, (429, body)
+        v.order_count += 1
+        v.order_day_count += 1
+        return {"X-MBX-ORDER-COUNT-10S": str(v.order_count), "X-MBX-ORDER-COUNT-1D": str(v.order_day_count)}, None
+
+
+def end_user_stream(v: VenueState, event: dict[str, Any]) -> dict[str, Any] | None:
+    """Count one user-data EVENT under user_stream_expiry; the record {"event", "seed", "n", "silent", "event_type", ...} when the
+    user data stream is to end before it (ended() completes it and keeps it in v.user_streams_ended), else None."""
+    with v.lock:
+        expiry = v.faults.get("user_stream_expiry")
+        if not expiry:
+            return None
+        v.user_events_counted += 1
+        if v.user_events_counted not in expiry["schedule"]:
+            return None
+        return {"event": v.user_events_counted, "seed": expiry["seed"], "n": expiry["n"], "silent": expiry["silent"],
+                "event_type": event.get("e") if isinstance(event.get("e"), str) else None, "subscriptions": 0, "listen_keys": 0,
+                "at_ms": int(time.time() * 1000)}
+
+
+def ended(v: VenueState, record: dict[str, Any], subscriptions: int, listen_keys: int) -> None:
+    """Record one end of the user data stream (RECORD, from end_user_stream) with what it ended: WebSocket API subscriptions,
+    listen keys."""
+    with v.lock:
+        v.user_streams_ended.append({**record, "subscriptions": subscriptions, "listen_keys": listen_keys})
+        del v.user_streams_ended[:-RECORDS_KEPT]
+        v.user_streams_ended_total += subscriptions + listen_keys
+
+
+def race_cancel(v: VenueState, cancel: dict[str, Any]) -> dict[str, Any] | None:
+    """Count one cancel request of resting orders (CANCEL: request, order_ids, client_order_ids) under cancel_fill_race; the record
+    when a fill is to beat it (kept then in v.cancels_raced with the fault's seed), else None. Called by the REST surface."""
+    with v.lock:
+        race = v.faults.get("cancel_fill_race")
+        if not race:
+            return None
+        v.cancels_counted += 1
+        if v.cancels_counted not in race["schedule"]:
+            return None
+        record = {"cancel": v.cancels_counted, "seed": race["seed"], "n": race["n"], **cancel, "at_ms": int(time.time() * 1000)}
+        v.cancels_raced.append(record)
+        del v.cancels_raced[:-RECORDS_KEPT]
         return dict(record)
 
 

@@ -61,6 +61,8 @@ class Venue(Protocol):
 
     def fill_open_orders(self) -> list[int]: ...
 
+    def user_streams_active(self) -> int: ...
+
 
 @dataclass(frozen=True)
 class Route:
@@ -126,11 +128,12 @@ def exchange_info(venue: Venue, params: dict[str, str]) -> Any:
     listed = _symbols(params) or list(LISTINGS)
     with venue.faults.lock:
         limit = venue.faults.faults.get("rate_limit")
+        orders = venue.faults.faults.get("order_rate_limit")
     weight = ({"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": limit["window_s"], "limit": limit["weight"]} if limit
               else {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000})  # the rate_limit fault's budget
     return {"timezone": "UTC", "serverTime": venue.server_time_ms(),
             "rateLimits": [weight,
-                           {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+                           {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": orders["limit"] if orders else 100},
                            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000}],
             "exchangeFilters": [],
             "symbols": [{"symbol": s.symbol, "status": "TRADING", "baseAsset": s.base, "baseAssetPrecision": 8, "quoteAsset": s.quote,
@@ -433,6 +436,16 @@ class Handler(BaseHTTPRequestHandler):
             if route.security == SIGNED:
                 auth.check_signed(split.query, form, self.venue.api_secret or "", now_ms=now)  # None: check_key refused already
             params.pop("signature", None)
+            headers = verdict.headers
+            if (method, split.path) == ("POST", "/api/v3/order"):  # Binance's order count (and the order_rate_limit fault)
+                counted, refused = fault_switch.count_order(self.venue.faults, {
+                    "client_order_id": params.get("newClientOrderId"), "symbol": params.get("symbol"), "side": params.get("side"),
+                    "type": params.get("type")})
+                headers = {**headers, **counted}
+                if refused is not None:
+                    return self._send(*refused, headers)
+            if method == "DELETE" and split.path in ("/api/v3/order", "/api/v3/openOrders"):
+                self._race_cancel(split.path, params)
             answer = route.answer(self.venue, params)
         except VenueError as exc:
             detail = _timing(f"{method} {split.path}", params, now) if exc.code == -1021 else None
@@ -442,8 +455,24 @@ class Handler(BaseHTTPRequestHandler):
                                                              "symbol": answer["symbol"], "type": answer.get("type"),
                                                              "status": answer.get("status")})
             if lost is not None:
-                return self._lose_answer(lost, answer, verdict.headers)
-        self._send(200, answer, verdict.headers)
+                return self._lose_answer(lost, answer, headers)
+        self._send(200, answer, headers)
+
+    def _race_cancel(self, path: str, params: dict[str, str]) -> None:
+        """cancel_fill_race: when this cancel of resting orders is the scheduled one, a fill beats it (the orders fill at their
+        price first; the cancel then finds nothing open: -2011)."""
+        every = path == "/api/v3/openOrders"
+        try:
+            order_id, client_id = (None, None) if every else _ids(params)
+        except VenueError:
+            return  # the cancel itself answers the malformed id
+        targets = self.venue.exchange.cancel_targets(order_id, client_id, params.get("symbol") or "", every)
+        if not targets:
+            return
+        race = fault_switch.race_cancel(self.venue.faults, {"request": f"DELETE {path}", "order_ids": [t["orderId"] for t in targets],
+                                                            "client_order_ids": [t["clientOrderId"] for t in targets]})
+        if race is not None:
+            self.venue.exchange.fill_orders(race["order_ids"])
 
     def _lose_answer(self, lost: dict[str, Any], answer: Any, headers: dict[str, str]) -> None:
         """ack_lost: the order is placed; its answer is dropped (the connection closed), Binance's status unknown, or late."""
@@ -476,7 +505,11 @@ class Handler(BaseHTTPRequestHandler):
                                         "partial_fills": list(state.partial_fills), "reports_duplicated": list(state.reports_duplicated),
                                         "acks_lost": list(state.acks_lost), "clock_offset_ms": state.offset_ms,
                                         "rejects": {str(code): n for code, n in sorted(state.rejects.items())},
-                                        "timestamps_rejected": list(state.timestamps_rejected)})
+                                        "timestamps_rejected": list(state.timestamps_rejected),
+                                        "orders_refused": list(state.orders_refused),
+                                        "user_streams_ended": [dict(r) for r in state.user_streams_ended],
+                                        "user_streams_active": self.venue.user_streams_active(),
+                                        "cancels_raced": list(state.cancels_raced)})
         if method == "DELETE":
             faults: dict[str, Any] = {}
         elif method == "POST":

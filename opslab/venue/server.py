@@ -75,6 +75,7 @@ class BinanceVenue:
         self.exchange.partial_gap_s = fault_switch.PARTIAL_GAP_MS / 1000
         self.counters.trades = lambda: int(self.exchange.state["next_trade_id"]) - 1
         self.counters.orders = self._order_counts
+        self.counters.user_streams = self.user_streams_active
         handler = type("Handler", (rest.Handler,), {"venue": self})
         self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
         self.url = httpserver.url(self.http)
@@ -94,6 +95,10 @@ class BinanceVenue:
     def _publish(self, stream: str, payload: dict[str, Any]) -> None:
         if self.hub is not None:
             self.hub.publish(stream, payload)
+
+    def user_streams_active(self) -> int:
+        """User data streams the venue delivers now (listen keys on a stream, WebSocket API subscriptions)."""
+        return self.hub.user_streams_active() if self.hub is not None else 0
 
     def server_time_ms(self) -> int:
         """The venue's clock (wall-clock milliseconds plus clock_skew's offset), or the instant the frozen_time fault froze it."""

@@ -42,6 +42,7 @@ class VenueStats:
         self._written: dict[str, Any] | None = None
         self.trades: Callable[[], int] = lambda: 0  # the account's trades in the venue's record (server.py sets it)
         self.orders: Callable[[], dict[str, int]] = lambda: {"open": 0, "partially_filled": 0}  # the account's open orders (server.py)
+        self.user_streams: Callable[[], int] = lambda: 0  # user data streams delivered now (server.py)
 
     def add(self, name: str, n: int = 1) -> None:
         with self.lock:
@@ -65,6 +66,9 @@ class VenueStats:
             acks, offset = [dict(f) for f in self.switch.acks_lost], self.switch.offset_ms
             rejects = {str(code): n for code, n in sorted(self.switch.rejects.items(), reverse=True)}
             refused = [dict(f) for f in self.switch.timestamps_rejected]
+            orders_refused = [dict(f) for f in self.switch.orders_refused]
+            raced = [dict(f) for f in self.switch.cancels_raced]
+            streams_ended, streams_ended_total = [dict(f) for f in self.switch.user_streams_ended], self.switch.user_streams_ended_total
         with self.lock:
             c, last = dict(self.counts), self.last_subscribe_at
         remaining = banned - time.monotonic() if banned else 0.0
@@ -86,6 +90,10 @@ class VenueStats:
                 "clock_offset_ms": offset,
                 "rejects": rejects,
                 "timestamps_rejected": refused,
+                "orders_refused": orders_refused,
+                "user_streams": {"active": self.user_streams(), "ended": streams_ended_total},
+                "user_streams_ended": streams_ended,
+                "cancels_raced": raced,
                 "faults_active": fault_switch.active_faults(faults)}
 
     def write(self) -> bool:

@@ -370,6 +370,10 @@ class Hub:
                 self.counters.add("market_suppressed")
                 return
             self.counters.add("market_published")
+        if stream == USER_STREAM:
+            end = fault_switch.end_user_stream(self.switch, data)
+            if end is not None:  # user_stream_expiry: the stream ends before this event
+                self._end_user_streams(end)
         due = time.monotonic() + faults["latency_ms"] / 1000.0 if faults.get("latency_ms") else 0.0
         raw = _json(data)
         with self.lock:
@@ -383,6 +387,28 @@ class Hub:
             self._drop_slow(client)
         if stream == USER_STREAM:
             self.wsapi.push(data)
+
+    def _end_user_streams(self, record: dict[str, Any]) -> None:
+        """user_stream_expiry: every listen key expires (listenKeyExpired on its streams, unless silent) and every WebSocket API
+        subscription ends (eventStreamTerminated, unless silent); the connections stay open."""
+        now = fault_switch.server_time_ms(self.switch)
+        with self.lock:
+            keyed = [(c, key) for c in self.clients.values() if not c.gone for key in sorted(c.subs) if key not in MARKET_STREAMS]
+            for client, key in keyed:
+                client.subs.discard(key)
+        for client, key in keyed:
+            if not record["silent"]:
+                raw = _json({"e": "listenKeyExpired", "E": now, "listenKey": key})
+                client.offer("text", f'{{"stream":{json.dumps(key)},"data":{raw}}}' if client.combined else raw)
+        keys = self.exchange.expire_listen_keys()
+        subs = self.wsapi.end_streams(record["silent"])
+        fault_switch.ended(self.switch, record, subs, keys)
+
+    def user_streams_active(self) -> int:
+        """User data streams being delivered now: listen keys subscribed on a connection and WebSocket API subscriptions."""
+        with self.lock:
+            keyed = sum(1 for c in self.clients.values() if not c.gone for key in c.subs if key not in MARKET_STREAMS)
+        return keyed + self.wsapi.subscriptions()
 
     def close_all(self) -> None:
         """Close every connection (a fault). Returns at once: each sender does its closing handshake, and a

@@ -120,6 +120,24 @@ class WsApi:
             sent += self._send(conn, {"subscriptionId": sub, "event": event}, event=True)
         return sent
 
+    def end_streams(self, silent: bool) -> int:
+        """End every session's user data stream subscriptions (the user_stream_expiry fault): Binance's eventStreamTerminated for
+        each, unless SILENT; the sessions stay logged on. How many ended."""
+        with self.lock:
+            ended = [(s.conn, sorted(s.subs)) for s in self.sessions.values() if s.subs]
+            for s in self.sessions.values():
+                s.subs.clear()
+        now = self.server_time_ms()
+        for conn, subs in ended:
+            for sub in subs if not silent else ():
+                self._send(conn, {"subscriptionId": sub, "event": {"e": "eventStreamTerminated", "E": now}}, event=True)
+        return sum(len(subs) for _, subs in ended)
+
+    def subscriptions(self) -> int:
+        """Active user data stream subscriptions over every session."""
+        with self.lock:
+            return sum(len(s.subs) for s in self.sessions.values())
+
     def _send(self, conn: ServerConnection, body: dict[str, Any], event: bool = False) -> int:
         return 1 if self.send(conn, json.dumps(body, separators=(",", ":")), event) else 0
 

@@ -39,11 +39,12 @@ def undetected(tmp_path_factory):
     return root, result
 
 
-def test_there_are_twelve_node_drills_each_with_a_runbook_in_the_docs_nav():
+def test_there_are_fifteen_node_drills_each_with_a_runbook_in_the_docs_nav():
     from conftest import REPO
 
-    assert len(NODE) == 12 and {"node_fill_lost", "node_partial_fills", "node_duplicate_reports", "node_ambiguous_submit",
-                                "node_clock_skew"} <= set(NODE)
+    assert len(NODE) == 15 and {"node_fill_lost", "node_partial_fills", "node_duplicate_reports", "node_ambiguous_submit",
+                                "node_clock_skew", "node_order_rate_limit", "node_user_stream_expiry",
+                                "node_cancel_fill_race"} <= set(NODE)
     nav = (REPO / "mkdocs.yml").read_text()
     for name in NODE:
         assert f"runbooks/{name}.md" in nav and (REPO / "docs" / "runbooks" / f"{name}.md").is_file()
@@ -113,6 +114,24 @@ def test_node_drill_findings_record_what_nautilus_trader_did(detected):
     ev = skew["evidence"]
     assert ev["seed"] == 28 and ev["offset_ms"] == ev["schedule"]["offset_ms"] and ev["rejects_by_code"].get("-1021", 0) > 0
     assert all(r["client_lead_ms"] < -5000 for r in ev["timestamps_rejected"]), "refused: signed more than recvWindow behind the venue"
+    limited = doc("node_order_rate_limit")
+    assert limited["alert"]["alertname"] == "TcNodeOrderRateLimited"
+    ev = limited["evidence"]
+    assert ev["seed"] == 28 and ev["limit"] == ev["schedule"]["limit"] and ev["rejects_by_code"].get("-1015", 0) > 0
+    assert ev["orders_refused"] and all(r["seed"] == 28 and r["count"] >= r["limit"] for r in ev["orders_refused"])
+    assert ev["node_position_at_end"] == ev["venue_position_at_end"], "a refused order is never placed"
+    expiry = doc("node_user_stream_expiry")
+    assert expiry["alert"]["alertname"] in ("TcNodeUserStreamEnded", "TcNodeFillsBehindVenue")
+    ev = expiry["evidence"]
+    assert ev["seed"] == 28 and ev["schedule"] == [ev["user_streams_ended"][0]["event"]] and ev["user_streams_ended"][0]["seed"] == 28
+    assert ev["ended_with"] == ("listenKeyExpired" if ENGINE == "1.221.0" else "eventStreamTerminated")
+    assert ev["user_streams_ended"][0]["subscriptions"] + ev["user_streams_ended"][0]["listen_keys"] >= 1
+    race = doc("node_cancel_fill_race")
+    assert race["alert"]["alertname"] in ("TcNodeCancelRejected", "TcNodeOrderStateDisagrees")
+    ev = race["evidence"]
+    assert ev["seed"] == 28 and ev["schedule"] == [ev["cancels_raced"][0]["cancel"]] and ev["cancels_raced"][0]["seed"] == 28
+    assert ev["venue_status"] == ["FILLED"] and ev["venue_trades_of_order"] == 1, "the fill won the race at the venue"
+    assert ev["phantom_cancel"] is (ev["node_status"] == ["CANCELED"])
 
 
 def test_the_scorecard_lists_node_drills_with_time_to_detect_and_findings(detected, tmp_path):
