@@ -39,11 +39,11 @@ def undetected(tmp_path_factory):
     return root, result
 
 
-def test_there_are_twelve_node_drills_each_with_a_runbook_in_the_docs_nav():
+def test_there_are_fifteen_node_drills_each_with_a_runbook_in_the_docs_nav():
     from conftest import REPO
 
-    assert len(NODE) == 12 and {"node_fill_lost", "node_partial_fills", "node_duplicate_reports", "node_ambiguous_submit",
-                                "node_clock_skew"} <= set(NODE)
+    assert len(NODE) == 15 and {"node_fill_lost", "node_partial_fills", "node_duplicate_reports", "node_ambiguous_submit",
+                                "node_clock_skew", "node_warm_restart", "node_warm_restart_flush", "node_warm_restart_venue_moved"} <= set(NODE)
     nav = (REPO / "mkdocs.yml").read_text()
     for name in NODE:
         assert f"runbooks/{name}.md" in nav and (REPO / "docs" / "runbooks" / f"{name}.md").is_file()
