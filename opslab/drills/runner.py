@@ -217,7 +217,7 @@ def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int
     if check:
         at_once = f", {min(jobs, len(chosen))} at once" if jobs > 1 else ""
         return Result("changed", f"would run {len(chosen)} {kind} drill(s){at_once} and record their results and the scorecard",
-                      [str(_path("drill_scorecard"))])
+                      [str(_path("drill_scorecard"))], details=[f"{name:<28} skipped: {reason}" for name, reason in skipped])
     fs.root_for_write()
     started = time.monotonic()
     with fs.locked(drills_dir(), "the drills folder"):
