@@ -140,6 +140,12 @@ def cache_database(folder: Path, meta: dict[str, Any]) -> str | None:
              "| collection | before | after |", "| --- | --- | --- |"]
     lines += [f"| {md(n)} | {before['key_counts'].get(n, 0)} | {md(after['key_counts'].get(n, 0) if after else '-')} |" for n in names]
     lines.append(f"| all keys | {before['keys']} | {md(after['keys'] if after else '-')} |")
+    if doc.get("comparison"):
+        lines += ["", "Node, cache database and venue when the node stopped (open orders: client order ids; position: signed net quantity):", "",
+                  "| item | node | cache database | venue | agree |", "| --- | --- | --- | --- | --- |"]
+        for name, item in doc["comparison"].items():
+            cells = [", ".join(v) or "none" if isinstance(v, list) else v for v in (item["node"], item["cache_db"], item["venue"])]
+            lines.append(f"| {md(name)} | " + " | ".join(md(c) for c in cells) + f" | {'yes' if item['agree'] else '**NO**'} |")
     return "\n".join(lines)
 
 

@@ -98,7 +98,7 @@ def test_node_with_a_cache_database_survives_a_sigkill_and_resumes_from_it(tmp_p
         assert all({"node", "cache_db", "venue", "agree"} <= set(item) for item in doc["comparison"].values())
         assert not _listening(int(doc["database"]["url"].rsplit(":", 1)[1]))  # stopped with the run
         report = (run_dir / "report.md").read_text()
-        assert "## Cache database" in report and "| orders |" in report
+        assert "## Cache database" in report and "| orders |" in report and "| position_quantity |" in report
         verified = run_tc("artifacts", "verify", artifacts=root)
         assert verified.code == 0, verified.out + verified.err
     finally:
