@@ -114,6 +114,12 @@ def _cache_db_inputs(spec: RunSpec, node: dict[str, Any], url: str | None) -> di
     db = {"flush_on_start": bool(block.get("flush_on_start", False)), "buffer_interval_ms": block.get("buffer_interval_ms")}
     if url is not None:
         db["host"], db["port"] = cachedb.parse_url(url, "--cache-db-url")
+        try:  # seconds, before anything of the run is written, as the venue's check
+            answer = cachedb.command(db["host"], db["port"], "PING", timeout=2.0)
+        except (OSError, cachedb.RedisError) as exc:
+            answer = f"{type(exc).__name__}: {exc}"
+        if answer != "PONG":
+            raise InputError(f"--cache-db-url: {url}: no Redis answers PING ({str(answer)[:120]})")
         db["managed"] = False
         return db
     try:

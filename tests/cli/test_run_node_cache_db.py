@@ -57,3 +57,13 @@ def test_a_cache_db_url_without_a_cache_database_is_refused(tmp_path: Path):
     done = run_tc("run", "node", "--spec", str(_spec(tmp_path, None)), "--cache-db-url", "redis://127.0.0.1:6390", artifacts=root,
                   timeout=60, **CREDS)
     _one_line_exit_2(done, root, "/engine/node/cache_database is not set")
+
+
+def test_a_cache_db_url_where_no_redis_answers_is_refused(tmp_path: Path):
+    from venue_spec import closed_port
+
+    root = tmp_path / "artifacts"
+    with closed_port() as port:
+        done = run_tc("run", "node", "--spec", str(_spec(tmp_path, {})), "--cache-db-url", f"redis://127.0.0.1:{port}", artifacts=root,
+                      timeout=60, **CREDS)
+    _one_line_exit_2(done, root, f"--cache-db-url: redis://127.0.0.1:{port}: no Redis answers PING (ConnectionRefusedError")

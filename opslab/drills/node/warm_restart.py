@@ -30,7 +30,7 @@ def warm_restart(ctx: Context, run_id: str, flush_on_start: bool, venue_moves: b
         lab.wait_node("a fill and a resting order at the venue, the order in the cache database",
                       lambda: lab.venue_state()["trades"] and lab.venue_open_orders() and lab.cache_db()["orders_open"], timeout=30)
         at_kill = {"venue_open_orders": sorted(o["clientOrderId"] for o in lab.venue_open_orders()),
-                   "venue_trades": len(lab.venue_state()["trades"]), "heartbeat": _held(lab.heartbeat() or {})}
+                   "venue_trades": len(lab.venue_state()["trades"])}
         lab.node.send_signal(signal.SIGKILL)  # the injected fault: the node dies holding both; its Redis keeps running
         lab.node.wait()
         at_kill["cache_db"] = lab.cache_db()
@@ -46,8 +46,8 @@ def warm_restart(ctx: Context, run_id: str, flush_on_start: bool, venue_moves: b
         time.sleep(2.0)
         running = {"heartbeat": _held(lab.heartbeat() or {}), "cache_db": lab.cache_db(),
                    "venue_open_orders": sorted(o["clientOrderId"] for o in lab.venue_open_orders())}
+        stop_at = time.monotonic()  # the comparison is written as the node stops
         lab.stop_node()
-        stopped = time.monotonic()
         alert = lab.detect(ALERTS, t0, timeout=30, after_seq=seq)
         record = lab.output("node_cache_db")
         positions = [{k: p.get(k) for k in ("position_id", "side", "quantity", "is_open")} for p in lab.output("positions").get("positions", [])]
@@ -59,14 +59,15 @@ def warm_restart(ctx: Context, run_id: str, flush_on_start: bool, venue_moves: b
     detected = alert is not None
     if detected:
         observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after the restart ("
-                    f"{max(0.0, round(alert['seconds'] - (stopped - t0), 1))} s after the restarted node stopped): node, cache database "
-                    f"and venue disagree on {', '.join(disagree) or 'nothing'}")
+                    f"{alert['seconds'] - (stop_at - t0):.1f} s after the restarted node was asked to stop and recorded the comparison): "
+                    f"node, cache database and venue disagree on {', '.join(disagree) or 'nothing'}")
     else:
         observed = (f"no {ALERTS[0]} delivered within 30 s; node, cache database and venue "
                     f"{'disagree on ' + ', '.join(disagree) if disagree else 'agree'} after the restart")
     findings = _findings(at_kill, reconciled, running, comparison, moved, flush_on_start, positions)
     evidence = {"at_kill": {**at_kill, "cache_db": _brief(at_kill["cache_db"])}, "filled_while_down": moved,
-                "seconds_to_running_after_restart": running_in, "reloaded": reconciled.get("loaded_from_cache_db"),
+                "seconds_to_running_after_restart": running_in, "seconds_to_stop_request_after_restart": round(stop_at - t0, 3),
+                "reloaded": reconciled.get("loaded_from_cache_db"),
                 "after_reconciliation": reconciled.get("after_reconciliation"),
                 "running_after_restart": {**running, "cache_db": _brief(running["cache_db"])},
                 "comparison": comparison, "disagree": disagree, "cache_db_before": record.get("before"), "cache_db_after": record.get("after"),
