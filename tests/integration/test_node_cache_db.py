@@ -99,6 +99,8 @@ def test_node_with_a_cache_database_survives_a_sigkill_and_resumes_from_it(tmp_p
         assert not _listening(int(doc["database"]["url"].rsplit(":", 1)[1]))  # stopped with the run
         report = (run_dir / "report.md").read_text()
         assert "## Cache database" in report and "| orders |" in report and "| position_quantity |" in report
+        page = (run_dir / "report.html").read_text()
+        assert '<section id="cache-database">' in page and "position_quantity" in page
         verified = run_tc("artifacts", "verify", artifacts=root)
         assert verified.code == 0, verified.out + verified.err
     finally:
