@@ -172,7 +172,8 @@ def run_node(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import safety
     from opslab.runs import node
 
-    return node.run_node(load_spec(args.spec), safety.gate, args.venue_url, args.venue_ws_url, check=args.check)
+    return node.run_node(load_spec(args.spec), safety.gate, args.venue_url, args.venue_ws_url, check=args.check,
+                         cache_db_url=args.cache_db_url)
 
 
 def rerender_report(args: argparse.Namespace, report: Reporter) -> Any:

@@ -189,6 +189,8 @@ def _group_run(sub: Any) -> None:
     p.add_argument("--spec", required=True, metavar="SPEC", help="RunSpec with engine.kind: node")
     p.add_argument("--venue-url", metavar="URL", help="the venue's REST base URL (overrides engine.node.venue_http_url; loopback only)")
     p.add_argument("--venue-ws-url", metavar="URL", help="the venue's WebSocket base URL (overrides engine.node.venue_ws_url; loopback only)")
+    p.add_argument("--cache-db-url", metavar="URL", help="redis://127.0.0.1:PORT: a Redis already running for the spec's "
+                   "engine.node.cache_database (default: tc starts its own under the run folder)")
     _check_flag(p)
     leaf(g, "list", "list runs under the artifacts root", "  tc run list\n  tc run list --json", commands.run_list)
     p = leaf(g, "show", "show one run's metadata and journal position", "  tc run show demo", commands.run_show)

@@ -84,10 +84,15 @@ class Drill:
     expected: str
     execute: Callable[[Context], Observation]
     kind: str = "lab"  # one of KINDS. lab: the lab's own parts, fast; node: the real node, detected through the alerting path
+    requires: Callable[[], "str | None"] | None = None  # why the drill cannot run on this machine (and how to fix it), or None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"drill {self.name}: kind {self.kind!r} is none of {KINDS}")
+
+    def missing(self) -> str | None:
+        """Why this drill cannot run here (a package to install), or None."""
+        return self.requires() if self.requires is not None else None
 
     @property
     def runbook(self) -> str:

@@ -19,6 +19,9 @@ from opslab.drills.node import rate_limited_startup as node_rate_limited_startup
 from opslab.drills.node import restart_reconciliation as node_restart_reconciliation
 from opslab.drills.node import stale_book_connected as node_stale_book_connected
 from opslab.drills.node import user_stream_expiry as node_user_stream_expiry
+from opslab.drills.node import warm_restart as node_warm_restart
+from opslab.drills.node import warm_restart_flush as node_warm_restart_flush
+from opslab.drills.node import warm_restart_venue_moved as node_warm_restart_venue_moved
 
 DRILLS: dict[str, Drill] = {
     module.DRILL.name: module.DRILL
@@ -27,5 +30,6 @@ DRILLS: dict[str, Drill] = {
                    node_stale_book_connected, node_rate_limited_startup,
                    node_restart_reconciliation, node_fill_lost, node_partial_fills, node_duplicate_reports,
                    node_ambiguous_submit, node_clock_skew, node_order_rate_limit,
-                   node_user_stream_expiry, node_cancel_fill_race)
+                   node_user_stream_expiry, node_cancel_fill_race, node_warm_restart, node_warm_restart_flush,
+                   node_warm_restart_venue_moved)
 }

@@ -113,6 +113,8 @@ def run(name: str, check: bool = False, progress: Callable[[int, int, str], None
     """The `tc drill run NAME` operation: records a new result; exit 0 when detected, 4 when not.
     PROGRESS(1, 1, name) is called when the drill starts."""
     drill = _get(name)
+    if drill.missing():
+        raise InputError(f"drill {name}: cannot run on this machine: {drill.missing()}")
     if check:
         return Result("changed", f"would run drill {name} in a sandbox and record its result", [str(_path("drill_result", name))])
     fs.root_for_write()
@@ -209,11 +211,13 @@ def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int
         chosen, kind = [d for d in DRILLS.values() if d.name in wanted], "chosen"
     else:
         chosen = _of_kind(kind)
+    skipped = [(d.name, d.missing()) for d in chosen if d.missing()]  # e.g. no redis-server: said, not run, not failed
+    chosen = [d for d in chosen if not d.missing()]
     check_jobs(jobs)
     if check:
         at_once = f", {min(jobs, len(chosen))} at once" if jobs > 1 else ""
         return Result("changed", f"would run {len(chosen)} {kind} drill(s){at_once} and record their results and the scorecard",
-                      [str(_path("drill_scorecard"))])
+                      [str(_path("drill_scorecard"))], details=[f"{name:<28} skipped: {reason}" for name, reason in skipped])
     fs.root_for_write()
     started = time.monotonic()
     with fs.locked(drills_dir(), "the drills folder"):
@@ -225,8 +229,12 @@ def run_all(check: bool = False, kind: str = "lab", progress: Callable[[int, int
     mine = [r for r in card["drills"] if r["drill"] in results]
     details = [f"{r['drill']:<28} {r['kind']:<5} {r['verdict']:<5} {'detected' if r['detected'] else 'NOT detected':<13} "
                f"{results[r['drill']]['seconds']:>6.1f} s  {runbook_link(r['runbook'])}" for r in mine]
+    details += [f"{name:<28} skipped: {reason}" for name, reason in skipped]
     passed = sum(r["verdict"] == "pass" for r in mine)
     code = 0 if passed == len(mine) else EXIT_CODES["check"]
     took = round(time.monotonic() - started, 1)
-    return Result("changed", f"{kind} drills: {passed}/{len(mine)} detected their failure in {took:.1f} s; scorecard {card['passed']}/{card['total']} ({path})",
-                  [str(path)], {"scorecard": card, "results": list(results.values()), "seconds": took, "jobs": jobs}, exit_code=code, details=details)
+    also = f"; {len(skipped)} skipped (see details)" if skipped else ""
+    return Result("changed", f"{kind} drills: {passed}/{len(mine)} detected their failure in {took:.1f} s{also}; "
+                  f"scorecard {card['passed']}/{card['total']} ({path})",
+                  [str(path)], {"scorecard": card, "results": list(results.values()), "seconds": took, "jobs": jobs,
+                                "skipped": [{"drill": name, "reason": reason} for name, reason in skipped]}, exit_code=code, details=details)

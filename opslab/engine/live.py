@@ -31,6 +31,8 @@ from nautilus_trader.adapters.binance import (
     BinanceLiveExecClientFactory,
 )
 from nautilus_trader.config import (
+    CacheConfig,
+    DatabaseConfig,
     InstrumentProviderConfig,
     LiveExecEngineConfig,
     LoggingConfig,
@@ -53,6 +55,7 @@ KILL_SWITCH_POLL_S = 0.25  # the fallback: `tc killswitch engage` wakes a regist
 WAKE_DRAIN_S = 3.0  # on a wake: how long submit requests already past the RiskEngine may take to be answered by the venue
 DRAIN_S = 3.0  # at stop: how long orders in flight may take to be answered
 REJECT_CODE = re.compile(r"""["']code["']\s*:\s*(-\d{1,5})""")  # the Binance error code in an OrderRejected reason
+DB_TIMEOUT_S = 5  # the cache database's connect and response timeouts (NautilusTrader's default: 20 s)
 MAX_REJECT_CODES = 20  # distinct codes counted in the heartbeat (bounded: the exporter makes a series of each)
 
 
@@ -72,6 +75,8 @@ class Hooks:
     halts: int = 0
     cancelled: list[str] = field(default_factory=list)
     first_fill_s: float | None = None
+    loaded: dict[str, int] | None = None  # what NautilusTrader loaded from its cache database at build (None: no database)
+    reconciled: dict[str, int] | None = None  # the same once its startup reconciliation ran
     timings: dict[str, float | None] = field(default_factory=lambda: {"connected": None, "running": None, "first_fill": None, "stopped": None})
 
     def request_stop(self, reason: str) -> None:
@@ -307,6 +312,21 @@ class Settings:
     connect_timeout_s: int
     open_check_s: float | None = None  # engine.node.open_check_seconds: NautilusTrader's continuous reconciliation (None: off)
     open_check_delay_s: float | None = None  # engine.node.open_check_delay_seconds: its start-up delay (None: NautilusTrader's 10 s)
+    cache_db: dict[str, Any] | None = None  # engine.node.cache_database plus where its Redis listens (host, port); None: in memory
+
+
+def _cache(db: dict[str, Any] | None) -> CacheConfig | None:
+    """NautilusTrader's own cache database: its Redis at host:port. Keys keep the trader prefix and leave out the
+    instance id (a new one every start), so a restarted node finds what the last one wrote."""
+    if db is None:
+        return None
+    extra = {"buffer_interval_ms": db["buffer_interval_ms"]} if db.get("buffer_interval_ms") else {}
+    # 1.221 has one `timeout`; 1.231 splits it into connection_timeout and response_timeout
+    fields = DatabaseConfig.__struct_fields__
+    timeouts = {k: DB_TIMEOUT_S for k in ("timeout", "connection_timeout", "response_timeout") if k in fields}
+    return CacheConfig(database=DatabaseConfig(type="redis", host=db["host"], port=db["port"], **timeouts),
+                       encoding="msgpack", flush_on_start=bool(db["flush_on_start"]), use_trader_prefix=True, use_instance_id=False,
+                       **extra)
 
 
 def _config(s: Settings) -> TradingNodeConfig:
@@ -318,6 +338,7 @@ def _config(s: Settings) -> TradingNodeConfig:
     exec_ws_url = versions.exec_ws_url(s.ws_url)
     return TradingNodeConfig(
         trader_id=TraderId(session.TRADER_ID),
+        cache=_cache(s.cache_db),
         logging=LoggingConfig(log_level="OFF", log_level_file="INFO", log_directory=str(s.log_dir), log_file_name="node",
                               log_file_max_size=LOG_FILE_MAX_BYTES, log_file_max_backup_count=LOG_FILE_BACKUPS, log_colors=False,
                               # the execution client logs the API key at INFO when it authenticates: keep it out of the file
@@ -357,6 +378,8 @@ def _run(s: Settings, hooks: Hooks, loop: asyncio.AbstractEventLoop) -> dict[str
     actor = NodeOpsActor(NodeOpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type, total_bars=s.bars or 0,
                                             heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars))
     actor.hooks, actor.node, actor.strategy, actor.loop = hooks, node, strategy, loop
+    if s.cache_db is not None:  # the kernel loaded the database into its cache as it was made (unless flush_on_start on 1.231)
+        hooks.loaded = _held(node)
     node.trader.add_strategy(strategy)
     node.trader.add_actor(actor)
     node.build()
@@ -398,7 +421,10 @@ async def _supervise(node: TradingNode, actor: NodeOpsActor, s: Settings, hooks:
             hooks.timings["connected"] = hooks.elapsed()
             hooks.to("connected", {"seconds": hooks.timings["connected"]})
         hooks.reconciliation = "reconciled"
-        hooks.to("reconciled", {"open_orders_at_venue": len(node.cache.orders_open())})
+        if s.cache_db is not None:
+            hooks.reconciled = _held(node)
+        hooks.to("reconciled", {"open_orders_at_venue": len(node.cache.orders_open()),
+                                **({"loaded_from_cache_db": hooks.loaded, "after_reconciliation": hooks.reconciled} if s.cache_db else {})})
         hooks.timings["running"] = hooks.elapsed()
         hooks.to("running", {"seconds": hooks.timings["running"]})
         if actor.halted:  # engaged (or woken) while it started: it came up HALTED and says so
@@ -422,6 +448,13 @@ async def _supervise(node: TradingNode, actor: NodeOpsActor, s: Settings, hooks:
     if hooks.registration is not None:
         hooks.registration.detach()  # strategies stopped, orders drained: a wake from now on is answered `stopped`
     hooks.timings["stopped"] = hooks.elapsed()
+
+
+def _held(node: TradingNode) -> dict[str, int]:
+    """What the node's cache holds: orders, open orders, positions, open positions, accounts."""
+    cache = node.cache
+    return {"orders": len(cache.orders()), "orders_open": len(cache.orders_open()), "positions": len(cache.positions()),
+            "positions_open": len(cache.positions_open()), "accounts": len(cache.accounts())}
 
 
 def _in_flight(node: TradingNode) -> tuple[int, int]:

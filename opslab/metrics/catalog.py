@@ -110,6 +110,12 @@ FAMILIES: list[Family] = [
            _run("node_heartbeat"), "run"),
     Family("tc_node_clients_connected", "gauge", ("run_id", "client"), "1 when the node's Binance data or execution client reports connected.",
            _run("node_heartbeat"), "run"),
+    Family("tc_node_cache_db_keys", "gauge", ("run_id", "collection"),
+           "Keys in the node's cache database by NautilusTrader's collection (orders, positions, accounts, index:orders_open, ...), when "
+           "the node last stopped (or, while it runs, when it started).", _run("node_cache_db"), "run"),
+    Family("tc_node_cache_db_disagreements", "gauge", ("run_id",),
+           "Of the open orders and the net position, how many the node, its cache database and the venue did not all agree on when "
+           "the node last stopped (node/cache_db.json comparison); TcNodeCacheDbDisagreement fires above 0.", _run("node_cache_db"), "run"),
     Family("tc_node_open_orders", "gauge", ("run_id",), "Orders open in the node's cache (at the last heartbeat).", _run("node_heartbeat"), "run"),
     Family("tc_node_heartbeat_interval_seconds", "gauge", ("run_id",), "The node's heartbeat interval (the spec's engine.node.heartbeat_seconds).",
            _run("node_lifecycle"), "run"),

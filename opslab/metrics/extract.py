@@ -128,6 +128,14 @@ def _node_heartbeat(rid: str, doc: dict) -> Iterator[Sample]:
         yield "tc_node_orders_rejected", (rid, code), n
 
 
+def _node_cache_db(rid: str, doc: dict) -> Iterator[Sample]:
+    latest = doc["after"] or doc["before"]
+    for name, n in sorted(latest["key_counts"].items()):
+        yield "tc_node_cache_db_keys", (rid, name), n
+    if "comparison" in doc:
+        yield "tc_node_cache_db_disagreements", (rid,), sum(1 for item in doc["comparison"].values() if not item["agree"])
+
+
 # Run artifact (registry name) -> extractor.
 RUN_SOURCES: dict[str, Callable[[str, dict], Iterable[Sample]]] = {
     "paper_lifecycle": _lifecycle,
@@ -136,6 +144,7 @@ RUN_SOURCES: dict[str, Callable[[str, dict], Iterable[Sample]]] = {
     "connectivity_probe": _probe,
     "node_lifecycle": _node_lifecycle,
     "node_heartbeat": _node_heartbeat,
+    "node_cache_db": _node_cache_db,
 }
 
 

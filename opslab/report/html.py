@@ -330,6 +330,33 @@ def _reconciliation(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) ->
     return _section("reconciliation", "Reconciliation", head + grid)
 
 
+def _cache_database(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
+    doc = _json(folder, "node_cache_db")
+    if not doc:
+        return ""
+    db, before, after = doc.get("database", {}), doc.get("before") or {}, doc.get("after")
+    counts_before, counts_after = before.get("key_counts", {}), (after or {}).get("key_counts", {})
+    names = sorted(set(counts_before) | set(counts_after))
+    head = (f"<p>NautilusTrader's cache database ({esc(db.get('type'))}, "
+            f"{'started by tc under node/cache_db/' if db.get('managed') else 'given by --cache-db-url'}; flush_on_start "
+            f"{esc(str(db.get('flush_on_start')).lower())}): keys by collection when this start of the node began and when it stopped.</p>")
+    rows = [[f"<td>{esc(n)}</td>", f"<td class=\"num\">{esc(counts_before.get(n, 0))}</td>",
+             f"<td class=\"num\">{esc(counts_after.get(n, 0) if after else '-')}</td>"] for n in names]
+    body = head + _grid(["collection", "before", "after"], rows)
+    comparison = doc.get("comparison") or {}
+    if comparison:
+        def cell(value: Any) -> str:
+            return esc(", ".join(value) or "none") if isinstance(value, list) else esc(value)
+
+        items = list(comparison.items())
+        body += "<p>Node, cache database and venue when the node stopped. Disagreements are highlighted.</p>" + _grid(
+            ["item", "node", "cache database", "venue", "agree"],
+            [[f"<td>{esc(name)}</td>", f"<td>{cell(i.get('node'))}</td>", f"<td>{cell(i.get('cache_db'))}</td>", f"<td>{cell(i.get('venue'))}</td>",
+              f"<td>{'yes' if i.get('agree') else 'NO'}</td>"] for name, i in items],
+            ["" if i.get("agree") else "mismatch" for _, i in items])
+    return _section("cache-database", "Cache database", body)
+
+
 def _connectivity(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
     parts = []
     ready = _json(folder, "connectivity_readiness")
@@ -355,7 +382,7 @@ def _journal_section(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -
     return _section("journal", "Journal", f"<details><summary>{len(events)} events</summary>{_grid(['seq', 'event'], rows)}</details>")
 
 
-SECTIONS = [_status, _overview, _execution, _charts, _safety, _reconciliation, _connectivity, _journal_section]
+SECTIONS = [_status, _overview, _execution, _charts, _safety, _cache_database, _reconciliation, _connectivity, _journal_section]
 
 
 def render(folder: Path) -> str:

@@ -126,7 +126,30 @@ def connectivity_probe(folder: Path, meta: dict[str, Any]) -> str | None:
     return "## Connectivity probe\n\nLoopback only; see the probe runbook when it is down.\n\n" + _table(rows)
 
 
-SECTIONS: list[Section] = [overview, dataset, scenario_execution, safety_status, reconciliation, connectivity_readiness,
+def cache_database(folder: Path, meta: dict[str, Any]) -> str | None:
+    doc = _load(folder, "node_cache_db")
+    if not doc:
+        return None
+    db = doc["database"]
+    before, after = doc["before"], doc["after"]
+    names = sorted(set(before["key_counts"]) | set((after or {}).get("key_counts", {})))
+    lines = [f"## Cache database\n\nNautilusTrader's cache database ({md(db['type'])}, "
+             f"{'started by tc under node/cache_db/' if db['managed'] else 'given by --cache-db-url'}; flush_on_start "
+             f"{str(db['flush_on_start']).lower()}): keys by collection when this start of the node began and when it stopped"
+             f"{'' if after else ' (not recorded: the node did not stop by itself)'}.\n",
+             "| collection | before | after |", "| --- | --- | --- |"]
+    lines += [f"| {md(n)} | {before['key_counts'].get(n, 0)} | {md(after['key_counts'].get(n, 0) if after else '-')} |" for n in names]
+    lines.append(f"| all keys | {before['keys']} | {md(after['keys'] if after else '-')} |")
+    if doc.get("comparison"):
+        lines += ["", "Node, cache database and venue when the node stopped (open orders: client order ids; position: signed net quantity):", "",
+                  "| item | node | cache database | venue | agree |", "| --- | --- | --- | --- | --- |"]
+        for name, item in doc["comparison"].items():
+            cells = [", ".join(v) or "none" if isinstance(v, list) else v for v in (item["node"], item["cache_db"], item["venue"])]
+            lines.append(f"| {md(name)} | " + " | ".join(md(c) for c in cells) + f" | {'yes' if item['agree'] else '**NO**'} |")
+    return "\n".join(lines)
+
+
+SECTIONS: list[Section] = [overview, dataset, scenario_execution, safety_status, cache_database, reconciliation, connectivity_readiness,
                            connectivity_probe, journal_summary]
 
 

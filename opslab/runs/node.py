@@ -17,10 +17,11 @@ All run-folder writes go through NodeRun (one small class), so the run layer can
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import clock, contracts, fs, journal, nodes, runs
+from opslab import cachedb, clock, contracts, fs, journal, nodes, runs
 from opslab import urls
 from opslab.datasets import resolve
 from opslab.runs import outputs, preflight
@@ -79,7 +80,7 @@ class NodeRun:
         return path
 
 
-def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None) -> dict[str, Any]:
+def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None, cache_db_url: str | None = None) -> dict[str, Any]:
     preflight.check_kind(spec, "node")
     node = dict(spec.data["engine"]["node"])
     overrides = {"venue_http_url": http_url, "venue_ws_url": ws_url}
@@ -98,14 +99,43 @@ def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None) ->
             raise InputError(f"{where}: {value!r}: expected a base URL without a path")
         node[field] = value
     key, secret = credentials(spec)
-    return {"node": node, "api_key": key, "api_secret": secret, "sources": sources}
+    cache_db = _cache_db_inputs(spec, node, cache_db_url)
+    return {"node": node, "api_key": key, "api_secret": secret, "sources": sources, "cache_db": cache_db}
+
+
+def _cache_db_inputs(spec: RunSpec, node: dict[str, Any], url: str | None) -> dict[str, Any] | None:
+    """The spec's cache database and where its Redis is: --cache-db-url (one already running on 127.0.0.1), else
+    one tc starts (redis-server must be installed: exit 2 naming the package, nothing written)."""
+    block = node.get("cache_database")
+    if block is None:
+        if url is not None:
+            raise InputError(f"--cache-db-url: {url!r}: {spec.path}: /engine/node/cache_database is not set (the node has no cache database)")
+        return None
+    db = {"flush_on_start": bool(block.get("flush_on_start", False)), "buffer_interval_ms": block.get("buffer_interval_ms")}
+    if url is not None:
+        db["host"], db["port"] = cachedb.parse_url(url, "--cache-db-url")
+        try:  # seconds, before anything of the run is written, as the venue's check
+            answer = cachedb.command(db["host"], db["port"], "PING", timeout=2.0)
+        except (OSError, cachedb.RedisError) as exc:
+            answer = f"{type(exc).__name__}: {exc}"
+        if answer != "PONG":
+            raise InputError(f"--cache-db-url: {url}: no Redis answers PING ({str(answer)[:120]})")
+        db["managed"] = False
+        return db
+    try:
+        cachedb.find_server()
+    except cachedb.Unavailable as exc:
+        raise InputError(f"{spec.path}: /engine/node/cache_database: {exc}") from None
+    db["managed"] = True
+    return db
 
 
 def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | None = None, ws_url: str | None = None,
-             check: bool = False) -> Result:
+             check: bool = False, cache_db_url: str | None = None) -> Result:
     """Run the spec's live paper node to its bound; ok when the run already stopped. HTTP_URL/WS_URL
-    override the spec's venue URLs (where the venue listens is deployment, not the experiment)."""
-    inputs = _settings_inputs(spec, http_url, ws_url)
+    override the spec's venue URLs (where the venue listens is deployment, not the experiment); CACHE_DB_URL
+    names a Redis already running for the spec's cache database (else tc starts one)."""
+    inputs = _settings_inputs(spec, http_url, ws_url, cache_db_url)
     node = inputs["node"]
     planned = lifecycle.plan(spec, "node_lifecycle", "node", f"the live node of {spec.run_id} against {node['venue_http_url']}")
     if check or planned.status == "ok":
@@ -142,21 +172,91 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
         life.to("starting")
         run.patch(status="running")
         opened.flush()  # a node killed from outside shows `running` (and its heartbeats stop)
+        with contextlib.ExitStack() as stack:  # the cache database (when the spec has one) lives until the run is recorded
+            try:
+                cache_db = stack.enter_context(CacheDatabase(run, inputs["cache_db"]))
+                # Registered before the node's own start-up check of the switch (engine/live.py): an engage either
+                # finds the switch engaged at that check or finds this node in the registry and wakes it.
+                with nodes.Registration(spec.run_id) as registration:
+                    state, hooks = _drive(spec, run, life, inputs, gate, registration, cache_db.settings())
+            except Exception as exc:
+                _tidy_logs(run)  # also when it failed: the run is sealed with its logs
+                life.to("failed", f"{type(exc).__name__}: {exc}"[:500])
+                run.patch(status="failed")
+                raise
+            return _finish(spec, run, life, inputs, state, hooks, cache_db)
+
+
+class CacheDatabase:
+    """The node's cache database for one start of the node: the Redis tc starts (files in node/cache_db/, tied to
+    this process so it never outlives it) or the one --cache-db-url names; its key counts before and after
+    (node/cache_db.json). Stopped on every way out of the `with`."""
+
+    def __init__(self, run: NodeRun, db: dict[str, Any] | None) -> None:
+        self.run, self.db = run, db
+        self.server: cachedb.RedisServer | None = None
+        self.doc: dict[str, Any] | None = None
+
+    def __enter__(self) -> "CacheDatabase":
+        if self.db is None:
+            return self
+        if self.db["managed"]:
+            folder = self.run.folder / contracts.artifact("node_cache_db_files").path.rsplit("/", 1)[0]
+            self.server = cachedb.RedisServer(folder, tied=True)
+            self.server.start()
+            self.db["host"], self.db["port"] = self.server.host, self.server.port
         try:
-            # Registered before the node's own start-up check of the switch (engine/live.py): an engage either
-            # finds the switch engaged at that check or finds this node in the registry and wakes it.
-            with nodes.Registration(spec.run_id) as registration:
-                state, hooks = _drive(spec, run, life, inputs, gate, registration)
-        except Exception as exc:
-            _tidy_logs(run)  # also when it failed: the run is sealed with its logs
-            life.to("failed", f"{type(exc).__name__}: {exc}"[:500])
-            run.patch(status="failed")
+            self.doc = {"schema_version": SCHEMA_VERSION, "run_id": self.run.run_id,
+                        "database": {"type": "redis", "url": f"redis://{self.db['host']}:{self.db['port']}", "managed": self.db["managed"],
+                                     "flush_on_start": self.db["flush_on_start"], "buffer_interval_ms": self.db["buffer_interval_ms"]},
+                        "before": self._snapshot(), "after": None}
+            self.run.write("node_cache_db", self.doc)
+        except BaseException:
+            self._stop()
             raise
-        return _finish(spec, run, life, inputs, state, hooks)
+        return self
+
+    def compare(self, node_state: dict[str, Any], venue_record: dict[str, Any], hooks: Any) -> None:
+        """The three truths at the node's stop, side by side (node/cache_db.json comparison): the node's books, its
+        cache database (NautilusTrader's indexes and position events in Redis), the venue's record; whether each agrees."""
+        if self.doc is None or self.db is None:
+            return
+        try:
+            held = cachedb.state(self.db["host"], self.db["port"])
+        except (OSError, cachedb.RedisError) as err:
+            self.run.event("node_cache_db_unreadable", {"error": f"{type(err).__name__}: {err}"[:300]})
+            return
+        self.doc["loaded"], self.doc["reconciled"] = hooks.loaded, hooks.reconciled
+        self.doc["comparison"] = cachedb.compare(node_state, held, venue_record)
+        self.run.write("node_cache_db", self.doc)
+
+    def settings(self) -> dict[str, Any] | None:
+        return None if self.db is None else {k: self.db[k] for k in ("host", "port", "flush_on_start", "buffer_interval_ms")}
+
+    def _snapshot(self) -> dict[str, Any]:
+        assert self.db is not None
+        counts = cachedb.key_counts(self.db["host"], self.db["port"])
+        return {"taken_at": clock.now_iso(), "keys": sum(counts.values()), "key_counts": counts}
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self.doc is not None:
+                try:
+                    self.doc["after"] = self._snapshot()
+                    self.run.write("node_cache_db", self.doc)
+                except (OSError, cachedb.RedisError) as err:
+                    self.run.event("node_cache_db_unreadable", {"error": f"{type(err).__name__}: {err}"[:300]})
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
 
 def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any], gate: Callable[[], "str | None"],
-           registration: nodes.Registration) -> tuple[dict[str, Any], Any]:
+           registration: nodes.Registration, cache_db: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
     from opslab.engine import live  # NautilusTrader is imported here, when a node runs
 
     node = inputs["node"]
@@ -164,7 +264,7 @@ def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any],
                              api_secret=inputs["api_secret"], http_url=node["venue_http_url"], ws_url=node["venue_ws_url"],
                              duration_s=node["duration_seconds"], bars=node["bars"], heartbeat_s=node["heartbeat_seconds"],
                              connect_timeout_s=node["connect_timeout_seconds"], open_check_s=node.get("open_check_seconds"),
-                             open_check_delay_s=node.get("open_check_delay_seconds"))
+                             open_check_delay_s=node.get("open_check_delay_seconds"), cache_db=cache_db)
 
     def event(state: str, data: dict[str, Any]) -> None:
         life.doc["halts"], life.doc["cancelled_at_halt"] = hooks.halts, list(hooks.cancelled)
@@ -183,7 +283,8 @@ def _tidy_logs(run: NodeRun) -> None:
             log.rename(log.with_name(log.name.replace(":", "-")))
 
 
-def _finish(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any], state: dict[str, Any], hooks: Any) -> Result:
+def _finish(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any], state: dict[str, Any], hooks: Any,
+            cache_db: "CacheDatabase") -> Result:
     from opslab.venue.client import RECORD_TIMEOUT_S, RecordError, VenueClient
 
     node = inputs["node"]
@@ -197,7 +298,9 @@ def _finish(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any]
     venue_counts: dict[str, int] = {}
     try:
         client = VenueClient(node["venue_http_url"], RECORD_TIMEOUT_S, api_key=inputs["api_key"], api_secret=inputs["api_secret"])
-        run.write("venue_record", client.account_snapshot(spec.run_id))
+        venue_record = client.account_snapshot(spec.run_id)
+        run.write("venue_record", venue_record)
+        cache_db.compare(state["final_state"], venue_record, hooks)
         venue_counts = client.account_counts()
         venue_note = f"venue record {contracts.artifact('venue_record').path}"
     except (RecordError, ValueError, KeyError) as exc:

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import contracts, market, runs
+from opslab import cachedb, contracts, market, runs
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills.node import stack as alert_stack
 from opslab.drills.base import Context, Observation
@@ -71,6 +71,8 @@ class NodeLab:
 
     def __init__(self, ctx: Context, run_id: str, speed: float = 600, venue_faults: tuple[str, ...] = (), **node: Any) -> None:
         self.ctx, self.run_id, self.speed, self.venue_faults = ctx, run_id, speed, venue_faults
+        # a spec with a cache database: one Redis for the whole drill (it outlives every node start, as a deployed one does)
+        self.redis = cachedb.RedisServer(ctx.sandbox / "redis") if "cache_database" in node else None
         self.spec_path = ctx.spec(run_id, node_spec(run_id, **node))
         self.root = ctx.sandbox / "artifacts"
         self.run_dir = self.root / "runs" / run_id
@@ -90,9 +92,13 @@ class NodeLab:
             raise RuntimeError(f"tc data prepare exited {prepared.code}: {prepared.err[-500:]}")
         self.stack.start()
         try:
+            if self.redis is not None:
+                self.redis.start()
             self.start_venue()
         except BaseException:
             self.stack.close()
+            if self.redis is not None:
+                self.redis.stop()
             raise
         self.started = time.monotonic()
         return self
@@ -106,7 +112,11 @@ class NodeLab:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        self.stack.close()
+        try:
+            self.stack.close()
+        finally:
+            if self.redis is not None:
+                self.redis.stop()
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         out = (self.ctx.sandbox / f"{name}.out").open("ab")
@@ -134,8 +144,9 @@ class NodeLab:
     def start_node(self) -> subprocess.Popen:
         """`tc run node` against the venue (a restart when the run exists: same run, same spec)."""
         self.node_starts += 1
+        db = ["--cache-db-url", self.redis.url] if self.redis is not None else []
         self.node = self._spawn(f"node-{self.node_starts}", ["run", "node", "--spec", str(self.spec_path), "--venue-url", self.urls["http"],
-                                                            "--venue-ws-url", self.urls["ws"], "--json"])
+                                                            "--venue-ws-url", self.urls["ws"], "--json", *db])
         return self.node
 
     def stop_node(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
@@ -219,6 +230,11 @@ class NodeLab:
             return life.get("state") == "running" and starts >= self.node_starts and self.heartbeat()
 
         return self.wait_node("the node to run", running, timeout)
+
+    def cache_db(self) -> dict[str, Any]:
+        """What the node's cache database holds now (opslab/cachedb.py: key counts, open orders and positions)."""
+        assert self.redis is not None
+        return cachedb.state(self.redis.host, self.redis.port)
 
     # --- the venue ------------------------------------------------------------------------
     def _admin(self, method: str, path: str, body: Any = None) -> Any:

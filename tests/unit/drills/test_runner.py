@@ -12,11 +12,12 @@ from opslab.drills.node import stack
 from opslab.drills.registry import DRILLS
 
 
-def test_there_are_seven_lab_and_fifteen_node_drills_each_with_a_runbook_page():
+def test_there_are_seven_lab_and_eighteen_node_drills_each_with_a_runbook_page():
     kinds = {kind: sorted(n for n, d in DRILLS.items() if d.kind == kind) for kind in ("lab", "node")}
-    assert len(kinds["lab"]) == 7 and len(kinds["node"]) == 15 and len(DRILLS) == len(kinds["lab"]) + len(kinds["node"])
+    assert len(kinds["lab"]) == 7 and len(kinds["node"]) == 18 and len(DRILLS) == len(kinds["lab"]) + len(kinds["node"])
     assert {"node_fill_lost", "node_partial_fills", "node_duplicate_reports", "node_ambiguous_submit", "node_clock_skew",
-            "node_order_rate_limit", "node_user_stream_expiry", "node_cancel_fill_race"} <= set(kinds["node"])
+            "node_order_rate_limit", "node_user_stream_expiry", "node_cancel_fill_race", "node_warm_restart", "node_warm_restart_flush",
+            "node_warm_restart_venue_moved"} <= set(kinds["node"])
     docs = REPO / "docs"
     assert all((docs / d.runbook).is_file() for d in DRILLS.values())
 
@@ -162,3 +163,26 @@ def test_several_names_run_together_and_write_the_scorecard(lab):
     assert sorted(e["index"] for e in finished) == [1, 2] and {e["drill"] for e in finished} == {"mismatch", "stale_data"}
     unknown = lab("drill", "run", "mismatch", "mismach")
     assert unknown.code == 2 and "did you mean 'mismatch'" in unknown.err
+
+
+def test_drills_whose_part_is_missing_are_skipped_saying_how_to_install_it(monkeypatch):
+    from opslab import cachedb
+    from opslab.drills import runner
+    from opslab.errors import InputError
+
+    def absent() -> str:
+        raise cachedb.Unavailable(f"redis-server not found (the node's cache database needs it): {cachedb.INSTALL_HINT}")
+
+    monkeypatch.setattr(cachedb, "find_server", absent)
+    warm = sorted(n for n, d in DRILLS.items() if d.missing())
+    assert warm == ["node_warm_restart", "node_warm_restart_flush", "node_warm_restart_venue_moved"]
+    planned = runner.run_all(check=True, kind="node")
+    assert f"would run {sum(d.kind == 'node' for d in DRILLS.values()) - 3} node drill(s)" in planned.summary
+    assert [line.split()[0] for line in planned.details] == warm and all("apt-get install redis-server" in line for line in planned.details)
+    try:
+        runner.run("node_warm_restart")
+    except InputError as exc:
+        assert str(exc) == ("drill node_warm_restart: cannot run on this machine: redis-server not found (the node's cache database "
+                            "needs it): apt-get install redis-server")
+    else:
+        raise AssertionError("a drill that cannot run here must say so")

@@ -25,3 +25,17 @@ def _settings(**node) -> live.Settings:
 def test_continuous_reconciliation_reaches_the_exec_engine_config(node, interval, open_only, delay):
     engine = live._config(_settings(**node)).exec_engine
     assert (engine.open_check_interval_secs, engine.open_check_open_only, engine.reconciliation_startup_delay_secs) == (interval, open_only, delay)
+
+
+def test_no_cache_database_keeps_the_cache_in_memory():
+    assert live._config(_settings()).cache is None
+
+
+@pytest.mark.parametrize("flush, buffer", [(False, None), (True, 100)])
+def test_the_cache_database_reaches_nautilus_cache_config(flush, buffer):
+    db = {"host": "127.0.0.1", "port": 6390, "flush_on_start": flush, "buffer_interval_ms": buffer}
+    cache = live._config(_settings(cache_db=db)).cache
+    assert (cache.database.type, cache.database.host, cache.database.port) == ("redis", "127.0.0.1", 6390)
+    assert (cache.flush_on_start, cache.buffer_interval_ms, cache.encoding) == (flush, buffer, "msgpack")
+    # a restart has a new instance id: keys without it, so the restarted node finds what the killed one wrote
+    assert (cache.use_trader_prefix, cache.use_instance_id) == (True, False)
