@@ -21,6 +21,9 @@ from opslab.venue.server import BinanceVenue
 from venue_spec import KEY, SECRET
 
 SYMBOL, QTY = "BTCUSDT", "0.010000"
+# binance-connector's own warnings, not the venue's (as in test_client_compat.py): `pytestmark = [..., *CLIENT_WARNINGS]`
+CLIENT_WARNINGS = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.filterwarnings("ignore::ResourceWarning"),
+                   pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 
 
 @pytest.fixture(name="spot")

@@ -53,6 +53,15 @@ def load_node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_id: str 
     return loaded
 
 
+def node_spec_fixture(run_id: str, bars: int = 400) -> Any:
+    """A module's `node_spec` fixture (`node_spec = node_spec_fixture("my-test")`): load_node_spec for RUN_ID, BARS."""
+    @pytest.fixture(name="node_spec")
+    def fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
+        return load_node_spec(tmp_path, monkeypatch, run_id=run_id, bars=bars)
+
+    return fixture
+
+
 def read_json(path: Path) -> Any:
     """PATH's JSON, or None while it is absent or half-written."""
     try:

@@ -23,15 +23,13 @@ from websockets.sync.client import connect
 from conftest import run_tc
 from opslab import spec
 from opslab.venue.server import BinanceVenue
-from venue_spec import KEY, SECRET, load_node_spec, spec_text
+from venue_spec import KEY, SECRET, spec_text, node_spec_fixture
 from opslab.errors import InputError
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
-    return load_node_spec(tmp_path, monkeypatch, run_id="venue-test", bars=400)
+node_spec = node_spec_fixture("venue-test")
 
 
 @pytest.fixture

@@ -11,26 +11,20 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from opslab import spec
 from opslab.venue import faults
 from opslab.venue.server import BinanceVenue
-from venue_clients import (QTY, SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, signed, spot_fixture,  # noqa: F401 (the fixture spot)
+from venue_clients import (CLIENT_WARNINGS, QTY, SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, signed, spot_fixture,  # noqa: F401 (the fixture spot)
                            ws_api_events, ws_api_user_stream, with_price)
-from venue_spec import load_node_spec
+from venue_spec import node_spec_fixture
 
-pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::ResourceWarning"),
-              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+pytestmark = [pytest.mark.integration, *CLIENT_WARNINGS]
 
 
-@pytest.fixture
-def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
-    return load_node_spec(tmp_path, monkeypatch, run_id="ack-clock-faults-test", bars=400)
+node_spec = node_spec_fixture("ack-clock-faults-test")
 
 
 # --- parsing -----------------------------------------------------------------------------------

@@ -7,27 +7,20 @@ POST /admin/faults; its seeded schedule and what it withheld are recorded (GET /
 from __future__ import annotations
 
 import queue
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from opslab import spec
 from opslab.venue import faults
 from opslab.venue.server import BinanceVenue
-from venue_clients import (SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, signed, spot_fixture,  # noqa: F401 (the fixture spot)
+from venue_clients import (CLIENT_WARNINGS, SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, signed, spot_fixture,  # noqa: F401 (the fixture spot)
                             with_price, ws_api_events, ws_api_user_stream)
-from venue_spec import load_node_spec
+from venue_spec import node_spec_fixture
 
-# binance-connector's own warnings, not the venue's (as in test_client_compat.py)
-pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::ResourceWarning"),
-              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+pytestmark = [pytest.mark.integration, *CLIENT_WARNINGS]
 
 
-@pytest.fixture
-def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
-    return load_node_spec(tmp_path, monkeypatch, run_id="fill-lost-test", bars=400)
+node_spec = node_spec_fixture("fill-lost-test")
 
 
 def reports(got: "queue.Queue[dict[str, Any]]", seconds: float) -> list[tuple[str, str]]:

@@ -12,25 +12,19 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
-from opslab import spec
 from opslab.venue import faults
 from opslab.venue.server import BinanceVenue
-from venue_clients import (SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, spot_fixture,  # noqa: F401 (the fixture spot)
+from venue_clients import (CLIENT_WARNINGS, SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, spot_fixture,  # noqa: F401 (the fixture spot)
                            ws_api_events, ws_api_user_stream, with_price)
-from venue_spec import load_node_spec
+from venue_spec import node_spec_fixture
 
-pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::ResourceWarning"),
-              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+pytestmark = [pytest.mark.integration, *CLIENT_WARNINGS]
 
 
-@pytest.fixture
-def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
-    return load_node_spec(tmp_path, monkeypatch, run_id="lifecycle-faults-test", bars=400)
+node_spec = node_spec_fixture("lifecycle-faults-test")
 
 
 def _interval_start(v: BinanceVenue) -> None:

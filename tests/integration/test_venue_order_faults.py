@@ -9,26 +9,20 @@ stats.json)."""
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from opslab import spec
 from opslab.venue import faults
 from opslab.venue.server import BinanceVenue
-from venue_clients import (QTY, SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, signed, spot_fixture,  # noqa: F401 (the fixture spot)
+from venue_clients import (CLIENT_WARNINGS, QTY, SYMBOL, admin, ask, buy, close_stream, execution_reports, listen_key_stream, signed, spot_fixture,  # noqa: F401 (the fixture spot)
                             with_price, ws_api_events, ws_api_user_stream)
-from venue_spec import load_node_spec
+from venue_spec import node_spec_fixture
 
-pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::ResourceWarning"),
-              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+pytestmark = [pytest.mark.integration, *CLIENT_WARNINGS]
 GAP_S = faults.PARTIAL_GAP_MS / 1000
 
 
-@pytest.fixture
-def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
-    return load_node_spec(tmp_path, monkeypatch, run_id="order-faults-test", bars=400)
+node_spec = node_spec_fixture("order-faults-test")
 
 
 # --- parsing -----------------------------------------------------------------------------------

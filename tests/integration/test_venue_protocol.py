@@ -12,7 +12,6 @@ import hmac
 import http.client
 import json
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,14 +19,12 @@ import pytest
 
 from opslab import spec
 from opslab.venue.server import BinanceVenue
-from venue_spec import KEY, SECRET, load_node_spec
+from venue_spec import KEY, SECRET, node_spec_fixture
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
-    return load_node_spec(tmp_path, monkeypatch, run_id="venue-protocol", bars=2000)
+node_spec = node_spec_fixture("venue-protocol", bars=2000)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import http.client
 import json
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,14 +24,12 @@ from conftest import run_tc
 from opslab import spec
 from opslab.venue import profiles, wsapi
 from opslab.venue.server import BinanceVenue
-from venue_spec import KEY, SECRET, load_node_spec
+from venue_spec import KEY, SECRET, node_spec_fixture
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def node_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> spec.RunSpec:
-    return load_node_spec(tmp_path, monkeypatch, run_id="wsapi-test", bars=400)
+node_spec = node_spec_fixture("wsapi-test")
 
 
 @pytest.fixture
