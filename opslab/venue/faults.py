@@ -325,17 +325,28 @@ def server_time_ms(v: VenueState) -> int:
     return frozen if frozen is not None else clock_ms(v)
 
 
+def _scheduled(v: VenueState, fault: str, counter: str) -> tuple[dict[str, Any], int] | None:
+    """Under v.lock: count one event under FAULT in v's attribute COUNTER (zeroed when the fault is switched on); (the fault's
+    settings, the count) when the count is in the fault's seeded schedule, else None (also when FAULT is off)."""
+    settings = v.faults.get(fault)
+    if not settings:
+        return None
+    count = getattr(v, counter) + 1
+    setattr(v, counter, count)
+    return (settings, count) if count in settings["schedule"] else None
+
+
 def lose_ack(v: VenueState, order: dict[str, Any]) -> dict[str, Any] | None:
     """Count one accepted order placement (ORDER: order_id, client_order_id, symbol, type, status) under ack_lost; the record
     (mode, delay_ms, ...) when its HTTP answer is to be lost, kept then in v.acks_lost with the fault's seed, else None."""
     with v.lock:
         lost = v.faults.get("ack_lost")
-        if not lost or (lost["order_type"] is not None and order.get("type") != lost["order_type"]):
+        if lost and lost["order_type"] is not None and order.get("type") != lost["order_type"]:
             return None
-        v.acks_counted += 1
-        if v.acks_counted not in lost["schedule"]:
+        if (hit := _scheduled(v, "ack_lost", "acks_counted")) is None:
             return None
-        record = {"order": v.acks_counted, "seed": lost["seed"], "n": lost["n"], "mode": lost["mode"], "delay_ms": lost["delay_ms"],
+        lost, count = hit
+        record = {"order": count, "seed": lost["seed"], "n": lost["n"], "mode": lost["mode"], "delay_ms": lost["delay_ms"],
                   **order, "at_ms": int(time.time() * 1000)}
         v.acks_lost.append(record)
         del v.acks_lost[:-RECORDS_KEPT]
@@ -370,13 +381,10 @@ def end_user_stream(v: VenueState, event: dict[str, Any]) -> dict[str, Any] | No
     """Count one user-data EVENT under user_stream_expiry; the record {"event", "seed", "n", "silent", "event_type", ...} when the
     user data stream is to end before it (ended() completes it and keeps it in v.user_streams_ended), else None."""
     with v.lock:
-        expiry = v.faults.get("user_stream_expiry")
-        if not expiry:
+        if (hit := _scheduled(v, "user_stream_expiry", "user_events_counted")) is None:
             return None
-        v.user_events_counted += 1
-        if v.user_events_counted not in expiry["schedule"]:
-            return None
-        return {"event": v.user_events_counted, "seed": expiry["seed"], "n": expiry["n"], "silent": expiry["silent"],
+        expiry, count = hit
+        return {"event": count, "seed": expiry["seed"], "n": expiry["n"], "silent": expiry["silent"],
                 "event_type": event.get("e") if isinstance(event.get("e"), str) else None, "subscriptions": 0, "listen_keys": 0,
                 "at_ms": int(time.time() * 1000)}
 
@@ -394,13 +402,10 @@ def race_cancel(v: VenueState, cancel: dict[str, Any]) -> dict[str, Any] | None:
     """Count one cancel request of resting orders (CANCEL: request, order_ids, client_order_ids) under cancel_fill_race; the record
     when a fill is to beat it (kept then in v.cancels_raced with the fault's seed), else None. Called by the REST surface."""
     with v.lock:
-        race = v.faults.get("cancel_fill_race")
-        if not race:
+        if (hit := _scheduled(v, "cancel_fill_race", "cancels_counted")) is None:
             return None
-        v.cancels_counted += 1
-        if v.cancels_counted not in race["schedule"]:
-            return None
-        record = {"cancel": v.cancels_counted, "seed": race["seed"], "n": race["n"], **cancel, "at_ms": int(time.time() * 1000)}
+        race, count = hit
+        record = {"cancel": count, "seed": race["seed"], "n": race["n"], **cancel, "at_ms": int(time.time() * 1000)}
         v.cancels_raced.append(record)
         del v.cancels_raced[:-RECORDS_KEPT]
         return dict(record)
@@ -421,14 +426,11 @@ def lose_fill(v: VenueState, fill: dict[str, Any]) -> bool:
     """Count one fill (FILL: its trade_id, order_id, client_order_id, symbol) under the fill_lost fault; True when its
     execution report is to be withheld, recorded then in v.fills_lost with the fault's seed. Called by the exchange for every fill."""
     with v.lock:
-        lost = v.faults.get("fill_lost")
-        if not lost:
+        if (hit := _scheduled(v, "fill_lost", "fills_counted")) is None:
             return False
-        v.fills_counted += 1
-        if v.fills_counted not in lost["schedule"]:
-            return False
+        lost, count = hit
         v.fills_withheld += 1
-        v.fills_lost.append({"fill": v.fills_counted, "seed": lost["seed"], "n": lost["n"], **fill,
+        v.fills_lost.append({"fill": count, "seed": lost["seed"], "n": lost["n"], **fill,
                              "at_ms": int(time.time() * 1000)})
         del v.fills_lost[:-FILLS_LOST_KEPT]
         return True
@@ -454,14 +456,11 @@ def duplicate_report(v: VenueState, fill: dict[str, Any]) -> bool:
     """Count one fill (as lose_fill) under duplicate_reports; True when its executionReport is to be sent twice (recorded then
     in v.reports_duplicated with the fault's seed). Called by the exchange for every fill whose report is sent."""
     with v.lock:
-        dup = v.faults.get("duplicate_reports")
-        if not dup:
+        if (hit := _scheduled(v, "duplicate_reports", "dup_counted")) is None:
             return False
-        v.dup_counted += 1
-        if v.dup_counted not in dup["schedule"]:
-            return False
+        dup, count = hit
         v.fills_duplicated += 1
-        v.reports_duplicated.append({"fill": v.dup_counted, "seed": dup["seed"], "n": dup["n"], **fill, "at_ms": int(time.time() * 1000)})
+        v.reports_duplicated.append({"fill": count, "seed": dup["seed"], "n": dup["n"], **fill, "at_ms": int(time.time() * 1000)})
         del v.reports_duplicated[:-RECORDS_KEPT]
         return True
 
