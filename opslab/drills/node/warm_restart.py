@@ -27,8 +27,10 @@ def warm_restart(ctx: Context, run_id: str, flush_on_start: bool, venue_moves: b
     with NodeLab(ctx, run_id, speed=300, cache_database={"flush_on_start": flush_on_start}) as lab:  # 5 bars/s
         lab.start_node()
         lab.wait_running()
-        lab.wait_node("a fill and a resting order at the venue, the order in the cache database",
-                      lambda: lab.venue_state()["trades"] and lab.venue_open_orders() and lab.cache_db()["orders_open"], timeout=30)
+        # the premise: killed holding both, in the venue AND in the cache database (the node writes its position a moment after
+        # the fill; under load a kill before that write left the database with the order only)
+        lab.wait_node("a fill and a resting order at the venue, the order and the position in the cache database",
+                      lambda: lab.venue_state()["trades"] and lab.venue_open_orders() and _held_in_db(lab.cache_db()), timeout=30)
         at_kill = {"venue_open_orders": sorted(o["clientOrderId"] for o in lab.venue_open_orders()),
                    "venue_trades": len(lab.venue_state()["trades"])}
         lab.node.send_signal(signal.SIGKILL)  # the injected fault: the node dies holding both; its Redis keeps running
@@ -81,6 +83,10 @@ def _held(beat: dict[str, Any]) -> dict[str, Any]:
 
 def _brief(db: dict[str, Any]) -> dict[str, Any]:
     return {k: db[k] for k in ("keys", "orders_open", "positions_open", "accounts")}
+
+
+def _held_in_db(db: dict[str, Any]) -> bool:
+    return bool(db["orders_open"] and db["positions_open"])
 
 
 def _findings(at_kill: dict[str, Any], reconciled: dict[str, Any], running: dict[str, Any], comparison: dict[str, Any],
