@@ -6,6 +6,11 @@ read checks the two against each other and fails closed: a broken or unreadable 
 file that disagrees with the history's last event (a crash between the append and the state write,
 or a hand edit), or a state file with no history counts as ENGAGED until an operator inspects it and
 runs `tc killswitch release --force`. Neither file present means nobody ever engaged it: released.
+
+A node with engine.node.auto_halt records its automatic soft halts in the same history (auto_reduce when
+a stream went stale and it moved itself to REDUCING, auto_release when the stream was fresh again), so one
+chain tells every change of who may trade. They do not engage the switch: its state comes from the last
+engage or release only.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from opslab.contracts import SCHEMA_VERSION, errors_for, load_schema
 from opslab.errors import EXIT_CODES, InputError
 from opslab.result import Result
 
+MANUAL = ("engage", "release")  # the actions the switch's state follows; auto_reduce and auto_release are a node's own
+AUTO = ("auto_reduce", "auto_release")
 REPAIR = "inspect state/, then run `tc killswitch release --force --reason TEXT` (or engage it again)"
 
 
@@ -74,15 +81,23 @@ def snapshot(base: Path | None = None) -> dict[str, Any]:
     problems = journal.verify_bytes(raw, "kill_switch_event", history.name)
     if problems:
         return _corrupt(blank, f"history broken: {problems[0]}")
-    lines = raw.split(b"\n")[:-1]
-    if not lines:
-        return {**blank, "engaged": False, "state": "released"} if doc is None else _corrupt(blank, "state file present, history empty")
-    last = fs.parse_json(lines[-1], history.name)
+    last = _last_manual(raw.split(b"\n")[:-1], history.name)
+    if last is None:
+        return {**blank, "engaged": False, "state": "released"} if doc is None else _corrupt(blank, "state file present, no engage or release in its history")
     state = "engaged" if last["action"] == "engage" else "released"
     if doc is None or doc["state"] != state or doc["event_seq"] != last["seq"]:
         seen = "missing" if doc is None else f"{doc['state']} (event {doc['event_seq']})"
-        return _corrupt(blank, f"state file says {seen} but the history's last event {last['seq']} says {state}")
+        return _corrupt(blank, f"state file says {seen} but the history's last engage or release (event {last['seq']}) says {state}")
     return {**blank, "engaged": state == "engaged", "state": state, "since": last["ts"], "by": last["by"], "reason": last["reason"]}
+
+
+def _last_manual(lines: list[bytes], name: str) -> dict[str, Any] | None:
+    """The last engage or release of the (verified) history LINES; None when it holds none."""
+    for line in reversed(lines):
+        event = fs.parse_json(line, name)
+        if event["action"] in MANUAL:
+            return event
+    return None
 
 
 def _corrupt(base: dict[str, Any], why: str) -> dict[str, Any]:
@@ -197,6 +212,18 @@ def status() -> Result:
         return Result("released", "kill switch released", data={"kill_switch": snap})
     text = snap["warning"] if snap["state"] == "corrupt" else f"kill switch ENGAGED since {snap['since']} by {snap['by']}: {snap['reason']}"
     return Result("engaged", text, data={"kill_switch": snap}, exit_code=EXIT_CODES["safety"])
+
+
+def record_auto(action: str, reason: str, run_id: str) -> dict[str, Any]:
+    """Append a node's automatic soft halt (ACTION auto_reduce or auto_release, REASON `auto: stale <stream> ...`) to the
+    switch's history, under the switch's lock (an engage holds it while it wakes the nodes: call this off the node's loop).
+    The switch's state does not change; the event is what `tc artifacts verify` checks with the rest of the chain."""
+    if action not in AUTO:
+        raise ValueError(f"{action!r}: expected one of {', '.join(AUTO)}")
+    fs.root_for_write()
+    with fs.locked(state_path().parent, "the kill switch", wait=True):
+        return journal.append_record(events_path(), {"action": action, "by": _who(), "reason": reason[:200], "forced": False,
+                                                     "run_id": run_id})
 
 
 def record() -> dict[str, Any]:

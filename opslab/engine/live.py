@@ -46,7 +46,7 @@ from nautilus_trader.model.enums import BookType, OrderStatus, OrderType, Tradin
 from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
 
 from opslab import market
-from opslab.engine import session, strategies, versions
+from opslab.engine import auto_halt, session, strategies, versions
 from opslab.engine.ops_actor import OpsActor, OpsActorConfig
 
 LOG_FILE_MAX_BYTES = 2_000_000
@@ -57,6 +57,11 @@ DRAIN_S = 3.0  # at stop: how long orders in flight may take to be answered
 REJECT_CODE = re.compile(r"""["']code["']\s*:\s*(-\d{1,5})""")  # the Binance error code in an OrderRejected reason
 DB_TIMEOUT_S = 5  # the cache database's connect and response timeouts (NautilusTrader's default: 20 s)
 MAX_REJECT_CODES = 20  # distinct codes counted in the heartbeat (bounded: the exporter makes a series of each)
+# What the Binance execution client sends the engine from the user data stream; REST answers make Submitted, Rejected,
+# CancelRejected and ModifyRejected (orders go over REST on every release, the stream answers them)
+USER_STREAM_EVENTS = frozenset({"OrderAccepted", "OrderFilled", "OrderCanceled", "OrderExpired", "OrderTriggered", "OrderUpdated"})
+MAX_AUTO_CHANGES = 200  # stale and fresh changes kept in the run's lifecycle record
+WAITING_ON_STREAM = (OrderStatus.SUBMITTED, OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_UPDATE)
 
 
 @dataclass
@@ -67,12 +72,16 @@ class Hooks:
     event: Callable[[str, dict[str, Any]], None]  # lifecycle transition: state, data
     gate: Callable[[], "str | None"]  # the kill switch: None = released
     registration: Any = None  # opslab.nodes.Registration: the wake from `tc killswitch engage` (None: poll only)
+    auto_record: Callable[[str, str], None] | None = None  # (auto_reduce | auto_release, reason) into the kill switch's history
     started_ns: int = 0
     state: str = "starting"
     reconciliation: str = "pending"
     stop_reason: str | None = None
     stop_event: asyncio.Event | None = None
     halts: int = 0
+    auto_halts: int = 0  # times the node moved itself to REDUCING (engine.node.auto_halt)
+    auto_changes: list[dict[str, Any]] = field(default_factory=list)  # each stream's stale and fresh changes
+    auto_unrecorded: list[str] = field(default_factory=list)  # changes the kill switch's history could not take, and why
     cancelled: list[str] = field(default_factory=list)
     first_fill_s: float | None = None
     loaded: dict[str, int] | None = None  # what NautilusTrader loaded from its cache database at build (None: no database)
@@ -100,6 +109,7 @@ class NodeOpsActorConfig(OpsActorConfig, frozen=True):
     instrument_id: InstrumentId
     heartbeat_seconds: float
     bars_bound: int | None = None
+    auto_halt: dict[str, float] | None = None  # engine.node.auto_halt: the bound (seconds) by field; None: off
 
 
 class NodeOpsActor(OpsActor):
@@ -112,8 +122,13 @@ class NodeOpsActor(OpsActor):
         self.node: TradingNode | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.strategy: Strategy | None = None
-        self.last_data_ns: int | None = None
+        self.last_data_ns: int | None = None  # any market update, the book's included (seconds_since_market_data)
+        self.last_market_ns: int | None = None  # trades, quotes and bars (auto_halt's market_data)
+        self.last_book_ns: int | None = None
+        self.last_user_event_ns: int | None = None  # the last event the execution client sent from the user data stream
         self.halted = False
+        self.watch = auto_halt.StreamWatch.from_spec(config.auto_halt)
+        self._recorder = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="opslab-auto-halt") if self.watch else None
         self.book_sequence: int | None = None
         self.book_gaps = 0
         self.book_missed = 0
@@ -154,8 +169,11 @@ class NodeOpsActor(OpsActor):
         self.fill_reports = 0
 
         def process(event: Any) -> None:
-            if type(event).__name__ == "OrderFilled" and event.instrument_id == self.config.instrument_id:
+            kind = type(event).__name__
+            if kind == "OrderFilled" and event.instrument_id == self.config.instrument_id:
                 self.fill_reports += 1
+            if kind in USER_STREAM_EVENTS:
+                self.last_user_event_ns = self.clock.timestamp_ns()
             engine.process(event)
 
         self.msgbus.register("ExecEngine.process", process)
@@ -172,16 +190,16 @@ class NodeOpsActor(OpsActor):
                 self.rejected[code] = self.rejected.get(code, 0) + 1
 
     def on_trade_tick(self, tick: TradeTick) -> None:
-        self.last_data_ns = self.clock.timestamp_ns()
+        self.last_data_ns = self.last_market_ns = self.clock.timestamp_ns()
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
-        self.last_data_ns = self.clock.timestamp_ns()
+        self.last_data_ns = self.last_market_ns = self.clock.timestamp_ns()
 
     def on_order_book_deltas(self, deltas: OrderBookDeltas) -> None:
         """Counts missed depth updates. NautilusTrader's Binance client keeps only each message's last
         update id (`u`) as the sequence and does not check it against the previous one (1.221.0); the
         check here is exact where every diff carries one update id, as the lab's venue sends them."""
-        self.last_data_ns = self.clock.timestamp_ns()
+        self.last_data_ns = self.last_book_ns = self.clock.timestamp_ns()
         sequence = deltas.sequence
         if not deltas.is_snapshot and self.book_sequence is not None and sequence > self.book_sequence + 1:
             self.book_gaps += 1
@@ -189,7 +207,7 @@ class NodeOpsActor(OpsActor):
         self.book_sequence = sequence if self.book_sequence is None or deltas.is_snapshot else max(sequence, self.book_sequence)
 
     def on_bar(self, bar: Bar) -> None:
-        self.last_data_ns = self.clock.timestamp_ns()
+        self.last_data_ns = self.last_market_ns = self.clock.timestamp_ns()
         super().on_bar(bar)  # counted here, not by the strategy: a user's strategy need not count anything
         bound = self.config.bars_bound
         if bound is not None and self.bars_seen >= bound and self.hooks:
@@ -244,8 +262,64 @@ class NodeOpsActor(OpsActor):
             self.hooks.to("halted", {"reason": reason[:200], "cancelled_orders": open_ids})
         elif not reason and self.halted:
             self.halted = False
+            if self.watch is not None and self.watch.stale:  # a stream is still stale: back to REDUCING, not ACTIVE
+                risk.set_trading_state(TradingState.REDUCING)
+                self.hooks.to("reducing", {"reason": f"kill switch released while {', '.join(sorted(self.watch.stale))} stale"})
+            else:
+                risk.set_trading_state(TradingState.ACTIVE)
+                self.hooks.to("running", {"resumed": True})
+        if self.watch is not None:
+            self._auto_halt()
+
+    def stream_ages(self) -> dict[str, float | None]:
+        """Seconds since each stream was last heard (auto_halt.py says what the user stream's age counts)."""
+        now = self.clock.timestamp_ns()
+
+        def since(ns: int | None) -> float | None:
+            return round(max(0.0, (now - ns) / 1e9), 3) if ns else None
+
+        waiting = [o.ts_last for o in self.cache.orders(instrument_id=self.config.instrument_id) if o.status in WAITING_ON_STREAM]
+        user = auto_halt.user_stream_age(now, waiting, self.last_user_event_ns) if self.fill_reports is not None else None
+        return {"market_data": since(self.last_market_ns), "book": since(self.last_book_ns), "user_stream": user}
+
+    def _auto_halt(self) -> None:
+        """engine.node.auto_halt: REDUCING while a stream is stale, ACTIVE again once every one is fresh (a kill switch's
+        HALTED stays above both); each change goes to the kill switch's history, off the loop and in order."""
+        assert self.watch is not None and self.hooks is not None and self.node is not None
+        was_stale = bool(self.watch.stale)
+        changes = self.watch.step(self.clock.timestamp_ns(), self.stream_ages(), self.last_user_event_ns)
+        if not changes:
+            return
+        for change in changes:
+            if len(self.hooks.auto_changes) < MAX_AUTO_CHANGES:  # bounded: a flapping stream; the kill switch's history keeps all
+                self.hooks.auto_changes.append({"stream": change.stream, "stale": change.stale, "at": _iso_ms(self.clock.timestamp_ns()),
+                                                "seconds": self.hooks.elapsed(), "age_seconds": change.age_s,
+                                                "bound_seconds": change.bound_s})
+            if self.hooks.auto_record is not None and self._recorder is not None:
+                self._recorder.submit(self._record, "auto_reduce" if change.stale else "auto_release", change.reason)
+        if self.halted:
+            return
+        risk = self.node.kernel.risk_engine
+        if self.watch.stale and not was_stale:
+            risk.set_trading_state(TradingState.REDUCING)
+            self.hooks.auto_halts += 1
+            first = next(c for c in changes if c.stale)
+            self.hooks.to("reducing", {"reason": first.reason, "streams": sorted(self.watch.stale)})
+        elif was_stale and not self.watch.stale:
             risk.set_trading_state(TradingState.ACTIVE)
-            self.hooks.to("running", {"resumed": True})
+            self.hooks.to("running", {"resumed": True, "reason": changes[-1].reason})
+
+    def _record(self, action: str, reason: str) -> None:
+        assert self.hooks is not None and self.hooks.auto_record is not None
+        try:
+            self.hooks.auto_record(action, reason)
+        except Exception as exc:  # the run records it (lifecycle auto_halt.unrecorded); the node keeps protecting itself
+            self.hooks.auto_unrecorded.append(f"{action}: {type(exc).__name__}: {exc}"[:300])
+
+    def flush_auto_records(self) -> None:
+        """Wait until every soft-halt change is in the kill switch's history (the node stopping)."""
+        if self._recorder is not None:
+            self._recorder.shutdown(wait=True)
 
     def snapshot(self) -> dict[str, Any]:
         """The heartbeat fields (without the chain fields the writer adds)."""
@@ -281,6 +355,8 @@ class NodeOpsActor(OpsActor):
             "balances": balances,
             "reconciliation": self.hooks.reconciliation,
             "kill_switch_engaged": self.halted,
+            "stream_ages_seconds": self.stream_ages(),
+            **({"streams_stale": sorted(self.watch.stale)} if self.watch is not None else {}),
             "uptime_seconds": max(0.0, self.hooks.elapsed()),
         }
 
@@ -313,6 +389,7 @@ class Settings:
     open_check_s: float | None = None  # engine.node.open_check_seconds: NautilusTrader's continuous reconciliation (None: off)
     open_check_delay_s: float | None = None  # engine.node.open_check_delay_seconds: its start-up delay (None: NautilusTrader's 10 s)
     cache_db: dict[str, Any] | None = None  # engine.node.cache_database plus where its Redis listens (host, port); None: in memory
+    auto_halt: dict[str, float] | None = None  # engine.node.auto_halt (None: off)
 
 
 def _cache(db: dict[str, Any] | None) -> CacheConfig | None:
@@ -376,7 +453,7 @@ def _run(s: Settings, hooks: Hooks, loop: asyncio.AbstractEventLoop) -> dict[str
     bar_type = BarType.from_str(market.BAR_TYPE)
     strategy = strategies.create(s.run_spec, s.bars or 10**9)  # the spec's strategy, built-in or the user's
     actor = NodeOpsActor(NodeOpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type, total_bars=s.bars or 0,
-                                            heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars))
+                                            heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars, auto_halt=s.auto_halt))
     actor.hooks, actor.node, actor.strategy, actor.loop = hooks, node, strategy, loop
     if s.cache_db is not None:  # the kernel loaded the database into its cache as it was made (unless flush_on_start on 1.231)
         hooks.loaded = _held(node)
@@ -387,6 +464,7 @@ def _run(s: Settings, hooks: Hooks, loop: asyncio.AbstractEventLoop) -> dict[str
         loop.run_until_complete(_supervise(node, actor, s, hooks, loop))
         state = _read(node, strategy, actor, instrument_id, s.run_id, hooks)
     finally:
+        actor.flush_auto_records()
         node.dispose()
         if not loop.is_closed():
             loop.close()

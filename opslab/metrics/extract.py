@@ -89,13 +89,15 @@ def _probe(rid: str, doc: dict) -> Iterator[Sample]:
         yield "tc_connectivity_probe_timestamp_seconds", labels, probed
 
 
-NODE_UP = ("connected", "reconciled", "running", "halted")
+NODE_UP = ("connected", "reconciled", "running", "halted", "reducing")
 
 
 def _node_lifecycle(rid: str, doc: dict) -> Iterator[Sample]:
     yield "tc_node_up", (rid,), 1 if doc["state"] in NODE_UP else 0
     yield "tc_node_lifecycle_state", (rid, doc["state"]), 1
     yield "tc_node_halts", (rid,), doc["halts"]
+    if "auto_halt" in doc:
+        yield "tc_node_auto_halts", (rid,), doc["auto_halt"]["auto_halts"]
     yield "tc_node_heartbeat_interval_seconds", (rid,), doc["bounds"]["heartbeat_seconds"]
     if "market_data_stale_seconds" in doc["bounds"]:
         yield "tc_node_market_data_stale_after_seconds", (rid,), doc["bounds"]["market_data_stale_seconds"]
@@ -106,6 +108,10 @@ def _node_heartbeat(rid: str, doc: dict) -> Iterator[Sample]:
     if beat is not None:
         yield "tc_node_heartbeat_timestamp_seconds", (rid,), beat
     yield "tc_node_trading_halted", (rid,), 1 if doc["trading_state"] == "HALTED" else 0
+    yield "tc_node_trading_reducing", (rid,), 1 if doc["trading_state"] == "REDUCING" else 0
+    for stream, age in sorted((doc.get("stream_ages_seconds") or {}).items()):
+        if age is not None:
+            yield "tc_node_stream_age_seconds", (rid, stream), age
     if doc["seconds_since_market_data"] is not None:
         yield "tc_node_seconds_since_market_data", (rid,), doc["seconds_since_market_data"]
     for client, connected in sorted(doc["clients_connected"].items()):

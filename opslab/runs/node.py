@@ -21,7 +21,7 @@ import contextlib
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import cachedb, clock, contracts, fs, journal, nodes, runs
+from opslab import cachedb, clock, contracts, fs, journal, nodes, runs, safety
 from opslab import urls
 from opslab.datasets import resolve
 from opslab.runs import outputs, preflight
@@ -161,6 +161,7 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
                        "market_data_stale_seconds": node.get("market_data_stale_seconds", MARKET_DATA_STALE_DEFAULT_S)},
             "timings": {"connected": None, "running": None, "first_fill": None, "stopped": None},
             "halts": 0, "cancelled_at_halt": [], "transitions": (previous or {}).get("transitions", []),
+            **({"auto_halt": {"bounds": node["auto_halt"], "auto_halts": 0, "changes": [], "unrecorded": []}} if node.get("auto_halt") else {}),
         }, stop_states=("stopped", "failed", "blocked"))
         run.record_safety()
         reason = gate()
@@ -264,16 +265,28 @@ def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any],
                              api_secret=inputs["api_secret"], http_url=node["venue_http_url"], ws_url=node["venue_ws_url"],
                              duration_s=node["duration_seconds"], bars=node["bars"], heartbeat_s=node["heartbeat_seconds"],
                              connect_timeout_s=node["connect_timeout_seconds"], open_check_s=node.get("open_check_seconds"),
-                             open_check_delay_s=node.get("open_check_delay_seconds"), cache_db=cache_db)
+                             open_check_delay_s=node.get("open_check_delay_seconds"), cache_db=cache_db, auto_halt=node.get("auto_halt"))
 
     def event(state: str, data: dict[str, Any]) -> None:
-        life.doc["halts"], life.doc["cancelled_at_halt"] = hooks.halts, list(hooks.cancelled)
-        life.doc["timings"] = dict(hooks.timings)
-        life.to(state, data.get("reason") if state in ("halted", "stopping") else None, event="node_resumed" if data.get("resumed") else None,
+        _counts(life, hooks)
+        with_reason = state in ("halted", "stopping", "reducing") or data.get("resumed")
+        life.to(state, data.get("reason") if with_reason else None, event="node_resumed" if data.get("resumed") else None,
                 **{k: v for k, v in data.items() if k != "reason"})
 
-    hooks = live.Hooks(heartbeat=run.heartbeat, event=event, gate=gate, registration=registration)
+    def auto_record(action: str, reason: str) -> None:  # the node's soft halt, into the kill switch's history (its own thread)
+        safety.record_auto(action, reason, spec.run_id)
+
+    hooks = live.Hooks(heartbeat=run.heartbeat, event=event, gate=gate, registration=registration,
+                       auto_record=auto_record if node.get("auto_halt") else None)
     return live.run(settings, hooks), hooks
+
+
+def _counts(life: Lifecycle, hooks: Any) -> None:
+    """The lifecycle's halt counts, timings and soft-halt record as the hooks hold them now."""
+    life.doc["halts"], life.doc["cancelled_at_halt"] = hooks.halts, list(hooks.cancelled)
+    life.doc["timings"] = dict(hooks.timings)
+    if "auto_halt" in life.doc:
+        life.doc["auto_halt"].update(auto_halts=hooks.auto_halts, changes=list(hooks.auto_changes), unrecorded=list(hooks.auto_unrecorded))
 
 
 def _tidy_logs(run: NodeRun) -> None:
@@ -293,8 +306,8 @@ def _finish(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any]
     first_fill = state.pop("first_fill_seconds")
     for name, payload in reports.items():
         run.write_report(name, payload)
-    life.doc["timings"] = {**hooks.timings, "first_fill": first_fill}
-    life.doc["halts"], life.doc["cancelled_at_halt"] = hooks.halts, list(hooks.cancelled)
+    _counts(life, hooks)
+    life.doc["timings"]["first_fill"] = first_fill
     venue_counts: dict[str, int] = {}
     try:
         client = VenueClient(node["venue_http_url"], RECORD_TIMEOUT_S, api_key=inputs["api_key"], api_secret=inputs["api_secret"])

@@ -85,6 +85,46 @@ def test_concurrent_engage_and_release_lose_nothing(tmp_path):
     assert state["state"] == ("engaged" if events[-1]["action"] == "engage" else "released")
 
 
+def _record_auto(root, action: str, reason: str) -> subprocess.CompletedProcess:
+    code = "import sys\nfrom opslab import safety\nprint(safety.record_auto(sys.argv[1], sys.argv[2], 'node-x')['seq'])"
+    return subprocess.run([sys.executable, "-c", code, action, reason], cwd=REPO, env=tc_env(root), capture_output=True, text=True)
+
+
+def test_a_nodes_soft_halts_join_the_chained_history_without_engaging_the_switch(lab):
+    lab.root.mkdir(parents=True)
+    assert _record_auto(lab.root, "auto_reduce", "auto: stale book (3.1 s > 2 s)").stdout.split() == ["1"]
+    status = lab("killswitch", "status", "--json")
+    assert status.code == 0 and status.json()["data"]["kill_switch"]["state"] == "released"  # no operator engaged it
+    assert lab("run", "list").code == 0
+    assert lab("killswitch", "engage", "--reason", "incident", "--json").json()["status"] == "changed"
+    assert _record_auto(lab.root, "auto_release", "auto: book fresh again (0.1 s <= 2 s)").returncode == 0
+    engaged = lab("killswitch", "status", "--json")  # the switch follows its last engage, not the node's release after it
+    assert engaged.code == 3 and engaged.json()["data"]["kill_switch"]["reason"] == "incident"
+    assert lab("killswitch", "release", "--reason", "fixed").code == 0
+    history = lab.root / "state/kill_switch_events.jsonl"
+    events = journal.read(history)
+    assert [(e["action"], e.get("run_id")) for e in events] == [("auto_reduce", "node-x"), ("engage", None), ("auto_release", "node-x"),
+                                                                 ("release", None)]
+    assert events[0]["reason"] == "auto: stale book (3.1 s > 2 s)" and "@" in events[0]["by"]
+    assert lab("artifacts", "verify", "--all").code == 0
+    bad = _record_auto(lab.root, "engage", "a node may not engage the switch")
+    assert bad.returncode != 0 and "expected one of auto_reduce, auto_release" in bad.stderr
+    lines = history.read_text().splitlines()
+    lines[0] = lines[0].replace("stale book", "stale bOOk")  # an edited soft halt breaks the chain: the switch fails closed
+    history.write_text("\n".join(lines) + "\n")
+    assert lab("killswitch", "status", "--json").json()["data"]["kill_switch"]["state"] == "corrupt"
+    assert lab("artifacts", "verify", "--all").code != 0
+
+
+def test_a_state_file_whose_history_holds_only_soft_halts_fails_closed(lab):
+    lab.root.mkdir(parents=True)
+    assert _record_auto(lab.root, "auto_reduce", "auto: stale user_stream (4.0 s > 3 s)").returncode == 0
+    (lab.root / "state/kill_switch.json").write_text(json.dumps({"schema_version": 1, "state": "released", "since": "2026-12-03T00:00:00Z",
+                                                                 "by": "a@b", "reason": "hand-made", "event_seq": 1}))
+    status = lab("killswitch", "status", "--json")
+    assert status.code == 3 and "no engage or release in its history" in status.json()["summary"]
+
+
 def test_a_folder_at_the_state_file_is_exit_2_before_the_history_changes(lab):
     (lab.root / "state/kill_switch.json").mkdir(parents=True)
     result = lab("killswitch", "engage", "--reason", "incident")

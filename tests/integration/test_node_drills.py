@@ -82,6 +82,11 @@ def test_node_drill_findings_record_what_nautilus_trader_did(detected):
     assert gap["book_sequence_gaps"] > 0 and gap["book_updates_missed"] >= gap["book_sequence_gaps"] * gap["gap_per_message"]
     stale = doc("node_stale_book_connected")
     assert stale["evidence"]["clients_connected_at_detection"]["data"] is True, "the client still says connected"
+    soft = stale["evidence"]["auto_halt"]  # the automatic soft halt: REDUCING past its 2 s bound, ACTIVE once updates resume
+    assert soft["bounds"] == {"market_data_seconds": 2, "book_seconds": 2} and soft["history_verifies"], soft
+    assert 2 <= soft["reduced_after_seconds"] < 6 and soft["released_after_seconds"] is not None and soft["released_after_seconds"] < 5, soft
+    assert {"auto_reduce", "auto_release"} <= set(soft["auto_events"]) and soft["unrecorded"] == []
+    assert all(h["reason"].startswith("auto: ") for h in soft["history"])
     assert doc("node_disconnect")["evidence"]["attempts_refused"] > 0
     limited = doc("node_rate_limited_startup")["evidence"]
     assert limited["throttled_429"] > 0
@@ -128,6 +133,14 @@ def test_node_drill_findings_record_what_nautilus_trader_did(detected):
     assert ev["seed"] == 28 and ev["schedule"] == [ev["user_streams_ended"][0]["event"]] and ev["user_streams_ended"][0]["seed"] == 28
     assert ev["ended_with"] == ("listenKeyExpired" if ENGINE == "1.221.0" else "eventStreamTerminated")
     assert ev["user_streams_ended"][0]["subscriptions"] + ev["user_streams_ended"][0]["listen_keys"] >= 1
+    soft = ev["auto_halt"]  # REDUCING once an order waited 3 s on the ended stream; ACTIVE only once the stream answers again
+    assert soft["bounds"] == {"user_stream_seconds": 3} and soft["history_verifies"] and soft["unrecorded"] == [], soft
+    if ENGINE == "1.221.0":  # the dead listen key never answers again: it stays REDUCING
+        assert soft["reduced_after_seconds"] is not None and soft["released_after_seconds"] is None and soft["auto_events"] == ["auto_reduce"]
+    elif soft["reduced_after_seconds"] is None:  # it subscribed again before any order waited 3 s
+        assert ev["resubscribed_seconds"] is not None and soft["auto_events"] == []
+    else:
+        assert soft["released_after_seconds"] is not None and soft["auto_events"][-1] == "auto_release"
     race = doc("node_cancel_fill_race")
     assert race["alert"]["alertname"] in ("TcNodeCancelRejected", "TcNodeOrderStateDisagrees")
     ev = race["evidence"]

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import cachedb, contracts, market, runs
+from opslab import cachedb, contracts, journal, market, runs, safety
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills.node import stack as alert_stack
 from opslab.drills.base import Context, Observation
@@ -231,6 +231,22 @@ class NodeLab:
 
         return self.wait_node("the node to run", running, timeout)
 
+    def soft_halts(self) -> dict[str, Any]:
+        """The node's automatic soft halts (spec engine.node.auto_halt): each stream's stale and fresh changes from its lifecycle
+        (with their Unix time), the auto_reduce and auto_release events of this run in the kill switch's history, and what
+        `tc artifacts verify --all` said of that history with the rest (call it once the node stopped)."""
+        block = (self.lifecycle() or {}).get("auto_halt") or {}
+        changes = [{**c, "unix": _unix(c["at"])} for c in block.get("changes", [])]
+        history = [{k: e[k] for k in ("seq", "action", "reason")} for e in journal.read(safety.events_path(self.root))
+                   if e["action"] in safety.AUTO and e.get("run_id") == self.run_id]
+        verified = self.ctx.tc("artifacts", "verify", "--all")
+        try:
+            problems = [] if verified.code == 0 else [str(d)[:300] for d in verified.json().get("details", [])[:5]]
+        except ValueError:
+            problems = [verified.err[-300:]]
+        return {"bounds": block.get("bounds"), "changes": changes, "history": history, "unrecorded": block.get("unrecorded", []),
+                "verify_exit_code": verified.code, "verify_problems": problems}
+
     def cache_db(self) -> dict[str, Any]:
         """What the node's cache database holds now (opslab/cachedb.py: key counts, open orders and positions)."""
         assert self.redis is not None
@@ -294,6 +310,36 @@ class NodeLab:
                         "runbook_url": alert.get("annotations", {}).get("runbook_url")}
             time.sleep(0.1)
         return None
+
+
+def _unix(iso: str) -> float:
+    """Unix time of an RFC 3339 UTC time with milliseconds (the lifecycle's)."""
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def soft_halt_times(halts: dict[str, Any], went_wall: float, back_wall: float | None = None) -> dict[str, Any]:
+    """When the node reduced itself after WENT_WALL (the incident began; Unix time) and went back to ACTIVE after BACK_WALL (the
+    incident ended; the reduction itself when None), in seconds, with the streams involved; None where it did not."""
+    stale = [c for c in halts["changes"] if c["stale"] and c["unix"] >= went_wall]
+    fresh = [c for c in halts["changes"] if not c["stale"] and stale and c["unix"] >= stale[0]["unix"]]
+    reduced = round(stale[0]["unix"] - went_wall, 3) if stale else None
+    released = round(fresh[-1]["unix"] - (back_wall if back_wall is not None else stale[0]["unix"]), 3) if fresh else None
+    return {"reduced_after_seconds": reduced, "released_after_seconds": released, "streams_stale": sorted({c["stream"] for c in stale}),
+            "auto_events": [h["action"] for h in halts["history"]], "history_verifies": halts["verify_exit_code"] == 0}
+
+
+def soft_halt_finding(halts: dict[str, Any], times: dict[str, Any], went: str, back: str) -> str:
+    """One line of what the node's automatic soft halt did: reduced after WENT (e.g. "updates stopped"), released after BACK."""
+    bounds = ", ".join(f"{k.removesuffix('_seconds')} {v:g} s" for k, v in (halts["bounds"] or {}).items() if v is not None) or "off"
+    if times["reduced_after_seconds"] is None:
+        return f"its automatic soft halt ({bounds}) never moved it to REDUCING: no stream stayed stale past its bound"
+    released = (f"back to ACTIVE {times['released_after_seconds']:g} s after {back}" if times["released_after_seconds"] is not None
+                else "still REDUCING when it stopped (the stream was never fresh again)")
+    verified = "verifies" if times["history_verifies"] else f"does NOT verify (tc artifacts verify exit {halts['verify_exit_code']})"
+    return (f"its automatic soft halt ({bounds}) moved it to REDUCING {times['reduced_after_seconds']:g} s after {went} "
+            f"(stale: {', '.join(times['streams_stale'])}), {released}; the kill switch's history holds the node's "
+            f"{', '.join(times['auto_events']) or 'nothing'} and {verified}"
+            + (f"; NOT recorded: {'; '.join(halts['unrecorded'])}" if halts["unrecorded"] else ""))
 
 
 def observation(detected: bool, observed: str, alert: dict[str, Any] | None, evidence: dict[str, Any], findings: list[str]) -> Observation:

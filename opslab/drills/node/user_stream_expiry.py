@@ -5,7 +5,10 @@ eventStreamTerminated and ends, the session staying logged on; on the listenKey 
 listenKeyExpired and the key expires. The venue keeps filling the node's orders; their executionReports reach no ended stream.
 Detected: the venue's ended user streams (TcNodeUserStreamEnded) or the node's fills behind the venue's trades
 (TcNodeFillsBehindVenue), delivered by Alertmanager. Recorded: whether NautilusTrader noticed, subscribed again (and how fast),
-how many fills it missed and whether reconciliation brought its fills and position back to the venue's, and how fast."""
+how many fills it missed and whether reconciliation brought its fills and position back to the venue's, and how fast.
+The node runs with the automatic soft halt on its user stream (engine.node.auto_halt user_stream_seconds AUTO_HALT_S): the
+drill records when it moved itself to REDUCING after the end and back to ACTIVE after a new subscription answered, and that
+the kill switch's history, which holds both, verifies."""
 
 from __future__ import annotations
 
@@ -15,19 +18,20 @@ from datetime import datetime, timezone
 
 from opslab.drills.base import Context, Drill, Observation
 from opslab.drills.node.fill_lost import _next_beat, _node_position, _quiet_read, _venue_position
-from opslab.drills.node.kit import NodeLab, observation
+from opslab.drills.node.kit import NodeLab, observation, soft_halt_finding, soft_halt_times
 
 ALERTS = ("TcNodeUserStreamEnded", "TcNodeFillsBehindVenue")
 N, SEED = 3, 28  # user_stream_expiry=N/SEED: ends before one of the next N user-data events, drawn by random.Random(SEED)
 DETECT_TIMEOUT_S = 20.0
 WATCH_S = 10.0  # from the end: how long the node's resubscription and its fills against the venue's trades are watched
 NODE_S = 90  # engine.node.duration_seconds: the node outlives the detection window and the watch, detection off too
+AUTO_HALT_S = 3  # engine.node.auto_halt user_stream_seconds: an order unanswered on the stream this long
 NOTICED = r"eventStreamTerminated|[Rr]esubscrib|[Ll]isten key expired|listenKeyExpired|NOT active"
 
 
 def execute(ctx: Context) -> Observation:
     fault = f"user_stream_expiry={N}/{SEED}"
-    with NodeLab(ctx, "node-user-stream-expiry", duration_seconds=NODE_S) as lab:
+    with NodeLab(ctx, "node-user-stream-expiry", duration_seconds=NODE_S, auto_halt={"user_stream_seconds": AUTO_HALT_S}) as lab:
         lab.start_node()
         lab.wait_running()
         lab.wait_node("the node's first round trip", lambda: (lab.heartbeat() or {}).get("fills", 0) >= 2, timeout=30)
@@ -58,8 +62,10 @@ def execute(ctx: Context) -> Observation:
         resubscribed_at = [t for t in lab.log_times(r"Resubscribed after|Re-authenticated and resubscribed") if t >= end_wall - 1]
         inferred = [t for t in lab.log_times(r"Generated inferred OrderFilled") if t >= end_wall]
         reconciled = lab.log_lines(r"Generated inferred OrderFilled|(?i:mass status)", limit=4)
+        halts = lab.soft_halts()
     if resubscribed_at:  # the node's own log: to the millisecond, rather than the venue's poll
         resubscribed_s = round(max(0.0, min(resubscribed_at) - end_wall), 3)
+    times = soft_halt_times(halts, end_wall, end_wall + resubscribed_s if resubscribed_s is not None else None)
     detected = alert is not None
     said = _said(logged)
     end_behind = len(trades) - (beat.get("fills") or 0)
@@ -80,12 +86,15 @@ def execute(ctx: Context) -> Observation:
          + f"; its position at the end {abs(node_pos - venue_pos).normalize():f} BTC off the venue's"
          if behind_max else "its fills matched the venue's trades at every quiet read (none within a second of a trade): the reports "
          "sent while it had no subscription were made good before the first one"),
+        soft_halt_finding(halts, times, "the end", "it subscribed again"),
     ]
     evidence = {"fault": fault, "seed": SEED, "n": N, "schedule": [end["event"]], "user_streams_ended": [end],
                 "ended_with": how, "resubscribed_seconds": resubscribed_s, "fills_behind_max": behind_max,
                 "healed_seconds": healed_s, "fills_inferred": len(inferred), "nautilus_said": said,
                 "node_fills_at_end": beat.get("fills"), "venue_trades_at_end": len(trades), "node_position_at_end": str(node_pos),
-                "venue_position_at_end": str(venue_pos), "nautilus_log": logged + reconciled}
+                "venue_position_at_end": str(venue_pos), "nautilus_log": logged + reconciled,
+                "auto_halt": {**times, "bounds": halts["bounds"], "history": halts["history"], "unrecorded": halts["unrecorded"],
+                              "verify_problems": halts["verify_problems"]}}
     return observation(detected, observed, alert, evidence, findings)
 
 
