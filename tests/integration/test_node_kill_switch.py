@@ -22,7 +22,7 @@ import pytest
 
 from venue_spec import read_json as _read, wait_for_node
 from conftest import REPO, tc_env
-from opslab import runs, spec
+from opslab import journal, runs, spec
 from opslab.cli.main import main as tc
 from opslab.datasets import store
 from opslab.venue import profiles, streams
@@ -40,7 +40,7 @@ ORDERS_BEFORE_ENGAGE = (10, 15, 20, 30)
 WATCH_AFTER_S = 0.4  # how long after engage returned the venue is watched for a late order (> the red team's 184 ms)
 
 
-def _spec_text(http_url: str, ws_url: str) -> str:
+def _spec_text(http_url: str, ws_url: str, orders_per_second: int = 40, auto_halt: str = "") -> str:
     return f"""schema_version: 1
 run_id: {RUN_ID}
 scenario: {{name: ops_smoke_demo, version: "1.0.0"}}
@@ -49,14 +49,14 @@ strategy:
   version: "1"
   strategy_path: "opslab.engine.burst:BurstStrategy"
   config_path: "opslab.engine.burst:BurstConfig"
-  config: {{orders_per_second: 40, trade_size: "0.000100"}}
+  config: {{orders_per_second: {orders_per_second}, trade_size: "0.000100"}}
 instrument: BTCUSDT
 venue: BINANCE
 dataset: {{kind: synthetic, seed: 42, start: "2024-01-01T00:00:00Z", bars: 1440}}
 engine:
   kind: node
   node: {{venue_http_url: "{http_url}", venue_ws_url: "{ws_url}", duration_seconds: 600, bars: null, heartbeat_seconds: 0.5,
-          connect_timeout_seconds: 10}}
+          connect_timeout_seconds: 10{auto_halt}}}
 connectivity_readiness:
   venue: BINANCE
   placeholders:
@@ -155,6 +155,69 @@ def test_no_order_reaches_the_venue_after_engage_returned(tmp_path: Path, monkey
               f"{max(t['in_flight_at_wake'] for t in trials)}")
         for t in trials:
             print(f"  {json.dumps(t)}")
+
+
+def test_a_soft_halt_stays_under_the_kill_switch_and_both_share_one_verified_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                                     capsys: pytest.CaptureFixture):
+    """engine.node.auto_halt on a real node: market updates stop (the venue's silent_market) -> REDUCING; engage -> HALTED; release
+    while still stale -> REDUCING again, not ACTIVE; updates resume -> ACTIVE. The kill switch's history holds the node's
+    auto_reduce and auto_release around the operator's engage and release, the switch follows the operator's only, and the
+    whole chain verifies."""
+    root = tmp_path / "artifacts"
+    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(root))
+    for name, value in CREDS.items():
+        monkeypatch.setenv(name, value)
+    auto = ", auto_halt: {market_data_seconds: 1, book_seconds: 1}"
+    placeholder = tmp_path / "placeholder.yaml"
+    placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2"))
+    store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
+    venue = BinanceVenue(spec.load(placeholder), speed=300, binance_api=NODE_PROFILE).start()
+    beat_file = root / "runs" / RUN_ID / "node" / "heartbeat.json"
+
+    def trading(state: str) -> Any:
+        return lambda: (b := _read(beat_file)) and b["trading_state"] == state and b
+
+    try:
+        spec_file = tmp_path / "node.yaml"
+        spec_file.write_text(_spec_text(venue.url, venue.ws_url, orders_per_second=2, auto_halt=auto))
+        proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "node", "--spec", str(spec_file), "--json"], cwd=REPO,
+                                env=tc_env(root, **CREDS), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            active = _wait(lambda: (b := _read(beat_file)) and b["state"] == "running" and b["stream_ages_seconds"]["book"] is not None
+                           and b, proc, 60, "the node running with its book")
+            assert active["trading_state"] == "ACTIVE" and active["streams_stale"] == []
+            venue.set_faults({"silent_market": True})
+            reducing = _wait(trading("REDUCING"), proc, 20, "the node REDUCING once market updates stopped")
+            assert set(reducing["streams_stale"]) == {"market_data", "book"} and reducing["stream_ages_seconds"]["book"] > 1
+            assert tc(["killswitch", "engage", "--reason", "soft halt test: engage while reducing"]) == 0
+            _wait(trading("HALTED"), proc, 10, "HALTED above REDUCING")
+            assert tc(["killswitch", "release", "--reason", "soft halt test: release while still stale"]) == 0
+            _wait(trading("REDUCING"), proc, 10, "back to REDUCING, the stream still stale")
+            venue.set_faults({})
+            fresh = _wait(trading("ACTIVE"), proc, 20, "ACTIVE once the updates resumed")
+            assert fresh["streams_stale"] == []
+            capsys.readouterr()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        venue.stop()
+    assert proc.returncode == 0, err
+    events = [(e["action"], e.get("run_id")) for e in journal.read(root / "state" / "kill_switch_events.jsonl")]
+    node = ("auto_reduce", RUN_ID), ("auto_release", RUN_ID)
+    assert events == [node[0], node[0], ("engage", None), ("release", None), node[1], node[1]], events
+    life = json.loads((root / "runs" / RUN_ID / "node" / "lifecycle.json").read_text())
+    states = [t["state"] for t in life["transitions"]]
+    assert states[states.index("reducing"):][:4] == ["reducing", "halted", "reducing", "running"], states
+    assert life["auto_halt"]["auto_halts"] == 1 and life["auto_halt"]["unrecorded"] == [] and life["halts"] == 1
+    changes = [(c["stream"], c["stale"]) for c in life["auto_halt"]["changes"]]
+    assert sorted(changes[:2]) == [("book", True), ("market_data", True)] and sorted(changes[2:]) == [("book", False), ("market_data", False)]
+    assert tc(["killswitch", "status"]) == 0  # the node's soft halts never engaged the switch
+    capsys.readouterr()
+    assert tc(["artifacts", "verify", "--all"]) == 0, capsys.readouterr().out
 
 
 def _wait(predicate, proc: subprocess.Popen, timeout: float, what: str) -> Any:
