@@ -198,13 +198,15 @@ class Exchange:
                  state_path: Path | None, publish: Publish, faults: Callable[[], dict[str, Any]], reset: bool = False,
                  on_demand: bool = False, lose_fill: Callable[[dict[str, Any]], bool] = lambda fill: False,
                  split_order: Callable[[dict[str, Any]], list[int] | None] = lambda order: None,
-                 duplicate_report: Callable[[dict[str, Any]], bool] = lambda fill: False) -> None:
+                 duplicate_report: Callable[[dict[str, Any]], bool] = lambda fill: False,
+                 reorder_report: Callable[[dict[str, Any]], bool] = lambda order: False) -> None:
         """LOSE_FILL(fill) is asked for every fill (trade_id, order_id, client_order_id, symbol): True withholds its
         executionReport from the user data stream (the fill_lost fault); the trade stays in the record.
         SPLIT_ORDER(order) is asked for every order the book fills in full on arrival: percentages to fill it in parts
         (partial_fills), or None. DUPLICATE_REPORT(fill) for every fill whose report is sent: True sends it twice."""
         self.bars, self.speed, self.state_path, self.publish, self.faults = bars, speed, state_path, publish, faults
         self.lose_fill, self.split_order, self.duplicate_report = lose_fill, split_order, duplicate_report
+        self.reorder_report = reorder_report
         self.partial_gap_s = 2.0  # partial_fills: the pause between parts (server.py sets the fault's)
         self.on_demand = on_demand
         self.lock = threading.RLock()
@@ -649,13 +651,17 @@ class Exchange:
                      "origQuoteOrderQty": amount(Decimal(0)), "selfTradePreventionMode": "NONE"}
             self.state["next_order_id"] += 1
             self.state["orders"].append(order)
-            self._report(order, "NEW")
+            held = bool(plan) and not stop_type and self.reorder_report({"order_id": order["orderId"], "client_order_id": order["clientOrderId"],
+                                                                          "symbol": symbol})
+            acknowledged = self._report(order, "NEW", emit=not held)
             if stop_type:  # waits for the replayed trade price to reach stopPrice, its funds held
                 self._hold(order, listing)
                 self._account_update()
                 fills: list[dict[str, Any]] = []
             else:
                 fills = self._execute(order, listing, plan)
+            if held:  # reorder_reports: the acknowledgement after the fills it acknowledges
+                self._user(acknowledged)
             self._trim()
             self.save()
             if resp_type == "ACK":
@@ -886,7 +892,7 @@ class Exchange:
         self._account_update()
 
     def _report(self, order: dict[str, Any], exec_type: str, last_qty: Decimal = Decimal(0), last_px: Decimal = Decimal(0),
-                trade_id: int = -1, maker: bool = False, fee: Decimal | None = None, quote: Decimal = Decimal(0)) -> dict[str, Any]:
+                trade_id: int = -1, maker: bool = False, fee: Decimal | None = None, quote: Decimal = Decimal(0), emit: bool = True) -> dict[str, Any]:
         ts = now_ms()
         listing = LISTINGS[order["symbol"]]
         data = {"e": "executionReport", "E": ts, "s": order["symbol"], "c": order["clientOrderId"], "S": order["side"], "o": order["type"],
@@ -897,7 +903,8 @@ class Exchange:
                 "Z": order["cummulativeQuoteQty"], "Y": amount(quote), "Q": amount(Decimal(0)), "W": order["workingTime"], "V": "NONE"}
         # Binance sends n and N on every report ("0" and null before a fill); NautilusTrader 2.0 requires n
         data["n"], data["N"] = amount(fee if fee is not None else Decimal(0)), listing.quote if fee is not None else None
-        self._user(data)
+        if emit:  # not emitted: the caller sends it later (reorder_reports)
+            self._user(data)
         return data
 
     def _trim(self) -> None:

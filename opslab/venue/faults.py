@@ -16,6 +16,11 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
   sequence_gap=N      depth update ids jump by N+1 instead of 1 (N updates are never seen)
   silent_market       market streams are not published; sockets stay open and pinged,
                       the user data stream and REST keep working, the replay keeps its schedule
+  half_open           every WebSocket connection open when it is switched on goes half-open: it is never closed,
+                      but nothing is sent on it again (market data, user data, WebSocket API answers, the venue's
+                      pings) and nothing the client sends on it is answered (commands, requests, its pings get
+                      no pong), as when the peer vanished without a FIN; new connections and REST are served as
+                      ever. Switched on at runtime (at start there is no connection to leave)
   fill_lost=N[/SEED]  the Nth fill from now (with SEED: one of the next N, chosen by random.Random(SEED)) is
                       executed and kept in the venue's record (myTrades, order status FILLED) but its
                       executionReport is never sent on the user data stream (listenKey stream and
@@ -32,6 +37,12 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
                       the executionReport of the Nth fill from now (with SEED: one of the next N, as fill_lost)
                       is sent twice, byte for byte, on the user data stream (both profiles); the trade is
                       one trade in the venue's record; every duplicated fill in VenueState.reports_duplicated
+  reorder_reports=N[/SEED]
+                      the Nth marketable order placed from now (one the book fills now, in full or in part; with SEED:
+                      one of the next N, as fill_lost) has its executionReports out of order on the user data stream
+                      (both profiles): its fills' TRADE reports first, then the NEW report that acknowledges it (a fill
+                      before its acknowledgement). The order and its trades are as ever in the venue's record; every
+                      reordered order in VenueState.reports_reordered
   ack_lost=N[/SEED][@MODE][:TYPE]
                       the Nth order placement (POST /api/v3/order; with TYPE: of that order type, e.g. LIMIT) the
                       venue accepts from now (with SEED: one of the next N, as fill_lost) is placed, reported
@@ -85,8 +96,10 @@ from opslab.errors import InputError
 
 SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate_limit=WEIGHT[/SECONDS]", "drop": "drop[=K]",
           "frozen_time": "frozen_time", "stale_book": "stale_book", "sequence_gap": "sequence_gap[=N]", "silent_market": "silent_market",
+          "half_open": "half_open",
           "fill_lost": "fill_lost=N[/SEED]", "partial_fills": "partial_fills=P1/P2/...[@SEED]",
-          "duplicate_reports": "duplicate_reports=N[/SEED]", "ack_lost": "ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE]",
+          "duplicate_reports": "duplicate_reports=N[/SEED]", "reorder_reports": "reorder_reports=N[/SEED]",
+          "ack_lost": "ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE]",
           "clock_skew": "clock_skew=MS[/SEED]", "order_rate_limit": "order_rate_limit=N[/SEED]",
           "user_stream_expiry": "user_stream_expiry=N[/SEED][@silent]", "cancel_fill_race": "cancel_fill_race=N[/SEED]"}
 FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
@@ -151,7 +164,7 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
             if n < 1:
                 raise ValueError
             return {"sequence_gap": n}
-        if name in ("fill_lost", "duplicate_reports", "cancel_fill_race"):
+        if name in ("fill_lost", "duplicate_reports", "reorder_reports", "cancel_fill_race"):
             return {name: fill_schedule(value)}
         if name == "partial_fills":
             return {name: partial_schedule(value)}
@@ -169,7 +182,7 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
     except ValueError:
         raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K, "
                          "fill_lost=N[/SEED], partial_fills=P1/P2/...[@SEED] (2-10 whole percentages summing to 100), "
-                         "duplicate_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0), "
+                         "duplicate_reports=N[/SEED], reorder_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0), "
                          "order_rate_limit=N[/SEED] (N at least 1), user_stream_expiry=N[/SEED][@silent], cancel_fill_race=N[/SEED]; "
                          "others take no value)") from None
 
@@ -283,6 +296,8 @@ class VenueState:
     dup_counted: int = 0  # fills since duplicate_reports was last switched on
     reports_duplicated: list[dict[str, Any]] = field(default_factory=list)  # every fill whose report was sent twice (the last 100)
     fills_duplicated: int = 0  # execution reports duplicate_reports sent twice, since the venue started
+    reorder_counted: int = 0  # marketable orders since reorder_reports was last switched on
+    reports_reordered: list[dict[str, Any]] = field(default_factory=list)  # every order whose reports came out of order (the last 100)
     acks_counted: int = 0  # accepted order placements since ack_lost was last switched on
     acks_lost: list[dict[str, Any]] = field(default_factory=list)  # every placement whose answer ack_lost lost (the last 100)
     offset_ms: int = 0  # the venue clock's offset from the host's (clock_skew), 0 without it
@@ -311,7 +326,7 @@ def apply(state: VenueState, faults: dict[str, Any]) -> None:
     state.window_start, state.used_weight = time.monotonic(), 0
     state.retry_until, state.violations, state.banned_until = 0.0, 0, 0.0
     state.fills_counted = state.orders_counted = state.dup_counted = state.acks_counted = state.user_events_counted = 0
-    state.cancels_counted = 0
+    state.cancels_counted = state.reorder_counted = 0
 
 
 def clock_ms(v: VenueState) -> int:
@@ -462,6 +477,18 @@ def duplicate_report(v: VenueState, fill: dict[str, Any]) -> bool:
         v.fills_duplicated += 1
         v.reports_duplicated.append({"fill": count, "seed": dup["seed"], "n": dup["n"], **fill, "at_ms": int(time.time() * 1000)})
         del v.reports_duplicated[:-RECORDS_KEPT]
+        return True
+
+
+def reorder_report(v: VenueState, order: dict[str, Any]) -> bool:
+    """Count one marketable ORDER (order_id, client_order_id, symbol) under reorder_reports; True when its NEW report is to be sent
+    after its fills' reports (recorded then in v.reports_reordered with the fault's seed). Called by the exchange as it places one."""
+    with v.lock:
+        if (hit := _scheduled(v, "reorder_reports", "reorder_counted")) is None:
+            return False
+        reorder, count = hit
+        v.reports_reordered.append({"order": count, "seed": reorder["seed"], "n": reorder["n"], **order, "at_ms": int(time.time() * 1000)})
+        del v.reports_reordered[:-RECORDS_KEPT]
         return True
 
 

@@ -503,6 +503,7 @@ class Handler(BaseHTTPRequestHandler):
                                         "sequence": self.venue.exchange.state["update_id"], "fills_counted": state.fills_counted,
                                         "fills_lost": list(state.fills_lost),
                                         "partial_fills": list(state.partial_fills), "reports_duplicated": list(state.reports_duplicated),
+                                        "reports_reordered": list(state.reports_reordered),
                                         "acks_lost": list(state.acks_lost), "clock_offset_ms": state.offset_ms,
                                         "rejects": {str(code): n for code, n in sorted(state.rejects.items())},
                                         "timestamps_rejected": list(state.timestamps_rejected),

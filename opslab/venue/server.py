@@ -71,7 +71,8 @@ class BinanceVenue:
                                           lambda: self.faults.faults, reset=reset, on_demand=spec is None,
                                           lose_fill=lambda fill: fault_switch.lose_fill(self.faults, fill),
                                           split_order=lambda order: fault_switch.split_order(self.faults, order),
-                                          duplicate_report=lambda fill: fault_switch.duplicate_report(self.faults, fill))
+                                          duplicate_report=lambda fill: fault_switch.duplicate_report(self.faults, fill),
+                                          reorder_report=lambda order: fault_switch.reorder_report(self.faults, order))
         self.exchange.partial_gap_s = fault_switch.PARTIAL_GAP_MS / 1000
         self.counters.trades = lambda: int(self.exchange.state["next_trade_id"]) - 1
         self.counters.orders = self._order_counts
@@ -114,6 +115,8 @@ class BinanceVenue:
         if faults.get("drop") or faults.get("error_5xx"):
             assert self.hub is not None
             self.hub.close_all()
+        if faults.get("half_open") and self.hub is not None:
+            self.hub.freeze_all()
 
     @property
     def port(self) -> int:

@@ -20,7 +20,7 @@ from opslab.venue import faults as fault_switch
 WRITE_EVERY_S = 1.0
 OUTCOMES = ("served", "throttled", "banned", "dropped", "errors")
 COUNTERS = ("depth_snapshots", "ws_connections_opened", "ws_connections_refused", "ws_closed_by_fault", "ws_subscribe_commands",
-            "ws_pings_sent", "ws_pongs_received", "market_published", "market_suppressed")
+            "ws_pings_sent", "ws_pongs_received", "ws_half_open", "market_published", "market_suppressed")
 
 
 def path_for(run_id: str) -> Path:
@@ -62,7 +62,7 @@ class VenueStats:
             violations, banned = self.switch.violations, self.switch.banned_until
             lost, withheld = [dict(f) for f in self.switch.fills_lost], self.switch.fills_withheld
             splits, dups = [dict(f) for f in self.switch.partial_fills], [dict(f) for f in self.switch.reports_duplicated]
-            duplicated = self.switch.fills_duplicated
+            duplicated, reordered = self.switch.fills_duplicated, [dict(f) for f in self.switch.reports_reordered]
             acks, offset = [dict(f) for f in self.switch.acks_lost], self.switch.offset_ms
             rejects = {str(code): n for code, n in sorted(self.switch.rejects.items(), reverse=True)}
             refused = [dict(f) for f in self.switch.timestamps_rejected]
@@ -79,13 +79,15 @@ class VenueStats:
                 "depth_snapshots": c["depth_snapshots"],
                 "ws": {"connections_opened": c["ws_connections_opened"], "connections_refused": c["ws_connections_refused"],
                        "closed_by_fault": c["ws_closed_by_fault"], "subscribe_commands": c["ws_subscribe_commands"],
-                       "last_subscribe_at": last, "pings_sent": c["ws_pings_sent"], "pongs_received": c["ws_pongs_received"]},
+                       "last_subscribe_at": last, "pings_sent": c["ws_pings_sent"], "pongs_received": c["ws_pongs_received"],
+                       "half_open": c["ws_half_open"]},
                 "market_messages": {"published": c["market_published"], "suppressed": c["market_suppressed"]},
                 "trades": {"account": self.trades(), "reports_withheld": withheld, "reports_duplicated": duplicated},
                 "orders": self.orders(),
                 "fills_lost": lost,
                 "partial_fills": splits,
                 "reports_duplicated": dups,
+                "reports_reordered": reordered,
                 "acks_lost": acks,
                 "clock_offset_ms": offset,
                 "rejects": rejects,

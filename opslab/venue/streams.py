@@ -22,8 +22,10 @@ down) and counted (`slow_disconnected`). Bounded too: connections (MAX_CONNECTIO
 The fault switch applies: drop closes every socket and refuses new ones, error_5xx refuses the
 handshake with 503, latency delays every push (in the sender, not the publisher), stale_book and
 sequence_gap act on the book (exchange.py), silent_market withholds every market stream message
-(the replay, pings, the user data stream and REST go on), and the rate_limit ban answers handshakes
-418 like REST.
+(the replay, pings, the user data stream and REST go on), the rate_limit ban answers handshakes
+418 like REST, and half_open leaves every connection open when it is switched on half-open: nothing is
+sent on it again (events, replies, the venue's pings, a close) and nothing it sends is answered (its
+frames are ignored, its pings get no pong), but it is never closed; new connections are served as ever.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Opcode
 from websockets.http11 import Response
 from websockets.sync.server import ServerConnection, serve
 
@@ -94,10 +97,13 @@ class Client:
         self.queue: queue.Queue[tuple[float, str, Any] | None] = queue.Queue(SEND_QUEUE)
         self.pong: threading.Event | None = None  # the last ping's: set once answered
         self.gone = False  # disconnected by the venue (slow, or a fault)
+        self.frozen = False  # half-open (the half_open fault): open, and silent both ways from now on
         self.thread = threading.Thread(target=self._drain, name="venue-ws-send", daemon=True)
 
     def offer(self, kind: str, payload: Any, due: float = 0.0) -> bool:
-        """Enqueue without waiting; False when the queue is full."""
+        """Enqueue without waiting; False when the queue is full. A half-open connection swallows everything."""
+        if self.frozen:
+            return True
         try:
             self.queue.put_nowait((due, kind, payload))
             return True
@@ -120,6 +126,8 @@ class Client:
                 elif kind == "ping":
                     self.pong = self.conn.ping(payload)
                     self.hub.counters.add("ws_pings_sent")
+                elif kind == "frozen":  # half-open: the sender sends nothing more
+                    return
                 else:  # close
                     self.conn.close(*payload)
                     return
@@ -141,8 +149,26 @@ class Client:
             pass
         self._replace_queue(None)
 
+    def freeze(self) -> None:
+        """Half-open from now: what is queued is dropped, nothing is sent again, and pings get no pong. The library answers pings
+        itself in its reading thread (websockets' sans-I/O Protocol.recv_frame sends a PONG frame through send_frame); the only way
+        to keep it from answering without closing the connection is to drop PONG frames at that one call."""
+        self.frozen = True
+        self._replace_queue((0.0, "frozen", None))
+        protocol = self.conn.protocol
+        send_frame = protocol.send_frame
+
+        def no_pong(frame: Any) -> None:
+            if frame.opcode is not Opcode.PONG:
+                send_frame(frame)
+
+        protocol.send_frame = no_pong  # type: ignore[method-assign]
+
     def close(self, code: int, reason: str) -> None:
-        """The closing handshake next (what was queued is dropped); the socket shut down if it is not done in time."""
+        """The closing handshake next (what was queued is dropped); the socket shut down if it is not done in time. A half-open
+        connection gets neither: it stays as it is until the client gives up on it (or the venue stops)."""
+        if self.frozen:
+            return
         self.gone = True
         self._replace_queue((0.0, "close", (code, reason)))
         timer = threading.Timer(CLOSE_TIMEOUT_S, self.abort)
@@ -165,7 +191,7 @@ class Hub:
         self.profile = profile or profiles.get(profiles.DEFAULT)
         self.wsapi = wsapi.WsApi(credentials, self._server_time_ms, wsapi.DAY_S / exchange.speed, self._offer_text, self._close_one,
                                  clock_ms=lambda: fault_switch.clock_ms(switch),
-                                 reject=lambda code, detail: fault_switch.count_reject(switch, code, detail))
+                                 reject=lambda code, detail: fault_switch.count_reject(switch, code, detail), answers=self._answers)
         self.lock = threading.Lock()
         self.clients: dict[ServerConnection, Client] = {}
         self.sent = 0
@@ -268,7 +294,8 @@ class Hub:
         self._subscribe(client, [s for s in streams if self.valid(s)])
         try:
             for raw in conn:
-                self._command(client, raw)
+                if not client.frozen:  # a half-open connection answers nothing
+                    self._command(client, raw)
         except ConnectionClosed:
             pass
         finally:
@@ -338,12 +365,18 @@ class Hub:
         never waited for."""
         with self.lock:
             client = self.clients.get(conn)
-        if client is None or client.gone:
+        if client is None or client.gone or client.frozen:
             return False
         if client.offer("text" if event else "reply", text):
             return True
         self._drop_slow(client)
         return False
+
+    def _answers(self, conn: ServerConnection) -> bool:
+        """False once CONN is half-open (the half_open fault): the WebSocket API ignores what it sends."""
+        with self.lock:
+            client = self.clients.get(conn)
+        return client is None or not client.frozen
 
     def _close_one(self, conn: ServerConnection, code: int, reason: str) -> None:
         with self.lock:
@@ -409,6 +442,15 @@ class Hub:
         with self.lock:
             keyed = sum(1 for c in self.clients.values() if not c.gone for key in c.subs if key not in MARKET_STREAMS)
         return keyed + self.wsapi.subscriptions()
+
+    def freeze_all(self) -> int:
+        """half_open: every connection open now goes half-open (Client.freeze); how many."""
+        with self.lock:
+            clients = [c for c in self.clients.values() if not c.gone and not c.frozen]
+        for client in clients:
+            client.freeze()
+        self.counters.add("ws_half_open", len(clients))
+        return len(clients)
 
     def close_all(self) -> None:
         """Close every connection (a fault). Returns at once: each sender does its closing handshake, and a

@@ -72,12 +72,15 @@ class WsApi:
     def __init__(self, credentials: Callable[[], tuple[str | None, str | None]], server_time_ms: Callable[[], int],
                  lifetime_s: float, send: Callable[[ServerConnection, str, bool], bool], close: Callable[[ServerConnection, int, str], None],
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-                 reject: Callable[[int, dict[str, Any] | None], None] = lambda code, detail: None) -> None:
+                 reject: Callable[[int, dict[str, Any] | None], None] = lambda code, detail: None,
+                 answers: Callable[[ServerConnection], bool] = lambda conn: True) -> None:
         """SEND queues a text frame on a connection's bounded send queue (its flag: an event, counted as a
         message sent, rather than an answer; False: not sent, the connection is too slow or gone); CLOSE starts
         its closing handshake. Both are the hub's, so a session never blocks the venue. CLOCK_MS is the venue's own
-        clock signed requests are timed by (clock_skew); REJECT(code, detail) counts every refusal by its error code."""
+        clock signed requests are timed by (clock_skew); REJECT(code, detail) counts every refusal by its error code;
+        ANSWERS(conn) is False for a connection that answers nothing any more (the half_open fault): its requests are ignored."""
         self.credentials, self.server_time_ms, self.lifetime_s = credentials, server_time_ms, lifetime_s
+        self.answers = answers
         self.clock_ms, self.reject = clock_ms, reject
         self.send, self.close = send, close
         self.lock = threading.Lock()
@@ -98,6 +101,8 @@ class WsApi:
         expiry.start()
         try:
             for raw in conn:
+                if not self.answers(conn):
+                    continue
                 self._send(conn, self._answer(session, raw))
                 while session.after:
                     self._send(conn, session.after.pop(0), event=True)

@@ -157,3 +157,59 @@ def test_ws_api_subscription_gets_the_seeded_fill_report_twice(node_spec, spot):
         assert v.counters.document()["trades"] == {"account": 4, "reports_withheld": 0, "reports_duplicated": 1}
     finally:
         v.stop()
+
+
+# --- reorder_reports ---------------------------------------------------------------------------
+def test_reorder_reports_parses_its_seeded_schedule():
+    assert faults.parse_faults(["reorder_reports=2"]) == {"reorder_reports": {"n": 2, "seed": None, "schedule": [2]}}
+    assert 1 <= faults.parse_faults(["reorder_reports=4/28"])["reorder_reports"]["schedule"][0] <= 4
+    for bad in ("reorder_reports", "reorder_reports=0", "reorder_reports=1/", "reorder_reports=a"):
+        with pytest.raises(faults.InputError, match=r"reorder_reports=N\[/SEED\]"):
+            faults.parse_faults([bad])
+    assert "reorder_reports=N[/SEED]" in faults.usage()
+
+
+def test_listen_key_stream_gets_the_nth_orders_fill_before_its_acknowledgement(node_spec, spot):
+    """Profile 2025, switched at runtime: reorder_reports=2 sends the second order's TRADE report before its NEW one."""
+    v = BinanceVenue(node_spec, speed=6000, binance_api="2025").start()
+    try:
+        with_price(v)
+        s = spot(v)
+        ws, got = listen_key_stream(v, s)
+        try:
+            assert admin(v, "POST", {"faults": ["reorder_reports=2"]})["faults"] == {"reorder_reports": {"n": 2, "seed": None, "schedule": [2]}}
+            placed = [buy(s, f"O-ro-{i}") for i in (1, 2, 3)]
+            seen = execution_reports(got, 2.0)
+        finally:
+            close_stream(ws)
+        assert [(e["c"], e["x"], e["X"]) for e in seen] == [
+            ("O-ro-1", "NEW", "NEW"), ("O-ro-1", "TRADE", "FILLED"),
+            ("O-ro-2", "TRADE", "FILLED"), ("O-ro-2", "NEW", "NEW"),  # the fill first, then the acknowledgement, as it was at placing
+            ("O-ro-3", "NEW", "NEW"), ("O-ro-3", "TRADE", "FILLED")], seen
+        assert seen[3]["z"] == "0.000000" and seen[3]["E"] <= seen[2]["E"], "the held NEW report is the one made when the order was placed"
+        assert placed[1]["status"] == "FILLED" and len(s.my_trades(SYMBOL, orderId=placed[1]["orderId"])) == 1, "the record is as ever"
+        reordered = admin(v, "GET")["reports_reordered"]
+        assert [(r["order"], r["order_id"], r["client_order_id"], r["seed"]) for r in reordered] == [(2, placed[1]["orderId"], "O-ro-2", None)]
+        assert v.counters.document()["reports_reordered"] == reordered
+    finally:
+        v.stop()
+
+
+def test_ws_api_subscription_gets_the_seeded_orders_reports_out_of_order(node_spec, spot):
+    """Profile 2026, switched at start with a seed; a limit order that rests (nothing fills now) is not counted."""
+    fault = faults.parse_faults(["reorder_reports=3/28"])
+    nth = fault["reorder_reports"]["schedule"][0]
+    v = BinanceVenue(node_spec, speed=6000, faults=fault).start()
+    try:
+        with_price(v)
+        s = spot(v)
+        with ws_api_user_stream(v) as ws:
+            low = str((Decimal(v.exchange.last_price) * Decimal("0.5")).quantize(Decimal("0.01")))
+            s.new_order(SYMBOL, side="BUY", type="LIMIT", timeInForce="GTC", quantity=QTY, price=low, newClientOrderId="O-rest")
+            [buy(s, f"O-api-{i}") for i in (1, 2, 3)]
+            seen = execution_reports(ws_api_events(ws, 2.0), 0.1)
+        kinds = {c: [e["x"] for e in seen if e["c"] == c] for c in ["O-rest"] + [f"O-api-{i}" for i in (1, 2, 3)]}
+        assert kinds == {"O-rest": ["NEW"], **{f"O-api-{i}": (["TRADE", "NEW"] if i == nth else ["NEW", "TRADE"]) for i in (1, 2, 3)}}, (nth, kinds)
+        assert [(r["order"], r["client_order_id"], r["seed"], r["n"]) for r in admin(v, "GET")["reports_reordered"]] == [(nth, f"O-api-{nth}", 28, 3)]
+    finally:
+        v.stop()
