@@ -31,6 +31,7 @@ STATES = {
     "Connectivity Readiness": {"1": ("READY", "green"), "0": ("NOT READY", "red")},
     "Connectivity Probe State": {"1": ("UP", "green"), "0": ("DOWN", "red")},
     "Reconciliation mismatches": {"0": ("match", "green")},
+    "Node trading state": {"0": ("ACTIVE", "green"), "1": ("REDUCING", "orange"), "2": ("HALTED", "red")},
 }
 
 
