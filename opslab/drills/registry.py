@@ -15,6 +15,7 @@ from opslab.drills.node import half_open as node_half_open
 from opslab.drills.node import kill_switch as node_kill_switch
 from opslab.drills.node import missing_update as node_missing_update
 from opslab.drills.node import order_rate_limit as node_order_rate_limit
+from opslab.drills.node import orders_rejected as node_orders_rejected
 from opslab.drills.node import partial_fills as node_partial_fills
 from opslab.drills.node import rate_limited_startup as node_rate_limited_startup
 from opslab.drills.node import restart_reconciliation as node_restart_reconciliation
@@ -32,5 +33,5 @@ DRILLS: dict[str, Drill] = {
                    node_restart_reconciliation, node_fill_lost, node_partial_fills, node_duplicate_reports,
                    node_ambiguous_submit, node_clock_skew, node_order_rate_limit,
                    node_user_stream_expiry, node_cancel_fill_race, node_warm_restart, node_warm_restart_flush,
-                   node_warm_restart_venue_moved, node_half_open)
+                   node_warm_restart_venue_moved, node_half_open, node_orders_rejected)
 }

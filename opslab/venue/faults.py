@@ -66,6 +66,11 @@ Faults, switchable at start (`--fault`) and at runtime (GET/POST/DELETE /admin/f
                       fault, and exchangeInfo's ORDERS rate limit says N while it is on. Both profiles place orders over
                       REST (the venue's WebSocket API serves no order methods, so its rateLimits never list ORDERS); every
                       refused order in VenueState.orders_refused
+  reject_orders=PCT[/SEED][@CODE]
+                      each new order placement (POST /api/v3/order) from now is refused with probability PCT % (1-100),
+                      drawn in order by random.Random(SEED) (SEED 0 when left out: the schedule is always seeded), with
+                      Binance's error CODE and its message (REJECT_REASONS; default -2010, insufficient balance), HTTP 400;
+                      a refused order is not placed. Every refusal in VenueState.orders_rejected (with the draw's ordinal)
   user_stream_expiry=N[/SEED][@silent]
                       the user data stream ends just before the Nth user-data event from now (with SEED: one of the
                       next N, as fill_lost): every WebSocket API subscription gets Binance's eventStreamTerminated and
@@ -101,6 +106,7 @@ SYNTAX = {"latency": "latency=MS", "error_5xx": "error_5xx", "rate_limit": "rate
           "duplicate_reports": "duplicate_reports=N[/SEED]", "reorder_reports": "reorder_reports=N[/SEED]",
           "ack_lost": "ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE]",
           "clock_skew": "clock_skew=MS[/SEED]", "order_rate_limit": "order_rate_limit=N[/SEED]",
+          "reject_orders": "reject_orders=PCT[/SEED][@CODE]",
           "user_stream_expiry": "user_stream_expiry=N[/SEED][@silent]", "cancel_fill_race": "cancel_fill_race=N[/SEED]"}
 FAULT_NAMES = tuple(SYNTAX)  # the registry: the CLI's --fault help, the metrics labels and the stats schema follow it
 BAN_AFTER = 3  # violations (requests before a 429's Retry-After passed) that earn a 418 ban
@@ -122,6 +128,9 @@ DAY_MS = 86_400_000
 STATUS_UNKNOWN = (503, {"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."})
 # Binance error codes the venue answers with that the exporter always shows (0 until seen), so an alert on their increase
 # sees the first one; other codes are shown once seen
+# reject_orders's codes: Binance's answers to an order it refuses on its merits (https://developers.binance.com/docs/
+# binance-spot-api-docs/errors: -2010 NEW_ORDER_REJECTED with its messages, -1013 a filter failure)
+REJECT_REASONS = {-2010: "Account has insufficient balance for requested action.", -1013: "Filter failure: NOTIONAL"}
 REJECT_CODES = (-1003, -1007, -1013, -1015, -1021, -1022, -2010, -2011, -2015)
 
 
@@ -174,6 +183,8 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
             return {name: skew_schedule(value)}
         if name == "order_rate_limit":
             return {name: order_limit_schedule(value)}
+        if name == "reject_orders":
+            return {name: reject_schedule(value)}
         if name == "user_stream_expiry":
             return {name: expiry_schedule(value)}
         if value:
@@ -183,7 +194,8 @@ def _fault_value(name: str, value: str, where: str) -> dict[str, Any]:
         raise InputError(f"{where}: bad value for {name} (latency=MS, rate_limit=WEIGHT[/SECONDS], sequence_gap=N, drop=K, "
                          "fill_lost=N[/SEED], partial_fills=P1/P2/...[@SEED] (2-10 whole percentages summing to 100), "
                          "duplicate_reports=N[/SEED], reorder_reports=N[/SEED], ack_lost=N[/SEED][@drop|@unknown|@MS][:TYPE], clock_skew=MS[/SEED] (MS not 0), "
-                         "order_rate_limit=N[/SEED] (N at least 1), user_stream_expiry=N[/SEED][@silent], cancel_fill_race=N[/SEED]; "
+                         "order_rate_limit=N[/SEED] (N at least 1), reject_orders=PCT[/SEED][@CODE] (PCT 1-100, CODE one of "
+                         f"{', '.join(str(c) for c in REJECT_REASONS)}), user_stream_expiry=N[/SEED][@silent], cancel_fill_race=N[/SEED]; "
                          "others take no value)") from None
 
 
@@ -257,6 +269,18 @@ def order_limit_schedule(value: str) -> dict[str, Any]:
     return {"n": n, "seed": seed, "limit": limit, "window_s": ORDER_WINDOW_MS // 1000}
 
 
+def reject_schedule(value: str) -> dict[str, Any]:
+    """reject_orders's value PCT[/SEED][@CODE] -> {"pct", "seed", "code", "msg"}. ValueError if malformed."""
+    value, at, code_text = value.partition("@")
+    pct_text, slash, seed_text = value.partition("/")
+    pct = int(pct_text.removesuffix("%"))
+    seed = int(seed_text) if slash else 0
+    code = int(code_text) if at else -2010
+    if not 1 <= pct <= 100 or not 0 <= seed < 2**63 or code not in REJECT_REASONS:
+        raise ValueError
+    return {"pct": pct, "seed": seed, "code": code, "msg": REJECT_REASONS[code]}
+
+
 def expiry_schedule(value: str) -> dict[str, Any]:
     """user_stream_expiry's value N[/SEED][@silent] -> {"n", "seed", "schedule", "silent"}: the ordinal of the user-data event
     (1 = the next after the fault is switched on) before which the user data stream ends (as fill_schedule), and whether it
@@ -308,6 +332,9 @@ class VenueState:
     order_day: int = -1  # the venue clock's UTC day order_day_count counts
     order_day_count: int = 0  # new orders placed that day (X-MBX-ORDER-COUNT-1D)
     orders_refused: list[dict[str, Any]] = field(default_factory=list)  # every order order_rate_limit refused with -1015 (the last 100)
+    reject_draws: random.Random | None = None  # reject_orders: its seeded draws, from the switch on
+    rejects_counted: int = 0  # order placements since reject_orders was last switched on
+    orders_rejected: list[dict[str, Any]] = field(default_factory=list)  # every order reject_orders refused (the last 100)
     user_events_counted: int = 0  # user-data events since user_stream_expiry was last switched on
     user_streams_ended: list[dict[str, Any]] = field(default_factory=list)  # every end user_stream_expiry made (the last 100)
     user_streams_ended_total: int = 0  # subscriptions and listen keys it ended, since the venue started
@@ -326,7 +353,8 @@ def apply(state: VenueState, faults: dict[str, Any]) -> None:
     state.window_start, state.used_weight = time.monotonic(), 0
     state.retry_until, state.violations, state.banned_until = 0.0, 0, 0.0
     state.fills_counted = state.orders_counted = state.dup_counted = state.acks_counted = state.user_events_counted = 0
-    state.cancels_counted = state.reorder_counted = 0
+    state.cancels_counted = state.reorder_counted = state.rejects_counted = 0
+    state.reject_draws = random.Random(faults["reject_orders"]["seed"]) if faults.get("reject_orders") else None
 
 
 def clock_ms(v: VenueState) -> int:
@@ -390,6 +418,22 @@ def count_order(v: VenueState, order: dict[str, Any]) -> tuple[dict[str, str], t
         v.order_count += 1
         v.order_day_count += 1
         return {"X-MBX-ORDER-COUNT-10S": str(v.order_count), "X-MBX-ORDER-COUNT-1D": str(v.order_day_count)}, None
+
+
+def reject_order(v: VenueState, order: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """Draw for one new ORDER (client_order_id, symbol, side, type) under reject_orders: Binance's refusal (400, code and
+    message) when the draw falls within PCT %, recorded then in v.orders_rejected with the draw's ordinal; else None."""
+    with v.lock:
+        settings = v.faults.get("reject_orders")
+        if not settings or v.reject_draws is None:
+            return None
+        v.rejects_counted += 1
+        if v.reject_draws.random() * 100 >= settings["pct"]:
+            return None
+        v.orders_rejected.append({"order": v.rejects_counted, "seed": settings["seed"], "pct": settings["pct"], "code": settings["code"],
+                                  **order, "at_ms": int(time.time() * 1000)})
+        del v.orders_rejected[:-RECORDS_KEPT]
+        return 400, {"code": settings["code"], "msg": settings["msg"]}
 
 
 def end_user_stream(v: VenueState, event: dict[str, Any]) -> dict[str, Any] | None:

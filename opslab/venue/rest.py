@@ -444,6 +444,11 @@ class Handler(BaseHTTPRequestHandler):
                 headers = {**headers, **counted}
                 if refused is not None:
                     return self._send(*refused, headers)
+                rejected = fault_switch.reject_order(self.venue.faults, {
+                    "client_order_id": params.get("newClientOrderId"), "symbol": params.get("symbol"), "side": params.get("side"),
+                    "type": params.get("type")})
+                if rejected is not None:
+                    return self._send(*rejected, headers)
             if method == "DELETE" and split.path in ("/api/v3/order", "/api/v3/openOrders"):
                 self._race_cancel(split.path, params)
             answer = route.answer(self.venue, params)
@@ -508,6 +513,7 @@ class Handler(BaseHTTPRequestHandler):
                                         "rejects": {str(code): n for code, n in sorted(state.rejects.items())},
                                         "timestamps_rejected": list(state.timestamps_rejected),
                                         "orders_refused": list(state.orders_refused),
+                                        "orders_rejected": list(state.orders_rejected),
                                         "user_streams_ended": [dict(r) for r in state.user_streams_ended],
                                         "user_streams_active": self.venue.user_streams_active(),
                                         "cancels_raced": list(state.cancels_raced)})

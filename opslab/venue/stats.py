@@ -67,6 +67,7 @@ class VenueStats:
             rejects = {str(code): n for code, n in sorted(self.switch.rejects.items(), reverse=True)}
             refused = [dict(f) for f in self.switch.timestamps_rejected]
             orders_refused = [dict(f) for f in self.switch.orders_refused]
+            orders_rejected = [dict(f) for f in self.switch.orders_rejected]
             raced = [dict(f) for f in self.switch.cancels_raced]
             streams_ended, streams_ended_total = [dict(f) for f in self.switch.user_streams_ended], self.switch.user_streams_ended_total
         with self.lock:
@@ -93,6 +94,7 @@ class VenueStats:
                 "rejects": rejects,
                 "timestamps_rejected": refused,
                 "orders_refused": orders_refused,
+                "orders_rejected": orders_rejected,
                 "user_streams": {"active": self.user_streams(), "ended": streams_ended_total},
                 "user_streams_ended": streams_ended,
                 "cancels_raced": raced,

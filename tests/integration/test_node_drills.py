@@ -41,12 +41,13 @@ def undetected(tmp_path_factory):
     return root, result
 
 
-def test_there_are_nineteen_node_drills_each_with_a_runbook_in_the_docs_nav():
+def test_there_are_twenty_node_drills_each_with_a_runbook_in_the_docs_nav():
     from conftest import REPO
 
-    assert len(REGISTERED) == 19 and {"node_fill_lost", "node_partial_fills", "node_duplicate_reports", "node_ambiguous_submit",
+    assert len(REGISTERED) == 20 and {"node_fill_lost", "node_partial_fills", "node_duplicate_reports", "node_ambiguous_submit",
                                       "node_clock_skew", "node_order_rate_limit", "node_user_stream_expiry", "node_cancel_fill_race",
-                                      "node_warm_restart", "node_warm_restart_flush", "node_warm_restart_venue_moved", "node_half_open"} <= set(REGISTERED)
+                                      "node_warm_restart", "node_warm_restart_flush", "node_warm_restart_venue_moved", "node_half_open",
+                                      "node_orders_rejected"} <= set(REGISTERED)
     nav = (REPO / "mkdocs.yml").read_text()
     for name in REGISTERED:
         assert f"runbooks/{name}.md" in nav and (REPO / "docs" / "runbooks" / f"{name}.md").is_file()
@@ -147,6 +148,12 @@ def test_node_drill_findings_record_what_nautilus_trader_did(detected):
     assert ev["half_open_connections"] >= 2, "market data and the user stream (or the WebSocket API session) went half-open"
     assert ev["clients_connected_at_detection"]["data"] is True, "the client still says connected"
     assert ev["max_seconds_since_market_data"] > 3 and ev["watch_seconds"] == 20, ev  # the data gap passed the spec's 3 s bound
+    rejected = doc("node_orders_rejected")
+    assert rejected["alert"]["alertname"] == "TcNodeOrdersRejected"
+    ev = rejected["evidence"]
+    assert ev["seed"] == 28 and ev["code"] == -2010 and len(ev["schedule"]) >= 3 and all(r["seed"] == 28 for r in ev["orders_rejected"])
+    assert ev["node_rejected_with_code"] >= 3 and ev["node_status_of_rejected"] == ["REJECTED"], "a refused order is REJECTED in the node"
+    assert ev["node_position"] == ev["venue_position"], "a refused order is never placed"
     race = doc("node_cancel_fill_race")
     assert race["alert"]["alertname"] in ("TcNodeCancelRejected", "TcNodeOrderStateDisagrees")
     ev = race["evidence"]

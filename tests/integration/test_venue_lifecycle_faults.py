@@ -269,3 +269,78 @@ def test_ws_api_profile_races_the_cancel_its_seed_chose(node_spec, spot):
             (ordinal, "DELETE /api/v3/order", [f"O-wsr-{ordinal}"], 28, 3)]
     finally:
         v.stop()
+
+
+# --- reject_orders -----------------------------------------------------------------------------
+def test_reject_orders_parses_a_seeded_rate_and_a_known_code():
+    assert faults.parse_faults(["reject_orders=100"]) == {"reject_orders": {"pct": 100, "seed": 0, "code": -2010,
+                                                                            "msg": faults.REJECT_REASONS[-2010]}}
+    assert faults.parse_faults(["reject_orders=30/28@-1013"])["reject_orders"] == {"pct": 30, "seed": 28, "code": -1013,
+                                                                                  "msg": "Filter failure: NOTIONAL"}
+    for bad in ("reject_orders", "reject_orders=0", "reject_orders=101", "reject_orders=50@-1021", "reject_orders=50/x", "reject_orders=50/-1"):
+        with pytest.raises(faults.InputError, match=r"reject_orders=PCT\[/SEED\]\[@CODE\] \(PCT 1-100, CODE one of -2010, -1013\)") as err:
+            faults.parse_faults([bad])
+        assert "\n" not in str(err.value)
+
+
+def test_listen_key_profile_refuses_every_order_with_the_code_asked_and_places_none(node_spec, spot):
+    """Profile 2025, switched at runtime: reject_orders=100@-2010 answers each placement 400 -2010 with Binance's message; no
+    order is placed or reported; cleared, orders fill again."""
+    from binance.error import ClientError
+
+    v = BinanceVenue(node_spec, speed=6000, binance_api="2025").start()
+    try:
+        with_price(v)
+        s = spot(v)
+        ws, got = listen_key_stream(v, s)
+        try:
+            admin(v, "POST", {"faults": ["reject_orders=100@-2010"]})
+            for i in (1, 2):
+                with pytest.raises(ClientError) as err:
+                    buy(s, f"O-rej-{i}")
+                assert (err.value.status_code, err.value.error_code) == (400, -2010)
+                assert err.value.error_message == "Account has insufficient balance for requested action."
+            admin(v, "DELETE")
+            assert buy(s, "O-rej-3")["status"] == "FILLED"
+            seen = execution_reports(got, 1.0)
+        finally:
+            close_stream(ws)
+        assert sorted({e["c"] for e in seen}) == ["O-rej-3"], "a refused order is never reported"
+        assert {o["clientOrderId"] for o in s.get_orders(SYMBOL)} == {"O-rej-3"}
+        rejected = admin(v, "GET")["orders_rejected"]
+        assert [(r["order"], r["client_order_id"], r["code"], r["pct"], r["seed"]) for r in rejected] == [
+            (1, "O-rej-1", -2010, 100, 0), (2, "O-rej-2", -2010, 100, 0)]
+        doc = v.counters.document()
+        assert doc["orders_rejected"] == rejected and doc["rejects"] == {"-2010": 2}
+    finally:
+        v.stop()
+
+
+def test_ws_api_profile_refuses_the_orders_its_seed_draws_the_same_every_time(node_spec, spot):
+    """Profile 2026, switched at start: reject_orders=50/28@-1013 refuses the placements random.Random(28) draws under 50 %;
+    the same seed gives the same schedule, and only the placed orders reach the user stream."""
+    import random
+
+    from binance.error import ClientError
+
+    draws = random.Random(28)
+    expected = [i for i in range(1, 9) if draws.random() * 100 < 50]
+    assert 0 < len(expected) < 8
+    v = BinanceVenue(node_spec, speed=6000, faults=faults.parse_faults(["reject_orders=50/28@-1013"])).start()
+    try:
+        with_price(v)
+        s = spot(v)
+        refused = []
+        with ws_api_user_stream(v) as ws:
+            for i in range(1, 9):
+                try:
+                    buy(s, f"O-draw-{i}")
+                except ClientError as err:
+                    assert (err.status_code, err.error_code, err.error_message) == (400, -1013, "Filter failure: NOTIONAL")
+                    refused.append(i)
+            seen = execution_reports(ws_api_events(ws, 1.5), 0.1)
+        assert refused == expected
+        assert sorted({e["c"] for e in seen}) == sorted(f"O-draw-{i}" for i in range(1, 9) if i not in expected)
+        assert [r["order"] for r in admin(v, "GET")["orders_rejected"]] == expected
+    finally:
+        v.stop()
