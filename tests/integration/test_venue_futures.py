@@ -187,7 +187,7 @@ def test_market_streams_carry_mark_price_agg_trades_book_ticker_and_depth_with_p
     mark = msgspec.json.decode(json.dumps(got["markPrice@1s"][0]).encode(), type=BinanceFuturesMarkPriceMsg)
     assert mark.data.e == "markPriceUpdate" and Decimal(mark.data.p) % futures.TICK == 0
     depth = [m["data"] for m in got["depth@100ms"]]
-    assert all(later["pu"] == earlier["u"] for earlier, later in zip(depth, depth[1:]))  # Binance's futures continuity rule
+    assert all(later["pu"] == earlier["u"] for earlier, later in zip(depth[:-1], depth[1:], strict=True))  # Binance's futures continuity rule
     assert {m["data"]["e"] for m in got["aggTrade"]} == {"aggTrade"} and {m["data"]["e"] for m in got["bookTicker"]} == {"bookTicker"}
 
 
