@@ -11,10 +11,11 @@ are the hub's (streams.py); its counters are its own, so Spot's stats.json count
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from opslab.venue import futures, streams
-from opslab.venue.exchange import now_ms
+from opslab.venue.exchange import USER_STREAM, now_ms
 
 USER_PATHS = ("/ws", "/ws/", "/private/ws", "/private/ws/", "/private")
 
@@ -37,6 +38,16 @@ class FuturesHub(streams.Hub):
             if split.path.startswith(prefix + "/"):
                 return streams.parse_path(split.path[len(prefix):] + ("?" + split.query if split.query else ""))
         return streams.parse_path(path)
+
+    def publish(self, stream: str, data: dict[str, Any]) -> None:
+        """As the hub publishes, but a market stream nobody subscribed to costs nothing: the futures events ride on every
+        Spot print (under Spot's lock), so an unwatched perpetual must not slow Spot's replay down."""
+        if stream != USER_STREAM:
+            with self.lock:
+                watched = any(stream in c.subs for c in self.clients.values())
+            if not watched:
+                return
+        super().publish(stream, data)
 
     def expire_listen_keys(self) -> list[str]:
         """Every listen key expires now (as 60 minutes without a keepalive would): listenKeyExpired on each stream that
