@@ -8,7 +8,8 @@ rest.py      the REST surface (one route table) the NautilusTrader spot clients 
              and /admin/faults
 streams.py   the WebSocket surface (market streams, user data stream), built on `websockets`
 futures.py   Binance USD-M Futures beside Spot: a perpetual BTCUSDT priced from Spot's replay, one-way positions, a USDT
-             wallet; futures_rest.py its /fapi routes (served by rest.Handler), futures_streams.py its streams (own port)
+             wallet; futures_contract.py the listing and the position math, futures_rest.py its /fapi routes (served by
+             rest.Handler), futures_streams.py its streams (own port)
 stats.py     the venue's counters and artifacts/venue/<name>/stats.json
 server.py    BinanceVenue: one object that starts and stops all of the above, for a spec (a node's
              account) or without one (the lab's built-in dataset: the probe and the lab drills)

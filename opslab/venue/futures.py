@@ -24,89 +24,18 @@ from __future__ import annotations
 
 import secrets
 import threading
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any, Callable
 
-from opslab.venue.exchange import BAR_MS, BOOK_LEVELS, DECIMAL_RE, USER_STREAM, VenueError, now_ms
-
-SYMBOL, BASE, QUOTE = "BTCUSDT", "BTC", "USDT"
-INSTRUMENT_ID = "BTCUSDT-PERP.BINANCE"
-TICK, STEP = Decimal("0.10"), Decimal("0.001")
-MIN_PRICE, MAX_PRICE = Decimal("556.80"), Decimal("4529764")
-MIN_QTY, MAX_QTY, MARKET_MAX_QTY = Decimal("0.001"), Decimal("1000"), Decimal("120")
-MIN_NOTIONAL = Decimal(100)
-MAKER_FEE, TAKER_FEE = Decimal("0.0002"), Decimal("0.0005")  # fee tier 0 (NautilusTrader's own table agrees)
-FUNDING_RATE = Decimal("0.0001")
-FUNDING_EVERY_BARS = 480
-DEFAULT_LEVERAGE, MAX_LEVERAGE = 20, 125
-MAX_NOTIONAL_VALUE = "1000000000"  # the venue's one risk bracket (Binance's brackets depend on the account)
+from opslab.venue.exchange import BAR_MS, BOOK_LEVELS, USER_STREAM, VenueError, now_ms
+from opslab.venue.futures_contract import (CONDITIONAL, DEFAULT_LEVERAGE, DP, FUNDING_EVERY_BARS, FUNDING_RATE, MAKER_FEE,
+                                           MARKET_MAX_QTY, MAX_LEVERAGE, MAX_NOTIONAL_VALUE, MAX_PRICE, MAX_QTY, MIN_NOTIONAL, MIN_PRICE,
+                                           MIN_QTY, ORDER_TYPES, QUOTE, STEP, SYMBOL, TAKER_FEE, TICK, TIFS, amount, apply_fill,
+                                           decimal_param, num, px, qty, to_tick, unrealized)
 MAX_OPEN_ORDERS = 200
 MAX_ORDERS_KEPT = MAX_TRADES_KEPT = 10_000
-MAX_LISTEN_KEYS = 16
-DP = Decimal("0.00000001")
-ORDER_TYPES = ("LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
-CONDITIONAL = ORDER_TYPES[2:]
-TIFS = ("GTC", "IOC", "FOK", "GTX")
 OPEN = ("NEW", "PARTIALLY_FILLED")
-MARKET_STREAMS = {f"{SYMBOL.lower()}@{s}" for s in ("aggTrade", "trade", "markPrice", "markPrice@1s", "kline_1m", "bookTicker",
-                                                       "depth", "depth@100ms", "depth@250ms", "depth@500ms")}
-
 Publish = Callable[[str, dict[str, Any]], None]
-
-
-def to_tick(value: Decimal) -> Decimal:
-    """VALUE rounded to a multiple of TICK, written with TICK's two decimals (Binance's "0.10")."""
-    return (value / TICK).quantize(Decimal(1), ROUND_HALF_EVEN) * TICK
-
-
-def px(value: Decimal) -> str:
-    return format(to_tick(value), "f")
-
-
-def qty(value: Decimal) -> str:
-    return format(value.quantize(STEP), "f")
-
-
-def amount(value: Decimal) -> str:
-    return format(value.quantize(DP), "f")
-
-
-def apply_fill(amt: Decimal, entry: Decimal, signed_qty: Decimal, price: Decimal) -> tuple[Decimal, Decimal, Decimal]:
-    """One-way position math: (amount, entry price, realized PnL) after a fill of SIGNED_QTY (buy > 0) at PRICE.
-
-    Adding (or opening) averages the entry price by quantity; reducing realizes (price - entry) x closed quantity in the
-    position's direction and keeps the entry; a fill through zero closes the whole position and opens the rest at PRICE."""
-    if amt == 0 or (amt > 0) == (signed_qty > 0):
-        new = amt + signed_qty
-        return new, (abs(amt) * entry + abs(signed_qty) * price) / abs(new), Decimal(0)
-    closed = min(abs(signed_qty), abs(amt))
-    realized = closed * (price - entry) * (1 if amt > 0 else -1)
-    new = amt + signed_qty
-    if new == 0:
-        return new, Decimal(0), realized
-    return new, (entry if (new > 0) == (amt > 0) else price), realized
-
-
-def unrealized(amt: Decimal, entry: Decimal, mark: Decimal) -> Decimal:
-    """Unrealized PnL of AMT at ENTRY marked at MARK (a short gains when the mark falls)."""
-    return amt * (mark - entry)
-
-
-def _num(value: Decimal) -> str:
-    """An unrounded decimal as Binance prints entry prices ("0.385"): no exponent, no trailing zeros beyond one."""
-    text = format(value.quantize(DP).normalize(), "f")
-    return text if "." in text else text + ".0"
-
-
-def _decimal(params: dict[str, str], name: str, required: bool = True) -> Decimal | None:
-    raw = params.get(name)
-    if raw in (None, ""):
-        if required:
-            raise VenueError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
-        return None
-    if not DECIMAL_RE.match(raw or ""):
-        raise VenueError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '{DECIMAL_RE.pattern}'.")
-    return Decimal(raw or "0")
 
 
 class FuturesAccount:
@@ -277,8 +206,8 @@ class FuturesAccount:
             notional = self.amt * mark
             fee_in = abs(self.amt) * self.entry * TAKER_FEE * 2
             break_even = self.entry + fee_in / self.amt if self.amt else Decimal(0)
-            return {"symbol": SYMBOL, "positionSide": "BOTH", "positionAmt": qty(self.amt), "entryPrice": _num(self.entry),
-                    "breakEvenPrice": _num(break_even), "markPrice": amount(mark), "unRealizedProfit": amount(self._unrealized()),
+            return {"symbol": SYMBOL, "positionSide": "BOTH", "positionAmt": qty(self.amt), "entryPrice": num(self.entry),
+                    "breakEvenPrice": num(break_even), "markPrice": amount(mark), "unRealizedProfit": amount(self._unrealized()),
                     "liquidationPrice": "0", "isolatedMargin": "0", "notional": amount(notional), "marginAsset": QUOTE,
                     "isolatedWallet": "0", "initialMargin": amount(self._position_margin() + self._order_margin()),
                     "maintMargin": amount(abs(notional) * Decimal("0.004")), "positionInitialMargin": amount(self._position_margin()),
@@ -392,8 +321,8 @@ class FuturesAccount:
         reduce_only = p.get("reduceOnly", "false").lower()  # Binance reads the boolean case-insensitively (clients send "True")
         if reduce_only not in ("true", "false"):
             raise VenueError(400, -1130, "Data sent for parameter 'reduceOnly' is not valid.")
-        q = _decimal(p, "quantity")
-        price = _decimal(p, "price", required=type_ == "LIMIT")
+        q = decimal_param(p, "quantity")
+        price = decimal_param(p, "price", required=type_ == "LIMIT")
         assert q is not None
         if type_ == "MARKET" and price is not None:
             raise VenueError(400, -1106, "Parameter 'price' sent when not required.")
@@ -496,7 +425,7 @@ class FuturesAccount:
         executed = done_before + q
         cum_quote = Decimal(order["cumQuote"]) + q * price
         order.update({"executedQty": qty(executed), "cumQty": qty(executed), "cumQuote": amount(cum_quote),
-                      "avgPrice": _num(cum_quote / executed), "updateTime": ts,
+                      "avgPrice": num(cum_quote / executed), "updateTime": ts,
                       "status": "FILLED" if executed >= Decimal(order["origQty"]) else "PARTIALLY_FILLED"})
         trade_id = self.next_trade_id
         self.next_trade_id += 1
@@ -523,7 +452,7 @@ class FuturesAccount:
     def _account_update(self, reason: str, change: Decimal, with_position: bool) -> None:
         """ACCOUNT_UPDATE with its reason m (ORDER, FUNDING_FEE, ...): the USDT wallet, and the position when it changed."""
         ts = now_ms()
-        positions = [{"s": SYMBOL, "pa": qty(self.amt), "ep": _num(self.entry), "bep": _num(self.entry), "cr": "0",
+        positions = [{"s": SYMBOL, "pa": qty(self.amt), "ep": num(self.entry), "bep": num(self.entry), "cr": "0",
                       "up": amount(self._unrealized()), "mt": "cross" if self.margin_type == "CROSSED" else "isolated", "iw": "0",
                       "ps": "BOTH"}] if with_position else []
         self.publish(USER_STREAM, {"e": "ACCOUNT_UPDATE", "E": ts, "T": ts, "a": {

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from opslab.venue.exchange import VenueError
-from opslab.venue.futures import (BASE, MAKER_FEE, MARKET_MAX_QTY, MAX_PRICE, MAX_QTY, MIN_NOTIONAL, MIN_PRICE, MIN_QTY, ORDER_TYPES,
+from opslab.venue.futures_contract import (BASE, MAKER_FEE, MARKET_MAX_QTY, MAX_PRICE, MAX_QTY, MIN_NOTIONAL, MIN_PRICE, MIN_QTY, ORDER_TYPES,
                                   QUOTE, STEP, SYMBOL, TAKER_FEE, TICK, TIFS, px, qty)
 from opslab.venue.rest import NONE, SIGNED, USER_STREAM, Route, _int, _opt_int
 

@@ -1,6 +1,6 @@
 """The USD-M Futures WebSocket streams, on their own port (Binance's fstream host): streams.Hub with the futures market.
 
-Market streams (futures.MARKET_STREAMS: aggTrade, trade, markPrice[@1s], kline_1m, bookTicker, depth[@100ms|@250ms|@500ms]
+Market streams (futures_contract.MARKET_STREAMS: aggTrade, trade, markPrice[@1s], kline_1m, bookTicker, depth[@100ms|@250ms|@500ms]
 with U/u/pu) on /ws/<stream>, /ws and /stream?streams=..., SUBSCRIBE and the rest as on Spot; the user data stream on a
 listen key from POST /fapi/v1/listenKey, named in the path as Spot's were (/ws/<key>, /stream?streams=<key>: NautilusTrader
 1.221) or in the query (/ws?listenKey=<key>, /private/ws?listenKey=<key>: 1.231's get_futures_user_stream_url). No
@@ -14,7 +14,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from opslab.venue import futures, streams
+from opslab.venue import futures_contract, streams
 from opslab.venue.exchange import USER_STREAM, now_ms
 
 USER_PATHS = ("/ws", "/ws/", "/private/ws", "/private/ws/", "/private")
@@ -23,7 +23,7 @@ USER_PATHS = ("/ws", "/ws/", "/private/ws", "/private/ws/", "/private")
 class FuturesHub(streams.Hub):
     """The futures market streams and listen-key user streams (exchange: a futures.FuturesAccount)."""
 
-    market_streams = frozenset(futures.MARKET_STREAMS)
+    market_streams = frozenset(futures_contract.MARKET_STREAMS)
     ws_api_path = None
 
     def valid(self, stream: str) -> bool:

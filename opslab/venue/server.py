@@ -22,7 +22,7 @@ from typing import Any, Callable
 from opslab import contracts, fs, httpserver
 from opslab.datasets import store
 from opslab.venue import faults as fault_switch
-from opslab.venue import exchange, futures, futures_rest, futures_streams, profiles, rest, streams
+from opslab.venue import exchange, futures, futures_contract, futures_rest, futures_streams, profiles, rest, streams
 from opslab.venue.stats import VenueStats
 from opslab.errors import InputError
 from opslab.spec import RunSpec, credentials
@@ -83,7 +83,7 @@ class BinanceVenue:
         self.counters.orders = self._order_counts
         self.counters.user_streams = self.user_streams_active
         # USD-M Futures beside Spot, always: its own USDT wallet (the spec's USDT balance), priced from Spot's replay
-        self.futures = futures.FuturesAccount(Decimal(str(balances.get(futures.QUOTE, "0"))), self._publish_futures,
+        self.futures = futures.FuturesAccount(Decimal(str(balances.get(futures_contract.QUOTE, "0"))), self._publish_futures,
                                               self.exchange.start_replay, speed)
         handler = type("Handler", (rest.Handler,), {"venue": self, "routes": {**rest.ROUTES, **futures_rest.ROUTES}})
         self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")

@@ -23,7 +23,7 @@ import msgspec
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from opslab.venue import futures
+from opslab.venue import futures_contract as contract
 from opslab.venue.server import BinanceVenue
 from integration.test_binance_venue import call, wait_for  # tests/ is on the path (pyproject)
 from venue_clients import CLIENT_WARNINGS
@@ -31,7 +31,7 @@ from venue_spec import KEY, SECRET, load_node_spec
 
 pytestmark = [pytest.mark.integration, *CLIENT_WARNINGS]
 HERE = Path(__file__).resolve().parent
-SYM = futures.SYMBOL
+SYM = contract.SYMBOL
 
 
 @pytest.fixture
@@ -95,8 +95,8 @@ def test_nautilus_usdm_clients_load_the_perpetual_fill_a_market_order_and_see_th
         assert [(p["quantity"], p["avg_px_open"]) for p in node["positions"]] == [("0.010", float(node["fills"][0]["px"]))]
         status, risk = call(v, "GET", "/fapi/v3/positionRisk", {"symbol": SYM}, signed=True)
         assert status == 200 and risk[0]["positionAmt"] == "0.010" and Decimal(risk[0]["entryPrice"]) == Decimal(node["fills"][0]["px"])
-        fee = Decimal(node["fills"][0]["px"]) * Decimal("0.010") * futures.TAKER_FEE
-        assert Decimal(node["balances"]["USDT"].split()[0]) == Decimal(100000) - fee.quantize(futures.DP)
+        fee = Decimal(node["fills"][0]["px"]) * Decimal("0.010") * contract.TAKER_FEE
+        assert Decimal(node["balances"]["USDT"].split()[0]) == Decimal(100000) - fee.quantize(contract.DP)
     finally:
         v.stop()
 
@@ -121,7 +121,7 @@ def test_rest_answers_decode_with_the_usdm_adapters_own_structs(venue):
     assert (info.symbols[0].contractType, filters["PRICE_FILTER"].tickSize, filters["LOT_SIZE"].stepSize) == ("PERPETUAL", "0.10", "0.001")
     assert decode(BinanceTime, call(venue, "GET", "/fapi/v1/time")).serverTime > 0
     book = decode(BinanceDepth, call(venue, "GET", "/fapi/v1/depth", {"symbol": SYM, "limit": 5}))
-    assert Decimal(book.asks[0][0]) == mark + futures.TICK and Decimal(book.bids[0][0]) == mark - futures.TICK
+    assert Decimal(book.asks[0][0]) == mark + contract.TICK and Decimal(book.bids[0][0]) == mark - contract.TICK
     assert Decimal(decode(BinanceFuturesMarkFunding, call(venue, "GET", "/fapi/v1/premiumIndex", {"symbol": SYM})).markPrice) == mark
     assert decode(BinanceFuturesCommissionRate, call(venue, "GET", "/fapi/v1/commissionRate", {"symbol": SYM}, signed=True)).takerCommissionRate == "0.0005"
     assert decode(BinanceFuturesDualSidePosition, call(venue, "GET", "/fapi/v1/positionSide/dual", signed=True)).dualSidePosition is False
@@ -130,13 +130,13 @@ def test_rest_answers_decode_with_the_usdm_adapters_own_structs(venue):
     placed = decode(BinanceOrder, order(venue, side="SELL", type="MARKET", quantity="0.010", newClientOrderId="c-1"))
     assert (placed.status.value, placed.clientOrderId, placed.executedQty) == ("NEW", "c-1", "0.000")
     filled = decode(BinanceOrder, call(venue, "GET", "/fapi/v1/order", {"symbol": SYM, "orderId": placed.orderId}, signed=True))
-    assert (filled.status.value, filled.executedQty, Decimal(filled.avgPrice or "0")) == ("FILLED", "0.010", mark - futures.TICK)
+    assert (filled.status.value, filled.executedQty, Decimal(filled.avgPrice or "0")) == ("FILLED", "0.010", mark - contract.TICK)
     trades = decode(list[BinanceUserTrade], call(venue, "GET", "/fapi/v1/userTrades", {"symbol": SYM}, signed=True))
     assert [(t.qty, t.side.value, t.realizedPnl) for t in trades] == [("0.010", "SELL", "0.00000000")]
     risk = decode(list[BinanceFuturesPositionRisk], call(venue, "GET", "/fapi/v3/positionRisk", signed=True))
-    assert [(r.positionSide.value, r.positionAmt, Decimal(r.entryPrice)) for r in risk] == [("BOTH", "-0.010", mark - futures.TICK)]
+    assert [(r.positionSide.value, r.positionAmt, Decimal(r.entryPrice)) for r in risk] == [("BOTH", "-0.010", mark - contract.TICK)]
     account = decode(BinanceFuturesAccountInfo, call(venue, "GET", "/fapi/v2/account", signed=True))
-    wallet = Decimal(100000) - ((mark - futures.TICK) * Decimal("0.010") * futures.TAKER_FEE).quantize(futures.DP)
+    wallet = Decimal(100000) - ((mark - contract.TICK) * Decimal("0.010") * contract.TAKER_FEE).quantize(contract.DP)
     assert Decimal(account.assets[0].walletBalance) == wallet and account.canTrade
     assert decode(BinanceListenKey, call(venue, "POST", "/fapi/v1/listenKey")).listenKey
 
@@ -152,7 +152,7 @@ def test_python_binance_walks_the_futures_surface(venue):
         assert client.futures_exchange_info()["symbols"][0]["symbol"] == SYM
         assert [len(k) for k in client.futures_klines(symbol=SYM, interval="1m", limit=3)] == [12, 12, 12]
         assert Decimal(client.futures_mark_price(symbol=SYM)["markPrice"]) == mark
-        assert Decimal(client.futures_orderbook_ticker(symbol=SYM)["askPrice"]) == mark + futures.TICK
+        assert Decimal(client.futures_orderbook_ticker(symbol=SYM)["askPrice"]) == mark + contract.TICK
         assert client.futures_change_leverage(symbol=SYM, leverage=5)["leverage"] == 5
         placed = client.futures_create_order(symbol=SYM, side="BUY", type="MARKET", quantity="0.020")  # a form body, signed
         assert placed["status"] == "NEW"
@@ -164,7 +164,7 @@ def test_python_binance_walks_the_futures_surface(venue):
         assert [o["status"] for o in client.futures_get_all_orders(symbol=SYM)] == ["FILLED", "CANCELED"]
         position = client.futures_position_information(symbol=SYM)[0]
         assert (position["positionAmt"], position["leverage"]) == ("0.020", "5")
-        assert Decimal(position["unRealizedProfit"]) == Decimal("0.020") * (mark - (mark + futures.TICK))
+        assert Decimal(position["unRealizedProfit"]) == Decimal("0.020") * (mark - (mark + contract.TICK))
         assert client.futures_account_balance()[0]["asset"] == "USDT"
         assert len(client.futures_account_trades(symbol=SYM)) == 1
         key = client.futures_stream_get_listen_key()
@@ -185,7 +185,7 @@ def test_market_streams_carry_mark_price_agg_trades_book_ticker_and_depth_with_p
             msg = json.loads(ws.recv(timeout=5))
             got.setdefault(msg["stream"].split("@", 1)[1], []).append(msg)
     mark = msgspec.json.decode(json.dumps(got["markPrice@1s"][0]).encode(), type=BinanceFuturesMarkPriceMsg)
-    assert mark.data.e == "markPriceUpdate" and Decimal(mark.data.p) % futures.TICK == 0
+    assert mark.data.e == "markPriceUpdate" and Decimal(mark.data.p) % contract.TICK == 0
     depth = [m["data"] for m in got["depth@100ms"]]
     assert all(later["pu"] == earlier["u"] for earlier, later in zip(depth[:-1], depth[1:], strict=True))  # Binance's futures continuity rule
     assert {m["data"]["e"] for m in got["aggTrade"]} == {"aggTrade"} and {m["data"]["e"] for m in got["bookTicker"]} == {"bookTicker"}
@@ -199,11 +199,11 @@ def test_user_stream_order_and_account_updates_funding_and_listen_key_expiry(ven
         assert order(venue, side="BUY", type="MARKET", quantity="0.010")[0] == 200
         updates = events(got, "ORDER_TRADE_UPDATE", 2)
         assert [(u["o"]["x"], u["o"]["X"]) for u in updates] == [("NEW", "NEW"), ("TRADE", "FILLED")]
-        assert updates[1]["o"]["ps"] == "BOTH" and Decimal(updates[1]["o"]["L"]) == mark + futures.TICK and updates[1]["o"]["N"] == "USDT"
+        assert updates[1]["o"]["ps"] == "BOTH" and Decimal(updates[1]["o"]["L"]) == mark + contract.TICK and updates[1]["o"]["N"] == "USDT"
         account = events(got, "ACCOUNT_UPDATE", 1)[0]["a"]
-        assert account["m"] == "ORDER" and account["P"][0]["pa"] == "0.010" and Decimal(account["P"][0]["ep"]) == mark + futures.TICK
+        assert account["m"] == "ORDER" and account["P"][0]["pa"] == "0.010" and Decimal(account["P"][0]["ep"]) == mark + contract.TICK
         fee = venue.futures.fund()
-        assert fee == (Decimal("0.010") * mark * futures.FUNDING_RATE).quantize(futures.DP)
+        assert fee == (Decimal("0.010") * mark * contract.FUNDING_RATE).quantize(contract.DP)
         funding = events(got, "ACCOUNT_UPDATE", 2)[1]["a"]
         assert (funding["m"], Decimal(funding["B"][0]["bc"]), funding["P"]) == ("FUNDING_FEE", -fee, [])
         assert venue.futures_hub is not None and venue.futures_hub.expire_listen_keys() == [key]
@@ -219,9 +219,9 @@ def test_a_sell_through_zero_flips_the_position_and_realizes_the_long(venue):
     order(venue, side="BUY", type="MARKET", quantity="0.010")
     assert order(venue, side="SELL", type="MARKET", quantity="0.030")[0] == 200
     risk = call(venue, "GET", "/fapi/v3/positionRisk", {"symbol": SYM}, signed=True)[1][0]
-    assert (risk["positionAmt"], Decimal(risk["entryPrice"])) == ("-0.010", mark - futures.TICK)
+    assert (risk["positionAmt"], Decimal(risk["entryPrice"])) == ("-0.010", mark - contract.TICK)
     last = call(venue, "GET", "/fapi/v1/userTrades", {"symbol": SYM}, signed=True)[1][-1]
-    assert Decimal(last["realizedPnl"]) == Decimal("0.020") * ((mark - futures.TICK) - (mark + futures.TICK))
+    assert Decimal(last["realizedPnl"]) == Decimal("0.020") * ((mark - contract.TICK) - (mark + contract.TICK))
     assert order(venue, side="BUY", type="MARKET", quantity="0.010", reduceOnly="true")[0] == 200
     assert call(venue, "GET", "/fapi/v3/positionRisk", signed=True)[1] == []  # flat, nothing open: V3 lists nothing
 

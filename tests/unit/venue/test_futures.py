@@ -8,40 +8,40 @@ from typing import Any
 
 import pytest
 
-from opslab.venue import futures
+from opslab.venue import futures, futures_contract as contract
 from opslab.venue.exchange import USER_STREAM, VenueError
 
 
 def test_adding_to_a_long_averages_the_entry_price_by_quantity():
-    amt, entry, realized = futures.apply_fill(D("0.010"), D("40000"), D("0.030"), D("44000"))
+    amt, entry, realized = contract.apply_fill(D("0.010"), D("40000"), D("0.030"), D("44000"))
     assert (amt, entry, realized) == (D("0.040"), D("43000"), 0)
 
 
 def test_opening_from_flat_takes_the_fill_price():
-    assert futures.apply_fill(D(0), D(0), D("-0.5"), D("100")) == (D("-0.5"), D("100"), 0)
+    assert contract.apply_fill(D(0), D(0), D("-0.5"), D("100")) == (D("-0.5"), D("100"), 0)
 
 
 def test_reducing_a_long_realizes_the_closed_part_and_keeps_the_entry():
-    assert futures.apply_fill(D("0.040"), D("43000"), D("-0.010"), D("45000")) == (D("0.030"), D("43000"), D("20.000"))
+    assert contract.apply_fill(D("0.040"), D("43000"), D("-0.010"), D("45000")) == (D("0.030"), D("43000"), D("20.000"))
 
 
 def test_reducing_a_short_at_a_higher_price_realizes_a_loss():
-    assert futures.apply_fill(D("-2"), D("100"), D("1"), D("110")) == (D("-1"), D("100"), D("-10"))
+    assert contract.apply_fill(D("-2"), D("100"), D("1"), D("110")) == (D("-1"), D("100"), D("-10"))
 
 
 def test_closing_in_full_leaves_no_entry():
-    assert futures.apply_fill(D("1"), D("100"), D("-1"), D("90")) == (D(0), D(0), D("-10"))
+    assert contract.apply_fill(D("1"), D("100"), D("-1"), D("90")) == (D(0), D(0), D("-10"))
 
 
 def test_a_fill_through_zero_realizes_the_old_side_and_opens_the_rest_at_the_fill_price():
-    amt, entry, realized = futures.apply_fill(D("0.020"), D("42000"), D("-0.050"), D("41000"))
+    amt, entry, realized = contract.apply_fill(D("0.020"), D("42000"), D("-0.050"), D("41000"))
     assert (amt, entry, realized) == (D("-0.030"), D("41000"), D("-20.000"))
 
 
 @pytest.mark.parametrize("amt, entry, mark, expected", [(D("0.5"), D("100"), D("110"), D("5.0")), (D("-0.5"), D("100"), D("110"), D("-5.0")),
                                                         (D("-0.5"), D("100"), D("90"), D("5.0")), (D(0), D(0), D("90"), D(0))])
 def test_unrealized_pnl_follows_the_mark_in_the_positions_direction(amt, entry, mark, expected):
-    assert futures.unrealized(amt, entry, mark) == expected
+    assert contract.unrealized(amt, entry, mark) == expected
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_a_market_buy_fills_at_the_touch_charges_the_taker_fee_and_opens_a_long(
     acc, sent = account
     answer = acc.place({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"})
     assert answer["status"] == "NEW" and acc.amt == D("0.010") and acc.entry == D("42000.10")
-    assert acc.wallet == D(10000) - D("42000.10") * D("0.010") * futures.TAKER_FEE
+    assert acc.wallet == D(10000) - D("42000.10") * D("0.010") * contract.TAKER_FEE
     row = acc.position()
     assert (row["positionAmt"], row["entryPrice"], row["unRealizedProfit"]) == ("0.010", "42000.1", "-0.00100000")
     user = [d for s, d in sent if s == USER_STREAM]
@@ -77,7 +77,7 @@ def test_a_resting_limit_fills_as_maker_when_a_print_reaches_it(account):
     assert acc.amt == 0 and acc.open_orders()[0]["status"] == "NEW"
     acc.on_spot("btcusdt@trade", {"p": "42010.02", "q": "0.5", "m": False, "T": 2})
     assert acc.amt == D("-0.010") and acc.entry == D("42010.00") and acc.trades[-1]["maker"] is True
-    assert acc.wallet == D(10000) - D("42010.00") * D("0.010") * futures.MAKER_FEE
+    assert acc.wallet == D(10000) - D("42010.00") * D("0.010") * contract.MAKER_FEE
 
 
 def test_funding_charges_a_long_and_pays_a_short(account):
@@ -85,7 +85,7 @@ def test_funding_charges_a_long_and_pays_a_short(account):
     acc.place({"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.010"})
     before = acc.wallet
     fee = acc.fund()
-    assert fee == D("-0.010") * D("42000.00") * futures.FUNDING_RATE and acc.wallet == before - fee > before
+    assert fee == D("-0.010") * D("42000.00") * contract.FUNDING_RATE and acc.wallet == before - fee > before
     assert sent[-1][1]["a"]["m"] == "FUNDING_FEE" and sent[-1][1]["a"]["P"] == []
 
 
