@@ -14,6 +14,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from opslab.venue import faults as fault_switch
 from opslab.venue import futures_contract, streams
 from opslab.venue.exchange import USER_STREAM, now_ms
 
@@ -49,15 +50,20 @@ class FuturesHub(streams.Hub):
                 return
         super().publish(stream, data)
 
-    def expire_listen_keys(self) -> list[str]:
+    def _end_user_streams(self, record: dict[str, Any]) -> None:
+        """user_stream_expiry (the fault switch is the venue's one): the futures user stream ends as Spot's listen-key streams do."""
+        keys = self.expire_listen_keys(silent=record["silent"])
+        fault_switch.ended(self.switch, record, 0, len(keys))
+
+    def expire_listen_keys(self, silent: bool = False) -> list[str]:
         """Every listen key expires now (as 60 minutes without a keepalive would): listenKeyExpired on each stream that
-        carried one, the stream ends (the connection stays open), a keepalive answers -1125. The keys."""
+        carried one (unless SILENT), the stream ends (the connection stays open), a keepalive answers -1125. The keys."""
         keys = self.exchange.expire_listen_keys()
         with self.lock:
             keyed = [(c, key) for c in self.clients.values() if not c.gone for key in sorted(c.subs) if key in keys]
             for client, key in keyed:
                 client.subs.discard(key)
-        for client, key in keyed:
+        for client, key in [] if silent else keyed:
             raw = json.dumps({"e": "listenKeyExpired", "E": now_ms(), "listenKey": key}, separators=(",", ":"))
             client.offer("text", f'{{"stream":{json.dumps(key)},"data":{raw}}}' if client.combined else raw)
         return keys

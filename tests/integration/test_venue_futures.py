@@ -23,6 +23,7 @@ import msgspec
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from opslab.venue import faults
 from opslab.venue import futures_contract as contract
 from opslab.venue.server import BinanceVenue
 from integration.test_binance_venue import call, wait_for  # tests/ is on the path (pyproject)
@@ -276,3 +277,19 @@ def test_spot_and_futures_share_the_port_but_not_the_account(venue):
     spot = call(venue, "GET", "/api/v3/account", signed=True)[1]
     assert {b["asset"]: b["free"] for b in spot["balances"]}["USDT"] == "100000.00000000"  # Spot's wallet untouched
     assert call(venue, "GET", "/api/v3/myTrades", {"symbol": SYM}, signed=True)[1] == []
+
+
+def test_the_user_stream_expiry_fault_ends_the_futures_user_stream_before_its_scheduled_event(venue):
+    priced(venue)
+    key = call(venue, "POST", "/fapi/v1/listenKey")[1]["listenKey"]
+    ws, got = user_stream(venue, f"/stream?streams={key}")  # NautilusTrader 1.221's URL form
+    try:
+        venue.set_faults({"user_stream_expiry": faults.parse_faults(["user_stream_expiry=2"])["user_stream_expiry"]})
+        assert order(venue, side="BUY", type="MARKET", quantity="0.010")[0] == 200  # NEW (event 1), then the stream ends
+        assert events(got, "listenKeyExpired", 1)[0]["listenKey"] == key
+        assert [e["o"]["x"] for e in got if e.get("e") == "ORDER_TRADE_UPDATE"] == ["NEW"]
+        assert call(venue, "PUT", "/fapi/v1/listenKey", {"listenKey": key})[1]["code"] == -1125
+        assert venue.futures.amt == Decimal("0.010")  # the fill happened; only its report was lost with the stream
+        assert venue.faults.user_streams_ended[-1]["listen_keys"] == 1
+    finally:
+        ws.close()
