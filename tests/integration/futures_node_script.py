@@ -1,9 +1,10 @@
 """A real NautilusTrader TradingNode with the real Binance USD-M Futures data and execution clients against the venue on
 127.0.0.1, run as its own process by test_venue_futures.py (the engine's logging and loop are once per process).
 
-Usage: python futures_node_script.py HTTP_URL FUTURES_WS_URL OUT.json TIMEOUT_S (credentials in BINANCE_API_KEY/SECRET).
-The strategy subscribes to quotes and 1-minute bars of BTCUSDT-PERP.BINANCE, buys 0.010 at market on its first quote,
-and the node stops once the position is open (or at TIMEOUT_S); OUT.json says what the node saw.
+Usage: python futures_node_script.py HTTP_URL FUTURES_WS_URL OUT.json TIMEOUT_S [observe] (credentials in
+BINANCE_API_KEY/SECRET). The strategy subscribes to quotes and 1-minute bars of BTCUSDT-PERP.BINANCE, buys 0.010 at
+market on its first quote, and the node stops once the position is open (or at TIMEOUT_S); with `observe` it sends
+nothing and stops after its first bar (a restart: what reconciliation brought back). OUT.json says what the node saw.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ INSTRUMENT = "BTCUSDT-PERP.BINANCE"
 
 
 class BuyOnce(Strategy):
-    def __init__(self) -> None:
+    def __init__(self, trade: bool) -> None:
         super().__init__(StrategyConfig(strategy_id="FUT-001"))
+        self.trade = trade
         self.instrument_id = InstrumentId.from_str(INSTRUMENT)
         self.quotes = self.bars = 0
         self.sent = False
@@ -43,7 +45,7 @@ class BuyOnce(Strategy):
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
         self.quotes += 1
-        if not self.sent and self.cache.instrument(self.instrument_id) is not None:
+        if self.trade and not self.sent and self.cache.instrument(self.instrument_id) is not None:
             self.sent = True
             instrument = self.cache.instrument(self.instrument_id)
             self.submit_order(self.order_factory.market(self.instrument_id, OrderSide.BUY, instrument.make_qty(Decimal("0.010"))))
@@ -56,7 +58,7 @@ class BuyOnce(Strategy):
                            "venue_order_id": str(event.venue_order_id)})
 
 
-async def main(http_url: str, ws_url: str, out: str, timeout_s: float) -> None:
+async def main(http_url: str, ws_url: str, out: str, timeout_s: float, trade: bool) -> None:
     common: dict[str, Any] = {"api_key": os.environ["BINANCE_API_KEY"], "api_secret": os.environ["BINANCE_API_SECRET"],
                               "account_type": BinanceAccountType.USDT_FUTURES, "base_url_http": http_url, "base_url_ws": ws_url,
                               "instrument_provider": InstrumentProviderConfig(load_ids=frozenset({INSTRUMENT}))}
@@ -70,13 +72,16 @@ async def main(http_url: str, ws_url: str, out: str, timeout_s: float) -> None:
     node = TradingNode(config=config, loop=asyncio.get_running_loop())
     node.add_data_client_factory("BINANCE", BinanceLiveDataClientFactory)
     node.add_exec_client_factory("BINANCE", BinanceLiveExecClientFactory)
-    strategy = BuyOnce()
+    strategy = BuyOnce(trade)
     node.trader.add_strategy(strategy)
     node.build()
     run = asyncio.get_running_loop().create_task(node.run_async())
     instrument_id = InstrumentId.from_str(INSTRUMENT)
     end = time.monotonic() + timeout_s
-    while time.monotonic() < end and not node.cache.positions_open(instrument_id=instrument_id):
+    def done() -> bool:
+        return bool(node.cache.positions_open(instrument_id=instrument_id)) if trade else strategy.bars > 0
+
+    while time.monotonic() < end and not done():
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)  # the ACCOUNT_UPDATE after the fill
     kernel = node.kernel
@@ -86,7 +91,7 @@ async def main(http_url: str, ws_url: str, out: str, timeout_s: float) -> None:
               "instrument": str(node.cache.instrument(instrument_id).id) if node.cache.instrument(instrument_id) else None,
               "instrument_type": type(node.cache.instrument(instrument_id)).__name__, "quotes": strategy.quotes, "bars": strategy.bars,
               "fills": strategy.fills, "orders": [str(o.status) for o in node.cache.orders()],
-              "positions": [{"side": str(p.side), "quantity": str(p.quantity), "avg_px_open": p.avg_px_open} for p in positions],
+              "positions": [{"side": p.side.name, "quantity": str(p.quantity), "avg_px_open": p.avg_px_open} for p in positions],
               "account_type": str(account.type) if account else None,
               "balances": {str(c): str(m) for c, m in account.balances_total().items()} if account else {}}
     with open(out, "w") as fh:
@@ -105,7 +110,7 @@ if __name__ == "__main__":
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
+        loop.run_until_complete(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:] != ["observe"]))
     except RuntimeError as exc:
         if "Event loop stopped" not in str(exc):
             raise

@@ -80,24 +80,34 @@ def events(got: list[dict[str, Any]], kind: str, n: int) -> list[dict[str, Any]]
                     what=f"{n} {kind}")
 
 
+def node_run(v: BinanceVenue, out: Path, *mode: str) -> dict[str, Any]:
+    """futures_node_script.py against V (MODE: `observe` sends no order); what the node saw."""
+    env = {**os.environ, "BINANCE_API_KEY": KEY, "BINANCE_API_SECRET": SECRET}
+    run = subprocess.run([sys.executable, str(HERE / "futures_node_script.py"), v.url.rstrip("/"), v.futures_ws_url, str(out), "45", *mode],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.exists(), run.stderr[-3000:]
+    node = json.loads(out.read_text())
+    assert node["data_connected"] and node["exec_connected"], run.stderr[-3000:]
+    return node
+
+
 def test_nautilus_usdm_clients_load_the_perpetual_fill_a_market_order_and_see_the_position(tmp_path, monkeypatch):
     v = BinanceVenue(load_node_spec(tmp_path, monkeypatch, run_id="venue-futures-node"), speed=600).start()
     try:
-        out = tmp_path / "node.json"
-        env = {**os.environ, "BINANCE_API_KEY": KEY, "BINANCE_API_SECRET": SECRET}
-        run = subprocess.run([sys.executable, str(HERE / "futures_node_script.py"), v.url.rstrip("/"), v.futures_ws_url, str(out), "45"],
-                             env=env, capture_output=True, text=True, timeout=120)
-        assert out.exists(), run.stderr[-3000:]
-        node = json.loads(out.read_text())
-        assert node["data_connected"] and node["exec_connected"], run.stderr[-3000:]
+        node = node_run(v, tmp_path / "node.json")
         assert (node["instrument"], node["instrument_type"]) == ("BTCUSDT-PERP.BINANCE", "CryptoPerpetual")
         assert node["quotes"] > 0 and node["bars"] > 0  # bookTicker quotes, closed klines
         assert [f["qty"] for f in node["fills"]] == ["0.010"]  # from ORDER_TRADE_UPDATE: the REST answer said NEW
-        assert [(p["quantity"], p["avg_px_open"]) for p in node["positions"]] == [("0.010", float(node["fills"][0]["px"]))]
+        px = Decimal(node["fills"][0]["px"])
+        assert [(p["side"], p["quantity"], p["avg_px_open"]) for p in node["positions"]] == [("LONG", "0.010", float(px))]
         status, risk = call(v, "GET", "/fapi/v3/positionRisk", {"symbol": SYM}, signed=True)
-        assert status == 200 and risk[0]["positionAmt"] == "0.010" and Decimal(risk[0]["entryPrice"]) == Decimal(node["fills"][0]["px"])
-        fee = Decimal(node["fills"][0]["px"]) * Decimal("0.010") * contract.TAKER_FEE
+        assert status == 200 and risk[0]["positionAmt"] == "0.010" and Decimal(risk[0]["entryPrice"]) == px
+        fee = px * Decimal("0.010") * contract.TAKER_FEE
         assert Decimal(node["balances"]["USDT"].split()[0]) == Decimal(100000) - fee.quantize(contract.DP)
+        # a second node on the same venue trades nothing: its reconciliation brings the position back from the venue (positionRisk
+        # names the symbol with a position; allOrders and userTrades its order and fill)
+        again = node_run(v, tmp_path / "again.json", "observe")
+        assert again["fills"] == [] and [(p["side"], p["quantity"]) for p in again["positions"]] == [("LONG", "0.010")]
     finally:
         v.stop()
 
