@@ -114,3 +114,19 @@ def test_hedge_mode_is_refused_with_binances_codes(account):
     with pytest.raises(VenueError) as err:
         acc.set_dual_side("true")
     assert (err.value.code, err.value.msg) == (-4068, "Position side cannot be changed if there exists position.")
+
+
+def test_funding_comes_every_funding_interval_of_replayed_bars(account):
+    acc, sent = account
+    acc.place({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"})
+    kline = {"E": 1, "k": {"t": 0, "T": 59_999, "s": "BTCUSDT", "i": "1m", "o": "42000.01", "h": "42000.04", "l": "41999.99",
+                           "c": "42000.02", "v": "1.000000", "V": "0.500000", "x": True}}
+    for _ in range(contract.FUNDING_EVERY_BARS - 1):
+        acc.on_spot("btcusdt@kline_1m", kline)
+    def funding() -> list[dict[str, Any]]:
+        return [d for _, d in sent if d.get("e") == "ACCOUNT_UPDATE" and d["a"]["m"] == "FUNDING_FEE"]
+
+    assert funding() == []
+    acc.on_spot("btcusdt@kline_1m", kline)
+    assert [d["a"]["B"][0]["bc"] for d in funding()] == ["-0.04200000"]  # a long pays 0.010 x 42,000 x 0.01 %
+    assert [d["k"]["o"] for s, d in sent if s == "btcusdt@kline_1m"][:1] == ["42000.00"]  # the perpetual's kline at its tick
