@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -34,6 +35,7 @@ from opslab.venue.futures_contract import (CONDITIONAL, DEFAULT_LEVERAGE, DP, FU
                                            decimal_param, num, px, qty, to_tick, unrealized)
 MAX_OPEN_ORDERS = 200
 MAX_ORDERS_KEPT = MAX_TRADES_KEPT = 10_000
+LISTEN_KEY_VALID_S = 3600.0  # "valid for 60 minutes after creation", extended by a keepalive (USD-M user data streams)
 OPEN = ("NEW", "PARTIALLY_FILLED")
 Publish = Callable[[str, dict[str, Any]], None]
 
@@ -57,7 +59,10 @@ class FuturesAccount:
         self.next_order_id, self.next_trade_id, self.next_agg_id = 1, 1, 1
         self.orders: list[dict[str, Any]] = []
         self.trades: list[dict[str, Any]] = []
-        self.listen_keys: list[str] = []
+        self.listen_keys: dict[str, float] = {}  # key -> the monotonic time it lapses without a keepalive
+        self.listen_key_valid_s = LISTEN_KEY_VALID_S
+        self.monotonic: Callable[[], float] = time.monotonic  # the listen keys' clock (a test moves it)
+        self.on_lapse: Callable[[], object] = self.expire_listen_keys  # server.py: the hub's, which also tells the streams
         self.bars_seen = 0
         self.next_funding_ms = now_ms() + self._funding_period_ms()
 
@@ -66,22 +71,27 @@ class FuturesAccount:
         self._start_replay()
 
     def new_listen_key(self) -> str:
-        """POST /fapi/v1/listenKey: Binance answers the key that is still valid, if there is one, else a new one."""
+        """POST /fapi/v1/listenKey: the account's key still valid (its validity extended), else a new one (Binance's rule)."""
         with self.lock:
-            if not self.listen_keys:
-                self.listen_keys.append(secrets.token_hex(32))
-            return self.listen_keys[-1]
+            self._lapse()
+            key = next(iter(self.listen_keys), None) or secrets.token_hex(32)
+            self.listen_keys = {key: self.monotonic() + self.listen_key_valid_s}
+            return key
 
     def has_listen_key(self, key: str) -> bool:
         with self.lock:
+            self._lapse()
             return key in self.listen_keys
 
     def keepalive(self, key: str | None) -> dict[str, Any]:
-        """PUT /fapi/v1/listenKey: Binance keeps the account's key alive (the parameter is optional there) and names it."""
+        """PUT /fapi/v1/listenKey: another LISTEN_KEY_VALID_S for the account's key (the parameter is optional at Binance)."""
         with self.lock:
+            self._lapse()
             if not self.listen_keys or (key and key not in self.listen_keys):
                 raise VenueError(400, -1125, "This listenKey does not exist.")
-            return {"listenKey": self.listen_keys[-1]}
+            current = next(iter(self.listen_keys))
+            self.listen_keys[current] = self.monotonic() + self.listen_key_valid_s
+            return {"listenKey": current}
 
     def close_listen_key(self) -> dict[str, Any]:
         with self.lock:
@@ -89,10 +99,15 @@ class FuturesAccount:
             return {}
 
     def expire_listen_keys(self) -> list[str]:
-        """Expire every listen key (as 60 minutes without a keepalive would): a keepalive answers -1125 from now; the keys."""
+        """Expire every listen key now: a keepalive answers -1125 from now; the keys."""
         with self.lock:
-            gone, self.listen_keys = self.listen_keys, []
+            gone, self.listen_keys = list(self.listen_keys), {}
             return gone
+
+    def _lapse(self) -> None:
+        """A key not kept alive within LISTEN_KEY_VALID_S ends: its streams get listenKeyExpired (ON_LAPSE, the hub's)."""
+        if self.listen_keys and min(self.listen_keys.values()) <= self.monotonic():
+            self.on_lapse()
 
     # --- the market, from Spot's prints -------------------------------------------------------------
     def on_spot(self, stream: str, data: dict[str, Any]) -> None:
@@ -104,6 +119,7 @@ class FuturesAccount:
 
     def _print(self, spot_price: Decimal, size: Decimal, buyer_maker: bool, ts: int) -> None:
         with self.lock:
+            self._lapse()
             price = to_tick(spot_price)
             self.mark = price
             agg = self.next_agg_id

@@ -102,6 +102,7 @@ class BinanceVenue:
             self.hub.server.socket.close()
             raise InputError(f"futures WebSocket port {futures_ws_port}: cannot listen on {host} ({exc.strerror}); "
                              "choose another, or 0 for a free one") from None
+        self.futures.on_lapse = self.futures_hub.expire_listen_keys  # a lapsed listen key tells its streams (listenKeyExpired)
         self.replay_now = replay_now
         self._thread: threading.Thread | None = None
 

@@ -130,3 +130,18 @@ def test_funding_comes_every_funding_interval_of_replayed_bars(account):
     acc.on_spot("btcusdt@kline_1m", kline)
     assert [d["a"]["B"][0]["bc"] for d in funding()] == ["-0.04200000"]  # a long pays 0.010 x 42,000 x 0.01 %
     assert [d["k"]["o"] for s, d in sent if s == "btcusdt@kline_1m"][:1] == ["42000.00"]  # the perpetual's kline at its tick
+
+
+def test_a_listen_key_lapses_without_a_keepalive_and_a_new_one_replaces_it(account):
+    acc, _ = account
+    lapsed: list[int] = []
+    acc.on_lapse = lambda: lapsed.append(len(acc.expire_listen_keys()))
+    key = acc.new_listen_key()
+    assert acc.new_listen_key() == key and acc.keepalive(key) == {"listenKey": key}  # the account's one key, extended
+    later = acc.monotonic() + futures.LISTEN_KEY_VALID_S + 1
+    acc.monotonic = lambda: later
+    acc.on_spot("btcusdt@trade", {"p": "42000.04", "q": "0.5", "m": False, "T": 2})  # the replay notices it
+    assert lapsed == [1] and not acc.has_listen_key(key)
+    with pytest.raises(VenueError) as err:
+        acc.keepalive(key)
+    assert err.value.code == -1125 and acc.new_listen_key() != key
