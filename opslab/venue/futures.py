@@ -33,11 +33,13 @@ from opslab.venue.futures_contract import (CONDITIONAL, DEFAULT_LEVERAGE, DP, FU
                                            MARKET_MAX_QTY, MAX_LEVERAGE, MAX_NOTIONAL_VALUE, MAX_PRICE, MAX_QTY, MIN_NOTIONAL, MIN_PRICE,
                                            MIN_QTY, ORDER_TYPES, QUOTE, STEP, SYMBOL, TAKER_FEE, TICK, TIFS, amount, apply_fill,
                                            decimal_param, num, px, qty, to_tick, unrealized)
+
 MAX_OPEN_ORDERS = 200
 MAX_ORDERS_KEPT = MAX_TRADES_KEPT = 10_000
 LISTEN_KEY_VALID_S = 3600.0  # "valid for 60 minutes after creation", extended by a keepalive (USD-M user data streams)
 OPEN = ("NEW", "PARTIALLY_FILLED")
 Publish = Callable[[str, dict[str, Any]], None]
+
 
 
 class FuturesAccount:
@@ -369,13 +371,15 @@ class FuturesAccount:
                 raise VenueError(400, -4164, f"Order's notional must be no smaller than {MIN_NOTIONAL} (unless you choose reduce only).")
             client_id = p.get("newClientOrderId") or f"venue-f-{self.next_order_id}"
             if any(o["clientOrderId"] == client_id and o["status"] in OPEN for o in self.orders):
-                raise VenueError(400, -4015, "Client order id is not valid.")
+                raise VenueError(400, -4116, "ClientOrderId is duplicated.")
             if sum(o["status"] in OPEN for o in self.orders) >= MAX_OPEN_ORDERS:
                 raise VenueError(400, -2025, "Reach max open order limit.")
             opening = q if not reducing else max(Decimal(0), q - abs(self.amt))
             if opening * ref / self.leverage > self._available() and reduce_only != "true":
                 raise VenueError(400, -2019, "Margin is insufficient.")
             plan = self._plan(side, q, price if type_ == "LIMIT" else None)
+            if tif == "FOK" and sum((take for _, take in plan), Decimal(0)) < q:
+                plan = []  # fill or kill: all at once or nothing (then EXPIRED)
             if tif == "GTX" and plan:
                 raise VenueError(400, -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected.")
             ts = now_ms()
@@ -398,7 +402,7 @@ class FuturesAccount:
             return accepted
 
     def _plan(self, side: str, q: Decimal, limit: Decimal | None) -> list[tuple[Decimal, Decimal]]:
-        """(price, quantity) from the book's levels on the other side, best first, up to LIMIT; FOK-style depth is Spot's."""
+        """(price, quantity) from the book's levels on the other side, best first, up to LIMIT (None: any price), as Spot's."""
         assert self.mark is not None
         plan, left = [], q
         for i in range(BOOK_LEVELS):

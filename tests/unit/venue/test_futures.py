@@ -145,3 +145,17 @@ def test_a_listen_key_lapses_without_a_keepalive_and_a_new_one_replaces_it(accou
     with pytest.raises(VenueError) as err:
         acc.keepalive(key)
     assert err.value.code == -1125 and acc.new_listen_key() != key
+
+
+def test_fill_or_kill_takes_all_or_nothing_and_ioc_expires_its_rest(account):
+    acc, sent = account
+    acc.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "FOK", "quantity": "1.500", "price": "42000.10"})
+    assert acc.amt == 0 and acc.orders[-1]["status"] == "EXPIRED"  # only 1.000 at 42,000.10 or better
+    acc.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC", "quantity": "1.500", "price": "42000.10"})
+    assert acc.amt == D("1.000") and (acc.orders[-1]["status"], acc.orders[-1]["executedQty"]) == ("EXPIRED", "1.000")
+    with pytest.raises(VenueError) as err:
+        acc.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010", "price": "41000.00",
+                   "newClientOrderId": "same"})
+        acc.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010", "price": "41000.00",
+                   "newClientOrderId": "same"})
+    assert err.value.code == -4116
