@@ -243,10 +243,12 @@ def venue_serve(args: argparse.Namespace, report: Reporter) -> Any:
 
     venue = BinanceVenue(load_spec(args.spec) if args.spec else None, args.host, args.port, faults.parse_faults(args.fault),
                          speed=args.speed, reset=args.reset, replay_now=args.replay_now, ws_port=args.ws_port,
-                         ping_interval_s=args.ping_interval, binance_api=args.binance_api)
+                         ping_interval_s=args.ping_interval, binance_api=args.binance_api, futures_ws_port=args.futures_ws_port)
     state = f" state {venue.state_path}" if venue.state_path else ""
-    venue.serve(on_ready=lambda v: report.event("listening", f"listening on {v.url} websocket {v.ws_url}{state}", url=v.url, ws_url=v.ws_url))
-    return Result("ok", f"venue on {venue.url} stopped", data={"url": venue.url, "ws_url": venue.ws_url, "stats": venue.stats()})
+    venue.serve(on_ready=lambda v: report.event("listening", f"listening on {v.url} websocket {v.ws_url}{state} futures websocket {v.futures_ws_url}",
+                                                url=v.url, ws_url=v.ws_url, futures_ws_url=v.futures_ws_url))
+    return Result("ok", f"venue on {venue.url} stopped", data={"url": venue.url, "ws_url": venue.ws_url, "futures_ws_url": venue.futures_ws_url,
+                                                               "stats": venue.stats()})
 
 
 def metrics_serve(args: argparse.Namespace, report: Reporter) -> Any:

@@ -294,6 +294,8 @@ def _group_venue(sub: Any) -> None:
                    "key/secret from its connectivity_readiness env names, state kept; see docs/node.md (default: the lab's built-in "
                    "dataset, public endpoints only, nothing kept)")
     p.add_argument("--ws-port", type=port_number, default=0, help="WebSocket port, 0 for a free one (default)")
+    p.add_argument("--futures-ws-port", type=port_number, default=0,
+                   help="the USD-M Futures streams' port (/fapi is on --port beside Spot), 0 for a free one (default)")
     p.add_argument("--speed", type=float, default=60.0, help="with --spec: dataset minutes replayed per wall-clock minute (default 60)")
     p.add_argument("--ping-interval", type=float, default=20.0, metavar="SECONDS",
                    help="seconds between the WebSocket pings the venue sends every client (default 20, as Binance)")

@@ -341,6 +341,7 @@ class Handler(BaseHTTPRequestHandler):
     """One class for every method; the venue object is set on a subclass by the server."""
 
     venue: Venue
+    routes: dict[tuple[str, str], Route] = ROUTES  # the server adds /fapi's (futures_rest.ROUTES): the path separates them
     used_weight: UsedWeight
     server_version = "opslab-binance-venue/1"
     protocol_version = "HTTP/1.1"
@@ -409,11 +410,11 @@ class Handler(BaseHTTPRequestHandler):
         gone = profiles.retired(self.venue.profile, split.path)
         if gone:  # the profile's Binance no longer serves it (listenKey under 2026)
             return self._send(*gone)
-        route = ROUTES.get((method, split.path))
+        route = self.routes.get((method, split.path))
         if route is None:
             with self.venue.faults.lock:
                 self.venue.faults.stats["requests"] += 1
-            known = any(path == split.path for _, path in ROUTES)
+            known = any(path == split.path for _, path in self.routes)
             if known:
                 return self._send(405, {"code": -1000, "msg": f"Method {method} is not supported for {split.path}."})
             return self._send(404, {"code": -1100, "msg": f"unknown endpoint {split.path}"})

@@ -7,18 +7,22 @@ key and secret it accepts (the same ones the node reads; values are never writte
 Without a spec (the lab drills, `tc venue serve` alone) it serves the lab's built-in synthetic
 dataset (LAB_DATASET, generated in memory) on demand (exchange.py): public endpoints only, no
 credentials, nothing written under the artifacts root.
+
+USD-M Futures is served always, beside Spot: /fapi on the same REST port (the path separates them), its streams on a
+port of their own (futures_ws_url; Binance's fstream host), its account in memory (futures.py).
 """
 
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
 from opslab import contracts, fs, httpserver
 from opslab.datasets import store
 from opslab.venue import faults as fault_switch
-from opslab.venue import exchange, profiles, rest, streams
+from opslab.venue import exchange, futures, futures_contract, futures_rest, futures_streams, profiles, rest, streams
 from opslab.venue.stats import VenueStats
 from opslab.errors import InputError
 from opslab.spec import RunSpec, credentials
@@ -40,7 +44,7 @@ class BinanceVenue:
 
     def __init__(self, spec: RunSpec | None = None, host: str = "127.0.0.1", port: int = 0, faults: dict[str, Any] | None = None,
                  speed: float = DEFAULT_SPEED, reset: bool = False, replay_now: bool = False, ws_port: int = 0,
-                 ping_interval_s: float = streams.PING_INTERVAL_S, binance_api: str = profiles.DEFAULT) -> None:
+                 ping_interval_s: float = streams.PING_INTERVAL_S, binance_api: str = profiles.DEFAULT, futures_ws_port: int = 0) -> None:
         if binance_api not in profiles.PROFILES:
             raise InputError(f"--binance-api {binance_api!r}: expected one of {', '.join(profiles.PROFILES)}")
         self.profile = profiles.get(binance_api)
@@ -67,6 +71,8 @@ class BinanceVenue:
         self.requests = 0
         self._count_lock = threading.Lock()
         self.hub: streams.Hub | None = None
+        self.futures_hub: futures_streams.FuturesHub | None = None
+        self.futures: futures.FuturesAccount | None = None  # set below: Spot's replay publishes before it exists
         self.exchange = exchange.Exchange(run_id, params.dataset_id, bars, balances, speed, self.state_path, self._publish,
                                           lambda: self.faults.faults, reset=reset, on_demand=spec is None,
                                           lose_fill=lambda fill: fault_switch.lose_fill(self.faults, fill),
@@ -77,7 +83,10 @@ class BinanceVenue:
         self.counters.trades = lambda: int(self.exchange.state["next_trade_id"]) - 1
         self.counters.orders = self._order_counts
         self.counters.user_streams = self.user_streams_active
-        handler = type("Handler", (rest.Handler,), {"venue": self})
+        # USD-M Futures beside Spot, always: its own USDT wallet (the spec's USDT balance), priced from Spot's replay
+        self.futures = futures.FuturesAccount(Decimal(str(balances.get(futures_contract.QUOTE, "0"))), self._publish_futures,
+                                              self.exchange.start_replay, speed)
+        handler = type("Handler", (rest.Handler,), {"venue": self, "routes": {**rest.ROUTES, **futures_rest.ROUTES}})
         self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
         self.url = httpserver.url(self.http)
         try:
@@ -86,6 +95,15 @@ class BinanceVenue:
         except OSError as exc:
             self.http.server_close()
             raise InputError(f"--ws-port {ws_port}: cannot listen on {host} ({exc.strerror}); choose another, or 0 for a free one") from None
+        try:
+            self.futures_hub = futures_streams.FuturesHub(host, self.faults, self.futures, VenueStats(run_id, self.faults, persist=False),
+                                                          futures_ws_port, ping_interval_s)
+        except OSError as exc:
+            self.http.server_close()
+            self.hub.server.socket.close()
+            raise InputError(f"futures WebSocket port {futures_ws_port}: cannot listen on {host} ({exc.strerror}); "
+                             "choose another, or 0 for a free one") from None
+        self.futures.on_lapse = self.futures_hub.expire_listen_keys  # a lapsed listen key tells its streams (listenKeyExpired)
         self.replay_now = replay_now
         self._thread: threading.Thread | None = None
 
@@ -96,6 +114,12 @@ class BinanceVenue:
     def _publish(self, stream: str, payload: dict[str, Any]) -> None:
         if self.hub is not None:
             self.hub.publish(stream, payload)
+        if self.futures is not None and stream != exchange.USER_STREAM:
+            self.futures.on_spot(stream, payload)
+
+    def _publish_futures(self, stream: str, payload: dict[str, Any]) -> None:
+        if self.futures_hub is not None:
+            self.futures_hub.publish(stream, payload)
 
     def user_streams_active(self) -> int:
         """User data streams the venue delivers now (listen keys on a stream, WebSocket API subscriptions)."""
@@ -113,10 +137,13 @@ class BinanceVenue:
         with self.faults.lock:
             fault_switch.apply(self.faults, faults)
         if faults.get("drop") or faults.get("error_5xx"):
-            assert self.hub is not None
+            assert self.hub is not None and self.futures_hub is not None
             self.hub.close_all()
-        if faults.get("half_open") and self.hub is not None:
-            self.hub.freeze_all()
+            self.futures_hub.close_all()
+        if faults.get("half_open"):
+            for hub in (self.hub, self.futures_hub):
+                if hub is not None:
+                    hub.freeze_all()
 
     @property
     def port(self) -> int:
@@ -128,21 +155,30 @@ class BinanceVenue:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.hub.port}"
 
+    @property
+    def futures_ws_url(self) -> str:
+        """The USD-M Futures streams' base URL (Binance's fstream host): market streams and listen-key user streams."""
+        assert self.futures_hub is not None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.futures_hub.port}"
+
     def fill_open_orders(self) -> list[int]:
         """Fill every open order at its limit price as if the market traded through it (the admin fill)."""
         return self.exchange.fill_open()
 
     def _start_behind(self) -> None:
         """Everything but the REST loop: statistics, WebSocket hub, the replay when asked at once."""
-        assert self.hub is not None
+        assert self.hub is not None and self.futures_hub is not None
         self.counters.start()
         self.hub.start()
+        self.futures_hub.start()
         if self.replay_now:
             self.exchange.start_replay()
 
     def _stop_behind(self) -> None:
-        assert self.hub is not None
+        assert self.hub is not None and self.futures_hub is not None
         self.hub.stop()
+        self.futures_hub.stop()
         self.exchange.stop()
         self.counters.stop()
 

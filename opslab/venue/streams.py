@@ -182,7 +182,11 @@ class Client:
 class Hub:
     """The connections and their subscriptions; publish() enqueues one message for every subscriber of a stream.
 
-    Given the venue's parts, not the venue (server.py builds the hub; it does not import server.py)."""
+    Given the venue's parts, not the venue (server.py builds the hub; it does not import server.py). A subclass serves
+    another market on its own port (futures_streams.FuturesHub): its MARKET_STREAMS, its stream paths, no WebSocket API."""
+
+    market_streams: frozenset[str] | set[str] = MARKET_STREAMS
+    ws_api_path: str | None = wsapi.PATH
 
     def __init__(self, host: str, switch: fault_switch.VenueState, exchange: Exchange, counters: VenueStats, port: int = 0,
                  ping_interval_s: float = PING_INTERVAL_S, profile: profiles.Profile | None = None,
@@ -237,11 +241,15 @@ class Hub:
         for client in clients:
             client.abort()
 
+    def streams_of(self, path: str) -> tuple[bool, list[str]] | None:
+        """(combined, streams) PATH names, or None for a path that is no stream endpoint."""
+        return parse_path(path)
+
     def _server_time_ms(self) -> int:
         return fault_switch.server_time_ms(self.switch)
 
     def valid(self, stream: str) -> bool:
-        return stream in MARKET_STREAMS or (self.profile.listen_key and self.exchange.has_listen_key(stream))
+        return stream in self.market_streams or (self.profile.listen_key and self.exchange.has_listen_key(stream))
 
     def _admit(self, conn: ServerConnection, request: Any) -> Response | None:
         refused = self._refusal(request)
@@ -257,11 +265,11 @@ class Hub:
             full = len(self.clients) >= MAX_CONNECTIONS
         if full:
             return _reply(429, {"code": -1003, "msg": f"Too many connections; at most {MAX_CONNECTIONS}."}, {"Retry-After": "1"})
-        if urlsplit(request.path).path == wsapi.PATH:
+        if urlsplit(request.path).path == self.ws_api_path:
             if "sbe" in parse_qs(urlsplit(request.path).query).get("responseFormat", []):  # SBE not enabled: 400 (SBE FAQ)
                 return _reply(400, {"code": -1000, "msg": "SBE is not enabled on this venue; connect without responseFormat=sbe."})
             return _reply(429, {"code": -1003, "msg": f"Too many connections; at most {wsapi.MAX_SESSIONS}."}) if self.wsapi.full() else None
-        parsed = parse_path(request.path)
+        parsed = self.streams_of(request.path)
         if parsed is None:
             return _reply(404, {"code": -1100, "msg": "expected /ws, /ws/NAME, /stream?streams=NAME[/NAME...] or /ws-api/v3"})
         combined, streams = parsed
@@ -273,7 +281,7 @@ class Hub:
         return None
 
     def _handle(self, conn: ServerConnection) -> None:
-        if urlsplit(conn.request.path).path == wsapi.PATH:  # a WebSocket API session, through its own send queue
+        if urlsplit(conn.request.path).path == self.ws_api_path:  # a WebSocket API session, through its own send queue
             client = Client(self, conn, combined=False)
             with self.lock:
                 self.clients[conn] = client
@@ -284,7 +292,7 @@ class Hub:
                 with self.lock:
                     self.clients.pop(conn, None)
                 client.stop()
-        parsed = parse_path(conn.request.path)
+        parsed = self.streams_of(conn.request.path)
         assert parsed is not None  # _refusal refused anything else
         combined, streams = parsed
         client = Client(self, conn, combined)
@@ -309,7 +317,7 @@ class Hub:
             queued = reply is None or client.offer("text", _json(reply))
         if not queued:
             self._drop_slow(client)
-        if any(s in MARKET_STREAMS for s in streams):
+        if any(s in self.market_streams for s in streams):
             self.exchange.start_replay()
 
     def _command(self, client: Client, raw: str | bytes) -> None:
@@ -411,7 +419,7 @@ class Hub:
         raw = _json(data)
         with self.lock:
             if stream == USER_STREAM:  # user data: to each connection on a listen key, named by its key
-                targets = [(c, key) for c in self.clients.values() if not c.gone for key in c.subs if key not in MARKET_STREAMS]
+                targets = [(c, key) for c in self.clients.values() if not c.gone for key in c.subs if key not in self.market_streams]
             else:
                 targets = [(c, stream) for c in self.clients.values() if not c.gone and stream in c.subs]
         slow = [client for client, name in targets
@@ -426,7 +434,7 @@ class Hub:
         subscription ends (eventStreamTerminated, unless silent); the connections stay open."""
         now = fault_switch.server_time_ms(self.switch)
         with self.lock:
-            keyed = [(c, key) for c in self.clients.values() if not c.gone for key in sorted(c.subs) if key not in MARKET_STREAMS]
+            keyed = [(c, key) for c in self.clients.values() if not c.gone for key in sorted(c.subs) if key not in self.market_streams]
             for client, key in keyed:
                 client.subs.discard(key)
         for client, key in keyed:
@@ -440,7 +448,7 @@ class Hub:
     def user_streams_active(self) -> int:
         """User data streams being delivered now: listen keys subscribed on a connection and WebSocket API subscriptions."""
         with self.lock:
-            keyed = sum(1 for c in self.clients.values() if not c.gone for key in c.subs if key not in MARKET_STREAMS)
+            keyed = sum(1 for c in self.clients.values() if not c.gone for key in c.subs if key not in self.market_streams)
         return keyed + self.wsapi.subscriptions()
 
     def freeze_all(self) -> int:

@@ -143,7 +143,7 @@ def test_serve_cli_prints_url_probe_up_then_down(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()
-        assert line.startswith("listening on http://127.0.0.1:")
+        assert line.startswith("listening on http://127.0.0.1:") and " futures websocket ws://127.0.0.1:" in line
         url = line.split()[2]
         up = subprocess.run([sys.executable, "-m", "opslab", "connectivity", "probe", "--spec", SPEC, "--url", f"{url}/api/v3/ping", "--json"],
                             cwd=REPO, env=tc_env(root), capture_output=True, text=True, timeout=60)
