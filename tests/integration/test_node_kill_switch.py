@@ -10,13 +10,14 @@ nothing); then engage/release cycles on the running node. engage runs through `t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -67,6 +68,43 @@ connectivity_readiness:
 
 
 
+@contextlib.contextmanager
+def _venue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, BinanceVenue]]:
+    """The artifacts root (TC_ARTIFACTS_DIR, the node's credentials in the env) and the venue in this process, stopped after."""
+    root = tmp_path / "artifacts"
+    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(root))
+    for name, value in CREDS.items():
+        monkeypatch.setenv(name, value)
+    placeholder = tmp_path / "placeholder.yaml"
+    placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2"))
+    store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
+    venue = BinanceVenue(spec.load(placeholder), speed=300, binance_api=NODE_PROFILE).start()
+    try:
+        yield root, venue
+    finally:
+        venue.stop()
+
+
+@contextlib.contextmanager
+def _node(root: Path, spec_file: Path) -> Iterator[subprocess.Popen]:
+    """`tc run node --spec SPEC_FILE` in its own process; killed if it still runs when the block ends."""
+    proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "node", "--spec", str(spec_file), "--json"], cwd=REPO,
+                            env=tc_env(root, **CREDS), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGINT, as an operator's Ctrl-C; the node must stop cleanly (exit 0)."""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
 def _engage(capsys: pytest.CaptureFixture, venue: BinanceVenue, reason: str) -> tuple[int, dict[str, Any], float, int]:
     """`tc killswitch engage --json`: (exit code, its JSON, when it returned (epoch s), the venue's next order id then)."""
     capsys.readouterr()
@@ -84,24 +122,14 @@ def _late(venue: BinanceVenue, next_id: int, returned: float) -> list[dict[str, 
 
 
 def test_no_order_reaches_the_venue_after_engage_returned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    root = tmp_path / "artifacts"
-    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(root))
-    for name, value in CREDS.items():
-        monkeypatch.setenv(name, value)
     monkeypatch.setattr(streams, "PING_INTERVAL_S", 0.5)
-    placeholder = tmp_path / "placeholder.yaml"
-    placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2"))
-    store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
-    venue = BinanceVenue(spec.load(placeholder), speed=300, binance_api=NODE_PROFILE).start()
-    registration = root / "state" / "nodes" / f"{RUN_ID}.json"
-    beat_file = root / "runs" / RUN_ID / "node" / "heartbeat.json"
     trials: list[dict[str, Any]] = []
-    try:
+    with _venue(tmp_path, monkeypatch) as (root, venue):
+        registration = root / "state" / "nodes" / f"{RUN_ID}.json"
+        beat_file = root / "runs" / RUN_ID / "node" / "heartbeat.json"
         spec_file = tmp_path / "node.yaml"
         spec_file.write_text(_spec_text(venue.url, venue.ws_url))
-        proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "node", "--spec", str(spec_file), "--json"], cwd=REPO,
-                                env=tc_env(root, **CREDS), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with _node(root, spec_file) as proc:
             # Start-up: engaged while the node registers and connects; it must come up HALTED and send nothing.
             _wait(registration.exists, proc, 60, "the node's registration")
             code, out, returned, next_id = _engage(capsys, venue, "kill switch test: during start-up")
@@ -133,15 +161,7 @@ def test_no_order_reaches_the_venue_after_engage_returned(tmp_path: Path, monkey
                 capsys.readouterr()
                 assert tc(["killswitch", "release", "--reason", f"kill switch test: trial {trial} done"]) == 0
             capsys.readouterr()
-            proc.send_signal(signal.SIGINT)
-            out_text, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    finally:
-        venue.stop()
-    assert proc.returncode == 0, err
+            _stop(proc)
     assert not registration.exists() and not registration.with_suffix(".sock").exists(), "a clean stop leaves no registration"
     life = json.loads((root / "runs" / RUN_ID / "node" / "lifecycle.json").read_text())
     assert life["halts"] == TRIALS + 1
@@ -163,26 +183,16 @@ def test_a_soft_halt_stays_under_the_kill_switch_and_both_share_one_verified_his
     while still stale -> REDUCING again, not ACTIVE; updates resume -> ACTIVE. The kill switch's history holds the node's
     auto_reduce and auto_release around the operator's engage and release, the switch follows the operator's only, and the
     whole chain verifies."""
-    root = tmp_path / "artifacts"
-    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(root))
-    for name, value in CREDS.items():
-        monkeypatch.setenv(name, value)
     auto = ", auto_halt: {market_data_seconds: 1, book_seconds: 1}"
-    placeholder = tmp_path / "placeholder.yaml"
-    placeholder.write_text(_spec_text("http://127.0.0.1:1", "ws://127.0.0.1:2"))
-    store.prepare(store.DatasetParams.from_spec(spec.load(placeholder).data))
-    venue = BinanceVenue(spec.load(placeholder), speed=300, binance_api=NODE_PROFILE).start()
-    beat_file = root / "runs" / RUN_ID / "node" / "heartbeat.json"
 
     def trading(state: str) -> Any:
         return lambda: (b := _read(beat_file)) and b["trading_state"] == state and b
 
-    try:
+    with _venue(tmp_path, monkeypatch) as (root, venue):
+        beat_file = root / "runs" / RUN_ID / "node" / "heartbeat.json"
         spec_file = tmp_path / "node.yaml"
         spec_file.write_text(_spec_text(venue.url, venue.ws_url, orders_per_second=2, auto_halt=auto))
-        proc = subprocess.Popen([sys.executable, "-m", "opslab", "run", "node", "--spec", str(spec_file), "--json"], cwd=REPO,
-                                env=tc_env(root, **CREDS), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with _node(root, spec_file) as proc:
             active = _wait(lambda: (b := _read(beat_file)) and b["state"] == "running" and b["stream_ages_seconds"]["book"] is not None
                            and b, proc, 60, "the node running with its book")
             assert active["trading_state"] == "ACTIVE" and active["streams_stale"] == []
@@ -197,15 +207,7 @@ def test_a_soft_halt_stays_under_the_kill_switch_and_both_share_one_verified_his
             fresh = _wait(trading("ACTIVE"), proc, 20, "ACTIVE once the updates resumed")
             assert fresh["streams_stale"] == []
             capsys.readouterr()
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    finally:
-        venue.stop()
-    assert proc.returncode == 0, err
+            _stop(proc)
     events = [(e["action"], e.get("run_id")) for e in journal.read(root / "state" / "kill_switch_events.jsonl")]
     node = ("auto_reduce", RUN_ID), ("auto_release", RUN_ID)
     assert events == [node[0], node[0], ("engage", None), ("release", None), node[1], node[1]], events
