@@ -69,3 +69,9 @@ def iso_from_ns(ns: int) -> str:
 def epoch_seconds(text: str) -> float:
     """Unix seconds of an RFC 3339 string tc wrote (ValueError when it is not one)."""
     return parse_iso(text).timestamp()
+
+
+def epoch_seconds_fraction(text: str) -> float:
+    """Unix seconds of an RFC 3339 UTC time with a fraction of a second: a node lifecycle's or heartbeat's milliseconds, or the
+    first 26 characters of a NautilusTrader log line (microseconds) with "Z" added. ValueError when it is not one."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()

@@ -274,13 +274,9 @@ class NodeOpsActor(OpsActor):
     def stream_ages(self) -> dict[str, float | None]:
         """Seconds since each stream was last heard (auto_halt.py says what the user stream's age counts)."""
         now = self.clock.timestamp_ns()
-
-        def since(ns: int | None) -> float | None:
-            return round(max(0.0, (now - ns) / 1e9), 3) if ns else None
-
         waiting = [o.ts_last for o in self.cache.orders(instrument_id=self.config.instrument_id) if o.status in WAITING_ON_STREAM]
         user = auto_halt.user_stream_age(now, waiting, self.last_user_event_ns) if self.fill_reports is not None else None
-        return {"market_data": since(self.last_market_ns), "book": since(self.last_book_ns), "user_stream": user}
+        return {"market_data": _age(now, self.last_market_ns), "book": _age(now, self.last_book_ns), "user_stream": user}
 
     def _auto_halt(self) -> None:
         """engine.node.auto_halt: REDUCING while a stream is stale, ACTIVE again once every one is fresh (a kill switch's
@@ -329,7 +325,7 @@ class NodeOpsActor(OpsActor):
         pos = [p for p in self.cache.positions_open(instrument_id=self.config.instrument_id)]
         account = self.cache.account_for_venue(Venue(BINANCE))
         balances = {m.currency.code: session._dec(m.as_decimal()) for m in account.balances_total().values()} if account else {}
-        since = round((now - self.last_data_ns) / 1e9, 3) if self.last_data_ns else None
+        since = _age(now, self.last_data_ns)
         unacked = [o for o in self.cache.orders(instrument_id=self.config.instrument_id) if o.status == OrderStatus.SUBMITTED]
         return {
             "state": self.hooks.state,
@@ -363,6 +359,11 @@ class NodeOpsActor(OpsActor):
     def _beat(self, _event: Any) -> None:
         assert self.hooks is not None
         self.hooks.heartbeat(self.snapshot())
+
+
+def _age(now_ns: int, then_ns: int | None) -> float | None:
+    """Seconds from THEN_NS to NOW_NS (the actor's clock), never negative; None when it never happened."""
+    return round(max(0.0, (now_ns - then_ns) / 1e9), 3) if then_ns else None
 
 
 def _iso_ms(ns: int) -> str:

@@ -438,18 +438,14 @@ class Handler(BaseHTTPRequestHandler):
                 auth.check_signed(split.query, form, self.venue.api_secret or "", now_ms=now)  # None: check_key refused already
             params.pop("signature", None)
             headers = verdict.headers
-            if (method, split.path) == ("POST", "/api/v3/order"):  # Binance's order count (and the order_rate_limit fault)
-                counted, refused = fault_switch.count_order(self.venue.faults, {
-                    "client_order_id": params.get("newClientOrderId"), "symbol": params.get("symbol"), "side": params.get("side"),
-                    "type": params.get("type")})
+            if (method, split.path) == ("POST", "/api/v3/order"):  # Binance's order count (order_rate_limit), then reject_orders
+                placing = {"client_order_id": params.get("newClientOrderId"), "symbol": params.get("symbol"), "side": params.get("side"),
+                           "type": params.get("type")}
+                counted, refused = fault_switch.count_order(self.venue.faults, placing)
                 headers = {**headers, **counted}
+                refused = refused or fault_switch.reject_order(self.venue.faults, placing)
                 if refused is not None:
                     return self._send(*refused, headers)
-                rejected = fault_switch.reject_order(self.venue.faults, {
-                    "client_order_id": params.get("newClientOrderId"), "symbol": params.get("symbol"), "side": params.get("side"),
-                    "type": params.get("type")})
-                if rejected is not None:
-                    return self._send(*rejected, headers)
             if method == "DELETE" and split.path in ("/api/v3/order", "/api/v3/openOrders"):
                 self._race_cancel(split.path, params)
             answer = route.answer(self.venue, params)

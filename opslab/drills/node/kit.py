@@ -19,11 +19,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import cachedb, contracts, journal, market, runs, safety
+from opslab import cachedb, clock, contracts, journal, market, runs, safety
 from opslab.contracts import SCHEMA_VERSION
 from opslab.drills.node import stack as alert_stack
 from opslab.drills.base import Context, Observation
@@ -207,7 +206,7 @@ class NodeLab:
         times = []
         for line in self.log_lines(pattern, limit=10_000):
             try:
-                times.append(datetime.strptime(line[:26] + "Z", "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp())
+                times.append(clock.epoch_seconds_fraction(line[:26] + "Z"))
             except ValueError:
                 continue
         return times
@@ -236,7 +235,7 @@ class NodeLab:
         (with their Unix time), the auto_reduce and auto_release events of this run in the kill switch's history, and what
         `tc artifacts verify --all` said of that history with the rest (call it once the node stopped)."""
         block = (self.lifecycle() or {}).get("auto_halt") or {}
-        changes = [{**c, "unix": _unix(c["at"])} for c in block.get("changes", [])]
+        changes = [{**c, "unix": clock.epoch_seconds_fraction(c["at"])} for c in block.get("changes", [])]
         history = [{k: e[k] for k in ("seq", "action", "reason")} for e in journal.read(safety.events_path(self.root))
                    if e["action"] in safety.AUTO and e.get("run_id") == self.run_id]
         verified = self.ctx.tc("artifacts", "verify", "--all")
@@ -310,11 +309,6 @@ class NodeLab:
                         "runbook_url": alert.get("annotations", {}).get("runbook_url")}
             time.sleep(0.1)
         return None
-
-
-def _unix(iso: str) -> float:
-    """Unix time of an RFC 3339 UTC time with milliseconds (the lifecycle's)."""
-    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def soft_halt_times(halts: dict[str, Any], went_wall: float, back_wall: float | None = None) -> dict[str, Any]:

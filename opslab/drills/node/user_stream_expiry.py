@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
 
+from opslab import clock
 from opslab.drills.base import Context, Drill, Observation
 from opslab.drills.node.fill_lost import _next_beat, _node_position, _quiet_read, _venue_position
 from opslab.drills.node.kit import NodeLab, observation, soft_halt_finding, soft_halt_times
@@ -111,7 +111,7 @@ def _quiet_behind(lab: NodeLab) -> int | None:
 def _at(line: str) -> float | None:
     """The Unix time a NautilusTrader log line starts with (RFC 3339, nanoseconds), None when it has none."""
     try:
-        return datetime.strptime(line[:26] + "Z", "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+        return clock.epoch_seconds_fraction(line[:26] + "Z")
     except ValueError:
         return None
 
