@@ -318,7 +318,10 @@ def soft_halt_times(halts: dict[str, Any], went_wall: float, back_wall: float | 
     fresh = [c for c in halts["changes"] if not c["stale"] and stale and c["unix"] >= stale[0]["unix"]]
     reduced = round(stale[0]["unix"] - went_wall, 3) if stale else None
     released = round(fresh[-1]["unix"] - (back_wall if back_wall is not None else stale[0]["unix"]), 3) if fresh else None
+    # the node decides on the stream's age, counted from its last event, which came before WENT_WALL: the reduction can
+    # follow WENT_WALL by a little less than the bound, never with an age within it
     return {"reduced_after_seconds": reduced, "released_after_seconds": released, "streams_stale": sorted({c["stream"] for c in stale}),
+            "age_at_reduce_seconds": stale[0].get("age_seconds") if stale else None,
             "auto_events": [h["action"] for h in halts["history"]], "history_verifies": halts["verify_exit_code"] == 0}
 
 

@@ -13,16 +13,24 @@ from opslab.drills.base import Context, Drill, Observation
 from opslab.drills.node.kit import NodeLab, observation
 
 ALERTS = ("TcReconciliationMismatch",)
+KILL_ATTEMPTS = 3  # kills until one lands while an order rests at the venue
 
 
 def execute(ctx: Context) -> Observation:
     with NodeLab(ctx, "node-restart", speed=300) as lab:  # 5 bars/s: the kill lands between the first buy and its sell
         lab.start_node()
         lab.wait_running()
-        lab.wait_node("a fill and a resting order at the venue", lambda: lab.venue_state()["trades"] and lab.venue_open_orders(), timeout=20)
-        lab.node.send_signal(signal.SIGKILL)  # the injected fault, part 1: the node dies holding both
-        lab.node.wait()
-        resting = [o["clientOrderId"] for o in lab.venue_open_orders()]
+        for attempt in range(1, KILL_ATTEMPTS + 1):
+            lab.wait_node("a fill and a resting order at the venue", lambda: lab.venue_state()["trades"] and lab.venue_open_orders(), timeout=20)
+            lab.node.send_signal(signal.SIGKILL)  # the injected fault, part 1: the node dies holding both
+            lab.node.wait()
+            resting = [o["clientOrderId"] for o in lab.venue_open_orders()]
+            if resting or attempt == KILL_ATTEMPTS:
+                break
+            # the order filled or was cancelled between the look and the kill (a bar is 0.2 s): nothing to fill while it
+            # is down, so no incident yet; start it again and kill it on its next resting order
+            lab.start_node()
+            lab.wait_running()
         filled_ids = lab.fill_resting()  # part 2: while it is down, the venue fills the resting order
         filled = [o["clientOrderId"] for o in lab.venue_state()["orders"] if o["orderId"] in filled_ids]
         venue_trades_down = len(lab.venue_state()["trades"])
@@ -44,8 +52,11 @@ def execute(ctx: Context) -> Observation:
     seen_filled = [o for o in orders if o["client_order_id"] in filled]
     mismatches = [{k: c.get(k) for k in ("kind", "field", "expected", "observed")} for c in report.get("checks", []) if c.get("status") == "mismatch"]
     converged = recon.code == 0 and not dupes
-    detected = converged or (recon.code == 4 and alert is not None)
-    if converged:
+    injected = bool(filled)
+    detected = injected and (converged or (recon.code == 4 and alert is not None))
+    if not injected:
+        observed = f"no order rested at the venue at any of {attempt} kill(s): the fault was not injected"
+    elif converged:
         observed = "the restarted node reconciled to the venue's truth: `tc reconcile` found no mismatch and no duplicate trade ids"
     elif alert is not None:
         observed = f"`tc reconcile` exited 4 ({len(mismatches)} mismatch(es)); {alert['alertname']} delivered {alert['seconds']:.1f} s later"
@@ -58,7 +69,7 @@ def execute(ctx: Context) -> Observation:
                 f"duplicate trade ids in its fills: {dupes or 'none'}",
                 ("node vs venue: " + "; ".join(f"{m['kind']} {m['field']} venue {m['expected']} node {m['observed']}" for m in mismatches))
                 if mismatches else "node vs venue: no mismatch"]
-    evidence = {"resting_orders_at_kill": resting, "filled_while_down": filled, "venue_trades": venue_trades_down,
+    evidence = {"kills": attempt, "resting_orders_at_kill": resting, "filled_while_down": filled, "venue_trades": venue_trades_down,
                 "seconds_to_running_after_restart": reconciled_in, "reconcile_exit_code": recon.code, "mismatches": mismatches,
                 "duplicate_trade_ids": dupes, "node_fills": len(fills)}
     return observation(detected, observed, alert, evidence, findings)
