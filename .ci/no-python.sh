@@ -31,6 +31,8 @@ run() {
   echo "== no python3: make $*"
   out=$(mktemp)
   if make "$@" >"$out" 2>&1; then
+    # each pytest pass's summary line (a target may run several passes), then the target's last lines
+    grep -E '^=+ .*(passed|failed|skipped|deselected).* =+$' "$out" || true
     tail -n 3 "$out"; passed=$((passed + 1)); rm -f "$out"
   else
     tail -n 60 "$out"; echo "no-python: make $* failed" >&2; exit 1
