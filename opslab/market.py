@@ -70,6 +70,17 @@ LISTED = {
 SYMBOLS = {SYMBOL: (BASE, QUOTE), **{symbol: (d["base"], d["quote"]) for symbol, d in LISTED.items()}}
 
 
+# Binance's markets a node trades, by NautilusTrader's BinanceAccountType (lower case, the spec's engine.node.account_type),
+# and the instrument id suffix each gives a symbol: a USD-M perpetual is NautilusTrader's BTCUSDT-PERP.BINANCE.
+SPOT, USDT_FUTURES = "spot", "usdt_futures"
+ACCOUNT_TYPES = {SPOT: "", USDT_FUTURES: "-PERP"}
+
+
+def account_type(spec_data: dict[str, Any]) -> str:
+    """The market a normalized spec trades: engine.node.account_type, Spot when absent (backtests and paper runs are Spot)."""
+    return ((spec_data.get("engine") or {}).get("node") or {}).get("account_type", SPOT)
+
+
 def instrument_id(spec_data: dict[str, Any]) -> str:
-    """The instrument id a normalized spec trades (its instrument and venue fields)."""
-    return f"{spec_data['instrument']}.{spec_data['venue']}"
+    """The instrument id a normalized spec trades: its instrument on its venue, the perpetual of it on USD-M Futures."""
+    return f"{spec_data['instrument']}{ACCOUNT_TYPES[account_type(spec_data)]}.{spec_data['venue']}"

@@ -61,9 +61,15 @@ def _keyed(kind: str, key_field: str, expected: list[dict], observed: list[dict]
     return checks
 
 
-def compare(expected: dict[str, Any], observed: dict[str, Any], qty_tol: Decimal, bal_tol: Decimal) -> list[dict[str, Any]]:
-    """Every check between two states, in a stable order."""
-    checks = _keyed("position", "instrument", expected["positions"], observed["positions"], [("side", None), ("quantity", qty_tol)])
+ENTRY_PRICE_TOLERANCE = "0.01"  # reconciliation.tolerances.entry_price when absent
+
+
+def compare(expected: dict[str, Any], observed: dict[str, Any], qty_tol: Decimal, bal_tol: Decimal,
+            entry_tol: Decimal = Decimal(ENTRY_PRICE_TOLERANCE)) -> list[dict[str, Any]]:
+    """Every check between two states, in a stable order. A position's entry price is checked where either side has one
+    (a USD-M perpetual's)."""
+    checks = _keyed("position", "instrument", expected["positions"], observed["positions"],
+                    [("side", None), ("quantity", qty_tol), ("entry_price", entry_tol)])
     checks += _keyed("open_order", "client_order_id", expected["open_orders"], observed["open_orders"],
                      [("side", None), ("quantity", qty_tol), ("price", Decimal(0))])
     for ccy in sorted(expected["balances"].keys() | observed["balances"].keys()):
@@ -106,7 +112,7 @@ def reconcile(spec: RunSpec, expected_file: str | None = None, observed_file: st
                              "for this spec first, or pass --observed FILE")
     observed = load_state(obs_path, "observed")
     tol = conf["tolerances"]
-    checks = compare(expected, observed, Decimal(tol["quantity"]), Decimal(tol["balance"]))
+    checks = compare(expected, observed, Decimal(tol["quantity"]), Decimal(tol["balance"]), Decimal(tol.get("entry_price", ENTRY_PRICE_TOLERANCE)))
     mismatches = [c for c in checks if c["status"] == "mismatch"]
     status = "mismatch" if mismatches else "match"
     summary = f"reconciliation of run {spec.run_id}: {len(checks) - len(mismatches)}/{len(checks)} checks match"
@@ -117,7 +123,8 @@ def reconcile(spec: RunSpec, expected_file: str | None = None, observed_file: st
     if check:
         return Result("changed", f"would record: {summary}", [str(runs.path_of(folder, 'reconciliation'))], exit_code=code, details=details)
     doc = {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "status": status, "expected_file": str(exp_path),
-           "observed_source": observed_source, "tolerances": {"quantity": tol["quantity"], "balance": tol["balance"]},
+           "observed_source": observed_source, "tolerances": {"quantity": tol["quantity"], "balance": tol["balance"],
+                                                                                  "entry_price": tol.get("entry_price", ENTRY_PRICE_TOLERANCE)},
            "summary": {"checks": len(checks), "matches": len(checks) - len(mismatches), "mismatches": len(mismatches)},
            "checks": checks, "evaluated_at": clock.now_iso()}
     with runs.open(spec) as run:

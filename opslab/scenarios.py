@@ -19,6 +19,7 @@ class Scenario:
     strategy_path: str
     config_path: str
     config: dict
+    account_type: str | None = None  # the market it needs: a key of market.ACCOUNT_TYPES (engine.node.account_type); None: any
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -30,6 +31,17 @@ SCENARIOS: dict[str, Scenario] = {
         strategy_path="opslab.engine.smoke:SmokeStrategy",
         config_path="opslab.engine.smoke:SmokeConfig",
         config={"strategy_id": "SMOKE-001", "order_every_bars": 60, "hold_bars": 15, "trade_size": "0.010000"},
+    ),
+    "ops_smoke_futures": Scenario(
+        name="ops_smoke_futures",
+        version="1.0.0",
+        summary="On a USD-M perpetual (a node with engine.node.account_type usdt_futures): opens a long, adds to it, reduces it, "
+        "flips it short in one order and closes it, a step every few bars, keeping the last position open; exercises a "
+        "netting position through zero, its entry price and the venue's funding.",
+        strategy_path="opslab.engine.smoke_futures:FuturesSmokeStrategy",
+        config_path="opslab.engine.smoke_futures:FuturesSmokeConfig",
+        config={"strategy_id": "SMOKE-001", "step_bars": 4, "trade_size": "0.010"},
+        account_type="usdt_futures",
     ),
 }
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from opslab import fs, market
+from opslab import fs, market, scenarios
 from opslab.contracts import errors_for, load_schema
 from opslab.errors import InputError
 
@@ -151,6 +151,13 @@ def validation_errors(data: Any, source: str) -> list[str]:
         lines.append(f"{source}: /instrument: {data['instrument']} needs an imported dataset (a synthetic one is {market.SYMBOL}): "
                      f"`tc data import --csv FILE --instrument-file fixtures/instruments/{data['instrument'].lower()}-binance-spot.json "
                      "--id ID`, then dataset: {kind: imported, id: ID}")
+    if market.account_type(data) == market.USDT_FUTURES and data["instrument"] != market.SYMBOL:
+        lines.append(f"{source}: /engine/node/account_type: usdt_futures trades the venue's one perpetual, {market.SYMBOL}-PERP; "
+                     f"expected instrument {market.SYMBOL}, got {data['instrument']}")
+    needs = scenarios.get(name).account_type
+    if needs is not None and market.account_type(data) != needs:
+        lines.append(f"{source}: /scenario/name: {name} trades {needs} (it goes short); expected engine.kind node with "
+                     f"engine.node.account_type {needs}")
     return lines + _connectivity_block_problems(data, source)
 
 

@@ -243,7 +243,8 @@ def venue_serve(args: argparse.Namespace, report: Reporter) -> Any:
 
     venue = BinanceVenue(load_spec(args.spec) if args.spec else None, args.host, args.port, faults.parse_faults(args.fault),
                          speed=args.speed, reset=args.reset, replay_now=args.replay_now, ws_port=args.ws_port,
-                         ping_interval_s=args.ping_interval, binance_api=args.binance_api, futures_ws_port=args.futures_ws_port)
+                         ping_interval_s=args.ping_interval, binance_api=args.binance_api, futures_ws_port=args.futures_ws_port,
+                         funding_every_bars=args.funding_every_bars)
     state = f" state {venue.state_path}" if venue.state_path else ""
     venue.serve(on_ready=lambda v: report.event("listening", f"listening on {v.url} websocket {v.ws_url}{state} futures websocket {v.futures_ws_url}",
                                                 url=v.url, ws_url=v.ws_url, futures_ws_url=v.futures_ws_url))

@@ -278,13 +278,16 @@ def _group_connectivity(sub: Any) -> None:
 
 def _group_venue(sub: Any) -> None:
     from opslab.venue import faults, profiles  # the fault and profile registries only (built only for `tc venue ...` and the full tree)
+    from opslab.venue.futures_contract import FUNDING_EVERY_BARS, MAX_FUNDING_EVERY_BARS
 
     g = group(sub, "venue", "the lab's venue: Binance Spot REST + WebSocket on 127.0.0.1 with switchable faults")
     p = leaf(g, "serve", "serve the venue until SIGINT/SIGTERM; prints `listening on URL` first", """
   tc venue serve --port 0                      # the lab's built-in dataset, public endpoints; a free port, the first line says which
   tc venue serve --port 8080 --fault latency=200 --fault rate_limit=20/10
   curl -X POST -d '{"faults": ["drop"]}' http://127.0.0.1:8080/admin/faults   # switch faults at runtime
-  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-demo.yaml --speed 600   # Binance Spot for a node""",
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-demo.yaml --speed 600   # Binance Spot for a node
+  TC_BINANCE_API_KEY=k TC_BINANCE_API_SECRET=s tc venue serve --spec fixtures/specs/node-futures.yaml --port 8080 \\
+      --futures-ws-port 8082 --speed 600 --funding-every-bars 25   # USD-M Futures for a node, funding every 2.5 s""",
              commands.venue_serve)
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or ::1; nothing else")
     p.add_argument("--port", type=port_number, default=0, help="port, 0 for a free one (default)")
@@ -297,6 +300,9 @@ def _group_venue(sub: Any) -> None:
     p.add_argument("--futures-ws-port", type=port_number, default=0,
                    help="the USD-M Futures streams' port (/fapi is on --port beside Spot), 0 for a free one (default)")
     p.add_argument("--speed", type=float, default=60.0, help="with --spec: dataset minutes replayed per wall-clock minute (default 60)")
+    p.add_argument("--funding-every-bars", type=int, default=FUNDING_EVERY_BARS, metavar="N",
+                   help=f"the perpetual's funding every N replayed bars, 1 to {MAX_FUNDING_EVERY_BARS:,} (default {FUNDING_EVERY_BARS}: "
+                   "Binance's 8 hours of one-minute bars); each is an ACCOUNT_UPDATE FUNDING_FEE on the futures user stream")
     p.add_argument("--ping-interval", type=float, default=20.0, metavar="SECONDS",
                    help="seconds between the WebSocket pings the venue sends every client (default 20, as Binance)")
     p.add_argument("--replay-now", action="store_true", help="with --spec: start the replay at once (default: at the first market subscription)")

@@ -1,4 +1,4 @@
-"""A real NautilusTrader TradingNode with the real Binance Spot data and execution clients, and the
+"""A real NautilusTrader TradingNode with the real Binance Spot or USD-M Futures data and execution clients, and the
 ops actor that watches it from inside. Imported only by runs/node.py when a node runs.
 
 The node's own event loop runs in this thread. A supervisor coroutine starts the node
@@ -55,6 +55,7 @@ KILL_SWITCH_POLL_S = 0.25  # the fallback: `tc killswitch engage` wakes a regist
 WAKE_DRAIN_S = 3.0  # on a wake: how long submit requests already past the RiskEngine may take to be answered by the venue
 DRAIN_S = 3.0  # at stop: how long orders in flight may take to be answered
 REJECT_CODE = re.compile(r"""["']code["']\s*:\s*(-\d{1,5})""")  # the Binance error code in an OrderRejected reason
+ENTRY_PRICE_DP = Decimal("0.00000001")  # a position's entry price as the node records it (the venue's precision)
 DB_TIMEOUT_S = 5  # the cache database's connect and response timeouts (NautilusTrader's default: 20 s)
 MAX_REJECT_CODES = 20  # distinct codes counted in the heartbeat (bounded: the exporter makes a series of each)
 # What the Binance execution client sends the engine from the user data stream; REST answers make Submitted, Rejected,
@@ -391,6 +392,8 @@ class Settings:
     open_check_delay_s: float | None = None  # engine.node.open_check_delay_seconds: its start-up delay (None: NautilusTrader's 10 s)
     cache_db: dict[str, Any] | None = None  # engine.node.cache_database plus where its Redis listens (host, port); None: in memory
     auto_halt: dict[str, float] | None = None  # engine.node.auto_halt (None: off)
+    account_type: str = market.SPOT  # engine.node.account_type: spot or usdt_futures (market.ACCOUNT_TYPES)
+    instrument_id: str = market.INSTRUMENT_ID  # what the node trades (market.instrument_id of the spec)
 
 
 def _cache(db: dict[str, Any] | None) -> CacheConfig | None:
@@ -407,13 +410,17 @@ def _cache(db: dict[str, Any] | None) -> CacheConfig | None:
                        **extra)
 
 
+ACCOUNT_TYPES = {market.SPOT: BinanceAccountType.SPOT, market.USDT_FUTURES: BinanceAccountType.USDT_FUTURES}
+
+
 def _config(s: Settings) -> TradingNodeConfig:
-    provider = InstrumentProviderConfig(load_ids=frozenset({market.INSTRUMENT_ID}))
-    common = {"api_key": s.api_key, "api_secret": s.api_secret, "account_type": BinanceAccountType.SPOT,
+    provider = InstrumentProviderConfig(load_ids=frozenset({s.instrument_id}))
+    common = {"api_key": s.api_key, "api_secret": s.api_secret, "account_type": ACCOUNT_TYPES[s.account_type],
               "base_url_http": s.http_url, "instrument_provider": provider}
-    # The data client reads market streams at the venue's WebSocket URL on every release; the exec client's
-    # user data stream moved to the WebSocket API in 1.223 (engine/versions.py).
-    exec_ws_url = versions.exec_ws_url(s.ws_url)
+    # The data client reads market streams at the venue's WebSocket URL on every release (Spot's, or the futures
+    # streams' for USD-M). Spot's exec client moved its user data stream to the WebSocket API in 1.223; USD-M's
+    # reads a listenKey stream on the futures stream host on every release (engine/versions.py).
+    exec_ws = versions.futures_exec_ws(s.ws_url) if s.account_type == market.USDT_FUTURES else {"base_url_ws": versions.exec_ws_url(s.ws_url)}
     return TradingNodeConfig(
         trader_id=TraderId(session.TRADER_ID),
         cache=_cache(s.cache_db),
@@ -428,7 +435,7 @@ def _config(s: Settings) -> TradingNodeConfig:
                                          **({"reconciliation_startup_delay_secs": float(s.open_check_delay_s)}
                                             if s.open_check_s and s.open_check_delay_s is not None else {})),
         data_clients={BINANCE: BinanceDataClientConfig(**common, base_url_ws=s.ws_url)},
-        exec_clients={BINANCE: BinanceExecClientConfig(**common, base_url_ws=exec_ws_url, max_retries=2, retry_delay_initial_ms=100, retry_delay_max_ms=500)},
+        exec_clients={BINANCE: BinanceExecClientConfig(**common, **exec_ws, max_retries=2, retry_delay_initial_ms=100, retry_delay_max_ms=500)},
         timeout_connection=float(s.connect_timeout_s),
         timeout_reconciliation=float(s.connect_timeout_s),
         timeout_portfolio=5.0,
@@ -450,8 +457,8 @@ def _run(s: Settings, hooks: Hooks, loop: asyncio.AbstractEventLoop) -> dict[str
     node = TradingNode(config=_config(s), loop=loop)
     node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
     node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)
-    instrument_id = InstrumentId.from_str(market.INSTRUMENT_ID)
-    bar_type = BarType.from_str(market.BAR_TYPE)
+    instrument_id = InstrumentId.from_str(s.instrument_id)
+    bar_type = BarType.from_str(market.bar_type(s.instrument_id))
     strategy = strategies.create(s.run_spec, s.bars or 10**9)  # the spec's strategy, built-in or the user's
     actor = NodeOpsActor(NodeOpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type, total_bars=s.bars or 0,
                                             heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars, auto_halt=s.auto_halt))
@@ -463,7 +470,7 @@ def _run(s: Settings, hooks: Hooks, loop: asyncio.AbstractEventLoop) -> dict[str
     node.build()
     try:
         loop.run_until_complete(_supervise(node, actor, s, hooks, loop))
-        state = _read(node, strategy, actor, instrument_id, s.run_id, hooks)
+        state = _read(node, strategy, actor, instrument_id, s.run_id, hooks, s.account_type)
     finally:
         actor.flush_auto_records()
         node.dispose()
@@ -594,7 +601,8 @@ async def _watch(node: TradingNode, s: Settings, hooks: Hooks) -> None:
             pass
 
 
-def _read(node: TradingNode, strategy: Strategy, actor: NodeOpsActor, instrument_id: InstrumentId, run_id: str, hooks: Hooks) -> dict[str, Any]:
+def _read(node: TradingNode, strategy: Strategy, actor: NodeOpsActor, instrument_id: InstrumentId, run_id: str, hooks: Hooks,
+          account_type: str = market.SPOT) -> dict[str, Any]:
     instrument = node.cache.instrument(instrument_id)
     if instrument is None or node.cache.account_for_venue(Venue(BINANCE)) is None:
         raise RuntimeError(f"{hooks.stop_reason or 'stopped'}; the node never loaded the instrument or the account (see node/node*.log)")
@@ -602,7 +610,7 @@ def _read(node: TradingNode, strategy: Strategy, actor: NodeOpsActor, instrument
     state = session.read_state(view, "node", run_id)  # type: ignore[arg-type]
     # After a restart, reconciliation may hold the instrument in more than one open position (per
     # strategy, or EXTERNAL for orders the node did not place): the account's exposure is their net.
-    state["final_state"]["positions"] = _net_positions(node, instrument_id)
+    state["final_state"]["positions"] = _net_positions(node, instrument_id, with_entry=account_type == market.USDT_FUTURES)
     reports = {}
     for name, make in (("orders", node.trader.generate_orders_report), ("fills", node.trader.generate_fills_report),
                        ("positions", node.trader.generate_positions_report)):
@@ -616,11 +624,20 @@ def _read(node: TradingNode, strategy: Strategy, actor: NodeOpsActor, instrument
     return state
 
 
-def _net_positions(node: TradingNode, instrument_id: InstrumentId) -> list[dict[str, str]]:
-    net = sum((p.signed_decimal_qty() for p in node.cache.positions_open(instrument_id=instrument_id)), Decimal(0))
+def _net_positions(node: TradingNode, instrument_id: InstrumentId, with_entry: bool = False) -> list[dict[str, str]]:
+    """The instrument's net open position; WITH_ENTRY (a perpetual, whose venue keeps an entry price): its entry price, the
+    average open price of the open positions on the net's side weighted by their quantity."""
+    held = node.cache.positions_open(instrument_id=instrument_id)
+    net = sum((p.signed_decimal_qty() for p in held), Decimal(0))
     if not net:
         return []
-    return [{"instrument": instrument_id.value, "side": "LONG" if net > 0 else "SHORT", "quantity": session._dec(abs(net))}]
+    row = {"instrument": instrument_id.value, "side": "LONG" if net > 0 else "SHORT", "quantity": session._dec(abs(net))}
+    if with_entry:
+        same = [p for p in held if (p.signed_decimal_qty() > 0) == (net > 0)]
+        size = sum((p.quantity.as_decimal() for p in same), Decimal(0))
+        entry = sum((p.quantity.as_decimal() * Decimal(str(p.avg_px_open)) for p in same), Decimal(0)) / size
+        row["entry_price"] = session._dec(entry.quantize(ENTRY_PRICE_DP))
+    return [row]
 
 
 def _first_fill(node: TradingNode, hooks: Hooks) -> float | None:

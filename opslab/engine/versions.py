@@ -57,6 +57,19 @@ def exec_ws_url(ws_url: str) -> str:
     return base if base.endswith(WS_API_PATH) else base + WS_API_PATH
 
 
+def futures_exec_ws(ws_url: str) -> dict[str, str]:
+    """The USD-M execution client's WebSocket URLs for a venue whose futures streams are at WS_URL. With an HMAC key it
+    signs its user stream with a REST listenKey on every release and reads it from the futures stream host:
+    base_url_ws up to 1.230, base_url_ws_stream once 1.231 gave the stream host a field of its own (base_url_ws is
+    then the WebSocket API, which takes Ed25519 keys only)."""
+    from nautilus_trader.adapters.binance import BinanceExecClientConfig
+
+    urls = {"base_url_ws": ws_url}
+    if "base_url_ws_stream" in BinanceExecClientConfig.__struct_fields__:
+        urls["base_url_ws_stream"] = ws_url
+    return urls
+
+
 def prints_rotation_notes() -> bool:
     """True when NautilusTrader's file logger prints ROTATION_NOTE lines on stderr when it rotates a log file."""
     return nautilus()[:2] >= FIRST_ROTATION_NOTE

@@ -21,7 +21,7 @@ import contextlib
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import cachedb, clock, contracts, fs, journal, nodes, runs, safety
+from opslab import cachedb, clock, contracts, fs, journal, market, nodes, runs, safety
 from opslab import urls
 from opslab.datasets import resolve
 from opslab.runs import outputs, preflight
@@ -265,7 +265,8 @@ def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any],
                              api_secret=inputs["api_secret"], http_url=node["venue_http_url"], ws_url=node["venue_ws_url"],
                              duration_s=node["duration_seconds"], bars=node["bars"], heartbeat_s=node["heartbeat_seconds"],
                              connect_timeout_s=node["connect_timeout_seconds"], open_check_s=node.get("open_check_seconds"),
-                             open_check_delay_s=node.get("open_check_delay_seconds"), cache_db=cache_db, auto_halt=node.get("auto_halt"))
+                             open_check_delay_s=node.get("open_check_delay_seconds"), cache_db=cache_db, auto_halt=node.get("auto_halt"),
+                             account_type=market.account_type(spec.data), instrument_id=market.instrument_id(spec.data))
 
     def event(state: str, data: dict[str, Any]) -> None:
         _counts(life, hooks)
@@ -311,10 +312,11 @@ def _finish(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any]
     venue_counts: dict[str, int] = {}
     try:
         client = VenueClient(node["venue_http_url"], RECORD_TIMEOUT_S, api_key=inputs["api_key"], api_secret=inputs["api_secret"])
-        venue_record = client.account_snapshot(spec.run_id)
+        futures = market.account_type(spec.data) == market.USDT_FUTURES
+        venue_record = client.futures_account_snapshot(spec.run_id) if futures else client.account_snapshot(spec.run_id)
         run.write("venue_record", venue_record)
         cache_db.compare(state["final_state"], venue_record, hooks)
-        venue_counts = client.account_counts()
+        venue_counts = client.futures_account_counts() if futures else client.account_counts()
         venue_note = f"venue record {contracts.artifact('venue_record').path}"
     except (RecordError, ValueError, KeyError) as exc:
         venue_note = f"venue record unavailable ({exc})"

@@ -25,10 +25,11 @@ from urllib.parse import urlencode
 
 from opslab import urls
 from opslab.contracts import SCHEMA_VERSION
-from opslab.venue import auth
+from opslab.venue import auth, futures_contract
 from opslab.venue.exchange import SYMBOL
 
 INSTRUMENT = f"{SYMBOL}.BINANCE"
+FUTURES_INSTRUMENT = futures_contract.INSTRUMENT_ID
 MAX_ANSWER = 8 * 1024 * 1024
 MAX_PAGES = 100
 RECORD_TIMEOUT_S = 5.0
@@ -150,6 +151,39 @@ class VenueClient:
         balances = {b["asset"]: _norm(Decimal(b["free"]) + Decimal(b["locked"])) for b in account["balances"]}
         return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "source": "venue", "as_of": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "positions": positions, "open_orders": orders, "balances": balances}
+
+    def futures_account_snapshot(self, run_id: str) -> dict[str, Any]:
+        """The USD-M account as the venue records it (source: venue): its one-way position with its entry price (Position
+        Information V2), its open orders, and the wallet balance per asset, which is what NautilusTrader's margin account
+        holds as each balance's total (Account Information V2, walletBalance)."""
+        risk = self.signed_get("/fapi/v2/positionRisk", {"symbol": SYMBOL})
+        open_orders = self.signed_get("/fapi/v1/openOrders", {"symbol": SYMBOL})
+        account = self.signed_get("/fapi/v2/account", {})
+        positions = []
+        for p in risk:
+            amount = Decimal(p["positionAmt"])
+            if amount:
+                positions.append({"instrument": FUTURES_INSTRUMENT, "side": "LONG" if amount > 0 else "SHORT", "quantity": _norm(abs(amount)),
+                                  "entry_price": _norm(Decimal(p["entryPrice"]))})
+        orders = []
+        for o in open_orders:
+            entry = {"client_order_id": o["clientOrderId"], "instrument": FUTURES_INSTRUMENT, "side": o["side"],
+                     "quantity": _norm(Decimal(o["origQty"]) - Decimal(o["executedQty"]))}
+            if o["type"] != "MARKET":
+                entry["price"] = _norm(o["price"])
+            orders.append(entry)
+        balances = {a["asset"]: _norm(Decimal(a["walletBalance"])) for a in account["assets"]}
+        return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "source": "venue", "as_of": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "positions": positions, "open_orders": orders, "balances": balances}
+
+    def futures_account_counts(self) -> dict[str, int]:
+        """How many USD-M orders and trades the venue holds for the account, and its funding payments (Get Income History,
+        FUNDING_FEE; its newest 1,000) for the run's summary."""
+        orders = self._paged("/fapi/v1/allOrders", "orderId", "orderId")
+        trades = self._paged("/fapi/v1/userTrades", "fromId", "id")
+        funding = self.signed_get("/fapi/v1/income", {"symbol": SYMBOL, "incomeType": "FUNDING_FEE", "limit": 1000})
+        return {"venue_orders": len(orders), "venue_trades": len(trades),
+                "venue_orders_canceled": sum(1 for o in orders if o["status"] == "CANCELED"), "venue_funding_payments": len(funding)}
 
     def _paged(self, path: str, id_param: str, id_field: str) -> list[dict[str, Any]]:
         """Every row of a Binance list endpoint, 1,000 at a time by ascending id (bounded by MAX_PAGES)."""

@@ -8,7 +8,7 @@ One-way position mode (Binance's positionSide BOTH, NautilusTrader's NETTING); a
 Binance's -4061 and hedge mode is not served (POST positionSide/dual answers Binance's own codes, see set_dual_side).
 Cross margin: wallet balance = deposit + realized PnL - commissions - funding; unrealized PnL = amount x (mark - entry);
 initial margin = |amount| x mark / leverage. Funding at an accelerated interval: every FUNDING_EVERY_BARS replayed bars
-(8 h of dataset minutes), wallet -= amount x mark x FUNDING_RATE, pushed as ACCOUNT_UPDATE with reason FUNDING_FEE.
+(8 h of dataset minutes; tc venue serve --funding-every-bars), wallet -= amount x mark x FUNDING_RATE, pushed as ACCOUNT_UPDATE with reason FUNDING_FEE.
 
 Matching is Spot's rule (deterministic): MARKET takes the touch, a marketable LIMIT takes it, else it rests and fills at
 its own price as maker at the first print that reaches it. Conditional order types on /fapi/v1/order get -4120 (Binance
@@ -35,7 +35,7 @@ from opslab.venue.futures_contract import (CONDITIONAL, DEFAULT_LEVERAGE, DP, FU
                                            decimal_param, num, px, qty, to_tick, unrealized)
 
 MAX_OPEN_ORDERS = 200
-MAX_ORDERS_KEPT = MAX_TRADES_KEPT = 10_000
+MAX_ORDERS_KEPT = MAX_TRADES_KEPT = MAX_INCOME_KEPT = 10_000
 LISTEN_KEY_VALID_S = 3600.0  # "valid for 60 minutes after creation", extended by a keepalive (USD-M user data streams)
 OPEN = ("NEW", "PARTIALLY_FILLED")
 Publish = Callable[[str, dict[str, Any]], None]
@@ -48,8 +48,10 @@ class FuturesAccount:
     PUBLISH(stream, data) sends to the futures WebSocket hub (market streams by name, user data as USER_STREAM); it is
     called under the lock, in order, and never waits. START_REPLAY starts Spot's replay (the futures streams follow it)."""
 
-    def __init__(self, deposit: Decimal, publish: Publish, start_replay: Callable[[], None], speed: float) -> None:
+    def __init__(self, deposit: Decimal, publish: Publish, start_replay: Callable[[], None], speed: float,
+                 funding_every_bars: int = FUNDING_EVERY_BARS) -> None:
         self.publish, self._start_replay, self.speed = publish, start_replay, speed
+        self.funding_every_bars = funding_every_bars
         self.lock = threading.RLock()
         self.wallet = deposit
         self.amt = self.entry = Decimal(0)
@@ -61,6 +63,8 @@ class FuturesAccount:
         self.next_order_id, self.next_trade_id, self.next_agg_id = 1, 1, 1
         self.orders: list[dict[str, Any]] = []
         self.trades: list[dict[str, Any]] = []
+        self.income: list[dict[str, Any]] = []  # Get Income History's rows: REALIZED_PNL, COMMISSION, FUNDING_FEE (the newest MAX_INCOME_KEPT)
+        self.next_tran_id = 1
         self.listen_keys: dict[str, float] = {}  # key -> the monotonic time it lapses without a keepalive
         self.listen_key_valid_s = LISTEN_KEY_VALID_S
         self.monotonic: Callable[[], float] = time.monotonic  # the listen keys' clock (a test moves it)
@@ -161,11 +165,11 @@ class FuturesAccount:
         with self.lock:
             self.publish(f"{SYMBOL.lower()}@kline_1m", {"e": "kline", "E": spot["E"], "s": SYMBOL, "k": k})
             self.bars_seen += 1
-            if self.bars_seen % FUNDING_EVERY_BARS == 0:
+            if self.bars_seen % self.funding_every_bars == 0:
                 self.fund()
 
     def _funding_period_ms(self) -> int:
-        return int(FUNDING_EVERY_BARS * BAR_MS / self.speed)
+        return int(self.funding_every_bars * BAR_MS / self.speed)
 
     def fund(self) -> Decimal:
         """Funding now: the position pays amount x mark x FUNDING_RATE (a short receives it); ACCOUNT_UPDATE FUNDING_FEE. The fee."""
@@ -175,6 +179,7 @@ class FuturesAccount:
                 return Decimal(0)
             fee = (self.amt * self.mark * FUNDING_RATE).quantize(DP)
             self.wallet -= fee
+            self._income("FUNDING_FEE", -fee, "", now_ms())
             self._account_update("FUNDING_FEE", -fee, with_position=False)
             return fee
 
@@ -452,6 +457,9 @@ class FuturesAccount:
         self.trades.append({"buyer": order["side"] == "BUY", "commission": amount(fee), "commissionAsset": QUOTE, "id": trade_id,
                             "maker": maker, "orderId": order["orderId"], "price": px(price), "qty": qty(q), "quoteQty": amount(q * price),
                             "realizedPnl": amount(realized), "side": order["side"], "positionSide": "BOTH", "symbol": SYMBOL, "time": ts})
+        if realized:
+            self._income("REALIZED_PNL", realized, str(trade_id), ts)
+        self._income("COMMISSION", -fee, str(trade_id), ts)
         self._order_update(order, "TRADE", last_qty=q, last_px=price, trade_id=trade_id, maker=maker, fee=fee, realized=realized)
         self._account_update("ORDER", realized - fee, with_position=True)
 
@@ -477,6 +485,19 @@ class FuturesAccount:
                       "ps": "BOTH"}] if with_position else []
         self.publish(USER_STREAM, {"e": "ACCOUNT_UPDATE", "E": ts, "T": ts, "a": {
             "m": reason, "B": [{"a": QUOTE, "wb": amount(self.wallet), "cw": amount(self.wallet), "bc": amount(change)}], "P": positions}})
+
+    def _income(self, kind: str, value: Decimal, trade_id: str, ts: int) -> None:
+        self.income.append({"symbol": SYMBOL, "incomeType": kind, "income": amount(value), "asset": QUOTE, "info": kind, "time": ts,
+                            "tranId": self.next_tran_id, "tradeId": trade_id})
+        self.next_tran_id += 1
+        del self.income[:-MAX_INCOME_KEPT]
+
+    def income_history(self, kind: str | None, start_ms: int | None, end_ms: int | None, page: int, limit: int) -> list[dict[str, Any]]:
+        """Get Income History: the rows of KIND (all without one) in the time range, oldest first, LIMIT a PAGE."""
+        with self.lock:
+            rows = [r for r in self.income if (kind is None or r["incomeType"] == kind)
+                    and (start_ms is None or r["time"] >= start_ms) and (end_ms is None or r["time"] <= end_ms)]
+            return [dict(r) for r in rows[(page - 1) * limit:page * limit]]
 
     def _find(self, order_id: int | None, client_id: str | None) -> dict[str, Any] | None:
         for order in reversed(self.orders):

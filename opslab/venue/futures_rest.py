@@ -113,6 +113,19 @@ def _user_trades(v: Any, p: dict[str, str]) -> Any:
                                  _opt_int(p, "endTime"))
 
 
+INCOME_TYPES = ("REALIZED_PNL", "COMMISSION", "FUNDING_FEE")  # the kinds the venue records (Binance has more, e.g. TRANSFER)
+
+
+def _income(v: Any, p: dict[str, str]) -> Any:
+    """Get Income History (GET /fapi/v1/income): limit 1 to 1,000 (default 100), page from 1."""
+    _symbol(p, required=False)
+    kind = p.get("incomeType") or None
+    if kind is not None and kind not in INCOME_TYPES + ("TRANSFER", "WELCOME_BONUS", "INSURANCE_CLEAR", "DELIVERED_SETTELMENT"):
+        raise VenueError(400, -1130, "Data sent for parameter 'incomeType' is not valid.")
+    return v.futures.income_history(kind, _opt_int(p, "startTime"), _opt_int(p, "endTime"), _int(p, "page", 1, 1, 10_000),
+                                    _int(p, "limit", 100, 1, 1000))
+
+
 def _one_or_all(answer: Answer) -> Answer:
     """Tickers: the symbol's object, or a list of every symbol's without one."""
     def handler(v: Any, p: dict[str, str]) -> Any:
@@ -160,6 +173,7 @@ ROUTES: dict[tuple[str, str], Route] = {
                                           lambda v, p: (_symbol(p, required=False), v.futures.open_orders())[1]),
     ("GET", "/fapi/v1/allOrders"): Route(SIGNED, 5, _all_orders),
     ("GET", "/fapi/v1/userTrades"): Route(SIGNED, 5, _user_trades),
+    ("GET", "/fapi/v1/income"): Route(SIGNED, 30, _income),
     ("POST", "/fapi/v1/listenKey"): Route(USER_STREAM, 1, lambda v, p: {"listenKey": v.futures.new_listen_key()}),
     ("PUT", "/fapi/v1/listenKey"): Route(USER_STREAM, 1, lambda v, p: v.futures.keepalive(p.get("listenKey"))),
     ("DELETE", "/fapi/v1/listenKey"): Route(USER_STREAM, 1, lambda v, p: v.futures.close_listen_key()),

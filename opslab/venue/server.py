@@ -44,7 +44,8 @@ class BinanceVenue:
 
     def __init__(self, spec: RunSpec | None = None, host: str = "127.0.0.1", port: int = 0, faults: dict[str, Any] | None = None,
                  speed: float = DEFAULT_SPEED, reset: bool = False, replay_now: bool = False, ws_port: int = 0,
-                 ping_interval_s: float = streams.PING_INTERVAL_S, binance_api: str = profiles.DEFAULT, futures_ws_port: int = 0) -> None:
+                 ping_interval_s: float = streams.PING_INTERVAL_S, binance_api: str = profiles.DEFAULT, futures_ws_port: int = 0,
+                 funding_every_bars: int = futures_contract.FUNDING_EVERY_BARS) -> None:
         if binance_api not in profiles.PROFILES:
             raise InputError(f"--binance-api {binance_api!r}: expected one of {', '.join(profiles.PROFILES)}")
         self.profile = profiles.get(binance_api)
@@ -52,6 +53,8 @@ class BinanceVenue:
             raise InputError(f"--host: {host!r}: the venue binds loopback only (127.0.0.1 or ::1)")
         if not 0 < speed <= MAX_SPEED:
             raise InputError(f"--speed {speed}: expected a replay speed above 0 and at most {MAX_SPEED:g} (dataset minutes per minute)")
+        if not 1 <= funding_every_bars <= futures_contract.MAX_FUNDING_EVERY_BARS:
+            raise InputError(f"--funding-every-bars {funding_every_bars}: expected 1 to {futures_contract.MAX_FUNDING_EVERY_BARS:,} replayed bars")
         self.host = host
         self.api_key: str | None = None
         self.api_secret: str | None = None
@@ -85,7 +88,7 @@ class BinanceVenue:
         self.counters.user_streams = self.user_streams_active
         # USD-M Futures beside Spot, always: its own USDT wallet (the spec's USDT balance), priced from Spot's replay
         self.futures = futures.FuturesAccount(Decimal(str(balances.get(futures_contract.QUOTE, "0"))), self._publish_futures,
-                                              self.exchange.start_replay, speed)
+                                              self.exchange.start_replay, speed, funding_every_bars)
         handler = type("Handler", (rest.Handler,), {"venue": self, "routes": {**rest.ROUTES, **futures_rest.ROUTES}})
         self.http = httpserver.bind(host, port, handler, "choose another --port, or 0 for a free one")
         self.url = httpserver.url(self.http)

@@ -10,6 +10,7 @@ import yaml
 from conftest import SPECS
 
 DEMO = yaml.safe_load((SPECS / "demo.yaml").read_text())
+FUTURES = yaml.safe_load((SPECS / "node-futures.yaml").read_text())
 
 
 def _write(tmp_path: Path, content: str | bytes, name: str = "spec.yaml") -> Path:
@@ -44,7 +45,8 @@ CASES = {
     "run_id dotdot": (_with(run_id=".."), "/run_id: '..' does not match"),
     "run_id space": (_with(run_id="my run"), "/run_id: 'my run' does not match"),
     "run_id too long": (_with(run_id="r" * 65), "/run_id:"),
-    "unknown scenario": (_with(scenario={"name": "no_such", "version": "1"}), "/scenario/name: 'no_such' is not one of ['ops_smoke_demo']"),
+    "unknown scenario": (_with(scenario={"name": "no_such", "version": "1"}),
+                         "/scenario/name: 'no_such' is not one of ['ops_smoke_demo', 'ops_smoke_futures']"),
     "zero bars": (_with(dataset={**DEMO["dataset"], "bars": 0}), "/dataset/bars: 0 is less than the minimum of 1"),
     "bad start": (_with(dataset={**DEMO["dataset"], "start": "yesterday"}), "/dataset/start:"),
     "misspelt field": (_with(scenaro={**DEMO["scenario"]}), "/: unknown field(s) ('scenaro' was unexpected); did you mean 'scenario'?"),
@@ -54,6 +56,20 @@ CASES = {
                               "/dataset/kind: 'synthetc' is not one of ['synthetic', 'imported']; did you mean 'synthetic'?"),
     "misspelt imported kind": (_with(dataset={"kind": "importd", "id": "btc-sample"}),
                                "/dataset/kind: 'importd' is not one of ['synthetic', 'imported']; did you mean 'imported'?"),
+    # USD-M Futures (issue 32): the venue lists one perpetual; the futures smoke goes short, which a Spot account cannot
+    "futures of another symbol": (yaml.safe_dump({**FUTURES, "instrument": "ETHUSDT",
+                                                  "dataset": {"kind": "imported", "id": "eth"}}),
+                                  "/engine/node/account_type: usdt_futures trades the venue's one perpetual, BTCUSDT-PERP; "
+                                  "expected instrument BTCUSDT, got ETHUSDT"),
+    "futures smoke on spot": (yaml.safe_dump({**FUTURES, "engine": {**FUTURES["engine"], "node": {
+                                  k: v for k, v in FUTURES["engine"]["node"].items() if k != "account_type"}}}),
+                              "/scenario/name: ops_smoke_futures trades usdt_futures (it goes short); expected engine.kind node "
+                              "with engine.node.account_type usdt_futures"),
+    "futures smoke in a backtest": (_with(scenario={"name": "ops_smoke_futures", "version": "1.0.0"}),
+                                    "/scenario/name: ops_smoke_futures trades usdt_futures"),
+    "unknown account type": (yaml.safe_dump({**FUTURES, "engine": {**FUTURES["engine"], "node": {
+                                 **FUTURES["engine"]["node"], "account_type": "coin_futures"}}}),
+                             "/engine/node/account_type: 'coin_futures' is not one of ['spot', 'usdt_futures']"),
 }
 
 

@@ -304,6 +304,9 @@ def test_cli_venue_serve_bad_input_is_one_line_exit_2(tmp_path):
     done = run_tc("venue", "serve", "--spec", str(spec_file), "--speed", "0", artifacts=tmp_path / "artifacts",
                   TC_TEST_BINANCE_KEY="k", TC_TEST_BINANCE_SECRET="s")
     assert done.code == 2 and "--speed" in done.err
+    done = run_tc("venue", "serve", "--spec", str(spec_file), "--funding-every-bars", "0", artifacts=tmp_path / "artifacts",
+                  TC_TEST_BINANCE_KEY="k", TC_TEST_BINANCE_SECRET="s")
+    assert done.code == 2 and done.err.count("\n") == 1 and "--funding-every-bars 0: expected 1 to 100,000 replayed bars" in done.err
 
 
 def test_trade_and_order_history_pages_and_filters_like_binance(venue):

@@ -178,6 +178,9 @@ def test_python_binance_walks_the_futures_surface(venue):
         assert Decimal(position["unRealizedProfit"]) == Decimal("0.020") * (mark - (mark + contract.TICK))
         assert client.futures_account_balance()[0]["asset"] == "USDT"
         assert len(client.futures_account_trades(symbol=SYM)) == 1
+        income = client.futures_income_history(symbol=SYM)  # the opening fill's commission; nothing realized, no funding yet
+        assert [(r["incomeType"], r["asset"]) for r in income] == [("COMMISSION", "USDT")] and Decimal(income[0]["income"]) < 0
+        assert client.futures_income_history(symbol=SYM, incomeType="FUNDING_FEE") == []
         key = client.futures_stream_get_listen_key()
         assert client.futures_stream_keepalive(key) == {"listenKey": key}
         assert client.futures_stream_close(key) == {}
@@ -303,3 +306,8 @@ def test_the_user_stream_expiry_fault_ends_the_futures_user_stream_before_its_sc
         assert venue.faults.user_streams_ended[-1]["listen_keys"] == 1
     finally:
         ws.close()
+
+
+def test_income_history_refuses_an_unknown_income_type_with_binances_code(venue):
+    status, body = call(venue, "GET", "/fapi/v1/income", {"incomeType": "LOTTERY"}, signed=True)
+    assert (status, body) == (400, {"code": -1130, "msg": "Data sent for parameter 'incomeType' is not valid."})

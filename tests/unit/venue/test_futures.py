@@ -159,3 +159,22 @@ def test_fill_or_kill_takes_all_or_nothing_and_ioc_expires_its_rest(account):
         acc.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010", "price": "41000.00",
                    "newClientOrderId": "same"})
     assert err.value.code == -4116
+
+
+def test_the_funding_interval_is_the_venues_setting_and_each_payment_is_in_the_income_history():
+    sent: list[tuple[str, dict[str, Any]]] = []
+    acc = futures.FuturesAccount(D(10000), lambda stream, data: sent.append((stream, data)), lambda: None, 60.0, funding_every_bars=3)
+    acc.on_spot("btcusdt@trade", {"p": "42000.04", "q": "0.5", "m": False, "T": 1})
+    acc.place({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"})
+    acc.place({"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.020"})  # through zero: realizes the long
+    kline = {"E": 1, "k": {"t": 0, "T": 59_999, "s": "BTCUSDT", "i": "1m", "o": "42000.01", "h": "42000.04", "l": "41999.99",
+                           "c": "42000.02", "v": "1.000000", "V": "0.500000", "x": True}}
+    for _ in range(7):
+        acc.on_spot("btcusdt@kline_1m", kline)
+    funded = acc.income_history("FUNDING_FEE", None, None, 1, 100)
+    assert [r["income"] for r in funded] == ["0.04200000", "0.04200000"]  # bars 3 and 6; a short of 0.010 receives 0.01 %
+    kinds = [r["incomeType"] for r in acc.income_history(None, None, None, 1, 100)]
+    assert kinds == ["COMMISSION", "REALIZED_PNL", "COMMISSION", "FUNDING_FEE", "FUNDING_FEE"]
+    every = acc.income_history(None, None, None, 1, 100)
+    assert sum(D(r["income"]) for r in every) == acc.wallet - D(10000), "the income history adds up to the wallet's change"
+    assert [r["tranId"] for r in acc.income_history(None, None, None, 2, 2)] == [every[2]["tranId"], every[3]["tranId"]]
