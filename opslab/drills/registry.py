@@ -11,6 +11,10 @@ from opslab.drills.node import crash as node_crash
 from opslab.drills.node import disconnect as node_disconnect
 from opslab.drills.node import duplicate_reports as node_duplicate_reports
 from opslab.drills.node import fill_lost as node_fill_lost
+from opslab.drills.node import futures_external_close as node_futures_external_close
+from opslab.drills.node import futures_flip as node_futures_flip
+from opslab.drills.node import futures_position_beyond_lookback as node_futures_position_beyond_lookback
+from opslab.drills.node import futures_restart_with_position as node_futures_restart_with_position
 from opslab.drills.node import half_open as node_half_open
 from opslab.drills.node import kill_switch as node_kill_switch
 from opslab.drills.node import missing_update as node_missing_update
@@ -33,5 +37,7 @@ DRILLS: dict[str, Drill] = {
                    node_restart_reconciliation, node_fill_lost, node_partial_fills, node_duplicate_reports,
                    node_ambiguous_submit, node_clock_skew, node_order_rate_limit,
                    node_user_stream_expiry, node_cancel_fill_race, node_warm_restart, node_warm_restart_flush,
-                   node_warm_restart_venue_moved, node_half_open, node_orders_rejected)
+                   node_warm_restart_venue_moved, node_half_open, node_orders_rejected,
+                   node_futures_position_beyond_lookback, node_futures_restart_with_position, node_futures_external_close,
+                   node_futures_flip)
 }

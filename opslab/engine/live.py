@@ -42,7 +42,7 @@ from nautilus_trader.live.node import TradingNode
 from nautilus_trader.trading.strategy import Strategy
 from nautilus_trader.model.book import OrderBook  # noqa: F401 - keeps the book types loaded before the loop starts
 from nautilus_trader.model.data import Bar, BarType, OrderBookDeltas, QuoteTick, TradeTick
-from nautilus_trader.model.enums import BookType, OrderStatus, OrderType, TradingState, position_side_to_str, trading_state_to_str
+from nautilus_trader.model.enums import BookType, OrderSide, OrderStatus, OrderType, TradingState, trading_state_to_str
 from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
 
 from opslab import market
@@ -58,6 +58,8 @@ REJECT_CODE = re.compile(r"""["']code["']\s*:\s*(-\d{1,5})""")  # the Binance er
 ENTRY_PRICE_DP = Decimal("0.00000001")  # a position's entry price as the node records it (the venue's precision)
 DB_TIMEOUT_S = 5  # the cache database's connect and response timeouts (NautilusTrader's default: 20 s)
 MAX_REJECT_CODES = 20  # distinct codes counted in the heartbeat (bounded: the exporter makes a series of each)
+MAX_EXTERNAL_ORIGINS = 10  # strategy ids of orders the node did not place, counted in the heartbeat (a series each)
+MAX_FILL_TRADES = 100_000  # trade ids remembered to count each fill into the net position once
 # What the Binance execution client sends the engine from the user data stream; REST answers make Submitted, Rejected,
 # CancelRejected and ModifyRejected (orders go over REST on every release, the stream answers them)
 USER_STREAM_EVENTS = frozenset({"OrderAccepted", "OrderFilled", "OrderCanceled", "OrderExpired", "OrderTriggered", "OrderUpdated"})
@@ -136,11 +138,16 @@ class NodeOpsActor(OpsActor):
         self.fill_events = 0  # OrderFilled events on the strategies' order event topics (what a strategy's on_order_filled sees)
         self.fill_reports: int | None = None  # OrderFilled events the execution clients sent the engine (None: not counted)
         self.rejected: dict[str, int] = {}  # OrderRejected events of the instrument by the venue's error code in the reason
+        self.net = Decimal(0)  # the instrument's net position as the fills moved it (signed), from the start's positions
+        self.position_flips = 0  # fills that took the net position through zero (long to short or back) in one go
+        self._fill_trades: dict[str, None] = {}  # the trade ids counted into the net (ordered: the oldest are forgotten first)
 
     def on_start(self) -> None:
         # every strategy's order events, as the engine publishes them (duplicates included: what the strategies see)
         self.msgbus.subscribe(topic="events.order.*", handler=self._order_event)
         self._count_fill_reports()
+        # startup reconciliation has run (the trader starts after it): what the node holds now is where the fills start from
+        self.net = _net(self.cache.positions_open(instrument_id=self.config.instrument_id))
         self.subscribe_trade_ticks(self.config.instrument_id)
         self.subscribe_quote_ticks(self.config.instrument_id)
         self.subscribe_order_book_deltas(self.config.instrument_id, book_type=BookType.L2_MBP)
@@ -183,12 +190,27 @@ class NodeOpsActor(OpsActor):
         kind = type(event).__name__
         if kind == "OrderFilled" and event.instrument_id == self.config.instrument_id:
             self.fill_events += 1
+            self._move_net(event)
         elif kind == "OrderRejected" and event.instrument_id == self.config.instrument_id:
             # the Binance client puts the venue's answer in the reason: {'code': -1021, 'msg': ...}
             found = REJECT_CODE.search(str(event.reason))
             code = found.group(1) if found else "none"
             if code in self.rejected or len(self.rejected) < MAX_REJECT_CODES:
                 self.rejected[code] = self.rejected.get(code, 0) + 1
+
+    def _move_net(self, fill: Any) -> None:
+        """The net position after FILL (each trade id once: a duplicated report moves nothing); a flip when it crossed zero."""
+        trade = str(fill.trade_id)
+        if trade in self._fill_trades:
+            return
+        self._fill_trades[trade] = None
+        if len(self._fill_trades) > MAX_FILL_TRADES:
+            del self._fill_trades[next(iter(self._fill_trades))]
+        qty = fill.last_qty.as_decimal()
+        after = self.net + (qty if fill.order_side == OrderSide.BUY else -qty)
+        if self.net * after < 0:
+            self.position_flips += 1
+        self.net = after
 
     def on_trade_tick(self, tick: TradeTick) -> None:
         self.last_data_ns = self.last_market_ns = self.clock.timestamp_ns()
@@ -323,7 +345,12 @@ class NodeOpsActor(OpsActor):
         assert self.hooks is not None and self.node is not None and self.strategy is not None
         kernel = self.node.kernel
         now = self.clock.timestamp_ns()
-        pos = [p for p in self.cache.positions_open(instrument_id=self.config.instrument_id)]
+        net = _net(self.cache.positions_open(instrument_id=self.config.instrument_id))
+        own = set(self.node.trader.strategy_ids()) if self.node is not None else set()
+        external: dict[str, int] = {}  # orders no strategy of this node placed, by the strategy id NautilusTrader gave them
+        for order in self.cache.orders(instrument_id=self.config.instrument_id):
+            if order.strategy_id not in own and (order.strategy_id.value in external or len(external) < MAX_EXTERNAL_ORIGINS):
+                external[order.strategy_id.value] = external.get(order.strategy_id.value, 0) + 1
         account = self.cache.account_for_venue(Venue(BINANCE))
         balances = {m.currency.code: session._dec(m.as_decimal()) for m in account.balances_total().values()} if account else {}
         since = _age(now, self.last_data_ns)
@@ -347,8 +374,9 @@ class NodeOpsActor(OpsActor):
             "orders_unacknowledged": len(unacked),
             "oldest_unacknowledged_order_seconds": round(max(0.0, (now - min(o.ts_last for o in unacked)) / 1e9), 3) if unacked else 0.0,
             "orders_rejected": dict(sorted(self.rejected.items())),
-            "position": {"side": position_side_to_str(pos[0].side), "quantity": session._dec(pos[0].quantity)} if pos
-            else {"side": "FLAT", "quantity": "0"},
+            "position": {"side": "LONG" if net > 0 else "SHORT" if net < 0 else "FLAT", "quantity": session._dec(abs(net))},
+            "position_flips": self.position_flips,
+            "external_orders": dict(sorted(external.items())),
             "balances": balances,
             "reconciliation": self.hooks.reconciliation,
             "kill_switch_engaged": self.halted,
@@ -360,6 +388,12 @@ class NodeOpsActor(OpsActor):
     def _beat(self, _event: Any) -> None:
         assert self.hooks is not None
         self.hooks.heartbeat(self.snapshot())
+
+
+def _net(positions: list[Any]) -> Decimal:
+    """The signed net quantity of open POSITIONS (after a restart or a reconciliation one instrument may be held in several:
+    a strategy's, and EXTERNAL for what the node did not place)."""
+    return sum((p.signed_decimal_qty() for p in positions), Decimal(0))
 
 
 def _age(now_ns: int, then_ns: int | None) -> float | None:
@@ -628,7 +662,7 @@ def _net_positions(node: TradingNode, instrument_id: InstrumentId, with_entry: b
     """The instrument's net open position; WITH_ENTRY (a perpetual, whose venue keeps an entry price): its entry price, the
     average open price of the open positions on the net's side weighted by their quantity."""
     held = node.cache.positions_open(instrument_id=instrument_id)
-    net = sum((p.signed_decimal_qty() for p in held), Decimal(0))
+    net = _net(held)
     if not net:
         return []
     row = {"instrument": instrument_id.value, "side": "LONG" if net > 0 else "SHORT", "quantity": session._dec(abs(net))}

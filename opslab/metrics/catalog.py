@@ -153,6 +153,14 @@ FAMILIES: list[Family] = [
     Family("tc_node_orders_rejected", "gauge", ("run_id", "code"),
            "OrderRejected events of the node's instrument since it started, by the Binance error code in the reason (\"none\" "
            "without one; at the last heartbeat).", _run("node_heartbeat"), "run"),
+    Family("tc_node_position_quantity", "gauge", ("run_id",),
+           "The node's net position in its instrument, signed (negative: short; at the last heartbeat).", _run("node_heartbeat"), "run"),
+    Family("tc_node_position_flips", "gauge", ("run_id",),
+           "Fills that took the node's net position through zero in one go since it started (at the last heartbeat); "
+           "TcNodePositionFlipped.", _run("node_heartbeat"), "run"),
+    Family("tc_node_external_orders", "gauge", ("run_id", "origin"),
+           "Orders of the node's instrument in its cache that none of its strategies placed, by the strategy id NautilusTrader gave "
+           "them (EXTERNAL, INTERNAL-DIFF; at the last heartbeat); TcNodeExternalOrders.", _run("node_heartbeat"), "run"),
     # every run, summarized
     Family("tc_runs", "gauge", ("status", "engine_kind"),
            "Runs under the root, by status and engine kind (every run, shown per run or not).", _every_run("metadata"), "aggregate"),

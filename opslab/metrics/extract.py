@@ -132,6 +132,12 @@ def _node_heartbeat(rid: str, doc: dict) -> Iterator[Sample]:
         yield "tc_node_oldest_unacknowledged_order_seconds", (rid,), doc["oldest_unacknowledged_order_seconds"]
     for code, n in (doc.get("orders_rejected") or {}).items():
         yield "tc_node_orders_rejected", (rid, code), n
+    sign = {"LONG": 1, "SHORT": -1, "FLAT": 0}[doc["position"]["side"]]
+    yield "tc_node_position_quantity", (rid,), sign * float(doc["position"]["quantity"])
+    if "position_flips" in doc:
+        yield "tc_node_position_flips", (rid,), doc["position_flips"]
+    for origin, n in sorted((doc.get("external_orders") or {}).items()):
+        yield "tc_node_external_orders", (rid, origin), n
 
 
 def _node_cache_db(rid: str, doc: dict) -> Iterator[Sample]:

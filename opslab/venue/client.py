@@ -119,11 +119,16 @@ class VenueClient:
 
     def signed_get(self, path: str, params: dict[str, Any]) -> Any:
         """The JSON answer of one SIGNED GET; RecordError on no answer, a non-200 or more than MAX_ANSWER bytes."""
+        return self.signed("GET", path, params)
+
+    def signed(self, method: str, path: str, params: dict[str, Any]) -> Any:
+        """The JSON answer of one SIGNED request (the parameters in the query string, as Binance takes them for any method);
+        RecordError on no answer, a non-200 or more than MAX_ANSWER bytes."""
         query = urlencode({**params, "timestamp": int(time.time() * 1000), "recvWindow": 5000})
         query += "&signature=" + auth.sign(self.api_secret, query)
         conn = http.client.HTTPConnection(self.target.address, self.target.port, timeout=self.timeout_s)
         try:
-            conn.request("GET", f"{path}?{query}", headers={"X-MBX-APIKEY": self.api_key, "Host": self.target.host})
+            conn.request(method, f"{path}?{query}", headers={"X-MBX-APIKEY": self.api_key, "Host": self.target.host})
             resp = conn.getresponse()
             body = resp.read(MAX_ANSWER + 1)
         except (OSError, http.client.HTTPException) as exc:

@@ -428,6 +428,26 @@ class FuturesAccount:
                 if (order["side"] == "BUY" and price <= limit) or (order["side"] == "SELL" and price >= limit):
                     self._fill(order, limit, Decimal(order["origQty"]) - Decimal(order["executedQty"]), maker=True)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The account as the lab's admin endpoint shows it (GET /admin/futures): the position, the wallet, the orders and trades."""
+        with self.lock:
+            return {"position": self.position(), "wallet": amount(self.wallet), "orders": [dict(o) for o in self.orders],
+                    "trades": [dict(t) for t in self.trades], "funding_payments": sum(r["incomeType"] == "FUNDING_FEE" for r in self.income)}
+
+    def age(self, hours: float) -> int:
+        """Move everything the account recorded HOURS back in time (POST /admin/futures/age): a position opened, and orders
+        and trades made, that long ago, which a lab cannot wait for (a node's reconciliation looks back a day). The rows moved."""
+        shift = int(hours * 3_600_000)
+        with self.lock:
+            for order in self.orders:
+                order["time"] -= shift
+                order["updateTime"] -= shift
+            for row in self.trades + self.income:
+                row["time"] -= shift
+            if self.position_time:
+                self.position_time -= shift
+            return len(self.orders) + len(self.trades) + len(self.income)
+
     def fill_open(self) -> list[int]:
         """Fill every resting order at its own price as maker (as Spot's admin fill does)."""
         with self.lock:

@@ -16,7 +16,7 @@ set: `origClientOrderId` (the order's id), `clientOrderId` (the cancel's: newCli
 the venue makes), `transactTime`.
 
 Admin endpoints (loopback, no key): GET/POST/DELETE /admin/faults (the fault switch), POST
-/admin/fill, GET /admin/state.
+/admin/fill, GET /admin/state; for USD-M Futures GET /admin/futures and POST /admin/futures/age.
 """
 
 from __future__ import annotations
@@ -405,6 +405,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._admin_fill(method, body)
         if split.path == "/admin/state" and method == "GET":
             return self._send(200, self.venue.exchange.snapshot())
+        if split.path == "/admin/futures" and method == "GET":
+            return self._send(200, self.venue.futures.snapshot())
+        if split.path == "/admin/futures/age":
+            return self._admin_age(method, body)
         if sbe_only(self.headers.get("Accept")):  # Binance without SBE enabled: 406 (SBE FAQ); the venue speaks JSON only
             return self._send(406, {"code": -1000, "msg": "SBE is not enabled on this venue; accept application/json."})
         gone = profiles.retired(self.venue.profile, split.path)
@@ -529,10 +533,26 @@ class Handler(BaseHTTPRequestHandler):
     def _admin_fill(self, method: str, body: str) -> None:
         if method != "POST":
             return self._send(405, {"code": -1000, "msg": f"Method {method} is not supported for /admin/fill."})
+        expected = 'expected an empty body, {} (every open Spot order is filled) or {"account": "usdt_futures"} (every open futures order)'
         try:
             doc = fs.parse_json((body or "{}").encode(), "body")
         except fault_switch.InputError as exc:
-            return self._send(400, {"code": -1, "msg": httpserver.bounded(f"{exc}; expected an empty body or {{}}")})
+            return self._send(400, {"code": -1, "msg": httpserver.bounded(f"{exc}; {expected}")})
+        if doc == {"account": "usdt_futures"}:
+            return self._send(200, {"filled": self.venue.futures.fill_open()})
         if doc != {}:
-            return self._send(400, {"code": -1, "msg": "expected an empty body or {} (every open order is filled)"})
+            return self._send(400, {"code": -1, "msg": expected})
         self._send(200, {"filled": self.venue.fill_open_orders()})
+
+    def _admin_age(self, method: str, body: str) -> None:
+        if method != "POST":
+            return self._send(405, {"code": -1000, "msg": f"Method {method} is not supported for /admin/futures/age."})
+        expected = 'expected {"hours": H}, 0 < H <= 8760: the futures account\'s records move H hours back'
+        try:
+            doc = fs.parse_json((body or "null").encode(), "body")
+        except fault_switch.InputError as exc:
+            return self._send(400, {"code": -1, "msg": httpserver.bounded(f"{exc}; {expected}")})
+        hours = doc.get("hours") if isinstance(doc, dict) and set(doc) == {"hours"} else None
+        if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 8760:
+            return self._send(400, {"code": -1, "msg": expected})
+        self._send(200, {"moved": self.venue.futures.age(float(hours)), "hours": hours})

@@ -41,10 +41,12 @@ def undetected(tmp_path_factory):
     return root, result
 
 
-def test_there_are_twenty_node_drills_each_with_a_runbook_in_the_docs_nav():
+def test_there_are_twenty_four_node_drills_each_with_a_runbook_in_the_docs_nav():
     from conftest import REPO
 
-    assert len(REGISTERED) == 20 and {"node_fill_lost", "node_partial_fills", "node_duplicate_reports", "node_ambiguous_submit",
+    assert len(REGISTERED) == 24 and {"node_futures_position_beyond_lookback", "node_futures_restart_with_position",
+                                      "node_futures_external_close", "node_futures_flip", "node_fill_lost", "node_partial_fills",
+                                      "node_duplicate_reports", "node_ambiguous_submit",
                                       "node_clock_skew", "node_order_rate_limit", "node_user_stream_expiry", "node_cancel_fill_race",
                                       "node_warm_restart", "node_warm_restart_flush", "node_warm_restart_venue_moved", "node_half_open",
                                       "node_orders_rejected"} <= set(REGISTERED)
@@ -161,6 +163,31 @@ def test_node_drill_findings_record_what_nautilus_trader_did(detected):
     assert ev["seed"] == 28 and ev["schedule"] == [ev["cancels_raced"][0]["cancel"]] and ev["cancels_raced"][0]["seed"] == 28
     assert ev["venue_status"] == ["FILLED"] and ev["venue_trades_of_order"] == 1, "the fill won the race at the venue"
     assert ev["phantom_cancel"] is (ev["node_status"] == ["CANCELED"])
+    # USD-M Futures: the orders NautilusTrader holds but no strategy placed, and node vs venue positions (issue 32 item 4)
+    external = doc("node_futures_external_close")
+    assert external["alert"]["alertname"] == "TcNodeExternalOrders"
+    ev = external["evidence"]
+    assert ev["other_client_order"]["clientOrderId"] == "other-client-close-1" and sum(ev["external_orders"].values()) >= 1
+    assert [(o["side"], o["status"]) for o in ev["foreign_orders"]] == [("SELL", "FILLED")], "the other client's fill, as EXTERNAL"
+    assert ev["node_position"] is None and ev["venue_position"] is None and ev["reconcile_exit_code"] == 0, "both flat, and agree"
+    old = doc("node_futures_position_beyond_lookback")
+    assert old["alert"]["alertname"] in ("TcNodeExternalOrders", "TcReconciliationMismatch")
+    ev = old["evidence"]
+    assert ev["opened_hours_ago"] == 48 and ev["records_moved"] >= 3
+    made_up = [o for o in ev["foreign_orders"] if o["status"] == "FILLED"]
+    assert [(o["side"], o["quantity"]) for o in made_up] == [("BUY", "0.030")], "reconciliation made up one fill for the old long"
+    assert ev["venue_position"]["quantity"] == "0.04" and (ev["node_position"] == ev["venue_position"]) is (ev["reconcile_exit_code"] == 0)
+    restart = doc("node_futures_restart_with_position")
+    assert restart["alert"]["alertname"] in ("TcNodeExternalOrders", "TcReconciliationMismatch")
+    ev = restart["evidence"]
+    assert ev["held_at_kill"] == "0.010" and len(ev["resting_at_kill"]) == 1
+    assert {(o["side"], o["status"]) for o in ev["foreign_orders"]} >= {("BUY", "FILLED")}, "the long came back as no strategy's"
+    assert (ev["node_position"] == ev["venue_position"]) is (ev["reconcile_exit_code"] == 0)
+    flip = doc("node_futures_flip")
+    assert flip["alert"]["alertname"] == "TcNodePositionFlipped"
+    ev = flip["evidence"]
+    assert ev["position_flips"] >= 1 and ev["flip_fill"]["side"] == "SELL" and ev["flip_fill"]["quantity"] == "0.02"
+    assert ev["reconcile_exit_code"] == 0 and ev["node_position"] == ev["venue_position"]
     for name in ("node_warm_restart", "node_warm_restart_flush", "node_warm_restart_venue_moved"):
         if name not in NODE:
             continue

@@ -11,6 +11,8 @@ in the child processes' environment (the spec names the variables, never the val
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import secrets
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,18 +30,28 @@ from opslab.contracts import SCHEMA_VERSION
 from opslab.drills.node import stack as alert_stack
 from opslab.drills.base import Context, Observation
 from opslab.venue import profiles
+from opslab.venue.client import VenueClient
 
 KEY_ENV, SECRET_ENV = "TC_DRILL_API_KEY", "TC_DRILL_API_SECRET"
+FUTURES_SMOKE = "opslab.engine.smoke_futures"  # the futures drills' strategy (scenario ops_smoke_futures), named with its config
+FUTURES_TRADE_SIZE = "0.010"
 MAX_LOG_BYTES = 4 << 20
 
 
-def node_spec(run_id: str, **node: Any) -> dict[str, Any]:
+def node_spec(run_id: str, futures_step_bars: int | None = None, **node: Any) -> dict[str, Any]:
     """A RunSpec for a drill's node: the demo strategy (a resting limit buy, market round trips every
-    60 bars), fast heartbeats, a 3 s market-data staleness bound; NODE overrides engine.node fields."""
+    60 bars), fast heartbeats, a 3 s market-data staleness bound; NODE overrides engine.node fields. With
+    FUTURES_STEP_BARS the node trades the USD-M perpetual with the futures smoke strategy, a step every that many bars
+    (a step count beyond the run's bars: it opens a long and rests its limit buy on the first bar, then holds them)."""
+    strategy: dict[str, Any] = {"name": "drill", "version": "1"}
+    if futures_step_bars is not None:
+        node = {"account_type": market.USDT_FUTURES, **node}
+        strategy.update(strategy_path=f"{FUTURES_SMOKE}:FuturesSmokeStrategy", config_path=f"{FUTURES_SMOKE}:FuturesSmokeConfig",
+                        config={"strategy_id": "SMOKE-001", "step_bars": futures_step_bars, "trade_size": FUTURES_TRADE_SIZE})
     return {
         "schema_version": SCHEMA_VERSION, "run_id": run_id, "description": "node drill",
-        "scenario": {"name": "ops_smoke_demo", "version": "1.0.0"},
-        "strategy": {"name": "drill", "version": "1"},
+        "scenario": {"name": "ops_smoke_futures" if futures_step_bars is not None else "ops_smoke_demo", "version": "1.0.0"},
+        "strategy": strategy,
         "instrument": market.SYMBOL, "venue": market.VENUE,
         "dataset": {"kind": "synthetic", "seed": 42, "start": "2024-01-01T00:00:00Z", "bars": 1440},
         "engine": {"kind": "node", "node": {"venue_http_url": "http://127.0.0.1:1", "venue_ws_url": "ws://127.0.0.1:2",
@@ -68,11 +81,13 @@ def _loopback(url: str) -> str:
 class NodeLab:
     """`with NodeLab(ctx, "node-crash") as lab:` the stack and the venue run; lab.start_node() starts the node."""
 
-    def __init__(self, ctx: Context, run_id: str, speed: float = 600, venue_faults: tuple[str, ...] = (), **node: Any) -> None:
+    def __init__(self, ctx: Context, run_id: str, speed: float = 600, venue_faults: tuple[str, ...] = (),
+                 futures_step_bars: int | None = None, replay_now: bool = False, **node: Any) -> None:
         self.ctx, self.run_id, self.speed, self.venue_faults = ctx, run_id, speed, venue_faults
+        self.futures, self.replay_now = futures_step_bars is not None, replay_now
         # a spec with a cache database: one Redis for the whole drill (it outlives every node start, as a deployed one does)
         self.redis = cachedb.RedisServer(ctx.sandbox / "redis") if "cache_database" in node else None
-        self.spec_path = ctx.spec(run_id, node_spec(run_id, **node))
+        self.spec_path = ctx.spec(run_id, node_spec(run_id, futures_step_bars, **node))
         self.root = ctx.sandbox / "artifacts"
         self.run_dir = self.root / "runs" / run_id
         self.creds = {KEY_ENV: "drill-key-" + secrets.token_hex(8), SECRET_ENV: "drill-secret-" + secrets.token_hex(16)}
@@ -128,6 +143,8 @@ class NodeLab:
                 "--binance-api", profiles.for_nautilus(runs.versions()["nautilus_trader"])]  # the Binance the node's NautilusTrader speaks
         for fault in self.venue_faults:
             args += ["--fault", fault]
+        if self.replay_now:  # prices before any node subscribes (a position opened before the node starts)
+            args.append("--replay-now")
         self.venue = self._spawn("venue", args)
         out = self.ctx.sandbox / "venue.out"
 
@@ -138,14 +155,15 @@ class NodeLab:
             return json.loads(first[0]) if len(first) == 2 else None
 
         line = alert_stack.wait("the venue to listen", listening, timeout=30)
-        self.urls = {"http": _loopback(line["url"]), "ws": line["ws_url"]}
+        self.urls = {"http": _loopback(line["url"]), "ws": line["ws_url"], "futures_ws": line["futures_ws_url"]}
 
     def start_node(self) -> subprocess.Popen:
         """`tc run node` against the venue (a restart when the run exists: same run, same spec)."""
         self.node_starts += 1
         db = ["--cache-db-url", self.redis.url] if self.redis is not None else []
+        ws = self.urls["futures_ws" if self.futures else "ws"]
         self.node = self._spawn(f"node-{self.node_starts}", ["run", "node", "--spec", str(self.spec_path), "--venue-url", self.urls["http"],
-                                                            "--venue-ws-url", self.urls["ws"], "--json", *db])
+                                                            "--venue-ws-url", ws, "--json", *db])
         return self.node
 
     def stop_node(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
@@ -272,6 +290,29 @@ class NodeLab:
 
     def venue_state(self) -> dict[str, Any]:
         return self._admin("GET", "/admin/state")
+
+    def futures_state(self) -> dict[str, Any]:
+        """The venue's USD-M account (GET /admin/futures): position, wallet, orders, trades, funding payments."""
+        return self._admin("GET", "/admin/futures")
+
+    def futures_amount(self) -> Decimal:
+        """The venue's signed position amount in the perpetual."""
+        return Decimal(self.futures_state()["position"]["positionAmt"])
+
+    def age_futures(self, hours: float) -> int:
+        """Move the venue's USD-M records HOURS back in time (POST /admin/futures/age); how many rows moved."""
+        return self._admin("POST", "/admin/futures/age", {"hours": hours})["moved"]
+
+    def other_client(self, method: str, path: str, **params: Any) -> Any:
+        """A signed request from another client of the same account (the drill's own credentials, as a second program of the
+        operator's would hold them): the venue's answer."""
+        client = VenueClient(self.urls["http"], 5.0, api_key=self.creds[KEY_ENV], api_secret=self.creds[SECRET_ENV])
+        return client.signed(method, path, params)
+
+    def nautilus_orders(self) -> list[dict[str, str]]:
+        """NautilusTrader's own orders report of the run (node/reports/orders.csv: strategy ids and tags), read when it stopped."""
+        text = _tail(self.run_dir / contracts.artifact("node_reports").path.replace("*", "orders")).decode("utf-8", "replace")
+        return list(csv.DictReader(io.StringIO(text))) if text else []
 
     def venue_open_orders(self) -> list[dict[str, Any]]:
         return [o for o in self.venue_state()["orders"] if o["status"] in ("NEW", "PARTIALLY_FILLED")]

@@ -14,7 +14,7 @@ from opslab.drills.registry import DRILLS
 
 def test_there_are_seven_lab_and_twenty_node_drills_each_with_a_runbook_page():
     kinds = {kind: sorted(n for n, d in DRILLS.items() if d.kind == kind) for kind in ("lab", "node")}
-    assert len(kinds["lab"]) == 7 and len(kinds["node"]) == 20 and len(DRILLS) == len(kinds["lab"]) + len(kinds["node"])
+    assert len(kinds["lab"]) == 7 and len(kinds["node"]) == 24 and len(DRILLS) == len(kinds["lab"]) + len(kinds["node"])
     assert {"node_fill_lost", "node_partial_fills", "node_duplicate_reports", "node_ambiguous_submit", "node_clock_skew",
             "node_order_rate_limit", "node_user_stream_expiry", "node_cancel_fill_race", "node_warm_restart", "node_warm_restart_flush",
             "node_warm_restart_venue_moved", "node_half_open", "node_orders_rejected"} <= set(kinds["node"])
