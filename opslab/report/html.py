@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -211,12 +210,12 @@ def _bars_seen(folder: Path) -> list[tuple[float, int]]:
     points: list[tuple[float, int]] = []
     for beat in journal.read(contracts.artifact("node_heartbeat").at(folder, history=True)):
         try:
-            at = datetime.strptime(str(beat["last_market_data_at"]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+            at = clock.epoch_seconds_fraction(str(beat["last_market_data_at"]))
             seen = int(beat["bars_seen"])
         except (KeyError, TypeError, ValueError):
             continue  # before the first market data there is nothing to link
-        if not points or (at.timestamp() > points[-1][0] and seen >= points[-1][1]):
-            points.append((at.timestamp(), seen))
+        if not points or (at > points[-1][0] and seen >= points[-1][1]):
+            points.append((at, seen))
     return points
 
 

@@ -311,3 +311,34 @@ def test_the_user_stream_expiry_fault_ends_the_futures_user_stream_before_its_sc
 def test_income_history_refuses_an_unknown_income_type_with_binances_code(venue):
     status, body = call(venue, "GET", "/fapi/v1/income", {"incomeType": "LOTTERY"}, signed=True)
     assert (status, body) == (400, {"code": -1130, "msg": "Data sent for parameter 'incomeType' is not valid."})
+
+
+def admin(v: BinanceVenue, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """The lab's admin endpoint PATH with a JSON BODY: (status, answer)."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(v.url.rstrip("/").rsplit(":", 1)[1]), timeout=5)
+    try:
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
+
+
+def test_the_admin_endpoints_show_the_account_move_it_back_in_time_and_fill_its_resting_orders(venue):
+    mark = priced(venue)
+    assert order(venue, side="BUY", type="MARKET", quantity="0.010")[0] == 200
+    assert order(venue, side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.010", price=str(mark - 100))[0] == 200
+    status, shown = admin(venue, "GET", "/admin/futures")
+    assert status == 200 and shown["position"]["positionAmt"] == "0.010" and len(shown["orders"]) == 2 and len(shown["trades"]) == 1
+    before = {t["id"]: t["time"] for t in shown["trades"]}
+    status, moved = admin(venue, "POST", "/admin/futures/age", {"hours": 48})
+    assert status == 200 and moved == {"moved": 4, "hours": 48}  # two orders, one trade and its commission
+    after = call(venue, "GET", "/fapi/v1/userTrades", {"symbol": SYM}, signed=True)[1]
+    assert [t["time"] for t in after] == [before[t["id"]] - 48 * 3_600_000 for t in after]
+    for bad in ({"hours": 0}, {"hours": "48"}, {"hours": True}, {"hours": 9000}, {"days": 2}, [48]):
+        status, body = admin(venue, "POST", "/admin/futures/age", bad)
+        assert status == 400 and "expected {\"hours\": H}" in body["msg"] and "\n" not in body["msg"]
+    assert admin(venue, "GET", "/admin/futures/age")[0] == 405
+    status, filled = admin(venue, "POST", "/admin/fill", {"account": "usdt_futures"})
+    assert status == 200 and len(filled["filled"]) == 1 and venue.futures.amt == Decimal("0.020")
+    assert admin(venue, "POST", "/admin/fill", {"account": "coin_futures"})[0] == 400
