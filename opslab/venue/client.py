@@ -43,6 +43,23 @@ class RecordError(Exception):
     """The venue did not answer a signed (record) query."""
 
 
+def _open_rows(open_orders: list[dict[str, Any]], instrument: str) -> list[dict[str, str]]:
+    """The venue's open orders (Spot's or USD-M's answer, the same fields) as state-snapshot rows: what is left of each."""
+    rows = []
+    for o in open_orders:
+        entry = {"client_order_id": o["clientOrderId"], "instrument": instrument, "side": o["side"],
+                 "quantity": _norm(Decimal(o["origQty"]) - Decimal(o["executedQty"]))}
+        if o["type"] != "MARKET":
+            entry["price"] = _norm(o["price"])
+        rows.append(entry)
+    return rows
+
+
+def _snapshot(run_id: str, positions: list[dict[str, str]], orders: list[dict[str, str]], balances: dict[str, str]) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "source": "venue", "as_of": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "positions": positions, "open_orders": orders, "balances": balances}
+
+
 def _norm(value: str | Decimal) -> str:
     d = Decimal(value).normalize()
     return format(d, "f") if d else "0"
@@ -146,16 +163,8 @@ class VenueClient:
         trades = self.all_trades()
         net = sum((Decimal(t["qty"]) if t["isBuyer"] else -Decimal(t["qty"]) for t in trades), Decimal(0))
         positions = [{"instrument": INSTRUMENT, "side": "LONG" if net > 0 else "SHORT", "quantity": _norm(abs(net))}] if net else []
-        orders = []
-        for o in open_orders:
-            entry = {"client_order_id": o["clientOrderId"], "instrument": INSTRUMENT, "side": o["side"],
-                     "quantity": _norm(Decimal(o["origQty"]) - Decimal(o["executedQty"]))}
-            if o["type"] != "MARKET":
-                entry["price"] = _norm(o["price"])
-            orders.append(entry)
         balances = {b["asset"]: _norm(Decimal(b["free"]) + Decimal(b["locked"])) for b in account["balances"]}
-        return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "source": "venue", "as_of": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "positions": positions, "open_orders": orders, "balances": balances}
+        return _snapshot(run_id, positions, _open_rows(open_orders, INSTRUMENT), balances)
 
     def futures_account_snapshot(self, run_id: str) -> dict[str, Any]:
         """The USD-M account as the venue records it (source: venue): its one-way position with its entry price (Position
@@ -170,16 +179,8 @@ class VenueClient:
             if amount:
                 positions.append({"instrument": FUTURES_INSTRUMENT, "side": "LONG" if amount > 0 else "SHORT", "quantity": _norm(abs(amount)),
                                   "entry_price": _norm(Decimal(p["entryPrice"]))})
-        orders = []
-        for o in open_orders:
-            entry = {"client_order_id": o["clientOrderId"], "instrument": FUTURES_INSTRUMENT, "side": o["side"],
-                     "quantity": _norm(Decimal(o["origQty"]) - Decimal(o["executedQty"]))}
-            if o["type"] != "MARKET":
-                entry["price"] = _norm(o["price"])
-            orders.append(entry)
         balances = {a["asset"]: _norm(Decimal(a["walletBalance"])) for a in account["assets"]}
-        return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "source": "venue", "as_of": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "positions": positions, "open_orders": orders, "balances": balances}
+        return _snapshot(run_id, positions, _open_rows(open_orders, FUTURES_INSTRUMENT), balances)
 
     def futures_account_counts(self) -> dict[str, int]:
         """How many USD-M orders and trades the venue holds for the account, and its funding payments (Get Income History,

@@ -26,12 +26,8 @@ def execute(ctx: Context) -> Observation:
         since = time.monotonic()
         answer = lab.other_client("POST", "/fapi/v1/order", symbol="BTCUSDT", side="SELL", type="MARKET", quantity=f"{held:f}",
                                   reduceOnly="true", newClientOrderId="other-client-close-1")  # the injected fault
-        alert = lab.detect(("TcNodeExternalOrders",), since, timeout=DETECT_TIMEOUT_S, after_seq=seq)
-        beat = lab.heartbeat() or {}
-        lab.stop_node()
-        code, mismatches, mismatch_alert = fk.reconcile(lab, None)
-        foreign = fk.foreign_orders(lab)
-        node_pos, venue_pos = fk.positions(lab)
+        seen = fk.settle(lab, ("TcNodeExternalOrders",), since, seq, DETECT_TIMEOUT_S)
+    alert, beat, foreign = seen.alert, seen.beat, seen.foreign
     detected = alert is not None
     observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after another client closed the node's position"
                 if detected else f"no external-orders notification within {DETECT_TIMEOUT_S:g} s of another client closing the position")
@@ -39,13 +35,12 @@ def execute(ctx: Context) -> Observation:
         f"another client sold {held:f} BTCUSDT reduce-only at market (venue order {answer.get('orderId')}); the node "
         f"{fk.describe_foreign(foreign)}",
         f"after it the node's position was {(beat.get('position') or {}).get('side', '?')} {(beat.get('position') or {}).get('quantity', '?')} "
-        f"(heartbeat) and at its stop {fk.describe_position(node_pos)}; the venue's {fk.describe_position(venue_pos)}",
-        fk.describe_reconcile(code, mismatches),
+        f"(heartbeat) and at its stop {fk.describe_position(seen.node_position)}; the venue's {fk.describe_position(seen.venue_position)}",
+        fk.describe_reconcile(seen.reconcile_code, seen.mismatches),
     ]
     evidence = {"closed_quantity": f"{held:f}", "other_client_order": {k: answer.get(k) for k in ("orderId", "clientOrderId", "status")},
-                "external_orders": beat.get("external_orders"), "foreign_orders": foreign, "node_position": node_pos,
-                "venue_position": venue_pos, "reconcile_exit_code": code, "mismatches": mismatches,
-                "mismatch_alert": mismatch_alert["alertname"] if mismatch_alert else None}
+                "external_orders": beat.get("external_orders"), "foreign_orders": foreign, "node_position": seen.node_position,
+                "venue_position": seen.venue_position, "reconcile_exit_code": seen.reconcile_code, "mismatches": seen.mismatches}
     return observation(detected, observed, alert, evidence, findings)
 
 

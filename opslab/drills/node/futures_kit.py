@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
 from opslab.drills.node.kit import NodeLab
@@ -58,3 +59,29 @@ def positions(lab: NodeLab) -> tuple[dict[str, Any] | None, dict[str, Any] | Non
 
 def describe_position(row: dict[str, Any] | None) -> str:
     return f"{row['side']} {row['quantity']} at {row.get('entry_price', '?')}" if row else "FLAT"
+
+
+@dataclass
+class Outcome:
+    """What a position drill saw once its incident played out: the alert (one of ALERTS, or the mismatch alert `tc reconcile`
+    raised), the node's last heartbeat, `tc reconcile`'s exit code and mismatches, the orders no strategy placed, and the
+    node's and the venue's final positions."""
+
+    alert: dict[str, Any] | None
+    beat: dict[str, Any]
+    reconcile_code: int
+    mismatches: list[dict[str, Any]]
+    foreign: list[dict[str, str]]
+    node_position: dict[str, Any] | None
+    venue_position: dict[str, Any] | None
+
+
+def settle(lab: NodeLab, alerts: tuple[str, ...], since: float, seq: int, timeout: float) -> Outcome:
+    """Wait up to TIMEOUT for one of ALERTS (delivered after SEQ, timed from SINCE), stop the node, reconcile it with the venue
+    (its mismatch alert counts when none of ALERTS came) and read what it held."""
+    alert = lab.detect(alerts, since, timeout=timeout, after_seq=seq)
+    beat = lab.heartbeat() or {}
+    lab.stop_node()
+    code, mismatches, mismatch_alert = reconcile(lab, alert)
+    node_pos, venue_pos = positions(lab)
+    return Outcome(alert or mismatch_alert, beat, code, mismatches, foreign_orders(lab), node_pos, venue_pos)

@@ -29,14 +29,9 @@ def execute(ctx: Context) -> Observation:
         since = time.monotonic()
         lab.start_node()
         lab.wait_running()
-        alert = lab.detect(fk.POSITION_ALERTS, since, timeout=DETECT_TIMEOUT_S, after_seq=seq)
-        beat = lab.heartbeat() or {}
-        lab.stop_node()
-        code, mismatches, mismatch_alert = fk.reconcile(lab, alert)
-        alert = alert or mismatch_alert
-        foreign = fk.foreign_orders(lab)
-        node_pos, venue_pos = fk.positions(lab)
+        seen = fk.settle(lab, fk.POSITION_ALERTS, since, seq, DETECT_TIMEOUT_S)
         looked_back = lab.log_lines(r"reconciliation_lookback_mins", limit=1)
+    alert, foreign = seen.alert, seen.foreign
     detected = alert is not None
     observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after the node started with a position older than its lookback"
                 if detected else f"no notification within {DETECT_TIMEOUT_S:g} s of the node starting with a position older than its lookback")
@@ -46,13 +41,14 @@ def execute(ctx: Context) -> Observation:
         f"its startup reconciliation (lookback 1,440 min) {fk.describe_foreign(foreign)}",
         (f"the made-up fill's price {made_up[0]['avg_px']} against the venue's entry {old_entry}" if made_up and made_up[0]["avg_px"]
          else "no made-up fill"),
-        f"the node's position at its stop {fk.describe_position(node_pos)}; the venue's {fk.describe_position(venue_pos)}",
-        fk.describe_reconcile(code, mismatches),
+        f"the node's position at its stop {fk.describe_position(seen.node_position)}; the venue's {fk.describe_position(seen.venue_position)}",
+        fk.describe_reconcile(seen.reconcile_code, seen.mismatches),
     ]
     evidence = {"opened_hours_ago": OPENED_HOURS_AGO, "old_quantity": OLD_QTY, "old_entry_price": old_entry, "records_moved": moved,
-                "old_order": {k: opened.get(k) for k in ("orderId", "clientOrderId")}, "external_orders": beat.get("external_orders"),
-                "foreign_orders": foreign, "node_position": node_pos, "venue_position": venue_pos, "reconcile_exit_code": code,
-                "mismatches": mismatches, "nautilus_log": looked_back}
+                "old_order": {k: opened.get(k) for k in ("orderId", "clientOrderId")},
+                "external_orders": seen.beat.get("external_orders"), "foreign_orders": foreign, "node_position": seen.node_position,
+                "venue_position": seen.venue_position, "reconcile_exit_code": seen.reconcile_code, "mismatches": seen.mismatches,
+                "nautilus_log": looked_back}
     return observation(detected, observed, alert, evidence, findings)
 
 

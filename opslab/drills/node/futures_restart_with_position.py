@@ -31,13 +31,8 @@ def execute(ctx: Context) -> Observation:
         since = time.monotonic()
         lab.wait_running()
         running_in = round(time.monotonic() - since, 3)
-        alert = lab.detect(fk.POSITION_ALERTS, since, timeout=DETECT_TIMEOUT_S, after_seq=seq)
-        beat = lab.heartbeat() or {}
-        lab.stop_node()
-        code, mismatches, mismatch_alert = fk.reconcile(lab, alert)
-        alert = alert or mismatch_alert
-        foreign = fk.foreign_orders(lab)
-        node_pos, venue_pos = fk.positions(lab)
+        seen = fk.settle(lab, fk.POSITION_ALERTS, since, seq, DETECT_TIMEOUT_S)
+    alert, foreign = seen.alert, seen.foreign
     detected = alert is not None
     observed = (f"{alert['alertname']} delivered {alert['seconds']:.1f} s after the node restarted holding a position and a resting order"
                 if detected else f"no notification within {DETECT_TIMEOUT_S:g} s of the node's restart")
@@ -45,12 +40,12 @@ def execute(ctx: Context) -> Observation:
         f"killed holding a long of {held:f} and the resting order(s) {', '.join(resting)}, the node was running {running_in} s after its "
         f"restart (startup reconciliation included); it {fk.describe_foreign(foreign)}",
         "its strategy started afresh and traded its first bar again (no cache database: it does not know it holds anything)",
-        f"the node's position at its stop {fk.describe_position(node_pos)}; the venue's {fk.describe_position(venue_pos)}",
-        fk.describe_reconcile(code, mismatches),
+        f"the node's position at its stop {fk.describe_position(seen.node_position)}; the venue's {fk.describe_position(seen.venue_position)}",
+        fk.describe_reconcile(seen.reconcile_code, seen.mismatches),
     ]
     evidence = {"held_at_kill": f"{held:f}", "resting_at_kill": resting, "seconds_to_running_after_restart": running_in,
-                "external_orders": beat.get("external_orders"), "foreign_orders": foreign, "node_position": node_pos,
-                "venue_position": venue_pos, "reconcile_exit_code": code, "mismatches": mismatches}
+                "external_orders": seen.beat.get("external_orders"), "foreign_orders": foreign, "node_position": seen.node_position,
+                "venue_position": seen.venue_position, "reconcile_exit_code": seen.reconcile_code, "mismatches": seen.mismatches}
     return observation(detected, observed, alert, evidence, findings)
 
 
