@@ -134,7 +134,7 @@ def _spec(tmp_path: Path, base: str, **changes) -> str:
     ("paper", PAPER, {"engine.paper.bars_per_step": -5}, "/engine/paper/bars_per_step: -5 is less than the minimum"),
     ("paper", PAPER, {"engine.paper.steps": 10**9}, "/engine/paper/steps: 1000000000 is greater than the maximum"),
     ("backtest", DEMO, {"engine.max_bars": 0}, "/engine/max_bars: 0 is less than the minimum of 1"),
-    ("backtest", DEMO, {"scenario.name": "moon_shot"}, "/scenario/name: 'moon_shot' is not one of ['ops_smoke_demo']"),
+    ("backtest", DEMO, {"scenario.name": "moon_shot"}, "/scenario/name: 'moon_shot' is not one of ['ops_smoke_demo', 'ops_smoke_futures']"),
 ])
 def test_bad_engine_input_exits_2(tmp_path, command, spec_base, changes, needle):
     root = tmp_path / "artifacts"
