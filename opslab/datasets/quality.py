@@ -215,10 +215,14 @@ class _NotColumnar(Exception):
 
 @dataclass
 class Columns:
-    """A block of canonical rows: close times (epoch seconds) and the texts of open, high, low, close, volume."""
+    """A block of canonical rows: close times (epoch seconds) and the texts of open, high, low, close, volume; UNITS,
+    when the caller has them, are the same values as exact integers (value * 10^decimals, the prices' decimals those
+    of every price text), which the scan then takes instead of parsing the texts. With UNITS, TEXTS may be the values
+    as decimals whose text is plain (pyarrow's decimal text: its as_py is Decimal of that text)."""
 
     ts: np.ndarray
     texts: list[pa.Array]
+    units: list[np.ndarray] | None = None
 
 
 def _integers(text: pa.Array, decimals: int) -> np.ndarray:
@@ -270,12 +274,16 @@ class _Scan:
             return
         texts = cols.texts
         if self.decimals is None:
-            self.decimals = _decimals(texts[0][0].as_py())
-        o, h, lo, c = (_integers(t, self.decimals) for t in texts[:4])
-        volume = texts[4]
-        if not pc.all(pc.match_substring_regex(volume, r"^-?[0-9]+(\.[0-9]+)?$")).as_py():
-            raise _NotColumnar
-        zero = pc.match_substring_regex(volume, r"^-?0+(\.0+)?$").to_numpy(zero_copy_only=False)
+            self.decimals = _decimals(str(texts[0][0].as_py()))
+        if cols.units is not None:
+            o, h, lo, c, volume = cols.units
+            zero = volume == 0
+        else:
+            o, h, lo, c = (_integers(t, self.decimals) for t in texts[:4])
+            volume = texts[4]
+            if not pc.all(pc.match_substring_regex(volume, r"^-?[0-9]+(\.[0-9]+)?$")).as_py():
+                raise _NotColumnar
+            zero = pc.match_substring_regex(volume, r"^-?0+(\.0+)?$").to_numpy(zero_copy_only=False)
         ts = cols.ts
         start = self.n
         word = lambda k, i: str(Decimal(texts[k][i].as_py()))
@@ -316,9 +324,12 @@ class _Scan:
             values = [math.log(Decimal(b) / Decimal(a)) if ok else math.nan
                       for a, b, ok in zip(before, texts[first:], positive.tolist(), strict=True)]
         else:
-            ratio = np.divide(c, prev, where=positive, out=np.full(len(c), math.nan))
-            values = [math.log(r) if ok else math.nan for r, ok in zip(ratio.tolist(), positive.tolist(), strict=True)]
-        self.returns.extend(values)
+            # math.log, not np.log: numpy's SIMD log can differ from the C library's in the last bit, and the returns must
+            # be the row path's. map over the positive ratios alone is the fast form of that (10 ms for 200,000).
+            logs = np.full(len(c), math.nan)
+            logs[positive] = np.fromiter(map(math.log, (c[positive] / prev[positive]).tolist()), dtype=np.float64)
+            values = logs.tobytes()
+        self.returns.frombytes(values) if isinstance(values, bytes) else self.returns.extend(values)
 
     def _zero_runs(self, zero: np.ndarray, start: int, ts: np.ndarray) -> None:
         """Runs of zero volume: a finding at a run's first bar when the run ends RUN or more bars long."""
@@ -342,17 +353,47 @@ class _Scan:
             self._add("zero_volume_runs", *self.zero_start, f"{self.zero_length} consecutive bars with zero volume")
 
 
+class Scan:
+    """evaluate_blocks' pass over the blocks, fed by a caller that has them in hand (tc data import, while it writes
+    bars.csv): `block` for each in order; `done` is False once a block is not one the columnar path reads exactly."""
+
+    def __init__(self, interval_seconds: int, settings: Settings) -> None:
+        self.interval_seconds, self.settings = interval_seconds, settings
+        self.state: _Scan | None = _Scan(interval_seconds, settings.zero_volume_run)
+        self.done = False
+
+    def block(self, cols: Columns) -> None:
+        if self.state is None:
+            return
+        try:
+            self.state.block(cols)
+        except _NotColumnar:
+            self.state = None
+
+    def give_up(self) -> None:
+        """A block not at hand as columns: evaluate_blocks reads bars.csv."""
+        self.state = None
+
+    def end(self) -> None:
+        if self.state is not None:
+            self.state.end()
+            self.done = True
+
+
 def evaluate_blocks(blocks: Callable[[], Iterator[Columns]], rows: Callable[[], Iterable[Row]], dataset_id: str, fingerprint: str,
-                    interval_seconds: int, settings: Settings) -> dict[str, Any]:
-    """evaluate's document, computed with numpy over the blocks BLOCKS() yields; the row path (ROWS) when a block
-    is not one the columnar path reads exactly."""
-    scan = _Scan(interval_seconds, settings.zero_volume_run)
-    try:
-        for cols in blocks():
-            scan.block(cols)
-    except _NotColumnar:
-        return evaluate(rows, dataset_id, fingerprint, interval_seconds, settings)
-    scan.end()
+                    interval_seconds: int, settings: Settings, scanned: Scan | None = None) -> dict[str, Any]:
+    """evaluate's document, computed with numpy over the blocks BLOCKS() yields (or SCANNED, a Scan already fed them
+    all); the row path (ROWS) when a block is not one the columnar path reads exactly."""
+    if scanned is not None and scanned.done and (scanned.interval_seconds, scanned.settings) == (interval_seconds, settings):
+        scan = scanned.state
+    else:
+        scan = _Scan(interval_seconds, settings.zero_volume_run)
+        try:
+            for cols in blocks():
+                scan.block(cols)
+        except _NotColumnar:
+            return evaluate(rows, dataset_id, fingerprint, interval_seconds, settings)
+        scan.end()
     held = [scan.returns]
     del scan.returns
     return _document(scan.found, held, scan.n, lambda first: _outlier_examples(blocks, first), dataset_id, fingerprint,

@@ -7,6 +7,7 @@ CSV with the bar's CLOSE time first (Nautilus stamps a bar at its close).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import re
@@ -124,23 +125,48 @@ def write_engine_form(folder: Path, definition: dict[str, Any], interval: str = 
     dataset, its bars of INTERVAL (a Binance interval name: the bar type is market.bar_type's); returns the manifest's
     instrument_file and catalog entries. NautilusTrader writes into a
     staging folder that fs installs in place of catalog/ (a rebuild never mixes old and new files)."""
+    with engine_form(folder, definition, interval) as form:
+        pass
+    return form.entry
+
+
+class EngineForm:
+    """What engine_form gives its block: `feed`, the catalog's bar file made from the bars as they are converted
+    (engine/catalog.py's Feed); after the block, `entry` (the manifest's instrument_file and catalog)."""
+
+    def __init__(self, feed: Any) -> None:
+        self.feed = feed
+        self.entry: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def engine_form(folder: Path, definition: dict[str, Any], interval: str = market.INTERVAL) -> Iterator[EngineForm]:
+    """write_engine_form around a block that writes bars.csv (tc data import) and may give the bars to `form.feed` as it
+    goes, so that the catalog need not read bars.csv again. The catalog's staging folder is made first: its sweep of
+    the dataset folder's leftover temp files (fs, once per folder) then comes before bars.csv's temp file exists."""
     from opslab.engine import catalog
 
-    raw = fs.pretty_json(definition)
-    fs.write_atomic(instrument_path(folder), raw)
     bar_type = market.bar_type(definition["id"], interval)
     refused = None
     with fs.install_dir(catalog_dir(folder)) as staging:
+        form = EngineForm(catalog.Feed(staging, definition, bar_type))
         try:
-            catalog.write(staging, bars_path(folder), definition, bar_type)
+            yield form
+        except BaseException:
+            form.feed.close()  # the block failed: its unfinished bar file goes with the staging folder
+            raise
+        raw = fs.pretty_json(definition)
+        fs.write_atomic(instrument_path(folder), raw)
+        try:
+            catalog.write(staging, bars_path(folder), definition, bar_type, form.feed)
         except catalog.BarsRefused as exc:
             refused = str(exc)  # the folder stays empty; the quality gate (ohlc_inconsistent) says why no run can use it
     entry: dict[str, Any] = {"folder": catalog_dir(folder).name, "bar_type": bar_type, "files": catalog_files(folder)}
     if refused:
         entry["refused"] = refused
-    return {"instrument_file": {"file": instrument_path(folder).name, "id": definition["id"],
-                                "sha256": "sha256:" + hashlib.sha256(raw).hexdigest()},
-            "catalog": entry}
+    form.entry = {"instrument_file": {"file": instrument_path(folder).name, "id": definition["id"],
+                                      "sha256": "sha256:" + hashlib.sha256(raw).hexdigest()},
+                  "catalog": entry}
 
 
 def catalog_files(folder: Path) -> dict[str, str]:

@@ -24,14 +24,17 @@ def test_iso_seconds_is_strftimes_text_over_tcs_whole_range():
 
 @pytest.mark.parametrize("step", [Decimal("1"), Decimal("0.01"), Decimal("0.000001"), Decimal("0.00000001")])
 def test_block_text_rounds_the_exact_decimals_half_even_as_before(step):
-    """Rounding only where a digit is dropped gives the texts of rounding every value (pyarrow, half-even): those of
-    Decimal.quantize, but for a negative value that rounds to zero (pyarrow's 0.00, Decimal's -0.00), as before."""
+    """canonical_decimals (one exact cast, rounding only where a digit is dropped) gives the texts of rounding every
+    value (pyarrow, half-even): those of Decimal.quantize, but for a negative value that rounds to zero (pyarrow's 0.00,
+    Decimal's -0.00), as before; from the text as from the exact decimals."""
     rng = random.Random(str(step))
     texts = ["0", "0.005", "0.015", "0.025", "-0.005", "2.5", "3.5", "-2.5", "0.000000005", "0.000000015", "12345678901234567890.5",
              "1234567890123456789.999999999999999999"]
     texts += [f"{rng.randint(-10**6, 10**6)}.{rng.randint(0, 10**9):09d}" for _ in range(2000)]
     exact = pc.cast(pa.array(texts), pa.decimal128(38, 18))
-    block = imports.Block(pa.array([0] * len(texts), pa.int64()), prices=[exact] * 5, steps=(step, step))
+    canonical = imports.canonical_decimals(exact, step)
+    assert canonical.equals(imports.canonical_decimals(pa.array(texts), step))
+    block = imports.Block(pa.array([0] * len(texts), pa.int64()), prices=[canonical] * 5)
     lines = block.text.decode().splitlines()
     scale = -step.as_tuple().exponent
     before = pc.cast(pc.cast(pc.round(exact, ndigits=scale, round_mode="half_to_even"), pa.decimal128(38, scale)), pa.string())
