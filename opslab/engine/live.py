@@ -428,6 +428,7 @@ class Settings:
     auto_halt: dict[str, float] | None = None  # engine.node.auto_halt (None: off)
     account_type: str = market.SPOT  # engine.node.account_type: spot or usdt_futures (market.ACCOUNT_TYPES)
     instrument_id: str = market.INSTRUMENT_ID  # what the node trades (market.instrument_id of the spec)
+    interval: str = market.INTERVAL  # the dataset's bars, which the venue replays: the bar type the node subscribes to
 
 
 def _cache(db: dict[str, Any] | None) -> CacheConfig | None:
@@ -492,8 +493,8 @@ def _run(s: Settings, hooks: Hooks, loop: asyncio.AbstractEventLoop) -> dict[str
     node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
     node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)
     instrument_id = InstrumentId.from_str(s.instrument_id)
-    bar_type = BarType.from_str(market.bar_type(s.instrument_id))
-    strategy = strategies.create(s.run_spec, s.bars or 10**9)  # the spec's strategy, built-in or the user's
+    bar_type = BarType.from_str(market.bar_type(s.instrument_id, s.interval))
+    strategy = strategies.create(s.run_spec, s.bars or 10**9, str(bar_type))  # the spec's strategy, built-in or the user's
     actor = NodeOpsActor(NodeOpsActorConfig(component_id="OPS-001", instrument_id=instrument_id, bar_type=bar_type, total_bars=s.bars or 0,
                                             heartbeat_seconds=s.heartbeat_s, bars_bound=s.bars, auto_halt=s.auto_halt))
     actor.hooks, actor.node, actor.strategy, actor.loop = hooks, node, strategy, loop

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from opslab import cachedb, clock, contracts, fs, journal, market, nodes, runs, safety
 from opslab import urls
-from opslab.datasets import resolve
+from opslab.datasets import resolve, store
 from opslab.runs import outputs, preflight
 from opslab.runs import lifecycle
 from opslab.runs.lifecycle import Lifecycle
@@ -103,6 +103,20 @@ def _settings_inputs(spec: RunSpec, http_url: str | None, ws_url: str | None, ca
     return {"node": node, "api_key": key, "api_secret": secret, "sources": sources, "cache_db": cache_db}
 
 
+def _interval(spec: RunSpec) -> str:
+    """The bars the venue replays from the spec's dataset (an imported one's manifest says; a synthetic one is 1m): the bar
+    type the node subscribes to. USD-M Futures follows a replay of one-minute bars only (its klines and funding count
+    them): InputError otherwise. A missing imported dataset is left to the run's own dataset check (exit 2 naming it)."""
+    block = spec.data["dataset"]
+    folder = store.dataset_dir(block["id"]) if block["kind"] == "imported" else None
+    manifest = store.load_manifest(folder) if folder is not None and fs.exists(store.manifest_path(folder)) else {}
+    interval = manifest.get("interval", market.INTERVAL)
+    if market.account_type(spec.data) == market.USDT_FUTURES and interval != market.INTERVAL:
+        raise InputError(f"{spec.path}: /engine/node/account_type: usdt_futures follows a replay of {market.INTERVAL} bars; "
+                         f"dataset {spec.data['dataset'].get('id')} holds {interval} bars")
+    return interval
+
+
 def _cache_db_inputs(spec: RunSpec, node: dict[str, Any], url: str | None) -> dict[str, Any] | None:
     """The spec's cache database and where its Redis is: --cache-db-url (one already running on 127.0.0.1), else
     one tc starts (redis-server must be installed: exit 2 naming the package, nothing written)."""
@@ -140,6 +154,7 @@ def run_node(spec: RunSpec, gate: Callable[[], "str | None"], http_url: str | No
     planned = lifecycle.plan(spec, "node_lifecycle", "node", f"the live node of {spec.run_id} against {node['venue_http_url']}")
     if check or planned.status == "ok":
         return planned
+    inputs["interval"] = _interval(spec)
     resolve.quality_gate(spec)  # the venue replays this dataset: a failed or unverifiable record stops here (local, before the network)
     # A node the kill switch blocks needs no venue: it is recorded blocked (exit 3) below. A root not made yet has no
     # switch to engage (the gate fails closed on it, and the run creates the root before it asks again).
@@ -266,7 +281,8 @@ def _drive(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any],
                              duration_s=node["duration_seconds"], bars=node["bars"], heartbeat_s=node["heartbeat_seconds"],
                              connect_timeout_s=node["connect_timeout_seconds"], open_check_s=node.get("open_check_seconds"),
                              open_check_delay_s=node.get("open_check_delay_seconds"), cache_db=cache_db, auto_halt=node.get("auto_halt"),
-                             account_type=market.account_type(spec.data), instrument_id=market.instrument_id(spec.data))
+                             account_type=market.account_type(spec.data), instrument_id=market.instrument_id(spec.data),
+                             interval=inputs["interval"])
 
     def event(state: str, data: dict[str, Any]) -> None:
         _counts(life, hooks)
@@ -311,7 +327,8 @@ def _finish(spec: RunSpec, run: NodeRun, life: Lifecycle, inputs: dict[str, Any]
     life.doc["timings"]["first_fill"] = first_fill
     venue_counts: dict[str, int] = {}
     try:
-        client = VenueClient(node["venue_http_url"], RECORD_TIMEOUT_S, api_key=inputs["api_key"], api_secret=inputs["api_secret"])
+        client = VenueClient(node["venue_http_url"], RECORD_TIMEOUT_S, api_key=inputs["api_key"], api_secret=inputs["api_secret"],
+                             symbol=spec.data["instrument"])
         futures = market.account_type(spec.data) == market.USDT_FUTURES
         venue_record = client.futures_account_snapshot(spec.run_id) if futures else client.account_snapshot(spec.run_id)
         run.write("venue_record", venue_record)

@@ -25,10 +25,10 @@ from urllib.parse import urlencode
 
 from opslab import urls
 from opslab.contracts import SCHEMA_VERSION
+from opslab.market import VENUE
 from opslab.venue import auth, futures_contract
 from opslab.venue.exchange import SYMBOL
 
-INSTRUMENT = f"{SYMBOL}.BINANCE"
 FUTURES_INSTRUMENT = futures_contract.INSTRUMENT_ID
 MAX_ANSWER = 8 * 1024 * 1024
 MAX_PAGES = 100
@@ -84,8 +84,10 @@ class VenueClient:
 
     def __init__(self, base_url: str, timeout_s: float = 2.0, max_retries: int = 6, backoff_base_s: float = 0.05,
                  backoff_max_s: float = 0.8, max_retry_after_s: float = 10.0, retry: bool = True,
-                 api_key: str = "", api_secret: str = "") -> None:
+                 api_key: str = "", api_secret: str = "", symbol: str = SYMBOL) -> None:
+        """SYMBOL: the Spot symbol the account's record is read for (the run's instrument; USD-M is always BTCUSDT's perpetual)."""
         self.target = urls.parse(base_url)
+        self.symbol = symbol
         self.api_key, self.api_secret = api_key, api_secret
         self.timeout_s, self.max_retries = timeout_s, max_retries
         self.backoff_base_s, self.backoff_max_s, self.max_retry_after_s = backoff_base_s, backoff_max_s, max_retry_after_s
@@ -159,12 +161,13 @@ class VenueClient:
     def account_snapshot(self, run_id: str) -> dict[str, Any]:
         """The account as the venue records it, in the state_snapshot format (source: venue)."""
         account = self.signed_get("/api/v3/account", {})
-        open_orders = self.signed_get("/api/v3/openOrders", {"symbol": SYMBOL})
+        open_orders = self.signed_get("/api/v3/openOrders", {"symbol": self.symbol})
         trades = self.all_trades()
         net = sum((Decimal(t["qty"]) if t["isBuyer"] else -Decimal(t["qty"]) for t in trades), Decimal(0))
-        positions = [{"instrument": INSTRUMENT, "side": "LONG" if net > 0 else "SHORT", "quantity": _norm(abs(net))}] if net else []
+        instrument = f"{self.symbol}.{VENUE}"
+        positions = [{"instrument": instrument, "side": "LONG" if net > 0 else "SHORT", "quantity": _norm(abs(net))}] if net else []
         balances = {b["asset"]: _norm(Decimal(b["free"]) + Decimal(b["locked"])) for b in account["balances"]}
-        return _snapshot(run_id, positions, _open_rows(open_orders, INSTRUMENT), balances)
+        return _snapshot(run_id, positions, _open_rows(open_orders, instrument), balances)
 
     def futures_account_snapshot(self, run_id: str) -> dict[str, Any]:
         """The USD-M account as the venue records it (source: venue): its one-way position with its entry price (Position
@@ -185,18 +188,19 @@ class VenueClient:
     def futures_account_counts(self) -> dict[str, int]:
         """How many USD-M orders and trades the venue holds for the account, and its funding payments (Get Income History,
         FUNDING_FEE; its newest 1,000) for the run's summary."""
-        orders = self._paged("/fapi/v1/allOrders", "orderId", "orderId")
-        trades = self._paged("/fapi/v1/userTrades", "fromId", "id")
+        orders = self._paged("/fapi/v1/allOrders", "orderId", "orderId", SYMBOL)
+        trades = self._paged("/fapi/v1/userTrades", "fromId", "id", SYMBOL)
         funding = self.signed_get("/fapi/v1/income", {"symbol": SYMBOL, "incomeType": "FUNDING_FEE", "limit": 1000})
         return {"venue_orders": len(orders), "venue_trades": len(trades),
                 "venue_orders_canceled": sum(1 for o in orders if o["status"] == "CANCELED"), "venue_funding_payments": len(funding)}
 
-    def _paged(self, path: str, id_param: str, id_field: str) -> list[dict[str, Any]]:
-        """Every row of a Binance list endpoint, 1,000 at a time by ascending id (bounded by MAX_PAGES)."""
+    def _paged(self, path: str, id_param: str, id_field: str, symbol: str | None = None) -> list[dict[str, Any]]:
+        """Every row of a Binance list endpoint for SYMBOL (the client's by default), 1,000 at a time by ascending id
+        (bounded by MAX_PAGES)."""
         rows: list[dict[str, Any]] = []
         next_id = 0
         for _ in range(MAX_PAGES):
-            page = self.signed_get(path, {"symbol": SYMBOL, id_param: next_id, "limit": 1000})
+            page = self.signed_get(path, {"symbol": symbol or self.symbol, id_param: next_id, "limit": 1000})
             rows += page
             if len(page) < 1000:
                 return rows

@@ -1,10 +1,12 @@
-"""The venue's one account on one symbol: replay, matching, balances, persisted state.
+"""The venue's one account on one replayed symbol: replay, matching, balances, persisted state.
 
-Replay: each dataset bar becomes four price points (open, then the nearer extreme, the other
-extreme, close), spread evenly over 60 s / speed. Every point is a trade print, a one-tick-wide
-book around it (depth diffs with consecutive update ids, a bookTicker) and a matching pass; the
-close also emits the bar as a closed 1-minute kline. Timestamps are wall-clock (a live node runs in
-real time); prices and volumes are the dataset's.
+Replay: the dataset's symbol (BTCUSDT for the synthetic datasets; an imported one's instrument) and
+interval (1m; an imported one's). Each bar becomes four price points (open, then the nearer extreme,
+the other extreme, close), spread evenly over the interval / speed. Every point is a trade print, a
+one-tick-wide book around it (depth diffs with consecutive update ids, a bookTicker) and a matching
+pass; the close also emits the bar as a closed kline of the interval. Timestamps are wall-clock (a
+live node runs in real time); prices and volumes are the dataset's. Every other listed symbol is a
+static book at its reference price.
 
 Matching (deterministic, no randomness): a market order fills in full at the touch (ask for a buy,
 bid for a sell) as taker; a limit order that crosses the touch does the same; otherwise it rests and
@@ -57,7 +59,8 @@ BOOK_LEVELS = 5
 MAX_ORDERS_KEPT = 10_000  # closed orders beyond this are forgotten, oldest first (bounded state)
 MAX_TRADES_KEPT = 10_000
 MAX_OPEN_ORDERS = 200
-BAR_MS = 60_000
+BAR_MS = 60_000  # the lab's synthetic bars (1m); a replay of an imported dataset steps by its own interval (Exchange.bar_ms)
+BTC_REFERENCE = Decimal("42000.00")  # BTCUSDT's static price while a dataset of another symbol is replayed (the lab dataset's start)
 CURSOR_SAVE_S = 1.0  # the replay cursor alone is saved at most once a second (orders, fills, balances: at once)
 
 MAX_PRINTS_KEPT = 1_000  # market trade prints per symbol for /api/v3/trades and aggTrades (memory only, since the start)
@@ -103,17 +106,19 @@ class Listing:
                  "maxNotional": px(self.max_notional), "applyMaxToMarket": False, "avgPriceMins": AVG_PRICE_MINS}]
 
 
-def listings() -> dict[str, Listing]:
-    """Every symbol the venue lists: the replayed one first (its filters as the venue always served them), then market.LISTED."""
-    out = {SYMBOL: Listing(SYMBOL, BASE, QUOTE, TICK, STEP, TICK, Decimal("1000000.00"), STEP, Decimal(9000), Decimal("1.00"), Decimal("9000000.00"))}
+def listings(replayed: str = SYMBOL) -> dict[str, Listing]:
+    """Every symbol the venue lists, BTCUSDT first (its filters as the venue always served them), then market.LISTED: the
+    REPLAYED one priced by the dataset's replay, every other one a static book at its reference price."""
+    out = {SYMBOL: Listing(SYMBOL, BASE, QUOTE, TICK, STEP, TICK, Decimal("1000000.00"), STEP, Decimal(9000), Decimal("1.00"), Decimal("9000000.00"),
+                           None if replayed == SYMBOL else BTC_REFERENCE)}
     for symbol, d in market.LISTED.items():
         out[symbol] = Listing(symbol, d["base"], d["quote"], Decimal(d["price_increment"]), Decimal(d["size_increment"]), Decimal(d["min_price"]),
                               Decimal(d["max_price"]), Decimal(d["min_quantity"]), Decimal(d["max_quantity"]), Decimal(d["min_notional"]),
-                              Decimal(d["max_notional"]), Decimal(d["reference_price"]))
+                              Decimal(d["max_notional"]), None if symbol == replayed else Decimal(d["reference_price"]))
     return out
 
 
-LISTINGS = listings()
+LISTINGS = listings()  # the names and filters every venue lists (which one is replayed: Exchange.listings)
 
 
 def decimal_param(params: dict[str, Any], name: str, required: bool = True) -> Decimal | None:
@@ -199,11 +204,16 @@ class Exchange:
                  on_demand: bool = False, lose_fill: Callable[[dict[str, Any]], bool] = lambda fill: False,
                  split_order: Callable[[dict[str, Any]], list[int] | None] = lambda order: None,
                  duplicate_report: Callable[[dict[str, Any]], bool] = lambda fill: False,
-                 reorder_report: Callable[[dict[str, Any]], bool] = lambda order: False) -> None:
+                 reorder_report: Callable[[dict[str, Any]], bool] = lambda order: False, symbol: str = SYMBOL,
+                 interval: str = market.INTERVAL) -> None:
         """LOSE_FILL(fill) is asked for every fill (trade_id, order_id, client_order_id, symbol): True withholds its
         executionReport from the user data stream (the fill_lost fault); the trade stays in the record.
         SPLIT_ORDER(order) is asked for every order the book fills in full on arrival: percentages to fill it in parts
-        (partial_fills), or None. DUPLICATE_REPORT(fill) for every fill whose report is sent: True sends it twice."""
+        (partial_fills), or None. DUPLICATE_REPORT(fill) for every fill whose report is sent: True sends it twice.
+        SYMBOL and INTERVAL: what BARS are (a listed symbol, a Binance interval): its trades, book and klines are replayed."""
+        self.symbol, self.interval, self.bar_ms = symbol, interval, market.seconds(interval) * 1000
+        self.listings = listings(symbol)
+        self.listing = self.listings[symbol]
         self.bars, self.speed, self.state_path, self.publish, self.faults = bars, speed, state_path, publish, faults
         self.lose_fill, self.split_order, self.duplicate_report = lose_fill, split_order, duplicate_report
         self.reorder_report = reorder_report
@@ -220,13 +230,13 @@ class Exchange:
         self._thread: threading.Thread | None = None
         self._saved_at = 0.0
         self.replay_error: str | None = None
-        self.prints: dict[str, deque[dict[str, Any]]] = {s: deque(maxlen=MAX_PRINTS_KEPT) for s in LISTINGS}
-        self._static_trade_ids = {s: 1 for s in LISTINGS}
+        self.prints: dict[str, deque[dict[str, Any]]] = {s: deque(maxlen=MAX_PRINTS_KEPT) for s in self.listings}
+        self._static_trade_ids = {s: 1 for s in self.listings}
         if state_path is not None and fs.exists(state_path) and not reset:
             self.state = self._load(run_id, dataset_id)
         else:
             self.state = {
-                "schema_version": SCHEMA_VERSION, "run_id": run_id, "venue": market.VENUE, "symbol": SYMBOL, "dataset_id": dataset_id,
+                "schema_version": SCHEMA_VERSION, "run_id": run_id, "venue": market.VENUE, "symbol": symbol, "dataset_id": dataset_id,
                 "replay": {"cursor": 0, "bars_total": len(bars), "speed": speed, "started_at": None},
                 "next_order_id": 1, "next_trade_id": 1, "next_market_trade_id": 1, "update_id": 1000,
                 "balances": {ccy: {"free": amount(Decimal(v)), "locked": amount(Decimal(0))} for ccy, v in sorted(balances.items())},
@@ -301,7 +311,7 @@ class Exchange:
                     return
                 bar = self.bars[cursor]
             for point in price_points(bar):
-                pause = BAR_MS / 1000.0 / self.speed / 4  # read every time: the speed may be changed while it runs
+                pause = self.bar_ms / 1000.0 / self.speed / 4  # read every time: the speed may be changed while it runs
                 due = max(due + pause, time.monotonic() - 1.0)  # after a stall, catch up at most one second
                 if self._stop.wait(max(0.0, due - time.monotonic())):
                     return
@@ -322,46 +332,48 @@ class Exchange:
         ts = now_ms()
         trade_id = self.state["next_market_trade_id"]
         self.state["next_market_trade_id"] += 1
-        size = max(STEP, (Decimal(bar[5]) / 4).quantize(STEP, ROUND_DOWN))
+        listing, symbol = self.listing, self.symbol
+        size = max(listing.step, (Decimal(bar[5]) / 4).quantize(listing.step, ROUND_DOWN))
         self.last_price = price
-        self.prints[SYMBOL].append({"id": trade_id, "price": px(price), "qty": qty(size), "quoteQty": amount(price * size), "time": ts,
-                                    "isBuyerMaker": trade_id % 2 == 0, "isBestMatch": True})
-        self._emit(f"{SYMBOL.lower()}@trade", {"e": "trade", "E": ts, "s": SYMBOL, "t": trade_id, "p": px(price), "q": qty(size),
+        self.prints[symbol].append({"id": trade_id, "price": listing.px(price), "qty": listing.qty(size), "quoteQty": amount(price * size),
+                                    "time": ts, "isBuyerMaker": trade_id % 2 == 0, "isBestMatch": True})
+        self._emit(f"{symbol.lower()}@trade", {"e": "trade", "E": ts, "s": symbol, "t": trade_id, "p": listing.px(price), "q": listing.qty(size),
                                                "T": ts, "m": trade_id % 2 == 0, "M": True})
         if not faults.get("stale_book"):
             self._move_book(price, ts, int(faults.get("sequence_gap", 0)))
         self._match(price)
 
     def _move_book(self, price: Decimal, ts: int, gap: int) -> None:
-        bids = [[px(price - TICK * (i + 1)), qty(Decimal(1) + i)] for i in range(BOOK_LEVELS)]
-        asks = [[px(price + TICK * (i + 1)), qty(Decimal(1) + i)] for i in range(BOOK_LEVELS)]
+        listing, symbol, zero = self.listing, self.symbol, self.listing.qty(Decimal(0))
+        bids = [[listing.px(price - listing.tick * (i + 1)), listing.qty(Decimal(1) + i)] for i in range(BOOK_LEVELS)]
+        asks = [[listing.px(price + listing.tick * (i + 1)), listing.qty(Decimal(1) + i)] for i in range(BOOK_LEVELS)]
         old_bids, old_asks = self.book
-        gone_b = [[p, "0.000000"] for p, _ in old_bids if p not in {b[0] for b in bids}]
-        gone_a = [[p, "0.000000"] for p, _ in old_asks if p not in {a[0] for a in asks}]
+        gone_b = [[p, zero] for p, _ in old_bids if p not in {b[0] for b in bids}]
+        gone_a = [[p, zero] for p, _ in old_asks if p not in {a[0] for a in asks}]
         first = self.state["update_id"] + 1 + gap
         self.state["update_id"] = first
         self.book, self.book_ms = (bids, asks), ts
-        self._emit(f"{SYMBOL.lower()}@depth@100ms", {"e": "depthUpdate", "E": ts, "s": SYMBOL, "U": first, "u": first,
+        self._emit(f"{symbol.lower()}@depth@100ms", {"e": "depthUpdate", "E": ts, "s": symbol, "U": first, "u": first,
                                                     "b": gone_b + bids, "a": gone_a + asks})
-        self._emit(f"{SYMBOL.lower()}@depth", {"e": "depthUpdate", "E": ts, "s": SYMBOL, "U": first, "u": first,
+        self._emit(f"{symbol.lower()}@depth", {"e": "depthUpdate", "E": ts, "s": symbol, "U": first, "u": first,
                                               "b": gone_b + bids, "a": gone_a + asks})
-        self._emit(f"{SYMBOL.lower()}@bookTicker", {"u": first, "s": SYMBOL, "b": bids[0][0], "B": bids[0][1],
+        self._emit(f"{symbol.lower()}@bookTicker", {"u": first, "s": symbol, "b": bids[0][0], "B": bids[0][1],
                                                    "a": asks[0][0], "A": asks[0][1]})
 
     def _kline(self, bar: tuple[str, ...]) -> None:
-        # Binance's kline: open time on the minute, close time = open + 59999 ms
+        # Binance's kline: open time on the interval's boundary, close time = open + the interval - 1 ms
         # (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams, Kline/Candlestick Streams).
-        # Every bar is still one closed kline, one minute after the last: the minute that just ended, or
-        # the next minute when the replay runs faster than one bar a minute (a compressed market).
-        ts = now_ms()
-        open_ms = max(ts // BAR_MS * BAR_MS - BAR_MS, self._kline_open + BAR_MS)
+        # Every bar is still one closed kline, one interval after the last: the interval that just ended, or
+        # the next one when the replay runs faster than one bar an interval (a compressed market).
+        ts, length, symbol, listing = now_ms(), self.bar_ms, self.symbol, self.listing
+        open_ms = max(ts // length * length - length, self._kline_open + length)
         self._kline_open = open_ms
         trade_id = self.state["next_market_trade_id"] - 1
         volume = Decimal(bar[5])
-        self._emit(f"{SYMBOL.lower()}@kline_1m", {"e": "kline", "E": ts, "s": SYMBOL, "k": {
-            "t": open_ms, "T": open_ms + BAR_MS - 1, "s": SYMBOL, "i": "1m", "f": trade_id - 3, "L": trade_id,
-            "o": bar[1], "c": bar[4], "h": bar[2], "l": bar[3], "v": qty(volume), "n": 4, "x": True,
-            "q": amount(volume * Decimal(bar[4])), "V": qty(volume / 2), "Q": amount(volume / 2 * Decimal(bar[4])), "B": "0"}})
+        self._emit(f"{symbol.lower()}@kline_{self.interval}", {"e": "kline", "E": ts, "s": symbol, "k": {
+            "t": open_ms, "T": open_ms + length - 1, "s": symbol, "i": self.interval, "f": trade_id - 3, "L": trade_id,
+            "o": bar[1], "c": bar[4], "h": bar[2], "l": bar[3], "v": listing.qty(volume), "n": 4, "x": True,
+            "q": amount(volume * Decimal(bar[4])), "V": listing.qty(volume / 2), "Q": amount(volume / 2 * Decimal(bar[4])), "B": "0"}})
 
     def _record_print(self, listing: Listing, price: Decimal, q: Decimal, ts: int, buyer_maker: bool) -> None:
         trade_id = self._static_trade_ids[listing.symbol]
@@ -376,13 +388,15 @@ class Exchange:
                 [[listing.px(listing.static + listing.tick * (i + 1)), listing.qty(Decimal(1) + i)] for i in range(BOOK_LEVELS)])
 
     def book_of(self, symbol: str) -> tuple[list[list[str]], list[list[str]]]:
-        listing = LISTINGS[symbol]
+        listing = self.listings[symbol]
         return self._static_book(listing) if listing.static is not None else self.book
 
-    def depth(self, limit: int, symbol: str = SYMBOL) -> dict[str, Any]:
-        """The book snapshot (E: when the book last moved); on demand, the book first moves one price point."""
-        if LISTINGS[symbol].static is not None:
-            bids, asks = self._static_book(LISTINGS[symbol])
+    def depth(self, limit: int, symbol: str | None = None) -> dict[str, Any]:
+        """The book snapshot of SYMBOL (the replayed one by default; E: when the book last moved); on demand, the book
+        first moves one price point."""
+        symbol = symbol or self.symbol
+        if self.listings[symbol].static is not None:
+            bids, asks = self._static_book(self.listings[symbol])
             return {"lastUpdateId": 1, "bids": bids[:limit], "asks": asks[:limit]}
         with self.lock:
             if self.on_demand:
@@ -395,28 +409,30 @@ class Exchange:
                 book["E"] = self.book_ms
             return book
 
-    def klines(self, limit: int, symbol: str = SYMBOL) -> list[list[Any]]:
-        """The replayed bars so far (the most recent LIMIT), stamped one minute apart ending now (a static symbol has none)."""
-        if LISTINGS[symbol].static is not None:
+    def klines(self, limit: int, symbol: str | None = None) -> list[list[Any]]:
+        """The replayed bars so far (the most recent LIMIT), stamped one interval apart ending now (a static symbol has none)."""
+        if self.listings[symbol or self.symbol].static is not None:
             return []
         done = self.bars[max(0, self.state["replay"]["cursor"] - limit):self.state["replay"]["cursor"]]
-        end = now_ms() // BAR_MS * BAR_MS
+        length = self.bar_ms
+        end = now_ms() // length * length
         out = []
         for i, bar in enumerate(done):
-            open_ms = end - (len(done) - i) * BAR_MS
-            out.append([open_ms, bar[1], bar[2], bar[3], bar[4], bar[5], open_ms + BAR_MS - 1,
-                        amount(Decimal(bar[5]) * Decimal(bar[4])), 4, qty(Decimal(bar[5]) / 2), "0", "0"])
+            open_ms = end - (len(done) - i) * length
+            out.append([open_ms, bar[1], bar[2], bar[3], bar[4], bar[5], open_ms + length - 1,
+                        amount(Decimal(bar[5]) * Decimal(bar[4])), 4, self.listing.qty(Decimal(bar[5]) / 2), "0", "0"])
         return out
 
     # --- market statistics: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints ---
     def _window(self, minutes: int) -> list[tuple[str, ...]]:
+        """The replayed bars of the last MINUTES (at least the last bar once one is replayed)."""
         cursor = self.state["replay"]["cursor"]
-        return self.bars[max(0, cursor - minutes):cursor]
+        return self.bars[max(0, cursor - max(1, minutes * 60_000 // self.bar_ms)):cursor]
 
     def ticker_24hr(self, symbol: str) -> dict[str, Any]:
         """GET /api/v3/ticker/24hr (FULL): the replayed symbol over its last 1,440 replayed bars (the klines' last 24 h);
         a static symbol at its reference price, its volume the account's own fills there."""
-        listing = LISTINGS[symbol]
+        listing = self.listings[symbol]
         with self.lock:
             last = self._last(listing) or Decimal(0)
             bids, asks = self.book_of(symbol)
@@ -448,10 +464,10 @@ class Exchange:
 
     def ticker_price(self, symbol: str) -> dict[str, Any]:
         with self.lock:
-            return {"symbol": symbol, "price": LISTINGS[symbol].px(self._last(LISTINGS[symbol]) or Decimal(0))}
+            return {"symbol": symbol, "price": self.listings[symbol].px(self._last(self.listings[symbol]) or Decimal(0))}
 
     def book_ticker(self, symbol: str) -> dict[str, Any]:
-        listing = LISTINGS[symbol]
+        listing = self.listings[symbol]
         with self.lock:
             bids, asks = self.book_of(symbol)
             zero_px, zero_qty = listing.px(Decimal(0)), listing.qty(Decimal(0))
@@ -460,7 +476,7 @@ class Exchange:
 
     def avg_price(self, symbol: str) -> dict[str, Any]:
         """GET /api/v3/avgPrice: the volume-weighted close of the last AVG_PRICE_MINS replayed bars (a static symbol: its reference)."""
-        listing = LISTINGS[symbol]
+        listing = self.listings[symbol]
         with self.lock:
             bars = self._window(AVG_PRICE_MINS) if listing.static is None else []
             volume = sum((Decimal(b[5]) for b in bars), Decimal(0))
@@ -543,9 +559,9 @@ class Exchange:
                 return order
         return None
 
-    def order(self, order_id: int | None, client_id: str | None, symbol: str = SYMBOL) -> dict[str, Any]:
+    def order(self, order_id: int | None, client_id: str | None, symbol: str | None = None) -> dict[str, Any]:
         with self.lock:
-            found = self._find(order_id, client_id, symbol)
+            found = self._find(order_id, client_id, symbol or self.symbol)
             if found is None:
                 raise VenueError(400, -2013, "Order does not exist.")
             return dict(found)
@@ -556,23 +572,25 @@ class Exchange:
             return [dict(o) for o in self.state["orders"] if o["status"] in OPEN and symbol in (None, o["symbol"])]
 
     def all_orders(self, limit: int, from_order_id: int | None = None, start_ms: int | None = None,
-                   end_ms: int | None = None, symbol: str = SYMBOL) -> list[dict[str, Any]]:
+                   end_ms: int | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
         """Binance's allOrders: orderId >= FROM_ORDER_ID ascending, else the most recent LIMIT; time filters."""
+        symbol = symbol or self.symbol
         with self.lock:
             rows = [o for o in self.state["orders"] if o["symbol"] == symbol and _in_window(o["time"], start_ms, end_ms)
                     and (from_order_id is None or o["orderId"] >= from_order_id)]
             return [dict(o) for o in (rows[:limit] if from_order_id is not None else rows[-limit:])]
 
     def my_trades(self, limit: int, from_id: int | None = None, order_id: int | None = None, start_ms: int | None = None,
-                  end_ms: int | None = None, symbol: str = SYMBOL) -> list[dict[str, Any]]:
+                  end_ms: int | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
         """Binance's myTrades: id >= FROM_ID ascending, else the most recent LIMIT; order and time filters."""
+        symbol = symbol or self.symbol
         with self.lock:
             rows = [t for t in self.state["trades"] if t["symbol"] == symbol and _in_window(t["time"], start_ms, end_ms)
                     and (from_id is None or t["id"] >= from_id) and (order_id is None or t["orderId"] == order_id)]
             return [dict(t) for t in (rows[:limit] if from_id is not None else rows[-limit:])]
 
     def place(self, side: str, type_: str, quantity: str, price: str | None, tif: str | None, client_id: str | None,
-              symbol: str = SYMBOL, stop_price: str | None = None, resp_type: str | None = None, test: bool = False) -> dict[str, Any]:
+              symbol: str | None = None, stop_price: str | None = None, resp_type: str | None = None, test: bool = False) -> dict[str, Any]:
         """POST /api/v3/order (and /order/test with TEST: validated the same, nothing placed, {}): accept (NEW), then fill,
         rest or wait for its trigger; the FULL response (RESULT or ACK when newOrderRespType asks).
 
@@ -580,7 +598,8 @@ class Exchange:
         (mandatory parameters per type), .../filters (PRICE_FILTER, LOT_SIZE, NOTIONAL: -1013 "Filter failure: NAME") and
         .../errors (-1100, -1102, -1106, -1111, -1115, -1116, -1117, -2010)."""
         params = {"quantity": quantity, "price": price, "stopPrice": stop_price}
-        listing = LISTINGS.get(symbol)
+        symbol = symbol or self.symbol
+        listing = self.listings.get(symbol)
         if listing is None:
             raise VenueError(400, -1121, "Invalid symbol.")
         if side not in ("BUY", "SELL"):
@@ -764,7 +783,7 @@ class Exchange:
         self._move(ccy, free=-amount_, locked=amount_)
 
     def _fill(self, order: dict[str, Any], price: Decimal, maker: bool, quantity: Decimal | None = None) -> dict[str, Any]:
-        listing = LISTINGS[order["symbol"]]
+        listing = self.listings[order["symbol"]]
         base_ccy, quote_ccy = listing.base, listing.quote
         q = Decimal(order["origQty"]) - Decimal(order["executedQty"]) if quantity is None else quantity
         quote = (q * price).quantize(QUOTE_DP)
@@ -805,14 +824,14 @@ class Exchange:
 
     def _match(self, price: Decimal) -> None:
         self._trigger_stops(price)
-        self._fill_resting(lambda side, limit: (side == "BUY" and price <= limit) or (side == "SELL" and price >= limit), SYMBOL)
+        self._fill_resting(lambda side, limit: (side == "BUY" and price <= limit) or (side == "SELL" and price >= limit), self.symbol)
 
     def _trigger_stops(self, price: Decimal) -> None:
         """Stop and take-profit orders of the replayed symbol whose stopPrice the trade price reached start working:
         the MARKET kinds take the book, the LIMIT kinds take what crosses and rest the remainder."""
-        listing = LISTINGS[SYMBOL]
+        listing = self.listing
         for order in list(self.state["orders"]):
-            if order["symbol"] != SYMBOL or order["type"] not in STOP_TYPES or order["status"] not in OPEN or order["isWorking"]:
+            if order["symbol"] != self.symbol or order["type"] not in STOP_TYPES or order["status"] not in OPEN or order["isWorking"]:
                 continue
             if not _triggered(order["type"], order["side"], Decimal(order["stopPrice"]), price):
                 continue
@@ -866,16 +885,17 @@ class Exchange:
                 filled.append(order["orderId"])
         return filled
 
-    def cancel(self, order_id: int | None, client_id: str | None, symbol: str = SYMBOL) -> dict[str, Any]:
+    def cancel(self, order_id: int | None, client_id: str | None, symbol: str | None = None) -> dict[str, Any]:
         with self.lock:
-            order = self._find(order_id, client_id, symbol)
+            order = self._find(order_id, client_id, symbol or self.symbol)
             if order is None or order["status"] not in OPEN:
                 raise VenueError(400, -2011, "Unknown order sent.")
             self._cancel(order)
             self.save()
             return dict(order)
 
-    def cancel_all(self, symbol: str = SYMBOL) -> list[dict[str, Any]]:
+    def cancel_all(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        symbol = symbol or self.symbol
         with self.lock:
             open_ = [o for o in self.state["orders"] if o["status"] in OPEN and o["symbol"] == symbol]
             if not open_:
@@ -886,7 +906,7 @@ class Exchange:
             return [dict(o) for o in open_]
 
     def _cancel(self, order: dict[str, Any]) -> None:
-        self._hold(order, LISTINGS[order["symbol"]], release=True)
+        self._hold(order, self.listings[order["symbol"]], release=True)
         order["status"], order["updateTime"], order["isWorking"] = "CANCELED", now_ms(), False
         self._report(order, "CANCELED")
         self._account_update()
@@ -894,7 +914,7 @@ class Exchange:
     def _report(self, order: dict[str, Any], exec_type: str, last_qty: Decimal = Decimal(0), last_px: Decimal = Decimal(0),
                 trade_id: int = -1, maker: bool = False, fee: Decimal | None = None, quote: Decimal = Decimal(0), emit: bool = True) -> dict[str, Any]:
         ts = now_ms()
-        listing = LISTINGS[order["symbol"]]
+        listing = self.listings[order["symbol"]]
         data = {"e": "executionReport", "E": ts, "s": order["symbol"], "c": order["clientOrderId"], "S": order["side"], "o": order["type"],
                 "f": order["timeInForce"], "q": order["origQty"], "p": order["price"], "P": order["stopPrice"], "F": listing.qty(Decimal(0)),
                 "g": -1, "C": order["clientOrderId"] if exec_type == "CANCELED" else "", "x": exec_type, "X": order["status"], "r": "NONE",

@@ -74,7 +74,7 @@ def _klines(v: Any, p: dict[str, str]) -> Any:
     if p.get("interval") != "1m":
         raise VenueError(400, -1120, "Invalid interval.")
     # the replayed bars, as Spot's klines are built (the futures price is Spot's at the perpetual's tick)
-    rows = v.exchange.klines(_int(p, "limit", 500, 1, 1500))
+    rows = v.exchange.klines(_int(p, "limit", 500, 1, 1500), SYMBOL)
     return [[r[0], px(Decimal(r[1])), px(Decimal(r[2])), px(Decimal(r[3])), px(Decimal(r[4])), qty(Decimal(r[5])), r[6], r[7], r[8],
              qty(Decimal(r[9])), r[10], r[11]] for r in rows]
 

@@ -24,8 +24,10 @@ USER_PATHS = ("/ws", "/ws/", "/private/ws", "/private/ws/", "/private")
 class FuturesHub(streams.Hub):
     """The futures market streams and listen-key user streams (exchange: a futures.FuturesAccount)."""
 
-    market_streams = frozenset(futures_contract.MARKET_STREAMS)
     ws_api_path = None
+
+    def streams_of_market(self) -> frozenset[str]:
+        return frozenset(futures_contract.MARKET_STREAMS)
 
     def valid(self, stream: str) -> bool:
         return stream in self.market_streams or self.exchange.has_listen_key(stream)

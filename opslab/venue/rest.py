@@ -275,7 +275,7 @@ def _depth(venue: Venue, p: dict[str, str]) -> Any:
 
 def _klines(venue: Venue, p: dict[str, str]) -> Any:
     _symbol(p)
-    if p.get("interval") != "1m":
+    if p.get("interval") != venue.exchange.interval:  # the replay's bars are of one interval: no other is answered
         raise VenueError(400, -1120, "Invalid interval.")
     return venue.exchange.klines(_int(p, "limit", 500, 1, 1000), p["symbol"])
 

@@ -1,6 +1,7 @@
 """BinanceVenue: the REST server, the WebSocket server and the exchange, started and stopped together.
 
-Built from a RunSpec: the spec's prepared dataset is what it replays, engine.starting_balances is
+Built from a RunSpec: the spec's dataset is what it replays (synthetic: prepared when missing; imported: checked intact,
+its instrument and interval are the replayed symbol and bars), engine.starting_balances is
 the account, the connectivity_readiness placeholders name the environment variables holding the API
 key and secret it accepts (the same ones the node reads; values are never written anywhere).
 
@@ -19,8 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
-from opslab import contracts, fs, httpserver
-from opslab.datasets import store
+from opslab import contracts, fs, httpserver, market
+from opslab.datasets import resolve, store
 from opslab.venue import faults as fault_switch
 from opslab.venue import exchange, futures, futures_contract, futures_rest, futures_streams, profiles, rest, streams
 from opslab.venue.stats import VenueStats
@@ -61,13 +62,18 @@ class BinanceVenue:
         self.state_path: Path | None = None
         if spec is not None:
             self.api_key, self.api_secret = credentials(spec)
-            params = store.DatasetParams.from_spec(spec.data)
-            manifest = store.prepare(params).data["manifest"]  # converges: prepared when missing, checked intact once
-            bars = exchange.load_bars(store.bars_path(store.dataset_dir(params.dataset_id)), min(manifest["rows"], spec.data["engine"]["max_bars"]))
+            dataset_id = resolve.dataset_id_for_spec(spec.data)
+            # converges: a synthetic dataset prepared when missing, an imported one checked intact (its bars, instrument, interval)
+            manifest = resolve.converge_for_spec(spec.data).data["manifest"]
+            symbol, interval = manifest["instrument"], manifest.get("interval", market.INTERVAL)
+            if symbol not in exchange.LISTINGS:
+                raise InputError(f"dataset {dataset_id}: holds {symbol} bars; the venue lists {', '.join(exchange.LISTINGS)} only")
+            bars = exchange.load_bars(store.bars_path(store.dataset_dir(dataset_id)), min(manifest["rows"], spec.data["engine"]["max_bars"]))
             run_id, balances = spec.run_id, spec.data["engine"]["starting_balances"]
             self.state_path = contracts.artifact("venue_state").at(fs.root(), run_id)
         else:
-            params, bars, run_id, balances = LAB_DATASET, lab_bars(), LAB_RUN_ID, {}
+            dataset_id, bars, run_id, balances = LAB_DATASET.dataset_id, lab_bars(), LAB_RUN_ID, {}
+            symbol, interval = market.SYMBOL, market.INTERVAL
         self.faults = fault_switch.VenueState()
         fault_switch.apply(self.faults, dict(faults or {}))
         self.counters = VenueStats(run_id, self.faults, persist=spec is not None)
@@ -76,12 +82,13 @@ class BinanceVenue:
         self.hub: streams.Hub | None = None
         self.futures_hub: futures_streams.FuturesHub | None = None
         self.futures: futures.FuturesAccount | None = None  # set below: Spot's replay publishes before it exists
-        self.exchange = exchange.Exchange(run_id, params.dataset_id, bars, balances, speed, self.state_path, self._publish,
+        self.exchange = exchange.Exchange(run_id, dataset_id, bars, balances, speed, self.state_path, self._publish,
                                           lambda: self.faults.faults, reset=reset, on_demand=spec is None,
                                           lose_fill=lambda fill: fault_switch.lose_fill(self.faults, fill),
                                           split_order=lambda order: fault_switch.split_order(self.faults, order),
                                           duplicate_report=lambda fill: fault_switch.duplicate_report(self.faults, fill),
-                                          reorder_report=lambda order: fault_switch.reorder_report(self.faults, order))
+                                          reorder_report=lambda order: fault_switch.reorder_report(self.faults, order),
+                                          symbol=symbol, interval=interval)
         self.exchange.partial_gap_s = fault_switch.PARTIAL_GAP_MS / 1000
         self.counters.trades = lambda: int(self.exchange.state["next_trade_id"]) - 1
         self.counters.orders = self._order_counts

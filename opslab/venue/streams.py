@@ -45,12 +45,19 @@ from websockets.frames import Opcode
 from websockets.http11 import Response
 from websockets.sync.server import ServerConnection, serve
 
+from opslab import market
 from opslab.venue import faults as fault_switch
 from opslab.venue import profiles, wsapi
 from opslab.venue.exchange import SYMBOL, USER_STREAM, Exchange
 from opslab.venue.stats import VenueStats
 
-MARKET_STREAMS = {f"{SYMBOL.lower()}@{s}" for s in ("trade", "kline_1m", "bookTicker", "depth", "depth@100ms")}
+
+def market_streams(symbol: str = SYMBOL, interval: str = market.INTERVAL) -> frozenset[str]:
+    """The Spot market streams of a replay of SYMBOL's bars of INTERVAL (btcusdt@trade, btcusdt@kline_1m, ...)."""
+    return frozenset(f"{symbol.lower()}@{s}" for s in ("trade", f"kline_{interval}", "bookTicker", "depth", "depth@100ms"))
+
+
+MARKET_STREAMS = market_streams()  # the lab's own replay (BTCUSDT, 1m)
 MAX_MESSAGE = 4096  # client frames are subscription requests: small
 MAX_STREAMS = 32
 MAX_CONNECTIONS = 128
@@ -183,15 +190,15 @@ class Hub:
     """The connections and their subscriptions; publish() enqueues one message for every subscriber of a stream.
 
     Given the venue's parts, not the venue (server.py builds the hub; it does not import server.py). A subclass serves
-    another market on its own port (futures_streams.FuturesHub): its MARKET_STREAMS, its stream paths, no WebSocket API."""
+    another market on its own port (futures_streams.FuturesHub): its market streams, its stream paths, no WebSocket API."""
 
-    market_streams: frozenset[str] | set[str] = MARKET_STREAMS
     ws_api_path: str | None = wsapi.PATH
 
     def __init__(self, host: str, switch: fault_switch.VenueState, exchange: Exchange, counters: VenueStats, port: int = 0,
                  ping_interval_s: float = PING_INTERVAL_S, profile: profiles.Profile | None = None,
                  credentials: Callable[[], tuple[str | None, str | None]] = lambda: (None, None)) -> None:
         self.switch, self.exchange, self.counters = switch, exchange, counters
+        self.market_streams = self.streams_of_market()
         self.profile = profile or profiles.get(profiles.DEFAULT)
         self.wsapi = wsapi.WsApi(credentials, self._server_time_ms, wsapi.DAY_S / exchange.speed, self._offer_text, self._close_one,
                                  clock_ms=lambda: fault_switch.clock_ms(switch),
@@ -247,6 +254,10 @@ class Hub:
 
     def _server_time_ms(self) -> int:
         return fault_switch.server_time_ms(self.switch)
+
+    def streams_of_market(self) -> frozenset[str]:
+        """The market streams a client may subscribe to: the replayed symbol's."""
+        return market_streams(self.exchange.symbol, self.exchange.interval)
 
     def valid(self, stream: str) -> bool:
         return stream in self.market_streams or (self.profile.listen_key and self.exchange.has_listen_key(stream))

@@ -87,3 +87,24 @@ def test_check_does_not_connect(tmp_path: Path):
             with pytest.raises(BlockingIOError):  # no connection is waiting to be accepted: --check made none
                 sock.accept()
     assert done.code == 0 and done.out.startswith("changed: would run the live node"), done.out
+
+
+def test_usd_m_futures_on_an_imported_dataset_of_hourly_bars_is_exit_2_before_the_venue_is_asked(tmp_path: Path):
+    """The perpetual follows a replay of one-minute bars: an hourly dataset is refused from the spec and the manifest alone
+    (both venue ports closed: the check comes first), one line, nothing of the run written."""
+    import yaml
+
+    from conftest import FIXTURES
+
+    root = tmp_path / "artifacts"
+    hourly = FIXTURES / "data" / "binance" / "BTCUSDT-1h-2024-03-01.csv"
+    assert run_tc("data", "import", "--csv", str(hourly), "--id", "btc-1h", artifacts=root).code == 0
+    doc = yaml.safe_load((SPECS / "node-futures.yaml").read_text())
+    doc["dataset"] = {"kind": "imported", "id": "btc-1h"}
+    spec_file = tmp_path / "futures-1h.yaml"
+    spec_file.write_text(yaml.safe_dump(doc))
+    with closed_port() as http_port, closed_port() as ws_port:
+        done = run_tc("run", "node", "--spec", str(spec_file), "--venue-url", f"http://127.0.0.1:{http_port}",
+                      "--venue-ws-url", f"ws://127.0.0.1:{ws_port}", artifacts=root, timeout=120, **CREDS)
+    _refused_in_one_line(done, 0.0, root, f"{spec_file}: /engine/node/account_type: usdt_futures follows a replay of 1m bars; "
+                                          "dataset btc-1h holds 1h bars")
