@@ -98,6 +98,9 @@ def test_a_node_trades_imported_ethusdt_15m_klines_and_reconciles_clean(profile:
         venue_trades = venue.exchange.my_trades(1000, symbol="ETHUSDT")
     finally:
         venue.stop()
+    verify = subprocess.run([python, "-m", "opslab", "artifacts", "verify", "--all"], cwd=REPO, env=tc_env(root), capture_output=True,
+                            text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr  # the run and the venue's saved ETHUSDT state verify
     assert node.returncode == 0, node.stderr[-3000:]
     assert "Traceback" not in node.stderr
     run_dir = root / "runs" / "node-ethusdt"
