@@ -37,6 +37,16 @@ def tc_env(artifacts: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def node_root(tmp_path: Path, monkeypatch: Any, creds: dict[str, str]) -> Path:
+    """A node test's artifacts root (TMP_PATH/artifacts), set as TC_ARTIFACTS_DIR in this process with the venue's
+    credentials CREDS (the in-process venue reads them from the spec's environment names); the root."""
+    root = tmp_path / "artifacts"
+    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(root))
+    for name, value in creds.items():
+        monkeypatch.setenv(name, value)
+    return root
+
+
 def run_tc(*args: str, artifacts: Path, cwd: Path | None = None, timeout: float = 600, **env: str) -> Completed:
     """Run `python -m opslab ARGS` and capture its exit code, stdout and stderr."""
     proc = subprocess.run(

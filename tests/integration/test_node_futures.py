@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SPECS, tc_env
+from conftest import REPO, SPECS, node_root, tc_env
 from opslab import spec
 from opslab.datasets import store
 from opslab.drills import matrix
@@ -48,10 +48,7 @@ def test_a_futures_node_opens_adds_reduces_flips_is_funded_and_reconciles_clean(
     if profile not in FOUND:
         pytest.skip(f"no environment holds nautilus_trader {profile}: `make setup ENGINE={profile}` builds it")
     python = str(FOUND[profile].python)
-    root = tmp_path / "artifacts"
-    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(root))
-    for name, value in CREDS.items():
-        monkeypatch.setenv(name, value)
+    root = node_root(tmp_path, monkeypatch, CREDS)
     spec_file = SPECS / "node-futures.yaml"
     loaded = spec.load(spec_file)
     store.prepare(store.DatasetParams.from_spec(loaded.data))
@@ -102,10 +99,7 @@ def test_a_strategy_of_ones_own_trades_the_perpetual_as_on_spot(tmp_path: Path, 
     perpetual's instrument id and bar type, and it trades, and reconciles, on the engine this suite runs on."""
     import yaml
 
-    root = tmp_path / "artifacts"
-    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(root))
-    for name, value in CREDS.items():
-        monkeypatch.setenv(name, value)
+    root = node_root(tmp_path, monkeypatch, CREDS)
     data = yaml.safe_load((SPECS / "node-futures.yaml").read_text())
     data.update(run_id="node-futures-byo", scenario={"name": "ops_smoke_demo", "version": "1.0.0"},
                 strategy={"name": "meanrev", "version": "1", "strategy_path": "labuser.meanrev:MeanRev",

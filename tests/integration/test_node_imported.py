@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from conftest import FIXTURES, REPO, SPECS, run_tc, tc_env
+from conftest import FIXTURES, REPO, SPECS, node_root, run_tc, tc_env
 from opslab import spec
 from opslab.drills import matrix
 from opslab.venue import profiles
@@ -50,10 +50,7 @@ def _get(url: str) -> tuple[int, object]:
 
 
 def test_the_venue_replays_an_imported_dataset_of_its_own_symbol_and_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    root = tmp_path / "artifacts"
-    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(root))
-    for name, value in CREDS.items():
-        monkeypatch.setenv(name, value)
+    root = node_root(tmp_path, monkeypatch, CREDS)
     _import(root)
     with BinanceVenue(spec.load(SPEC), speed=6000, replay_now=True) as venue:
         with connect(f"{venue.ws_url}/ws/ethusdt@kline_15m", open_timeout=5) as ws:
@@ -83,10 +80,7 @@ def test_a_node_trades_imported_ethusdt_15m_klines_and_reconciles_clean(profile:
     if profile not in FOUND:
         pytest.skip(f"no environment holds nautilus_trader {profile}: `make setup ENGINE={profile}` builds it")
     python = str(FOUND[profile].python)
-    root = tmp_path / "artifacts"
-    monkeypatch.setenv("TC_ARTIFACTS_DIR", str(root))
-    for name, value in CREDS.items():
-        monkeypatch.setenv(name, value)
+    root = node_root(tmp_path, monkeypatch, CREDS)
     _import(root)
     venue = BinanceVenue(spec.load(SPEC), speed=SPEED, binance_api=profiles.for_nautilus(profile)).start()
     try:
