@@ -179,7 +179,7 @@ def run_node(args: argparse.Namespace, report: Reporter) -> Any:
 def rerender_report(args: argparse.Namespace, report: Reporter) -> Any:
     from opslab import runs
 
-    return runs.rerender(args.run_id, check=args.check)
+    return runs.rerender(args.run_id, check=args.check, charts=args.charts)
 
 
 def artifacts_verify(args: argparse.Namespace, report: Reporter) -> Any:

@@ -198,9 +198,13 @@ def _group_run(sub: Any) -> None:
 
 
 def _group_report(sub: Any) -> None:
-    p = leaf(sub, "report", "re-render a run's report.md from its artifacts and print its path", "  tc report demo\n  tc report demo --check",
+    p = leaf(sub, "report", "re-render a run's report.md from its artifacts and print its path",
+             "  tc report demo\n  tc report demo --check\n  tc report bench-100k --charts   # a run over 20,000 bars: draw its charts too",
              commands.rerender_report)
     p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--charts", action="store_true",
+                   help="draw the charts of a run over 20,000 bars, which report.html leaves out at run time; recorded in "
+                        "its journal, so every later rendering draws them (about a second)")
     _check_flag(p)
 
 

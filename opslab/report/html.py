@@ -19,6 +19,11 @@ from opslab.errors import InputError
 from opslab.escaping import html as esc
 
 MAX_BARS_BYTES = 256 << 20  # a dataset's bars.csv (100k bars is about 6 MiB)
+# A run of more bars gets its charts on request (`tc report RUN --charts`, recorded in its journal as CHARTS_REQUESTED):
+# a user of a large backtest does not need them every run, and they are matplotlib's import and three figures, about a
+# second and 30 MB beside the engine (docs/benchmarks.md). What the run records is the same either way.
+CHARTS_AT_RUN_TIME_BARS = 20_000
+CHARTS_REQUESTED = "report_charts_requested"
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;background:#fff}
@@ -239,7 +244,22 @@ def _on_bars(fills: list[Any], bars: list[Any], size: int, points: list[tuple[fl
     return [replace(f, ts=bars[min(last, bar_index(points, f.ts.timestamp()) // size)].ts) for f in fills]
 
 
+def charts_deferred(folder: Path, meta: dict[str, Any]) -> int | None:
+    """The bars of a run whose charts are drawn on request only (over CHARTS_AT_RUN_TIME_BARS, and no
+    report_charts_requested event in its journal yet), else None: its page draws them."""
+    bars = ((meta.get("engine_summary") or {}).get("bars_given")) or 0
+    if bars <= CHARTS_AT_RUN_TIME_BARS or journal.has_event(folder / contracts.artifact("journal").path, CHARTS_REQUESTED):
+        return None
+    return bars
+
+
 def _charts(folder: Path, meta: dict[str, Any], spec: dict[str, Any]) -> str:
+    deferred = charts_deferred(folder, meta)
+    if deferred is not None:  # drawing them is matplotlib's import and three figures: about a second and 30 MB beside the engine
+        return _section("charts", "Charts", f'<p class="note">Not drawn with the run: its {deferred:,} bars are over '
+                        f"{CHARTS_AT_RUN_TIME_BARS:,}, where drawing the charts would cost about a second and 30 MB beside the "
+                        f"engine. <code>tc report {esc(meta.get('run_id', 'RUN_ID'))} --charts</code> draws them into this page "
+                        "(and every later rendering of it).</p>")
     from opslab.report import charts
 
     figures = []

@@ -358,19 +358,26 @@ def show(run_id: str) -> Result:
     return Result("ok", summary, [str(folder)], found)
 
 
-def rerender(run_id: str, check: bool = False) -> Result:
-    """`tc report RUN_ID`: bring report.md, report.html and the manifest up to date with the artifacts."""
-    folder, _ = load_metadata(run_id)
+def rerender(run_id: str, check: bool = False, charts: bool = False) -> Result:
+    """`tc report RUN_ID`: bring report.md, report.html and the manifest up to date with the artifacts. CHARTS: a run
+    whose page draws its charts on request only (over html.CHARTS_AT_RUN_TIME_BARS bars) gets them, recorded in its
+    journal (report_charts_requested) so every later rendering draws them too."""
+    folder, meta = load_metadata(run_id)
     path, page = path_of(folder, "report"), path_of(folder, "report_html")
+    deferred = html.charts_deferred(folder, meta) if charts else None
     text = markdown.render(folder)
     current = fs.read_bytes(path).decode("utf-8", "replace") if fs.exists(path) else None
-    page_current = fs.exists(page) and fs.read_bytes(page) == html.render(folder).encode("utf-8")
+    page_current = deferred is None and fs.exists(page) and fs.read_bytes(page) == html.render(folder).encode("utf-8")
     where = [str(path), str(page)]
     if current == text and page_current:
         return Result("ok", f"report: {path} and {page.name} are current", where, {"report": str(path), "text": text})
     if check:
-        return Result("changed", f"report: {path} (would be re-rendered)", where, {"report": str(path), "text": text})
+        what = f" with the charts of its {deferred:,} bars" if deferred is not None else ""
+        return Result("changed", f"report: {path} (would be re-rendered{what})", where, {"report": str(path), "text": text})
     with fs.locked(folder, f"run {run_id}"):
+        if deferred is not None:
+            journal.append(path_of(folder, "journal"), run_id, html.CHARTS_REQUESTED, {"bars": deferred})
         write_reports(folder)
         digests.write_manifest(path_of(folder, "manifest"), run_id, folder, run_files(folder))
-    return Result("changed", f"report: {path} and {page.name}", where, {"report": str(path), "text": text})
+    return Result("changed", f"report: {path} and {page.name}" + (" (charts drawn)" if deferred is not None else ""), where,
+                  {"report": str(path), "text": text})
