@@ -375,7 +375,7 @@ def rerender(run_id: str, check: bool = False, charts: bool = False) -> Result:
         what = f" with the charts of its {deferred:,} bars" if deferred is not None else ""
         return Result("changed", f"report: {path} (would be re-rendered{what})", where, {"report": str(path), "text": text})
     with fs.locked(folder, f"run {run_id}"):
-        if deferred is not None:
+        if deferred is not None and html.charts_deferred(folder, meta) is not None:  # another tc may have asked meanwhile
             journal.append(path_of(folder, "journal"), run_id, html.CHARTS_REQUESTED, {"bars": deferred})
         write_reports(folder)
         digests.write_manifest(path_of(folder, "manifest"), run_id, folder, run_files(folder))
