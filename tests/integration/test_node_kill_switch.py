@@ -197,8 +197,11 @@ def test_a_soft_halt_stays_under_the_kill_switch_and_both_share_one_verified_his
                            and b, proc, 60, "the node running with its book")
             assert active["trading_state"] == "ACTIVE" and active["streams_stale"] == []
             venue.set_faults({"silent_market": True})
-            reducing = _wait(trading("REDUCING"), proc, 20, "the node REDUCING once market updates stopped")
-            assert set(reducing["streams_stale"]) == {"market_data", "book"} and reducing["stream_ages_seconds"]["book"] > 1
+            # both streams past their bound (the book's last update and the last market data come a moment apart, so a
+            # heartbeat may see one stale before the other): only then is the engage below after both auto_reduce entries
+            reducing = _wait(lambda: (b := trading("REDUCING")()) and set(b["streams_stale"]) == {"market_data", "book"} and b, proc, 20,
+                             "the node REDUCING with both streams stale once market updates stopped")
+            assert reducing["stream_ages_seconds"]["book"] > 1 and reducing["stream_ages_seconds"]["market_data"] > 1
             assert tc(["killswitch", "engage", "--reason", "soft halt test: engage while reducing"]) == 0
             _wait(trading("HALTED"), proc, 10, "HALTED above REDUCING")
             assert tc(["killswitch", "release", "--reason", "soft halt test: release while still stale"]) == 0
