@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from harness import REPO, WORK, record, skipped
+from harness import REPO, WORK, installed_env, record, skipped
 
 sys.path.insert(0, str(REPO))
 
@@ -34,7 +34,7 @@ def main() -> None:
     root = WORK / "drills" / "artifacts"
     shutil.rmtree(root.parent, ignore_errors=True)
     which = CHOSEN or ["--kind", "node"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TC_ARTIFACTS_DIR": str(root)}
+    env = installed_env(TC_ARTIFACTS_DIR=str(root))
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "opslab", "drill", "run", *which, "--jobs", str(JOBS), "--json"], env=env,
                           capture_output=True, text=True, timeout=1800)

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 
-from harness import REPO, WORK, compare, skipped
+from harness import REPO, WORK, compare, installed_env, skipped
 
 PY = sys.executable
 SIZE_MB = int(os.environ.get("TC_BENCH_FINGERPRINT_MB", "500"))
@@ -19,7 +19,7 @@ SIZE_MB = int(os.environ.get("TC_BENCH_FINGERPRINT_MB", "500"))
 
 def main() -> None:
     WORK.mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TC_ARTIFACTS_DIR": str(WORK / "artifacts")}
+    env = installed_env(TC_ARTIFACTS_DIR=str(WORK / "artifacts"))
     compare("tc spec validate vs import nautilus_trader.backtest.engine",
             [PY, "-m", "opslab", "spec", "validate", str(REPO / "fixtures/specs/demo.yaml")],
             [PY, "-c", "import nautilus_trader.backtest.engine"], rounds=7, env=env, key="cli_start")

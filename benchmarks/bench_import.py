@@ -16,7 +16,7 @@ import shutil
 import sys
 import zipfile
 
-from harness import REPO, WORK, compare
+from harness import WORK, compare, installed_env
 
 PY = sys.executable
 ROWS = int(os.environ.get("TC_BENCH_IMPORT_ROWS", "200000"))
@@ -69,11 +69,7 @@ def main() -> None:
     if not csv.exists():
         write_csv(csv, ROWS)
     root = WORK / "import-artifacts"
-    # Bytecode as an installed tc has it (pip compiles a package when it installs it): a checkout's opslab/ has none,
-    # and under PYTHONDONTWRITEBYTECODE (CI's, the images') every round would compile its modules again, about 0.1 s
-    # that no user's import pays. The warm-up round writes the bytecode of both sides under .bench/pycache.
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TC_ARTIFACTS_DIR": str(root), "PYTHONPYCACHEPREFIX": str(WORK / "pycache")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = installed_env(TC_ARTIFACTS_DIR=str(root))
     # --force: every round writes the dataset again (a second import of the same file would only say `ok`)
     subject = [PY, "-c", f"import shutil, sys; shutil.rmtree({str(root)!r}, ignore_errors=True); from opslab.cli import main; "
                f"sys.exit(main(['data', 'import', '--csv', {str(csv)!r}, '--id', 'bench', '--map', 'ts_close=open_time', "

@@ -23,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness import REPO, WORK, record, round_count, skipped
+from harness import REPO, WORK, installed_env, record, round_count, skipped
 
 sys.path.insert(0, str(REPO))
 from opslab import fs
@@ -55,7 +55,7 @@ print(time.perf_counter() - start, c.errors)
 
 
 def _env(root: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "TC_ARTIFACTS_DIR": str(root)}
+    return installed_env(TC_ARTIFACTS_DIR=str(root))
 
 
 def _template() -> Path:

@@ -21,6 +21,17 @@ WORK = REPO / ".bench"
 FIGURES_ENV = "TC_BENCH_FIGURES"
 
 
+def installed_env(**extra: str) -> dict[str, str]:
+    """The environment of a benchmark's child processes: the checkout on PYTHONPATH, with bytecode as an installed tc
+    has it (pip compiles a package when it installs it; a checkout's opslab/ has none). Under PYTHONDONTWRITEBYTECODE
+    (CI's, the images') every round would otherwise compile opslab's modules again: about 0.1 s that no user's command
+    pays, a third of `tc spec validate`'s start. Both sides of a comparison get the same PYTHONPYCACHEPREFIX under
+    .bench; the warm-up round fills it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONPYCACHEPREFIX": str(WORK / "pycache"), **extra}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def round_count(default: int) -> int:
     """DEFAULT, or TC_BENCH_ROUNDS when set (quick mode and CI run fewer)."""
     return max(1, int(os.environ.get("TC_BENCH_ROUNDS") or default))

@@ -9,17 +9,15 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 SCHEMA_VERSION = 1
 
 
 
-@dataclass(frozen=True)
-class Artifact:
+class Artifact(NamedTuple):
     """One artifact: where it lives, what validates it, and what kind of thing it is.
 
     scope: run (PATH relative to runs/<run_id>/) or root (relative to the artifacts root; "*" is one

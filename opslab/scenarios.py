@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Scenario:
+class Scenario(NamedTuple):
     """A built-in scenario: a deterministic smoke test of the plumbing, not a trading strategy.
 
     Its strategy is an ordinary importable strategy (NautilusTrader's ImportableStrategyConfig form:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -16,8 +15,7 @@ from opslab.contracts import errors_for, load_schema
 from opslab.errors import InputError
 
 
-@dataclass(frozen=True)
-class RunSpec:
+class RunSpec(NamedTuple):
     """A validated, normalized spec and where it came from."""
 
     path: Path
