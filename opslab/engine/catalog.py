@@ -565,17 +565,23 @@ def bars(folder: Path, bar_type: str, limit: int) -> list[Bar]:
 
 
 def stream(folder: Path, bar_type: str, limit: int, chunk: int = STREAM_CHUNK) -> Iterator[list[Bar]]:
-    """The first LIMIT bars of a dataset's catalog in lists of at most CHUNK, read lazily by the catalog's
-    backend session (what NautilusTrader's BacktestNode streams with): a backtest never holds all bars."""
-    from nautilus_trader.core.nautilus_pyo3 import DataBackendSession
-    from nautilus_trader.model.data import Bar, capsule_to_list
-    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+    """The first LIMIT bars of a dataset's catalog in lists of at most CHUNK, a row group at a time (file after file,
+    in the catalog's time order), decoded by NautilusTrader's own ArrowSerializer (what its catalog's pyarrow path
+    reads with): a backtest never holds all bars. Not the catalog's DataFusion backend session (BacktestNode's way):
+    its runtime held 61 MiB more for 100,000 bars on 1.231.0 (40 on 1.221.0) against 23 (28) here, at the same speed
+    (docs/benchmarks.md). Like every read of a dataset's catalog, the caller checked its files against the dataset
+    manifest first; a row group is at most the writer's 5,000 rows (write)."""
+    from nautilus_trader.model.data import Bar
+    from nautilus_trader.serialization.arrow.serializer import ArrowSerializer
 
-    session = ParquetDataCatalog(os.fspath(folder)).backend_session(Bar, identifiers=[bar_type], session=DataBackendSession(chunk_size=chunk))
     left = limit
-    for capsule in session.to_query_result():
-        if left <= 0:
-            return
-        part = capsule_to_list(capsule)[:left]
-        left -= len(part)
-        yield part
+    for file in _bar_files(folder, bar_type):
+        reader = pq.ParquetFile(file)
+        for i in range(reader.num_row_groups):
+            group = reader.read_row_group(i)
+            for start in range(0, group.num_rows, chunk):
+                if left <= 0:
+                    return
+                part = Bar.from_pyo3_list(ArrowSerializer.deserialize(data_cls=Bar, batch=group.slice(start, min(chunk, left))))
+                left -= len(part)
+                yield part
