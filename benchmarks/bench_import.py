@@ -5,7 +5,8 @@ the ratio is what matters. The subject does all an import does: two passes over 
 then write bars.csv), the engine's catalog (NautilusTrader's bar and instrument files, written without
 importing NautilusTrader on a release whose forms are recorded), the quality checks. `TC_BENCH_IMPORT_ROWS`
 changes the size.
-The second comparison imports Binance's kline zip as it is (inflated, parsed, times checked) against pyarrow's bare
+The second reports the floor under that ratio (floor_import.py: the same read, then a Parquet file and a copy of the CSV,
+fsync'd, nothing checked) against the same bare read. The third imports Binance's kline zip as it is (inflated, parsed, times checked) against pyarrow's bare
 read of the CSV inside.
 """
 
@@ -15,6 +16,7 @@ import os
 import shutil
 import sys
 import zipfile
+from pathlib import Path
 
 from harness import WORK, compare, installed_env
 
@@ -77,6 +79,12 @@ def main() -> None:
     baseline = [PY, "-c", f"import pyarrow.csv as c; c.read_csv({str(csv)!r})"]
     compare(f"tc data import --csv ({ROWS} rows, {csv.stat().st_size / 1e6:.1f} MB) vs pyarrow.csv.read_csv", subject, baseline,
             rounds=3, env=env, key="import_csv")
+    # The floor: what writing the import's two data files from the same read costs, checking nothing (floor_import.py).
+    # Its ratio to the bare read says how much of the target any import that writes bars.csv and a Parquet catalog has.
+    floor = [PY, str(Path(__file__).with_name("floor_import.py")), str(csv), str(WORK / "import-floor")]
+    compare(f"the floor: pyarrow's read, a Parquet file and a copy of the CSV, fsync'd ({ROWS} rows) vs pyarrow.csv.read_csv",
+            floor, baseline, rounds=3, env=env, key="import_floor")
+    shutil.rmtree(WORK / "import-floor", ignore_errors=True)
     klines = WORK / f"klines-{ROWS}.csv"
     if not klines.with_suffix(".zip").exists():
         write_klines(klines, ROWS)
