@@ -116,7 +116,12 @@ def _refuse(base: Path, parts: list[str], why: str) -> LinkRefused:
 
 def _open_dir(base: Path, parts: list[str], create: bool) -> int:
     """A file descriptor of the folder BASE/PARTS, walking with O_NOFOLLOW (creating when asked)."""
-    fd = _open_root(base)
+    return _descend(_open_root(base), base, [], parts, create)
+
+
+def _descend(fd: int, base: Path, above: list[str], parts: list[str], create: bool) -> int:
+    """From FD (the folder BASE/ABOVE, taken over: closed here), the folder PARTS below it, a component at a time
+    with O_NOFOLLOW (creating when asked); a link or a non-folder on the way is refused (LinkRefused)."""
     try:
         for i, name in enumerate(parts):
             try:
@@ -132,7 +137,7 @@ def _open_dir(base: Path, parts: list[str], create: bool) -> int:
                     raise
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     kind = "is a symlink" if _is_link(fd, name) else "is not a directory"
-                    raise _refuse(base, parts[: i + 1], kind) from None
+                    raise _refuse(base, above + parts[: i + 1], kind) from None
                 raise
             os.close(fd)
             fd = nxt
@@ -673,28 +678,53 @@ def entries(folder: Path) -> list[tuple[str, str]]:
     A missing folder has none."""
     try:
         with _dir(Path(folder)) as (fd, _, _):
-            out = []
-            for entry in os.scandir(fd):
-                mode = entry.stat(follow_symlinks=False).st_mode
-                kind = ("link" if stat.S_ISLNK(mode) else "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode)
-                        else "socket" if stat.S_ISSOCK(mode) else "other")
-                out.append((entry.name, kind))
-            return sorted(out)
+            return _listing(fd)
     except (FileNotFoundError, NotADirectoryError):
         return []
 
 
+def _listing(fd: int) -> list[tuple[str, str]]:
+    out = []
+    for entry in os.scandir(fd):
+        mode = entry.stat(follow_symlinks=False).st_mode
+        kind = ("link" if stat.S_ISLNK(mode) else "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode)
+                else "socket" if stat.S_ISSOCK(mode) else "other")
+        out.append((entry.name, kind))
+    return sorted(out)
+
+
 def walk(folder: Path, prune: Callable[[str], bool] | None = None) -> Iterator[tuple[str, str]]:
     """(relative path, kind) of everything beneath FOLDER, never descending through a link, nor into
-    folders for which PRUNE(relative path) is true."""
-    stack = [""]
-    while stack:
-        prefix = stack.pop()
-        for name, kind in entries(Path(folder) / prefix if prefix else Path(folder)):
-            relpath = f"{prefix}/{name}" if prefix else name
-            if kind == "dir" and not (prune and prune(relpath)):
-                stack.append(relpath)
-            yield relpath, kind
+    folders for which PRUNE(relative path) is true. FOLDER is opened once, as every path beneath the root is; each
+    folder below it is opened from there a component at a time with O_NOFOLLOW (not from the root again: the
+    exporter's first scrape walks every run, and on Python 3.13 the path arithmetic of opening from the root was a
+    third of it)."""
+    try:
+        with _dir(Path(folder)) as (top, base, parts):
+            stack = [""]
+            while stack:
+                prefix = stack.pop()
+                for name, kind in _listing_below(top, base, parts, prefix):
+                    relpath = f"{prefix}/{name}" if prefix else name
+                    if kind == "dir" and not (prune and prune(relpath)):
+                        stack.append(relpath)
+                    yield relpath, kind
+    except (FileNotFoundError, NotADirectoryError):
+        return  # FOLDER is missing: nothing beneath it
+
+
+def _listing_below(top: int, base: Path, parts: list[str], prefix: str) -> list[tuple[str, str]]:
+    """The listing of TOP's subfolder PREFIX (TOP itself for ""); none when it vanished meanwhile."""
+    if not prefix:
+        return _listing(top)
+    try:
+        fd = _descend(os.dup(top), base, parts, prefix.split("/"), False)
+    except FileNotFoundError:
+        return []
+    try:
+        return _listing(fd)
+    finally:
+        os.close(fd)
 
 
 def open_read(path: Path) -> Any:
@@ -748,7 +778,7 @@ def _sha256_fd(fd: int) -> str:
     return digest.hexdigest()
 
 
-def mtime_ns(path: Path) -> int | None:
+def mtime_ns(path: Path | str) -> int | None:
     """Modification time of an entry (not followed), or None when missing."""
     try:
         return os.stat(path, follow_symlinks=False).st_mtime_ns

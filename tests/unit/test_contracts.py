@@ -74,3 +74,36 @@ def test_artifact_at_fills_every_star_in_order_and_refuses_a_mismatch(tmp_path):
     for art, fill in (("metadata", ("x",)), ("venue_state", ()), ("venue_state", ("../up",)), ("venue_state", ("",))):
         with pytest.raises(ValueError):
             contracts.artifact(art).at(tmp_path, *fill)
+
+
+def _reference(rel: str, scope: str) -> tuple[str, bool] | None:
+    """classify as the registry reads: the first artifact, in its order, whose path or history log matches REL segment
+    by segment with fnmatch (the plain rule the exporter's faster classify must keep)."""
+    import fnmatch
+
+    def match(pattern: str) -> bool:
+        p, q = pattern.split("/"), rel.split("/")
+        return len(p) == len(q) and all(fnmatch.fnmatchcase(b, a) for a, b in zip(p, q))
+
+    for a in contracts.ARTIFACTS.values():
+        if a.scope == scope and match(a.path):
+            return a.name, False
+        if a.scope == scope and a.history and match(a.history):
+            return a.name, True
+    return None
+
+
+def test_classify_finds_what_segment_by_segment_fnmatch_finds():
+    assert not [a.name for a in contracts.ARTIFACTS.values() if any(c in a.path + (a.history or "") for c in "?[")], \
+        "a registered path with ? or [: contracts._matches compares segments without * as they are"
+    paths = set()
+    for a in contracts.ARTIFACTS.values():
+        for pattern in filter(None, (a.path, a.history)):
+            paths |= {pattern.replace("*", "x1"), pattern.replace("*", ""), pattern.replace("*", "a/b"), pattern + ".tmp",
+                      "sub/" + pattern.replace("*", "x1"), pattern.replace("*", "x1").upper()}
+    paths |= {"", "runs", "report.html", "journal.jsonl.1", "reports/x.csv", "./metadata.json"}
+    for scope in ("run", "root"):
+        got = {rel: (lambda f: f and (f[0].name, f[1]))(contracts.classify(rel, scope)) for rel in paths}
+        assert got == {rel: _reference(rel, scope) for rel in paths}
+        assert sum(v is not None for v in got.values()) >= 10, scope  # the paths above do hit the registry
+    assert contracts.artifact("orders").matches("orders.json") and not contracts.artifact("orders").matches("x/orders.json")
