@@ -70,7 +70,7 @@ def _segments(pattern: str) -> tuple[str, ...]:
 
 def _matches(pattern: tuple[str, ...], parts: list[str]) -> bool:
     """A path's PARTS against a PATTERN's segments: a segment without `*` (no registered path has ? or [) is compared as it is."""
-    return len(parts) == len(pattern) and all(q == p or ("*" in p and fnmatch.fnmatchcase(q, p)) for p, q in zip(pattern, parts))
+    return len(parts) == len(pattern) and all(q == p or ("*" in p and fnmatch.fnmatchcase(q, p)) for p, q in zip(pattern, parts, strict=True))
 
 
 # THE registry: every artifact tc writes, declared once. Writers, the report, `tc artifacts verify`,

@@ -83,7 +83,7 @@ def _reference(rel: str, scope: str) -> tuple[str, bool] | None:
 
     def match(pattern: str) -> bool:
         p, q = pattern.split("/"), rel.split("/")
-        return len(p) == len(q) and all(fnmatch.fnmatchcase(b, a) for a, b in zip(p, q))
+        return len(p) == len(q) and all(fnmatch.fnmatchcase(b, a) for a, b in zip(p, q, strict=True))
 
     for a in contracts.ARTIFACTS.values():
         if a.scope == scope and match(a.path):
