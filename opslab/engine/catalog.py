@@ -575,7 +575,7 @@ def stream(folder: Path, bar_type: str, limit: int, chunk: int = STREAM_CHUNK) -
     from nautilus_trader.serialization.arrow.serializer import ArrowSerializer
 
     left = limit
-    for file in _bar_files(folder, bar_type):
+    for file in sorted((folder / "data" / "bar" / bar_type).glob("*.parquet")):  # the import's size bound is not a backtest's
         reader = pq.ParquetFile(file)
         for i in range(reader.num_row_groups):
             group = reader.read_row_group(i)
