@@ -147,8 +147,11 @@ def validation_errors(data: Any, source: str) -> list[str]:
         lines.append(f"{source}: /scenario/version: {name} has no version {version!r}; known: {', '.join(versions[name])}")
     if data["dataset"]["kind"] != "imported" and data["instrument"] != market.SYMBOL:
         lines.append(f"{source}: /instrument: {data['instrument']} needs an imported dataset (a synthetic one is {market.SYMBOL}): "
-                     f"`tc data import --csv FILE --instrument-file fixtures/instruments/{data['instrument'].lower()}-binance-spot.json "
-                     "--id ID`, then dataset: {kind: imported, id: ID}")
+                     f"`tc data import --csv FILE --instrument-file {data['instrument'].lower()}-binance-spot.json --id ID` (its "
+                     "NautilusTrader definition; fixtures/instruments/ has ETHUSDT's and SOLUSDT's), then dataset: {kind: imported, id: ID}")
+    if data["engine"]["kind"] == "node" and data["instrument"] not in market.SYMBOLS:
+        lines.append(f"{source}: /instrument: a node trades what the lab's venue lists ({', '.join(market.SYMBOLS)}), not "
+                     f"{data['instrument']}; a backtest or a paper run trades it (engine.kind backtest or paper)")
     if market.account_type(data) == market.USDT_FUTURES and data["instrument"] != market.SYMBOL:
         lines.append(f"{source}: /engine/node/account_type: usdt_futures trades the venue's one perpetual, {market.SYMBOL}-PERP; "
                      f"expected instrument {market.SYMBOL}, got {data['instrument']}")

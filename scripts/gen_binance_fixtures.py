@@ -3,7 +3,8 @@
 Deterministic (a seeded random walk, fixed zip timestamps), no network. The format is Binance's: no header, 12 columns,
 prices with 8 decimals, open/close times in epoch ms (microseconds in spot files from 2025-01-01), close_time the bar's
 last millisecond. The files: two consecutive days trimmed to 240 bars each (zipped, ms), a 2025 day in us (CSV),
-a 1h day (CSV, 24 bars) and an ETHUSDT 15m day (CSV, 96 bars: another instrument, another interval). `python scripts/gen_binance_fixtures.py [--check]`.
+a 1h day (CSV, 24 bars), an ETHUSDT 15m day (CSV, 96 bars: another instrument, another interval) and a SOLUSDT 5m
+day (CSV, 288 bars: an instrument the lab's venue does not list, for backtests and paper runs). `python scripts/gen_binance_fixtures.py [--check]`.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def files() -> dict[str, bytes]:
         "BTCUSDT-1m-2025-01-01.csv": rows("2025-01-01T00:00:00", 240, 1, 3, 93500.0, micro=True).encode(),
         "BTCUSDT-1h-2024-03-01.csv": rows("2024-03-01T00:00:00", 24, 60, 4, 61000.0).encode(),
         "ETHUSDT-15m-2024-03-01.csv": rows("2024-03-01T00:00:00", 96, 15, 5, 3400.0).encode(),
+        "SOLUSDT-5m-2024-03-01.csv": rows("2024-03-01T00:00:00", 288, 5, 6, 130.0).encode(),
     }
 
 

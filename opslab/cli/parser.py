@@ -152,7 +152,8 @@ def _data_import_and_check(g: Any) -> None:
     instrument = p.add_mutually_exclusive_group()
     instrument.add_argument("--instrument", default="test:BTCUSDT", help="built-in instrument definition (test:BTCUSDT, the default)")
     instrument.add_argument("--instrument-file", metavar="FILE",
-                            help="instrument definition as JSON in NautilusTrader's CurrencyPair.to_dict form (docs: byo)")
+                            help="instrument definition as JSON in NautilusTrader's CurrencyPair.to_dict form: any Binance spot pair "
+                                 "(fixtures/instruments/ has ETHUSDT's and SOLUSDT's; docs: byo)")
     p.add_argument("--force", action="store_true", help="replace a dataset with the same id made from other input")
     _quality_flags(p)
     _check_flag(p)

@@ -575,7 +575,9 @@ def stream(folder: Path, bar_type: str, limit: int, chunk: int = STREAM_CHUNK) -
     from nautilus_trader.serialization.arrow.serializer import ArrowSerializer
 
     left = limit
-    for file in sorted((folder / "data" / "bar" / bar_type).glob("*.parquet")):  # the import's size bound is not a backtest's
+    # the files of the bar type's folder (checked against the dataset manifest), not _bar_files: an import's size bound
+    # is not a backtest's
+    for file in sorted(p for p in (folder / "data" / "bar" / bar_type).iterdir() if p.is_file()):
         reader = pq.ParquetFile(file)
         for i in range(reader.num_row_groups):
             group = reader.read_row_group(i)

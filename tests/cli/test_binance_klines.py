@@ -19,6 +19,8 @@ DAY1, DAY2 = BINANCE / "BTCUSDT-1m-2024-03-01.zip", BINANCE / "BTCUSDT-1m-2024-0
 MICRO, HOURLY = BINANCE / "BTCUSDT-1m-2025-01-01.csv", BINANCE / "BTCUSDT-1h-2024-03-01.csv"
 ETHUSDT = BINANCE / "ETHUSDT-15m-2024-03-01.csv"
 ETHUSDT_FILE = FIXTURES / "instruments" / "ethusdt-binance-spot.json"
+SOLUSDT = BINANCE / "SOLUSDT-5m-2024-03-01.csv"
+SOLUSDT_FILE = FIXTURES / "instruments" / "solusdt-binance-spot.json"
 WITH_HEADER = FIXTURES / "data" / "btcusdt-1m-binance-format.csv"  # Binance's futures files carry this header
 
 
@@ -105,6 +107,8 @@ def test_a_gap_between_files_is_reported_by_the_quality_checks(lab):
     (HOURLY, (), "BTCUSDT", "1h", 24, "2024-03-01T01:00:00Z", "2024-03-02T00:00:00Z", "BTCUSDT.BINANCE-1-HOUR-LAST-EXTERNAL", 3600),
     (ETHUSDT, ("--instrument-file", str(ETHUSDT_FILE)), "ETHUSDT", "15m", 96, "2024-03-01T00:15:00Z", "2024-03-02T00:00:00Z",
      "ETHUSDT.BINANCE-15-MINUTE-LAST-EXTERNAL", 900),
+    (SOLUSDT, ("--instrument-file", str(SOLUSDT_FILE)), "SOLUSDT", "5m", 288, "2024-03-01T00:05:00Z", "2024-03-02T00:00:00Z",
+     "SOLUSDT.BINANCE-5-MINUTE-LAST-EXTERNAL", 300),  # an instrument the lab knows only from its file
 ])
 def test_the_files_interval_and_instrument_become_the_datasets_bar_type(lab, file, extra, instrument, interval, bars, first, last,
                                                                         bar_type, gap_seconds):

@@ -67,6 +67,12 @@ CASES = {
                               "with engine.node.account_type usdt_futures"),
     "futures smoke in a backtest": (_with(scenario={"name": "ops_smoke_futures", "version": "1.0.0"}),
                                     "/scenario/name: ops_smoke_futures trades usdt_futures"),
+    # any Binance spot pair trades in a backtest or a paper run (its instrument file); a node, what the venue lists
+    "node on an unlisted symbol": (yaml.safe_dump({**yaml.safe_load((SPECS / "node-ethusdt.yaml").read_text()), "instrument": "SOLUSDT"}),
+                                   "/instrument: a node trades what the lab's venue lists (BTCUSDT, ETHUSDT), not SOLUSDT"),
+    "lower-case symbol": (_with(instrument="solusdt", dataset={"kind": "imported", "id": "sol"}), "/instrument: 'solusdt' does not match"),
+    "a balance of no currency": (_with(engine={**DEMO["engine"], "starting_balances": {"USDT": "1", "sol": "1"}}),
+                                 "/engine/starting_balances: 'sol' does not match any of the regexes: '^[A-Z0-9]{2,16}$'"),
     "unknown account type": (yaml.safe_dump({**FUTURES, "engine": {**FUTURES["engine"], "node": {
                                  **FUTURES["engine"]["node"], "account_type": "coin_futures"}}}),
                              "/engine/node/account_type: 'coin_futures' is not one of ['spot', 'usdt_futures']"),

@@ -223,6 +223,7 @@ def test_catalog_import_gives_the_same_dataset_bytes_as_the_csv(tmp_path):
 
 KLINES = FIXTURES / "data" / "binance"
 ETHUSDT_FILE = FIXTURES / "instruments" / "ethusdt-binance-spot.json"
+SOLUSDT_FILE = FIXTURES / "instruments" / "solusdt-binance-spot.json"
 BYO_ETH, BYO_ETH_PAPER = SPECS / "byo-ethusdt.yaml", SPECS / "byo-ethusdt-paper.yaml"
 # (kline file, import options, spec changes, dataset id, counters of the backtest: bars, orders, fills, positions, the first
 # fill's time). The same figures on every engine profile (1.221.0 and 1.231.0).
@@ -231,6 +232,9 @@ KLINE_RUNS = {
                    (24, 8, 8, 2, "2024-03-01T13:00:00Z")),
     "ethusdt-15m": (KLINES / "ETHUSDT-15m-2024-03-01.csv", ("--instrument-file", str(ETHUSDT_FILE)), {}, "eth-15m",
                     (96, 38, 38, 6, "2024-03-01T02:30:00Z")),
+    # an instrument the lab knows only from its file (any Binance spot pair): SOL's precisions, SOL's balance
+    "solusdt-5m": (KLINES / "SOLUSDT-5m-2024-03-01.csv", ("--instrument-file", str(SOLUSDT_FILE)),
+                   {"instrument": "SOLUSDT", "run_id": "byo-sol-5m"}, "sol-5m", (288, 136, 136, 18, "2024-03-01T01:00:00Z")),
 }
 
 

@@ -138,8 +138,10 @@ def _bad(tmp_path: Path, case: str) -> Path:
         path.write_text(json.dumps({**good, "price_precision": "2"}))
     elif case == "unknown-field":
         path.write_text(json.dumps({**good, "tick_size": "0.01"}))
-    elif case == "other-instrument":
-        path.write_text(json.dumps({**good, "id": "SOLUSDT.BINANCE", "raw_symbol": "SOLUSDT", "base_currency": "SOL"}))
+    elif case == "other-venue":
+        path.write_text(json.dumps({**good, "id": "BTCUSDT.COINBASE"}))
+    elif case == "other-raw-symbol":
+        path.write_text(json.dumps({**good, "raw_symbol": "BTCUSD"}))
     elif case == "other-base":
         path.write_text(json.dumps({**good, "id": "ETHUSDT.BINANCE", "raw_symbol": "ETHUSDT"}))  # base BTC
     elif case == "nautilus-refuses":
@@ -150,8 +152,10 @@ def _bad(tmp_path: Path, case: str) -> Path:
 BAD = {
     "missing": "no such file", "folder": "is a directory", "not-json": "not valid JSON", "oversized": "larger than 65536 bytes",
     "missing-field": "/: missing required field 'taker_fee'", "wrong-type": "/price_precision: '2' is not of type 'integer'",
-    "unknown-field": "unknown field(s)", "other-instrument": "/id: expected one of 'BTCUSDT.BINANCE', 'ETHUSDT.BINANCE'",
-    "other-base": "/base_currency: expected 'ETH' (the base currency of ETHUSDT.BINANCE), got 'BTC'",
+    "unknown-field": "unknown field(s)",
+    "other-venue": "/id: expected a Binance spot symbol on BINANCE (SYMBOL.BINANCE, e.g. SOLUSDT.BINANCE), got 'BTCUSDT.COINBASE'",
+    "other-raw-symbol": "/raw_symbol: expected 'BTCUSDT' (the symbol of its id), got 'BTCUSD'",
+    "other-base": "/base_currency: 'BTC' then /quote_currency 'USDT' do not spell ETHUSDT",
     "nautilus-refuses": "NautilusTrader refuses the instrument",
 }
 
