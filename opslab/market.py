@@ -68,7 +68,8 @@ LISTED = {
                 "max_price": "1000000.00", "min_quantity": "0.0001", "max_quantity": "9000.0000", "min_notional": "5.00",
                 "max_notional": "9000000.00", "reference_price": "2300.00"},
 }
-# Every symbol a RunSpec can trade (an imported dataset of it, with its instrument file): symbol -> (base, quote).
+# Every symbol the lab's venue lists, what a live node can trade: symbol -> (base, quote). A backtest or a paper run trades
+# any Binance spot pair of an imported dataset (its instrument file, datasets/instruments.py).
 SYMBOLS = {SYMBOL: (BASE, QUOTE), **{symbol: (d["base"], d["quote"]) for symbol, d in LISTED.items()}}
 
 
