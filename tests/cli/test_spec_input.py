@@ -147,3 +147,13 @@ def test_a_valid_kind_keeps_the_errors_of_its_own_variant(lab, tmp_path):
     spec = _write(tmp_path, _with(dataset={"kind": "imported", "id": "x", "seed": 1}))
     lines = lab("spec", "validate", str(spec)).err.strip().splitlines()
     assert lines == [f"error: {spec}: /dataset: unknown field(s) ('seed' was unexpected)"]
+
+
+def test_starting_balances_take_any_currency_code_each_within_its_bound(lab, tmp_path):
+    """A currency of the instrument file (SOL) beside USDT's twelve digits and BTC's six: the pattern for any code applies to
+    USDT and BTC as well (JSON Schema checks a name against properties and patternProperties both), so it must not narrow them."""
+    big = _write(tmp_path, _with(engine={**DEMO["engine"], "starting_balances": {"USDT": "1000000000", "BTC": "10", "SOL": "250.5"}}))
+    assert lab("spec", "validate", str(big)).code == 0
+    too_big = _write(tmp_path, _with(engine={**DEMO["engine"], "starting_balances": {"USDT": "1", "BTC": "1000000"}}), "b.yaml")
+    result = lab("spec", "validate", str(too_big))
+    assert result.code == 2 and "/engine/starting_balances/BTC: '1000000' does not match" in result.err, result.err
