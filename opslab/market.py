@@ -6,13 +6,11 @@ Everything that spells an instrument or a bar type reads it here: the engine, th
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 VENUE = "BINANCE"
 BASE, QUOTE = "BTC", "USDT"
 SYMBOL = BASE + QUOTE  # the synthetic datasets' instrument, and the venue's replayed symbol by default
-SYMBOL_RE = re.compile(r"[A-Z0-9]{2,20}")  # a Binance spot symbol (what a RunSpec's instrument and an instrument file's raw_symbol may be)
 INSTRUMENT_ID = f"{SYMBOL}.{VENUE}"
 INTERVAL = "1m"  # the synthetic datasets' bars
 

@@ -3,6 +3,7 @@ checked against schemas/instrument.schema.json, the lab's limits, then NautilusT
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ def read_file(path: Path | str) -> dict[str, Any]:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise InputError(problems[0] + more)
     symbol, _, venue = doc["id"].rpartition(".")
-    if venue != market.VENUE or not market.SYMBOL_RE.fullmatch(symbol):
+    # a symbol a RunSpec's instrument may name: the runspec schema's pattern, the one place it is spelled
+    if venue != market.VENUE or not re.fullmatch(contracts.load_schema("runspec")["properties"]["instrument"]["pattern"], symbol):
         raise InputError(f"{label}: /id: expected a Binance spot symbol on {market.VENUE} (SYMBOL.{market.VENUE}, e.g. "
                          f"SOLUSDT.{market.VENUE}), got {doc['id']!r}")
     if doc["raw_symbol"] != symbol:

@@ -60,8 +60,13 @@ class BarsRefused(InputError):
     """NautilusTrader refuses to make bars of a dataset's rows (e.g. high below low)."""
 
 
+def _bar_folder(path: Path, bar_type: str) -> Path:
+    """Where a catalog at PATH keeps BAR_TYPE's bar files (NautilusTrader's layout)."""
+    return path / "data" / "bar" / bar_type
+
+
 def _bar_files(path: Path, bar_type: str) -> list[Path]:
-    folder = path / "data" / "bar" / bar_type
+    folder = _bar_folder(path, bar_type)
     if not folder.is_dir():
         raise InputError(f"{path}: no bars of {bar_type} in this catalog (expected the folder {folder})")
     entries = sorted(folder.rglob("*"))
@@ -577,7 +582,7 @@ def stream(folder: Path, bar_type: str, limit: int, chunk: int = STREAM_CHUNK) -
     left = limit
     # the files of the bar type's folder (checked against the dataset manifest), not _bar_files: an import's size bound
     # is not a backtest's
-    for file in sorted(p for p in (folder / "data" / "bar" / bar_type).iterdir() if p.is_file()):
+    for file in sorted(p for p in _bar_folder(folder, bar_type).iterdir() if p.is_file()):
         reader = pq.ParquetFile(file)
         for i in range(reader.num_row_groups):
             group = reader.read_row_group(i)
